@@ -1,0 +1,452 @@
+//! The configuration of a `codesync` process, parsed once into typed structs:
+//! environment variables (`CODESYNC_<KEY>`) over an optional TOML file (`<key>
+//! = value`) over defaults. Every key has the same name in both places, and a
+//! bad value is reported with where it came from and what was expected.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use codesync_auth::AuthConfig;
+use codesync_common::grpc::SERVICE_NAMES;
+use codesync_common::telemetry::LogFormat;
+use codesync_gateway::GatewayConfig;
+
+const ENV_PREFIX: &str = "CODESYNC_";
+
+/// Every key, with what it means, for `--help`, the docs and error messages.
+pub const KEYS: &[(&str, &str)] = &[
+    ("data_dir", "where the embedded database, keys and work files live (default ./data)"),
+    ("http_addr", "the gateway's address: web app, REST, WebSockets (default 127.0.0.1:8080)"),
+    ("grpc_addr", "the gRPC address of the services in this process (default 127.0.0.1:50051)"),
+    ("database_url", "sqlite://... or postgres://... (default: SQLite file codesync.db in the data dir)"),
+    ("redis_url", "Redis for cross-node fan-out, presence and rate limits (default: none, in-process)"),
+    ("kafka_brokers", "Kafka bootstrap servers for the event bus (default: none, in-process bus)"),
+    ("sandbox", "code execution backend: local, docker or kubernetes (default local)"),
+    ("ai_provider", "openai (and OpenAI-compatible servers), anthropic or gemini (default: none, assistant off)"),
+    ("ai_base_url", "the AI provider's endpoint (default: the vendor's public endpoint)"),
+    ("ai_api_key", "the AI provider's API key"),
+    ("ai_model", "the AI provider's model"),
+    ("jwt_signing_key_file", "the access-token signing key, created with mode 0600 if missing (default <data_dir>/secrets/jwt-signing-key)"),
+    ("log_format", "text or json (default text); the level comes from CODESYNC_LOG or RUST_LOG"),
+    ("migrate_on_start", "apply database migrations when services start (default true)"),
+    ("rate_limit_per_minute", "REST requests per minute per client IP (default 200)"),
+    ("max_body_bytes", "largest REST request body in bytes (default 2097152)"),
+    ("trust_forwarded_for", "take the client IP from X-Forwarded-For; only behind a trusted proxy (default false)"),
+    ("access_token_ttl_secs", "lifetime of access tokens (default 900)"),
+    ("refresh_token_ttl_secs", "lifetime of refresh tokens (default 604800)"),
+    ("login_attempts_per_ip_per_minute", "login attempts per client IP per minute (default 20)"),
+    ("login_failures_per_account", "failed logins per account per 15 minutes (default 10)"),
+    ("auth_endpoint", "gRPC endpoint of the auth service when not in this process (default http://<grpc_addr>)"),
+    ("rooms_endpoint", "likewise for the rooms service"),
+    ("documents_endpoint", "likewise for the documents service"),
+    ("presence_endpoint", "likewise for the presence service"),
+    ("history_endpoint", "likewise for the history service"),
+    ("execution_endpoint", "likewise for the execution service"),
+    ("assistant_endpoint", "likewise for the assistant service"),
+    ("notifications_endpoint", "likewise for the notifications service"),
+    ("analytics_endpoint", "likewise for the analytics service"),
+];
+
+/// Environment variables of ours that are not configuration keys.
+const OTHER_ENV_VARS: &[&str] = &["CODESYNC_CONFIG", "CODESYNC_LOG"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the configuration file {path}: {source}")]
+    ReadFile { path: PathBuf, source: std::io::Error },
+    #[error("the configuration file {path} is not valid TOML: {message}")]
+    ParseFile { path: PathBuf, message: String },
+    #[error("unknown key '{key}' in {path}; known keys: {known}")]
+    UnknownKey { key: String, path: PathBuf, known: String },
+    #[error("invalid value for {origin}: '{value}' is not {expected}")]
+    InvalidValue { origin: String, value: String, expected: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SandboxBackend {
+    Local,
+    Docker,
+    Kubernetes,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AiProvider {
+    OpenAi,
+    Anthropic,
+    Gemini,
+}
+
+#[derive(Clone)]
+pub struct AiConfig {
+    pub provider: Option<AiProvider>,
+    pub base_url: Option<String>,
+    pub api_key: Option<String>,
+    pub model: Option<String>,
+}
+
+impl std::fmt::Debug for AiConfig {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("AiConfig")
+            .field("provider", &self.provider)
+            .field("base_url", &self.base_url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("model", &self.model)
+            .finish()
+    }
+}
+
+/// The whole configuration of one process.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub http_addr: SocketAddr,
+    pub grpc_addr: SocketAddr,
+    pub database_url: String,
+    pub redis_url: Option<String>,
+    pub kafka_brokers: Option<String>,
+    pub sandbox: SandboxBackend,
+    pub ai: AiConfig,
+    pub jwt_signing_key_file: PathBuf,
+    pub log_format: LogFormat,
+    pub migrate_on_start: bool,
+    pub access_token_ttl: Duration,
+    pub auth: AuthConfig,
+    pub gateway: GatewayConfig,
+    /// The gRPC endpoint (`http://host:port`) of each of the nine services.
+    pub endpoints: BTreeMap<&'static str, String>,
+    /// `CODESYNC_*` variables that are not keys, probably misspelt; logged at start.
+    pub unknown_env_vars: Vec<String>,
+}
+
+/// The raw values and where each came from.
+struct Sources {
+    file_path: Option<PathBuf>,
+    file: BTreeMap<String, toml::Value>,
+    env: BTreeMap<String, String>,
+}
+
+impl Sources {
+    /// The value of `key` as text and where it came from: the environment wins over the file.
+    fn raw(&self, key: &str) -> Option<(String, String)> {
+        let env_name = env_name(key);
+        if let Some(value) = self.env.get(&env_name) {
+            return Some((value.clone(), env_name));
+        }
+        let value = self.file.get(key)?;
+        let origin = format!("'{key}' in {}", self.file_path.as_deref().unwrap_or(Path::new("the configuration file")).display());
+        let text = match value {
+            toml::Value::String(text) => text.clone(),
+            toml::Value::Integer(number) => number.to_string(),
+            toml::Value::Float(number) => number.to_string(),
+            toml::Value::Boolean(flag) => flag.to_string(),
+            // Tables, arrays and dates fit no key; the parser will call them invalid.
+            _ => "<not a single value>".to_string(),
+        };
+        Some((text, origin))
+    }
+
+    fn parse<T>(&self, key: &str, expected: &str, parse: impl Fn(&str) -> Option<T>) -> Result<Option<T>, ConfigError> {
+        let Some((text, origin)) = self.raw(key) else {
+            return Ok(None);
+        };
+        parse(text.trim()).map(Some).ok_or_else(|| ConfigError::InvalidValue {
+            origin,
+            value: text.chars().take(200).collect(),
+            expected: expected.to_string(),
+        })
+    }
+
+    fn string(&self, key: &str) -> Option<String> {
+        self.raw(key).map(|(text, _)| text.trim().to_string()).filter(|text| !text.is_empty())
+    }
+
+    fn from_str<T: FromStr>(&self, key: &str, expected: &str) -> Result<Option<T>, ConfigError> {
+        self.parse(key, expected, |text| text.parse().ok())
+    }
+
+    fn boolean(&self, key: &str) -> Result<Option<bool>, ConfigError> {
+        self.parse(key, "a boolean (true or false)", |text| match text.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Some(true),
+            "false" | "0" | "no" | "off" => Some(false),
+            _ => None,
+        })
+    }
+
+    fn positive<T: FromStr + PartialOrd + Default>(&self, key: &str) -> Result<Option<T>, ConfigError> {
+        self.parse(key, "a positive whole number", |text| text.parse().ok().filter(|value| *value > T::default()))
+    }
+}
+
+fn env_name(key: &str) -> String {
+    format!("{ENV_PREFIX}{}", key.to_ascii_uppercase())
+}
+
+impl Config {
+    /// Reads the configuration from `file` (if given) and this process's environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let env: BTreeMap<String, String> = std::env::vars().filter(|(name, _)| name.starts_with(ENV_PREFIX)).collect();
+        Self::from_sources(file, env)
+    }
+
+    fn from_sources(file_path: Option<&Path>, env: BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        let file = match file_path {
+            Some(path) => read_toml(path)?,
+            None => BTreeMap::new(),
+        };
+        let known: BTreeSet<String> = KEYS.iter().map(|(key, _)| key.to_string()).collect();
+        let unknown_env_vars = env
+            .keys()
+            .filter(|name| !OTHER_ENV_VARS.contains(&name.as_str()))
+            .filter(|name| !known.contains(&name[ENV_PREFIX.len()..].to_ascii_lowercase()))
+            .cloned()
+            .collect();
+        let sources = Sources { file_path: file_path.map(Path::to_path_buf), file, env };
+
+        let data_dir = sources.string("data_dir").map_or_else(|| PathBuf::from("./data"), PathBuf::from);
+        let http_addr = sources
+            .from_str("http_addr", "a socket address such as 127.0.0.1:8080")?
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+        let grpc_addr = sources
+            .from_str("grpc_addr", "a socket address such as 127.0.0.1:50051")?
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 50051)));
+        let database_url = match sources.parse("database_url", "a sqlite://... or postgres://... URL", |text| {
+            let supported = ["sqlite:", "postgres:", "postgresql:"].iter().any(|scheme| text.starts_with(scheme));
+            supported.then(|| text.to_string())
+        })? {
+            Some(url) => url,
+            None => format!("sqlite://{}", data_dir.join("codesync.db").display()),
+        };
+        let sandbox = sources
+            .parse("sandbox", "local, docker or kubernetes", |text| match text {
+                "local" => Some(SandboxBackend::Local),
+                "docker" => Some(SandboxBackend::Docker),
+                "kubernetes" => Some(SandboxBackend::Kubernetes),
+                _ => None,
+            })?
+            .unwrap_or(SandboxBackend::Local);
+        let ai = AiConfig {
+            provider: sources.parse("ai_provider", "openai, anthropic or gemini", |text| match text {
+                "openai" => Some(AiProvider::OpenAi),
+                "anthropic" => Some(AiProvider::Anthropic),
+                "gemini" => Some(AiProvider::Gemini),
+                _ => None,
+            })?,
+            base_url: sources.parse("ai_base_url", "an http:// or https:// URL", parse_http_url)?,
+            api_key: sources.string("ai_api_key"),
+            model: sources.string("ai_model"),
+        };
+        let jwt_signing_key_file = sources
+            .string("jwt_signing_key_file")
+            .map_or_else(|| data_dir.join("secrets").join("jwt-signing-key"), PathBuf::from);
+        let log_format = sources
+            .parse("log_format", "text or json", |text| match text {
+                "text" => Some(LogFormat::Text),
+                "json" => Some(LogFormat::Json),
+                _ => None,
+            })?
+            .unwrap_or(LogFormat::Text);
+
+        let auth_defaults = AuthConfig::default();
+        let auth = AuthConfig {
+            refresh_token_ttl: sources
+                .positive::<u64>("refresh_token_ttl_secs")?
+                .map_or(auth_defaults.refresh_token_ttl, Duration::from_secs),
+            login_attempts_per_ip_per_minute: sources
+                .positive("login_attempts_per_ip_per_minute")?
+                .unwrap_or(auth_defaults.login_attempts_per_ip_per_minute),
+            login_failures_per_account: sources
+                .positive("login_failures_per_account")?
+                .unwrap_or(auth_defaults.login_failures_per_account),
+        };
+        let gateway_defaults = GatewayConfig::default();
+        let gateway = GatewayConfig {
+            rate_limit_per_minute: sources.positive("rate_limit_per_minute")?.unwrap_or(gateway_defaults.rate_limit_per_minute),
+            max_body_bytes: sources.positive("max_body_bytes")?.unwrap_or(gateway_defaults.max_body_bytes),
+            trust_forwarded_for: sources.boolean("trust_forwarded_for")?.unwrap_or(gateway_defaults.trust_forwarded_for),
+        };
+
+        let local_endpoint = format!("http://{}", connectable(grpc_addr));
+        let mut endpoints = BTreeMap::new();
+        for service in SERVICE_NAMES {
+            let key = format!("{service}_endpoint");
+            let endpoint = sources.parse(&key, "an http://host:port URL", parse_http_url)?;
+            endpoints.insert(service, endpoint.unwrap_or_else(|| local_endpoint.clone()));
+        }
+
+        Ok(Self {
+            data_dir,
+            http_addr,
+            grpc_addr,
+            database_url,
+            redis_url: sources.string("redis_url"),
+            kafka_brokers: sources.string("kafka_brokers"),
+            sandbox,
+            ai,
+            jwt_signing_key_file,
+            log_format,
+            migrate_on_start: sources.boolean("migrate_on_start")?.unwrap_or(true),
+            access_token_ttl: Duration::from_secs(sources.positive("access_token_ttl_secs")?.unwrap_or(15 * 60)),
+            auth,
+            gateway,
+            endpoints,
+            unknown_env_vars,
+        })
+    }
+
+    /// The effective configuration as TOML, secrets redacted, for `codesync config`.
+    pub fn describe(&self) -> String {
+        let optional = |value: &Option<String>| value.clone().unwrap_or_default();
+        let mut lines = vec![
+            format!("data_dir = {:?}", self.data_dir.display().to_string()),
+            format!("http_addr = \"{}\"", self.http_addr),
+            format!("grpc_addr = \"{}\"", self.grpc_addr),
+            format!("database_url = {:?}", redact_url_password(&self.database_url)),
+            format!("redis_url = {:?}", redact_url_password(&optional(&self.redis_url))),
+            format!("kafka_brokers = {:?}", optional(&self.kafka_brokers)),
+            format!("sandbox = \"{}\"", match self.sandbox {
+                SandboxBackend::Local => "local",
+                SandboxBackend::Docker => "docker",
+                SandboxBackend::Kubernetes => "kubernetes",
+            }),
+            format!("ai_provider = \"{}\"", match self.ai.provider {
+                None => "",
+                Some(AiProvider::OpenAi) => "openai",
+                Some(AiProvider::Anthropic) => "anthropic",
+                Some(AiProvider::Gemini) => "gemini",
+            }),
+            format!("ai_base_url = {:?}", optional(&self.ai.base_url)),
+            format!("ai_api_key = \"{}\"", if self.ai.api_key.is_some() { "<redacted>" } else { "" }),
+            format!("ai_model = {:?}", optional(&self.ai.model)),
+            format!("jwt_signing_key_file = {:?}", self.jwt_signing_key_file.display().to_string()),
+            format!("log_format = \"{}\"", if self.log_format == LogFormat::Json { "json" } else { "text" }),
+            format!("migrate_on_start = {}", self.migrate_on_start),
+            format!("rate_limit_per_minute = {}", self.gateway.rate_limit_per_minute),
+            format!("max_body_bytes = {}", self.gateway.max_body_bytes),
+            format!("trust_forwarded_for = {}", self.gateway.trust_forwarded_for),
+            format!("access_token_ttl_secs = {}", self.access_token_ttl.as_secs()),
+            format!("refresh_token_ttl_secs = {}", self.auth.refresh_token_ttl.as_secs()),
+            format!("login_attempts_per_ip_per_minute = {}", self.auth.login_attempts_per_ip_per_minute),
+            format!("login_failures_per_account = {}", self.auth.login_failures_per_account),
+        ];
+        for (service, endpoint) in &self.endpoints {
+            lines.push(format!("{service}_endpoint = {endpoint:?}"));
+        }
+        lines.join("\n")
+    }
+}
+
+fn read_toml(path: &Path) -> Result<BTreeMap<String, toml::Value>, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile { path: path.to_path_buf(), source })?;
+    let table: toml::Table = toml::from_str(&text)
+        .map_err(|error| ConfigError::ParseFile { path: path.to_path_buf(), message: error.to_string() })?;
+    let known: BTreeSet<&str> = KEYS.iter().map(|(key, _)| *key).collect();
+    if let Some(unknown) = table.keys().find(|key| !known.contains(key.as_str())) {
+        return Err(ConfigError::UnknownKey {
+            key: unknown.clone(),
+            path: path.to_path_buf(),
+            known: KEYS.iter().map(|(key, _)| *key).collect::<Vec<_>>().join(", "),
+        });
+    }
+    Ok(table.into_iter().collect())
+}
+
+fn parse_http_url(text: &str) -> Option<String> {
+    let rest = text.strip_prefix("http://").or_else(|| text.strip_prefix("https://"))?;
+    let host = rest.split('/').next().unwrap_or_default();
+    (!host.is_empty() && !text.contains(char::is_whitespace)).then(|| text.trim_end_matches('/').to_string())
+}
+
+/// An address others can connect to: a wildcard bind address means this host.
+fn connectable(address: SocketAddr) -> SocketAddr {
+    if address.ip().is_unspecified() {
+        return SocketAddr::from(([127, 0, 0, 1], address.port()));
+    }
+    address
+}
+
+fn redact_url_password(url: &str) -> String {
+    match url.split_once("://").and_then(|(scheme, rest)| rest.split_once('@').map(|(credentials, host)| (scheme, credentials, host))) {
+        Some((scheme, credentials, host)) if credentials.contains(':') => {
+            let user = credentials.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:<redacted>@{host}")
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(name, value)| (name.to_string(), value.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_need_no_configuration() {
+        let config = Config::from_sources(None, BTreeMap::new()).unwrap();
+        assert_eq!(config.http_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.grpc_addr.to_string(), "127.0.0.1:50051");
+        assert_eq!(config.data_dir, PathBuf::from("./data"));
+        assert_eq!(config.database_url, "sqlite://./data/codesync.db");
+        assert_eq!(config.sandbox, SandboxBackend::Local);
+        assert!(config.ai.provider.is_none());
+        assert_eq!(config.access_token_ttl, Duration::from_secs(900));
+        assert_eq!(config.gateway.rate_limit_per_minute, 200);
+        assert_eq!(config.endpoints["rooms"], "http://127.0.0.1:50051");
+        assert_eq!(config.jwt_signing_key_file, PathBuf::from("./data/secrets/jwt-signing-key"));
+    }
+
+    #[test]
+    fn the_environment_wins_over_the_file() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("codesync.toml");
+        std::fs::write(&path, "http_addr = \"0.0.0.0:9000\"\ngrpc_addr = \"0.0.0.0:9001\"\nrate_limit_per_minute = 50\n").unwrap();
+        let config = Config::from_sources(Some(&path), env(&[("CODESYNC_HTTP_ADDR", "127.0.0.1:7000")])).unwrap();
+        assert_eq!(config.http_addr.to_string(), "127.0.0.1:7000");
+        assert_eq!(config.grpc_addr.to_string(), "0.0.0.0:9001");
+        assert_eq!(config.gateway.rate_limit_per_minute, 50);
+        assert_eq!(config.endpoints["auth"], "http://127.0.0.1:9001", "a wildcard bind address is reached on loopback");
+    }
+
+    #[test]
+    fn bad_values_say_where_and_what() {
+        let error = Config::from_sources(None, env(&[("CODESYNC_HTTP_ADDR", "localhost")])).unwrap_err().to_string();
+        assert!(error.contains("CODESYNC_HTTP_ADDR") && error.contains("socket address"), "{error}");
+        let error = Config::from_sources(None, env(&[("CODESYNC_SANDBOX", "vm")])).unwrap_err().to_string();
+        assert!(error.contains("local, docker or kubernetes"), "{error}");
+        let error = Config::from_sources(None, env(&[("CODESYNC_DATABASE_URL", "mysql://x")])).unwrap_err().to_string();
+        assert!(error.contains("postgres"), "{error}");
+        let error = Config::from_sources(None, env(&[("CODESYNC_RATE_LIMIT_PER_MINUTE", "0")])).unwrap_err().to_string();
+        assert!(error.contains("positive"), "{error}");
+        let error = Config::from_sources(None, env(&[("CODESYNC_ROOMS_ENDPOINT", "rooms:50051")])).unwrap_err().to_string();
+        assert!(error.contains("http://"), "{error}");
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_errors_and_in_the_environment_warnings() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("codesync.toml");
+        std::fs::write(&path, "http_adr = \"127.0.0.1:1\"\n").unwrap();
+        let error = Config::from_sources(Some(&path), BTreeMap::new()).unwrap_err().to_string();
+        assert!(error.contains("unknown key 'http_adr'"), "{error}");
+        let config = Config::from_sources(None, env(&[("CODESYNC_HTTP_ADR", "x"), ("CODESYNC_LOG", "debug")])).unwrap();
+        assert_eq!(config.unknown_env_vars, vec!["CODESYNC_HTTP_ADR".to_string()]);
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_descriptions() {
+        let config = Config::from_sources(
+            None,
+            env(&[("CODESYNC_DATABASE_URL", "postgres://app:hunter2@db/codesync"), ("CODESYNC_AI_API_KEY", "sk-secret")]),
+        )
+        .unwrap();
+        let description = config.describe();
+        assert!(!description.contains("hunter2") && !description.contains("sk-secret"), "{description}");
+        assert!(!format!("{config:?}").contains("sk-secret"));
+    }
+}

@@ -1,0 +1,265 @@
+//! Which components run in this process, and how they are wired: one gRPC
+//! server hosting the selected services (with health and reflection), the
+//! gateway if selected, and gRPC channels to every service, local or remote.
+//! Callers always go through the generated tonic clients, so one code path
+//! serves the one-process and the process-per-service topologies.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+
+use anyhow::Context;
+use codesync_auth::AuthGrpcService;
+use codesync_auth::store::AuthStore;
+use codesync_common::db::Database;
+use codesync_common::grpc::{ServiceChannels, grpc_service_name};
+use codesync_common::identity::{SigningKey, TokenService};
+use codesync_rooms::RoomsGrpcService;
+use codesync_rooms::store::RoomsStore;
+use tokio::sync::watch;
+use tonic_health::ServingStatus;
+
+use crate::config::Config;
+
+/// One thing `codesync run --service` can start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+pub enum Component {
+    Auth,
+    Rooms,
+    Documents,
+    Presence,
+    History,
+    Execution,
+    Assistant,
+    Notifications,
+    Analytics,
+    Gateway,
+}
+
+impl Component {
+    pub const ALL: [Component; 10] = [
+        Self::Auth,
+        Self::Rooms,
+        Self::Documents,
+        Self::Presence,
+        Self::History,
+        Self::Execution,
+        Self::Assistant,
+        Self::Notifications,
+        Self::Analytics,
+        Self::Gateway,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Auth => "auth",
+            Self::Rooms => "rooms",
+            Self::Documents => "documents",
+            Self::Presence => "presence",
+            Self::History => "history",
+            Self::Execution => "execution",
+            Self::Assistant => "assistant",
+            Self::Notifications => "notifications",
+            Self::Analytics => "analytics",
+            Self::Gateway => "gateway",
+        }
+    }
+
+    /// The named components, or all of them when none is named.
+    pub fn selection(named: &[Component]) -> BTreeSet<Component> {
+        if named.is_empty() {
+            return Self::ALL.into_iter().collect();
+        }
+        named.iter().copied().collect()
+    }
+}
+
+/// Applies every service's migrations.
+pub async fn migrate(config: &Config) -> anyhow::Result<()> {
+    let database = Database::connect(&config.database_url).await?;
+    AuthStore::new(database.clone()).migrate().await?;
+    RoomsStore::new(database).migrate().await?;
+    tracing::info!(database = %redacted(&config.database_url), "the database is up to date");
+    Ok(())
+}
+
+fn redacted(url: &str) -> String {
+    match url.split_once('@') {
+        Some((_, host)) if url.contains("://") => format!("{}://<credentials>@{host}", url.split("://").next().unwrap_or_default()),
+        _ => url.to_string(),
+    }
+}
+
+/// Runs the selected components until SIGINT or SIGTERM.
+pub async fn run(config: Config, components: BTreeSet<Component>) -> anyhow::Result<()> {
+    let names: Vec<&str> = components.iter().map(|component| component.name()).collect();
+    tracing::info!(components = ?names, version = env!("CARGO_PKG_VERSION"), "starting codesync");
+
+    let signing_key = SigningKey::load_or_create(&config.jwt_signing_key_file)?;
+    let tokens = TokenService::new(&signing_key, config.access_token_ttl);
+    let channels = ServiceChannels::connect_lazily(|service| config.endpoints[service].clone())
+        .context("invalid service endpoint")?;
+
+    let needs_database = components.contains(&Component::Auth) || components.contains(&Component::Rooms);
+    let database = if needs_database {
+        let database = Database::connect(&config.database_url).await?;
+        Some(database)
+    } else {
+        None
+    };
+
+    let (shutdown_sender, shutdown_receiver) = watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+
+    let grpc_services: Vec<Component> =
+        components.iter().copied().filter(|component| *component != Component::Gateway).collect();
+    if !grpc_services.is_empty() {
+        let mut routes = tonic::service::RoutesBuilder::default();
+        let (health_reporter, health_service) = tonic_health::server::health_reporter();
+        for component in &grpc_services {
+            add_service(&mut routes, *component, &config, database.as_ref(), &tokens, &channels).await?;
+            let service_name = grpc_service_name(component.name());
+            health_reporter.set_service_status(&service_name, ServingStatus::Serving).await;
+        }
+        // Reflection lists only what this process serves; v1alpha is for older grpcurl.
+        let hosted_names: Vec<String> = grpc_services.iter().map(|component| grpc_service_name(component.name())).collect();
+        let reflection = || {
+            let mut builder = tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(codesync_proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                .with_service_name("grpc.health.v1.Health");
+            for name in &hosted_names {
+                builder = builder.with_service_name(name.clone());
+            }
+            builder
+        };
+        routes.add_service(health_service);
+        routes.add_service(reflection().build_v1().context("cannot build the gRPC reflection service (v1)")?);
+        routes.add_service(reflection().build_v1alpha().context("cannot build the gRPC reflection service (v1alpha)")?);
+
+        let listener = tokio::net::TcpListener::bind(config.grpc_addr)
+            .await
+            .with_context(|| format!("cannot listen for gRPC on {} (set CODESYNC_GRPC_ADDR)", config.grpc_addr))?;
+        let grpc_addr = listener.local_addr()?;
+        let shutdown = wait_for(shutdown_receiver.clone());
+        tasks.spawn(async move {
+            tonic::transport::Server::builder()
+                .trace_fn(|request| {
+                    let span = tracing::info_span!("grpc", path = %request.uri().path());
+                    codesync_common::telemetry::adopt_trace_context(&span, request.headers());
+                    span
+                })
+                .add_routes(routes.routes())
+                .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown)
+                .await
+                .context("the gRPC server failed")
+        });
+        tracing::info!(address = %grpc_addr, services = ?grpc_services.iter().map(|c| c.name()).collect::<Vec<_>>(), "gRPC is listening");
+    }
+
+    if components.contains(&Component::Gateway) {
+        let app = codesync_gateway::router(channels.clone(), tokens.clone(), &config.gateway);
+        let listener = tokio::net::TcpListener::bind(config.http_addr)
+            .await
+            .with_context(|| format!("cannot listen for HTTP on {} (set CODESYNC_HTTP_ADDR)", config.http_addr))?;
+        let http_addr = listener.local_addr()?;
+        let shutdown = wait_for(shutdown_receiver.clone());
+        tasks.spawn(async move { codesync_gateway::serve(listener, app, shutdown).await.context("the HTTP gateway failed") });
+        tracing::info!(address = %http_addr, "codesync is ready: open http://{http_addr}");
+    }
+
+    tokio::select! {
+        () = shutdown_signal() => {
+            tracing::info!("shutting down");
+            let _ = shutdown_sender.send(true);
+            while let Some(result) = tasks.join_next().await {
+                result.context("a server task panicked")??;
+            }
+            Ok(())
+        }
+        Some(result) = tasks.join_next() => {
+            // A server stopped on its own: that is an error even if it says Ok.
+            let _ = shutdown_sender.send(true);
+            result.context("a server task panicked")??;
+            anyhow::bail!("a server stopped unexpectedly")
+        }
+    }
+}
+
+async fn add_service(
+    routes: &mut tonic::service::RoutesBuilder,
+    component: Component,
+    config: &Config,
+    database: Option<&Database>,
+    tokens: &TokenService,
+    channels: &ServiceChannels,
+) -> anyhow::Result<()> {
+    let database = || database.cloned().context("this service needs the database");
+    match component {
+        Component::Auth => {
+            let store = AuthStore::new(database()?);
+            if config.migrate_on_start {
+                store.migrate().await?;
+            }
+            routes.add_service(AuthGrpcService::new(store, tokens.clone(), config.auth.clone()).into_grpc_server());
+        }
+        Component::Rooms => {
+            let store = RoomsStore::new(database()?);
+            if config.migrate_on_start {
+                store.migrate().await?;
+            }
+            routes.add_service(RoomsGrpcService::new(store, tokens.clone(), channels.auth.clone()).into_grpc_server());
+        }
+        Component::Documents => {
+            routes.add_service(codesync_documents::grpc_server());
+        }
+        Component::Presence => {
+            routes.add_service(codesync_presence::grpc_server());
+        }
+        Component::History => {
+            routes.add_service(codesync_history::grpc_server());
+        }
+        Component::Execution => {
+            routes.add_service(codesync_execution::grpc_server());
+        }
+        Component::Assistant => {
+            routes.add_service(codesync_assistant::grpc_server());
+        }
+        Component::Notifications => {
+            routes.add_service(codesync_notifications::grpc_server());
+        }
+        Component::Analytics => {
+            routes.add_service(codesync_analytics::grpc_server());
+        }
+        Component::Gateway => {}
+    }
+    Ok(())
+}
+
+async fn wait_for(mut shutdown: watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = terminate_signal();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}
+
+fn terminate_signal() -> impl Future<Output = ()> {
+    async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}

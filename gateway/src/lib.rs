@@ -1,0 +1,221 @@
+//! The gateway: the REST API of SPEC section 3 translated to the services'
+//! gRPC clients, with JWT checks, a per-IP rate limit, a body-size limit, one
+//! JSON error shape on every path, the OpenAPI document generated from the
+//! handlers, liveness and readiness probes, and Prometheus metrics.
+#![forbid(unsafe_code)]
+
+mod error;
+mod extract;
+mod metrics;
+mod rate_limit;
+mod routes;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router, middleware};
+use codesync_common::grpc::{ServiceChannels, grpc_service_name};
+use codesync_common::identity::TokenService;
+use codesync_common::rate_limit::RateLimiter;
+use codesync_proto::auth::v1::auth_service_client::AuthServiceClient;
+use codesync_proto::rooms::v1::rooms_service_client::RoomsServiceClient;
+use tonic::transport::Channel;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+
+pub use crate::error::ApiError;
+
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// Requests per minute per client IP on `/api/*`.
+    pub rate_limit_per_minute: u32,
+    /// The largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Whether to take the client IP from `X-Forwarded-For` (behind a trusted proxy only).
+    pub trust_forwarded_for: bool,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self { rate_limit_per_minute: 200, max_body_bytes: 2 * 1024 * 1024, trust_forwarded_for: false }
+    }
+}
+
+/// The gRPC clients of the services the gateway talks to.
+#[derive(Clone)]
+pub struct ServiceClients {
+    channels: ServiceChannels,
+}
+
+impl ServiceClients {
+    pub fn auth(&self) -> AuthServiceClient<Channel> {
+        AuthServiceClient::new(self.channels.auth.clone())
+    }
+
+    pub fn rooms(&self) -> RoomsServiceClient<Channel> {
+        RoomsServiceClient::new(self.channels.rooms.clone())
+    }
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct GatewayState {
+    clients: ServiceClients,
+    tokens: TokenService,
+    rate_limiter: Arc<RateLimiter>,
+    metrics: Arc<metrics::Metrics>,
+    openapi_json: Arc<String>,
+    trust_forwarded_for: bool,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "CodeSync API", description = "The REST API of CodeSync, a self-hosted collaborative development platform."),
+    modifiers(&BearerSecurity),
+    tags(
+        (name = "auth", description = "Accounts and sessions"),
+        (name = "rooms", description = "Rooms and invite codes"),
+        (name = "members", description = "Room members and roles"),
+        (name = "files", description = "Files of a room"),
+        (name = "operations", description = "Probes and metrics"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerSecurity;
+
+impl utoipa::Modify for BearerSecurity {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+    }
+}
+
+fn api_router() -> OpenApiRouter<GatewayState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(routes::auth::router())
+        .merge(routes::rooms::router())
+        .merge(routes::files::router())
+        .routes(utoipa_axum::routes!(healthz))
+        .routes(utoipa_axum::routes!(readyz))
+}
+
+/// The OpenAPI document of the REST API, as served at `/api/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_router().split_for_parts().1
+}
+
+/// The gateway's whole HTTP application.
+pub fn router(channels: ServiceChannels, tokens: TokenService, config: &GatewayConfig) -> Router {
+    let (api_routes, openapi) = api_router().split_for_parts();
+    let openapi_json = openapi.to_pretty_json().unwrap_or_else(|_| "{}".to_string());
+    let state = GatewayState {
+        clients: ServiceClients { channels },
+        tokens,
+        rate_limiter: Arc::new(RateLimiter::new(config.rate_limit_per_minute, Duration::from_secs(60))),
+        metrics: Arc::new(metrics::Metrics::default()),
+        openapi_json: Arc::new(openapi_json),
+        trust_forwarded_for: config.trust_forwarded_for,
+    };
+    api_routes
+        .route("/api/openapi.json", get(openapi_document))
+        .route("/metrics", get(prometheus_metrics))
+        .route_layer(middleware::from_fn(metrics::remember_route))
+        .fallback(error::not_found_fallback)
+        .method_not_allowed_fallback(error::method_not_allowed_fallback)
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(middleware::from_fn_with_state(state.clone(), rate_limit::limit_per_ip))
+        .layer(CatchPanicLayer::custom(error::panic_response))
+        .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
+            let span = tracing::info_span!("http", method = %request.method(), path = %request.uri().path());
+            codesync_common::telemetry::adopt_trace_context(&span, request.headers());
+            span
+        }))
+        .with_state(state)
+}
+
+/// Serves the gateway on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct HealthBody {
+    status: &'static str,
+}
+
+/// Liveness: the gateway answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "alive", body = HealthBody)))]
+async fn healthz() -> Json<HealthBody> {
+    Json(HealthBody { status: "ok" })
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct ReadinessBody {
+    status: &'static str,
+    /// Each service's gRPC health: `SERVING`, `NOT_SERVING` or `UNREACHABLE`.
+    services: std::collections::BTreeMap<&'static str, String>,
+}
+
+/// Readiness: every service answers its gRPC health check with SERVING.
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses(
+    (status = 200, description = "every service is serving", body = ReadinessBody),
+    (status = 503, description = "some service is not", body = ReadinessBody),
+))]
+async fn readyz(State(state): State<GatewayState>) -> Response {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+
+    let checks = state.clients.channels.by_name().map(|(service, channel)| {
+        let mut client = HealthClient::new(channel.clone());
+        async move {
+            let mut request = tonic::Request::new(HealthCheckRequest { service: grpc_service_name(service) });
+            request.set_timeout(Duration::from_secs(2));
+            let status = match client.check(request).await {
+                Ok(response) => ServingStatus::try_from(response.into_inner().status)
+                    .map_or_else(|_| "UNKNOWN".to_string(), |status| status.as_str_name().to_string()),
+                Err(_) => "UNREACHABLE".to_string(),
+            };
+            (service, status)
+        }
+    });
+    let services: std::collections::BTreeMap<_, _> = futures::future::join_all(checks).await.into_iter().collect();
+    let ready = services.values().all(|status| status == "SERVING");
+    let status_code = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let body = ReadinessBody { status: if ready { "ready" } else { "not_ready" }, services };
+    (status_code, Json(body)).into_response()
+}
+
+async fn openapi_document(State(state): State<GatewayState>) -> Response {
+    let mut response = state.openapi_json.as_str().to_string().into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+async fn prometheus_metrics(State(state): State<GatewayState>) -> Response {
+    let mut response = state.metrics.encode().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    response
+}

@@ -1,0 +1,107 @@
+//! The rules for usernames, emails and passwords.
+
+use codesync_common::ServiceError;
+use codesync_common::validate::has_forbidden_characters;
+
+pub const USERNAME_MIN_CHARS: usize = 3;
+pub const USERNAME_MAX_CHARS: usize = 32;
+pub const EMAIL_MAX_CHARS: usize = 254;
+pub const PASSWORD_MIN_CHARS: usize = 8;
+/// Long enough for any passphrase, short enough that hashing stays cheap.
+pub const PASSWORD_MAX_CHARS: usize = 1024;
+
+/// 3 to 32 ASCII letters, digits, `_`, `-` or `.`, starting with a letter or digit.
+pub fn username(value: &str) -> Result<String, ServiceError> {
+    let length = value.chars().count();
+    if !(USERNAME_MIN_CHARS..=USERNAME_MAX_CHARS).contains(&length) {
+        return Err(ServiceError::invalid(
+            "invalid_username",
+            format!("the username must be {USERNAME_MIN_CHARS} to {USERNAME_MAX_CHARS} characters long"),
+        ));
+    }
+    let allowed = value.chars().all(|character| character.is_ascii_alphanumeric() || matches!(character, '_' | '-' | '.'));
+    let starts_well = value.chars().next().is_some_and(|character| character.is_ascii_alphanumeric());
+    if !allowed || !starts_well {
+        return Err(ServiceError::invalid(
+            "invalid_username",
+            "the username may contain only letters, digits, '_', '-' and '.', and must start with a letter or digit",
+        ));
+    }
+    Ok(value.to_string())
+}
+
+/// A plausible address: `local@domain.tld`, no spaces or control characters;
+/// returned lower-cased, the form accounts are looked up by.
+pub fn email(value: &str) -> Result<String, ServiceError> {
+    let invalid = || ServiceError::invalid("invalid_email", "the email address is not valid");
+    let value = value.trim();
+    if value.is_empty() || value.chars().count() > EMAIL_MAX_CHARS || has_forbidden_characters(value) {
+        return Err(invalid());
+    }
+    if value.chars().any(|character| character.is_whitespace() || matches!(character, '<' | '>' | '(' | ')' | ',' | ';' | '"' | '\\')) {
+        return Err(invalid());
+    }
+    let Some((local, domain)) = value.rsplit_once('@') else {
+        return Err(invalid());
+    };
+    let domain_is_valid = domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains("..")
+        && domain.split('.').all(|label| !label.is_empty() && !label.starts_with('-') && !label.ends_with('-'));
+    if local.is_empty() || local.len() > 64 || local.contains('@') || !domain_is_valid {
+        return Err(invalid());
+    }
+    Ok(value.to_lowercase())
+}
+
+pub fn password(value: &str) -> Result<(), ServiceError> {
+    let length = value.chars().count();
+    if length < PASSWORD_MIN_CHARS {
+        return Err(ServiceError::invalid(
+            "weak_password",
+            format!("the password must be at least {PASSWORD_MIN_CHARS} characters long"),
+        ));
+    }
+    if length > PASSWORD_MAX_CHARS {
+        return Err(ServiceError::invalid(
+            "invalid_password",
+            format!("the password must be at most {PASSWORD_MAX_CHARS} characters long"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames() {
+        for good in ["bob", "alice_01", "a.b-c", "X9z"] {
+            assert!(username(good).is_ok(), "{good}");
+        }
+        for bad in ["ab", "_bob", "bob smith", "bob/../x", "bøb", "a\u{0}b", &"a".repeat(33), ""] {
+            assert_eq!(username(bad).unwrap_err().code(), "invalid_username", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn emails() {
+        assert_eq!(email(" Alice@Example.COM ").unwrap(), "alice@example.com");
+        assert!(email("a.b+tag@sub.example.org").is_ok());
+        for bad in ["", "alice", "alice@", "@example.com", "alice@example", "a b@example.com", "alice@@example.com",
+                    "alice@example..com", "alice@.example.com", "alice@example.com\n", "<a@b.c>"] {
+            assert_eq!(email(bad).unwrap_err().code(), "invalid_email", "{bad:?}");
+        }
+        assert!(email(&format!("{}@example.com", "a".repeat(300))).is_err());
+    }
+
+    #[test]
+    fn passwords() {
+        assert!(password("12345678").is_ok());
+        assert!(password("пароль-секрет").is_ok());
+        assert_eq!(password("1234567").unwrap_err().code(), "weak_password");
+        assert_eq!(password(&"x".repeat(1025)).unwrap_err().code(), "invalid_password");
+    }
+}

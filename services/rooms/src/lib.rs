@@ -1,0 +1,498 @@
+//! The rooms service: rooms (public or private), members and their roles
+//! (owner, editor, viewer), invite codes, and the files of each room.
+//!
+//! Every request is authorised here, whatever called it: a private room's
+//! resources are NOT_FOUND to non-members (their existence never leaks), and a
+//! viewer, or a non-member of a public room, gets PERMISSION_DENIED on any change.
+#![forbid(unsafe_code)]
+
+mod access;
+pub mod language;
+pub mod store;
+mod validation;
+
+use codesync_common::grpc::CallContext;
+use codesync_common::identity::{Caller, TokenService};
+use codesync_common::{ServiceError, ServiceResult, new_id, now_ms};
+use codesync_proto::auth::v1::GetUserProfilesRequest;
+use codesync_proto::auth::v1::auth_service_client::AuthServiceClient;
+use codesync_proto::rooms::v1 as pb;
+use codesync_proto::rooms::v1::rooms_service_server::{RoomsService, RoomsServiceServer};
+use rand::Rng;
+use tonic::transport::Channel;
+use tonic::{Request, Response, Status};
+
+use crate::access::RoomAccess;
+use crate::store::{FileChanges, FileRecord, MemberRecord, RoomRecord, RoomsStore, UniqueWrite};
+
+/// The largest file content the service stores, in bytes.
+pub const MAX_FILE_BYTES: usize = 1024 * 1024;
+/// The most files one room may hold.
+pub const MAX_FILES_PER_ROOM: i64 = 1000;
+const INVITE_CODE_LENGTH: usize = 12;
+/// Letters and digits that cannot be mistaken for one another when read aloud or retyped.
+const INVITE_CODE_ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz23456789";
+
+/// A member's role in a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Owner,
+    Editor,
+    Viewer,
+}
+
+impl Role {
+    pub fn as_db(self) -> &'static str {
+        match self {
+            Self::Owner => "owner",
+            Self::Editor => "editor",
+            Self::Viewer => "viewer",
+        }
+    }
+
+    pub fn from_db(value: &str) -> Option<Self> {
+        match value {
+            "owner" => Some(Self::Owner),
+            "editor" => Some(Self::Editor),
+            "viewer" => Some(Self::Viewer),
+            _ => None,
+        }
+    }
+
+    fn to_proto(self) -> pb::Role {
+        match self {
+            Self::Owner => pb::Role::Owner,
+            Self::Editor => pb::Role::Editor,
+            Self::Viewer => pb::Role::Viewer,
+        }
+    }
+
+    pub fn can_write(self) -> bool {
+        matches!(self, Self::Owner | Self::Editor)
+    }
+}
+
+/// The gRPC implementation of `codesync.rooms.v1.RoomsService`.
+pub struct RoomsGrpcService {
+    store: RoomsStore,
+    tokens: TokenService,
+    auth_client: AuthServiceClient<Channel>,
+}
+
+impl RoomsGrpcService {
+    /// `auth_channel` reaches the auth service, for members' usernames.
+    pub fn new(store: RoomsStore, tokens: TokenService, auth_channel: Channel) -> Self {
+        Self { store, tokens, auth_client: AuthServiceClient::new(auth_channel) }
+    }
+
+    pub fn into_grpc_server(self) -> RoomsServiceServer<Self> {
+        RoomsServiceServer::new(self)
+    }
+
+    async fn room_access(&self, room_id: &str, caller: Option<&Caller>) -> ServiceResult<RoomAccess> {
+        let room = if codesync_common::is_valid_id(room_id) {
+            self.store.find_room(room_id, caller_id(caller)).await?
+        } else {
+            None
+        };
+        RoomAccess::evaluate(room, caller.cloned())
+    }
+
+    async fn file_access(&self, file_id: &str, caller: Option<&Caller>, with_content: bool) -> ServiceResult<(FileRecord, RoomAccess)> {
+        let file_not_found = || ServiceError::not_found("file_not_found", "no such file");
+        if !codesync_common::is_valid_id(file_id) {
+            return Err(file_not_found());
+        }
+        let file = self.store.find_file(file_id, with_content).await?.ok_or_else(file_not_found)?;
+        // A file of a room the caller may not see is as absent as the room.
+        let access = self.room_access(&file.room_id, caller).await.map_err(|error| match error {
+            ServiceError::NotFound { .. } => file_not_found(),
+            other => other,
+        })?;
+        Ok((file, access))
+    }
+
+    async fn unique_invite_code_write<F, Fut>(&self, mut write: F) -> ServiceResult<String>
+    where
+        F: FnMut(String) -> Fut,
+        Fut: std::future::Future<Output = ServiceResult<UniqueWrite<()>>>,
+    {
+        // 12 characters of a 56-letter alphabet: a collision is astronomically rare, but handled.
+        for _ in 0..5 {
+            let invite_code = new_invite_code();
+            if let UniqueWrite::Done(()) = write(invite_code.clone()).await? {
+                return Ok(invite_code);
+            }
+        }
+        Err(ServiceError::internal("could not draw a unique invite code in 5 attempts"))
+    }
+
+    async fn create_room(&self, caller: Caller, request: pb::CreateRoomRequest) -> ServiceResult<pb::Room> {
+        let name = validation::room_name(&request.name)?;
+        let description = validation::room_description(&request.description)?;
+        let room_id = new_id();
+        let now_ms = now_ms();
+        let template = RoomRecord {
+            id: room_id.clone(),
+            name,
+            description,
+            is_public: request.is_public,
+            owner_id: caller.user_id.clone(),
+            invite_code: String::new(),
+            created_at_ms: now_ms,
+            updated_at_ms: now_ms,
+            member_count: 1,
+            caller_role: Some(Role::Owner),
+        };
+        self.unique_invite_code_write(|invite_code| {
+            let room = RoomRecord { invite_code, ..template.clone() };
+            async move { self.store.insert_room(&room).await }
+        })
+        .await?;
+        tracing::info!(room.id = %room_id, user.id = %caller.user_id, "created a room");
+        self.load_room(&room_id, &caller).await
+    }
+
+    async fn load_room(&self, room_id: &str, caller: &Caller) -> ServiceResult<pb::Room> {
+        let room = self
+            .store
+            .find_room(room_id, &caller.user_id)
+            .await?
+            .ok_or_else(|| ServiceError::not_found("room_not_found", "no such room"))?;
+        Ok(room_message(&room))
+    }
+
+    async fn update_room(&self, caller: Caller, request: pb::UpdateRoomRequest) -> ServiceResult<pb::Room> {
+        let access = self.room_access(&request.room_id, Some(&caller)).await?;
+        access.require_owner()?;
+        let room = access.room();
+        let name = match request.name.as_deref() {
+            Some(name) => validation::room_name(name)?,
+            None => room.name.clone(),
+        };
+        let description = match request.description.as_deref() {
+            Some(description) => validation::room_description(description)?,
+            None => room.description.clone(),
+        };
+        let is_public = request.is_public.unwrap_or(room.is_public);
+        self.store.update_room(&room.id, &name, &description, is_public, now_ms()).await?;
+        self.load_room(&room.id, &caller).await
+    }
+
+    async fn join_room(&self, caller: Caller, request: pb::JoinRoomRequest) -> ServiceResult<pb::Room> {
+        let invite_code = request.invite_code.trim();
+        let invalid = || ServiceError::not_found("invite_not_found", "no room has this invite code");
+        if invite_code.is_empty() || invite_code.len() > 64 {
+            return Err(invalid());
+        }
+        let room = self.store.find_room_by_invite_code(invite_code, &caller.user_id).await?.ok_or_else(invalid)?;
+        if self.store.add_member_if_absent(&room.id, &caller.user_id, Role::Editor, now_ms()).await? {
+            tracing::info!(room.id = %room.id, user.id = %caller.user_id, "joined a room by invite code");
+        }
+        self.load_room(&room.id, &caller).await
+    }
+
+    async fn members(&self, context: &CallContext, members: Vec<MemberRecord>) -> ServiceResult<Vec<pb::Member>> {
+        let user_ids = members.iter().map(|member| member.user_id.clone()).collect();
+        let mut auth_client = self.auth_client.clone();
+        let profiles = auth_client
+            .get_user_profiles(context.request(GetUserProfilesRequest { user_ids }))
+            .await
+            .map_err(|status| {
+                tracing::warn!(error = %status, "the auth service did not answer a profile look-up");
+                ServiceError::Unavailable { message: "the auth service is unavailable; try again".to_string() }
+            })?
+            .into_inner()
+            .profiles;
+        let usernames: std::collections::HashMap<String, String> =
+            profiles.into_iter().map(|profile| (profile.id, profile.username)).collect();
+        Ok(members
+            .into_iter()
+            .map(|member| {
+                let username = usernames.get(&member.user_id).cloned().unwrap_or_default();
+                member_message(member, username)
+            })
+            .collect())
+    }
+
+    async fn update_member_role(&self, context: &CallContext, caller: Caller, request: pb::UpdateMemberRoleRequest) -> ServiceResult<pb::Member> {
+        let access = self.room_access(&request.room_id, Some(&caller)).await?;
+        access.require_owner()?;
+        let role = match pb::Role::try_from(request.role) {
+            Ok(pb::Role::Editor) => Role::Editor,
+            Ok(pb::Role::Viewer) => Role::Viewer,
+            Ok(pb::Role::Owner) => {
+                return Err(ServiceError::invalid("invalid_role", "a room has one owner; the role must be editor or viewer"));
+            }
+            Ok(pb::Role::Unspecified) | Err(_) => {
+                return Err(ServiceError::invalid("invalid_role", "the role must be editor or viewer"));
+            }
+        };
+        let member_not_found = || ServiceError::not_found("member_not_found", "this user is not a member of the room");
+        let target = self.store.find_member(&access.room().id, &request.user_id).await?.ok_or_else(member_not_found)?;
+        if target.role == Role::Owner {
+            return Err(ServiceError::invalid("owner_role_fixed", "the owner's role cannot be changed"));
+        }
+        if !self.store.set_member_role(&access.room().id, &target.user_id, role).await? {
+            return Err(member_not_found());
+        }
+        let updated = MemberRecord { role, ..target };
+        let mut members = self.members(context, vec![updated]).await?;
+        members.pop().ok_or_else(|| ServiceError::internal("a member vanished from its own listing"))
+    }
+
+    async fn remove_member(&self, caller: Caller, request: pb::RemoveMemberRequest) -> ServiceResult<pb::RemoveMemberResponse> {
+        let access = self.room_access(&request.room_id, Some(&caller)).await?;
+        let leaving_self = request.user_id == caller.user_id;
+        if leaving_self {
+            access.require_member()?;
+            if access.role() == Some(Role::Owner) {
+                return Err(ServiceError::conflict("owner_cannot_leave", "the owner cannot leave the room; delete it instead"));
+            }
+        } else {
+            access.require_owner()?;
+        }
+        if !self.store.remove_member(&access.room().id, &request.user_id).await? {
+            return Err(ServiceError::not_found("member_not_found", "this user is not a member of the room"));
+        }
+        tracing::info!(room.id = %access.room().id, user.id = %request.user_id, by = %caller.user_id, "removed a member");
+        Ok(pb::RemoveMemberResponse {})
+    }
+
+    async fn create_file(&self, caller: Caller, request: pb::CreateFileRequest) -> ServiceResult<pb::File> {
+        let access = self.room_access(&request.room_id, Some(&caller)).await?;
+        access.require_write()?;
+        let filename = validation::filename(&request.filename)?;
+        validation::file_content(&request.content)?;
+        if self.store.count_files(&access.room().id).await? >= MAX_FILES_PER_ROOM {
+            return Err(ServiceError::conflict(
+                "too_many_files",
+                format!("a room may hold at most {MAX_FILES_PER_ROOM} files"),
+            ));
+        }
+        let now_ms = now_ms();
+        let file = FileRecord {
+            id: new_id(),
+            room_id: access.room().id.clone(),
+            language: language::language_for_filename(&filename).to_string(),
+            filename,
+            size_bytes: i64::try_from(request.content.len()).unwrap_or(i64::MAX),
+            content: Some(request.content),
+            created_by: caller.user_id.clone(),
+            updated_by: caller.user_id.clone(),
+            created_at_ms: now_ms,
+            updated_at_ms: now_ms,
+        };
+        if let UniqueWrite::Taken = self.store.insert_file(&file).await? {
+            return Err(file_exists());
+        }
+        tracing::info!(file.id = %file.id, room.id = %file.room_id, "created a file");
+        Ok(file_message(file))
+    }
+
+    async fn update_file(&self, caller: Caller, request: pb::UpdateFileRequest) -> ServiceResult<pb::File> {
+        let (file, access) = self.file_access(&request.file_id, Some(&caller), false).await?;
+        access.require_write()?;
+        let rename = match request.filename.as_deref() {
+            Some(filename) => {
+                let filename = validation::filename(filename)?;
+                let language = language::language_for_filename(&filename).to_string();
+                Some((filename, language))
+            }
+            None => None,
+        };
+        if let Some(content) = request.content.as_deref() {
+            validation::file_content(content)?;
+        }
+        let changes = FileChanges { rename, content: request.content };
+        if let UniqueWrite::Taken = self.store.update_file(&file.id, &changes, &caller.user_id, now_ms()).await? {
+            return Err(file_exists());
+        }
+        let updated = self
+            .store
+            .find_file(&file.id, true)
+            .await?
+            .ok_or_else(|| ServiceError::not_found("file_not_found", "no such file"))?;
+        Ok(file_message(updated))
+    }
+}
+
+fn caller_id(caller: Option<&Caller>) -> &str {
+    caller.map(|caller| caller.user_id.as_str()).unwrap_or_default()
+}
+
+fn file_exists() -> ServiceError {
+    ServiceError::already_exists("file_exists", "a file with this name already exists in the room")
+}
+
+fn new_invite_code() -> String {
+    let mut random = rand::rng();
+    (0..INVITE_CODE_LENGTH)
+        .map(|_| char::from(INVITE_CODE_ALPHABET[random.random_range(0..INVITE_CODE_ALPHABET.len())]))
+        .collect()
+}
+
+fn room_message(room: &RoomRecord) -> pb::Room {
+    // The invite code admits editors, so only those who may already edit see it.
+    let invite_code = room.caller_role.filter(|role| role.can_write()).map(|_| room.invite_code.clone());
+    pb::Room {
+        id: room.id.clone(),
+        name: room.name.clone(),
+        description: room.description.clone(),
+        is_public: room.is_public,
+        owner_id: room.owner_id.clone(),
+        invite_code,
+        my_role: room.caller_role.map_or(pb::Role::Unspecified, Role::to_proto).into(),
+        member_count: room.member_count,
+        created_at_ms: room.created_at_ms,
+        updated_at_ms: room.updated_at_ms,
+    }
+}
+
+fn member_message(member: MemberRecord, username: String) -> pb::Member {
+    pb::Member {
+        room_id: member.room_id,
+        user_id: member.user_id,
+        username,
+        role: member.role.to_proto().into(),
+        joined_at_ms: member.joined_at_ms,
+    }
+}
+
+fn file_message(file: FileRecord) -> pb::File {
+    pb::File {
+        id: file.id,
+        room_id: file.room_id,
+        filename: file.filename,
+        language: file.language,
+        content: file.content,
+        size_bytes: file.size_bytes,
+        created_by: file.created_by,
+        updated_by: file.updated_by,
+        created_at_ms: file.created_at_ms,
+        updated_at_ms: file.updated_at_ms,
+    }
+}
+
+#[tonic::async_trait]
+impl RoomsService for RoomsGrpcService {
+    async fn create_room(&self, request: Request<pb::CreateRoomRequest>) -> Result<Response<pb::Room>, Status> {
+        let caller = self.tokens.require_caller(request.metadata())?;
+        Ok(Response::new(self.create_room(caller, request.into_inner()).await?))
+    }
+
+    async fn list_rooms(&self, request: Request<pb::ListRoomsRequest>) -> Result<Response<pb::ListRoomsResponse>, Status> {
+        let caller = self.tokens.caller_from_metadata(request.metadata())?;
+        let rooms = self.store.list_rooms(caller_id(caller.as_ref())).await?;
+        Ok(Response::new(pb::ListRoomsResponse { rooms: rooms.iter().map(room_message).collect() }))
+    }
+
+    async fn get_room(&self, request: Request<pb::GetRoomRequest>) -> Result<Response<pb::Room>, Status> {
+        let caller = self.tokens.caller_from_metadata(request.metadata())?;
+        let access = self.room_access(&request.get_ref().room_id, caller.as_ref()).await?;
+        Ok(Response::new(room_message(access.room())))
+    }
+
+    async fn update_room(&self, request: Request<pb::UpdateRoomRequest>) -> Result<Response<pb::Room>, Status> {
+        let caller = self.tokens.require_caller(request.metadata())?;
+        Ok(Response::new(self.update_room(caller, request.into_inner()).await?))
+    }
+
+    async fn delete_room(&self, request: Request<pb::DeleteRoomRequest>) -> Result<Response<pb::DeleteRoomResponse>, Status> {
+        let caller = self.tokens.require_caller(request.metadata())?;
+        let access = self.room_access(&request.get_ref().room_id, Some(&caller)).await?;
+        access.require_owner()?;
+        self.store.delete_room(&access.room().id).await?;
+        tracing::info!(room.id = %access.room().id, user.id = %caller.user_id, "deleted a room");
+        Ok(Response::new(pb::DeleteRoomResponse {}))
+    }
+
+    async fn join_room(&self, request: Request<pb::JoinRoomRequest>) -> Result<Response<pb::Room>, Status> {
+        let caller = self.tokens.require_caller(request.metadata())?;
+        Ok(Response::new(self.join_room(caller, request.into_inner()).await?))
+    }
+
+    async fn regenerate_invite_code(
+        &self,
+        request: Request<pb::RegenerateInviteCodeRequest>,
+    ) -> Result<Response<pb::Room>, Status> {
+        let caller = self.tokens.require_caller(request.metadata())?;
+        let access = self.room_access(&request.get_ref().room_id, Some(&caller)).await?;
+        access.require_owner()?;
+        let room_id = access.room().id.clone();
+        self.unique_invite_code_write(|invite_code| {
+            let room_id = room_id.clone();
+            async move { self.store.set_invite_code(&room_id, &invite_code, now_ms()).await }
+        })
+        .await?;
+        Ok(Response::new(self.load_room(&room_id, &caller).await?))
+    }
+
+    async fn list_members(&self, request: Request<pb::ListMembersRequest>) -> Result<Response<pb::ListMembersResponse>, Status> {
+        let caller = self.tokens.caller_from_metadata(request.metadata())?;
+        let access = self.room_access(&request.get_ref().room_id, caller.as_ref()).await?;
+        let records = self.store.list_members(&access.room().id).await?;
+        let members = self.members(&CallContext::from_request(&request), records).await?;
+        Ok(Response::new(pb::ListMembersResponse { members }))
+    }
+
+    async fn update_member_role(&self, request: Request<pb::UpdateMemberRoleRequest>) -> Result<Response<pb::Member>, Status> {
+        let caller = self.tokens.require_caller(request.metadata())?;
+        let context = CallContext::from_request(&request);
+        Ok(Response::new(self.update_member_role(&context, caller, request.into_inner()).await?))
+    }
+
+    async fn remove_member(&self, request: Request<pb::RemoveMemberRequest>) -> Result<Response<pb::RemoveMemberResponse>, Status> {
+        let caller = self.tokens.require_caller(request.metadata())?;
+        Ok(Response::new(self.remove_member(caller, request.into_inner()).await?))
+    }
+
+    async fn create_file(&self, request: Request<pb::CreateFileRequest>) -> Result<Response<pb::File>, Status> {
+        let caller = self.tokens.require_caller(request.metadata())?;
+        Ok(Response::new(self.create_file(caller, request.into_inner()).await?))
+    }
+
+    async fn list_files(&self, request: Request<pb::ListFilesRequest>) -> Result<Response<pb::ListFilesResponse>, Status> {
+        let caller = self.tokens.caller_from_metadata(request.metadata())?;
+        let access = self.room_access(&request.get_ref().room_id, caller.as_ref()).await?;
+        let files = self.store.list_files(&access.room().id).await?;
+        Ok(Response::new(pb::ListFilesResponse { files: files.into_iter().map(file_message).collect() }))
+    }
+
+    async fn get_file(&self, request: Request<pb::GetFileRequest>) -> Result<Response<pb::File>, Status> {
+        let caller = self.tokens.caller_from_metadata(request.metadata())?;
+        let (file, _access) = self.file_access(&request.get_ref().file_id, caller.as_ref(), true).await?;
+        Ok(Response::new(file_message(file)))
+    }
+
+    async fn update_file(&self, request: Request<pb::UpdateFileRequest>) -> Result<Response<pb::File>, Status> {
+        let caller = self.tokens.require_caller(request.metadata())?;
+        Ok(Response::new(self.update_file(caller, request.into_inner()).await?))
+    }
+
+    async fn delete_file(&self, request: Request<pb::DeleteFileRequest>) -> Result<Response<pb::DeleteFileResponse>, Status> {
+        let caller = self.tokens.require_caller(request.metadata())?;
+        let (file, access) = self.file_access(&request.get_ref().file_id, Some(&caller), false).await?;
+        access.require_write()?;
+        self.store.delete_file(&file.id).await?;
+        tracing::info!(file.id = %file.id, room.id = %file.room_id, user.id = %caller.user_id, "deleted a file");
+        Ok(Response::new(pb::DeleteFileResponse {}))
+    }
+
+    async fn check_access(&self, request: Request<pb::CheckAccessRequest>) -> Result<Response<pb::CheckAccessResponse>, Status> {
+        let caller = self.tokens.caller_from_metadata(request.metadata())?;
+        let access = match &request.get_ref().resource {
+            Some(pb::check_access_request::Resource::RoomId(room_id)) => self.room_access(room_id, caller.as_ref()).await?,
+            Some(pb::check_access_request::Resource::FileId(file_id)) => {
+                self.file_access(file_id, caller.as_ref(), false).await?.1
+            }
+            None => return Err(ServiceError::invalid("missing_resource", "name a room_id or a file_id").into()),
+        };
+        Ok(Response::new(pb::CheckAccessResponse {
+            room_id: access.room().id.clone(),
+            role: access.role().map_or(pb::Role::Unspecified, Role::to_proto).into(),
+            can_read: true,
+            can_write: access.role().is_some_and(Role::can_write),
+        }))
+    }
+}

@@ -1,0 +1,383 @@
+//! The rooms service's store: rooms, members and files.
+
+use codesync_common::db::{Database, Migration, is_unique_violation};
+use codesync_common::ServiceResult;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::Role;
+
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "rooms_members_files",
+    sql: include_str!("../../../migrations/rooms/0001_rooms_members_files.sql"),
+}];
+
+/// How many rooms one listing returns at most.
+pub const MAX_LISTED_ROOMS: i64 = 500;
+
+#[derive(Debug, Clone)]
+pub struct RoomRecord {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub is_public: bool,
+    pub owner_id: String,
+    pub invite_code: String,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+    pub member_count: i64,
+    /// The role of the user the room was loaded for.
+    pub caller_role: Option<Role>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MemberRecord {
+    pub room_id: String,
+    pub user_id: String,
+    pub role: Role,
+    pub joined_at_ms: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct FileRecord {
+    pub id: String,
+    pub room_id: String,
+    pub filename: String,
+    pub language: String,
+    /// Loaded only where asked for.
+    pub content: Option<String>,
+    pub size_bytes: i64,
+    pub created_by: String,
+    pub updated_by: String,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+/// What an update of a file changes.
+#[derive(Debug, Clone, Default)]
+pub struct FileChanges {
+    /// The new name and its language.
+    pub rename: Option<(String, String)>,
+    pub content: Option<String>,
+}
+
+/// The outcome of a write that must keep a name unique.
+#[derive(Debug)]
+pub enum UniqueWrite<T> {
+    Done(T),
+    Taken,
+}
+
+#[derive(Debug, Clone)]
+pub struct RoomsStore {
+    database: Database,
+}
+
+// `$1` is the user the room is loaded for ('' for an anonymous caller).
+const ROOM_SELECT: &str = "SELECT r.id, r.name, r.description, r.is_public, r.owner_id, r.invite_code, \
+     r.created_at_ms, r.updated_at_ms, m.role AS caller_role, \
+     (SELECT COUNT(*) FROM room_members c WHERE c.room_id = r.id) AS member_count \
+     FROM rooms r LEFT JOIN room_members m ON m.room_id = r.id AND m.user_id = $1 ";
+
+fn room_from_row(row: &AnyRow) -> Result<RoomRecord, sqlx::Error> {
+    let caller_role: Option<String> = row.try_get("caller_role")?;
+    Ok(RoomRecord {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        description: row.try_get("description")?,
+        is_public: row.try_get::<i64, _>("is_public")? != 0,
+        owner_id: row.try_get("owner_id")?,
+        invite_code: row.try_get("invite_code")?,
+        created_at_ms: row.try_get("created_at_ms")?,
+        updated_at_ms: row.try_get("updated_at_ms")?,
+        member_count: row.try_get("member_count")?,
+        caller_role: caller_role.as_deref().and_then(Role::from_db),
+    })
+}
+
+fn member_from_row(row: &AnyRow) -> Result<MemberRecord, sqlx::Error> {
+    let role: String = row.try_get("role")?;
+    Ok(MemberRecord {
+        room_id: row.try_get("room_id")?,
+        user_id: row.try_get("user_id")?,
+        role: Role::from_db(&role).ok_or_else(|| sqlx::Error::Decode(format!("unknown role '{role}'").into()))?,
+        joined_at_ms: row.try_get("joined_at_ms")?,
+    })
+}
+
+const FILE_COLUMNS: &str =
+    "id, room_id, filename, language, size_bytes, created_by, updated_by, created_at_ms, updated_at_ms";
+
+fn file_from_row(row: &AnyRow, with_content: bool) -> Result<FileRecord, sqlx::Error> {
+    Ok(FileRecord {
+        id: row.try_get("id")?,
+        room_id: row.try_get("room_id")?,
+        filename: row.try_get("filename")?,
+        language: row.try_get("language")?,
+        content: if with_content { Some(row.try_get("content")?) } else { None },
+        size_bytes: row.try_get("size_bytes")?,
+        created_by: row.try_get("created_by")?,
+        updated_by: row.try_get("updated_by")?,
+        created_at_ms: row.try_get("created_at_ms")?,
+        updated_at_ms: row.try_get("updated_at_ms")?,
+    })
+}
+
+impl RoomsStore {
+    pub fn new(database: Database) -> Self {
+        Self { database }
+    }
+
+    pub async fn migrate(&self) -> Result<(), codesync_common::db::DatabaseError> {
+        self.database.migrate("rooms", MIGRATIONS).await
+    }
+
+    /// Creates the room with its owner as first member.
+    pub async fn insert_room(&self, room: &RoomRecord) -> ServiceResult<UniqueWrite<()>> {
+        let mut transaction = self.database.pool().begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO rooms (id, name, description, is_public, owner_id, invite_code, created_at_ms, updated_at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+        )
+        .bind(&room.id)
+        .bind(&room.name)
+        .bind(&room.description)
+        .bind(i64::from(room.is_public))
+        .bind(&room.owner_id)
+        .bind(&room.invite_code)
+        .bind(room.created_at_ms)
+        .execute(&mut *transaction)
+        .await;
+        match inserted {
+            Ok(_) => {}
+            // The only unique column a new room can collide on is its random invite code.
+            Err(error) if is_unique_violation(&error) => return Ok(UniqueWrite::Taken),
+            Err(error) => return Err(error.into()),
+        }
+        sqlx::query("INSERT INTO room_members (room_id, user_id, role, joined_at_ms) VALUES ($1, $2, $3, $4)")
+            .bind(&room.id)
+            .bind(&room.owner_id)
+            .bind(Role::Owner.as_db())
+            .bind(room.created_at_ms)
+            .execute(&mut *transaction)
+            .await?;
+        transaction.commit().await?;
+        Ok(UniqueWrite::Done(()))
+    }
+
+    pub async fn find_room(&self, room_id: &str, for_user_id: &str) -> ServiceResult<Option<RoomRecord>> {
+        let sql = format!("{ROOM_SELECT} WHERE r.id = $2");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(for_user_id)
+            .bind(room_id)
+            .fetch_optional(self.database.pool())
+            .await?;
+        Ok(row.as_ref().map(room_from_row).transpose()?)
+    }
+
+    pub async fn find_room_by_invite_code(&self, invite_code: &str, for_user_id: &str) -> ServiceResult<Option<RoomRecord>> {
+        let sql = format!("{ROOM_SELECT} WHERE r.invite_code = $2");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(for_user_id)
+            .bind(invite_code)
+            .fetch_optional(self.database.pool())
+            .await?;
+        Ok(row.as_ref().map(room_from_row).transpose()?)
+    }
+
+    /// The rooms `for_user_id` is a member of, and every public room.
+    pub async fn list_rooms(&self, for_user_id: &str) -> ServiceResult<Vec<RoomRecord>> {
+        let sql = format!(
+            "{ROOM_SELECT} WHERE r.is_public = $2 OR m.user_id IS NOT NULL ORDER BY r.updated_at_ms DESC, r.id DESC LIMIT {MAX_LISTED_ROOMS}"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(for_user_id)
+            .bind(1_i64)
+            .fetch_all(self.database.pool())
+            .await?;
+        Ok(rows.iter().map(room_from_row).collect::<Result<_, _>>()?)
+    }
+
+    pub async fn update_room(
+        &self,
+        room_id: &str,
+        name: &str,
+        description: &str,
+        is_public: bool,
+        now_ms: i64,
+    ) -> ServiceResult<()> {
+        sqlx::query("UPDATE rooms SET name = $1, description = $2, is_public = $3, updated_at_ms = $4 WHERE id = $5")
+            .bind(name)
+            .bind(description)
+            .bind(i64::from(is_public))
+            .bind(now_ms)
+            .bind(room_id)
+            .execute(self.database.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_invite_code(&self, room_id: &str, invite_code: &str, now_ms: i64) -> ServiceResult<UniqueWrite<()>> {
+        let result = sqlx::query("UPDATE rooms SET invite_code = $1, updated_at_ms = $2 WHERE id = $3")
+            .bind(invite_code)
+            .bind(now_ms)
+            .bind(room_id)
+            .execute(self.database.pool())
+            .await;
+        match result {
+            Ok(_) => Ok(UniqueWrite::Done(())),
+            Err(error) if is_unique_violation(&error) => Ok(UniqueWrite::Taken),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    pub async fn delete_room(&self, room_id: &str) -> ServiceResult<()> {
+        let mut transaction = self.database.pool().begin().await?;
+        // Deleted explicitly too, so that no engine setting about foreign keys matters.
+        sqlx::query("DELETE FROM room_files WHERE room_id = $1").bind(room_id).execute(&mut *transaction).await?;
+        sqlx::query("DELETE FROM room_members WHERE room_id = $1").bind(room_id).execute(&mut *transaction).await?;
+        sqlx::query("DELETE FROM rooms WHERE id = $1").bind(room_id).execute(&mut *transaction).await?;
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    /// Adds `user_id` with `role` unless it is a member already; true if added.
+    pub async fn add_member_if_absent(&self, room_id: &str, user_id: &str, role: Role, now_ms: i64) -> ServiceResult<bool> {
+        let added = sqlx::query(
+            "INSERT INTO room_members (room_id, user_id, role, joined_at_ms) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (room_id, user_id) DO NOTHING",
+        )
+        .bind(room_id)
+        .bind(user_id)
+        .bind(role.as_db())
+        .bind(now_ms)
+        .execute(self.database.pool())
+        .await?
+        .rows_affected();
+        Ok(added == 1)
+    }
+
+    pub async fn list_members(&self, room_id: &str) -> ServiceResult<Vec<MemberRecord>> {
+        let rows = sqlx::query(
+            "SELECT room_id, user_id, role, joined_at_ms FROM room_members WHERE room_id = $1 ORDER BY joined_at_ms, user_id",
+        )
+        .bind(room_id)
+        .fetch_all(self.database.pool())
+        .await?;
+        Ok(rows.iter().map(member_from_row).collect::<Result<_, _>>()?)
+    }
+
+    pub async fn find_member(&self, room_id: &str, user_id: &str) -> ServiceResult<Option<MemberRecord>> {
+        let row = sqlx::query("SELECT room_id, user_id, role, joined_at_ms FROM room_members WHERE room_id = $1 AND user_id = $2")
+            .bind(room_id)
+            .bind(user_id)
+            .fetch_optional(self.database.pool())
+            .await?;
+        Ok(row.as_ref().map(member_from_row).transpose()?)
+    }
+
+    /// Changes a non-owner member's role; false if there is no such member.
+    pub async fn set_member_role(&self, room_id: &str, user_id: &str, role: Role) -> ServiceResult<bool> {
+        let updated = sqlx::query("UPDATE room_members SET role = $1 WHERE room_id = $2 AND user_id = $3 AND role <> $4")
+            .bind(role.as_db())
+            .bind(room_id)
+            .bind(user_id)
+            .bind(Role::Owner.as_db())
+            .execute(self.database.pool())
+            .await?
+            .rows_affected();
+        Ok(updated == 1)
+    }
+
+    /// Removes a non-owner member; false if there is no such member.
+    pub async fn remove_member(&self, room_id: &str, user_id: &str) -> ServiceResult<bool> {
+        let removed = sqlx::query("DELETE FROM room_members WHERE room_id = $1 AND user_id = $2 AND role <> $3")
+            .bind(room_id)
+            .bind(user_id)
+            .bind(Role::Owner.as_db())
+            .execute(self.database.pool())
+            .await?
+            .rows_affected();
+        Ok(removed == 1)
+    }
+
+    pub async fn count_files(&self, room_id: &str) -> ServiceResult<i64> {
+        let row = sqlx::query("SELECT COUNT(*) AS file_count FROM room_files WHERE room_id = $1")
+            .bind(room_id)
+            .fetch_one(self.database.pool())
+            .await?;
+        Ok(row.try_get("file_count")?)
+    }
+
+    pub async fn insert_file(&self, file: &FileRecord) -> ServiceResult<UniqueWrite<()>> {
+        let content = file.content.as_deref().unwrap_or_default();
+        let result = sqlx::query(
+            "INSERT INTO room_files (id, room_id, filename, language, content, size_bytes, created_by, updated_by, created_at_ms, updated_at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(&file.id)
+        .bind(&file.room_id)
+        .bind(&file.filename)
+        .bind(&file.language)
+        .bind(content)
+        .bind(file.size_bytes)
+        .bind(&file.created_by)
+        .bind(&file.updated_by)
+        .bind(file.created_at_ms)
+        .bind(file.updated_at_ms)
+        .execute(self.database.pool())
+        .await;
+        match result {
+            Ok(_) => Ok(UniqueWrite::Done(())),
+            Err(error) if is_unique_violation(&error) => Ok(UniqueWrite::Taken),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    pub async fn list_files(&self, room_id: &str) -> ServiceResult<Vec<FileRecord>> {
+        let sql = format!("SELECT {FILE_COLUMNS} FROM room_files WHERE room_id = $1 ORDER BY filename");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(room_id).fetch_all(self.database.pool()).await?;
+        Ok(rows.iter().map(|row| file_from_row(row, false)).collect::<Result<_, _>>()?)
+    }
+
+    pub async fn find_file(&self, file_id: &str, with_content: bool) -> ServiceResult<Option<FileRecord>> {
+        let content_column = if with_content { ", content" } else { "" };
+        let sql = format!("SELECT {FILE_COLUMNS}{content_column} FROM room_files WHERE id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(file_id).fetch_optional(self.database.pool()).await?;
+        Ok(row.as_ref().map(|row| file_from_row(row, with_content)).transpose()?)
+    }
+
+    /// Renames the file and/or replaces its content; `None` keeps the current value.
+    pub async fn update_file(&self, file_id: &str, changes: &FileChanges, updated_by: &str, now_ms: i64) -> ServiceResult<UniqueWrite<()>> {
+        let (filename, language) = match &changes.rename {
+            Some((filename, language)) => (Some(filename.as_str()), Some(language.as_str())),
+            None => (None, None),
+        };
+        let size_bytes = changes.content.as_ref().map(|content| i64::try_from(content.len()).unwrap_or(i64::MAX));
+        let result = sqlx::query(
+            "UPDATE room_files SET filename = COALESCE($1, filename), language = COALESCE($2, language), \
+             content = COALESCE($3, content), size_bytes = COALESCE($4, size_bytes), updated_by = $5, updated_at_ms = $6 \
+             WHERE id = $7",
+        )
+        .bind(filename)
+        .bind(language)
+        .bind(changes.content.as_deref())
+        .bind(size_bytes)
+        .bind(updated_by)
+        .bind(now_ms)
+        .bind(file_id)
+        .execute(self.database.pool())
+        .await;
+        match result {
+            Ok(_) => Ok(UniqueWrite::Done(())),
+            Err(error) if is_unique_violation(&error) => Ok(UniqueWrite::Taken),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    pub async fn delete_file(&self, file_id: &str) -> ServiceResult<()> {
+        sqlx::query("DELETE FROM room_files WHERE id = $1").bind(file_id).execute(self.database.pool()).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,85 @@
+//! The rules for room names, descriptions, file names and file contents.
+
+use codesync_common::ServiceError;
+use codesync_common::validate::{has_forbidden_characters, multi_line, single_line};
+
+use crate::MAX_FILE_BYTES;
+
+pub const ROOM_NAME_MAX_CHARS: usize = 100;
+pub const ROOM_DESCRIPTION_MAX_CHARS: usize = 2000;
+pub const FILENAME_MAX_BYTES: usize = 255;
+
+pub fn room_name(value: &str) -> Result<String, ServiceError> {
+    single_line("the room name", value, ROOM_NAME_MAX_CHARS, "invalid_room_name")
+}
+
+pub fn room_description(value: &str) -> Result<String, ServiceError> {
+    multi_line("the description", value, ROOM_DESCRIPTION_MAX_CHARS, "invalid_description")
+}
+
+/// A file name: 1 to 255 bytes, no path separators or characters that some
+/// file system refuses, no control characters, not `.` or `..`, and no
+/// leading or trailing space. Any other Unicode is welcome.
+pub fn filename(value: &str) -> Result<String, ServiceError> {
+    let invalid = |reason: &str| ServiceError::invalid("invalid_filename", format!("the file name {reason}"));
+    if value.is_empty() {
+        return Err(invalid("must not be empty"));
+    }
+    if value.len() > FILENAME_MAX_BYTES {
+        return Err(invalid(&format!("must be at most {FILENAME_MAX_BYTES} bytes long")));
+    }
+    if value.contains(['/', '\\']) {
+        return Err(invalid("must not contain '/' or '\\'"));
+    }
+    if value.contains(['<', '>', ':', '"', '|', '?', '*']) {
+        return Err(invalid("must not contain any of < > : \" | ? *"));
+    }
+    if has_forbidden_characters(value) {
+        return Err(invalid("must not contain control characters"));
+    }
+    if value == "." || value == ".." {
+        return Err(invalid("must not be '.' or '..'"));
+    }
+    if value.trim() != value {
+        return Err(invalid("must not start or end with a space"));
+    }
+    Ok(value.to_string())
+}
+
+pub fn file_content(value: &str) -> Result<(), ServiceError> {
+    if value.len() > MAX_FILE_BYTES {
+        return Err(ServiceError::too_large(
+            "file_too_large",
+            format!("a file may hold at most {MAX_FILE_BYTES} bytes"),
+        ));
+    }
+    if value.contains('\u{0}') {
+        return Err(ServiceError::invalid("invalid_content", "a file's text must not contain NUL characters"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filenames() {
+        for good in ["main.py", "Makefile", ".env", "données été.txt", "日本語.md", "a b.c", "x".repeat(255).as_str()] {
+            assert!(filename(good).is_ok(), "{good:?}");
+        }
+        for bad in ["", ".", "..", "a/b.py", "..\\x", "../etc/passwd", "a\nb", "a\u{0}b", "a\tb", " lead", "trail ",
+                    "evil\u{202E}yp.exe", "con:1", "x".repeat(256).as_str(), "é".repeat(200).as_str()] {
+            assert_eq!(filename(bad).unwrap_err().code(), "invalid_filename", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn room_names_and_contents() {
+        assert!(room_name("Team ✨").is_ok());
+        assert!(room_name(&"x".repeat(10_000)).is_err());
+        assert!(room_description("").is_ok());
+        assert_eq!(file_content(&"x".repeat(MAX_FILE_BYTES + 1)).unwrap_err().code(), "file_too_large");
+        assert!(file_content("print('hi')\n").is_ok());
+    }
+}
