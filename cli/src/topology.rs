@@ -126,7 +126,9 @@ pub async fn run(config: Config, components: BTreeSet<Component>) -> anyhow::Res
             let mut builder = tonic_reflection::server::Builder::configure()
                 .register_encoded_file_descriptor_set(codesync_proto::FILE_DESCRIPTOR_SET)
                 .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-                .with_service_name("grpc.health.v1.Health");
+                .with_service_name("grpc.health.v1.Health")
+                .with_service_name("grpc.reflection.v1.ServerReflection")
+                .with_service_name("grpc.reflection.v1alpha.ServerReflection");
             for name in &hosted_names {
                 builder = builder.with_service_name(name.clone());
             }

@@ -4,6 +4,7 @@
 //! handlers, liveness and readiness probes, and Prometheus metrics.
 #![forbid(unsafe_code)]
 
+mod body_limit;
 mod error;
 mod extract;
 mod metrics;
@@ -74,6 +75,7 @@ pub struct GatewayState {
     metrics: Arc<metrics::Metrics>,
     openapi_json: Arc<String>,
     trust_forwarded_for: bool,
+    max_body_bytes: usize,
 }
 
 #[derive(OpenApi)]
@@ -127,6 +129,7 @@ pub fn router(channels: ServiceChannels, tokens: TokenService, config: &GatewayC
         metrics: Arc::new(metrics::Metrics::default()),
         openapi_json: Arc::new(openapi_json),
         trust_forwarded_for: config.trust_forwarded_for,
+        max_body_bytes: config.max_body_bytes,
     };
     api_routes
         .route("/api/openapi.json", get(openapi_document))
@@ -135,6 +138,7 @@ pub fn router(channels: ServiceChannels, tokens: TokenService, config: &GatewayC
         .fallback(error::not_found_fallback)
         .method_not_allowed_fallback(error::method_not_allowed_fallback)
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(middleware::from_fn_with_state(state.clone(), body_limit::limit_declared_length))
         .layer(middleware::from_fn_with_state(state.clone(), rate_limit::limit_per_ip))
         .layer(CatchPanicLayer::custom(error::panic_response))
         .layer(middleware::from_fn_with_state(state.clone(), metrics::track))

@@ -91,7 +91,7 @@ mod tests {
         assert_eq!(email(" Alice@Example.COM ").unwrap(), "alice@example.com");
         assert!(email("a.b+tag@sub.example.org").is_ok());
         for bad in ["", "alice", "alice@", "@example.com", "alice@example", "a b@example.com", "alice@@example.com",
-                    "alice@example..com", "alice@.example.com", "alice@example.com\n", "<a@b.c>"] {
+                    "alice@example..com", "alice@.example.com", "alice@exa\nmple.com", "<a@b.c>"] {
             assert_eq!(email(bad).unwrap_err().code(), "invalid_email", "{bad:?}");
         }
         assert!(email(&format!("{}@example.com", "a".repeat(300))).is_err());

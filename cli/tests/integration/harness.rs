@@ -1,0 +1,280 @@
+//! Starts the real `codesync` binary on 127.0.0.1 with ephemeral ports and a
+//! fresh data directory, in either topology, and talks to it over HTTP.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+pub const SERVICES: [&str; 9] =
+    ["auth", "rooms", "documents", "presence", "history", "execution", "assistant", "notifications", "analytics"];
+
+/// A port that was free a moment ago. The OS hands out ephemeral ports in
+/// sequence, so a port just released is not handed to the next caller at once.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local address").port()
+}
+
+/// Settings that keep tests from tripping limits they do not test.
+pub fn relaxed_limits() -> Vec<(String, String)> {
+    vec![
+        ("CODESYNC_RATE_LIMIT_PER_MINUTE".into(), "1000000".into()),
+        ("CODESYNC_LOGIN_ATTEMPTS_PER_IP_PER_MINUTE".into(), "1000000".into()),
+        ("CODESYNC_LOGIN_FAILURES_PER_ACCOUNT".into(), "1000000".into()),
+    ]
+}
+
+/// A PostgreSQL database of its own for one test, dropped afterwards.
+pub struct PostgresDatabase {
+    pub name: String,
+}
+
+impl PostgresDatabase {
+    pub fn create() -> Self {
+        let name = format!("codesync_test_{}_{}", std::process::id(), free_port());
+        psql(&format!("CREATE DATABASE {name}"));
+        Self { name }
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:5432/{}", self.name)
+    }
+}
+
+impl Drop for PostgresDatabase {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-q", "-c"])
+            .arg(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
+            .output();
+    }
+}
+
+fn psql(sql: &str) {
+    let output = Command::new("psql")
+        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .output()
+        .expect("run psql (PostgreSQL must be running on 127.0.0.1:5432; `make test` starts it)");
+    assert!(output.status.success(), "psql failed: {}", String::from_utf8_lossy(&output.stderr));
+}
+
+/// One or more `codesync` processes, killed when dropped.
+pub struct Cluster {
+    children: Vec<(String, Child)>,
+    pub data_dir: tempfile::TempDir,
+    pub base_url: String,
+    pub grpc_addr: String,
+    pub http: reqwest::Client,
+}
+
+impl Cluster {
+    /// `codesync run`: everything in one process.
+    pub async fn one_process(extra_env: &[(&str, &str)]) -> Self {
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let http_port = free_port();
+        let grpc_port = free_port();
+        let mut env = base_env(data_dir.path(), extra_env);
+        env.push(("CODESYNC_HTTP_ADDR".into(), format!("127.0.0.1:{http_port}")));
+        env.push(("CODESYNC_GRPC_ADDR".into(), format!("127.0.0.1:{grpc_port}")));
+        let child = spawn(&["run"], &env, data_dir.path(), "all");
+        let cluster = Self::new(vec![("all".into(), child)], data_dir, http_port, grpc_port);
+        cluster.wait_until_ready().await;
+        cluster
+    }
+
+    /// Ten processes: each service with `--service NAME`, plus the gateway,
+    /// with real gRPC between them.
+    pub async fn ten_processes(extra_env: &[(&str, &str)]) -> Self {
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let http_port = free_port();
+        let ports: Vec<(&str, u16)> = SERVICES.iter().map(|service| (*service, free_port())).collect();
+        let mut env = base_env(data_dir.path(), extra_env);
+        for (service, port) in &ports {
+            env.push((format!("CODESYNC_{}_ENDPOINT", service.to_uppercase()), format!("http://127.0.0.1:{port}")));
+        }
+        // Migrate once up front, as a deployment would, so that service start-ups do not race.
+        let status = Command::new(binary()).arg("migrate").envs(env.clone()).current_dir(data_dir.path()).status().expect("run migrate");
+        assert!(status.success(), "codesync migrate failed");
+        let mut children = Vec::new();
+        for (service, port) in &ports {
+            let mut service_env = env.clone();
+            service_env.push(("CODESYNC_GRPC_ADDR".into(), format!("127.0.0.1:{port}")));
+            children.push((service.to_string(), spawn(&["run", "--service", service], &service_env, data_dir.path(), service)));
+        }
+        let mut gateway_env = env.clone();
+        gateway_env.push(("CODESYNC_HTTP_ADDR".into(), format!("127.0.0.1:{http_port}")));
+        children.push(("gateway".into(), spawn(&["run", "--service", "gateway"], &gateway_env, data_dir.path(), "gateway")));
+        let cluster = Self::new(children, data_dir, http_port, ports[0].1);
+        cluster.wait_until_ready().await;
+        cluster
+    }
+
+    fn new(children: Vec<(String, Child)>, data_dir: tempfile::TempDir, http_port: u16, grpc_port: u16) -> Self {
+        Self {
+            children,
+            data_dir,
+            base_url: format!("http://127.0.0.1:{http_port}"),
+            grpc_addr: format!("127.0.0.1:{grpc_port}"),
+            http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("http client"),
+        }
+    }
+
+    /// Waits until the gateway reports every service SERVING.
+    async fn wait_until_ready(&self) {
+        let started = Instant::now();
+        loop {
+            if let Ok(response) = self.http.get(format!("{}/readyz", self.base_url)).send().await {
+                if response.status() == StatusCode::OK {
+                    eprintln!("cluster ready after {} ms", started.elapsed().as_millis());
+                    return;
+                }
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                panic!("codesync did not become ready within 30 s; logs are in {}", self.data_dir.path().display());
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    pub async fn request(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+        let mut request = self.http.request(method, format!("{}{path}", self.base_url));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("send request");
+        read(response).await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+        self.request(Method::GET, path, token, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
+        self.request(Method::POST, path, token, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
+        self.request(Method::PATCH, path, token, Some(body)).await
+    }
+
+    /// Sends `body` as it is, with the given content type.
+    pub async fn post_raw(&self, path: &str, token: Option<&str>, content_type: &str, body: Vec<u8>) -> reqwest::Response {
+        let mut request = self
+            .http
+            .post(format!("{}{path}", self.base_url))
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.expect("send request")
+    }
+
+    /// Registers `name` (with `name@example.com`) and returns the session.
+    pub async fn register(&self, name: &str) -> Session {
+        let (status, body) = self
+            .post(
+                "/api/auth/register",
+                None,
+                json!({"username": name, "email": format!("{name}@example.com"), "password": "correct horse battery"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "register {name}: {body}");
+        Session::from_body(&body)
+    }
+
+    pub fn kill(&mut self, name: &str) {
+        for (child_name, child) in &mut self.children {
+            if child_name == name {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A signed-in user.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub user_id: String,
+    pub access_token: String,
+    pub refresh_token: String,
+}
+
+impl Session {
+    pub fn from_body(body: &Value) -> Self {
+        Self {
+            user_id: body["user"]["id"].as_str().expect("user.id").to_string(),
+            access_token: body["access_token"].as_str().expect("access_token").to_string(),
+            refresh_token: body["refresh_token"].as_str().expect("refresh_token").to_string(),
+        }
+    }
+
+    pub fn token(&self) -> Option<&str> {
+        Some(&self.access_token)
+    }
+}
+
+/// Status and JSON body; asserts that every error uses the REST error shape.
+pub async fn read(response: reqwest::Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let bytes = response.bytes().await.expect("read body");
+    let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("non-JSON body with {status}: {}", String::from_utf8_lossy(&bytes))) };
+    if status.is_client_error() || status.is_server_error() {
+        assert_error_shape(&body);
+    }
+    (status, body)
+}
+
+pub fn assert_error_shape(body: &Value) {
+    let code = body["error"]["code"].as_str().unwrap_or_else(|| panic!("no error.code in {body}"));
+    assert!(!code.is_empty() && code.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "code not snake_case: {code}");
+    let message = body["error"]["message"].as_str().unwrap_or_else(|| panic!("no error.message in {body}"));
+    assert!(!message.is_empty());
+}
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_codesync")
+}
+
+fn base_env(data_dir: &Path, extra_env: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = vec![
+        ("CODESYNC_DATA_DIR".into(), data_dir.join("data").display().to_string()),
+        ("CODESYNC_LOG".into(), "info".into()),
+    ];
+    env.extend(relaxed_limits());
+    // Later entries win when the process reads its environment.
+    env.extend(extra_env.iter().map(|(name, value)| (name.to_string(), value.to_string())));
+    env
+}
+
+fn spawn(args: &[&str], env: &[(String, String)], data_dir: &Path, log_name: &str) -> Child {
+    let log_path: PathBuf = data_dir.join(format!("{log_name}.log"));
+    let log = std::fs::File::create(&log_path).expect("create log file");
+    let log_err = log.try_clone().expect("clone log file");
+    let mut command = Command::new(binary());
+    command.args(args).current_dir(data_dir).stdin(Stdio::null()).stdout(log).stderr(log_err);
+    for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("CODESYNC_")) {
+        command.env_remove(name);
+    }
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command.spawn().expect("spawn codesync")
+}

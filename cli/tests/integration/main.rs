@@ -1,0 +1,10 @@
+//! Integration tests: the real `codesync` binary, started on 127.0.0.1 with
+//! ephemeral ports, driven over HTTP and gRPC exactly as clients drive it.
+
+mod auth;
+mod cli;
+mod grpc;
+mod harness;
+mod hostile_input;
+mod rooms;
+mod scenario;
