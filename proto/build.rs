@@ -3,27 +3,16 @@
 
 use std::path::PathBuf;
 
-const SERVICES: [&str; 9] = [
-    "auth",
-    "rooms",
-    "documents",
-    "presence",
-    "history",
-    "execution",
-    "assistant",
-    "notifications",
-    "analytics",
-];
+const SERVICES: [&str; 9] =
+    ["auth", "rooms", "documents", "presence", "history", "execution", "assistant", "notifications", "analytics"];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protoc_path = protoc_bin_vendored::protoc_bin_path()?;
     // SAFETY-free: build scripts are single-threaded, and prost-build reads PROTOC.
     unsafe { std::env::set_var("PROTOC", protoc_path) };
 
-    let proto_files: Vec<PathBuf> = SERVICES
-        .iter()
-        .map(|service| PathBuf::from(format!("codesync/{service}/v1/{service}.proto")))
-        .collect();
+    let proto_files: Vec<PathBuf> =
+        SERVICES.iter().map(|service| PathBuf::from(format!("codesync/{service}/v1/{service}.proto"))).collect();
     for proto_file in &proto_files {
         println!("cargo:rerun-if-changed={}", proto_file.display());
     }

@@ -29,7 +29,10 @@ pub const KEYS: &[(&str, &str)] = &[
     ("ai_base_url", "the AI provider's endpoint (default: the vendor's public endpoint)"),
     ("ai_api_key", "the AI provider's API key"),
     ("ai_model", "the AI provider's model"),
-    ("jwt_signing_key_file", "the access-token signing key, created with mode 0600 if missing (default <data_dir>/secrets/jwt-signing-key)"),
+    (
+        "jwt_signing_key_file",
+        "the access-token signing key, created with mode 0600 if missing (default <data_dir>/secrets/jwt-signing-key)",
+    ),
     ("log_format", "text or json (default text); the level comes from CODESYNC_LOG or RUST_LOG"),
     ("migrate_on_start", "apply database migrations when services start (default true)"),
     ("rate_limit_per_minute", "REST requests per minute per client IP (default 200)"),
@@ -137,7 +140,10 @@ impl Sources {
             return Some((value.clone(), env_name));
         }
         let value = self.file.get(key)?;
-        let origin = format!("'{key}' in {}", self.file_path.as_deref().unwrap_or(Path::new("the configuration file")).display());
+        let origin = format!(
+            "'{key}' in {}",
+            self.file_path.as_deref().unwrap_or(Path::new("the configuration file")).display()
+        );
         let text = match value {
             toml::Value::String(text) => text.clone(),
             toml::Value::Integer(number) => number.to_string(),
@@ -264,9 +270,13 @@ impl Config {
         };
         let gateway_defaults = GatewayConfig::default();
         let gateway = GatewayConfig {
-            rate_limit_per_minute: sources.positive("rate_limit_per_minute")?.unwrap_or(gateway_defaults.rate_limit_per_minute),
+            rate_limit_per_minute: sources
+                .positive("rate_limit_per_minute")?
+                .unwrap_or(gateway_defaults.rate_limit_per_minute),
             max_body_bytes: sources.positive("max_body_bytes")?.unwrap_or(gateway_defaults.max_body_bytes),
-            trust_forwarded_for: sources.boolean("trust_forwarded_for")?.unwrap_or(gateway_defaults.trust_forwarded_for),
+            trust_forwarded_for: sources
+                .boolean("trust_forwarded_for")?
+                .unwrap_or(gateway_defaults.trust_forwarded_for),
         };
 
         let local_endpoint = format!("http://{}", connectable(grpc_addr));
@@ -307,17 +317,23 @@ impl Config {
             format!("database_url = {:?}", redact_url_password(&self.database_url)),
             format!("redis_url = {:?}", redact_url_password(&optional(&self.redis_url))),
             format!("kafka_brokers = {:?}", optional(&self.kafka_brokers)),
-            format!("sandbox = \"{}\"", match self.sandbox {
-                SandboxBackend::Local => "local",
-                SandboxBackend::Docker => "docker",
-                SandboxBackend::Kubernetes => "kubernetes",
-            }),
-            format!("ai_provider = \"{}\"", match self.ai.provider {
-                None => "",
-                Some(AiProvider::OpenAi) => "openai",
-                Some(AiProvider::Anthropic) => "anthropic",
-                Some(AiProvider::Gemini) => "gemini",
-            }),
+            format!(
+                "sandbox = \"{}\"",
+                match self.sandbox {
+                    SandboxBackend::Local => "local",
+                    SandboxBackend::Docker => "docker",
+                    SandboxBackend::Kubernetes => "kubernetes",
+                }
+            ),
+            format!(
+                "ai_provider = \"{}\"",
+                match self.ai.provider {
+                    None => "",
+                    Some(AiProvider::OpenAi) => "openai",
+                    Some(AiProvider::Anthropic) => "anthropic",
+                    Some(AiProvider::Gemini) => "gemini",
+                }
+            ),
             format!("ai_base_url = {:?}", optional(&self.ai.base_url)),
             format!("ai_api_key = \"{}\"", if self.ai.api_key.is_some() { "<redacted>" } else { "" }),
             format!("ai_model = {:?}", optional(&self.ai.model)),
@@ -340,7 +356,8 @@ impl Config {
 }
 
 fn read_toml(path: &Path) -> Result<BTreeMap<String, toml::Value>, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile { path: path.to_path_buf(), source })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile { path: path.to_path_buf(), source })?;
     let table: toml::Table = toml::from_str(&text)
         .map_err(|error| ConfigError::ParseFile { path: path.to_path_buf(), message: error.to_string() })?;
     let known: BTreeSet<&str> = KEYS.iter().map(|(key, _)| *key).collect();
@@ -369,7 +386,10 @@ fn connectable(address: SocketAddr) -> SocketAddr {
 }
 
 fn redact_url_password(url: &str) -> String {
-    match url.split_once("://").and_then(|(scheme, rest)| rest.split_once('@').map(|(credentials, host)| (scheme, credentials, host))) {
+    match url
+        .split_once("://")
+        .and_then(|(scheme, rest)| rest.split_once('@').map(|(credentials, host)| (scheme, credentials, host)))
+    {
         Some((scheme, credentials, host)) if credentials.contains(':') => {
             let user = credentials.split(':').next().unwrap_or_default();
             format!("{scheme}://{user}:<redacted>@{host}")
@@ -405,7 +425,11 @@ mod tests {
     fn the_environment_wins_over_the_file() {
         let directory = tempfile::tempdir().unwrap();
         let path = directory.path().join("codesync.toml");
-        std::fs::write(&path, "http_addr = \"0.0.0.0:9000\"\ngrpc_addr = \"0.0.0.0:9001\"\nrate_limit_per_minute = 50\n").unwrap();
+        std::fs::write(
+            &path,
+            "http_addr = \"0.0.0.0:9000\"\ngrpc_addr = \"0.0.0.0:9001\"\nrate_limit_per_minute = 50\n",
+        )
+        .unwrap();
         let config = Config::from_sources(Some(&path), env(&[("CODESYNC_HTTP_ADDR", "127.0.0.1:7000")])).unwrap();
         assert_eq!(config.http_addr.to_string(), "127.0.0.1:7000");
         assert_eq!(config.grpc_addr.to_string(), "0.0.0.0:9001");
@@ -421,9 +445,11 @@ mod tests {
         assert!(error.contains("local, docker or kubernetes"), "{error}");
         let error = Config::from_sources(None, env(&[("CODESYNC_DATABASE_URL", "mysql://x")])).unwrap_err().to_string();
         assert!(error.contains("postgres"), "{error}");
-        let error = Config::from_sources(None, env(&[("CODESYNC_RATE_LIMIT_PER_MINUTE", "0")])).unwrap_err().to_string();
+        let error =
+            Config::from_sources(None, env(&[("CODESYNC_RATE_LIMIT_PER_MINUTE", "0")])).unwrap_err().to_string();
         assert!(error.contains("positive"), "{error}");
-        let error = Config::from_sources(None, env(&[("CODESYNC_ROOMS_ENDPOINT", "rooms:50051")])).unwrap_err().to_string();
+        let error =
+            Config::from_sources(None, env(&[("CODESYNC_ROOMS_ENDPOINT", "rooms:50051")])).unwrap_err().to_string();
         assert!(error.contains("http://"), "{error}");
     }
 
@@ -442,7 +468,10 @@ mod tests {
     fn secrets_are_redacted_in_descriptions() {
         let config = Config::from_sources(
             None,
-            env(&[("CODESYNC_DATABASE_URL", "postgres://app:hunter2@db/codesync"), ("CODESYNC_AI_API_KEY", "sk-secret")]),
+            env(&[
+                ("CODESYNC_DATABASE_URL", "postgres://app:hunter2@db/codesync"),
+                ("CODESYNC_AI_API_KEY", "sk-secret"),
+            ]),
         )
         .unwrap();
         let description = config.describe();

@@ -84,7 +84,9 @@ pub async fn migrate(config: &Config) -> anyhow::Result<()> {
 
 fn redacted(url: &str) -> String {
     match url.split_once('@') {
-        Some((_, host)) if url.contains("://") => format!("{}://<credentials>@{host}", url.split("://").next().unwrap_or_default()),
+        Some((_, host)) if url.contains("://") => {
+            format!("{}://<credentials>@{host}", url.split("://").next().unwrap_or_default())
+        }
         _ => url.to_string(),
     }
 }
@@ -121,7 +123,8 @@ pub async fn run(config: Config, components: BTreeSet<Component>) -> anyhow::Res
             health_reporter.set_service_status(&service_name, ServingStatus::Serving).await;
         }
         // Reflection lists only what this process serves; v1alpha is for older grpcurl.
-        let hosted_names: Vec<String> = grpc_services.iter().map(|component| grpc_service_name(component.name())).collect();
+        let hosted_names: Vec<String> =
+            grpc_services.iter().map(|component| grpc_service_name(component.name())).collect();
         let reflection = || {
             let mut builder = tonic_reflection::server::Builder::configure()
                 .register_encoded_file_descriptor_set(codesync_proto::FILE_DESCRIPTOR_SET)
@@ -165,7 +168,9 @@ pub async fn run(config: Config, components: BTreeSet<Component>) -> anyhow::Res
             .with_context(|| format!("cannot listen for HTTP on {} (set CODESYNC_HTTP_ADDR)", config.http_addr))?;
         let http_addr = listener.local_addr()?;
         let shutdown = wait_for(shutdown_receiver.clone());
-        tasks.spawn(async move { codesync_gateway::serve(listener, app, shutdown).await.context("the HTTP gateway failed") });
+        tasks.spawn(async move {
+            codesync_gateway::serve(listener, app, shutdown).await.context("the HTTP gateway failed")
+        });
         tracing::info!(address = %http_addr, "codesync is ready: open http://{http_addr}");
     }
 

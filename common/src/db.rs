@@ -135,10 +135,7 @@ impl Database {
             Backend::Sqlite => connection.execute("BEGIN IMMEDIATE").await.map_err(migration_error)?,
             Backend::Postgres => {
                 connection.execute("BEGIN").await.map_err(migration_error)?;
-                connection
-                    .execute("SELECT pg_advisory_xact_lock(7264913325)")
-                    .await
-                    .map_err(migration_error)?
+                connection.execute("SELECT pg_advisory_xact_lock(7264913325)").await.map_err(migration_error)?
             }
         };
         connection
@@ -201,10 +198,8 @@ fn sqlite_url_with_create_mode(url: &str) -> Result<String, DatabaseError> {
     let path = path_part.split('?').next().unwrap_or_default();
     if !path.is_empty() && path != ":memory:" {
         if let Some(directory) = std::path::Path::new(path).parent().filter(|parent| !parent.as_os_str().is_empty()) {
-            std::fs::create_dir_all(directory).map_err(|source| DatabaseError::CreateDirectory {
-                path: directory.display().to_string(),
-                source,
-            })?;
+            std::fs::create_dir_all(directory)
+                .map_err(|source| DatabaseError::CreateDirectory { path: directory.display().to_string(), source })?;
         }
     }
     if url.contains("mode=") {
@@ -254,7 +249,8 @@ mod tests {
             .execute(database.pool())
             .await
             .unwrap();
-        let row = sqlx::query("SELECT n, flag FROM things WHERE id = $1").bind("a").fetch_one(database.pool()).await.unwrap();
+        let row =
+            sqlx::query("SELECT n, flag FROM things WHERE id = $1").bind("a").fetch_one(database.pool()).await.unwrap();
         assert_eq!(row.get::<i64, _>("n"), 5);
         assert_eq!(row.get::<i64, _>("flag"), 1);
 

@@ -143,9 +143,7 @@ impl From<ServiceError> for tonic::Status {
             other => other.to_string(),
         };
         let mut status = tonic::Status::new(error.grpc_code(), message);
-        status
-            .metadata_mut()
-            .insert(ERROR_CODE_METADATA_KEY, MetadataValue::from_static(error.code()));
+        status.metadata_mut().insert(ERROR_CODE_METADATA_KEY, MetadataValue::from_static(error.code()));
         if let ServiceError::RateLimited { retry_after_secs, .. } = error {
             status.metadata_mut().insert(RETRY_AFTER_METADATA_KEY, MetadataValue::from(retry_after_secs));
         }

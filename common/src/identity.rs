@@ -219,15 +219,20 @@ impl TokenService {
         let header = value
             .to_str()
             .map_err(|_| ServiceError::unauthenticated("invalid_token", "the authorization header is not valid"))?;
-        let token = bearer_token(header)
-            .ok_or_else(|| ServiceError::unauthenticated("invalid_token", "expected 'Authorization: Bearer <token>'"))?;
+        let token = bearer_token(header).ok_or_else(|| {
+            ServiceError::unauthenticated("invalid_token", "expected 'Authorization: Bearer <token>'")
+        })?;
         self.verify_access_token(token).map(Some)
     }
 
     /// Like [`Self::caller_from_metadata`], but a missing token is an error too.
     pub fn require_caller(&self, metadata: &MetadataMap) -> Result<Caller, ServiceError> {
-        self.caller_from_metadata(metadata)?
-            .ok_or_else(|| ServiceError::unauthenticated("authentication_required", "sign in first: this request needs an access token"))
+        self.caller_from_metadata(metadata)?.ok_or_else(|| {
+            ServiceError::unauthenticated(
+                "authentication_required",
+                "sign in first: this request needs an access token",
+            )
+        })
     }
 }
 

@@ -55,9 +55,7 @@ impl RateLimiter {
         if buckets.len() >= SWEEP_THRESHOLD_KEYS && !buckets.contains_key(key) {
             self.sweep_full_buckets(&mut buckets, now);
         }
-        let bucket = buckets
-            .entry(key.to_string())
-            .or_insert(Bucket { tokens: self.capacity, refilled_at: now });
+        let bucket = buckets.entry(key.to_string()).or_insert(Bucket { tokens: self.capacity, refilled_at: now });
         let elapsed_secs = now.saturating_duration_since(bucket.refilled_at).as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed_secs * self.tokens_per_second).min(self.capacity);
         bucket.refilled_at = now;

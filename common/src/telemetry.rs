@@ -118,8 +118,7 @@ pub fn inject_trace_context(metadata: &mut tonic::metadata::MetadataMap) {
 
 /// Makes `span` a child of the trace context in incoming HTTP or gRPC headers.
 pub fn adopt_trace_context(span: &tracing::Span, headers: &http::HeaderMap) {
-    let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
-        propagator.extract(&HeaderExtractor(headers))
-    });
+    let parent =
+        opentelemetry::global::get_text_map_propagator(|propagator| propagator.extract(&HeaderExtractor(headers)));
     let _ = span.set_parent(parent);
 }

@@ -12,12 +12,7 @@ pub fn has_forbidden_characters(text: &str) -> bool {
 }
 
 /// A required single-line text of at most `max_chars` characters, trimmed.
-pub fn single_line(
-    field: &str,
-    value: &str,
-    max_chars: usize,
-    code: &'static str,
-) -> Result<String, ServiceError> {
+pub fn single_line(field: &str, value: &str, max_chars: usize, code: &'static str) -> Result<String, ServiceError> {
     let trimmed = value.trim();
     if trimmed.is_empty() {
         return Err(ServiceError::invalid(code, format!("{field} must not be empty")));
@@ -37,9 +32,7 @@ pub fn multi_line(field: &str, value: &str, max_chars: usize, code: &'static str
     if value.chars().count() > max_chars {
         return Err(ServiceError::invalid(code, format!("{field} must be at most {max_chars} characters")));
     }
-    let forbidden = value
-        .chars()
-        .any(|character| character.is_control() && !matches!(character, '\n' | '\r' | '\t'));
+    let forbidden = value.chars().any(|character| character.is_control() && !matches!(character, '\n' | '\r' | '\t'));
     if forbidden {
         return Err(ServiceError::invalid(code, format!("{field} must not contain control characters")));
     }

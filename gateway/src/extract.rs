@@ -50,7 +50,13 @@ impl FromRequestParts<GatewayState> for MaybeSignedIn {
         let Some(header_value) = parts.headers.get(axum::http::header::AUTHORIZATION) else {
             return Ok(Self { caller: None, context: CallContext { authorization: None, client_ip } });
         };
-        let invalid = || ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", "the authorization header is not a valid bearer token");
+        let invalid = || {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_token",
+                "the authorization header is not a valid bearer token",
+            )
+        };
         let header_text = header_value.to_str().map_err(|_| invalid())?;
         let token = bearer_token(header_text).ok_or_else(invalid)?;
         let caller = state.tokens.verify_access_token(token)?;
@@ -65,7 +71,11 @@ impl FromRequestParts<GatewayState> for SignedIn {
     async fn from_request_parts(parts: &mut Parts, state: &GatewayState) -> Result<Self, Self::Rejection> {
         let MaybeSignedIn { caller, context } = MaybeSignedIn::from_request_parts(parts, state).await?;
         let caller = caller.ok_or_else(|| {
-            ApiError::new(StatusCode::UNAUTHORIZED, "authentication_required", "sign in first: this request needs an access token")
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "authentication_required",
+                "sign in first: this request needs an access token",
+            )
         })?;
         Ok(Self { caller, context })
     }

@@ -31,12 +31,36 @@ async fn registration_validates_and_refuses_duplicates() {
     assert_eq!(second["user"]["is_admin"], false);
 
     let cases = [
-        (json!({"username": "ADA", "email": "other@example.com", "password": "12345678"}), StatusCode::CONFLICT, "username_taken"),
-        (json!({"username": "ada2", "email": "Ada@Example.com", "password": "12345678"}), StatusCode::CONFLICT, "email_taken"),
-        (json!({"username": "ab", "email": "ab@example.com", "password": "12345678"}), StatusCode::BAD_REQUEST, "invalid_username"),
-        (json!({"username": "a/b", "email": "ab@example.com", "password": "12345678"}), StatusCode::BAD_REQUEST, "invalid_username"),
-        (json!({"username": "carol", "email": "not-an-email", "password": "12345678"}), StatusCode::BAD_REQUEST, "invalid_email"),
-        (json!({"username": "carol", "email": "carol@example.com", "password": "1234567"}), StatusCode::BAD_REQUEST, "weak_password"),
+        (
+            json!({"username": "ADA", "email": "other@example.com", "password": "12345678"}),
+            StatusCode::CONFLICT,
+            "username_taken",
+        ),
+        (
+            json!({"username": "ada2", "email": "Ada@Example.com", "password": "12345678"}),
+            StatusCode::CONFLICT,
+            "email_taken",
+        ),
+        (
+            json!({"username": "ab", "email": "ab@example.com", "password": "12345678"}),
+            StatusCode::BAD_REQUEST,
+            "invalid_username",
+        ),
+        (
+            json!({"username": "a/b", "email": "ab@example.com", "password": "12345678"}),
+            StatusCode::BAD_REQUEST,
+            "invalid_username",
+        ),
+        (
+            json!({"username": "carol", "email": "not-an-email", "password": "12345678"}),
+            StatusCode::BAD_REQUEST,
+            "invalid_email",
+        ),
+        (
+            json!({"username": "carol", "email": "carol@example.com", "password": "1234567"}),
+            StatusCode::BAD_REQUEST,
+            "weak_password",
+        ),
     ];
     for (body, expected_status, expected_code) in cases {
         let (status, answer) = cluster.post("/api/auth/register", None, body.clone()).await;
@@ -49,7 +73,9 @@ async fn registration_validates_and_refuses_duplicates() {
 async fn login_and_me() {
     let cluster = Cluster::one_process(&[]).await;
     let registered = cluster.register("ada").await;
-    let (status, body) = cluster.post("/api/auth/login", None, json!({"email": "ADA@example.com", "password": "correct horse battery"})).await;
+    let (status, body) = cluster
+        .post("/api/auth/login", None, json!({"email": "ADA@example.com", "password": "correct horse battery"}))
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let session = Session::from_body(&body);
     assert_eq!(session.user_id, registered.user_id);
@@ -123,11 +149,14 @@ async fn tampered_forged_and_malformed_tokens_are_refused() {
 async fn refresh_rotates_and_reuse_revokes_the_family() {
     let cluster = Cluster::one_process(&[]).await;
     let first = cluster.register("ada").await;
-    let (status, other_login) = cluster.post("/api/auth/login", None, json!({"email": "ada@example.com", "password": "correct horse battery"})).await;
+    let (status, other_login) = cluster
+        .post("/api/auth/login", None, json!({"email": "ada@example.com", "password": "correct horse battery"}))
+        .await;
     assert_eq!(status, StatusCode::OK);
     let other_login = Session::from_body(&other_login);
 
-    let (status, rotated) = cluster.post("/api/auth/refresh", None, json!({"refresh_token": first.refresh_token})).await;
+    let (status, rotated) =
+        cluster.post("/api/auth/refresh", None, json!({"refresh_token": first.refresh_token})).await;
     assert_eq!(status, StatusCode::OK, "{rotated}");
     let second_refresh = rotated["refresh_token"].as_str().unwrap().to_string();
     let second_access = rotated["access_token"].as_str().unwrap().to_string();
@@ -135,7 +164,8 @@ async fn refresh_rotates_and_reuse_revokes_the_family() {
     let (status, _) = cluster.get("/api/auth/me", Some(&second_access)).await;
     assert_eq!(status, StatusCode::OK);
 
-    let (status, rotated_again) = cluster.post("/api/auth/refresh", None, json!({"refresh_token": second_refresh})).await;
+    let (status, rotated_again) =
+        cluster.post("/api/auth/refresh", None, json!({"refresh_token": second_refresh})).await;
     assert_eq!(status, StatusCode::OK);
     let third_refresh = rotated_again["refresh_token"].as_str().unwrap().to_string();
 
@@ -148,7 +178,8 @@ async fn refresh_rotates_and_reuse_revokes_the_family() {
     assert_eq!(body["error"]["code"], "refresh_token_revoked");
 
     // Another login of the same account is another family, untouched.
-    let (status, _) = cluster.post("/api/auth/refresh", None, json!({"refresh_token": other_login.refresh_token})).await;
+    let (status, _) =
+        cluster.post("/api/auth/refresh", None, json!({"refresh_token": other_login.refresh_token})).await;
     assert_eq!(status, StatusCode::OK);
 
     for bogus in ["", "nope", &"x".repeat(10_000)] {
@@ -186,7 +217,9 @@ async fn logout_revokes_the_refresh_token() {
 
 #[tokio::test]
 async fn tokens_expire() {
-    let cluster = Cluster::one_process(&[("CODESYNC_ACCESS_TOKEN_TTL_SECS", "1"), ("CODESYNC_REFRESH_TOKEN_TTL_SECS", "1")]).await;
+    let cluster =
+        Cluster::one_process(&[("CODESYNC_ACCESS_TOKEN_TTL_SECS", "1"), ("CODESYNC_REFRESH_TOKEN_TTL_SECS", "1")])
+            .await;
     let ada = cluster.register("ada").await;
     let (status, _) = cluster.get("/api/auth/me", ada.token()).await;
     assert_eq!(status, StatusCode::OK);
@@ -204,7 +237,9 @@ async fn logins_are_rate_limited_per_account() {
     let cluster = Cluster::one_process(&[("CODESYNC_LOGIN_FAILURES_PER_ACCOUNT", "3")]).await;
     cluster.register("ada").await;
     for _ in 0..3 {
-        let (status, _) = cluster.post("/api/auth/login", None, json!({"email": "ada@example.com", "password": "wrong password"})).await;
+        let (status, _) = cluster
+            .post("/api/auth/login", None, json!({"email": "ada@example.com", "password": "wrong password"}))
+            .await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
     }
     let response = cluster
@@ -221,7 +256,9 @@ async fn logins_are_rate_limited_per_account() {
     assert_eq!(body["error"]["code"], "rate_limited");
     // Other accounts are not locked out by it.
     cluster.register("bob").await;
-    let (status, _) = cluster.post("/api/auth/login", None, json!({"email": "bob@example.com", "password": "correct horse battery"})).await;
+    let (status, _) = cluster
+        .post("/api/auth/login", None, json!({"email": "bob@example.com", "password": "correct horse battery"}))
+        .await;
     assert_eq!(status, StatusCode::OK);
 }
 
@@ -230,10 +267,13 @@ async fn logins_are_rate_limited_per_ip() {
     let cluster = Cluster::one_process(&[("CODESYNC_LOGIN_ATTEMPTS_PER_IP_PER_MINUTE", "4")]).await;
     cluster.register("ada").await;
     for _ in 0..4 {
-        let (status, _) = cluster.post("/api/auth/login", None, json!({"email": "ada@example.com", "password": "correct horse battery"})).await;
+        let (status, _) = cluster
+            .post("/api/auth/login", None, json!({"email": "ada@example.com", "password": "correct horse battery"}))
+            .await;
         assert_eq!(status, StatusCode::OK);
     }
-    let (status, body) = cluster.post("/api/auth/login", None, json!({"email": "other@example.com", "password": "whatever1"})).await;
+    let (status, body) =
+        cluster.post("/api/auth/login", None, json!({"email": "other@example.com", "password": "whatever1"})).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
 }
 

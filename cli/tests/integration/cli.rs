@@ -60,7 +60,11 @@ fn bad_configuration_is_a_clear_error() {
 #[test]
 fn config_prints_the_effective_values_without_secrets() {
     let directory = tempfile::tempdir().unwrap();
-    std::fs::write(directory.path().join("codesync.toml"), "http_addr = \"127.0.0.1:9999\"\nrate_limit_per_minute = 50\n").unwrap();
+    std::fs::write(
+        directory.path().join("codesync.toml"),
+        "http_addr = \"127.0.0.1:9999\"\nrate_limit_per_minute = 50\n",
+    )
+    .unwrap();
     let output = codesync(
         &["--config", "codesync.toml", "config"],
         &[("CODESYNC_RATE_LIMIT_PER_MINUTE", "75"), ("CODESYNC_AI_API_KEY", "sk-very-secret")],
@@ -91,7 +95,8 @@ fn a_taken_port_is_reported_and_fatal() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = taken.local_addr().unwrap().to_string();
     let grpc = format!("127.0.0.1:{}", free_port());
-    let output = codesync(&["run"], &[("CODESYNC_HTTP_ADDR", &address), ("CODESYNC_GRPC_ADDR", &grpc)], directory.path());
+    let output =
+        codesync(&["run"], &[("CODESYNC_HTTP_ADDR", &address), ("CODESYNC_GRPC_ADDR", &grpc)], directory.path());
     assert!(!output.status.success());
     let message = text(&output);
     assert!(message.contains("cannot listen for HTTP") && message.contains("CODESYNC_HTTP_ADDR"), "{message}");

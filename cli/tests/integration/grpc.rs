@@ -22,20 +22,23 @@ async fn grpcurl_lists_the_nine_services_health_and_reflection() {
     assert!(ok, "{listing}");
     let mut services: Vec<&str> = listing.lines().collect();
     services.sort();
-    assert_eq!(services, [
-        "codesync.analytics.v1.AnalyticsService",
-        "codesync.assistant.v1.AssistantService",
-        "codesync.auth.v1.AuthService",
-        "codesync.documents.v1.DocumentsService",
-        "codesync.execution.v1.ExecutionService",
-        "codesync.history.v1.HistoryService",
-        "codesync.notifications.v1.NotificationsService",
-        "codesync.presence.v1.PresenceService",
-        "codesync.rooms.v1.RoomsService",
-        "grpc.health.v1.Health",
-        "grpc.reflection.v1.ServerReflection",
-        "grpc.reflection.v1alpha.ServerReflection",
-    ]);
+    assert_eq!(
+        services,
+        [
+            "codesync.analytics.v1.AnalyticsService",
+            "codesync.assistant.v1.AssistantService",
+            "codesync.auth.v1.AuthService",
+            "codesync.documents.v1.DocumentsService",
+            "codesync.execution.v1.ExecutionService",
+            "codesync.history.v1.HistoryService",
+            "codesync.notifications.v1.NotificationsService",
+            "codesync.presence.v1.PresenceService",
+            "codesync.rooms.v1.RoomsService",
+            "grpc.health.v1.Health",
+            "grpc.reflection.v1.ServerReflection",
+            "grpc.reflection.v1alpha.ServerReflection",
+        ]
+    );
 
     let (ok, health) = grpcurl(&["-plaintext", &cluster.grpc_addr, "grpc.health.v1.Health/Check"]);
     assert!(ok && health.contains("SERVING"), "{health}");
@@ -48,11 +51,18 @@ async fn grpcurl_lists_the_nine_services_health_and_reflection() {
     let (ok, described) = grpcurl(&["-plaintext", &cluster.grpc_addr, "describe", "codesync.rooms.v1.RoomsService"]);
     assert!(ok && described.contains("rpc CreateFile"), "{described}");
 
-    let (ok, answer) = grpcurl(&["-plaintext", "-d", "{}", &cluster.grpc_addr, "codesync.history.v1.HistoryService/ListVersions"]);
+    let (ok, answer) =
+        grpcurl(&["-plaintext", "-d", "{}", &cluster.grpc_addr, "codesync.history.v1.HistoryService/ListVersions"]);
     assert!(!ok && answer.contains("Unimplemented"), "later services answer UNIMPLEMENTED: {answer}");
 
     // Authorisation holds on the gRPC side too, without the gateway.
-    let (ok, answer) = grpcurl(&["-plaintext", "-d", "{\"name\": \"x\"}", &cluster.grpc_addr, "codesync.rooms.v1.RoomsService/CreateRoom"]);
+    let (ok, answer) = grpcurl(&[
+        "-plaintext",
+        "-d",
+        "{\"name\": \"x\"}",
+        &cluster.grpc_addr,
+        "codesync.rooms.v1.RoomsService/CreateRoom",
+    ]);
     assert!(!ok && answer.contains("Unauthenticated"), "{answer}");
 }
 
@@ -64,12 +74,15 @@ async fn each_process_of_the_split_topology_serves_its_own_service() {
     assert!(ok, "{listing}");
     let mut services: Vec<&str> = listing.lines().collect();
     services.sort();
-    assert_eq!(services, [
-        "codesync.auth.v1.AuthService",
-        "grpc.health.v1.Health",
-        "grpc.reflection.v1.ServerReflection",
-        "grpc.reflection.v1alpha.ServerReflection",
-    ]);
+    assert_eq!(
+        services,
+        [
+            "codesync.auth.v1.AuthService",
+            "grpc.health.v1.Health",
+            "grpc.reflection.v1.ServerReflection",
+            "grpc.reflection.v1alpha.ServerReflection",
+        ]
+    );
     let request = "{\"service\": \"codesync.auth.v1.AuthService\"}";
     let (ok, health) = grpcurl(&["-plaintext", "-d", request, &cluster.grpc_addr, "grpc.health.v1.Health/Check"]);
     assert!(ok && health.contains("SERVING"), "{health}");

@@ -97,17 +97,28 @@ impl Cluster {
             env.push((format!("CODESYNC_{}_ENDPOINT", service.to_uppercase()), format!("http://127.0.0.1:{port}")));
         }
         // Migrate once up front, as a deployment would, so that service start-ups do not race.
-        let status = Command::new(binary()).arg("migrate").envs(env.clone()).current_dir(data_dir.path()).status().expect("run migrate");
+        let status = Command::new(binary())
+            .arg("migrate")
+            .envs(env.clone())
+            .current_dir(data_dir.path())
+            .status()
+            .expect("run migrate");
         assert!(status.success(), "codesync migrate failed");
         let mut children = Vec::new();
         for (service, port) in &ports {
             let mut service_env = env.clone();
             service_env.push(("CODESYNC_GRPC_ADDR".into(), format!("127.0.0.1:{port}")));
-            children.push((service.to_string(), spawn(&["run", "--service", service], &service_env, data_dir.path(), service)));
+            children.push((
+                service.to_string(),
+                spawn(&["run", "--service", service], &service_env, data_dir.path(), service),
+            ));
         }
         let mut gateway_env = env.clone();
         gateway_env.push(("CODESYNC_HTTP_ADDR".into(), format!("127.0.0.1:{http_port}")));
-        children.push(("gateway".into(), spawn(&["run", "--service", "gateway"], &gateway_env, data_dir.path(), "gateway")));
+        children.push((
+            "gateway".into(),
+            spawn(&["run", "--service", "gateway"], &gateway_env, data_dir.path(), "gateway"),
+        ));
         let cluster = Self::new(children, data_dir, http_port, ports[0].1);
         cluster.wait_until_ready().await;
         cluster
@@ -140,7 +151,13 @@ impl Cluster {
         }
     }
 
-    pub async fn request(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut request = self.http.request(method, format!("{}{path}", self.base_url));
         if let Some(token) = token {
             request = request.bearer_auth(token);
@@ -165,7 +182,13 @@ impl Cluster {
     }
 
     /// Sends `body` as it is, with the given content type.
-    pub async fn post_raw(&self, path: &str, token: Option<&str>, content_type: &str, body: Vec<u8>) -> reqwest::Response {
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> reqwest::Response {
         let mut request = self
             .http
             .post(format!("{}{path}", self.base_url))
@@ -235,7 +258,12 @@ impl Session {
 pub async fn read(response: reqwest::Response) -> (StatusCode, Value) {
     let status = response.status();
     let bytes = response.bytes().await.expect("read body");
-    let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("non-JSON body with {status}: {}", String::from_utf8_lossy(&bytes))) };
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| panic!("non-JSON body with {status}: {}", String::from_utf8_lossy(&bytes)))
+    };
     if status.is_client_error() || status.is_server_error() {
         assert_error_shape(&body);
     }
@@ -244,7 +272,10 @@ pub async fn read(response: reqwest::Response) -> (StatusCode, Value) {
 
 pub fn assert_error_shape(body: &Value) {
     let code = body["error"]["code"].as_str().unwrap_or_else(|| panic!("no error.code in {body}"));
-    assert!(!code.is_empty() && code.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "code not snake_case: {code}");
+    assert!(
+        !code.is_empty() && code.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+        "code not snake_case: {code}"
+    );
     let message = body["error"]["message"].as_str().unwrap_or_else(|| panic!("no error.message in {body}"));
     assert!(!message.is_empty());
 }

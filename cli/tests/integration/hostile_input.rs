@@ -43,7 +43,10 @@ async fn malformed_missing_extra_and_mistyped_bodies() {
 
     let shape_errors = [
         ("/api/auth/register", json!({"username": "bob", "email": "bob@example.com"})),
-        ("/api/auth/register", json!({"username": "bob", "email": "bob@example.com", "password": "12345678", "is_admin": true})),
+        (
+            "/api/auth/register",
+            json!({"username": "bob", "email": "bob@example.com", "password": "12345678", "is_admin": true}),
+        ),
         ("/api/auth/register", json!({"username": 42, "email": "bob@example.com", "password": "12345678"})),
         ("/api/rooms", json!({"name": "x"})),
         ("/api/rooms", json!({"name": "x", "is_public": "yes"})),
@@ -58,7 +61,8 @@ async fn malformed_missing_extra_and_mistyped_bodies() {
     // Nothing was created by any of it.
     let (_, rooms) = cluster.get("/api/rooms", ada.token()).await;
     assert_eq!(rooms["rooms"].as_array().unwrap().len(), 1);
-    let (status, _) = cluster.post("/api/auth/login", None, json!({"email": "bob@example.com", "password": "12345678"})).await;
+    let (status, _) =
+        cluster.post("/api/auth/login", None, json!({"email": "bob@example.com", "password": "12345678"})).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "no account was registered by a refused body");
 }
 
@@ -76,13 +80,16 @@ async fn oversized_bodies_and_contents_are_413() {
     assert_eq!(answer["error"]["code"], "payload_too_large");
 
     // Under the body limit but over the file limit.
-    let (status, answer) = cluster.post(&files_path, ada.token(), json!({"filename": "big.txt", "content": "x".repeat(1024 * 1024 + 1)})).await;
+    let (status, answer) = cluster
+        .post(&files_path, ada.token(), json!({"filename": "big.txt", "content": "x".repeat(1024 * 1024 + 1)}))
+        .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{answer}");
     assert_eq!(answer["error"]["code"], "file_too_large");
     let (_, listing) = cluster.get(&files_path, ada.token()).await;
     assert!(listing["files"].as_array().unwrap().is_empty());
 
-    let (status, _) = cluster.post(&files_path, ada.token(), json!({"filename": "ok.txt", "content": "x".repeat(1024 * 1024)})).await;
+    let (status, _) =
+        cluster.post(&files_path, ada.token(), json!({"filename": "ok.txt", "content": "x".repeat(1024 * 1024)})).await;
     assert_eq!(status, StatusCode::CREATED, "exactly 1 MiB is allowed");
 }
 
@@ -94,8 +101,21 @@ async fn hostile_names_are_refused_and_unicode_is_welcome() {
     let files_path = format!("/api/rooms/{}/files", room["id"].as_str().unwrap());
     let ten_kb = "a".repeat(10 * 1024);
 
-    for filename in ["../../etc/passwd", "a/b.py", "..\\win.ini", "..", ".", "", "tab\there.py", "new\nline.py", "nul\u{0}.py",
-                     "bell\u{7}.py", "rtl\u{202E}yp.exe", " padded.py", ten_kb.as_str()] {
+    for filename in [
+        "../../etc/passwd",
+        "a/b.py",
+        "..\\win.ini",
+        "..",
+        ".",
+        "",
+        "tab\there.py",
+        "new\nline.py",
+        "nul\u{0}.py",
+        "bell\u{7}.py",
+        "rtl\u{202E}yp.exe",
+        " padded.py",
+        ten_kb.as_str(),
+    ] {
         let (status, answer) = cluster.post(&files_path, ada.token(), json!({"filename": filename})).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{filename:?}: {answer}");
         assert_eq!(answer["error"]["code"], "invalid_filename");
@@ -109,9 +129,11 @@ async fn hostile_names_are_refused_and_unicode_is_welcome() {
         let (status, answer) = cluster.post("/api/rooms", ada.token(), json!({"name": name, "is_public": true})).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{name:?}: {answer}");
     }
-    let (status, _) = cluster.post("/api/rooms", ada.token(), json!({"name": "Ünïcødé 房间 🎉", "is_public": true})).await;
+    let (status, _) =
+        cluster.post("/api/rooms", ada.token(), json!({"name": "Ünïcødé 房间 🎉", "is_public": true})).await;
     assert_eq!(status, StatusCode::CREATED);
-    let (status, _) = cluster.post("/api/rooms", ada.token(), json!({"name": "x", "description": ten_kb, "is_public": true})).await;
+    let (status, _) =
+        cluster.post("/api/rooms", ada.token(), json!({"name": "x", "description": ten_kb, "is_public": true})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
     for (username, email, password) in [
@@ -121,7 +143,9 @@ async fn hostile_names_are_refused_and_unicode_is_welcome() {
         ("bob", "bob@example.com", ten_kb.as_str()),
         ("bob", "bob@exa\nmple.com", "12345678"),
     ] {
-        let (status, answer) = cluster.post("/api/auth/register", None, json!({"username": username, "email": email, "password": password})).await;
+        let (status, answer) = cluster
+            .post("/api/auth/register", None, json!({"username": username, "email": email, "password": password}))
+            .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
     }
     let (status, _) = cluster.post("/api/auth/login", None, json!({"email": ten_kb, "password": ten_kb})).await;
@@ -133,8 +157,14 @@ async fn odd_paths_and_methods() {
     let cluster = Cluster::one_process(&[]).await;
     let ada = cluster.register("ada").await;
     let long_id = "x".repeat(4000);
-    for path in ["/api/rooms/not-a-uuid", "/api/rooms/%2e%2e%2fetc", "/api/rooms/%00", "/api/files/'; DROP TABLE rooms; --",
-                 &format!("/api/files/{long_id}"), "/api/rooms/00000000-0000-0000-0000-000000000000/files"] {
+    for path in [
+        "/api/rooms/not-a-uuid",
+        "/api/rooms/%2e%2e%2fetc",
+        "/api/rooms/%00",
+        "/api/files/'; DROP TABLE rooms; --",
+        &format!("/api/files/{long_id}"),
+        "/api/rooms/00000000-0000-0000-0000-000000000000/files",
+    ] {
         let (status, answer) = cluster.get(path, ada.token()).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {answer}");
     }

@@ -11,7 +11,11 @@ use crate::harness::{Cluster, PostgresDatabase};
 async fn collaboration_scenario(cluster: &Cluster) {
     let owner = cluster.register("owner").await;
     let (status, room) = cluster
-        .post("/api/rooms", owner.token(), json!({"name": "Pair programming", "description": "we code", "is_public": false}))
+        .post(
+            "/api/rooms",
+            owner.token(),
+            json!({"name": "Pair programming", "description": "we code", "is_public": false}),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{room}");
     let room_id = room["id"].as_str().unwrap().to_string();
@@ -26,13 +30,18 @@ async fn collaboration_scenario(cluster: &Cluster) {
     assert_eq!(joined["my_role"], "editor");
 
     let (status, file) = cluster
-        .post(&format!("/api/rooms/{room_id}/files"), editor.token(), json!({"filename": "main.py", "content": "print('hi')\n"}))
+        .post(
+            &format!("/api/rooms/{room_id}/files"),
+            editor.token(),
+            json!({"filename": "main.py", "content": "print('hi')\n"}),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{file}");
     assert_eq!(file["language"], "python");
     let file_id = file["id"].as_str().unwrap().to_string();
 
-    let (status, renamed) = cluster.patch(&format!("/api/files/{file_id}"), editor.token(), json!({"filename": "main.js"})).await;
+    let (status, renamed) =
+        cluster.patch(&format!("/api/files/{file_id}"), editor.token(), json!({"filename": "main.js"})).await;
     assert_eq!(status, StatusCode::OK, "{renamed}");
     assert_eq!(renamed["filename"], "main.js");
     assert_eq!(renamed["language"], "javascript");
@@ -48,14 +57,17 @@ async fn collaboration_scenario(cluster: &Cluster) {
     assert_eq!(member["role"], "viewer");
     assert_eq!(member["username"], "viewer");
 
-    let (status, body) = cluster.patch(&format!("/api/files/{file_id}"), viewer.token(), json!({"content": "hacked"})).await;
+    let (status, body) =
+        cluster.patch(&format!("/api/files/{file_id}"), viewer.token(), json!({"content": "hacked"})).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     let (status, file) = cluster.get(&format!("/api/files/{file_id}"), viewer.token()).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(file["content"], "print('hi')\n", "the refused change left nothing behind");
 
     let outsider = cluster.register("outsider").await;
-    for path in [format!("/api/rooms/{room_id}"), format!("/api/rooms/{room_id}/files"), format!("/api/files/{file_id}")] {
+    for path in
+        [format!("/api/rooms/{room_id}"), format!("/api/rooms/{room_id}/files"), format!("/api/files/{file_id}")]
+    {
         let (status, body) = cluster.get(&path, outsider.token()).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
     }
@@ -63,7 +75,8 @@ async fn collaboration_scenario(cluster: &Cluster) {
     // The members' usernames come from the auth service over gRPC.
     let (status, members) = cluster.get(&format!("/api/rooms/{room_id}/members"), owner.token()).await;
     assert_eq!(status, StatusCode::OK);
-    let mut names: Vec<&str> = members["members"].as_array().unwrap().iter().map(|m| m["username"].as_str().unwrap()).collect();
+    let mut names: Vec<&str> =
+        members["members"].as_array().unwrap().iter().map(|m| m["username"].as_str().unwrap()).collect();
     names.sort();
     assert_eq!(names, ["editor", "owner", "viewer"]);
 }

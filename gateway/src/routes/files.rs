@@ -15,9 +15,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, MaybeSignedIn, SignedIn};
 
 pub fn router() -> OpenApiRouter<GatewayState> {
-    OpenApiRouter::new()
-        .routes(routes!(list_files, create_file))
-        .routes(routes!(get_file, update_file, delete_file))
+    OpenApiRouter::new().routes(routes!(list_files, create_file)).routes(routes!(get_file, update_file, delete_file))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -141,7 +139,11 @@ async fn update_file(
     ApiJson(body): ApiJson<UpdateFileBody>,
 ) -> Result<axum::Json<FileBody>, ApiError> {
     if body.filename.is_none() && body.content.is_none() {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "empty_update", "give a new filename, new content, or both"));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "empty_update",
+            "give a new filename, new content, or both",
+        ));
     }
     let message = pb::UpdateFileRequest { file_id, filename: body.filename, content: body.content };
     let file = state.clients.rooms().update_file(user.context.request(message)).await?.into_inner();
@@ -154,7 +156,11 @@ async fn update_file(
     (status = 403, description = "a viewer or a non-member", body = ErrorBody),
     (status = 404, description = "no such file", body = ErrorBody),
 ))]
-async fn delete_file(State(state): State<GatewayState>, user: SignedIn, ApiPath(file_id): ApiPath<String>) -> Result<StatusCode, ApiError> {
+async fn delete_file(
+    State(state): State<GatewayState>,
+    user: SignedIn,
+    ApiPath(file_id): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
     state.clients.rooms().delete_file(user.context.request(pb::DeleteFileRequest { file_id })).await?;
     Ok(StatusCode::NO_CONTENT)
 }

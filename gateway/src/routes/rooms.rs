@@ -143,8 +143,12 @@ fn member_body(member: pb::Member) -> MemberBody {
 #[utoipa::path(get, path = "/api/rooms", tag = "rooms", security((), ("bearer" = [])), responses(
     (status = 200, description = "rooms", body = RoomListBody),
 ))]
-async fn list_rooms(State(state): State<GatewayState>, visitor: MaybeSignedIn) -> Result<axum::Json<RoomListBody>, ApiError> {
-    let rooms = state.clients.rooms().list_rooms(visitor.context.request(pb::ListRoomsRequest {})).await?.into_inner().rooms;
+async fn list_rooms(
+    State(state): State<GatewayState>,
+    visitor: MaybeSignedIn,
+) -> Result<axum::Json<RoomListBody>, ApiError> {
+    let rooms =
+        state.clients.rooms().list_rooms(visitor.context.request(pb::ListRoomsRequest {})).await?.into_inner().rooms;
     Ok(axum::Json(RoomListBody { rooms: rooms.into_iter().map(room_body).collect() }))
 }
 
@@ -193,7 +197,8 @@ async fn get_room(
     visitor: MaybeSignedIn,
     ApiPath(room_id): ApiPath<String>,
 ) -> Result<axum::Json<RoomBody>, ApiError> {
-    let room = state.clients.rooms().get_room(visitor.context.request(pb::GetRoomRequest { room_id })).await?.into_inner();
+    let room =
+        state.clients.rooms().get_room(visitor.context.request(pb::GetRoomRequest { room_id })).await?.into_inner();
     Ok(axum::Json(room_body(room)))
 }
 
@@ -209,7 +214,8 @@ async fn update_room(
     ApiPath(room_id): ApiPath<String>,
     ApiJson(body): ApiJson<UpdateRoomBody>,
 ) -> Result<axum::Json<RoomBody>, ApiError> {
-    let message = pb::UpdateRoomRequest { room_id, name: body.name, description: body.description, is_public: body.is_public };
+    let message =
+        pb::UpdateRoomRequest { room_id, name: body.name, description: body.description, is_public: body.is_public };
     let room = state.clients.rooms().update_room(user.context.request(message)).await?.into_inner();
     Ok(axum::Json(room_body(room)))
 }
@@ -220,7 +226,11 @@ async fn update_room(
     (status = 403, description = "not the owner", body = ErrorBody),
     (status = 404, description = "no such room", body = ErrorBody),
 ))]
-async fn delete_room(State(state): State<GatewayState>, user: SignedIn, ApiPath(room_id): ApiPath<String>) -> Result<StatusCode, ApiError> {
+async fn delete_room(
+    State(state): State<GatewayState>,
+    user: SignedIn,
+    ApiPath(room_id): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
     state.clients.rooms().delete_room(user.context.request(pb::DeleteRoomRequest { room_id })).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -250,7 +260,8 @@ async fn list_members(
     visitor: MaybeSignedIn,
     ApiPath(room_id): ApiPath<String>,
 ) -> Result<axum::Json<MemberListBody>, ApiError> {
-    let members = state.clients.rooms().list_members(visitor.context.request(pb::ListMembersRequest { room_id })).await?;
+    let members =
+        state.clients.rooms().list_members(visitor.context.request(pb::ListMembersRequest { room_id })).await?;
     Ok(axum::Json(MemberListBody { members: members.into_inner().members.into_iter().map(member_body).collect() }))
 }
 

@@ -132,7 +132,8 @@ impl AuthGrpcService {
     }
 
     async fn login(&self, request: pb::LoginRequest, ip_key: String) -> ServiceResult<pb::AuthSession> {
-        let invalid_credentials = || ServiceError::unauthenticated("invalid_credentials", "the email or password is incorrect");
+        let invalid_credentials =
+            || ServiceError::unauthenticated("invalid_credentials", "the email or password is incorrect");
         // A malformed email cannot belong to an account; it still counts as an attempt.
         let account_key = validation::email(&request.email).unwrap_or_else(|_| request.email.trim().to_lowercase());
         self.check_login_rate_limits(&ip_key, &account_key)?;
@@ -173,10 +174,16 @@ impl AuthGrpcService {
                 return Err(ServiceError::unauthenticated("invalid_refresh_token", "the refresh token is not valid"));
             }
             Err(RefreshRefusal::Expired) => {
-                return Err(ServiceError::unauthenticated("refresh_token_expired", "the refresh token has expired; sign in again"));
+                return Err(ServiceError::unauthenticated(
+                    "refresh_token_expired",
+                    "the refresh token has expired; sign in again",
+                ));
             }
             Err(RefreshRefusal::Revoked) => {
-                return Err(ServiceError::unauthenticated("refresh_token_revoked", "the refresh token was revoked; sign in again"));
+                return Err(ServiceError::unauthenticated(
+                    "refresh_token_revoked",
+                    "the refresh token was revoked; sign in again",
+                ));
             }
             Err(RefreshRefusal::Reused { family_id, user_id }) => {
                 tracing::warn!(user.id = %user_id, token.family = %family_id, "a used refresh token was presented again; revoked its family");
@@ -186,11 +193,10 @@ impl AuthGrpcService {
                 ));
             }
         };
-        let user = self
-            .store
-            .find_user_by_id(&new_record.user_id)
-            .await?
-            .ok_or_else(|| ServiceError::unauthenticated("invalid_refresh_token", "the account no longer exists"))?;
+        let user =
+            self.store.find_user_by_id(&new_record.user_id).await?.ok_or_else(|| {
+                ServiceError::unauthenticated("invalid_refresh_token", "the account no longer exists")
+            })?;
         let access_token = self.tokens.issue_access_token(&caller_of(&user))?;
         Ok(self.token_pair(access_token, new_token_secret))
     }

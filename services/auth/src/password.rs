@@ -3,15 +3,13 @@
 
 use std::sync::OnceLock;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use codesync_common::ServiceError;
 use rand::RngCore;
 
 pub async fn hash_password(password: String) -> Result<String, ServiceError> {
-    tokio::task::spawn_blocking(move || hash_password_blocking(&password))
-        .await
-        .map_err(ServiceError::internal)?
+    tokio::task::spawn_blocking(move || hash_password_blocking(&password)).await.map_err(ServiceError::internal)?
 }
 
 fn hash_password_blocking(password: &str) -> Result<String, ServiceError> {

@@ -47,7 +47,10 @@ pub enum RefreshRefusal {
     Expired,
     Revoked,
     /// Used before: the whole family has now been revoked.
-    Reused { family_id: String, user_id: String },
+    Reused {
+        family_id: String,
+        user_id: String,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -109,11 +112,8 @@ impl AuthStore {
         match result {
             Ok(_) => {}
             Err(error) if is_unique_violation(&error) => {
-                let username_taken = self
-                    .find_user_by_username(&user.username)
-                    .await
-                    .map_err(InsertUserError::Other)?
-                    .is_some();
+                let username_taken =
+                    self.find_user_by_username(&user.username).await.map_err(InsertUserError::Other)?.is_some();
                 return Err(if username_taken { InsertUserError::UsernameTaken } else { InsertUserError::EmailTaken });
             }
             Err(error) => return Err(InsertUserError::Other(error.into())),
@@ -237,11 +237,13 @@ impl AuthStore {
             return Ok(Err(RefreshRefusal::Revoked));
         }
         if used_at_ms.is_some() {
-            sqlx::query("UPDATE auth_refresh_tokens SET revoked_at_ms = $1 WHERE family_id = $2 AND revoked_at_ms IS NULL")
-                .bind(now_ms)
-                .bind(&family_id)
-                .execute(&mut *transaction)
-                .await?;
+            sqlx::query(
+                "UPDATE auth_refresh_tokens SET revoked_at_ms = $1 WHERE family_id = $2 AND revoked_at_ms IS NULL",
+            )
+            .bind(now_ms)
+            .bind(&family_id)
+            .execute(&mut *transaction)
+            .await?;
             transaction.commit().await?;
             return Ok(Err(RefreshRefusal::Reused { family_id, user_id }));
         }

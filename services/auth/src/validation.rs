@@ -19,7 +19,8 @@ pub fn username(value: &str) -> Result<String, ServiceError> {
             format!("the username must be {USERNAME_MIN_CHARS} to {USERNAME_MAX_CHARS} characters long"),
         ));
     }
-    let allowed = value.chars().all(|character| character.is_ascii_alphanumeric() || matches!(character, '_' | '-' | '.'));
+    let allowed =
+        value.chars().all(|character| character.is_ascii_alphanumeric() || matches!(character, '_' | '-' | '.'));
     let starts_well = value.chars().next().is_some_and(|character| character.is_ascii_alphanumeric());
     if !allowed || !starts_well {
         return Err(ServiceError::invalid(
@@ -38,7 +39,9 @@ pub fn email(value: &str) -> Result<String, ServiceError> {
     if value.is_empty() || value.chars().count() > EMAIL_MAX_CHARS || has_forbidden_characters(value) {
         return Err(invalid());
     }
-    if value.chars().any(|character| character.is_whitespace() || matches!(character, '<' | '>' | '(' | ')' | ',' | ';' | '"' | '\\')) {
+    if value.chars().any(|character| {
+        character.is_whitespace() || matches!(character, '<' | '>' | '(' | ')' | ',' | ';' | '"' | '\\')
+    }) {
         return Err(invalid());
     }
     let Some((local, domain)) = value.rsplit_once('@') else {
@@ -90,8 +93,19 @@ mod tests {
     fn emails() {
         assert_eq!(email(" Alice@Example.COM ").unwrap(), "alice@example.com");
         assert!(email("a.b+tag@sub.example.org").is_ok());
-        for bad in ["", "alice", "alice@", "@example.com", "alice@example", "a b@example.com", "alice@@example.com",
-                    "alice@example..com", "alice@.example.com", "alice@exa\nmple.com", "<a@b.c>"] {
+        for bad in [
+            "",
+            "alice",
+            "alice@",
+            "@example.com",
+            "alice@example",
+            "a b@example.com",
+            "alice@@example.com",
+            "alice@example..com",
+            "alice@.example.com",
+            "alice@exa\nmple.com",
+            "<a@b.c>",
+        ] {
             assert_eq!(email(bad).unwrap_err().code(), "invalid_email", "{bad:?}");
         }
         assert!(email(&format!("{}@example.com", "a".repeat(300))).is_err());

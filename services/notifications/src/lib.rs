@@ -5,7 +5,9 @@
 //! issue that builds the service lands.
 #![forbid(unsafe_code)]
 
-use codesync_proto::notifications::v1::notifications_service_server::{NotificationsService, NotificationsServiceServer};
+use codesync_proto::notifications::v1::notifications_service_server::{
+    NotificationsService, NotificationsServiceServer,
+};
 
 /// The gRPC implementation of `NotificationsService`.
 #[derive(Debug, Default, Clone)]

@@ -34,8 +34,7 @@ impl RoomAccess {
 
     pub fn require_member(&self) -> ServiceResult<Role> {
         self.require_signed_in()?;
-        self.role()
-            .ok_or_else(|| ServiceError::forbidden("not_a_member", "only members of this room may do this"))
+        self.role().ok_or_else(|| ServiceError::forbidden("not_a_member", "only members of this room may do this"))
     }
 
     pub fn require_write(&self) -> ServiceResult<Role> {
@@ -56,7 +55,10 @@ impl RoomAccess {
     fn require_signed_in(&self) -> ServiceResult<()> {
         match self.caller {
             Some(_) => Ok(()),
-            None => Err(ServiceError::unauthenticated("authentication_required", "sign in first: this request needs an access token")),
+            None => Err(ServiceError::unauthenticated(
+                "authentication_required",
+                "sign in first: this request needs an access token",
+            )),
         }
     }
 }

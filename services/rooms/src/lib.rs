@@ -98,7 +98,12 @@ impl RoomsGrpcService {
         RoomAccess::evaluate(room, caller.cloned())
     }
 
-    async fn file_access(&self, file_id: &str, caller: Option<&Caller>, with_content: bool) -> ServiceResult<(FileRecord, RoomAccess)> {
+    async fn file_access(
+        &self,
+        file_id: &str,
+        caller: Option<&Caller>,
+        with_content: bool,
+    ) -> ServiceResult<(FileRecord, RoomAccess)> {
         let file_not_found = || ServiceError::not_found("file_not_found", "no such file");
         if !codesync_common::is_valid_id(file_id) {
             return Err(file_not_found());
@@ -215,14 +220,22 @@ impl RoomsGrpcService {
             .collect())
     }
 
-    async fn update_member_role(&self, context: &CallContext, caller: Caller, request: pb::UpdateMemberRoleRequest) -> ServiceResult<pb::Member> {
+    async fn update_member_role(
+        &self,
+        context: &CallContext,
+        caller: Caller,
+        request: pb::UpdateMemberRoleRequest,
+    ) -> ServiceResult<pb::Member> {
         let access = self.room_access(&request.room_id, Some(&caller)).await?;
         access.require_owner()?;
         let role = match pb::Role::try_from(request.role) {
             Ok(pb::Role::Editor) => Role::Editor,
             Ok(pb::Role::Viewer) => Role::Viewer,
             Ok(pb::Role::Owner) => {
-                return Err(ServiceError::invalid("invalid_role", "a room has one owner; the role must be editor or viewer"));
+                return Err(ServiceError::invalid(
+                    "invalid_role",
+                    "a room has one owner; the role must be editor or viewer",
+                ));
             }
             Ok(pb::Role::Unspecified) | Err(_) => {
                 return Err(ServiceError::invalid("invalid_role", "the role must be editor or viewer"));
@@ -241,13 +254,20 @@ impl RoomsGrpcService {
         members.pop().ok_or_else(|| ServiceError::internal("a member vanished from its own listing"))
     }
 
-    async fn remove_member(&self, caller: Caller, request: pb::RemoveMemberRequest) -> ServiceResult<pb::RemoveMemberResponse> {
+    async fn remove_member(
+        &self,
+        caller: Caller,
+        request: pb::RemoveMemberRequest,
+    ) -> ServiceResult<pb::RemoveMemberResponse> {
         let access = self.room_access(&request.room_id, Some(&caller)).await?;
         let leaving_self = request.user_id == caller.user_id;
         if leaving_self {
             access.require_member()?;
             if access.role() == Some(Role::Owner) {
-                return Err(ServiceError::conflict("owner_cannot_leave", "the owner cannot leave the room; delete it instead"));
+                return Err(ServiceError::conflict(
+                    "owner_cannot_leave",
+                    "the owner cannot leave the room; delete it instead",
+                ));
             }
         } else {
             access.require_owner()?;
@@ -381,7 +401,10 @@ impl RoomsService for RoomsGrpcService {
         Ok(Response::new(self.create_room(caller, request.into_inner()).await?))
     }
 
-    async fn list_rooms(&self, request: Request<pb::ListRoomsRequest>) -> Result<Response<pb::ListRoomsResponse>, Status> {
+    async fn list_rooms(
+        &self,
+        request: Request<pb::ListRoomsRequest>,
+    ) -> Result<Response<pb::ListRoomsResponse>, Status> {
         let caller = self.tokens.caller_from_metadata(request.metadata())?;
         let rooms = self.store.list_rooms(caller_id(caller.as_ref())).await?;
         Ok(Response::new(pb::ListRoomsResponse { rooms: rooms.iter().map(room_message).collect() }))
@@ -398,7 +421,10 @@ impl RoomsService for RoomsGrpcService {
         Ok(Response::new(self.update_room(caller, request.into_inner()).await?))
     }
 
-    async fn delete_room(&self, request: Request<pb::DeleteRoomRequest>) -> Result<Response<pb::DeleteRoomResponse>, Status> {
+    async fn delete_room(
+        &self,
+        request: Request<pb::DeleteRoomRequest>,
+    ) -> Result<Response<pb::DeleteRoomResponse>, Status> {
         let caller = self.tokens.require_caller(request.metadata())?;
         let access = self.room_access(&request.get_ref().room_id, Some(&caller)).await?;
         access.require_owner()?;
@@ -428,7 +454,10 @@ impl RoomsService for RoomsGrpcService {
         Ok(Response::new(self.load_room(&room_id, &caller).await?))
     }
 
-    async fn list_members(&self, request: Request<pb::ListMembersRequest>) -> Result<Response<pb::ListMembersResponse>, Status> {
+    async fn list_members(
+        &self,
+        request: Request<pb::ListMembersRequest>,
+    ) -> Result<Response<pb::ListMembersResponse>, Status> {
         let caller = self.tokens.caller_from_metadata(request.metadata())?;
         let access = self.room_access(&request.get_ref().room_id, caller.as_ref()).await?;
         let records = self.store.list_members(&access.room().id).await?;
@@ -436,13 +465,19 @@ impl RoomsService for RoomsGrpcService {
         Ok(Response::new(pb::ListMembersResponse { members }))
     }
 
-    async fn update_member_role(&self, request: Request<pb::UpdateMemberRoleRequest>) -> Result<Response<pb::Member>, Status> {
+    async fn update_member_role(
+        &self,
+        request: Request<pb::UpdateMemberRoleRequest>,
+    ) -> Result<Response<pb::Member>, Status> {
         let caller = self.tokens.require_caller(request.metadata())?;
         let context = CallContext::from_request(&request);
         Ok(Response::new(self.update_member_role(&context, caller, request.into_inner()).await?))
     }
 
-    async fn remove_member(&self, request: Request<pb::RemoveMemberRequest>) -> Result<Response<pb::RemoveMemberResponse>, Status> {
+    async fn remove_member(
+        &self,
+        request: Request<pb::RemoveMemberRequest>,
+    ) -> Result<Response<pb::RemoveMemberResponse>, Status> {
         let caller = self.tokens.require_caller(request.metadata())?;
         Ok(Response::new(self.remove_member(caller, request.into_inner()).await?))
     }
@@ -452,7 +487,10 @@ impl RoomsService for RoomsGrpcService {
         Ok(Response::new(self.create_file(caller, request.into_inner()).await?))
     }
 
-    async fn list_files(&self, request: Request<pb::ListFilesRequest>) -> Result<Response<pb::ListFilesResponse>, Status> {
+    async fn list_files(
+        &self,
+        request: Request<pb::ListFilesRequest>,
+    ) -> Result<Response<pb::ListFilesResponse>, Status> {
         let caller = self.tokens.caller_from_metadata(request.metadata())?;
         let access = self.room_access(&request.get_ref().room_id, caller.as_ref()).await?;
         let files = self.store.list_files(&access.room().id).await?;
@@ -470,7 +508,10 @@ impl RoomsService for RoomsGrpcService {
         Ok(Response::new(self.update_file(caller, request.into_inner()).await?))
     }
 
-    async fn delete_file(&self, request: Request<pb::DeleteFileRequest>) -> Result<Response<pb::DeleteFileResponse>, Status> {
+    async fn delete_file(
+        &self,
+        request: Request<pb::DeleteFileRequest>,
+    ) -> Result<Response<pb::DeleteFileResponse>, Status> {
         let caller = self.tokens.require_caller(request.metadata())?;
         let (file, access) = self.file_access(&request.get_ref().file_id, Some(&caller), false).await?;
         access.require_write()?;
@@ -479,10 +520,15 @@ impl RoomsService for RoomsGrpcService {
         Ok(Response::new(pb::DeleteFileResponse {}))
     }
 
-    async fn check_access(&self, request: Request<pb::CheckAccessRequest>) -> Result<Response<pb::CheckAccessResponse>, Status> {
+    async fn check_access(
+        &self,
+        request: Request<pb::CheckAccessRequest>,
+    ) -> Result<Response<pb::CheckAccessResponse>, Status> {
         let caller = self.tokens.caller_from_metadata(request.metadata())?;
         let access = match &request.get_ref().resource {
-            Some(pb::check_access_request::Resource::RoomId(room_id)) => self.room_access(room_id, caller.as_ref()).await?,
+            Some(pb::check_access_request::Resource::RoomId(room_id)) => {
+                self.room_access(room_id, caller.as_ref()).await?
+            }
             Some(pb::check_access_request::Resource::FileId(file_id)) => {
                 self.file_access(file_id, caller.as_ref(), false).await?.1
             }

