@@ -465,6 +465,14 @@ mod tests {
     }
 
     #[test]
+    fn the_configuration_docs_list_every_key() {
+        let docs = include_str!("../../docs/configuration.md");
+        for (key, _) in KEYS {
+            assert!(docs.contains(&format!("| {} |", env_name(key))), "docs/configuration.md lacks {}", env_name(key));
+        }
+    }
+
+    #[test]
     fn secrets_are_redacted_in_descriptions() {
         let config = Config::from_sources(
             None,

@@ -37,8 +37,6 @@ pub struct MaybeSignedIn {
 
 /// The caller of a request that needs one: 401 without a valid token.
 pub struct SignedIn {
-    #[allow(dead_code)]
-    pub caller: Caller,
     pub context: CallContext,
 }
 
@@ -70,14 +68,14 @@ impl FromRequestParts<GatewayState> for SignedIn {
 
     async fn from_request_parts(parts: &mut Parts, state: &GatewayState) -> Result<Self, Self::Rejection> {
         let MaybeSignedIn { caller, context } = MaybeSignedIn::from_request_parts(parts, state).await?;
-        let caller = caller.ok_or_else(|| {
+        caller.ok_or_else(|| {
             ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "authentication_required",
                 "sign in first: this request needs an access token",
             )
         })?;
-        Ok(Self { caller, context })
+        Ok(Self { context })
     }
 }
 

@@ -223,3 +223,33 @@ async fn prometheus_metrics(State(state): State<GatewayState>) -> Response {
     );
     response
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_openapi_document_covers_the_rest_contract() {
+        let document = super::openapi();
+        let paths: Vec<&str> = document.paths.paths.keys().map(String::as_str).collect();
+        for expected in [
+            "/api/auth/register",
+            "/api/auth/login",
+            "/api/auth/refresh",
+            "/api/auth/logout",
+            "/api/auth/me",
+            "/api/rooms",
+            "/api/rooms/join",
+            "/api/rooms/{room_id}",
+            "/api/rooms/{room_id}/invite-code",
+            "/api/rooms/{room_id}/members",
+            "/api/rooms/{room_id}/members/{user_id}",
+            "/api/rooms/{room_id}/files",
+            "/api/files/{file_id}",
+            "/healthz",
+            "/readyz",
+        ] {
+            assert!(paths.contains(&expected), "{expected} is missing from {paths:?}");
+        }
+        let json = document.to_json().unwrap();
+        assert!(json.contains("ErrorBody") && json.contains("bearer"));
+    }
+}

@@ -74,6 +74,15 @@ pub struct Cluster {
 impl Cluster {
     /// `codesync run`: everything in one process.
     pub async fn one_process(extra_env: &[(&str, &str)]) -> Self {
+        for _ in 0..3 {
+            if let Some(cluster) = Self::try_one_process(extra_env).await {
+                return cluster;
+            }
+        }
+        panic!("codesync did not start in three attempts");
+    }
+
+    async fn try_one_process(extra_env: &[(&str, &str)]) -> Option<Self> {
         let data_dir = tempfile::tempdir().expect("temp dir");
         let http_port = free_port();
         let grpc_port = free_port();
@@ -81,14 +90,22 @@ impl Cluster {
         env.push(("CODESYNC_HTTP_ADDR".into(), format!("127.0.0.1:{http_port}")));
         env.push(("CODESYNC_GRPC_ADDR".into(), format!("127.0.0.1:{grpc_port}")));
         let child = spawn(&["run"], &env, data_dir.path(), "all");
-        let cluster = Self::new(vec![("all".into(), child)], data_dir, http_port, grpc_port);
-        cluster.wait_until_ready().await;
-        cluster
+        let mut cluster = Self::new(vec![("all".into(), child)], data_dir, http_port, grpc_port);
+        cluster.wait_until_ready().await.then_some(cluster)
     }
 
     /// Ten processes: each service with `--service NAME`, plus the gateway,
     /// with real gRPC between them.
     pub async fn ten_processes(extra_env: &[(&str, &str)]) -> Self {
+        for _ in 0..3 {
+            if let Some(cluster) = Self::try_ten_processes(extra_env).await {
+                return cluster;
+            }
+        }
+        panic!("codesync did not start in three attempts");
+    }
+
+    async fn try_ten_processes(extra_env: &[(&str, &str)]) -> Option<Self> {
         let data_dir = tempfile::tempdir().expect("temp dir");
         let http_port = free_port();
         let ports: Vec<(&str, u16)> = SERVICES.iter().map(|service| (*service, free_port())).collect();
@@ -119,9 +136,8 @@ impl Cluster {
             "gateway".into(),
             spawn(&["run", "--service", "gateway"], &gateway_env, data_dir.path(), "gateway"),
         ));
-        let cluster = Self::new(children, data_dir, http_port, ports[0].1);
-        cluster.wait_until_ready().await;
-        cluster
+        let mut cluster = Self::new(children, data_dir, http_port, ports[0].1);
+        cluster.wait_until_ready().await.then_some(cluster)
     }
 
     fn new(children: Vec<(String, Child)>, data_dir: tempfile::TempDir, http_port: u16, grpc_port: u16) -> Self {
@@ -134,14 +150,23 @@ impl Cluster {
         }
     }
 
-    /// Waits until the gateway reports every service SERVING.
-    async fn wait_until_ready(&self) {
+    /// Waits until the gateway reports every service SERVING; false if a
+    /// process exited first (an ephemeral port was taken meanwhile: try again).
+    async fn wait_until_ready(&mut self) -> bool {
         let started = Instant::now();
         loop {
             if let Ok(response) = self.http.get(format!("{}/readyz", self.base_url)).send().await {
                 if response.status() == StatusCode::OK {
                     eprintln!("cluster ready after {} ms", started.elapsed().as_millis());
-                    return;
+                    return true;
+                }
+            }
+            for (name, child) in &mut self.children {
+                if let Ok(Some(status)) = child.try_wait() {
+                    let log =
+                        std::fs::read_to_string(self.data_dir.path().join(format!("{name}.log"))).unwrap_or_default();
+                    eprintln!("codesync ({name}) exited at start with {status}:\n{log}");
+                    return false;
                 }
             }
             if started.elapsed() > Duration::from_secs(30) {

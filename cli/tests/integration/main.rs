@@ -8,3 +8,4 @@ mod harness;
 mod hostile_input;
 mod rooms;
 mod scenario;
+mod telemetry;
