@@ -170,7 +170,7 @@ impl Sources {
         self.raw(key).map(|(text, _)| text.trim().to_string()).filter(|text| !text.is_empty())
     }
 
-    fn from_str<T: FromStr>(&self, key: &str, expected: &str) -> Result<Option<T>, ConfigError> {
+    fn parsed<T: FromStr>(&self, key: &str, expected: &str) -> Result<Option<T>, ConfigError> {
         self.parse(key, expected, |text| text.parse().ok())
     }
 
@@ -214,10 +214,10 @@ impl Config {
 
         let data_dir = sources.string("data_dir").map_or_else(|| PathBuf::from("./data"), PathBuf::from);
         let http_addr = sources
-            .from_str("http_addr", "a socket address such as 127.0.0.1:8080")?
+            .parsed("http_addr", "a socket address such as 127.0.0.1:8080")?
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
         let grpc_addr = sources
-            .from_str("grpc_addr", "a socket address such as 127.0.0.1:50051")?
+            .parsed("grpc_addr", "a socket address such as 127.0.0.1:50051")?
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 50051)));
         let database_url = match sources.parse("database_url", "a sqlite://... or postgres://... URL", |text| {
             let supported = ["sqlite:", "postgres:", "postgresql:"].iter().any(|scheme| text.starts_with(scheme));

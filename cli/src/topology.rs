@@ -5,7 +5,6 @@
 //! serves the one-process and the process-per-service topologies.
 
 use std::collections::BTreeSet;
-use std::future::Future;
 
 use anyhow::Context;
 use codesync_auth::AuthGrpcService;
@@ -257,16 +256,14 @@ async fn shutdown_signal() {
     }
 }
 
-fn terminate_signal() -> impl Future<Output = ()> {
-    async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
+async fn terminate_signal() {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut signal) => {
+            signal.recv().await;
+        }
+        Err(error) => {
+            tracing::warn!(%error, "cannot listen for SIGTERM");
+            std::future::pending::<()>().await;
         }
     }
 }

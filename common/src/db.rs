@@ -196,11 +196,10 @@ pub fn is_unique_violation(error: &sqlx::Error) -> bool {
 fn sqlite_url_with_create_mode(url: &str) -> Result<String, DatabaseError> {
     let path_part = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
     let path = path_part.split('?').next().unwrap_or_default();
-    if !path.is_empty() && path != ":memory:" {
-        if let Some(directory) = std::path::Path::new(path).parent().filter(|parent| !parent.as_os_str().is_empty()) {
-            std::fs::create_dir_all(directory)
-                .map_err(|source| DatabaseError::CreateDirectory { path: directory.display().to_string(), source })?;
-        }
+    let directory = std::path::Path::new(path).parent().filter(|parent| !parent.as_os_str().is_empty());
+    if let Some(directory) = directory.filter(|_| path != ":memory:") {
+        std::fs::create_dir_all(directory)
+            .map_err(|source| DatabaseError::CreateDirectory { path: directory.display().to_string(), source })?;
     }
     if url.contains("mode=") {
         return Ok(url.to_string());

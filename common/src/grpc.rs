@@ -30,15 +30,11 @@ impl CallContext {
     pub fn request<T>(&self, message: T) -> tonic::Request<T> {
         let mut request = tonic::Request::new(message);
         let metadata = request.metadata_mut();
-        if let Some(authorization) = &self.authorization {
-            if let Ok(value) = MetadataValue::try_from(authorization.as_str()) {
-                metadata.insert(AUTHORIZATION_METADATA_KEY, value);
-            }
+        if let Some(Ok(value)) = self.authorization.as_deref().map(MetadataValue::try_from) {
+            metadata.insert(AUTHORIZATION_METADATA_KEY, value);
         }
-        if let Some(client_ip) = self.client_ip {
-            if let Ok(value) = MetadataValue::try_from(client_ip.to_string()) {
-                metadata.insert(CLIENT_IP_METADATA_KEY, value);
-            }
+        if let Some(Ok(value)) = self.client_ip.map(|client_ip| MetadataValue::try_from(client_ip.to_string())) {
+            metadata.insert(CLIENT_IP_METADATA_KEY, value);
         }
         crate::telemetry::inject_trace_context(metadata);
         request

@@ -155,11 +155,10 @@ impl Cluster {
     async fn wait_until_ready(&mut self) -> bool {
         let started = Instant::now();
         loop {
-            if let Ok(response) = self.http.get(format!("{}/readyz", self.base_url)).send().await {
-                if response.status() == StatusCode::OK {
-                    eprintln!("cluster ready after {} ms", started.elapsed().as_millis());
-                    return true;
-                }
+            let readiness = self.http.get(format!("{}/readyz", self.base_url)).send().await;
+            if readiness.is_ok_and(|response| response.status() == StatusCode::OK) {
+                eprintln!("cluster ready after {} ms", started.elapsed().as_millis());
+                return true;
             }
             for (name, child) in &mut self.children {
                 if let Ok(Some(status)) = child.try_wait() {
