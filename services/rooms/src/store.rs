@@ -69,6 +69,18 @@ pub enum UniqueWrite<T> {
     Taken,
 }
 
+impl UniqueWrite<()> {
+    /// A unique-constraint violation is an answer the caller handles (pick another name or
+    /// code), not a store failure.
+    fn from_update(result: Result<sqlx::any::AnyQueryResult, sqlx::Error>) -> ServiceResult<Self> {
+        match result {
+            Ok(_) => Ok(UniqueWrite::Done(())),
+            Err(error) if is_unique_violation(&error) => Ok(UniqueWrite::Taken),
+            Err(error) => Err(error.into()),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct RoomsStore {
     database: Database,
@@ -231,11 +243,7 @@ impl RoomsStore {
             .bind(room_id)
             .execute(self.database.pool())
             .await;
-        match result {
-            Ok(_) => Ok(UniqueWrite::Done(())),
-            Err(error) if is_unique_violation(&error) => Ok(UniqueWrite::Taken),
-            Err(error) => Err(error.into()),
-        }
+        UniqueWrite::from_update(result)
     }
 
     pub async fn delete_room(&self, room_id: &str) -> ServiceResult<()> {
@@ -343,11 +351,7 @@ impl RoomsStore {
         .bind(file.updated_at_ms)
         .execute(self.database.pool())
         .await;
-        match result {
-            Ok(_) => Ok(UniqueWrite::Done(())),
-            Err(error) if is_unique_violation(&error) => Ok(UniqueWrite::Taken),
-            Err(error) => Err(error.into()),
-        }
+        UniqueWrite::from_update(result)
     }
 
     pub async fn list_files(&self, room_id: &str) -> ServiceResult<Vec<FileRecord>> {
@@ -390,11 +394,7 @@ impl RoomsStore {
         .bind(file_id)
         .execute(self.database.pool())
         .await;
-        match result {
-            Ok(_) => Ok(UniqueWrite::Done(())),
-            Err(error) if is_unique_violation(&error) => Ok(UniqueWrite::Taken),
-            Err(error) => Err(error.into()),
-        }
+        UniqueWrite::from_update(result)
     }
 
     pub async fn delete_file(&self, file_id: &str) -> ServiceResult<()> {
