@@ -22,6 +22,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .file_descriptor_set_path(out_dir.join("codesync_descriptor.bin"))
         // Services that a later issue implements answer UNIMPLEMENTED until then.
         .generate_default_stubs(true)
+        // Yjs updates and y-protocols frames pass through without copies.
+        .bytes(".codesync.documents.v1")
         .compile_protos(&proto_files, &[PathBuf::from(".")])?;
     Ok(())
 }

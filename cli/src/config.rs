@@ -12,6 +12,7 @@ use std::time::Duration;
 use codesync_auth::AuthConfig;
 use codesync_common::grpc::SERVICE_NAMES;
 use codesync_common::telemetry::LogFormat;
+use codesync_documents::DocumentsConfig;
 use codesync_gateway::GatewayConfig;
 
 const ENV_PREFIX: &str = "CODESYNC_";
@@ -42,6 +43,12 @@ pub const KEYS: &[(&str, &str)] = &[
     ("refresh_token_ttl_secs", "lifetime of refresh tokens (default 604800)"),
     ("login_attempts_per_ip_per_minute", "login attempts per client IP per minute (default 20)"),
     ("login_failures_per_account", "failed logins per account per 15 minutes (default 10)"),
+    ("documents_memory_budget_bytes", "estimated memory of loaded documents before idle ones are unloaded (default 536870912)"),
+    ("documents_max_message_bytes", "largest WebSocket message on /ws/files in bytes (default 1048576)"),
+    ("documents_max_document_bytes", "largest stored size of one document in bytes (default 16777216)"),
+    ("documents_snapshot_every_updates", "log entries before a document is compacted into a snapshot (default 1000)"),
+    ("documents_idle_unload_secs", "seconds a document without connections stays loaded (default 60)"),
+    ("documents_connection_queue", "messages queued for one connection before it is closed as too slow (default 4096)"),
     ("auth_endpoint", "gRPC endpoint of the auth service when not in this process (default http://<grpc_addr>)"),
     ("rooms_endpoint", "likewise for the rooms service"),
     ("documents_endpoint", "likewise for the documents service"),
@@ -119,6 +126,7 @@ pub struct Config {
     pub access_token_ttl: Duration,
     pub auth: AuthConfig,
     pub gateway: GatewayConfig,
+    pub documents: DocumentsConfig,
     /// The gRPC endpoint (`http://host:port`) of each of the nine services.
     pub endpoints: BTreeMap<&'static str, String>,
     /// `CODESYNC_*` variables that are not keys, probably misspelt; logged at start.
@@ -277,7 +285,32 @@ impl Config {
             trust_forwarded_for: sources
                 .boolean("trust_forwarded_for")?
                 .unwrap_or(gateway_defaults.trust_forwarded_for),
+            ws_max_message_bytes: gateway_defaults.ws_max_message_bytes,
         };
+
+        let documents_defaults = DocumentsConfig::default();
+        let documents = DocumentsConfig {
+            memory_budget_bytes: sources
+                .positive("documents_memory_budget_bytes")?
+                .unwrap_or(documents_defaults.memory_budget_bytes),
+            max_message_bytes: sources
+                .positive("documents_max_message_bytes")?
+                .unwrap_or(documents_defaults.max_message_bytes),
+            max_document_bytes: sources
+                .positive("documents_max_document_bytes")?
+                .unwrap_or(documents_defaults.max_document_bytes),
+            snapshot_every_updates: sources
+                .positive("documents_snapshot_every_updates")?
+                .unwrap_or(documents_defaults.snapshot_every_updates),
+            idle_unload_after: sources
+                .positive::<u64>("documents_idle_unload_secs")?
+                .map_or(documents_defaults.idle_unload_after, Duration::from_secs),
+            connection_queue: sources
+                .positive("documents_connection_queue")?
+                .unwrap_or(documents_defaults.connection_queue),
+        };
+
+        let gateway = GatewayConfig { ws_max_message_bytes: documents.max_message_bytes, ..gateway };
 
         let local_endpoint = format!("http://{}", connectable(grpc_addr));
         let mut endpoints = BTreeMap::new();
@@ -302,6 +335,7 @@ impl Config {
             access_token_ttl: Duration::from_secs(sources.positive("access_token_ttl_secs")?.unwrap_or(15 * 60)),
             auth,
             gateway,
+            documents,
             endpoints,
             unknown_env_vars,
         })
@@ -347,6 +381,12 @@ impl Config {
             format!("refresh_token_ttl_secs = {}", self.auth.refresh_token_ttl.as_secs()),
             format!("login_attempts_per_ip_per_minute = {}", self.auth.login_attempts_per_ip_per_minute),
             format!("login_failures_per_account = {}", self.auth.login_failures_per_account),
+            format!("documents_memory_budget_bytes = {}", self.documents.memory_budget_bytes),
+            format!("documents_max_message_bytes = {}", self.documents.max_message_bytes),
+            format!("documents_max_document_bytes = {}", self.documents.max_document_bytes),
+            format!("documents_snapshot_every_updates = {}", self.documents.snapshot_every_updates),
+            format!("documents_idle_unload_secs = {}", self.documents.idle_unload_after.as_secs()),
+            format!("documents_connection_queue = {}", self.documents.connection_queue),
         ];
         for (service, endpoint) in &self.endpoints {
             lines.push(format!("{service}_endpoint = {endpoint:?}"));

@@ -12,6 +12,8 @@ use codesync_auth::store::AuthStore;
 use codesync_common::db::Database;
 use codesync_common::grpc::{ServiceChannels, grpc_service_name};
 use codesync_common::identity::{SigningKey, TokenService};
+use codesync_documents::DocumentsGrpcService;
+use codesync_documents::store::DocumentsStore;
 use codesync_rooms::RoomsGrpcService;
 use codesync_rooms::store::RoomsStore;
 use tokio::sync::watch;
@@ -76,7 +78,8 @@ impl Component {
 pub async fn migrate(config: &Config) -> anyhow::Result<()> {
     let database = Database::connect(&config.database_url).await?;
     AuthStore::new(database.clone()).migrate().await?;
-    RoomsStore::new(database).migrate().await?;
+    RoomsStore::new(database.clone()).migrate().await?;
+    DocumentsStore::new(database).migrate().await?;
     tracing::info!(database = %redacted(&config.database_url), "the database is up to date");
     Ok(())
 }
@@ -100,7 +103,9 @@ pub async fn run(config: Config, components: BTreeSet<Component>) -> anyhow::Res
     let channels = ServiceChannels::connect_lazily(|service| config.endpoints[service].clone())
         .context("invalid service endpoint")?;
 
-    let needs_database = components.contains(&Component::Auth) || components.contains(&Component::Rooms);
+    let needs_database = [Component::Auth, Component::Rooms, Component::Documents]
+        .iter()
+        .any(|component| components.contains(component));
     let database = if needs_database {
         let database = Database::connect(&config.database_url).await?;
         Some(database)
@@ -147,6 +152,9 @@ pub async fn run(config: Config, components: BTreeSet<Component>) -> anyhow::Res
         let shutdown = wait_for(shutdown_receiver.clone());
         tasks.spawn(async move {
             tonic::transport::Server::builder()
+                // Every open WebSocket is one stream from the gateway: allow many.
+                .max_concurrent_streams(Some(100_000))
+                .tcp_nodelay(true)
                 .trace_fn(|request| {
                     let span = tracing::info_span!("grpc", path = %request.uri().path());
                     codesync_common::telemetry::adopt_trace_context(&span, request.headers());
@@ -216,7 +224,13 @@ async fn add_service(
             routes.add_service(RoomsGrpcService::new(store, tokens.clone(), channels.auth.clone()).into_grpc_server());
         }
         Component::Documents => {
-            routes.add_service(codesync_documents::grpc_server());
+            let store = DocumentsStore::new(database()?);
+            if config.migrate_on_start {
+                store.migrate().await?;
+            }
+            let service =
+                DocumentsGrpcService::new(store, tokens.clone(), channels.rooms.clone(), config.documents.clone());
+            routes.add_service(service.into_grpc_server());
         }
         Component::Presence => {
             routes.add_service(codesync_presence::grpc_server());

@@ -84,7 +84,7 @@ impl Database {
                     connection
                         .execute(
                             "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 15000; \
-                             PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+                             PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;",
                         )
                         .await?;
                     Ok(())

@@ -10,6 +10,7 @@ mod extract;
 mod metrics;
 mod rate_limit;
 mod routes;
+mod ws;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use codesync_common::grpc::{ServiceChannels, grpc_service_name};
 use codesync_common::identity::TokenService;
 use codesync_common::rate_limit::RateLimiter;
 use codesync_proto::auth::v1::auth_service_client::AuthServiceClient;
+use codesync_proto::documents::v1::documents_service_client::DocumentsServiceClient;
 use codesync_proto::rooms::v1::rooms_service_client::RoomsServiceClient;
 use tonic::transport::Channel;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -42,11 +44,18 @@ pub struct GatewayConfig {
     pub max_body_bytes: usize,
     /// Whether to take the client IP from `X-Forwarded-For` (behind a trusted proxy only).
     pub trust_forwarded_for: bool,
+    /// The largest WebSocket message accepted, in bytes.
+    pub ws_max_message_bytes: usize,
 }
 
 impl Default for GatewayConfig {
     fn default() -> Self {
-        Self { rate_limit_per_minute: 200, max_body_bytes: 2 * 1024 * 1024, trust_forwarded_for: false }
+        Self {
+            rate_limit_per_minute: 200,
+            max_body_bytes: 2 * 1024 * 1024,
+            trust_forwarded_for: false,
+            ws_max_message_bytes: 1024 * 1024,
+        }
     }
 }
 
@@ -64,6 +73,12 @@ impl ServiceClients {
     pub fn rooms(&self) -> RoomsServiceClient<Channel> {
         RoomsServiceClient::new(self.channels.rooms.clone())
     }
+
+    pub fn documents(&self) -> DocumentsServiceClient<Channel> {
+        DocumentsServiceClient::new(self.channels.documents.clone())
+            .max_decoding_message_size(64 * 1024 * 1024)
+            .max_encoding_message_size(64 * 1024 * 1024)
+    }
 }
 
 /// What every handler shares.
@@ -76,6 +91,7 @@ pub struct GatewayState {
     openapi_json: Arc<String>,
     trust_forwarded_for: bool,
     max_body_bytes: usize,
+    ws_max_message_bytes: usize,
 }
 
 #[derive(OpenApi)]
@@ -130,10 +146,12 @@ pub fn router(channels: ServiceChannels, tokens: TokenService, config: &GatewayC
         openapi_json: Arc::new(openapi_json),
         trust_forwarded_for: config.trust_forwarded_for,
         max_body_bytes: config.max_body_bytes,
+        ws_max_message_bytes: config.ws_max_message_bytes,
     };
     api_routes
         .route("/api/openapi.json", get(openapi_document))
         .route("/metrics", get(prometheus_metrics))
+        .route("/ws/files/{file_id}", get(ws::files::file_socket))
         .route_layer(middleware::from_fn(metrics::remember_route))
         .fallback(error::not_found_fallback)
         .method_not_allowed_fallback(error::method_not_allowed_fallback)

@@ -3,6 +3,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use codesync_proto::documents::v1::{GetDocumentRequest, ReplaceTextRequest};
 use codesync_proto::rooms::v1 as pb;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -120,8 +121,14 @@ async fn get_file(
     visitor: MaybeSignedIn,
     ApiPath(file_id): ApiPath<String>,
 ) -> Result<axum::Json<FileBody>, ApiError> {
-    let file = state.clients.rooms().get_file(visitor.context.request(pb::GetFileRequest { file_id })).await?;
-    Ok(axum::Json(file_body(file.into_inner())))
+    let request = visitor.context.request(pb::GetFileRequest { file_id: file_id.clone() });
+    let mut file = state.clients.rooms().get_file(request).await?.into_inner();
+    // The live document is the content; the rooms service holds the initial text.
+    let document = state.clients.documents().get_document(visitor.context.request(GetDocumentRequest { file_id })).await?;
+    let text = document.into_inner().text;
+    file.size_bytes = i64::try_from(text.len()).unwrap_or(i64::MAX);
+    file.content = Some(text);
+    Ok(axum::Json(file_body(file)))
 }
 
 /// Renames a file and/or replaces its content (owner and editors).
@@ -145,8 +152,16 @@ async fn update_file(
             "give a new filename, new content, or both",
         ));
     }
-    let message = pb::UpdateFileRequest { file_id, filename: body.filename, content: body.content };
-    let file = state.clients.rooms().update_file(user.context.request(message)).await?.into_inner();
+    let new_content = body.content.clone();
+    let message = pb::UpdateFileRequest { file_id: file_id.clone(), filename: body.filename, content: body.content };
+    let mut file = state.clients.rooms().update_file(user.context.request(message)).await?.into_inner();
+    if let Some(text) = new_content {
+        // A minimal edit of the live document, so connected editors see it and keep their cursors.
+        let replace = ReplaceTextRequest { file_id, text };
+        let text = state.clients.documents().replace_text(user.context.request(replace)).await?.into_inner().text;
+        file.size_bytes = i64::try_from(text.len()).unwrap_or(i64::MAX);
+        file.content = Some(text);
+    }
     Ok(axum::Json(file_body(file)))
 }
 

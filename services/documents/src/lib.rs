@@ -1,20 +1,373 @@
-//! The documents service: collaborative documents, each file's text as a Yjs-compatible CRDT (yrs) synchronised with the y-websocket wire format, durable across crashes.
+//! The documents service: each file's text as a Yjs-compatible CRDT (`yrs`),
+//! synchronised with the unmodified y-websocket / y-protocols wire format,
+//! durable across crashes (a per-file update log written with group commit
+//! and compacted into snapshots), under a memory budget.
 //!
-//! Its gRPC contract is `codesync.documents.v1.DocumentsService` in `proto/`. This crate is
-//! served in every topology already; its RPCs answer UNIMPLEMENTED until the
-//! issue that builds the service lands.
+//! Its gRPC contract is `codesync.documents.v1.DocumentsService` in `proto/`.
+//! The gateway bridges each WebSocket of `/ws/files/{file_id}` to one
+//! `Collaborate` stream.
 #![forbid(unsafe_code)]
 
+pub mod actor;
+pub mod awareness;
+pub mod diff;
+pub mod protocol;
+pub mod registry;
+pub mod store;
+pub mod writer;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use codesync_common::grpc::CallContext;
+use codesync_common::identity::TokenService;
+use codesync_common::{ServiceError, ServiceResult};
+use codesync_proto::documents::v1 as pb;
 use codesync_proto::documents::v1::documents_service_server::{DocumentsService, DocumentsServiceServer};
+use codesync_proto::rooms::v1 as rooms_pb;
+use codesync_proto::rooms::v1::rooms_service_client::RoomsServiceClient;
+use futures::Stream;
+use tokio::sync::{mpsc, oneshot};
+use tokio_stream::StreamExt;
+use tonic::transport::Channel;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::actor::{ActorConfig, Command, DocumentView, SeedSource, ServerEdit};
+use crate::awareness::Identity;
+use crate::registry::Registry;
+use crate::store::DocumentsStore;
+use crate::writer::Writer;
+
+/// The service's settings, from the `documents_*` configuration keys.
+#[derive(Debug, Clone)]
+pub struct DocumentsConfig {
+    /// Estimated memory of loaded documents above which idle ones are unloaded.
+    pub memory_budget_bytes: usize,
+    /// The largest y-protocols message accepted from a client.
+    pub max_message_bytes: usize,
+    /// The largest a document may grow, in stored bytes.
+    pub max_document_bytes: usize,
+    pub snapshot_every_updates: usize,
+    pub idle_unload_after: Duration,
+    /// Messages queued for one connection before it counts as too slow and is closed.
+    pub connection_queue: usize,
+}
+
+impl Default for DocumentsConfig {
+    fn default() -> Self {
+        Self {
+            memory_budget_bytes: 512 * 1024 * 1024,
+            max_message_bytes: 1024 * 1024,
+            max_document_bytes: 16 * 1024 * 1024,
+            snapshot_every_updates: 1000,
+            idle_unload_after: Duration::from_secs(60),
+            connection_queue: 4096,
+        }
+    }
+}
+
+/// Counters of what the service did, for `/metrics` and the benchmarks.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub documents_loaded: AtomicU64,
+    pub relayed_updates: AtomicU64,
+    pub malformed_messages: AtomicU64,
+    pub refused_writes: AtomicU64,
+    pub apply_panics: AtomicU64,
+    pub slow_clients_dropped: AtomicU64,
+    pub snapshots: AtomicU64,
+    pub commits: AtomicU64,
+    pub committed_updates: AtomicU64,
+    pub commit_micros: AtomicU64,
+}
+
+impl Metrics {
+    fn record_commit(&self, updates: usize, elapsed: Duration) {
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        self.committed_updates.fetch_add(updates as u64, Ordering::Relaxed);
+        self.commit_micros.fetch_add(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+}
 
 /// The gRPC implementation of `DocumentsService`.
-#[derive(Debug, Default, Clone)]
-pub struct DocumentsGrpcService;
+#[derive(Clone)]
+pub struct DocumentsGrpcService {
+    registry: Arc<Registry>,
+    tokens: TokenService,
+    rooms: RoomsServiceClient<Channel>,
+    config: DocumentsConfig,
+    next_connection: Arc<AtomicU64>,
+    metrics: Arc<Metrics>,
+}
+
+/// The file's stored content, read through the rooms service with the
+/// caller's credentials, seeds a document the first time it is opened.
+struct RoomsSeed {
+    rooms: RoomsServiceClient<Channel>,
+    context: CallContext,
+}
 
 #[tonic::async_trait]
-impl DocumentsService for DocumentsGrpcService {}
+impl SeedSource for RoomsSeed {
+    async fn initial_text(&self, file_id: &str) -> ServiceResult<String> {
+        let request = self.context.request(rooms_pb::GetFileRequest { file_id: file_id.to_string() });
+        let file = self.rooms.clone().get_file(request).await.map_err(status_to_error)?.into_inner();
+        Ok(file.content.unwrap_or_default())
+    }
+}
 
-/// The tonic server of this service, ready to be added to a gRPC router.
-pub fn grpc_server() -> DocumentsServiceServer<DocumentsGrpcService> {
-    DocumentsServiceServer::new(DocumentsGrpcService)
+fn status_to_error(status: Status) -> ServiceError {
+    match status.code() {
+        tonic::Code::NotFound => ServiceError::not_found("file_not_found", status.message().to_string()),
+        tonic::Code::PermissionDenied => ServiceError::forbidden("forbidden", status.message().to_string()),
+        tonic::Code::Unauthenticated => ServiceError::unauthenticated("invalid_token", status.message().to_string()),
+        tonic::Code::InvalidArgument => ServiceError::not_found("file_not_found", status.message().to_string()),
+        _ => ServiceError::Unavailable { message: format!("the rooms service cannot be reached: {}", status.message()) },
+    }
+}
+
+/// What the caller may do with a file.
+struct FileAccess {
+    identity: Identity,
+    is_member: bool,
+    can_write: bool,
+}
+
+impl DocumentsGrpcService {
+    /// Starts the writer and the registry; call inside the runtime.
+    pub fn new(store: DocumentsStore, tokens: TokenService, rooms_channel: Channel, config: DocumentsConfig) -> Self {
+        let metrics = Arc::new(Metrics::default());
+        let writer = Writer::start(store.clone(), 65_536, metrics.clone());
+        let actor_config = ActorConfig {
+            snapshot_every_updates: config.snapshot_every_updates.max(1),
+            max_document_bytes: config.max_document_bytes,
+            idle_unload_after: config.idle_unload_after,
+        };
+        let registry = Registry::start(store, writer, actor_config, config.memory_budget_bytes, metrics.clone());
+        Self {
+            registry,
+            tokens,
+            rooms: RoomsServiceClient::new(rooms_channel)
+                .max_decoding_message_size(64 * 1024 * 1024),
+            config,
+            next_connection: Arc::new(AtomicU64::new(1)),
+            metrics,
+        }
+    }
+
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
+    pub fn into_grpc_server(self) -> DocumentsServiceServer<Self> {
+        let limit = self.config.max_message_bytes + 64 * 1024;
+        DocumentsServiceServer::new(self).max_decoding_message_size(limit.max(4 * 1024 * 1024))
+    }
+
+    async fn file_access<T>(&self, request: &Request<T>, file_id: &str) -> ServiceResult<FileAccess> {
+        let caller = self.tokens.require_caller(request.metadata())?;
+        if !codesync_common::is_valid_id(file_id) {
+            return Err(ServiceError::not_found("file_not_found", "no such file"));
+        }
+        let context = CallContext::from_request(request);
+        let check = rooms_pb::CheckAccessRequest {
+            resource: Some(rooms_pb::check_access_request::Resource::FileId(file_id.to_string())),
+        };
+        let access = self.rooms.clone().check_access(context.request(check)).await.map_err(|status| {
+            // The rooms service's own error (404 for a private room of others) is the answer.
+            if matches!(status.code(), tonic::Code::NotFound | tonic::Code::PermissionDenied | tonic::Code::Unauthenticated) {
+                return forward_status(status);
+            }
+            status_to_error(status)
+        })?;
+        let access = access.into_inner();
+        Ok(FileAccess {
+            identity: Identity { user_id: caller.user_id, username: caller.username },
+            is_member: access.role != rooms_pb::Role::Unspecified as i32,
+            can_write: access.can_write,
+        })
+    }
+
+    fn seed_for<T>(&self, request: &Request<T>) -> Arc<dyn SeedSource> {
+        Arc::new(RoomsSeed { rooms: self.rooms.clone(), context: CallContext::from_request(request) })
+    }
+
+    async fn read(&self, file_id: &str, seed: Arc<dyn SeedSource>) -> ServiceResult<DocumentView> {
+        let (reply, answer) = oneshot::channel();
+        self.registry.send(file_id, seed, Command::Read { reply }).await?;
+        answer.await.map_err(|_| ServiceError::Unavailable { message: "the document was unloaded; try again".into() })
+    }
+
+    async fn edit<T>(&self, request: &Request<T>, file_id: &str, edit: ServerEdit) -> Result<Response<pb::ApplyUpdateResponse>, Status> {
+        let access = self.file_access(request, file_id).await?;
+        if !access.can_write {
+            return Err(ServiceError::forbidden("read_only", "viewers cannot edit this file").into());
+        }
+        let (reply, answer) = oneshot::channel();
+        self.registry.send(file_id, self.seed_for(request), Command::Edit { edit, reply }).await?;
+        let text = answer
+            .await
+            .map_err(|_| ServiceError::Unavailable { message: "the document was unloaded; try again".into() })??;
+        Ok(Response::new(pb::ApplyUpdateResponse { text }))
+    }
+}
+
+/// Passes another service's error on unchanged, code and metadata included.
+fn forward_status(status: Status) -> ServiceError {
+    let code = status
+        .metadata()
+        .get(codesync_common::error::ERROR_CODE_METADATA_KEY)
+        .and_then(|value| value.to_str().ok())
+        .map(|code| -> &'static str {
+            match code {
+                "room_not_found" => "room_not_found",
+                "file_not_found" => "file_not_found",
+                "token_expired" => "token_expired",
+                "authentication_required" => "authentication_required",
+                _ => "not_found",
+            }
+        });
+    let message = status.message().to_string();
+    match status.code() {
+        tonic::Code::PermissionDenied => ServiceError::forbidden("forbidden", message),
+        tonic::Code::Unauthenticated => ServiceError::unauthenticated(code.unwrap_or("invalid_token"), message),
+        _ => ServiceError::not_found(code.unwrap_or("file_not_found"), message),
+    }
+}
+
+#[tonic::async_trait]
+impl DocumentsService for DocumentsGrpcService {
+    async fn collaborate(
+        &self,
+        request: Request<Streaming<pb::CollaborateRequest>>,
+    ) -> Result<Response<tonic::codegen::BoxStream<pb::CollaborateResponse>>, Status> {
+        let seed = self.seed_for(&request);
+        let mut context_request = Request::new(());
+        *context_request.metadata_mut() = request.metadata().clone();
+        let mut inbound = request.into_inner();
+        let open = match inbound.message().await? {
+            Some(pb::CollaborateRequest { frame: Some(pb::collaborate_request::Frame::Open(open)) }) => open,
+            _ => {
+                return Err(ServiceError::invalid("open_first", "the first frame must name the file (open)").into());
+            }
+        };
+        let access = self.file_access(&context_request, &open.file_id).await?;
+        if !access.is_member {
+            return Err(ServiceError::forbidden("not_a_member", "join the room to collaborate on its files").into());
+        }
+        let connection = self.next_connection.fetch_add(1, Ordering::Relaxed);
+        let (outbox, mut outgoing) = mpsc::channel(self.config.connection_queue.max(16));
+        let join = Command::Join {
+            connection,
+            identity: access.identity.clone(),
+            can_write: access.can_write,
+            wants_ack: open.acknowledge,
+            outbox,
+        };
+        let mailbox = self.registry.send(&open.file_id, seed, join).await?;
+        // The first thing out is the greeting, or why the document cannot be opened.
+        let first = match outgoing.recv().await {
+            Some(Ok(message)) => message,
+            Some(Err(status)) => return Err(status),
+            None => return Err(Status::unavailable("the document closed; try again")),
+        };
+        let max_message_bytes = self.config.max_message_bytes;
+        tokio::spawn(async move {
+            let mut end = None;
+            loop {
+                match inbound.message().await {
+                    Ok(Some(pb::CollaborateRequest { frame: Some(pb::collaborate_request::Frame::Message(frame)) })) => {
+                        if frame.len() > max_message_bytes {
+                            end = Some(Status::out_of_range(format!(
+                                "a message of {} bytes is over the limit of {max_message_bytes}",
+                                frame.len()
+                            )));
+                            break;
+                        }
+                        if mailbox.send(Command::ClientMessage { connection, frame }).await.is_err() {
+                            break;
+                        }
+                    }
+                    Ok(Some(_)) => {
+                        end = Some(Status::invalid_argument("only the first frame may open a document"));
+                        break;
+                    }
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            if let Some(status) = end {
+                tracing::info!(connection, reason = %status.message(), "closing a collaboration stream");
+            }
+            let _ = mailbox.send(Command::Leave { connection }).await;
+        });
+        let first = tokio_stream::once(Ok(first));
+        let rest = async_stream_of(outgoing);
+        let stream = first.chain(rest).map(|item: Result<Bytes, Status>| item.map(|message| pb::CollaborateResponse { message }));
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn get_document(&self, request: Request<pb::GetDocumentRequest>) -> Result<Response<pb::Document>, Status> {
+        let file_id = request.get_ref().file_id.clone();
+        // A token that is present must be valid; reading otherwise needs what
+        // reading the file through the rooms service needs (public rooms are readable).
+        self.tokens.caller_from_metadata(request.metadata())?;
+        let context = CallContext::from_request(&request);
+        let check = rooms_pb::CheckAccessRequest {
+            resource: Some(rooms_pb::check_access_request::Resource::FileId(file_id.clone())),
+        };
+        self.rooms.clone().check_access(context.request(check)).await.map_err(forward_status)?;
+        let view = self.read(&file_id, self.seed_for(&request)).await?;
+        Ok(Response::new(pb::Document {
+            file_id,
+            text: view.text,
+            state_vector: view.state_vector.into(),
+            state: view.state.into(),
+        }))
+    }
+
+    async fn apply_update(
+        &self,
+        request: Request<pb::ApplyUpdateRequest>,
+    ) -> Result<Response<pb::ApplyUpdateResponse>, Status> {
+        let file_id = request.get_ref().file_id.clone();
+        let update = request.get_ref().update.to_vec();
+        self.edit(&request, &file_id, ServerEdit::Update(update)).await
+    }
+
+    async fn replace_text(
+        &self,
+        request: Request<pb::ReplaceTextRequest>,
+    ) -> Result<Response<pb::ApplyUpdateResponse>, Status> {
+        let file_id = request.get_ref().file_id.clone();
+        let text = request.get_ref().text.clone();
+        self.edit(&request, &file_id, ServerEdit::Replace { text }).await
+    }
+
+    async fn insert_text(
+        &self,
+        request: Request<pb::InsertTextRequest>,
+    ) -> Result<Response<pb::ApplyUpdateResponse>, Status> {
+        let file_id = request.get_ref().file_id.clone();
+        let edit = ServerEdit::Insert { index: request.get_ref().index, text: request.get_ref().text.clone() };
+        self.edit(&request, &file_id, edit).await
+    }
+}
+
+fn async_stream_of(receiver: mpsc::Receiver<actor::Outgoing>) -> impl Stream<Item = actor::Outgoing> {
+    // An error item ends the stream: the connection is closed with that status.
+    futures::stream::unfold((receiver, false), |(mut receiver, ended)| async move {
+        if ended {
+            return None;
+        }
+        let item = receiver.recv().await?;
+        let ended = item.is_err();
+        Some((item, (receiver, ended)))
+    })
+}
+
+/// Documents touched since start, for the operations endpoints.
+pub fn loaded_documents(service: &DocumentsGrpcService) -> (usize, usize) {
+    service.registry.loaded()
 }

@@ -1,0 +1,749 @@
+//! One open document: a task that owns the `yrs` document, its awareness and
+//! its connections, and is the only thing that touches them (an actor).
+//!
+//! The rule every client can see: an update is relayed to the other
+//! connections only after the writer reports it durable. Updates are applied
+//! in memory at once (that is how a malformed one is caught before anyone sees
+//! it), appended to the log, and held in `pending` until their sequence number
+//! is durable.
+
+use std::collections::{HashMap, VecDeque};
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use codesync_common::{ServiceError, ServiceResult};
+use tokio::sync::{mpsc, oneshot, watch};
+use yrs::updates::decoder::Decode;
+use yrs::updates::encoder::Encode;
+use yrs::{Doc, GetString, OffsetKind, Options, ReadTxn, StateVector, Text, TextRef, Transact, Update};
+
+use crate::awareness::{ConnectionId, DocumentAwareness, Identity};
+use crate::protocol::{self, Message};
+use crate::store::{AppendedUpdate, DocumentsStore, Snapshot, StoredDocument};
+use crate::writer::{Durability, DurabilitySender, WriteRequest, Writer};
+
+/// The name of the shared text in every file's document, as the spec fixes it.
+pub const TEXT_NAME: &str = "content";
+/// Awareness entries one message may carry.
+const MAX_AWARENESS_ENTRIES: usize = 64;
+const SWEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone)]
+pub struct ActorConfig {
+    /// Updates in a document's log before it is compacted into a snapshot.
+    pub snapshot_every_updates: usize,
+    /// The largest a document may grow (its encoded state plus its log), in bytes.
+    pub max_document_bytes: usize,
+    /// How long a document without connections stays loaded.
+    pub idle_unload_after: Duration,
+}
+
+/// What goes out to one connection: a y-protocols message, or the reason it is closed.
+pub type Outgoing = Result<Bytes, tonic::Status>;
+
+pub enum Command {
+    Join {
+        connection: ConnectionId,
+        identity: Identity,
+        can_write: bool,
+        wants_ack: bool,
+        outbox: mpsc::Sender<Outgoing>,
+    },
+    ClientMessage {
+        connection: ConnectionId,
+        frame: Bytes,
+    },
+    Leave {
+        connection: ConnectionId,
+    },
+    Read {
+        reply: oneshot::Sender<DocumentView>,
+    },
+    Edit {
+        edit: ServerEdit,
+        reply: oneshot::Sender<ServiceResult<String>>,
+    },
+    /// Unload if no one is connected (the memory budget asks).
+    Unload,
+}
+
+/// A change made on the server's side, as a collaborator would.
+pub enum ServerEdit {
+    /// A Yjs v1 update.
+    Update(Vec<u8>),
+    /// Insert at a UTF-16 index.
+    Insert { index: u32, text: String },
+    /// Make the text equal this, by a minimal forward edit.
+    Replace { text: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct DocumentView {
+    pub text: String,
+    pub state_vector: Vec<u8>,
+    pub state: Vec<u8>,
+}
+
+/// Where a new document's initial text comes from (the file's stored content).
+#[tonic::async_trait]
+pub trait SeedSource: Send + Sync + 'static {
+    async fn initial_text(&self, file_id: &str) -> ServiceResult<String>;
+}
+
+/// The handle the registry keeps and the actor updates.
+#[derive(Debug, Default)]
+pub struct ActorGauges {
+    pub approx_bytes: AtomicUsize,
+    pub connections: AtomicUsize,
+}
+
+struct Connection {
+    identity: Identity,
+    can_write: bool,
+    wants_ack: bool,
+    outbox: mpsc::Sender<Outgoing>,
+    /// Update-bearing messages received from this connection.
+    updates_received: u64,
+    /// Of those, how many are durable (or needed no write).
+    updates_durable: u64,
+    updates_durable_sent: u64,
+}
+
+/// An applied update waiting to be durable, or a marker that a connection's
+/// no-op update may be acknowledged once everything before it is.
+struct PendingItem {
+    seq: i64,
+    origin: Option<ConnectionId>,
+    relay: Option<Bytes>,
+    ack_count: Option<u64>,
+    reply: Option<(oneshot::Sender<ServiceResult<String>>, String)>,
+}
+
+struct DeferredSync {
+    connection: ConnectionId,
+    state_vector: StateVector,
+    after_seq: i64,
+}
+
+pub struct DocumentActor {
+    file_id: String,
+    config: ActorConfig,
+    store: DocumentsStore,
+    writer: Writer,
+    doc: Doc,
+    text: TextRef,
+    awareness: DocumentAwareness,
+    connections: HashMap<ConnectionId, Connection>,
+    next_seq: i64,
+    durable_seq: i64,
+    pending: VecDeque<PendingItem>,
+    deferred_syncs: Vec<DeferredSync>,
+    durability_sender: DurabilitySender,
+    durability: watch::Receiver<Durability>,
+    updates_since_snapshot: usize,
+    stored_bytes: usize,
+    gauges: Arc<ActorGauges>,
+    last_activity: Instant,
+    metrics: Arc<crate::Metrics>,
+}
+
+/// Why the actor's loop ended.
+pub enum Exit {
+    /// Unloaded; the registry entry must go.
+    Unloaded,
+    /// Every handle is gone.
+    Closed,
+}
+
+fn new_doc() -> Doc {
+    // A fresh client id per load: the server's own edits must never reuse an
+    // (id, clock) pair that a previous load of the same document already spent.
+    let mut options = Options::with_client_id(yrs::block::ClientID::random());
+    options.offset_kind = OffsetKind::Utf16;
+    Doc::with_options(options)
+}
+
+/// Builds a document from its stored state; a stored update that no longer
+/// applies is logged and skipped rather than making the file unreadable.
+fn doc_from_stored(file_id: &str, stored: &StoredDocument) -> (Doc, TextRef) {
+    let doc = new_doc();
+    let text = doc.get_or_insert_text(TEXT_NAME);
+    let parts = stored.snapshot.iter().map(|state| (-1, state.as_slice())).chain(
+        stored.updates.iter().map(|(seq, update)| (*seq, update.as_slice())),
+    );
+    for (seq, bytes) in parts {
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| -> Result<(), String> {
+            let update = Update::decode_v1(bytes).map_err(|error| error.to_string())?;
+            doc.transact_mut().apply_update(update).map_err(|error| error.to_string())
+        }));
+        match outcome {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::error!(file_id, seq, %error, "a stored update does not apply; skipped"),
+            Err(_) => tracing::error!(file_id, seq, "a stored update panicked while applying; skipped"),
+        }
+    }
+    (doc, text)
+}
+
+impl DocumentActor {
+    /// Loads the document (seeding it from the file's content the first time)
+    /// and returns the actor, ready to run.
+    pub async fn load(
+        file_id: String,
+        config: ActorConfig,
+        store: DocumentsStore,
+        writer: Writer,
+        seed: &dyn SeedSource,
+        gauges: Arc<ActorGauges>,
+        metrics: Arc<crate::Metrics>,
+    ) -> ServiceResult<Self> {
+        let mut stored = store.load(&file_id).await?;
+        if stored.is_empty() {
+            let initial_text = seed.initial_text(&file_id).await?;
+            let seed_doc = new_doc();
+            let seed_text = seed_doc.get_or_insert_text(TEXT_NAME);
+            {
+                let mut transaction = seed_doc.transact_mut();
+                seed_text.insert(&mut transaction, 0, &initial_text);
+            }
+            let seed_update = seed_doc.transact().encode_state_as_update_v1(&StateVector::default());
+            // Another node may seed at the same moment: only one seed may exist,
+            // or the text would appear twice once both merged.
+            store.insert_seed(&file_id, &seed_update, codesync_common::now_ms()).await?;
+            stored = store.load(&file_id).await?;
+        }
+        let (doc, text) = doc_from_stored(&file_id, &stored);
+        let next_seq = stored.next_seq();
+        let (durability_sender, durability) =
+            watch::channel(Durability { durable_seq: next_seq - 1, failed: false });
+        let actor = Self {
+            file_id,
+            config,
+            store,
+            writer,
+            doc,
+            text,
+            awareness: DocumentAwareness::default(),
+            connections: HashMap::new(),
+            next_seq,
+            durable_seq: next_seq - 1,
+            pending: VecDeque::new(),
+            deferred_syncs: Vec::new(),
+            durability_sender: Arc::new(durability_sender),
+            durability,
+            updates_since_snapshot: stored.updates.len(),
+            stored_bytes: stored.stored_bytes(),
+            gauges,
+            last_activity: Instant::now(),
+            metrics,
+        };
+        actor.update_gauges();
+        Ok(actor)
+    }
+
+    fn update_gauges(&self) {
+        // yrs keeps roughly a few times the encoded size in memory; the
+        // stored size is a stable, cheap proxy for what the budget counts.
+        self.gauges.approx_bytes.store(self.stored_bytes.saturating_mul(4) + 16 * 1024, Ordering::Relaxed);
+        self.gauges.connections.store(self.connections.len(), Ordering::Relaxed);
+    }
+
+    /// Runs until unloaded or until every sender is gone. `may_unload` is asked,
+    /// under the registry's lock, whether the mailbox is empty and the entry can go.
+    pub async fn run(
+        mut self,
+        mailbox: &mut mpsc::Receiver<Command>,
+        may_unload: impl Fn(&mut mpsc::Receiver<Command>) -> bool,
+    ) -> Exit {
+        let mut sweep = tokio::time::interval(SWEEP_INTERVAL);
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                command = mailbox.recv() => {
+                    let Some(command) = command else { return Exit::Closed };
+                    self.last_activity = Instant::now();
+                    let unload_requested = matches!(command, Command::Unload);
+                    self.handle(command).await;
+                    if unload_requested && self.connections.is_empty() && self.try_unload(mailbox, &may_unload).await {
+                        return Exit::Unloaded;
+                    }
+                }
+                changed = self.durability.changed() => {
+                    if changed.is_err() {
+                        return Exit::Closed;
+                    }
+                    let durability = *self.durability.borrow_and_update();
+                    self.on_durability(durability).await;
+                }
+                _ = sweep.tick() => {
+                    let removals = self.awareness.sweep(Instant::now());
+                    self.broadcast_awareness(&removals);
+                    let idle = self.connections.is_empty() && self.last_activity.elapsed() >= self.config.idle_unload_after;
+                    if idle && self.try_unload(mailbox, &may_unload).await {
+                        return Exit::Unloaded;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn try_unload(
+        &mut self,
+        mailbox: &mut mpsc::Receiver<Command>,
+        may_unload: &impl Fn(&mut mpsc::Receiver<Command>) -> bool,
+    ) -> bool {
+        if self.updates_since_snapshot > 0 {
+            self.submit_snapshot().await;
+        }
+        // Everything must be durable before the entry goes: a new load reads the store.
+        if self.writer.barrier().await.is_err() {
+            return false;
+        }
+        let durability = *self.durability.borrow_and_update();
+        self.on_durability(durability).await;
+        if !self.pending.is_empty() || !mailbox.is_empty() {
+            return false;
+        }
+        let unloaded = may_unload(mailbox);
+        if unloaded {
+            tracing::debug!(file_id = %self.file_id, "document unloaded");
+        }
+        unloaded
+    }
+
+    async fn handle(&mut self, command: Command) {
+        match command {
+            Command::Join { connection, identity, can_write, wants_ack, outbox } => {
+                let mut greeting = vec![Bytes::from(protocol::encode_sync_step_1(
+                    &self.doc.transact().state_vector().encode_v1(),
+                ))];
+                let present = self.awareness.present_states();
+                if !present.is_empty() {
+                    greeting.push(Bytes::from(protocol::encode_awareness(&protocol::encode_awareness_entries(
+                        present.iter(),
+                    ))));
+                }
+                for message in greeting {
+                    let _ = outbox.try_send(Ok(message));
+                }
+                self.connections.insert(
+                    connection,
+                    Connection {
+                        identity,
+                        can_write,
+                        wants_ack,
+                        outbox,
+                        updates_received: 0,
+                        updates_durable: 0,
+                        updates_durable_sent: 0,
+                    },
+                );
+                self.update_gauges();
+            }
+            Command::ClientMessage { connection, frame } => self.on_client_message(connection, frame).await,
+            Command::Leave { connection } => self.remove_connection(connection, None),
+            Command::Read { reply } => {
+                let transaction = self.doc.transact();
+                let _ = reply.send(DocumentView {
+                    text: self.text.get_string(&transaction),
+                    state_vector: transaction.state_vector().encode_v1(),
+                    state: transaction.encode_state_as_update_v1(&StateVector::default()),
+                });
+            }
+            Command::Edit { edit, reply } => self.on_server_edit(edit, reply).await,
+            Command::Unload => {}
+        }
+    }
+
+    fn send(&mut self, connection: ConnectionId, message: Bytes) {
+        let Some(target) = self.connections.get(&connection) else { return };
+        if let Err(error) = target.outbox.try_send(Ok(message)) {
+            let reason = match error {
+                mpsc::error::TrySendError::Full(_) => Some(slow_client_status()),
+                mpsc::error::TrySendError::Closed(_) => None,
+            };
+            self.remove_connection(connection, reason);
+        }
+    }
+
+    fn broadcast(&mut self, except: Option<ConnectionId>, message: &Bytes) {
+        let mut dropped = Vec::new();
+        for (id, target) in &self.connections {
+            if Some(*id) == except {
+                continue;
+            }
+            if let Err(error) = target.outbox.try_send(Ok(message.clone())) {
+                // A client that cannot keep up is cut off; it never holds the document back.
+                let reason = match error {
+                    mpsc::error::TrySendError::Full(_) => Some(slow_client_status()),
+                    mpsc::error::TrySendError::Closed(_) => None,
+                };
+                dropped.push((*id, reason));
+            }
+        }
+        for (id, reason) in dropped {
+            self.metrics.slow_clients_dropped.fetch_add(1, Ordering::Relaxed);
+            self.remove_connection(id, reason);
+        }
+    }
+
+    fn broadcast_awareness(&mut self, entries: &[protocol::AwarenessEntry]) {
+        if entries.is_empty() {
+            return;
+        }
+        let message = Bytes::from(protocol::encode_awareness(&protocol::encode_awareness_entries(entries.iter())));
+        // Senders get their own awareness back, as from the reference server:
+        // y-websocket clients count it as a sign of life.
+        self.broadcast(None, &message);
+    }
+
+    fn remove_connection(&mut self, connection: ConnectionId, reason: Option<tonic::Status>) {
+        let Some(removed) = self.connections.remove(&connection) else { return };
+        if let Some(reason) = reason {
+            tracing::info!(file_id = %self.file_id, connection, user_id = %removed.identity.user_id, reason = %reason.message(), "connection closed by the server");
+            let _ = removed.outbox.try_send(Err(reason));
+        }
+        self.deferred_syncs.retain(|deferred| deferred.connection != connection);
+        let removals = self.awareness.remove_connection(connection);
+        self.update_gauges();
+        self.broadcast_awareness(&removals);
+    }
+
+    async fn on_client_message(&mut self, connection: ConnectionId, frame: Bytes) {
+        let Some(client) = self.connections.get(&connection) else { return };
+        let identity = client.identity.clone();
+        let can_write = client.can_write;
+        let message = match protocol::decode_message(&frame) {
+            Ok(message) => message,
+            Err(error) => {
+                self.metrics.malformed_messages.fetch_add(1, Ordering::Relaxed);
+                let status = tonic::Status::invalid_argument(format!("malformed y-protocols message: {error}"));
+                self.remove_connection(connection, Some(status));
+                return;
+            }
+        };
+        match message {
+            Message::SyncStep1(state_vector) => match StateVector::decode_v1(state_vector) {
+                Ok(state_vector) => {
+                    let after_seq = self.next_seq - 1;
+                    if after_seq <= self.durable_seq {
+                        self.answer_sync(connection, &state_vector);
+                    } else {
+                        // Answer once what was applied before the question is durable.
+                        self.deferred_syncs.push(DeferredSync { connection, state_vector, after_seq });
+                    }
+                }
+                Err(error) => {
+                    let status = tonic::Status::invalid_argument(format!("malformed state vector: {error}"));
+                    self.remove_connection(connection, Some(status));
+                }
+            },
+            Message::SyncStep2(update) | Message::Update(update) => {
+                let update = frame.slice_ref(update);
+                self.on_client_update(connection, can_write, update).await;
+            }
+            Message::Awareness(payload) => match protocol::decode_awareness(payload, MAX_AWARENESS_ENTRIES) {
+                Ok(entries) => {
+                    let accepted = self.awareness.apply(connection, &identity, entries, Instant::now());
+                    self.broadcast_awareness(&accepted);
+                }
+                Err(error) => {
+                    let status = tonic::Status::invalid_argument(format!("malformed awareness update: {error}"));
+                    self.remove_connection(connection, Some(status));
+                }
+            },
+            Message::QueryAwareness => {
+                let present = self.awareness.present_states();
+                let message =
+                    Bytes::from(protocol::encode_awareness(&protocol::encode_awareness_entries(present.iter())));
+                self.send(connection, message);
+            }
+            Message::Auth => {}
+        }
+    }
+
+    fn answer_sync(&mut self, connection: ConnectionId, state_vector: &StateVector) {
+        let diff = self.doc.transact().encode_diff_v1(state_vector);
+        self.send(connection, Bytes::from(protocol::encode_sync_step_2(&diff)));
+    }
+
+    async fn on_client_update(&mut self, connection: ConnectionId, can_write: bool, update_bytes: Bytes) {
+        let decoded = std::panic::catch_unwind(AssertUnwindSafe(|| Update::decode_v1(&update_bytes)));
+        let update = match decoded {
+            Ok(Ok(update)) => update,
+            Ok(Err(error)) => {
+                self.metrics.malformed_messages.fetch_add(1, Ordering::Relaxed);
+                let status = tonic::Status::invalid_argument(format!("malformed update: {error}"));
+                self.remove_connection(connection, Some(status));
+                return;
+            }
+            Err(_) => {
+                self.metrics.malformed_messages.fetch_add(1, Ordering::Relaxed);
+                let status = tonic::Status::invalid_argument("malformed update");
+                self.remove_connection(connection, Some(status));
+                return;
+            }
+        };
+        if update.is_empty() {
+            self.acknowledge_when_durable(connection);
+            return;
+        }
+        if !can_write {
+            self.metrics.refused_writes.fetch_add(1, Ordering::Relaxed);
+            let message = protocol::encode_permission_denied("viewers cannot edit this file: the update was not applied");
+            self.send(connection, Bytes::from(message));
+            return;
+        }
+        if self.stored_bytes + update_bytes.len() > self.config.max_document_bytes {
+            let message = protocol::encode_permission_denied(
+                "the document has reached its size limit: the update was not applied",
+            );
+            self.send(connection, Bytes::from(message));
+            return;
+        }
+        if let Err(problem) = self.apply(update) {
+            self.metrics.malformed_messages.fetch_add(1, Ordering::Relaxed);
+            self.remove_connection(connection, Some(tonic::Status::invalid_argument(problem.to_string())));
+            self.recover().await;
+            return;
+        }
+        let Some(client) = self.connections.get_mut(&connection) else { return };
+        client.updates_received += 1;
+        let ack_count = client.updates_received;
+        let relay = Bytes::from(protocol::encode_update(&update_bytes));
+        self.append(update_bytes, Some(connection), Some(relay), Some(ack_count), None).await;
+    }
+
+    /// Applies an update to the in-memory document, containing panics.
+    fn apply(&mut self, update: Update) -> Result<(), ApplyProblem> {
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| self.doc.transact_mut().apply_update(update)));
+        match outcome {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(ApplyProblem::Refused(error.to_string())),
+            Err(_) => {
+                self.metrics.apply_panics.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(file_id = %self.file_id, "applying an update panicked; the document is reloaded from its log");
+                Err(ApplyProblem::Panicked)
+            }
+        }
+    }
+
+    /// The in-memory document may be half-changed: wait until the log holds
+    /// everything accepted so far, and rebuild the document from it.
+    async fn recover(&mut self) {
+        let _ = self.writer.barrier().await;
+        let durability = *self.durability.borrow_and_update();
+        self.on_durability(durability).await;
+        match self.store.load(&self.file_id).await {
+            Ok(stored) => {
+                let (doc, text) = doc_from_stored(&self.file_id, &stored);
+                self.doc = doc;
+                self.text = text;
+                self.stored_bytes = stored.stored_bytes();
+                self.updates_since_snapshot = stored.updates.len();
+            }
+            Err(error) => {
+                tracing::error!(file_id = %self.file_id, %error, "cannot reload the document; closing its connections");
+                self.close_all(tonic::Status::unavailable("the document is being reloaded; reconnect"));
+            }
+        }
+    }
+
+    fn close_all(&mut self, status: tonic::Status) {
+        for (_, connection) in self.connections.drain() {
+            let _ = connection.outbox.try_send(Err(status.clone()));
+        }
+        self.awareness = DocumentAwareness::default();
+        self.deferred_syncs.clear();
+        self.update_gauges();
+    }
+
+    fn acknowledge_when_durable(&mut self, connection: ConnectionId) {
+        let Some(client) = self.connections.get_mut(&connection) else { return };
+        client.updates_received += 1;
+        let ack_count = client.updates_received;
+        if self.pending.is_empty() {
+            client.updates_durable = ack_count;
+            self.send_acks();
+        } else {
+            let seq = self.next_seq - 1;
+            self.pending.push_back(PendingItem { seq, origin: Some(connection), relay: None, ack_count: Some(ack_count), reply: None });
+        }
+    }
+
+    async fn append(
+        &mut self,
+        update_v1: Bytes,
+        origin: Option<ConnectionId>,
+        relay: Option<Bytes>,
+        ack_count: Option<u64>,
+        reply: Option<(oneshot::Sender<ServiceResult<String>>, String)>,
+    ) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.stored_bytes += update_v1.len();
+        self.updates_since_snapshot += 1;
+        self.pending.push_back(PendingItem { seq, origin, relay, ack_count, reply });
+        let request = WriteRequest::Append {
+            update: AppendedUpdate { file_id: self.file_id.clone(), seq, update_v1 },
+            report_to: self.durability_sender.clone(),
+        };
+        if self.writer.submit(request).await.is_err() {
+            self.close_all(tonic::Status::unavailable("the document store is shutting down"));
+        }
+        if self.updates_since_snapshot >= self.config.snapshot_every_updates {
+            self.submit_snapshot().await;
+        }
+        self.update_gauges();
+    }
+
+    async fn submit_snapshot(&mut self) {
+        let state_v1 = self.doc.transact().encode_state_as_update_v1(&StateVector::default());
+        let covers_seq = self.next_seq - 1;
+        self.stored_bytes = state_v1.len();
+        self.updates_since_snapshot = 0;
+        let snapshot = Snapshot { file_id: self.file_id.clone(), covers_seq, state_v1 };
+        let _ = self.writer.submit(WriteRequest::Snapshot(snapshot)).await;
+        self.metrics.snapshots.fetch_add(1, Ordering::Relaxed);
+    }
+
+    async fn on_durability(&mut self, durability: Durability) {
+        if durability.failed {
+            // Updates that were applied here may not be in the log: the clients
+            // that sent them still have them and send them again on reconnect.
+            let _ = self.durability_sender.send_modify(|durability| durability.failed = false);
+            for item in self.pending.drain(..) {
+                if let Some((reply, _)) = item.reply {
+                    let _ = reply.send(Err(ServiceError::Unavailable { message: "the document could not be saved; try again".into() }));
+                }
+            }
+            self.close_all(tonic::Status::unavailable("the document could not be saved; reconnect"));
+            if let Ok(stored) = self.store.load(&self.file_id).await {
+                let (doc, text) = doc_from_stored(&self.file_id, &stored);
+                self.doc = doc;
+                self.text = text;
+                self.next_seq = self.next_seq.max(stored.next_seq());
+                self.stored_bytes = stored.stored_bytes();
+                self.updates_since_snapshot = stored.updates.len();
+            }
+            self.durable_seq = self.next_seq - 1;
+            return;
+        }
+        if durability.durable_seq <= self.durable_seq {
+            return;
+        }
+        self.durable_seq = durability.durable_seq;
+        while self.pending.front().is_some_and(|item| item.seq <= self.durable_seq) {
+            let Some(item) = self.pending.pop_front() else { break };
+            if let Some(relay) = &item.relay {
+                self.broadcast(item.origin, relay);
+                self.metrics.relayed_updates.fetch_add(1, Ordering::Relaxed);
+            }
+            if let (Some(origin), Some(ack_count)) = (item.origin, item.ack_count)
+                && let Some(client) = self.connections.get_mut(&origin)
+            {
+                client.updates_durable = client.updates_durable.max(ack_count);
+            }
+            if let Some((reply, text)) = item.reply {
+                let _ = reply.send(Ok(text));
+            }
+        }
+        self.send_acks();
+        if !self.deferred_syncs.is_empty() {
+            let durable_seq = self.durable_seq;
+            let (ready, waiting): (Vec<_>, Vec<_>) =
+                std::mem::take(&mut self.deferred_syncs).into_iter().partition(|deferred| deferred.after_seq <= durable_seq);
+            self.deferred_syncs = waiting;
+            for deferred in ready {
+                self.answer_sync(deferred.connection, &deferred.state_vector);
+            }
+        }
+    }
+
+    fn send_acks(&mut self) {
+        let due: Vec<(ConnectionId, u64)> = self
+            .connections
+            .iter_mut()
+            .filter(|(_, client)| client.wants_ack && client.updates_durable > client.updates_durable_sent)
+            .map(|(id, client)| {
+                client.updates_durable_sent = client.updates_durable;
+                (*id, client.updates_durable)
+            })
+            .collect();
+        for (connection, count) in due {
+            self.send(connection, Bytes::from(protocol::encode_saved(count)));
+        }
+    }
+
+    async fn on_server_edit(&mut self, edit: ServerEdit, reply: oneshot::Sender<ServiceResult<String>>) {
+        let update_v1 = match edit {
+            ServerEdit::Update(bytes) => {
+                let update = match Update::decode_v1(&bytes) {
+                    Ok(update) => update,
+                    Err(error) => {
+                        let _ = reply.send(Err(ServiceError::invalid("invalid_update", format!("malformed update: {error}"))));
+                        return;
+                    }
+                };
+                if update.is_empty() {
+                    let _ = reply.send(Ok(self.text.get_string(&self.doc.transact())));
+                    return;
+                }
+                if let Err(problem) = self.apply(update) {
+                    let _ = reply.send(Err(ServiceError::invalid("invalid_update", problem.to_string())));
+                    if matches!(problem, ApplyProblem::Panicked) {
+                        self.recover().await;
+                    }
+                    return;
+                }
+                bytes
+            }
+            ServerEdit::Insert { index, text } => {
+                let mut transaction = self.doc.transact_mut();
+                let length = self.text.len(&transaction);
+                if index > length {
+                    let message = format!("index {index} is beyond the end of the text ({length} UTF-16 units)");
+                    let _ = reply.send(Err(ServiceError::invalid("invalid_index", message)));
+                    return;
+                }
+                self.text.insert(&mut transaction, index, &text);
+                transaction.encode_update_v1()
+            }
+            ServerEdit::Replace { text } => {
+                let mut transaction = self.doc.transact_mut();
+                let current = self.text.get_string(&transaction);
+                let (start, removed, inserted) = crate::diff::minimal_replacement(&current, &text);
+                if removed > 0 {
+                    self.text.remove_range(&mut transaction, start, removed);
+                }
+                if !inserted.is_empty() {
+                    self.text.insert(&mut transaction, start, inserted);
+                }
+                transaction.encode_update_v1()
+            }
+        };
+        let text = self.text.get_string(&self.doc.transact());
+        let is_noop = Update::decode_v1(&update_v1).map(|update| update.is_empty()).unwrap_or(true);
+        if is_noop {
+            let _ = reply.send(Ok(text));
+            return;
+        }
+        let relay = Bytes::from(protocol::encode_update(&update_v1));
+        self.append(Bytes::from(update_v1), None, Some(relay), None, Some((reply, text))).await;
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ApplyProblem {
+    #[error("the update cannot be applied: {0}")]
+    Refused(String),
+    #[error("the update cannot be applied")]
+    Panicked,
+}
+
+fn slow_client_status() -> tonic::Status {
+    tonic::Status::resource_exhausted("the connection fell too far behind the document and was closed; reconnect")
+}
