@@ -43,7 +43,10 @@ pub const KEYS: &[(&str, &str)] = &[
     ("refresh_token_ttl_secs", "lifetime of refresh tokens (default 604800)"),
     ("login_attempts_per_ip_per_minute", "login attempts per client IP per minute (default 20)"),
     ("login_failures_per_account", "failed logins per account per 15 minutes (default 10)"),
-    ("documents_memory_budget_bytes", "estimated memory of loaded documents before idle ones are unloaded (default 536870912)"),
+    (
+        "documents_memory_budget_bytes",
+        "estimated memory of loaded documents before idle ones are unloaded (default 536870912)",
+    ),
     ("documents_max_message_bytes", "largest WebSocket message on /ws/files in bytes (default 1048576)"),
     ("documents_max_document_bytes", "largest stored size of one document in bytes (default 16777216)"),
     ("documents_snapshot_every_updates", "log entries before a document is compacted into a snapshot (default 1000)"),

@@ -65,6 +65,8 @@ fn psql(sql: &str) {
 /// One or more `codesync` processes, killed when dropped.
 pub struct Cluster {
     children: Vec<(String, Child)>,
+    /// How the one process was started, to start it again on the same data.
+    one_process_env: Option<Vec<(String, String)>>,
     pub data_dir: tempfile::TempDir,
     pub base_url: String,
     pub grpc_addr: String,
@@ -91,6 +93,7 @@ impl Cluster {
         env.push(("CODESYNC_GRPC_ADDR".into(), format!("127.0.0.1:{grpc_port}")));
         let child = spawn(&["run"], &env, data_dir.path(), "all");
         let mut cluster = Self::new(vec![("all".into(), child)], data_dir, http_port, grpc_port);
+        cluster.one_process_env = Some(env);
         cluster.wait_until_ready().await.then_some(cluster)
     }
 
@@ -143,6 +146,7 @@ impl Cluster {
     fn new(children: Vec<(String, Child)>, data_dir: tempfile::TempDir, http_port: u16, grpc_port: u16) -> Self {
         Self {
             children,
+            one_process_env: None,
             data_dir,
             base_url: format!("http://127.0.0.1:{http_port}"),
             grpc_addr: format!("127.0.0.1:{grpc_port}"),
@@ -237,6 +241,28 @@ impl Cluster {
         Session::from_body(&body)
     }
 
+    /// SIGKILL (`kill -9`) the one process and start it again on the same data and ports.
+    pub async fn kill_and_restart(&mut self) {
+        let env = self.one_process_env.clone().expect("only a one-process cluster restarts");
+        self.kill("all");
+        self.children.clear();
+        for _ in 0..100 {
+            let child = spawn(&["run"], &env, self.data_dir.path(), "all");
+            self.children.push(("all".into(), child));
+            if self.wait_until_ready().await {
+                return;
+            }
+            // The old listener's port may linger for a moment.
+            self.children.clear();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("codesync did not restart");
+    }
+
+    pub fn ws_url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url.replacen("http://", "ws://", 1))
+    }
+
     pub fn kill(&mut self, name: &str) {
         for (child_name, child) in &mut self.children {
             if child_name == name {
@@ -252,6 +278,17 @@ impl Drop for Cluster {
         for (_, child) in &mut self.children {
             let _ = child.kill();
             let _ = child.wait();
+        }
+        // A failing test shows what the servers said; their data directory goes with the test.
+        if std::thread::panicking() {
+            for (name, _) in &self.children {
+                let log = std::fs::read_to_string(self.data_dir.path().join(format!("{name}.log"))).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(60).collect();
+                eprintln!("--- last lines of the {name} log ---");
+                for line in tail.into_iter().rev() {
+                    eprintln!("{line}");
+                }
+            }
         }
     }
 }
@@ -321,7 +358,8 @@ fn base_env(data_dir: &Path, extra_env: &[(&str, &str)]) -> Vec<(String, String)
 
 fn spawn(args: &[&str], env: &[(String, String)], data_dir: &Path, log_name: &str) -> Child {
     let log_path: PathBuf = data_dir.join(format!("{log_name}.log"));
-    let log = std::fs::File::create(&log_path).expect("create log file");
+    // Appended to, so that a restarted process's log follows the killed one's.
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).expect("open log file");
     let log_err = log.try_clone().expect("clone log file");
     let mut command = Command::new(binary());
     command.args(args).current_dir(data_dir).stdin(Stdio::null()).stdout(log).stderr(log_err);

@@ -3,9 +3,11 @@
 
 mod auth;
 mod cli;
+mod collaboration;
 mod grpc;
 mod harness;
 mod hostile_input;
 mod rooms;
 mod scenario;
 mod telemetry;
+mod yjs_client;

@@ -33,12 +33,8 @@ pub async fn file_socket(
     };
     // The channel was just made with room to spare: this cannot wait.
     let _ = requests.try_send(open);
-    let responses = state
-        .clients
-        .documents()
-        .collaborate(context.request(ReceiverStream::new(request_stream)))
-        .await?
-        .into_inner();
+    let responses =
+        state.clients.documents().collaborate(context.request(ReceiverStream::new(request_stream))).await?.into_inner();
     let max_message_bytes = state.ws_max_message_bytes;
     Ok(upgrade
         .max_message_size(max_message_bytes)

@@ -171,9 +171,11 @@ fn new_doc() -> Doc {
 fn doc_from_stored(file_id: &str, stored: &StoredDocument) -> (Doc, TextRef) {
     let doc = new_doc();
     let text = doc.get_or_insert_text(TEXT_NAME);
-    let parts = stored.snapshot.iter().map(|state| (-1, state.as_slice())).chain(
-        stored.updates.iter().map(|(seq, update)| (*seq, update.as_slice())),
-    );
+    let parts = stored
+        .snapshot
+        .iter()
+        .map(|state| (-1, state.as_slice()))
+        .chain(stored.updates.iter().map(|(seq, update)| (*seq, update.as_slice())));
     for (seq, bytes) in parts {
         let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| -> Result<(), String> {
             let update = Update::decode_v1(bytes).map_err(|error| error.to_string())?;
@@ -217,8 +219,7 @@ impl DocumentActor {
         }
         let (doc, text) = doc_from_stored(&file_id, &stored);
         let next_seq = stored.next_seq();
-        let (durability_sender, durability) =
-            watch::channel(Durability { durable_seq: next_seq - 1, failed: false });
+        let (durability_sender, durability) = watch::channel(Durability { durable_seq: next_seq - 1, failed: false });
         let actor = Self {
             file_id,
             config,
@@ -317,9 +318,8 @@ impl DocumentActor {
     async fn handle(&mut self, command: Command) {
         match command {
             Command::Join { connection, identity, can_write, wants_ack, outbox } => {
-                let mut greeting = vec![Bytes::from(protocol::encode_sync_step_1(
-                    &self.doc.transact().state_vector().encode_v1(),
-                ))];
+                let mut greeting =
+                    vec![Bytes::from(protocol::encode_sync_step_1(&self.doc.transact().state_vector().encode_v1()))];
                 let present = self.awareness.present_states();
                 if !present.is_empty() {
                     greeting.push(Bytes::from(protocol::encode_awareness(&protocol::encode_awareness_entries(
@@ -493,7 +493,8 @@ impl DocumentActor {
         }
         if !can_write {
             self.metrics.refused_writes.fetch_add(1, Ordering::Relaxed);
-            let message = protocol::encode_permission_denied("viewers cannot edit this file: the update was not applied");
+            let message =
+                protocol::encode_permission_denied("viewers cannot edit this file: the update was not applied");
             self.send(connection, Bytes::from(message));
             return;
         }
@@ -570,7 +571,13 @@ impl DocumentActor {
             self.send_acks();
         } else {
             let seq = self.next_seq - 1;
-            self.pending.push_back(PendingItem { seq, origin: Some(connection), relay: None, ack_count: Some(ack_count), reply: None });
+            self.pending.push_back(PendingItem {
+                seq,
+                origin: Some(connection),
+                relay: None,
+                ack_count: Some(ack_count),
+                reply: None,
+            });
         }
     }
 
@@ -614,10 +621,12 @@ impl DocumentActor {
         if durability.failed {
             // Updates that were applied here may not be in the log: the clients
             // that sent them still have them and send them again on reconnect.
-            let _ = self.durability_sender.send_modify(|durability| durability.failed = false);
+            self.durability_sender.send_modify(|durability| durability.failed = false);
             for item in self.pending.drain(..) {
                 if let Some((reply, _)) = item.reply {
-                    let _ = reply.send(Err(ServiceError::Unavailable { message: "the document could not be saved; try again".into() }));
+                    let _ = reply.send(Err(ServiceError::Unavailable {
+                        message: "the document could not be saved; try again".into(),
+                    }));
                 }
             }
             self.close_all(tonic::Status::unavailable("the document could not be saved; reconnect"));
@@ -654,8 +663,9 @@ impl DocumentActor {
         self.send_acks();
         if !self.deferred_syncs.is_empty() {
             let durable_seq = self.durable_seq;
-            let (ready, waiting): (Vec<_>, Vec<_>) =
-                std::mem::take(&mut self.deferred_syncs).into_iter().partition(|deferred| deferred.after_seq <= durable_seq);
+            let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.deferred_syncs)
+                .into_iter()
+                .partition(|deferred| deferred.after_seq <= durable_seq);
             self.deferred_syncs = waiting;
             for deferred in ready {
                 self.answer_sync(deferred.connection, &deferred.state_vector);
@@ -684,7 +694,8 @@ impl DocumentActor {
                 let update = match Update::decode_v1(&bytes) {
                     Ok(update) => update,
                     Err(error) => {
-                        let _ = reply.send(Err(ServiceError::invalid("invalid_update", format!("malformed update: {error}"))));
+                        let _ = reply
+                            .send(Err(ServiceError::invalid("invalid_update", format!("malformed update: {error}"))));
                         return;
                     }
                 };

@@ -54,9 +54,10 @@ impl DocumentAwareness {
         for entry in entries {
             // The same user may take a client id over: a reconnecting tab keeps its id,
             // and its new connection can speak before the old one's end is seen.
-            let owned_elsewhere = self.clients.get(&entry.client_id).is_some_and(|client| {
-                client.connection != connection && client.user_id != identity.user_id
-            });
+            let owned_elsewhere = self
+                .clients
+                .get(&entry.client_id)
+                .is_some_and(|client| client.connection != connection && client.user_id != identity.user_id);
             if owned_elsewhere {
                 continue;
             }

@@ -124,7 +124,9 @@ fn status_to_error(status: Status) -> ServiceError {
         tonic::Code::PermissionDenied => ServiceError::forbidden("forbidden", status.message().to_string()),
         tonic::Code::Unauthenticated => ServiceError::unauthenticated("invalid_token", status.message().to_string()),
         tonic::Code::InvalidArgument => ServiceError::not_found("file_not_found", status.message().to_string()),
-        _ => ServiceError::Unavailable { message: format!("the rooms service cannot be reached: {}", status.message()) },
+        _ => {
+            ServiceError::Unavailable { message: format!("the rooms service cannot be reached: {}", status.message()) }
+        }
     }
 }
 
@@ -149,8 +151,7 @@ impl DocumentsGrpcService {
         Self {
             registry,
             tokens,
-            rooms: RoomsServiceClient::new(rooms_channel)
-                .max_decoding_message_size(64 * 1024 * 1024),
+            rooms: RoomsServiceClient::new(rooms_channel).max_decoding_message_size(64 * 1024 * 1024),
             config,
             next_connection: Arc::new(AtomicU64::new(1)),
             metrics,
@@ -177,7 +178,10 @@ impl DocumentsGrpcService {
         };
         let access = self.rooms.clone().check_access(context.request(check)).await.map_err(|status| {
             // The rooms service's own error (404 for a private room of others) is the answer.
-            if matches!(status.code(), tonic::Code::NotFound | tonic::Code::PermissionDenied | tonic::Code::Unauthenticated) {
+            if matches!(
+                status.code(),
+                tonic::Code::NotFound | tonic::Code::PermissionDenied | tonic::Code::Unauthenticated
+            ) {
                 return forward_status(status);
             }
             status_to_error(status)
@@ -200,7 +204,12 @@ impl DocumentsGrpcService {
         answer.await.map_err(|_| ServiceError::Unavailable { message: "the document was unloaded; try again".into() })
     }
 
-    async fn edit<T>(&self, request: &Request<T>, file_id: &str, edit: ServerEdit) -> Result<Response<pb::ApplyUpdateResponse>, Status> {
+    async fn edit<T>(
+        &self,
+        request: &Request<T>,
+        file_id: &str,
+        edit: ServerEdit,
+    ) -> Result<Response<pb::ApplyUpdateResponse>, Status> {
         let access = self.file_access(request, file_id).await?;
         if !access.can_write {
             return Err(ServiceError::forbidden("read_only", "viewers cannot edit this file").into());
@@ -278,7 +287,9 @@ impl DocumentsService for DocumentsGrpcService {
             let mut end = None;
             loop {
                 match inbound.message().await {
-                    Ok(Some(pb::CollaborateRequest { frame: Some(pb::collaborate_request::Frame::Message(frame)) })) => {
+                    Ok(Some(pb::CollaborateRequest {
+                        frame: Some(pb::collaborate_request::Frame::Message(frame)),
+                    })) => {
                         if frame.len() > max_message_bytes {
                             end = Some(Status::out_of_range(format!(
                                 "a message of {} bytes is over the limit of {max_message_bytes}",
@@ -304,7 +315,9 @@ impl DocumentsService for DocumentsGrpcService {
         });
         let first = tokio_stream::once(Ok(first));
         let rest = async_stream_of(outgoing);
-        let stream = first.chain(rest).map(|item: Result<Bytes, Status>| item.map(|message| pb::CollaborateResponse { message }));
+        let stream = first
+            .chain(rest)
+            .map(|item: Result<Bytes, Status>| item.map(|message| pb::CollaborateResponse { message }));
         Ok(Response::new(Box::pin(stream)))
     }
 

@@ -77,11 +77,12 @@ impl DocumentsStore {
             document.snapshot = Some(row.try_get("state_v1")?);
         }
         let after_seq = if document.snapshot.is_some() { document.covers_seq } else { -1 };
-        let rows = sqlx::query("SELECT seq, update_v1 FROM document_updates WHERE file_id = $1 AND seq > $2 ORDER BY seq")
-            .bind(file_id)
-            .bind(after_seq)
-            .fetch_all(self.database.pool())
-            .await?;
+        let rows =
+            sqlx::query("SELECT seq, update_v1 FROM document_updates WHERE file_id = $1 AND seq > $2 ORDER BY seq")
+                .bind(file_id)
+                .bind(after_seq)
+                .fetch_all(self.database.pool())
+                .await?;
         for row in rows {
             document.updates.push((row.try_get("seq")?, row.try_get("update_v1")?));
         }
@@ -105,7 +106,12 @@ impl DocumentsStore {
 
     /// Writes appended updates and snapshots in one transaction: one commit,
     /// one sync to disk, for everything that queued up meanwhile.
-    pub async fn write_batch(&self, updates: &[AppendedUpdate], snapshots: &[Snapshot], now_ms: i64) -> ServiceResult<()> {
+    pub async fn write_batch(
+        &self,
+        updates: &[AppendedUpdate],
+        snapshots: &[Snapshot],
+        now_ms: i64,
+    ) -> ServiceResult<()> {
         let mut transaction = self.database.pool().begin().await?;
         for chunk in updates.chunks(ROWS_PER_INSERT) {
             let mut sql = String::from("INSERT INTO document_updates (file_id, seq, update_v1, created_at_ms) VALUES ");
@@ -120,7 +126,8 @@ impl DocumentsStore {
             sql.push_str(" ON CONFLICT (file_id, seq) DO NOTHING");
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for update in chunk {
-                query = query.bind(update.file_id.as_str()).bind(update.seq).bind(update.update_v1.as_ref()).bind(now_ms);
+                query =
+                    query.bind(update.file_id.as_str()).bind(update.seq).bind(update.update_v1.as_ref()).bind(now_ms);
             }
             query.execute(&mut *transaction).await?;
         }

@@ -22,7 +22,10 @@ pub struct Durability {
 pub type DurabilitySender = Arc<watch::Sender<Durability>>;
 
 pub enum WriteRequest {
-    Append { update: AppendedUpdate, report_to: DurabilitySender },
+    Append {
+        update: AppendedUpdate,
+        report_to: DurabilitySender,
+    },
     Snapshot(Snapshot),
     /// Answered once everything queued before it is durable (or failed).
     Barrier(oneshot::Sender<()>),
@@ -75,7 +78,9 @@ async fn write_loop(store: DocumentsStore, mut receiver: mpsc::Receiver<WriteReq
         for request in batch.drain(..) {
             match request {
                 WriteRequest::Append { update, report_to } => {
-                    let entry = reports.entry(Arc::as_ptr(&report_to) as usize).or_insert_with(|| (report_to.clone(), update.seq));
+                    let entry = reports
+                        .entry(Arc::as_ptr(&report_to) as usize)
+                        .or_insert_with(|| (report_to.clone(), update.seq));
                     entry.1 = entry.1.max(update.seq);
                     updates.push(update);
                 }
