@@ -32,10 +32,15 @@ migrate:
 test: test-deps test-rust
 
 test-rust:
-	CODESYNC_TEST_GRPCURL="$(abspath $(GRPCURL))" $(CARGO) test --workspace --no-fail-fast
+	CODESYNC_TEST_GRPCURL="$(abspath $(GRPCURL))" CODESYNC_TEST_INTEROP_DIR="$(abspath tests/interop)" \
+		$(CARGO) test --workspace --no-fail-fast
 
-test-deps: $(GRPCURL)
+test-deps: $(GRPCURL) tests/interop/node_modules/.package-lock.json
 	@scripts/ensure-postgres.sh
+
+# Stock npm Yjs clients for the interoperability test.
+tests/interop/node_modules/.package-lock.json: tests/interop/package-lock.json
+	npm ci --prefix tests/interop --no-audit --no-fund --loglevel=error
 
 $(GRPCURL):
 	/usr/bin/python3 -m venv $(TOOLS_VENV)

@@ -7,6 +7,7 @@ mod collaboration;
 mod grpc;
 mod harness;
 mod hostile_input;
+mod interop;
 mod rooms;
 mod scenario;
 mod telemetry;
