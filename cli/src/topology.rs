@@ -14,6 +14,8 @@ use codesync_common::grpc::{ServiceChannels, grpc_service_name};
 use codesync_common::identity::{SigningKey, TokenService};
 use codesync_documents::DocumentsGrpcService;
 use codesync_documents::store::DocumentsStore;
+use codesync_presence::PresenceGrpcService;
+use codesync_presence::store::PresenceStore;
 use codesync_rooms::RoomsGrpcService;
 use codesync_rooms::store::RoomsStore;
 use tokio::sync::watch;
@@ -79,7 +81,8 @@ pub async fn migrate(config: &Config) -> anyhow::Result<()> {
     let database = Database::connect(&config.database_url).await?;
     AuthStore::new(database.clone()).migrate().await?;
     RoomsStore::new(database.clone()).migrate().await?;
-    DocumentsStore::new(database).migrate().await?;
+    DocumentsStore::new(database.clone()).migrate().await?;
+    PresenceStore::new(database).migrate().await?;
     tracing::info!(database = %redacted(&config.database_url), "the database is up to date");
     Ok(())
 }
@@ -103,7 +106,7 @@ pub async fn run(config: Config, components: BTreeSet<Component>) -> anyhow::Res
     let channels = ServiceChannels::connect_lazily(|service| config.endpoints[service].clone())
         .context("invalid service endpoint")?;
 
-    let needs_database = [Component::Auth, Component::Rooms, Component::Documents]
+    let needs_database = [Component::Auth, Component::Rooms, Component::Documents, Component::Presence]
         .iter()
         .any(|component| components.contains(component));
     let database = if needs_database {
@@ -233,7 +236,13 @@ async fn add_service(
             routes.add_service(service.into_grpc_server());
         }
         Component::Presence => {
-            routes.add_service(codesync_presence::grpc_server());
+            let store = PresenceStore::new(database()?);
+            if config.migrate_on_start {
+                store.migrate().await?;
+            }
+            routes.add_service(
+                PresenceGrpcService::new(store, tokens.clone(), channels.rooms.clone()).into_grpc_server(),
+            );
         }
         Component::History => {
             routes.add_service(codesync_history::grpc_server());

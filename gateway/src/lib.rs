@@ -26,6 +26,7 @@ use codesync_common::identity::TokenService;
 use codesync_common::rate_limit::RateLimiter;
 use codesync_proto::auth::v1::auth_service_client::AuthServiceClient;
 use codesync_proto::documents::v1::documents_service_client::DocumentsServiceClient;
+use codesync_proto::presence::v1::presence_service_client::PresenceServiceClient;
 use codesync_proto::rooms::v1::rooms_service_client::RoomsServiceClient;
 use tonic::transport::Channel;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -72,6 +73,10 @@ impl ServiceClients {
 
     pub fn rooms(&self) -> RoomsServiceClient<Channel> {
         RoomsServiceClient::new(self.channels.rooms.clone())
+    }
+
+    pub fn presence(&self) -> PresenceServiceClient<Channel> {
+        PresenceServiceClient::new(self.channels.presence.clone())
     }
 
     pub fn documents(&self) -> DocumentsServiceClient<Channel> {
@@ -152,6 +157,7 @@ pub fn router(channels: ServiceChannels, tokens: TokenService, config: &GatewayC
         .route("/api/openapi.json", get(openapi_document))
         .route("/metrics", get(prometheus_metrics))
         .route("/ws/files/{file_id}", get(ws::files::file_socket))
+        .route("/ws/rooms/{room_id}", get(ws::rooms::room_socket))
         .route_layer(middleware::from_fn(metrics::remember_route))
         .fallback(error::not_found_fallback)
         .method_not_allowed_fallback(error::method_not_allowed_fallback)

@@ -10,9 +10,8 @@ use serde_json::{Value, json};
 use crate::harness::Cluster;
 
 fn interop_dir() -> String {
-    std::env::var("CODESYNC_TEST_INTEROP_DIR").expect(
-        "CODESYNC_TEST_INTEROP_DIR is not set: run `make test`, which installs tests/interop's npm packages",
-    )
+    std::env::var("CODESYNC_TEST_INTEROP_DIR")
+        .expect("CODESYNC_TEST_INTEROP_DIR is not set: run `make test`, which installs tests/interop's npm packages")
 }
 
 #[tokio::test]
@@ -21,7 +20,8 @@ async fn stock_yjs_and_y_websocket_clients_converge_and_share_awareness() {
     let cluster = Cluster::one_process(&[]).await;
     let alice = cluster.register("alice").await;
     let bob = cluster.register("bob").await;
-    let (status, room) = cluster.post("/api/rooms", alice.token(), json!({"name": "Interop", "is_public": false})).await;
+    let (status, room) =
+        cluster.post("/api/rooms", alice.token(), json!({"name": "Interop", "is_public": false})).await;
     assert_eq!(status, StatusCode::CREATED);
     let (status, _) =
         cluster.post("/api/rooms/join", bob.token(), json!({"invite_code": room["invite_code"].clone()})).await;

@@ -8,6 +8,7 @@ mod grpc;
 mod harness;
 mod hostile_input;
 mod interop;
+mod presence;
 mod rooms;
 mod scenario;
 mod telemetry;

@@ -6,6 +6,7 @@
 //! error in the REST shape, not a socket that opens and closes.
 
 pub mod files;
+pub mod rooms;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use axum::http::HeaderMap;

@@ -1,20 +1,445 @@
-//! The presence service: who is online in each room and on which file, typing indicators, and the room's persisted chat.
+//! The presence service: who is online in each room and on which file,
+//! typing indicators, and the room's persisted chat (the latest 100 messages
+//! replayed on join), pushed live to the room's members.
 //!
-//! Its gRPC contract is `codesync.presence.v1.PresenceService` in `proto/`. This crate is
-//! served in every topology already; its RPCs answer UNIMPLEMENTED until the
-//! issue that builds the service lands.
+//! Its gRPC contract is `codesync.presence.v1.PresenceService` in `proto/`.
+//! The gateway bridges each WebSocket of `/ws/rooms/{room_id}` to one
+//! `JoinRoom` stream. Presence is held in this process's memory: a session
+//! exists while its stream is open.
 #![forbid(unsafe_code)]
 
-use codesync_proto::presence::v1::presence_service_server::{PresenceService, PresenceServiceServer};
+pub mod store;
 
-/// The gRPC implementation of `PresenceService`.
-#[derive(Debug, Default, Clone)]
-pub struct PresenceGrpcService;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use codesync_common::grpc::CallContext;
+use codesync_common::identity::{Caller, TokenService};
+use codesync_common::rate_limit::{RateLimiter, retry_after_secs};
+use codesync_common::{ServiceError, ServiceResult};
+use codesync_proto::presence::v1 as pb;
+use codesync_proto::presence::v1::presence_service_server::{PresenceService, PresenceServiceServer};
+use codesync_proto::rooms::v1 as rooms_pb;
+use codesync_proto::rooms::v1::rooms_service_client::RoomsServiceClient;
+use tokio::sync::{broadcast, mpsc};
+use tonic::codegen::BoxStream;
+use tonic::transport::Channel;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::store::PresenceStore;
+
+/// Chat messages replayed when someone joins.
+pub const CHAT_HISTORY_ON_JOIN: u32 = 100;
+/// The longest chat message, in characters.
+pub const MAX_CHAT_CHARS: usize = 2000;
+/// A typing indicator that is not renewed goes out after this long.
+const TYPING_TIMEOUT: Duration = Duration::from_secs(6);
+/// Events queued for one room before slow sessions start missing them.
+const ROOM_EVENT_BUFFER: usize = 256;
+const SESSION_OUTBOX: usize = 256;
+/// Colours for users without one, assigned by user id so everyone sees the same.
+const PALETTE: [&str; 12] = [
+    "#e06c75", "#61afef", "#98c379", "#e5c07b", "#c678dd", "#56b6c2", "#d19a66", "#be5046", "#7f9cf5", "#f472b6",
+    "#34d399", "#fbbf24",
+];
+
+pub fn colour_for(user_id: &str) -> &'static str {
+    // FNV-1a: stable across processes and versions, unlike the std hasher.
+    let hash = user_id
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3));
+    PALETTE[(hash % PALETTE.len() as u64) as usize]
+}
+
+struct Session {
+    user_id: String,
+    username: String,
+    file_id: String,
+    typing_until: Option<Instant>,
+    last_seen_ms: i64,
+}
+
+struct RoomPresence {
+    sessions: HashMap<u64, Session>,
+    events: broadcast::Sender<pb::RoomServerEvent>,
+}
+
+impl RoomPresence {
+    /// One entry per user: a user with several tabs shows once, on the file
+    /// of the tab used last, typing if any tab is.
+    fn snapshot(&self) -> Vec<pb::OnlineUser> {
+        let mut users: HashMap<&str, pb::OnlineUser> = HashMap::new();
+        let now = Instant::now();
+        for session in self.sessions.values() {
+            let typing = session.typing_until.is_some_and(|until| until > now);
+            let entry = users.entry(&session.user_id).or_insert_with(|| pb::OnlineUser {
+                user_id: session.user_id.clone(),
+                username: session.username.clone(),
+                color: colour_for(&session.user_id).to_string(),
+                file_id: session.file_id.clone(),
+                typing,
+                last_seen_ms: session.last_seen_ms,
+            });
+            entry.typing |= typing;
+            if session.last_seen_ms > entry.last_seen_ms {
+                entry.last_seen_ms = session.last_seen_ms;
+                entry.file_id = session.file_id.clone();
+            }
+        }
+        let mut users: Vec<pb::OnlineUser> = users.into_values().collect();
+        users.sort_by(|a, b| a.username.cmp(&b.username));
+        users
+    }
+
+    fn publish(&self, event: pb::room_server_event::Event) {
+        // No receivers is fine: nobody is listening.
+        let _ = self.events.send(pb::RoomServerEvent { event: Some(event) });
+    }
+
+    fn publish_snapshot(&self) {
+        self.publish(pb::room_server_event::Event::Presence(pb::PresenceSnapshot { users: self.snapshot() }));
+    }
+}
+
+#[derive(Clone)]
+pub struct PresenceGrpcService {
+    store: PresenceStore,
+    tokens: TokenService,
+    rooms: RoomsServiceClient<Channel>,
+    rooms_state: Arc<Mutex<HashMap<String, RoomPresence>>>,
+    chat_limiter: Arc<RateLimiter>,
+    next_session: Arc<AtomicU64>,
+}
+
+impl PresenceGrpcService {
+    pub fn new(store: PresenceStore, tokens: TokenService, rooms_channel: Channel) -> Self {
+        Self {
+            store,
+            tokens,
+            rooms: RoomsServiceClient::new(rooms_channel),
+            rooms_state: Arc::default(),
+            // 20 messages per 10 seconds per user: a conversation, not a flood.
+            chat_limiter: Arc::new(RateLimiter::new(20, Duration::from_secs(10))),
+            next_session: Arc::new(AtomicU64::new(1)),
+        }
+    }
+
+    pub fn into_grpc_server(self) -> PresenceServiceServer<Self> {
+        PresenceServiceServer::new(self)
+    }
+
+    fn rooms_state(&self) -> MutexGuard<'_, HashMap<String, RoomPresence>> {
+        // Every critical section is a few map operations that cannot leave it half-done.
+        self.rooms_state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The caller, who must be a member of the room.
+    async fn member<T>(&self, request: &Request<T>, room_id: &str) -> ServiceResult<Caller> {
+        let caller = self.tokens.require_caller(request.metadata())?;
+        if !codesync_common::is_valid_id(room_id) {
+            return Err(ServiceError::not_found("room_not_found", "no such room"));
+        }
+        let context = CallContext::from_request(request);
+        let check = rooms_pb::CheckAccessRequest {
+            resource: Some(rooms_pb::check_access_request::Resource::RoomId(room_id.to_string())),
+        };
+        let access = self.rooms.clone().check_access(context.request(check)).await.map_err(forward_status)?;
+        if access.into_inner().role == rooms_pb::Role::Unspecified as i32 {
+            return Err(ServiceError::forbidden("not_a_member", "join the room to see who is here and to chat"));
+        }
+        Ok(caller)
+    }
+
+    async fn post_chat(&self, caller: &Caller, room_id: &str, text: &str) -> ServiceResult<pb::ChatMessage> {
+        let text = validate_chat_text(text)?;
+        if let Err(wait) = self.chat_limiter.try_acquire(&caller.user_id) {
+            return Err(ServiceError::RateLimited {
+                message: "too many chat messages; wait a moment".into(),
+                retry_after_secs: retry_after_secs(wait),
+            });
+        }
+        let message = pb::ChatMessage {
+            id: codesync_common::new_id(),
+            room_id: room_id.to_string(),
+            user_id: caller.user_id.clone(),
+            username: caller.username.clone(),
+            text,
+            sent_at_ms: codesync_common::now_ms(),
+        };
+        self.store.insert_message(&message).await?;
+        if let Some(room) = self.rooms_state().get(room_id) {
+            room.publish(pb::room_server_event::Event::Chat(message.clone()));
+        }
+        Ok(message)
+    }
+
+    fn change_session(&self, room_id: &str, session_id: u64, change: impl FnOnce(&mut Session, &RoomPresence) -> bool) {
+        let mut rooms = self.rooms_state();
+        let Some(room) = rooms.get_mut(room_id) else { return };
+        let Some(mut session) = room.sessions.remove(&session_id) else { return };
+        session.last_seen_ms = codesync_common::now_ms();
+        let publish_snapshot = change(&mut session, room);
+        room.sessions.insert(session_id, session);
+        if publish_snapshot {
+            room.publish_snapshot();
+        }
+    }
+
+    fn leave(&self, room_id: &str, session_id: u64) {
+        let mut rooms = self.rooms_state();
+        let Some(room) = rooms.get_mut(room_id) else { return };
+        room.sessions.remove(&session_id);
+        if room.sessions.is_empty() {
+            rooms.remove(room_id);
+        } else {
+            room.publish_snapshot();
+        }
+    }
+}
+
+fn forward_status(status: Status) -> ServiceError {
+    let message = status.message().to_string();
+    match status.code() {
+        tonic::Code::NotFound | tonic::Code::InvalidArgument => ServiceError::not_found("room_not_found", message),
+        tonic::Code::PermissionDenied => ServiceError::forbidden("forbidden", message),
+        tonic::Code::Unauthenticated => ServiceError::unauthenticated("invalid_token", message),
+        _ => ServiceError::Unavailable { message: format!("the rooms service cannot be reached: {message}") },
+    }
+}
+
+/// Trimmed text of 1 to [`MAX_CHAT_CHARS`] characters; line breaks and tabs
+/// are kept, other control characters and direction overrides refused.
+pub fn validate_chat_text(text: &str) -> ServiceResult<String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(ServiceError::invalid("empty_message", "a chat message needs some text"));
+    }
+    if text.chars().count() > MAX_CHAT_CHARS {
+        return Err(ServiceError::too_large(
+            "message_too_long",
+            format!("chat messages are limited to {MAX_CHAT_CHARS} characters"),
+        ));
+    }
+    let forbidden = text.chars().any(|c| {
+        (c.is_control() && c != '\n' && c != '\t') || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    });
+    if forbidden {
+        return Err(ServiceError::invalid("invalid_message", "chat messages may not hold control characters"));
+    }
+    Ok(text.to_string())
+}
+
+fn error_event(error: &ServiceError) -> pb::RoomServerEvent {
+    pb::RoomServerEvent {
+        event: Some(pb::room_server_event::Event::Error(pb::RoomError {
+            code: error.code().to_string(),
+            message: error.to_string(),
+        })),
+    }
+}
 
 #[tonic::async_trait]
-impl PresenceService for PresenceGrpcService {}
+impl PresenceService for PresenceGrpcService {
+    async fn join_room(
+        &self,
+        request: Request<Streaming<pb::RoomClientEvent>>,
+    ) -> Result<Response<BoxStream<pb::RoomServerEvent>>, Status> {
+        let mut context_request = Request::new(());
+        *context_request.metadata_mut() = request.metadata().clone();
+        let mut inbound = request.into_inner();
+        let room_id = match inbound.message().await? {
+            Some(pb::RoomClientEvent { event: Some(pb::room_client_event::Event::Open(open)) }) => open.room_id,
+            _ => return Err(ServiceError::invalid("open_first", "the first event must name the room (open)").into()),
+        };
+        let caller = self.member(&context_request, &room_id).await?;
+        let history = self.store.latest_messages(&room_id, 0, CHAT_HISTORY_ON_JOIN).await?;
 
-/// The tonic server of this service, ready to be added to a gRPC router.
-pub fn grpc_server() -> PresenceServiceServer<PresenceGrpcService> {
-    PresenceServiceServer::new(PresenceGrpcService)
+        let session_id = self.next_session.fetch_add(1, Ordering::Relaxed);
+        let (outbox, outgoing) = mpsc::channel::<Result<pb::RoomServerEvent, Status>>(SESSION_OUTBOX);
+        let mut events = {
+            let mut rooms = self.rooms_state();
+            let room = rooms.entry(room_id.clone()).or_insert_with(|| RoomPresence {
+                sessions: HashMap::new(),
+                events: broadcast::channel(ROOM_EVENT_BUFFER).0,
+            });
+            room.sessions.insert(
+                session_id,
+                Session {
+                    user_id: caller.user_id.clone(),
+                    username: caller.username.clone(),
+                    file_id: String::new(),
+                    typing_until: None,
+                    last_seen_ms: codesync_common::now_ms(),
+                },
+            );
+            let events = room.events.subscribe();
+            let _ = outbox.try_send(Ok(pb::RoomServerEvent {
+                event: Some(pb::room_server_event::Event::History(pb::ChatHistory { messages: history })),
+            }));
+            room.publish_snapshot();
+            events
+        };
+
+        let service = self.clone();
+        tokio::spawn(async move {
+            let mut typing_check = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    client_event = inbound.message() => {
+                        let event = match client_event {
+                            Ok(Some(pb::RoomClientEvent { event: Some(event) })) => event,
+                            Ok(Some(_)) => continue,
+                            Ok(None) | Err(_) => break,
+                        };
+                        service.on_client_event(&caller, &room_id, session_id, event, &outbox).await;
+                    }
+                    room_event = events.recv() => match room_event {
+                        Ok(event) => {
+                            if outbox.send(Ok(event)).await.is_err() {
+                                break;
+                            }
+                        }
+                        Err(broadcast::error::RecvError::Lagged(missed)) => {
+                            // A slow session catches up from a fresh snapshot; the chat it
+                            // missed is in the history (ListChatMessages).
+                            tracing::debug!(room_id, session_id, missed, "a presence session fell behind");
+                            let snapshot = service.rooms_state().get(&room_id).map(RoomPresence::snapshot);
+                            if let Some(users) = snapshot {
+                                let event = pb::room_server_event::Event::Presence(pb::PresenceSnapshot { users });
+                                if outbox.send(Ok(pb::RoomServerEvent { event: Some(event) })).await.is_err() {
+                                    break;
+                                }
+                            }
+                        }
+                        Err(broadcast::error::RecvError::Closed) => break,
+                    },
+                    _ = typing_check.tick() => service.expire_typing(&room_id, session_id),
+                    () = outbox.closed() => break,
+                }
+            }
+            service.leave(&room_id, session_id);
+        });
+        let stream = futures::stream::unfold(outgoing, |mut outgoing| async move {
+            outgoing.recv().await.map(|item| (item, outgoing))
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn list_online(
+        &self,
+        request: Request<pb::ListOnlineRequest>,
+    ) -> Result<Response<pb::ListOnlineResponse>, Status> {
+        let room_id = request.get_ref().room_id.clone();
+        self.member(&request, &room_id).await?;
+        let users = self.rooms_state().get(&room_id).map(RoomPresence::snapshot).unwrap_or_default();
+        Ok(Response::new(pb::ListOnlineResponse { users }))
+    }
+
+    async fn send_chat_message(
+        &self,
+        request: Request<pb::SendChatMessageRequest>,
+    ) -> Result<Response<pb::ChatMessage>, Status> {
+        let room_id = request.get_ref().room_id.clone();
+        let caller = self.member(&request, &room_id).await?;
+        let message = self.post_chat(&caller, &room_id, &request.get_ref().text).await?;
+        Ok(Response::new(message))
+    }
+
+    async fn list_chat_messages(
+        &self,
+        request: Request<pb::ListChatMessagesRequest>,
+    ) -> Result<Response<pb::ListChatMessagesResponse>, Status> {
+        let room_id = request.get_ref().room_id.clone();
+        self.member(&request, &room_id).await?;
+        let limit = request.get_ref().limit.clamp(1, 500);
+        let messages = self.store.latest_messages(&room_id, request.get_ref().before_ms, limit).await?;
+        Ok(Response::new(pb::ListChatMessagesResponse { messages }))
+    }
+}
+
+impl PresenceGrpcService {
+    async fn on_client_event(
+        &self,
+        caller: &Caller,
+        room_id: &str,
+        session_id: u64,
+        event: pb::room_client_event::Event,
+        outbox: &mpsc::Sender<Result<pb::RoomServerEvent, Status>>,
+    ) {
+        use pb::room_client_event::Event;
+        match event {
+            Event::Open(_) => {
+                let error = ServiceError::invalid("already_open", "this session has joined its room already");
+                let _ = outbox.send(Ok(error_event(&error))).await;
+            }
+            Event::FocusFileId(file_id) => {
+                let file_id = if codesync_common::is_valid_id(&file_id) { file_id } else { String::new() };
+                self.change_session(room_id, session_id, |session, _| {
+                    let changed = session.file_id != file_id;
+                    session.file_id = file_id;
+                    changed
+                });
+            }
+            Event::Typing(typing) => {
+                self.change_session(room_id, session_id, |session, room| {
+                    let was_typing = session.typing_until.is_some_and(|until| until > Instant::now());
+                    session.typing_until = typing.then(|| Instant::now() + TYPING_TIMEOUT);
+                    if was_typing != typing {
+                        room.publish(typing_event(session, typing));
+                    }
+                    false
+                });
+            }
+            Event::ChatText(text) => {
+                if let Err(error) = self.post_chat(caller, room_id, &text).await {
+                    let _ = outbox.send(Ok(error_event(&error))).await;
+                }
+            }
+            Event::Heartbeat(_) => self.change_session(room_id, session_id, |_, _| false),
+        }
+    }
+
+    fn expire_typing(&self, room_id: &str, session_id: u64) {
+        let mut rooms = self.rooms_state();
+        let Some(room) = rooms.get_mut(room_id) else { return };
+        let Some(session) = room.sessions.get_mut(&session_id) else { return };
+        if session.typing_until.is_some_and(|until| until <= Instant::now()) {
+            session.typing_until = None;
+            let event = typing_event(session, false);
+            room.publish(event);
+        }
+    }
+}
+
+fn typing_event(session: &Session, typing: bool) -> pb::room_server_event::Event {
+    pb::room_server_event::Event::Typing(pb::TypingEvent {
+        user_id: session.user_id.clone(),
+        username: session.username.clone(),
+        file_id: session.file_id.clone(),
+        typing,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chat_text_is_validated() {
+        assert_eq!(validate_chat_text("  hi there \n").unwrap(), "hi there");
+        assert_eq!(validate_chat_text("line\nline\tcol").unwrap(), "line\nline\tcol");
+        assert_eq!(validate_chat_text("   ").unwrap_err().code(), "empty_message");
+        assert_eq!(validate_chat_text(&"x".repeat(2001)).unwrap_err().code(), "message_too_long");
+        assert!(validate_chat_text(&"é".repeat(2000)).is_ok(), "the limit counts characters, not bytes");
+        assert_eq!(validate_chat_text("bell\u{7}").unwrap_err().code(), "invalid_message");
+        assert_eq!(validate_chat_text("evil\u{202e}txt").unwrap_err().code(), "invalid_message");
+    }
+
+    #[test]
+    fn colours_are_stable_per_user() {
+        assert_eq!(colour_for("user-1"), colour_for("user-1"));
+        assert!(PALETTE.contains(&colour_for("anyone")));
+    }
 }

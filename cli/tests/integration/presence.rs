@@ -1,0 +1,140 @@
+//! `/ws/rooms/{room_id}` on the real binary: presence, typing, chat with
+//! history replay, refusals and bad messages.
+
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::{self, Message};
+
+use crate::harness::{Cluster, Session};
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn join(cluster: &Cluster, room_id: &str, session: &Session) -> Result<Socket, u16> {
+    let url = cluster.ws_url(&format!("/ws/rooms/{room_id}?token={}", session.access_token));
+    match tokio_tungstenite::connect_async(url).await {
+        Ok((socket, _)) => Ok(socket),
+        Err(tungstenite::Error::Http(response)) => Err(response.status().as_u16()),
+        Err(error) => panic!("cannot connect: {error}"),
+    }
+}
+
+async fn send(socket: &mut Socket, message: Value) {
+    socket.send(Message::Text(message.to_string().into())).await.expect("send");
+}
+
+/// The next JSON message of type `kind`, skipping others.
+async fn next_of(socket: &mut Socket, kind: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let message = tokio::time::timeout_at(deadline, socket.next())
+            .await
+            .unwrap_or_else(|_| panic!("no {kind} message within 10 s"))
+            .expect("the socket is open")
+            .expect("a message");
+        if let Message::Text(text) = message {
+            let value: Value = serde_json::from_str(&text).expect("JSON from the server");
+            if value["type"] == kind {
+                return value;
+            }
+        }
+    }
+}
+
+/// The next presence snapshot that satisfies `condition`.
+async fn presence_until(socket: &mut Socket, condition: impl Fn(&Value) -> bool) -> Value {
+    loop {
+        let presence = next_of(socket, "presence").await;
+        if condition(&presence["users"]) {
+            return presence;
+        }
+    }
+}
+
+#[tokio::test]
+async fn presence_typing_and_chat_reach_the_room() {
+    let cluster = Cluster::one_process(&[]).await;
+    let owner = cluster.register("owner").await;
+    let editor = cluster.register("editor").await;
+    let outsider = cluster.register("outsider").await;
+    let (_, room) = cluster.post("/api/rooms", owner.token(), json!({"name": "Chat", "is_public": false})).await;
+    let room_id = room["id"].as_str().unwrap().to_string();
+    let (status, _) =
+        cluster.post("/api/rooms/join", editor.token(), json!({"invite_code": room["invite_code"].clone()})).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, file) =
+        cluster.post(&format!("/api/rooms/{room_id}/files"), owner.token(), json!({"filename": "a.rs"})).await;
+    let file_id = file["id"].as_str().unwrap().to_string();
+
+    assert_eq!(join(&cluster, &room_id, &outsider).await.err(), Some(404), "private rooms do not exist for outsiders");
+    let url = cluster.ws_url(&format!("/ws/rooms/{room_id}"));
+    assert!(
+        matches!(tokio_tungstenite::connect_async(url).await, Err(tungstenite::Error::Http(r)) if r.status() == 401)
+    );
+
+    let mut alice = join(&cluster, &room_id, &owner).await.unwrap();
+    assert_eq!(next_of(&mut alice, "history").await["messages"], json!([]));
+    let mut bob = join(&cluster, &room_id, &editor).await.unwrap();
+    presence_until(&mut alice, |users| users.as_array().unwrap().len() == 2).await;
+
+    send(&mut bob, json!({"type": "focus", "file_id": file_id})).await;
+    let presence = presence_until(&mut alice, |users| {
+        users.as_array().unwrap().iter().any(|user| user["username"] == "editor" && user["file_id"] == file_id.as_str())
+    })
+    .await;
+    let bob_entry = presence["users"].as_array().unwrap().iter().find(|user| user["username"] == "editor").unwrap();
+    assert!(bob_entry["color"].as_str().unwrap().starts_with('#'));
+
+    send(&mut bob, json!({"type": "typing", "typing": true})).await;
+    let typing = next_of(&mut alice, "typing").await;
+    assert_eq!(typing["username"], "editor");
+    assert_eq!(typing["typing"], true);
+    assert_eq!(typing["file_id"], file_id.as_str());
+
+    send(&mut alice, json!({"type": "chat", "text": "  hello bob  "})).await;
+    let chat = next_of(&mut bob, "chat").await;
+    assert_eq!(chat["message"]["text"], "hello bob");
+    assert_eq!(chat["message"]["username"], "owner");
+    // The sender gets its own message back, stored: that is its confirmation.
+    assert_eq!(next_of(&mut alice, "chat").await["message"]["text"], "hello bob");
+    send(&mut bob, json!({"type": "chat", "text": "hi alice ✋"})).await;
+    assert_eq!(next_of(&mut alice, "chat").await["message"]["text"], "hi alice ✋");
+
+    // Refused and malformed messages are answered; the session stays.
+    send(&mut alice, json!({"type": "chat", "text": "x".repeat(2001)})).await;
+    assert_eq!(next_of(&mut alice, "error").await["code"], "message_too_long");
+    alice.send(Message::Text("{not json".into())).await.unwrap();
+    assert_eq!(next_of(&mut alice, "error").await["code"], "malformed_message");
+    send(&mut alice, json!({"type": "teleport"})).await;
+    assert_eq!(next_of(&mut alice, "error").await["code"], "malformed_message");
+    send(&mut alice, json!({"type": "ping"})).await;
+    next_of(&mut alice, "pong").await;
+
+    // The typing indicator goes out by itself when not renewed.
+    let stopped = next_of(&mut alice, "typing").await;
+    assert_eq!(stopped["typing"], false);
+
+    // Leaving updates everyone's list; rejoining replays the chat, oldest first.
+    bob.close(None).await.unwrap();
+    presence_until(&mut alice, |users| users.as_array().unwrap().len() == 1).await;
+    let mut bob = join(&cluster, &room_id, &editor).await.unwrap();
+    let history = next_of(&mut bob, "history").await;
+    let texts: Vec<&str> =
+        history["messages"].as_array().unwrap().iter().map(|m| m["text"].as_str().unwrap()).collect();
+    assert_eq!(texts, ["hello bob", "hi alice ✋"]);
+
+    // Binary frames are not room messages.
+    bob.send(Message::Binary(vec![1, 2, 3].into())).await.unwrap();
+    loop {
+        match bob.next().await {
+            Some(Ok(Message::Close(Some(frame)))) => {
+                assert_eq!(u16::from(frame.code), 1003);
+                break;
+            }
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    }
+}

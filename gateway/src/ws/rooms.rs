@@ -1,0 +1,167 @@
+//! `/ws/rooms/{room_id}`: JSON messages for presence, typing and chat,
+//! bridged to the presence service's `JoinRoom` stream.
+//!
+//! From the client: `{"type":"focus","file_id":"…"|null}`, `{"type":"typing","typing":true}`,
+//! `{"type":"chat","text":"…"}`, `{"type":"ping"}`. From the server: `history`, `presence`,
+//! `chat`, `typing`, `error` and `pong`; docs/protocol.md has the fields.
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use codesync_proto::presence::v1 as pb;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::{SocketParams, close, close_frame_for, socket_caller};
+use crate::GatewayState;
+use crate::error::ApiError;
+use crate::extract::{ApiPath, MaybeSignedIn};
+use crate::routes::timestamp;
+
+/// Room messages are small JSON; a chat message is at most 2000 characters.
+const MAX_MESSAGE_BYTES: usize = 16 * 1024;
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+enum ClientMessage {
+    Focus { file_id: Option<String> },
+    Typing { typing: bool },
+    Chat { text: String },
+    Ping,
+}
+
+pub async fn room_socket(
+    State(state): State<GatewayState>,
+    visitor: MaybeSignedIn,
+    ApiPath(room_id): ApiPath<String>,
+    Query(params): Query<SocketParams>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let (_caller, context) = socket_caller(&state, &params, &headers, visitor.context)?;
+    let (requests, request_stream) = mpsc::channel(64);
+    let open = pb::RoomClientEvent { event: Some(pb::room_client_event::Event::Open(pb::OpenRoom { room_id })) };
+    let _ = requests.try_send(open);
+    let responses = state.clients.presence().join_room(context.request(ReceiverStream::new(request_stream))).await?;
+    let responses = responses.into_inner();
+    Ok(upgrade
+        .max_message_size(MAX_MESSAGE_BYTES)
+        .max_frame_size(MAX_MESSAGE_BYTES)
+        .on_upgrade(move |socket| bridge(socket, requests, responses)))
+}
+
+async fn bridge(
+    mut socket: WebSocket,
+    requests: mpsc::Sender<pb::RoomClientEvent>,
+    mut responses: tonic::Streaming<pb::RoomServerEvent>,
+) {
+    loop {
+        tokio::select! {
+            response = responses.message() => match response {
+                Ok(Some(event)) => {
+                    let Some(json) = event.event.map(server_event_json) else { continue };
+                    if socket.send(Message::Text(json.to_string().into())).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => {
+                    close(&mut socket, CloseFrame { code: 1000, reason: "".into() }).await;
+                    return;
+                }
+                Err(status) => {
+                    close(&mut socket, close_frame_for(&status)).await;
+                    return;
+                }
+            },
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Text(text))) => {
+                    let event = match serde_json::from_str::<ClientMessage>(&text) {
+                        Ok(ClientMessage::Ping) => {
+                            if socket.send(Message::Text(json!({"type": "pong"}).to_string().into())).await.is_err() {
+                                return;
+                            }
+                            continue;
+                        }
+                        Ok(message) => client_event(message),
+                        Err(error) => {
+                            // A bad message is answered and dropped; the session stays.
+                            let reply = json!({"type": "error", "code": "malformed_message", "message": format!("not a room message: {error}")});
+                            if socket.send(Message::Text(reply.to_string().into())).await.is_err() {
+                                return;
+                            }
+                            continue;
+                        }
+                    };
+                    if requests.send(pb::RoomClientEvent { event: Some(event) }).await.is_err() {
+                        return;
+                    }
+                }
+                Some(Ok(Message::Binary(_))) => {
+                    close(&mut socket, CloseFrame { code: 1003, reason: "room messages are JSON text frames".into() }).await;
+                    return;
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                Some(Ok(Message::Close(_))) | None => return,
+                Some(Err(_)) => {
+                    let reason = format!("messages are limited to {MAX_MESSAGE_BYTES} bytes");
+                    close(&mut socket, CloseFrame { code: 1009, reason: reason.into() }).await;
+                    return;
+                }
+            },
+        }
+    }
+}
+
+fn client_event(message: ClientMessage) -> pb::room_client_event::Event {
+    use pb::room_client_event::Event;
+    match message {
+        ClientMessage::Focus { file_id } => Event::FocusFileId(file_id.unwrap_or_default()),
+        ClientMessage::Typing { typing } => Event::Typing(typing),
+        ClientMessage::Chat { text } => Event::ChatText(text),
+        ClientMessage::Ping => Event::Heartbeat(true),
+    }
+}
+
+fn chat_json(message: pb::ChatMessage) -> Value {
+    json!({
+        "id": message.id,
+        "room_id": message.room_id,
+        "user_id": message.user_id,
+        "username": message.username,
+        "text": message.text,
+        "sent_at": timestamp(message.sent_at_ms),
+    })
+}
+
+fn server_event_json(event: pb::room_server_event::Event) -> Value {
+    use pb::room_server_event::Event;
+    let none_if_empty = |text: String| if text.is_empty() { Value::Null } else { Value::String(text) };
+    match event {
+        Event::History(history) => {
+            json!({"type": "history", "messages": history.messages.into_iter().map(chat_json).collect::<Vec<_>>()})
+        }
+        Event::Presence(snapshot) => json!({
+            "type": "presence",
+            "users": snapshot.users.into_iter().map(|user| json!({
+                "user_id": user.user_id,
+                "username": user.username,
+                "color": user.color,
+                "file_id": none_if_empty(user.file_id),
+                "typing": user.typing,
+                "last_seen": timestamp(user.last_seen_ms),
+            })).collect::<Vec<_>>(),
+        }),
+        Event::Chat(message) => json!({"type": "chat", "message": chat_json(message)}),
+        Event::Typing(typing) => json!({
+            "type": "typing",
+            "user_id": typing.user_id,
+            "username": typing.username,
+            "file_id": none_if_empty(typing.file_id),
+            "typing": typing.typing,
+        }),
+        Event::Error(error) => json!({"type": "error", "code": error.code, "message": error.message}),
+    }
+}
