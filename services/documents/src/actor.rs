@@ -426,7 +426,10 @@ impl DocumentActor {
             }
         };
         match message {
-            Message::SyncStep1(state_vector) => match StateVector::decode_v1(state_vector) {
+            Message::SyncStep1(state_vector) => match protocol::check_state_vector(state_vector)
+                .map_err(|error| error.to_string())
+                .and_then(|()| StateVector::decode_v1(state_vector).map_err(|error| error.to_string()))
+            {
                 Ok(state_vector) => {
                     let after_seq = self.next_seq - 1;
                     if after_seq <= self.durable_seq {
@@ -471,6 +474,12 @@ impl DocumentActor {
     }
 
     async fn on_client_update(&mut self, connection: ConnectionId, can_write: bool, update_bytes: Bytes) {
+        if let Err(error) = protocol::check_update_header(&update_bytes) {
+            self.metrics.malformed_messages.fetch_add(1, Ordering::Relaxed);
+            let status = tonic::Status::invalid_argument(format!("malformed update: {error}"));
+            self.remove_connection(connection, Some(status));
+            return;
+        }
         let decoded = std::panic::catch_unwind(AssertUnwindSafe(|| Update::decode_v1(&update_bytes)));
         let update = match decoded {
             Ok(Ok(update)) => update,
@@ -691,7 +700,8 @@ impl DocumentActor {
     async fn on_server_edit(&mut self, edit: ServerEdit, reply: oneshot::Sender<ServiceResult<String>>) {
         let update_v1 = match edit {
             ServerEdit::Update(bytes) => {
-                let update = match Update::decode_v1(&bytes) {
+                let checked = protocol::check_update_header(&bytes).map_err(|error| error.to_string());
+                let update = match checked.and_then(|()| Update::decode_v1(&bytes).map_err(|error| error.to_string())) {
                     Ok(update) => update,
                     Err(error) => {
                         let _ = reply

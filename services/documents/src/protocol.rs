@@ -138,6 +138,45 @@ pub fn decode_message(frame: &[u8]) -> Result<Message<'_>, ProtocolError> {
     Ok(message)
 }
 
+/// Refuses a state vector whose declared entry count exceeds what its bytes
+/// can hold. yrs reserves memory for the declared count before reading
+/// entries, so seven bytes could otherwise make the server touch hundreds of
+/// megabytes (found by the fuzz target).
+pub fn check_state_vector(payload: &[u8]) -> Result<(), ProtocolError> {
+    let mut reader = Reader::new(payload);
+    let entries = reader.read_var_uint()?;
+    // Each entry is a client id and a clock: two bytes at least.
+    if entries > (reader.remaining() / 2) as u64 {
+        return Err(ProtocolError::UnexpectedEnd);
+    }
+    for _ in 0..entries {
+        reader.read_var_uint()?;
+        reader.read_var_uint()?;
+    }
+    reader.finish()
+}
+
+/// Refuses a v1 update whose leading counts (clients, and the first client's
+/// structs) exceed what its bytes can hold, for the same reason as
+/// [`check_state_vector`]; deeper counts are bounded by the message size limit.
+pub fn check_update_header(payload: &[u8]) -> Result<(), ProtocolError> {
+    let mut reader = Reader::new(payload);
+    let clients = reader.read_var_uint()?;
+    // Each client needs a struct count, a client id and a clock.
+    if clients > (reader.remaining() / 3) as u64 {
+        return Err(ProtocolError::UnexpectedEnd);
+    }
+    if clients > 0 {
+        let structs = reader.read_var_uint()?;
+        reader.read_var_uint()?;
+        reader.read_var_uint()?;
+        if structs > reader.remaining() as u64 {
+            return Err(ProtocolError::UnexpectedEnd);
+        }
+    }
+    Ok(())
+}
+
 pub fn write_var_uint(buffer: &mut Vec<u8>, mut value: u64) {
     while value >= 0x80 {
         buffer.push((value as u8 & 0x7f) | 0x80);
@@ -267,6 +306,17 @@ mod tests {
         assert_eq!(decode_message(&encode_awareness(&[0])), Ok(Message::Awareness(&[0])));
         assert_eq!(decode_message(&[3]), Ok(Message::QueryAwareness));
         assert_eq!(decode_message(&encode_permission_denied("no")), Ok(Message::Auth));
+    }
+
+    #[test]
+    fn counts_beyond_the_bytes_are_refused_before_yrs_sees_them() {
+        // The fuzz target's find: a 4-byte state vector declaring ~266 million entries.
+        assert!(check_state_vector(&[175, 128, 130, 127]).is_err());
+        assert!(check_state_vector(&[1, 5, 7]).is_ok());
+        assert!(check_state_vector(&[0]).is_ok());
+        assert!(check_update_header(&[0xff, 0xff, 0xff, 0x0f, 0]).is_err());
+        assert!(check_update_header(&[1, 0xff, 0xff, 0x7f, 1, 0]).is_err());
+        assert!(check_update_header(&[0, 0]).is_ok());
     }
 
     #[test]
