@@ -62,6 +62,11 @@ pub fn close_frame_for(status: &tonic::Status) -> CloseFrame {
     CloseFrame { code, reason: truncated_reason(status.message()).into() }
 }
 
+/// How the socket closes when the service's stream ends: normally, or with its error.
+pub fn stream_end_frame(error: Option<&tonic::Status>) -> CloseFrame {
+    error.map_or(CloseFrame { code: 1000, reason: "".into() }, close_frame_for)
+}
+
 /// Close reasons may hold 123 bytes.
 fn truncated_reason(message: &str) -> String {
     let mut end = message.len().min(123);

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::{SocketParams, close, close_frame_for, socket_caller};
+use super::{SocketParams, close, socket_caller, stream_end_frame};
 use crate::GatewayState;
 use crate::error::ApiError;
 use crate::extract::{ApiPath, MaybeSignedIn};
@@ -67,14 +67,8 @@ async fn bridge(
                         return;
                     }
                 }
-                Ok(None) => {
-                    close(&mut socket, CloseFrame { code: 1000, reason: "".into() }).await;
-                    return;
-                }
-                Err(status) => {
-                    close(&mut socket, close_frame_for(&status)).await;
-                    return;
-                }
+                Ok(None) => return close(&mut socket, stream_end_frame(None)).await,
+                Err(status) => return close(&mut socket, stream_end_frame(Some(&status))).await,
             },
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Text(text))) => {
