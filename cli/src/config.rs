@@ -52,6 +52,10 @@ pub const KEYS: &[(&str, &str)] = &[
     ("documents_snapshot_every_updates", "log entries before a document is compacted into a snapshot (default 1000)"),
     ("documents_idle_unload_secs", "seconds a document without connections stays loaded (default 60)"),
     ("documents_connection_queue", "messages queued for one connection before it is closed as too slow (default 4096)"),
+    (
+        "documents_connection_queue_bytes",
+        "bytes queued for one connection before it is closed as too slow (default 16777216)",
+    ),
     ("auth_endpoint", "gRPC endpoint of the auth service when not in this process (default http://<grpc_addr>)"),
     ("rooms_endpoint", "likewise for the rooms service"),
     ("documents_endpoint", "likewise for the documents service"),
@@ -289,6 +293,7 @@ impl Config {
                 .boolean("trust_forwarded_for")?
                 .unwrap_or(gateway_defaults.trust_forwarded_for),
             ws_max_message_bytes: gateway_defaults.ws_max_message_bytes,
+            ws_queue_bytes: gateway_defaults.ws_queue_bytes,
         };
 
         let documents_defaults = DocumentsConfig::default();
@@ -311,9 +316,16 @@ impl Config {
             connection_queue: sources
                 .positive("documents_connection_queue")?
                 .unwrap_or(documents_defaults.connection_queue),
+            connection_queue_bytes: sources
+                .positive("documents_connection_queue_bytes")?
+                .unwrap_or(documents_defaults.connection_queue_bytes),
         };
 
-        let gateway = GatewayConfig { ws_max_message_bytes: documents.max_message_bytes, ..gateway };
+        let gateway = GatewayConfig {
+            ws_max_message_bytes: documents.max_message_bytes,
+            ws_queue_bytes: documents.connection_queue_bytes,
+            ..gateway
+        };
 
         let local_endpoint = format!("http://{}", connectable(grpc_addr));
         let mut endpoints = BTreeMap::new();
@@ -390,6 +402,7 @@ impl Config {
             format!("documents_snapshot_every_updates = {}", self.documents.snapshot_every_updates),
             format!("documents_idle_unload_secs = {}", self.documents.idle_unload_after.as_secs()),
             format!("documents_connection_queue = {}", self.documents.connection_queue),
+            format!("documents_connection_queue_bytes = {}", self.documents.connection_queue_bytes),
         ];
         for (service, endpoint) in &self.endpoints {
             lines.push(format!("{service}_endpoint = {endpoint:?}"));

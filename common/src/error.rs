@@ -53,6 +53,10 @@ pub enum ServiceError {
     /// A bug or an unexpected failure; the detail is logged, never sent (HTTP 500).
     #[error("internal error: {detail}")]
     Internal { detail: String },
+    /// Another CodeSync service's decision (e.g. 404 for a private room), passed
+    /// on as it came: code, message and metadata. Made by [`ServiceError::from_peer`].
+    #[error("{}", .0.message())]
+    Peer(tonic::Status),
 }
 
 impl ServiceError {
@@ -88,9 +92,26 @@ impl ServiceError {
         Self::Internal { detail: detail.to_string() }
     }
 
+    /// The error to return when a call to another service (`service`) failed:
+    /// that service's own answer passes on unchanged; a failure that carries no
+    /// code of ours (the transport, a crash) means the service is unavailable.
+    pub fn from_peer(service: &str, status: tonic::Status) -> Self {
+        let is_ours = status.metadata().get(ERROR_CODE_METADATA_KEY).is_some();
+        if is_ours && !matches!(status.code(), Code::Internal | Code::Unknown) {
+            return Self::Peer(status);
+        }
+        tracing::warn!(service, error = %status, "a call to another service failed");
+        Self::Unavailable { message: format!("the {service} service cannot be reached; try again") }
+    }
+
     /// The snake_case code of the REST contract.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> &str {
         match self {
+            Self::Peer(status) => status
+                .metadata()
+                .get(ERROR_CODE_METADATA_KEY)
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or("service_unavailable"),
             Self::InvalidArgument { code, .. }
             | Self::Unauthenticated { code, .. }
             | Self::PermissionDenied { code, .. }
@@ -118,6 +139,7 @@ impl ServiceError {
             Self::FailedPrecondition { .. } => Code::FailedPrecondition,
             Self::Unavailable { .. } => Code::Unavailable,
             Self::Internal { .. } => Code::Internal,
+            Self::Peer(status) => status.code(),
         }
     }
 }
@@ -135,6 +157,10 @@ impl From<sqlx::Error> for ServiceError {
 
 impl From<ServiceError> for tonic::Status {
     fn from(error: ServiceError) -> Self {
+        let error = match error {
+            ServiceError::Peer(status) => return status,
+            other => other,
+        };
         let message = match &error {
             ServiceError::Internal { detail } => {
                 tracing::error!(error.detail = %detail, "internal error");
@@ -143,7 +169,10 @@ impl From<ServiceError> for tonic::Status {
             other => other.to_string(),
         };
         let mut status = tonic::Status::new(error.grpc_code(), message);
-        status.metadata_mut().insert(ERROR_CODE_METADATA_KEY, MetadataValue::from_static(error.code()));
+        // Every other variant's code is a static snake_case literal.
+        if let Ok(code) = MetadataValue::try_from(error.code()) {
+            status.metadata_mut().insert(ERROR_CODE_METADATA_KEY, code);
+        }
         if let ServiceError::RateLimited { retry_after_secs, .. } = error {
             status.metadata_mut().insert(RETRY_AFTER_METADATA_KEY, MetadataValue::from(retry_after_secs));
         }
@@ -256,6 +285,21 @@ fn default_message_for(code: Code) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn peer_decisions_pass_on_and_transport_failures_become_unavailable() {
+        let decision = tonic::Status::from(ServiceError::not_found("room_not_found", "no such room"));
+        let passed_on = tonic::Status::from(ServiceError::from_peer("rooms", decision));
+        assert_eq!(passed_on.code(), Code::NotFound);
+        assert_eq!(http_error_from_status(&passed_on).code, "room_not_found");
+        assert_eq!(passed_on.message(), "no such room");
+
+        let transport = ServiceError::from_peer("rooms", tonic::Status::unavailable("tcp connect error"));
+        assert_eq!(transport.code(), "service_unavailable");
+        assert!(!transport.to_string().contains("tcp"), "internals stay inside");
+        let crash = ServiceError::from_peer("rooms", tonic::Status::from(ServiceError::internal("boom")));
+        assert_eq!(crash.code(), "service_unavailable");
+    }
 
     #[test]
     fn service_errors_reach_http_with_their_code_and_status() {

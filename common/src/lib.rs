@@ -7,6 +7,7 @@ pub mod db;
 pub mod error;
 pub mod grpc;
 pub mod identity;
+pub mod queue;
 pub mod rate_limit;
 pub mod telemetry;
 pub mod validate;

@@ -79,6 +79,17 @@ impl FromRequestParts<GatewayState> for SignedIn {
     }
 }
 
+/// The end user's address alone, for handlers that read the token themselves (WebSockets).
+pub struct ClientAddress(pub Option<IpAddr>);
+
+impl FromRequestParts<GatewayState> for ClientAddress {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &GatewayState) -> Result<Self, Self::Rejection> {
+        Ok(Self(client_ip(parts, state.trust_forwarded_for)))
+    }
+}
+
 /// The end user's address: the TCP peer, or the first `X-Forwarded-For`
 /// entry when the gateway is configured to sit behind a trusted proxy.
 pub fn client_ip(parts: &Parts, trust_forwarded_for: bool) -> Option<IpAddr> {

@@ -47,6 +47,8 @@ pub struct GatewayConfig {
     pub trust_forwarded_for: bool,
     /// The largest WebSocket message accepted, in bytes.
     pub ws_max_message_bytes: usize,
+    /// Bytes queued toward one `/ws/files` socket before its client counts as too slow.
+    pub ws_queue_bytes: usize,
 }
 
 impl Default for GatewayConfig {
@@ -56,6 +58,7 @@ impl Default for GatewayConfig {
             max_body_bytes: 2 * 1024 * 1024,
             trust_forwarded_for: false,
             ws_max_message_bytes: 1024 * 1024,
+            ws_queue_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -97,6 +100,7 @@ pub struct GatewayState {
     trust_forwarded_for: bool,
     max_body_bytes: usize,
     ws_max_message_bytes: usize,
+    ws_queue_bytes: usize,
 }
 
 #[derive(OpenApi)]
@@ -152,6 +156,7 @@ pub fn router(channels: ServiceChannels, tokens: TokenService, config: &GatewayC
         trust_forwarded_for: config.trust_forwarded_for,
         max_body_bytes: config.max_body_bytes,
         ws_max_message_bytes: config.ws_max_message_bytes,
+        ws_queue_bytes: config.ws_queue_bytes,
     };
     api_routes
         .route("/api/openapi.json", get(openapi_document))

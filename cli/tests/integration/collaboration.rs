@@ -313,3 +313,44 @@ async fn edits_seen_by_others_survive_kill_9() {
         drop((writer, reader, fresh));
     }
 }
+
+/// A client that stops reading is cut off once what is queued for it passes
+/// the limit, while the others carry on at full speed.
+#[tokio::test]
+async fn a_client_that_stops_reading_is_disconnected_and_holds_no_one_back() {
+    use futures::StreamExt;
+
+    let cluster = Cluster::one_process(&[
+        ("CODESYNC_DOCUMENTS_CONNECTION_QUEUE_BYTES", "4194304"),
+        ("CODESYNC_DOCUMENTS_MAX_DOCUMENT_BYTES", "268435456"),
+    ])
+    .await;
+    let room = room_with_file(&cluster, "").await;
+    let (mut stalled, _) =
+        tokio_tungstenite::connect_async(file_url(&cluster, &room.file_id, &room.viewer, "")).await.expect("connect");
+    let mut writer = connected(file_url(&cluster, &room.file_id, &room.owner, "")).await;
+    let reader = connected(file_url(&cluster, &room.file_id, &room.editor, "")).await;
+
+    // 60 MB of edits, a megabyte at a time: far more than the socket buffers
+    // toward the stalled client and its 4 MiB queue can hold, while the
+    // reading client is never more than a megabyte behind.
+    let chunk = "x".repeat(10_000);
+    for round in 1..=60 {
+        for _ in 0..100 {
+            writer.insert(0, &chunk);
+        }
+        eventually("the reading client keeps up", PATIENCE, || reader.len() == round * 1_000_000).await;
+    }
+    assert!(reader.is_connected() && writer.is_connected());
+
+    // The stalled client finds what was buffered for it, then the end of its connection.
+    let mut received_bytes = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        match tokio::time::timeout_at(deadline, stalled.next()).await.expect("the stalled client is disconnected") {
+            Some(Ok(message)) if !message.is_close() => received_bytes += message.len(),
+            _ => break,
+        }
+    }
+    assert!(received_bytes < 40_000_000, "it was cut off early, after {received_bytes} bytes");
+}

@@ -15,14 +15,18 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::{SocketParams, close, socket_caller, stream_end_frame};
+use futures::StreamExt;
+
+use super::{SocketParams, frame_error_close, socket_caller, split, stream_end_frame};
 use crate::GatewayState;
 use crate::error::ApiError;
-use crate::extract::{ApiPath, MaybeSignedIn};
+use crate::extract::{ApiPath, ClientAddress};
 use crate::routes::timestamp;
 
 /// Room messages are small JSON; a chat message is at most 2000 characters.
 const MAX_MESSAGE_BYTES: usize = 16 * 1024;
+/// Room events queued toward one socket: a chat history of 100 messages fits many times.
+const MAX_QUEUED_BYTES: usize = 4 * 1024 * 1024;
 
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
@@ -35,13 +39,13 @@ enum ClientMessage {
 
 pub async fn room_socket(
     State(state): State<GatewayState>,
-    visitor: MaybeSignedIn,
+    ClientAddress(client_ip): ClientAddress,
     ApiPath(room_id): ApiPath<String>,
     Query(params): Query<SocketParams>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    let (_caller, context) = socket_caller(&state, &params, &headers, visitor.context)?;
+    let (_caller, context) = socket_caller(&state, &params, &headers, client_ip)?;
     let (requests, request_stream) = mpsc::channel(64);
     let open = pb::RoomClientEvent { event: Some(pb::room_client_event::Event::Open(pb::OpenRoom { room_id })) };
     let _ = requests.try_send(open);
@@ -54,27 +58,29 @@ pub async fn room_socket(
 }
 
 async fn bridge(
-    mut socket: WebSocket,
+    socket: WebSocket,
     requests: mpsc::Sender<pb::RoomClientEvent>,
     mut responses: tonic::Streaming<pb::RoomServerEvent>,
 ) {
+    let (out, mut incoming) = split(socket, MAX_QUEUED_BYTES);
+    let text = |value: Value| Message::Text(value.to_string().into());
     loop {
         tokio::select! {
             response = responses.message() => match response {
                 Ok(Some(event)) => {
                     let Some(json) = event.event.map(server_event_json) else { continue };
-                    if socket.send(Message::Text(json.to_string().into())).await.is_err() {
+                    if !out.send(text(json)) {
                         return;
                     }
                 }
-                Ok(None) => return close(&mut socket, stream_end_frame(None)).await,
-                Err(status) => return close(&mut socket, stream_end_frame(Some(&status))).await,
+                Ok(None) => return out.close(stream_end_frame(None)).await,
+                Err(status) => return out.close(stream_end_frame(Some(&status))).await,
             },
-            incoming = socket.recv() => match incoming {
-                Some(Ok(Message::Text(text))) => {
-                    let event = match serde_json::from_str::<ClientMessage>(&text) {
+            message = incoming.next() => match message {
+                Some(Ok(Message::Text(message))) => {
+                    let event = match serde_json::from_str::<ClientMessage>(&message) {
                         Ok(ClientMessage::Ping) => {
-                            if socket.send(Message::Text(json!({"type": "pong"}).to_string().into())).await.is_err() {
+                            if !out.send(text(json!({"type": "pong"}))) {
                                 return;
                             }
                             continue;
@@ -83,7 +89,7 @@ async fn bridge(
                         Err(error) => {
                             // A bad message is answered and dropped; the session stays.
                             let reply = json!({"type": "error", "code": "malformed_message", "message": format!("not a room message: {error}")});
-                            if socket.send(Message::Text(reply.to_string().into())).await.is_err() {
+                            if !out.send(text(reply)) {
                                 return;
                             }
                             continue;
@@ -94,16 +100,11 @@ async fn bridge(
                     }
                 }
                 Some(Ok(Message::Binary(_))) => {
-                    close(&mut socket, CloseFrame { code: 1003, reason: "room messages are JSON text frames".into() }).await;
-                    return;
+                    return out.close(CloseFrame { code: 1003, reason: "room messages are JSON text frames".into() }).await;
                 }
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                 Some(Ok(Message::Close(_))) | None => return,
-                Some(Err(_)) => {
-                    let reason = format!("messages are limited to {MAX_MESSAGE_BYTES} bytes");
-                    close(&mut socket, CloseFrame { code: 1009, reason: reason.into() }).await;
-                    return;
-                }
+                Some(Err(error)) => return out.close(frame_error_close(&error, MAX_MESSAGE_BYTES)).await,
             },
         }
     }

@@ -21,6 +21,9 @@ use yrs::updates::encoder::Encode;
 use yrs::{Doc, GetString, OffsetKind, Options, ReadTxn, StateVector, Text, TextRef, Transact, Update};
 
 use crate::awareness::{ConnectionId, DocumentAwareness, Identity};
+use codesync_common::queue::SendProblem;
+
+use crate::outbox::Outbox;
 use crate::protocol::{self, Message};
 use crate::store::{AppendedUpdate, DocumentsStore, Snapshot, StoredDocument};
 use crate::writer::{Durability, DurabilitySender, WriteRequest, Writer};
@@ -41,23 +44,22 @@ pub struct ActorConfig {
     pub idle_unload_after: Duration,
 }
 
-/// What goes out to one connection: a y-protocols message, or the reason it is closed.
-pub type Outgoing = Result<Bytes, tonic::Status>;
-
 pub enum Command {
     Join {
         connection: ConnectionId,
         identity: Identity,
         can_write: bool,
         wants_ack: bool,
-        outbox: mpsc::Sender<Outgoing>,
+        outbox: Outbox,
     },
     ClientMessage {
         connection: ConnectionId,
         frame: Bytes,
     },
+    /// The connection's stream ended; with a reason when it broke a rule.
     Leave {
         connection: ConnectionId,
+        reason: Option<tonic::Status>,
     },
     Read {
         reply: oneshot::Sender<DocumentView>,
@@ -104,7 +106,7 @@ struct Connection {
     identity: Identity,
     can_write: bool,
     wants_ack: bool,
-    outbox: mpsc::Sender<Outgoing>,
+    outbox: Outbox,
     /// Update-bearing messages received from this connection.
     updates_received: u64,
     /// Of those, how many are durable (or needed no write).
@@ -117,7 +119,8 @@ struct Connection {
 struct PendingItem {
     seq: i64,
     origin: Option<ConnectionId>,
-    relay: Option<Bytes>,
+    /// The update to relay (v1), or `None` for an acknowledgement marker.
+    update: Option<Bytes>,
     ack_count: Option<u64>,
     reply: Option<(oneshot::Sender<ServiceResult<String>>, String)>,
 }
@@ -166,6 +169,32 @@ fn new_doc() -> Doc {
     Doc::with_options(options)
 }
 
+/// Decodes a v1 update from an untrusted source: counts that exceed the bytes
+/// are refused before yrs reserves memory for them, and a panic inside yrs is
+/// an error like any other.
+fn decode_update(bytes: &[u8]) -> Result<Update, String> {
+    protocol::check_update_header(bytes).map_err(|error| error.to_string())?;
+    match std::panic::catch_unwind(AssertUnwindSafe(|| Update::decode_v1(bytes))) {
+        Ok(Ok(update)) => Ok(update),
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(_) => Err("the update cannot be decoded".to_string()),
+    }
+}
+
+/// The messages that carry `updates`: one merged update normally. They were
+/// all decoded and applied already, so merging should not fail; if it does,
+/// they go out one by one rather than not at all.
+fn relay_messages<'a>(updates: impl Iterator<Item = &'a Bytes>) -> Vec<Bytes> {
+    let updates: Vec<&Bytes> = updates.collect();
+    if updates.len() > 1 {
+        match yrs::merge_updates_v1(updates.iter().map(|update| update.as_ref())) {
+            Ok(update) => return vec![Bytes::from(protocol::encode_update(&update))],
+            Err(error) => tracing::error!(%error, "cannot merge durable updates; relaying them one by one"),
+        }
+    }
+    updates.into_iter().map(|update| Bytes::from(protocol::encode_update(update))).collect()
+}
+
 /// Builds a document from its stored state; a stored update that no longer
 /// applies is logged and skipped rather than making the file unreadable.
 fn doc_from_stored(file_id: &str, stored: &StoredDocument) -> (Doc, TextRef) {
@@ -178,7 +207,7 @@ fn doc_from_stored(file_id: &str, stored: &StoredDocument) -> (Doc, TextRef) {
         .chain(stored.updates.iter().map(|(seq, update)| (*seq, update.as_slice())));
     for (seq, bytes) in parts {
         let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| -> Result<(), String> {
-            let update = Update::decode_v1(bytes).map_err(|error| error.to_string())?;
+            let update = decode_update(bytes)?;
             doc.transact_mut().apply_update(update).map_err(|error| error.to_string())
         }));
         match outcome {
@@ -327,7 +356,7 @@ impl DocumentActor {
                     ))));
                 }
                 for message in greeting {
-                    let _ = outbox.try_send(Ok(message));
+                    let _ = outbox.try_send(message);
                 }
                 self.connections.insert(
                     connection,
@@ -344,7 +373,7 @@ impl DocumentActor {
                 self.update_gauges();
             }
             Command::ClientMessage { connection, frame } => self.on_client_message(connection, frame).await,
-            Command::Leave { connection } => self.remove_connection(connection, None),
+            Command::Leave { connection, reason } => self.remove_connection(connection, reason),
             Command::Read { reply } => {
                 let transaction = self.doc.transact();
                 let _ = reply.send(DocumentView {
@@ -360,34 +389,38 @@ impl DocumentActor {
 
     fn send(&mut self, connection: ConnectionId, message: Bytes) {
         let Some(target) = self.connections.get(&connection) else { return };
-        if let Err(error) = target.outbox.try_send(Ok(message)) {
-            let reason = match error {
-                mpsc::error::TrySendError::Full(_) => Some(slow_client_status()),
-                mpsc::error::TrySendError::Closed(_) => None,
-            };
-            self.remove_connection(connection, reason);
+        if let Err(problem) = target.outbox.try_send(message) {
+            self.drop_connection(connection, problem);
         }
     }
 
-    fn broadcast(&mut self, except: Option<ConnectionId>, message: &Bytes) {
+    fn broadcast_to(&mut self, include: impl Fn(ConnectionId) -> bool, message: &Bytes) {
         let mut dropped = Vec::new();
         for (id, target) in &self.connections {
-            if Some(*id) == except {
+            if !include(*id) {
                 continue;
             }
-            if let Err(error) = target.outbox.try_send(Ok(message.clone())) {
-                // A client that cannot keep up is cut off; it never holds the document back.
-                let reason = match error {
-                    mpsc::error::TrySendError::Full(_) => Some(slow_client_status()),
-                    mpsc::error::TrySendError::Closed(_) => None,
-                };
-                dropped.push((*id, reason));
+            if let Err(problem) = target.outbox.try_send(message.clone()) {
+                dropped.push((*id, problem));
             }
         }
-        for (id, reason) in dropped {
-            self.metrics.slow_clients_dropped.fetch_add(1, Ordering::Relaxed);
-            self.remove_connection(id, reason);
+        for (id, problem) in dropped {
+            self.drop_connection(id, problem);
         }
+    }
+
+    /// A connection whose queue is full is cut off: it never holds the document back.
+    fn drop_connection(&mut self, connection: ConnectionId, problem: SendProblem) {
+        let reason = match problem {
+            SendProblem::Full => {
+                self.metrics.slow_clients_dropped.fetch_add(1, Ordering::Relaxed);
+                Some(tonic::Status::resource_exhausted(
+                    "the connection fell too far behind the document and was closed; reconnect",
+                ))
+            }
+            SendProblem::Closed => None,
+        };
+        self.remove_connection(connection, reason);
     }
 
     fn broadcast_awareness(&mut self, entries: &[protocol::AwarenessEntry]) {
@@ -397,14 +430,14 @@ impl DocumentActor {
         let message = Bytes::from(protocol::encode_awareness(&protocol::encode_awareness_entries(entries.iter())));
         // Senders get their own awareness back, as from the reference server:
         // y-websocket clients count it as a sign of life.
-        self.broadcast(None, &message);
+        self.broadcast_to(|_| true, &message);
     }
 
     fn remove_connection(&mut self, connection: ConnectionId, reason: Option<tonic::Status>) {
         let Some(removed) = self.connections.remove(&connection) else { return };
         if let Some(reason) = reason {
             tracing::info!(file_id = %self.file_id, connection, user_id = %removed.identity.user_id, reason = %reason.message(), "connection closed by the server");
-            let _ = removed.outbox.try_send(Err(reason));
+            removed.outbox.close(reason);
         }
         self.deferred_syncs.retain(|deferred| deferred.connection != connection);
         let removals = self.awareness.remove_connection(connection);
@@ -418,12 +451,7 @@ impl DocumentActor {
         let can_write = client.can_write;
         let message = match protocol::decode_message(&frame) {
             Ok(message) => message,
-            Err(error) => {
-                self.metrics.malformed_messages.fetch_add(1, Ordering::Relaxed);
-                let status = tonic::Status::invalid_argument(format!("malformed y-protocols message: {error}"));
-                self.remove_connection(connection, Some(status));
-                return;
-            }
+            Err(error) => return self.refuse_malformed(connection, format!("malformed y-protocols message: {error}")),
         };
         match message {
             Message::SyncStep1(state_vector) => match protocol::check_state_vector(state_vector)
@@ -439,10 +467,7 @@ impl DocumentActor {
                         self.deferred_syncs.push(DeferredSync { connection, state_vector, after_seq });
                     }
                 }
-                Err(error) => {
-                    let status = tonic::Status::invalid_argument(format!("malformed state vector: {error}"));
-                    self.remove_connection(connection, Some(status));
-                }
+                Err(error) => self.refuse_malformed(connection, format!("malformed state vector: {error}")),
             },
             Message::SyncStep2(update) | Message::Update(update) => {
                 let update = frame.slice_ref(update);
@@ -453,10 +478,7 @@ impl DocumentActor {
                     let accepted = self.awareness.apply(connection, &identity, entries, Instant::now());
                     self.broadcast_awareness(&accepted);
                 }
-                Err(error) => {
-                    let status = tonic::Status::invalid_argument(format!("malformed awareness update: {error}"));
-                    self.remove_connection(connection, Some(status));
-                }
+                Err(error) => self.refuse_malformed(connection, format!("malformed awareness update: {error}")),
             },
             Message::QueryAwareness => {
                 let present = self.awareness.present_states();
@@ -468,33 +490,21 @@ impl DocumentActor {
         }
     }
 
+    /// Closes a connection that sent something malformed; the others are untouched.
+    fn refuse_malformed(&mut self, connection: ConnectionId, reason: String) {
+        self.metrics.malformed_messages.fetch_add(1, Ordering::Relaxed);
+        self.remove_connection(connection, Some(tonic::Status::invalid_argument(reason)));
+    }
+
     fn answer_sync(&mut self, connection: ConnectionId, state_vector: &StateVector) {
         let diff = self.doc.transact().encode_diff_v1(state_vector);
         self.send(connection, Bytes::from(protocol::encode_sync_step_2(&diff)));
     }
 
     async fn on_client_update(&mut self, connection: ConnectionId, can_write: bool, update_bytes: Bytes) {
-        if let Err(error) = protocol::check_update_header(&update_bytes) {
-            self.metrics.malformed_messages.fetch_add(1, Ordering::Relaxed);
-            let status = tonic::Status::invalid_argument(format!("malformed update: {error}"));
-            self.remove_connection(connection, Some(status));
-            return;
-        }
-        let decoded = std::panic::catch_unwind(AssertUnwindSafe(|| Update::decode_v1(&update_bytes)));
-        let update = match decoded {
-            Ok(Ok(update)) => update,
-            Ok(Err(error)) => {
-                self.metrics.malformed_messages.fetch_add(1, Ordering::Relaxed);
-                let status = tonic::Status::invalid_argument(format!("malformed update: {error}"));
-                self.remove_connection(connection, Some(status));
-                return;
-            }
-            Err(_) => {
-                self.metrics.malformed_messages.fetch_add(1, Ordering::Relaxed);
-                let status = tonic::Status::invalid_argument("malformed update");
-                self.remove_connection(connection, Some(status));
-                return;
-            }
+        let update = match decode_update(&update_bytes) {
+            Ok(update) => update,
+            Err(error) => return self.refuse_malformed(connection, format!("malformed update: {error}")),
         };
         if update.is_empty() {
             self.acknowledge_when_durable(connection);
@@ -515,16 +525,14 @@ impl DocumentActor {
             return;
         }
         if let Err(problem) = self.apply(update) {
-            self.metrics.malformed_messages.fetch_add(1, Ordering::Relaxed);
-            self.remove_connection(connection, Some(tonic::Status::invalid_argument(problem.to_string())));
+            self.refuse_malformed(connection, problem.to_string());
             self.recover().await;
             return;
         }
         let Some(client) = self.connections.get_mut(&connection) else { return };
         client.updates_received += 1;
         let ack_count = client.updates_received;
-        let relay = Bytes::from(protocol::encode_update(&update_bytes));
-        self.append(update_bytes, Some(connection), Some(relay), Some(ack_count), None).await;
+        self.append(update_bytes, Some(connection), Some(ack_count), None).await;
     }
 
     /// Applies an update to the in-memory document, containing panics.
@@ -564,7 +572,7 @@ impl DocumentActor {
 
     fn close_all(&mut self, status: tonic::Status) {
         for (_, connection) in self.connections.drain() {
-            let _ = connection.outbox.try_send(Err(status.clone()));
+            connection.outbox.close(status.clone());
         }
         self.awareness = DocumentAwareness::default();
         self.deferred_syncs.clear();
@@ -583,7 +591,7 @@ impl DocumentActor {
             self.pending.push_back(PendingItem {
                 seq,
                 origin: Some(connection),
-                relay: None,
+                update: None,
                 ack_count: Some(ack_count),
                 reply: None,
             });
@@ -594,7 +602,6 @@ impl DocumentActor {
         &mut self,
         update_v1: Bytes,
         origin: Option<ConnectionId>,
-        relay: Option<Bytes>,
         ack_count: Option<u64>,
         reply: Option<(oneshot::Sender<ServiceResult<String>>, String)>,
     ) {
@@ -602,7 +609,7 @@ impl DocumentActor {
         self.next_seq += 1;
         self.stored_bytes += update_v1.len();
         self.updates_since_snapshot += 1;
-        self.pending.push_back(PendingItem { seq, origin, relay, ack_count, reply });
+        self.pending.push_back(PendingItem { seq, origin, update: Some(update_v1.clone()), ack_count, reply });
         let request = WriteRequest::Append {
             update: AppendedUpdate { file_id: self.file_id.clone(), seq, update_v1 },
             report_to: self.durability_sender.clone(),
@@ -654,11 +661,11 @@ impl DocumentActor {
             return;
         }
         self.durable_seq = durability.durable_seq;
+        let mut durable_updates = Vec::new();
         while self.pending.front().is_some_and(|item| item.seq <= self.durable_seq) {
             let Some(item) = self.pending.pop_front() else { break };
-            if let Some(relay) = &item.relay {
-                self.broadcast(item.origin, relay);
-                self.metrics.relayed_updates.fetch_add(1, Ordering::Relaxed);
+            if let Some(update) = item.update {
+                durable_updates.push((item.origin, update));
             }
             if let (Some(origin), Some(ack_count)) = (item.origin, item.ack_count)
                 && let Some(client) = self.connections.get_mut(&origin)
@@ -669,6 +676,7 @@ impl DocumentActor {
                 let _ = reply.send(Ok(text));
             }
         }
+        self.relay(durable_updates);
         self.send_acks();
         if !self.deferred_syncs.is_empty() {
             let durable_seq = self.durable_seq;
@@ -678,6 +686,29 @@ impl DocumentActor {
             self.deferred_syncs = waiting;
             for deferred in ready {
                 self.answer_sync(deferred.connection, &deferred.state_vector);
+            }
+        }
+    }
+
+    /// Relays updates that just became durable, each to every connection but
+    /// its origin. One commit can release thousands at once: they go out
+    /// merged into one message per connection, so a burst costs each client
+    /// one queue slot, not thousands.
+    fn relay(&mut self, updates: Vec<(Option<ConnectionId>, Bytes)>) {
+        self.metrics.relayed_updates.fetch_add(updates.len() as u64, Ordering::Relaxed);
+        if updates.is_empty() {
+            return;
+        }
+        // Usually one or two origins: one merge for everyone else, one per origin.
+        let origins: std::collections::BTreeSet<ConnectionId> =
+            updates.iter().filter_map(|(origin, _)| *origin).collect();
+        for message in relay_messages(updates.iter().map(|(_, update)| update)) {
+            self.broadcast_to(|connection| !origins.contains(&connection), &message);
+        }
+        for origin in origins {
+            let others = updates.iter().filter(|(from, _)| *from != Some(origin)).map(|(_, update)| update);
+            for message in relay_messages(others) {
+                self.send(origin, message);
             }
         }
     }
@@ -698,10 +729,10 @@ impl DocumentActor {
     }
 
     async fn on_server_edit(&mut self, edit: ServerEdit, reply: oneshot::Sender<ServiceResult<String>>) {
-        let update_v1 = match edit {
+        // The update the edit made; `None` when it changed nothing.
+        let update_v1: Option<Vec<u8>> = match edit {
             ServerEdit::Update(bytes) => {
-                let checked = protocol::check_update_header(&bytes).map_err(|error| error.to_string());
-                let update = match checked.and_then(|()| Update::decode_v1(&bytes).map_err(|error| error.to_string())) {
+                let update = match decode_update(&bytes) {
                     Ok(update) => update,
                     Err(error) => {
                         let _ = reply
@@ -710,17 +741,16 @@ impl DocumentActor {
                     }
                 };
                 if update.is_empty() {
-                    let _ = reply.send(Ok(self.text.get_string(&self.doc.transact())));
-                    return;
-                }
-                if let Err(problem) = self.apply(update) {
+                    None
+                } else if let Err(problem) = self.apply(update) {
                     let _ = reply.send(Err(ServiceError::invalid("invalid_update", problem.to_string())));
                     if matches!(problem, ApplyProblem::Panicked) {
                         self.recover().await;
                     }
                     return;
+                } else {
+                    Some(bytes)
                 }
-                bytes
             }
             ServerEdit::Insert { index, text } => {
                 let mut transaction = self.doc.transact_mut();
@@ -730,30 +760,36 @@ impl DocumentActor {
                     let _ = reply.send(Err(ServiceError::invalid("invalid_index", message)));
                     return;
                 }
-                self.text.insert(&mut transaction, index, &text);
-                transaction.encode_update_v1()
+                if text.is_empty() {
+                    None
+                } else {
+                    self.text.insert(&mut transaction, index, &text);
+                    Some(transaction.encode_update_v1())
+                }
             }
             ServerEdit::Replace { text } => {
                 let mut transaction = self.doc.transact_mut();
                 let current = self.text.get_string(&transaction);
                 let (start, removed, inserted) = crate::diff::minimal_replacement(&current, &text);
-                if removed > 0 {
-                    self.text.remove_range(&mut transaction, start, removed);
+                if removed == 0 && inserted.is_empty() {
+                    None
+                } else {
+                    if removed > 0 {
+                        self.text.remove_range(&mut transaction, start, removed);
+                    }
+                    if !inserted.is_empty() {
+                        self.text.insert(&mut transaction, start, inserted);
+                    }
+                    Some(transaction.encode_update_v1())
                 }
-                if !inserted.is_empty() {
-                    self.text.insert(&mut transaction, start, inserted);
-                }
-                transaction.encode_update_v1()
             }
         };
         let text = self.text.get_string(&self.doc.transact());
-        let is_noop = Update::decode_v1(&update_v1).map(|update| update.is_empty()).unwrap_or(true);
-        if is_noop {
+        let Some(update_v1) = update_v1 else {
             let _ = reply.send(Ok(text));
             return;
-        }
-        let relay = Bytes::from(protocol::encode_update(&update_v1));
-        self.append(Bytes::from(update_v1), None, Some(relay), None, Some((reply, text))).await;
+        };
+        self.append(Bytes::from(update_v1), None, None, Some((reply, text))).await;
     }
 }
 
@@ -763,8 +799,4 @@ enum ApplyProblem {
     Refused(String),
     #[error("the update cannot be applied")]
     Panicked,
-}
-
-fn slow_client_status() -> tonic::Status {
-    tonic::Status::resource_exhausted("the connection fell too far behind the document and was closed; reconnect")
 }

@@ -11,6 +11,7 @@
 pub mod actor;
 pub mod awareness;
 pub mod diff;
+pub mod outbox;
 pub mod protocol;
 pub mod registry;
 pub mod store;
@@ -22,14 +23,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use codesync_common::grpc::CallContext;
-use codesync_common::identity::TokenService;
+use codesync_common::identity::{Caller, TokenService};
 use codesync_common::{ServiceError, ServiceResult};
 use codesync_proto::documents::v1 as pb;
 use codesync_proto::documents::v1::documents_service_server::{DocumentsService, DocumentsServiceServer};
 use codesync_proto::rooms::v1 as rooms_pb;
 use codesync_proto::rooms::v1::rooms_service_client::RoomsServiceClient;
-use futures::Stream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio_stream::StreamExt;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status, Streaming};
@@ -53,6 +53,8 @@ pub struct DocumentsConfig {
     pub idle_unload_after: Duration,
     /// Messages queued for one connection before it counts as too slow and is closed.
     pub connection_queue: usize,
+    /// Bytes queued for one connection before it counts as too slow and is closed.
+    pub connection_queue_bytes: usize,
 }
 
 impl Default for DocumentsConfig {
@@ -64,6 +66,7 @@ impl Default for DocumentsConfig {
             snapshot_every_updates: 1000,
             idle_unload_after: Duration::from_secs(60),
             connection_queue: 4096,
+            connection_queue_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -113,20 +116,14 @@ struct RoomsSeed {
 impl SeedSource for RoomsSeed {
     async fn initial_text(&self, file_id: &str) -> ServiceResult<String> {
         let request = self.context.request(rooms_pb::GetFileRequest { file_id: file_id.to_string() });
-        let file = self.rooms.clone().get_file(request).await.map_err(status_to_error)?.into_inner();
+        let file = self
+            .rooms
+            .clone()
+            .get_file(request)
+            .await
+            .map_err(|status| ServiceError::from_peer("rooms", status))?
+            .into_inner();
         Ok(file.content.unwrap_or_default())
-    }
-}
-
-fn status_to_error(status: Status) -> ServiceError {
-    match status.code() {
-        tonic::Code::NotFound => ServiceError::not_found("file_not_found", status.message().to_string()),
-        tonic::Code::PermissionDenied => ServiceError::forbidden("forbidden", status.message().to_string()),
-        tonic::Code::Unauthenticated => ServiceError::unauthenticated("invalid_token", status.message().to_string()),
-        tonic::Code::InvalidArgument => ServiceError::not_found("file_not_found", status.message().to_string()),
-        _ => {
-            ServiceError::Unavailable { message: format!("the rooms service cannot be reached: {}", status.message()) }
-        }
     }
 }
 
@@ -167,26 +164,21 @@ impl DocumentsGrpcService {
         DocumentsServiceServer::new(self).max_decoding_message_size(limit.max(4 * 1024 * 1024))
     }
 
-    async fn file_access<T>(&self, request: &Request<T>, file_id: &str) -> ServiceResult<FileAccess> {
-        let caller = self.tokens.require_caller(request.metadata())?;
+    /// The rooms service's answer on the caller's access to a file: its own
+    /// refusal (404 for a private room of others) is the answer to give.
+    async fn check_file(&self, context: &CallContext, file_id: &str) -> ServiceResult<rooms_pb::CheckAccessResponse> {
         if !codesync_common::is_valid_id(file_id) {
             return Err(ServiceError::not_found("file_not_found", "no such file"));
         }
-        let context = CallContext::from_request(request);
         let check = rooms_pb::CheckAccessRequest {
             resource: Some(rooms_pb::check_access_request::Resource::FileId(file_id.to_string())),
         };
-        let access = self.rooms.clone().check_access(context.request(check)).await.map_err(|status| {
-            // The rooms service's own error (404 for a private room of others) is the answer.
-            if matches!(
-                status.code(),
-                tonic::Code::NotFound | tonic::Code::PermissionDenied | tonic::Code::Unauthenticated
-            ) {
-                return forward_status(status);
-            }
-            status_to_error(status)
-        })?;
-        let access = access.into_inner();
+        let access = self.rooms.clone().check_access(context.request(check)).await;
+        Ok(access.map_err(|status| ServiceError::from_peer("rooms", status))?.into_inner())
+    }
+
+    async fn file_access(&self, caller: Caller, context: &CallContext, file_id: &str) -> ServiceResult<FileAccess> {
+        let access = self.check_file(context, file_id).await?;
         Ok(FileAccess {
             identity: Identity { user_id: caller.user_id, username: caller.username },
             is_member: access.role != rooms_pb::Role::Unspecified as i32,
@@ -210,7 +202,8 @@ impl DocumentsGrpcService {
         file_id: &str,
         edit: ServerEdit,
     ) -> Result<Response<pb::ApplyUpdateResponse>, Status> {
-        let access = self.file_access(request, file_id).await?;
+        let caller = self.tokens.require_caller(request.metadata())?;
+        let access = self.file_access(caller, &CallContext::from_request(request), file_id).await?;
         if !access.can_write {
             return Err(ServiceError::forbidden("read_only", "viewers cannot edit this file").into());
         }
@@ -223,29 +216,6 @@ impl DocumentsGrpcService {
     }
 }
 
-/// Passes another service's error on unchanged, code and metadata included.
-fn forward_status(status: Status) -> ServiceError {
-    let code = status
-        .metadata()
-        .get(codesync_common::error::ERROR_CODE_METADATA_KEY)
-        .and_then(|value| value.to_str().ok())
-        .map(|code| -> &'static str {
-            match code {
-                "room_not_found" => "room_not_found",
-                "file_not_found" => "file_not_found",
-                "token_expired" => "token_expired",
-                "authentication_required" => "authentication_required",
-                _ => "not_found",
-            }
-        });
-    let message = status.message().to_string();
-    match status.code() {
-        tonic::Code::PermissionDenied => ServiceError::forbidden("forbidden", message),
-        tonic::Code::Unauthenticated => ServiceError::unauthenticated(code.unwrap_or("invalid_token"), message),
-        _ => ServiceError::not_found(code.unwrap_or("file_not_found"), message),
-    }
-}
-
 #[tonic::async_trait]
 impl DocumentsService for DocumentsGrpcService {
     async fn collaborate(
@@ -253,8 +223,8 @@ impl DocumentsService for DocumentsGrpcService {
         request: Request<Streaming<pb::CollaborateRequest>>,
     ) -> Result<Response<tonic::codegen::BoxStream<pb::CollaborateResponse>>, Status> {
         let seed = self.seed_for(&request);
-        let mut context_request = Request::new(());
-        *context_request.metadata_mut() = request.metadata().clone();
+        let caller = self.tokens.require_caller(request.metadata())?;
+        let context = CallContext::from_request(&request);
         let mut inbound = request.into_inner();
         let open = match inbound.message().await? {
             Some(pb::CollaborateRequest { frame: Some(pb::collaborate_request::Frame::Open(open)) }) => open,
@@ -262,12 +232,12 @@ impl DocumentsService for DocumentsGrpcService {
                 return Err(ServiceError::invalid("open_first", "the first frame must name the file (open)").into());
             }
         };
-        let access = self.file_access(&context_request, &open.file_id).await?;
+        let access = self.file_access(caller, &context, &open.file_id).await?;
         if !access.is_member {
             return Err(ServiceError::forbidden("not_a_member", "join the room to collaborate on its files").into());
         }
         let connection = self.next_connection.fetch_add(1, Ordering::Relaxed);
-        let (outbox, mut outgoing) = mpsc::channel(self.config.connection_queue.max(16));
+        let (outbox, mut inbox) = outbox::channel(self.config.connection_queue, self.config.connection_queue_bytes);
         let join = Command::Join {
             connection,
             identity: access.identity.clone(),
@@ -277,11 +247,7 @@ impl DocumentsService for DocumentsGrpcService {
         };
         let mailbox = self.registry.send(&open.file_id, seed, join).await?;
         // The first thing out is the greeting, or why the document cannot be opened.
-        let first = match outgoing.recv().await {
-            Some(Ok(message)) => message,
-            Some(Err(status)) => return Err(status),
-            None => return Err(Status::unavailable("the document closed; try again")),
-        };
+        let first = inbox.first().await?;
         let max_message_bytes = self.config.max_message_bytes;
         tokio::spawn(async move {
             let mut end = None;
@@ -308,15 +274,11 @@ impl DocumentsService for DocumentsGrpcService {
                     Ok(None) | Err(_) => break,
                 }
             }
-            if let Some(status) = end {
-                tracing::info!(connection, reason = %status.message(), "closing a collaboration stream");
-            }
-            let _ = mailbox.send(Command::Leave { connection }).await;
+            let _ = mailbox.send(Command::Leave { connection, reason: end }).await;
         });
         let first = tokio_stream::once(Ok(first));
-        let rest = async_stream_of(outgoing);
         let stream = first
-            .chain(rest)
+            .chain(inbox.into_stream())
             .map(|item: Result<Bytes, Status>| item.map(|message| pb::CollaborateResponse { message }));
         Ok(Response::new(Box::pin(stream)))
     }
@@ -326,11 +288,7 @@ impl DocumentsService for DocumentsGrpcService {
         // A token that is present must be valid; reading otherwise needs what
         // reading the file through the rooms service needs (public rooms are readable).
         self.tokens.caller_from_metadata(request.metadata())?;
-        let context = CallContext::from_request(&request);
-        let check = rooms_pb::CheckAccessRequest {
-            resource: Some(rooms_pb::check_access_request::Resource::FileId(file_id.clone())),
-        };
-        self.rooms.clone().check_access(context.request(check)).await.map_err(forward_status)?;
+        self.check_file(&CallContext::from_request(&request), &file_id).await?;
         let view = self.read(&file_id, self.seed_for(&request)).await?;
         Ok(Response::new(pb::Document {
             file_id,
@@ -366,18 +324,6 @@ impl DocumentsService for DocumentsGrpcService {
         let edit = ServerEdit::Insert { index: request.get_ref().index, text: request.get_ref().text.clone() };
         self.edit(&request, &file_id, edit).await
     }
-}
-
-fn async_stream_of(receiver: mpsc::Receiver<actor::Outgoing>) -> impl Stream<Item = actor::Outgoing> {
-    // An error item ends the stream: the connection is closed with that status.
-    futures::stream::unfold((receiver, false), |(mut receiver, ended)| async move {
-        if ended {
-            return None;
-        }
-        let item = receiver.recv().await?;
-        let ended = item.is_err();
-        Some((item, (receiver, ended)))
-    })
 }
 
 /// Documents touched since start, for the operations endpoints.

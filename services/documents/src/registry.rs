@@ -205,9 +205,7 @@ impl Registry {
 
 fn fail_command(command: Command, status: &tonic::Status) {
     match command {
-        Command::Join { outbox, .. } => {
-            let _ = outbox.try_send(Err(status.clone()));
-        }
+        Command::Join { outbox, .. } => outbox.close(status.clone()),
         Command::Read { .. } | Command::ClientMessage { .. } | Command::Leave { .. } | Command::Unload => {}
         Command::Edit { reply, .. } => {
             let _ = reply.send(Err(ServiceError::Unavailable { message: status.message().to_string() }));

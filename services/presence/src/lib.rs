@@ -138,18 +138,23 @@ impl PresenceGrpcService {
     /// The caller, who must be a member of the room.
     async fn member<T>(&self, request: &Request<T>, room_id: &str) -> ServiceResult<Caller> {
         let caller = self.tokens.require_caller(request.metadata())?;
+        self.require_member(&CallContext::from_request(request), room_id).await?;
+        Ok(caller)
+    }
+
+    async fn require_member(&self, context: &CallContext, room_id: &str) -> ServiceResult<()> {
         if !codesync_common::is_valid_id(room_id) {
             return Err(ServiceError::not_found("room_not_found", "no such room"));
         }
-        let context = CallContext::from_request(request);
         let check = rooms_pb::CheckAccessRequest {
             resource: Some(rooms_pb::check_access_request::Resource::RoomId(room_id.to_string())),
         };
-        let access = self.rooms.clone().check_access(context.request(check)).await.map_err(forward_status)?;
-        if access.into_inner().role == rooms_pb::Role::Unspecified as i32 {
+        let access = self.rooms.clone().check_access(context.request(check)).await;
+        let access = access.map_err(|status| ServiceError::from_peer("rooms", status))?.into_inner();
+        if access.role == rooms_pb::Role::Unspecified as i32 {
             return Err(ServiceError::forbidden("not_a_member", "join the room to see who is here and to chat"));
         }
-        Ok(caller)
+        Ok(())
     }
 
     async fn post_chat(&self, caller: &Caller, room_id: &str, text: &str) -> ServiceResult<pb::ChatMessage> {
@@ -199,16 +204,6 @@ impl PresenceGrpcService {
     }
 }
 
-fn forward_status(status: Status) -> ServiceError {
-    let message = status.message().to_string();
-    match status.code() {
-        tonic::Code::NotFound | tonic::Code::InvalidArgument => ServiceError::not_found("room_not_found", message),
-        tonic::Code::PermissionDenied => ServiceError::forbidden("forbidden", message),
-        tonic::Code::Unauthenticated => ServiceError::unauthenticated("invalid_token", message),
-        _ => ServiceError::Unavailable { message: format!("the rooms service cannot be reached: {message}") },
-    }
-}
-
 /// Trimmed text of 1 to [`MAX_CHAT_CHARS`] characters; line breaks and tabs
 /// are kept, other control characters and direction overrides refused.
 pub fn validate_chat_text(text: &str) -> ServiceResult<String> {
@@ -246,14 +241,14 @@ impl PresenceService for PresenceGrpcService {
         &self,
         request: Request<Streaming<pb::RoomClientEvent>>,
     ) -> Result<Response<BoxStream<pb::RoomServerEvent>>, Status> {
-        let mut context_request = Request::new(());
-        *context_request.metadata_mut() = request.metadata().clone();
+        let caller = self.tokens.require_caller(request.metadata())?;
+        let context = CallContext::from_request(&request);
         let mut inbound = request.into_inner();
         let room_id = match inbound.message().await? {
             Some(pb::RoomClientEvent { event: Some(pb::room_client_event::Event::Open(open)) }) => open.room_id,
             _ => return Err(ServiceError::invalid("open_first", "the first event must name the room (open)").into()),
         };
-        let caller = self.member(&context_request, &room_id).await?;
+        self.require_member(&context, &room_id).await?;
         let history = self.store.latest_messages(&room_id, 0, CHAT_HISTORY_ON_JOIN).await?;
 
         let session_id = self.next_session.fetch_add(1, Ordering::Relaxed);
