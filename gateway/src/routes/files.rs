@@ -124,8 +124,11 @@ async fn get_file(
     let request = visitor.context.request(pb::GetFileRequest { file_id: file_id.clone() });
     let mut file = state.clients.rooms().get_file(request).await?.into_inner();
     // The live document is the content; the rooms service holds the initial text.
-    let document =
-        state.clients.documents().get_document(visitor.context.request(GetDocumentRequest { file_id })).await?;
+    let document = state
+        .clients
+        .documents()
+        .get_document(visitor.context.request(GetDocumentRequest { file_id, include_state: false }))
+        .await?;
     let text = document.into_inner().text;
     file.size_bytes = i64::try_from(text.len()).unwrap_or(i64::MAX);
     file.content = Some(text);

@@ -62,6 +62,7 @@ pub enum Command {
         reason: Option<tonic::Status>,
     },
     Read {
+        include_state: bool,
         reply: oneshot::Sender<DocumentView>,
     },
     Edit {
@@ -374,12 +375,17 @@ impl DocumentActor {
             }
             Command::ClientMessage { connection, frame } => self.on_client_message(connection, frame).await,
             Command::Leave { connection, reason } => self.remove_connection(connection, reason),
-            Command::Read { reply } => {
+            Command::Read { include_state, reply } => {
                 let transaction = self.doc.transact();
+                let state = if include_state {
+                    transaction.encode_state_as_update_v1(&StateVector::default())
+                } else {
+                    Vec::new()
+                };
                 let _ = reply.send(DocumentView {
                     text: self.text.get_string(&transaction),
                     state_vector: transaction.state_vector().encode_v1(),
-                    state: transaction.encode_state_as_update_v1(&StateVector::default()),
+                    state,
                 });
             }
             Command::Edit { edit, reply } => self.on_server_edit(edit, reply).await,

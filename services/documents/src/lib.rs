@@ -190,9 +190,9 @@ impl DocumentsGrpcService {
         Arc::new(RoomsSeed { rooms: self.rooms.clone(), context: CallContext::from_request(request) })
     }
 
-    async fn read(&self, file_id: &str, seed: Arc<dyn SeedSource>) -> ServiceResult<DocumentView> {
+    async fn read(&self, file_id: &str, include_state: bool, seed: Arc<dyn SeedSource>) -> ServiceResult<DocumentView> {
         let (reply, answer) = oneshot::channel();
-        self.registry.send(file_id, seed, Command::Read { reply }).await?;
+        self.registry.send(file_id, seed, Command::Read { include_state, reply }).await?;
         answer.await.map_err(|_| ServiceError::Unavailable { message: "the document was unloaded; try again".into() })
     }
 
@@ -289,7 +289,7 @@ impl DocumentsService for DocumentsGrpcService {
         // reading the file through the rooms service needs (public rooms are readable).
         self.tokens.caller_from_metadata(request.metadata())?;
         self.check_file(&CallContext::from_request(&request), &file_id).await?;
-        let view = self.read(&file_id, self.seed_for(&request)).await?;
+        let view = self.read(&file_id, request.get_ref().include_state, self.seed_for(&request)).await?;
         Ok(Response::new(pb::Document {
             file_id,
             text: view.text,

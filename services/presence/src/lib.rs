@@ -61,6 +61,13 @@ struct Session {
     last_seen_ms: i64,
 }
 
+/// What a change to one session means for the rest of the room.
+enum Publish {
+    Nothing,
+    Snapshot,
+    Event(pb::room_server_event::Event),
+}
+
 struct RoomPresence {
     sessions: HashMap<u64, Session>,
     events: broadcast::Sender<pb::RoomServerEvent>,
@@ -180,15 +187,16 @@ impl PresenceGrpcService {
         Ok(message)
     }
 
-    fn change_session(&self, room_id: &str, session_id: u64, change: impl FnOnce(&mut Session, &RoomPresence) -> bool) {
+    /// Applies a client's change to its session, then tells the room what it needs to know.
+    fn change_session(&self, room_id: &str, session_id: u64, change: impl FnOnce(&mut Session) -> Publish) {
         let mut rooms = self.rooms_state();
         let Some(room) = rooms.get_mut(room_id) else { return };
-        let Some(mut session) = room.sessions.remove(&session_id) else { return };
+        let Some(session) = room.sessions.get_mut(&session_id) else { return };
         session.last_seen_ms = codesync_common::now_ms();
-        let publish_snapshot = change(&mut session, room);
-        room.sessions.insert(session_id, session);
-        if publish_snapshot {
-            room.publish_snapshot();
+        match change(session) {
+            Publish::Nothing => {}
+            Publish::Snapshot => room.publish_snapshot(),
+            Publish::Event(event) => room.publish(event),
         }
     }
 
@@ -371,20 +379,22 @@ impl PresenceGrpcService {
             }
             Event::FocusFileId(file_id) => {
                 let file_id = if codesync_common::is_valid_id(&file_id) { file_id } else { String::new() };
-                self.change_session(room_id, session_id, |session, _| {
-                    let changed = session.file_id != file_id;
+                self.change_session(room_id, session_id, |session| {
+                    if session.file_id == file_id {
+                        return Publish::Nothing;
+                    }
                     session.file_id = file_id;
-                    changed
+                    Publish::Snapshot
                 });
             }
             Event::Typing(typing) => {
-                self.change_session(room_id, session_id, |session, room| {
+                self.change_session(room_id, session_id, |session| {
                     let was_typing = session.typing_until.is_some_and(|until| until > Instant::now());
                     session.typing_until = typing.then(|| Instant::now() + TYPING_TIMEOUT);
-                    if was_typing != typing {
-                        room.publish(typing_event(session, typing));
+                    if was_typing == typing {
+                        return Publish::Nothing;
                     }
-                    false
+                    Publish::Event(typing_event(session, typing))
                 });
             }
             Event::ChatText(text) => {
@@ -392,7 +402,7 @@ impl PresenceGrpcService {
                     let _ = outbox.send(Ok(error_event(&error))).await;
                 }
             }
-            Event::Heartbeat(_) => self.change_session(room_id, session_id, |_, _| false),
+            Event::Heartbeat(_) => self.change_session(room_id, session_id, |_| Publish::Nothing),
         }
     }
 
