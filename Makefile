@@ -6,6 +6,7 @@ CARGO ?= cargo
 TOOLS_VENV := .cache/tools-venv
 GRPCURL := $(TOOLS_VENV)/bin/grpcurl
 GRPCURL_WRAPPER_VERSION := 1.8.6.post2
+CARGO_FUZZ := $(HOME)/.cargo/bin/cargo-fuzz
 
 .PHONY: help run build release test test-rust test-deps lint fmt migrate clean fuzz
 
@@ -14,6 +15,7 @@ help:
 	@echo "make test     install test tools, start PostgreSQL if needed, run every test"
 	@echo "make build    debug build of the codesync binary"
 	@echo "make release  optimised build of the codesync binary"
+	@echo "make fuzz     run the WebSocket message fuzz target for FUZZ_SECONDS (part of make test)"
 	@echo "make lint     rustfmt check and clippy"
 	@echo "make migrate  apply database migrations to the configured database"
 
@@ -29,7 +31,7 @@ release:
 migrate:
 	$(CARGO) run --release --quiet -p codesync -- migrate
 
-test: test-deps test-rust
+test: test-deps test-rust fuzz
 
 test-rust:
 	CODESYNC_TEST_GRPCURL="$(abspath $(GRPCURL))" CODESYNC_TEST_INTEROP_DIR="$(abspath tests/interop)" \
@@ -48,11 +50,18 @@ $(GRPCURL):
 	$(GRPCURL) --version
 
 # The y-protocols decoder and update application under libFuzzer (cargo-fuzz on the stable
-# toolchain; RUSTC_BOOTSTRAP lets it use the sanitizer flags). FUZZ_SECONDS bounds the run.
-FUZZ_SECONDS ?= 60
-fuzz:
-	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
-	cd services/documents && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run client_frames --fuzz-dir fuzz -- -max_total_time=$(FUZZ_SECONDS)
+# toolchain; RUSTC_BOOTSTRAP lets it use the sanitizer flags). `make test` runs it for
+# FUZZ_SECONDS, starting from the inputs that once broke it (fuzz/seeds).
+FUZZ_SECONDS ?= 30
+FUZZ_TARGET_DIR ?= $(HOME)/.cache/codesync-fuzz-target
+FUZZ_DIR := services/documents/fuzz
+fuzz: $(CARGO_FUZZ)
+	mkdir -p $(FUZZ_DIR)/corpus/client_frames
+	cd services/documents && RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=$(FUZZ_TARGET_DIR) $(CARGO) fuzz run client_frames \
+		--fuzz-dir fuzz fuzz/corpus/client_frames fuzz/seeds/client_frames -- -max_total_time=$(FUZZ_SECONDS)
+
+$(CARGO_FUZZ):
+	$(CARGO) install cargo-fuzz --locked --version 0.13.2
 
 lint:
 	$(CARGO) fmt --all --check

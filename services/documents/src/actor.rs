@@ -174,7 +174,7 @@ fn new_doc() -> Doc {
 /// are refused before yrs reserves memory for them, and a panic inside yrs is
 /// an error like any other.
 fn decode_update(bytes: &[u8]) -> Result<Update, String> {
-    protocol::check_update_header(bytes).map_err(|error| error.to_string())?;
+    protocol::check_update(bytes).map_err(|error| error.to_string())?;
     match std::panic::catch_unwind(AssertUnwindSafe(|| Update::decode_v1(bytes))) {
         Ok(Ok(update)) => Ok(update),
         Ok(Err(error)) => Err(error.to_string()),

@@ -37,6 +37,10 @@ pub enum ProtocolError {
     TrailingBytes(usize),
     #[error("a string is not valid UTF-8")]
     InvalidUtf8,
+    #[error("unknown content type {0}")]
+    UnknownContent(u8),
+    #[error("values nest deeper than {MAX_ANY_DEPTH} levels")]
+    TooDeep,
 }
 
 /// One decoded client message. Payloads borrow from the frame.
@@ -86,6 +90,30 @@ impl<'a> Reader<'a> {
             }
             shift += 7;
         }
+    }
+
+    pub fn read_u8(&mut self) -> Result<u8, ProtocolError> {
+        let byte = *self.bytes.get(self.position).ok_or(ProtocolError::UnexpectedEnd)?;
+        self.position += 1;
+        Ok(byte)
+    }
+
+    fn skip(&mut self, count: usize) -> Result<(), ProtocolError> {
+        if count > self.remaining() {
+            return Err(ProtocolError::UnexpectedEnd);
+        }
+        self.position += count;
+        Ok(())
+    }
+
+    /// A count of elements that take at least `min_bytes_each` bytes: one
+    /// that the remaining bytes cannot hold is refused before anything trusts it.
+    pub fn read_count(&mut self, min_bytes_each: usize) -> Result<u64, ProtocolError> {
+        let count = self.read_var_uint()?;
+        if count > (self.remaining() / min_bytes_each.max(1)) as u64 {
+            return Err(ProtocolError::UnexpectedEnd);
+        }
+        Ok(count)
     }
 
     pub fn read_var_bytes(&mut self) -> Result<&'a [u8], ProtocolError> {
@@ -144,11 +172,8 @@ pub fn decode_message(frame: &[u8]) -> Result<Message<'_>, ProtocolError> {
 /// megabytes (found by the fuzz target).
 pub fn check_state_vector(payload: &[u8]) -> Result<(), ProtocolError> {
     let mut reader = Reader::new(payload);
-    let entries = reader.read_var_uint()?;
     // Each entry is a client id and a clock: two bytes at least.
-    if entries > (reader.remaining() / 2) as u64 {
-        return Err(ProtocolError::UnexpectedEnd);
-    }
+    let entries = reader.read_count(2)?;
     for _ in 0..entries {
         reader.read_var_uint()?;
         reader.read_var_uint()?;
@@ -156,23 +181,150 @@ pub fn check_state_vector(payload: &[u8]) -> Result<(), ProtocolError> {
     reader.finish()
 }
 
-/// Refuses a v1 update whose leading counts (clients, and the first client's
-/// structs) exceed what its bytes can hold, for the same reason as
-/// [`check_state_vector`]; deeper counts are bounded by the message size limit.
-pub fn check_update_header(payload: &[u8]) -> Result<(), ProtocolError> {
+/// How deeply lib0 `Any` values (arrays and maps in embedded content) may
+/// nest. yrs decodes them recursively, so without a bound a 1 MiB message of
+/// nested arrays would overflow the stack and abort the process.
+pub const MAX_ANY_DEPTH: usize = 32;
+
+/// Walks a Yjs v1 update without building it, and refuses it if any count it
+/// declares exceeds what its remaining bytes can hold, if `Any` values nest
+/// deeper than [`MAX_ANY_DEPTH`], or if it is malformed. yrs reserves memory
+/// for declared counts before reading the elements, and recurses into `Any`
+/// values, so only updates that pass this walk are handed to it (the fuzz
+/// target found both).
+pub fn check_update(payload: &[u8]) -> Result<(), ProtocolError> {
     let mut reader = Reader::new(payload);
-    let clients = reader.read_var_uint()?;
-    // Each client needs a struct count, a client id and a clock.
-    if clients > (reader.remaining() / 3) as u64 {
-        return Err(ProtocolError::UnexpectedEnd);
-    }
-    if clients > 0 {
-        let structs = reader.read_var_uint()?;
-        reader.read_var_uint()?;
-        reader.read_var_uint()?;
-        if structs > reader.remaining() as u64 {
+    let clients = reader.read_count(3)?;
+    for _ in 0..clients {
+        let blocks = reader.read_var_uint()?;
+        reader.read_var_uint()?; // client
+        reader.read_var_uint()?; // clock
+        if blocks > reader.remaining() as u64 {
             return Err(ProtocolError::UnexpectedEnd);
         }
+        for _ in 0..blocks {
+            skip_block(&mut reader)?;
+        }
+    }
+    // The delete set: clients, each with ranges of (clock, length).
+    let delete_clients = reader.read_count(2)?;
+    for _ in 0..delete_clients {
+        reader.read_var_uint()?;
+        let ranges = reader.read_count(2)?;
+        for _ in 0..ranges {
+            reader.read_var_uint()?;
+            reader.read_var_uint()?;
+        }
+    }
+    Ok(())
+}
+
+const BLOCK_GC: u8 = 0;
+const BLOCK_SKIP: u8 = 10;
+const HAS_ORIGIN: u8 = 0x80;
+const HAS_RIGHT_ORIGIN: u8 = 0x40;
+const HAS_PARENT_SUB: u8 = 0x20;
+
+fn skip_block(reader: &mut Reader<'_>) -> Result<(), ProtocolError> {
+    let info = reader.read_u8()?;
+    if info == BLOCK_GC || info == BLOCK_SKIP {
+        reader.read_var_uint()?;
+        return Ok(());
+    }
+    if info & HAS_ORIGIN != 0 {
+        reader.read_var_uint()?;
+        reader.read_var_uint()?;
+    }
+    if info & HAS_RIGHT_ORIGIN != 0 {
+        reader.read_var_uint()?;
+        reader.read_var_uint()?;
+    }
+    if info & (HAS_ORIGIN | HAS_RIGHT_ORIGIN) == 0 {
+        // The parent: a root type's name, or the id of the item that holds it.
+        if reader.read_var_uint()? == 1 {
+            reader.read_var_string()?;
+        } else {
+            reader.read_var_uint()?;
+            reader.read_var_uint()?;
+        }
+        if info & HAS_PARENT_SUB != 0 {
+            reader.read_var_string()?;
+        }
+    }
+    match info & 0x0f {
+        1 => {
+            reader.read_var_uint()?; // deleted length
+        }
+        2 => {
+            // JSON: the count is one less than the strings that follow.
+            let strings = reader.read_count(1)?;
+            for _ in 0..=strings {
+                reader.read_var_string()?;
+            }
+        }
+        3 => {
+            reader.read_var_bytes()?;
+        }
+        4 | 5 => {
+            reader.read_var_string()?;
+        }
+        6 => {
+            reader.read_var_string()?;
+            reader.read_var_string()?;
+        }
+        7 => match reader.read_u8()? {
+            3 => {
+                reader.read_var_string()?; // an XML element's name
+            }
+            0..=6 | 9 | 15 => {}
+            other => return Err(ProtocolError::UnknownContent(other)),
+        },
+        8 => {
+            let values = reader.read_count(1)?;
+            for _ in 0..values {
+                skip_any(reader, 0)?;
+            }
+        }
+        9 => {
+            reader.read_var_string()?; // a subdocument's guid
+            skip_any(reader, 0)?;
+        }
+        other => return Err(ProtocolError::UnknownContent(other)),
+    }
+    Ok(())
+}
+
+fn skip_any(reader: &mut Reader<'_>, depth: usize) -> Result<(), ProtocolError> {
+    if depth >= MAX_ANY_DEPTH {
+        return Err(ProtocolError::TooDeep);
+    }
+    match reader.read_u8()? {
+        127 | 126 | 121 | 120 => {}
+        125 => {
+            reader.read_var_uint()?; // a signed varint skips like an unsigned one
+        }
+        124 => reader.skip(4)?,
+        123 | 122 => reader.skip(8)?,
+        119 => {
+            reader.read_var_string()?;
+        }
+        118 => {
+            let entries = reader.read_count(2)?;
+            for _ in 0..entries {
+                reader.read_var_string()?;
+                skip_any(reader, depth + 1)?;
+            }
+        }
+        117 => {
+            let items = reader.read_count(1)?;
+            for _ in 0..items {
+                skip_any(reader, depth + 1)?;
+            }
+        }
+        116 => {
+            reader.read_var_bytes()?;
+        }
+        other => return Err(ProtocolError::UnknownContent(other)),
     }
     Ok(())
 }
@@ -314,9 +466,40 @@ mod tests {
         assert!(check_state_vector(&[175, 128, 130, 127]).is_err());
         assert!(check_state_vector(&[1, 5, 7]).is_ok());
         assert!(check_state_vector(&[0]).is_ok());
-        assert!(check_update_header(&[0xff, 0xff, 0xff, 0x0f, 0]).is_err());
-        assert!(check_update_header(&[1, 0xff, 0xff, 0x7f, 1, 0]).is_err());
-        assert!(check_update_header(&[0, 0]).is_ok());
+        assert!(check_update(&[0xff, 0xff, 0xff, 0x0f, 0]).is_err());
+        assert!(check_update(&[1, 0xff, 0xff, 0x7f, 1, 0]).is_err());
+        assert!(check_update(&[0, 0]).is_ok());
+        // The second find: a later client declaring ~1.3 billion structs.
+        assert!(check_update(&[2, 0, 91, 0, 163, 220, 254, 249, 0, 0, 0, 1, 112, 1, 0]).is_err());
+    }
+
+    #[test]
+    fn real_updates_pass_and_deep_nesting_does_not() {
+        use yrs::{Any, Array, Doc, Map, ReadTxn, Text, Transact};
+        let doc = Doc::new();
+        let text = doc.get_or_insert_text("content");
+        let array = doc.get_or_insert_array("array");
+        let map = doc.get_or_insert_map("map");
+        {
+            let mut transaction = doc.transact_mut();
+            text.insert(&mut transaction, 0, "héllo 😀 world");
+            text.remove_range(&mut transaction, 0, 1);
+            array.insert(&mut transaction, 0, Any::from(vec![Any::from(1.5), Any::Null, Any::from("x")]));
+            map.insert(&mut transaction, "key", Any::from(42));
+            map.insert(&mut transaction, "flag", true);
+        }
+        let update = doc.transact().encode_state_as_update_v1(&yrs::StateVector::default());
+        assert_eq!(check_update(&update), Ok(()));
+
+        let mut nested = Any::from(1);
+        for _ in 0..MAX_ANY_DEPTH + 2 {
+            nested = Any::from(vec![nested]);
+        }
+        let deep = Doc::new();
+        let deep_array = deep.get_or_insert_array("array");
+        deep_array.insert(&mut deep.transact_mut(), 0, nested);
+        let update = deep.transact().encode_state_as_update_v1(&yrs::StateVector::default());
+        assert_eq!(check_update(&update), Err(ProtocolError::TooDeep));
     }
 
     #[test]

@@ -42,7 +42,7 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
             Ok(Message::SyncStep2(update) | Message::Update(update)) => {
-                if protocol::check_update_header(update).is_err() {
+                if protocol::check_update(update).is_err() {
                     continue;
                 }
                 let _ = std::panic::catch_unwind(AssertUnwindSafe(|| {
