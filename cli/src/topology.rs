@@ -5,11 +5,13 @@
 //! serves the one-process and the process-per-service topologies.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use anyhow::Context;
 use codesync_auth::AuthGrpcService;
 use codesync_auth::store::AuthStore;
 use codesync_common::db::Database;
+use codesync_common::events::{EventBus, InProcessBus};
 use codesync_common::grpc::{ServiceChannels, grpc_service_name};
 use codesync_common::identity::{SigningKey, TokenService};
 use codesync_documents::DocumentsGrpcService;
@@ -116,6 +118,20 @@ pub async fn run(config: Config, components: BTreeSet<Component>) -> anyhow::Res
         None
     };
 
+    if config.kafka_brokers.is_some() {
+        // Said loudly rather than pretended: events stay within each process for now.
+        tracing::warn!(
+            "CODESYNC_KAFKA_BROKERS is set, but the Kafka event bus is not built yet; events are delivered within this process only"
+        );
+    }
+    let dependencies = Dependencies {
+        config: &config,
+        database,
+        tokens: tokens.clone(),
+        channels: channels.clone(),
+        events: InProcessBus::shared(),
+    };
+
     let (shutdown_sender, shutdown_receiver) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
 
@@ -125,7 +141,7 @@ pub async fn run(config: Config, components: BTreeSet<Component>) -> anyhow::Res
         let mut routes = tonic::service::RoutesBuilder::default();
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
         for component in &grpc_services {
-            add_service(&mut routes, *component, &config, database.as_ref(), &tokens, &channels).await?;
+            add_service(&mut routes, *component, &dependencies).await?;
             let service_name = grpc_service_name(component.name());
             health_reporter.set_service_status(&service_name, ServingStatus::Serving).await;
         }
@@ -202,15 +218,23 @@ pub async fn run(config: Config, components: BTreeSet<Component>) -> anyhow::Res
     }
 }
 
+/// What the services of one process are built from.
+struct Dependencies<'a> {
+    config: &'a Config,
+    database: Option<Database>,
+    tokens: TokenService,
+    channels: ServiceChannels,
+    /// One bus per process: the embedded default delivers within it.
+    events: Arc<dyn EventBus>,
+}
+
 async fn add_service(
     routes: &mut tonic::service::RoutesBuilder,
     component: Component,
-    config: &Config,
-    database: Option<&Database>,
-    tokens: &TokenService,
-    channels: &ServiceChannels,
+    dependencies: &Dependencies<'_>,
 ) -> anyhow::Result<()> {
-    let database = || database.cloned().context("this service needs the database");
+    let Dependencies { config, database, tokens, channels, events } = dependencies;
+    let database = || database.clone().context("this service needs the database");
     match component {
         Component::Auth => {
             let store = AuthStore::new(database()?);
@@ -231,8 +255,13 @@ async fn add_service(
             if config.migrate_on_start {
                 store.migrate().await?;
             }
-            let service =
-                DocumentsGrpcService::new(store, tokens.clone(), channels.rooms.clone(), config.documents.clone());
+            let service = DocumentsGrpcService::new(
+                store,
+                tokens.clone(),
+                channels.rooms.clone(),
+                events.clone(),
+                config.documents.clone(),
+            );
             routes.add_service(service.into_grpc_server());
         }
         Component::Presence => {

@@ -5,6 +5,7 @@
 
 pub mod db;
 pub mod error;
+pub mod events;
 pub mod grpc;
 pub mod identity;
 pub mod queue;

@@ -27,12 +27,29 @@ use crate::outbox::Outbox;
 use crate::protocol::{self, Message};
 use crate::store::{AppendedUpdate, DocumentsStore, Snapshot, StoredDocument};
 use crate::writer::{Durability, DurabilitySender, WriteRequest, Writer};
+use codesync_common::events::{COLLABORATION_EVENTS, Event, EventBus};
 
 /// The name of the shared text in every file's document, as the spec fixes it.
 pub const TEXT_NAME: &str = "content";
 /// Awareness entries one message may carry.
 const MAX_AWARENESS_ENTRIES: usize = 64;
 const SWEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// What happened in a document since its last `collaboration-events` event.
+#[derive(Debug, Default)]
+struct Activity {
+    started: Option<Instant>,
+    updates: u64,
+    bytes: u64,
+    editors: std::collections::BTreeSet<String>,
+    joins: u64,
+}
+
+impl Activity {
+    fn start(&mut self) {
+        self.started.get_or_insert_with(Instant::now);
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct ActorConfig {
@@ -42,6 +59,9 @@ pub struct ActorConfig {
     pub max_document_bytes: usize,
     /// How long a document without connections stays loaded.
     pub idle_unload_after: Duration,
+    /// Collaboration activity is published as counts at most this often per
+    /// document: one event per document and window, not one per keystroke.
+    pub activity_window: Duration,
 }
 
 pub enum Command {
@@ -90,6 +110,24 @@ pub struct DocumentView {
     pub state: Vec<u8>,
 }
 
+/// What every document actor of the service shares.
+#[derive(Clone)]
+pub struct Shared {
+    pub config: ActorConfig,
+    pub store: DocumentsStore,
+    pub writer: Writer,
+    pub metrics: Arc<crate::Metrics>,
+    pub events: Arc<dyn EventBus>,
+}
+
+/// How a document is first opened: the room it belongs to (every caller has
+/// checked access and so knows it) and where its initial text comes from.
+#[derive(Clone)]
+pub struct Opening {
+    pub room_id: String,
+    pub seed: Arc<dyn SeedSource>,
+}
+
 /// Where a new document's initial text comes from (the file's stored content).
 #[tonic::async_trait]
 pub trait SeedSource: Send + Sync + 'static {
@@ -134,9 +172,8 @@ struct DeferredSync {
 
 pub struct DocumentActor {
     file_id: String,
-    config: ActorConfig,
-    store: DocumentsStore,
-    writer: Writer,
+    room_id: String,
+    shared: Shared,
     doc: Doc,
     text: TextRef,
     awareness: DocumentAwareness,
@@ -151,7 +188,7 @@ pub struct DocumentActor {
     stored_bytes: usize,
     gauges: Arc<ActorGauges>,
     last_activity: Instant,
-    metrics: Arc<crate::Metrics>,
+    activity: Activity,
 }
 
 /// Why the actor's loop ended.
@@ -225,16 +262,14 @@ impl DocumentActor {
     /// and returns the actor, ready to run.
     pub async fn load(
         file_id: String,
-        config: ActorConfig,
-        store: DocumentsStore,
-        writer: Writer,
-        seed: &dyn SeedSource,
+        shared: Shared,
+        opening: &Opening,
         gauges: Arc<ActorGauges>,
-        metrics: Arc<crate::Metrics>,
     ) -> ServiceResult<Self> {
+        let store = &shared.store;
         let mut stored = store.load(&file_id).await?;
         if stored.is_empty() {
-            let initial_text = seed.initial_text(&file_id).await?;
+            let initial_text = opening.seed.initial_text(&file_id).await?;
             let seed_doc = new_doc();
             let seed_text = seed_doc.get_or_insert_text(TEXT_NAME);
             {
@@ -252,9 +287,8 @@ impl DocumentActor {
         let (durability_sender, durability) = watch::channel(Durability { durable_seq: next_seq - 1, failed: false });
         let actor = Self {
             file_id,
-            config,
-            store,
-            writer,
+            room_id: opening.room_id.clone(),
+            shared,
             doc,
             text,
             awareness: DocumentAwareness::default(),
@@ -269,7 +303,7 @@ impl DocumentActor {
             stored_bytes: stored.stored_bytes(),
             gauges,
             last_activity: Instant::now(),
-            metrics,
+            activity: Activity::default(),
         };
         actor.update_gauges();
         Ok(actor)
@@ -289,7 +323,7 @@ impl DocumentActor {
         mailbox: &mut mpsc::Receiver<Command>,
         may_unload: impl Fn(&mut mpsc::Receiver<Command>) -> bool,
     ) -> Exit {
-        let mut sweep = tokio::time::interval(SWEEP_INTERVAL);
+        let mut sweep = tokio::time::interval(SWEEP_INTERVAL.min(self.shared.config.activity_window));
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
@@ -310,15 +344,35 @@ impl DocumentActor {
                     self.on_durability(durability).await;
                 }
                 _ = sweep.tick() => {
+                    if self.activity.started.is_some_and(|started| started.elapsed() >= self.shared.config.activity_window) {
+                        self.publish_activity();
+                    }
                     let removals = self.awareness.sweep(Instant::now());
                     self.broadcast_awareness(&removals);
-                    let idle = self.connections.is_empty() && self.last_activity.elapsed() >= self.config.idle_unload_after;
+                    let idle = self.connections.is_empty() && self.last_activity.elapsed() >= self.shared.config.idle_unload_after;
                     if idle && self.try_unload(mailbox, &may_unload).await {
                         return Exit::Unloaded;
                     }
                 }
             }
         }
+    }
+
+    /// Publishes the activity counted since the last event, if there was any.
+    fn publish_activity(&mut self) {
+        let Some(started) = self.activity.started else { return };
+        let activity = std::mem::take(&mut self.activity);
+        let payload = serde_json::json!({
+            "file_id": self.file_id,
+            "room_id": self.room_id,
+            "updates": activity.updates,
+            "bytes": activity.bytes,
+            "editors": activity.editors,
+            "joins": activity.joins,
+            "connections": self.connections.len(),
+            "window_ms": u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        });
+        self.shared.events.publish(Event::new(COLLABORATION_EVENTS, "activity", &self.room_id, payload));
     }
 
     async fn try_unload(
@@ -330,7 +384,7 @@ impl DocumentActor {
             self.submit_snapshot().await;
         }
         // Everything must be durable before the entry goes: a new load reads the store.
-        if self.writer.barrier().await.is_err() {
+        if self.shared.writer.barrier().await.is_err() {
             return false;
         }
         let durability = *self.durability.borrow_and_update();
@@ -340,6 +394,7 @@ impl DocumentActor {
         }
         let unloaded = may_unload(mailbox);
         if unloaded {
+            self.publish_activity();
             tracing::debug!(file_id = %self.file_id, "document unloaded");
         }
         unloaded
@@ -348,6 +403,8 @@ impl DocumentActor {
     async fn handle(&mut self, command: Command) {
         match command {
             Command::Join { connection, identity, can_write, wants_ack, outbox } => {
+                self.activity.start();
+                self.activity.joins += 1;
                 let mut greeting =
                     vec![Bytes::from(protocol::encode_sync_step_1(&self.doc.transact().state_vector().encode_v1()))];
                 let present = self.awareness.present_states();
@@ -419,7 +476,7 @@ impl DocumentActor {
     fn drop_connection(&mut self, connection: ConnectionId, problem: SendProblem) {
         let reason = match problem {
             SendProblem::Full => {
-                self.metrics.slow_clients_dropped.fetch_add(1, Ordering::Relaxed);
+                self.shared.metrics.slow_clients_dropped.fetch_add(1, Ordering::Relaxed);
                 Some(tonic::Status::resource_exhausted(
                     "the connection fell too far behind the document and was closed; reconnect",
                 ))
@@ -498,7 +555,7 @@ impl DocumentActor {
 
     /// Closes a connection that sent something malformed; the others are untouched.
     fn refuse_malformed(&mut self, connection: ConnectionId, reason: String) {
-        self.metrics.malformed_messages.fetch_add(1, Ordering::Relaxed);
+        self.shared.metrics.malformed_messages.fetch_add(1, Ordering::Relaxed);
         self.remove_connection(connection, Some(tonic::Status::invalid_argument(reason)));
     }
 
@@ -517,13 +574,13 @@ impl DocumentActor {
             return;
         }
         if !can_write {
-            self.metrics.refused_writes.fetch_add(1, Ordering::Relaxed);
+            self.shared.metrics.refused_writes.fetch_add(1, Ordering::Relaxed);
             let message =
                 protocol::encode_permission_denied("viewers cannot edit this file: the update was not applied");
             self.send(connection, Bytes::from(message));
             return;
         }
-        if self.stored_bytes + update_bytes.len() > self.config.max_document_bytes {
+        if self.stored_bytes + update_bytes.len() > self.shared.config.max_document_bytes {
             let message = protocol::encode_permission_denied(
                 "the document has reached its size limit: the update was not applied",
             );
@@ -538,6 +595,7 @@ impl DocumentActor {
         let Some(client) = self.connections.get_mut(&connection) else { return };
         client.updates_received += 1;
         let ack_count = client.updates_received;
+        self.activity.editors.insert(client.identity.user_id.clone());
         self.append(update_bytes, Some(connection), Some(ack_count), None).await;
     }
 
@@ -548,7 +606,7 @@ impl DocumentActor {
             Ok(Ok(())) => Ok(()),
             Ok(Err(error)) => Err(ApplyProblem::Refused(error.to_string())),
             Err(_) => {
-                self.metrics.apply_panics.fetch_add(1, Ordering::Relaxed);
+                self.shared.metrics.apply_panics.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(file_id = %self.file_id, "applying an update panicked; the document is reloaded from its log");
                 Err(ApplyProblem::Panicked)
             }
@@ -558,10 +616,10 @@ impl DocumentActor {
     /// The in-memory document may be half-changed: wait until the log holds
     /// everything accepted so far, and rebuild the document from it.
     async fn recover(&mut self) {
-        let _ = self.writer.barrier().await;
+        let _ = self.shared.writer.barrier().await;
         let durability = *self.durability.borrow_and_update();
         self.on_durability(durability).await;
-        match self.store.load(&self.file_id).await {
+        match self.shared.store.load(&self.file_id).await {
             Ok(stored) => {
                 let (doc, text) = doc_from_stored(&self.file_id, &stored);
                 self.doc = doc;
@@ -614,16 +672,19 @@ impl DocumentActor {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.stored_bytes += update_v1.len();
+        self.activity.start();
+        self.activity.updates += 1;
+        self.activity.bytes += update_v1.len() as u64;
         self.updates_since_snapshot += 1;
         self.pending.push_back(PendingItem { seq, origin, update: Some(update_v1.clone()), ack_count, reply });
         let request = WriteRequest::Append {
             update: AppendedUpdate { file_id: self.file_id.clone(), seq, update_v1 },
             report_to: self.durability_sender.clone(),
         };
-        if self.writer.submit(request).await.is_err() {
+        if self.shared.writer.submit(request).await.is_err() {
             self.close_all(tonic::Status::unavailable("the document store is shutting down"));
         }
-        if self.updates_since_snapshot >= self.config.snapshot_every_updates {
+        if self.updates_since_snapshot >= self.shared.config.snapshot_every_updates {
             self.submit_snapshot().await;
         }
         self.update_gauges();
@@ -635,8 +696,8 @@ impl DocumentActor {
         self.stored_bytes = state_v1.len();
         self.updates_since_snapshot = 0;
         let snapshot = Snapshot { file_id: self.file_id.clone(), covers_seq, state_v1 };
-        let _ = self.writer.submit(WriteRequest::Snapshot(snapshot)).await;
-        self.metrics.snapshots.fetch_add(1, Ordering::Relaxed);
+        let _ = self.shared.writer.submit(WriteRequest::Snapshot(snapshot)).await;
+        self.shared.metrics.snapshots.fetch_add(1, Ordering::Relaxed);
     }
 
     async fn on_durability(&mut self, durability: Durability) {
@@ -652,7 +713,7 @@ impl DocumentActor {
                 }
             }
             self.close_all(tonic::Status::unavailable("the document could not be saved; reconnect"));
-            if let Ok(stored) = self.store.load(&self.file_id).await {
+            if let Ok(stored) = self.shared.store.load(&self.file_id).await {
                 let (doc, text) = doc_from_stored(&self.file_id, &stored);
                 self.doc = doc;
                 self.text = text;
@@ -701,7 +762,7 @@ impl DocumentActor {
     /// merged into one message per connection, so a burst costs each client
     /// one queue slot, not thousands.
     fn relay(&mut self, updates: Vec<(Option<ConnectionId>, Bytes)>) {
-        self.metrics.relayed_updates.fetch_add(updates.len() as u64, Ordering::Relaxed);
+        self.shared.metrics.relayed_updates.fetch_add(updates.len() as u64, Ordering::Relaxed);
         if updates.is_empty() {
             return;
         }

@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
+use codesync_common::events::EventBus;
 use codesync_common::grpc::CallContext;
 use codesync_common::identity::{Caller, TokenService};
 use codesync_common::{ServiceError, ServiceResult};
@@ -34,7 +35,7 @@ use tokio_stream::StreamExt;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::actor::{ActorConfig, Command, DocumentView, SeedSource, ServerEdit};
+use crate::actor::{ActorConfig, Command, DocumentView, Opening, SeedSource, ServerEdit, Shared};
 use crate::awareness::Identity;
 use crate::registry::Registry;
 use crate::store::DocumentsStore;
@@ -129,6 +130,7 @@ impl SeedSource for RoomsSeed {
 
 /// What the caller may do with a file.
 struct FileAccess {
+    room_id: String,
     identity: Identity,
     is_member: bool,
     can_write: bool,
@@ -136,15 +138,23 @@ struct FileAccess {
 
 impl DocumentsGrpcService {
     /// Starts the writer and the registry; call inside the runtime.
-    pub fn new(store: DocumentsStore, tokens: TokenService, rooms_channel: Channel, config: DocumentsConfig) -> Self {
+    pub fn new(
+        store: DocumentsStore,
+        tokens: TokenService,
+        rooms_channel: Channel,
+        events: Arc<dyn EventBus>,
+        config: DocumentsConfig,
+    ) -> Self {
         let metrics = Arc::new(Metrics::default());
         let writer = Writer::start(store.clone(), 65_536, metrics.clone());
         let actor_config = ActorConfig {
             snapshot_every_updates: config.snapshot_every_updates.max(1),
             max_document_bytes: config.max_document_bytes,
             idle_unload_after: config.idle_unload_after,
+            activity_window: Duration::from_secs(10),
         };
-        let registry = Registry::start(store, writer, actor_config, config.memory_budget_bytes, metrics.clone());
+        let shared = Shared { config: actor_config, store, writer, metrics: metrics.clone(), events };
+        let registry = Registry::start(shared, config.memory_budget_bytes);
         Self {
             registry,
             tokens,
@@ -180,19 +190,20 @@ impl DocumentsGrpcService {
     async fn file_access(&self, caller: Caller, context: &CallContext, file_id: &str) -> ServiceResult<FileAccess> {
         let access = self.check_file(context, file_id).await?;
         Ok(FileAccess {
+            room_id: access.room_id,
             identity: Identity { user_id: caller.user_id, username: caller.username },
             is_member: access.role != rooms_pb::Role::Unspecified as i32,
             can_write: access.can_write,
         })
     }
 
-    fn seed_for<T>(&self, request: &Request<T>) -> Arc<dyn SeedSource> {
-        Arc::new(RoomsSeed { rooms: self.rooms.clone(), context: CallContext::from_request(request) })
+    fn opening(&self, context: &CallContext, room_id: String) -> Opening {
+        Opening { room_id, seed: Arc::new(RoomsSeed { rooms: self.rooms.clone(), context: context.clone() }) }
     }
 
-    async fn read(&self, file_id: &str, include_state: bool, seed: Arc<dyn SeedSource>) -> ServiceResult<DocumentView> {
+    async fn read(&self, file_id: &str, include_state: bool, opening: &Opening) -> ServiceResult<DocumentView> {
         let (reply, answer) = oneshot::channel();
-        self.registry.send(file_id, seed, Command::Read { include_state, reply }).await?;
+        self.registry.send(file_id, opening, Command::Read { include_state, reply }).await?;
         answer.await.map_err(|_| ServiceError::Unavailable { message: "the document was unloaded; try again".into() })
     }
 
@@ -203,12 +214,14 @@ impl DocumentsGrpcService {
         edit: ServerEdit,
     ) -> Result<Response<pb::ApplyUpdateResponse>, Status> {
         let caller = self.tokens.require_caller(request.metadata())?;
-        let access = self.file_access(caller, &CallContext::from_request(request), file_id).await?;
+        let context = CallContext::from_request(request);
+        let access = self.file_access(caller, &context, file_id).await?;
         if !access.can_write {
             return Err(ServiceError::forbidden("read_only", "viewers cannot edit this file").into());
         }
         let (reply, answer) = oneshot::channel();
-        self.registry.send(file_id, self.seed_for(request), Command::Edit { edit, reply }).await?;
+        let opening = self.opening(&context, access.room_id);
+        self.registry.send(file_id, &opening, Command::Edit { edit, reply }).await?;
         let text = answer
             .await
             .map_err(|_| ServiceError::Unavailable { message: "the document was unloaded; try again".into() })??;
@@ -222,7 +235,6 @@ impl DocumentsService for DocumentsGrpcService {
         &self,
         request: Request<Streaming<pb::CollaborateRequest>>,
     ) -> Result<Response<tonic::codegen::BoxStream<pb::CollaborateResponse>>, Status> {
-        let seed = self.seed_for(&request);
         let caller = self.tokens.require_caller(request.metadata())?;
         let context = CallContext::from_request(&request);
         let mut inbound = request.into_inner();
@@ -245,7 +257,8 @@ impl DocumentsService for DocumentsGrpcService {
             wants_ack: open.acknowledge,
             outbox,
         };
-        let mailbox = self.registry.send(&open.file_id, seed, join).await?;
+        let opening = self.opening(&context, access.room_id.clone());
+        let mailbox = self.registry.send(&open.file_id, &opening, join).await?;
         // The first thing out is the greeting, or why the document cannot be opened.
         let first = inbox.first().await?;
         let max_message_bytes = self.config.max_message_bytes;
@@ -288,8 +301,10 @@ impl DocumentsService for DocumentsGrpcService {
         // A token that is present must be valid; reading otherwise needs what
         // reading the file through the rooms service needs (public rooms are readable).
         self.tokens.caller_from_metadata(request.metadata())?;
-        self.check_file(&CallContext::from_request(&request), &file_id).await?;
-        let view = self.read(&file_id, request.get_ref().include_state, self.seed_for(&request)).await?;
+        let context = CallContext::from_request(&request);
+        let access = self.check_file(&context, &file_id).await?;
+        let opening = self.opening(&context, access.room_id);
+        let view = self.read(&file_id, request.get_ref().include_state, &opening).await?;
         Ok(Response::new(pb::Document {
             file_id,
             text: view.text,

@@ -10,9 +10,7 @@ use std::time::{Duration, Instant};
 use codesync_common::{ServiceError, ServiceResult};
 use tokio::sync::mpsc;
 
-use crate::actor::{ActorConfig, ActorGauges, Command, DocumentActor, Exit, SeedSource};
-use crate::store::DocumentsStore;
-use crate::writer::Writer;
+use crate::actor::{ActorGauges, Command, DocumentActor, Exit, Opening, Shared};
 
 /// Commands queued for one document before senders wait.
 const MAILBOX_CAPACITY: usize = 1024;
@@ -28,29 +26,17 @@ struct Entry {
 pub struct Registry {
     entries: Mutex<HashMap<String, Entry>>,
     next_generation: std::sync::atomic::AtomicU64,
-    store: DocumentsStore,
-    writer: Writer,
-    config: ActorConfig,
+    shared: Shared,
     memory_budget_bytes: usize,
-    metrics: Arc<crate::Metrics>,
 }
 
 impl Registry {
-    pub fn start(
-        store: DocumentsStore,
-        writer: Writer,
-        config: ActorConfig,
-        memory_budget_bytes: usize,
-        metrics: Arc<crate::Metrics>,
-    ) -> Arc<Self> {
+    pub fn start(shared: Shared, memory_budget_bytes: usize) -> Arc<Self> {
         let registry = Arc::new(Self {
             entries: Mutex::new(HashMap::new()),
             next_generation: std::sync::atomic::AtomicU64::new(1),
-            store,
-            writer,
-            config,
+            shared,
             memory_budget_bytes,
-            metrics,
         });
         let weak = Arc::downgrade(&registry);
         tokio::spawn(async move {
@@ -82,12 +68,12 @@ impl Registry {
     pub async fn send(
         self: &Arc<Self>,
         file_id: &str,
-        seed: Arc<dyn SeedSource>,
+        opening: &Opening,
         mut command: Command,
     ) -> ServiceResult<mpsc::Sender<Command>> {
         // An actor that is unloading closes its mailbox; the retry starts a fresh one.
         for _ in 0..4 {
-            let (generation, mailbox) = self.mailbox_of(file_id, seed.clone());
+            let (generation, mailbox) = self.mailbox_of(file_id, opening);
             match mailbox.send(command).await {
                 Ok(()) => return Ok(mailbox),
                 Err(mpsc::error::SendError(returned)) => {
@@ -99,7 +85,7 @@ impl Registry {
         Err(ServiceError::Unavailable { message: "the document cannot be opened right now; try again".into() })
     }
 
-    fn mailbox_of(self: &Arc<Self>, file_id: &str, seed: Arc<dyn SeedSource>) -> (u64, mpsc::Sender<Command>) {
+    fn mailbox_of(self: &Arc<Self>, file_id: &str, opening: &Opening) -> (u64, mpsc::Sender<Command>) {
         let mut entries = self.entries();
         if let Some(entry) = entries.get_mut(file_id) {
             entry.last_used = Instant::now();
@@ -113,7 +99,7 @@ impl Registry {
             Entry { generation, mailbox: mailbox.clone(), gauges: gauges.clone(), last_used: Instant::now() },
         );
         drop(entries);
-        tokio::spawn(self.clone().run_actor(file_id.to_string(), generation, receiver, gauges, seed));
+        tokio::spawn(self.clone().run_actor(file_id.to_string(), generation, receiver, gauges, opening.clone()));
         (generation, mailbox)
     }
 
@@ -130,19 +116,10 @@ impl Registry {
         generation: u64,
         mut mailbox: mpsc::Receiver<Command>,
         gauges: Arc<ActorGauges>,
-        seed: Arc<dyn SeedSource>,
+        opening: Opening,
     ) {
-        self.metrics.documents_loaded.fetch_add(1, Ordering::Relaxed);
-        let loaded = DocumentActor::load(
-            file_id.clone(),
-            self.config.clone(),
-            self.store.clone(),
-            self.writer.clone(),
-            seed.as_ref(),
-            gauges,
-            self.metrics.clone(),
-        )
-        .await;
+        self.shared.metrics.documents_loaded.fetch_add(1, Ordering::Relaxed);
+        let loaded = DocumentActor::load(file_id.clone(), self.shared.clone(), &opening, gauges).await;
         let actor = match loaded {
             Ok(actor) => actor,
             Err(error) => {
