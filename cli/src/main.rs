@@ -2,6 +2,7 @@
 //! its gateway, and migrates the database.
 #![forbid(unsafe_code)]
 
+mod bench;
 mod config;
 mod topology;
 
@@ -51,12 +52,22 @@ enum Command {
     },
     /// Apply the database migrations of every service, then exit.
     Migrate,
+    /// Benchmarks that print figures (see docs/benchmarks.md).
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// Print the effective configuration (secrets redacted), then exit.
     Config {
         /// List every configuration key with its meaning instead.
         #[arg(long)]
         keys: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Real-time collaboration through the WebSocket path: trace replay, fan-out and memory,
+    /// against CodeSync and other Yjs servers side by side.
+    Collab(bench::CollabArgs),
 }
 
 fn main() -> ExitCode {
@@ -97,6 +108,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Run { services } => topology::run(config, Component::selection(&services)).await,
             Command::Migrate => topology::migrate(&config).await,
+            Command::Bench(BenchCommand::Collab(args)) => bench::run(args).await,
             Command::Config { .. } => Ok(()),
         }
     });

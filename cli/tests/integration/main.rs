@@ -2,6 +2,7 @@
 //! ephemeral ports, driven over HTTP and gRPC exactly as clients drive it.
 
 mod auth;
+mod bench;
 mod cli;
 mod collaboration;
 mod grpc;

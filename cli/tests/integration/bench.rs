@@ -1,0 +1,53 @@
+//! `codesync bench collab` runs end to end against the real server, on a
+//! small trace, and reports every delivery it expected.
+
+use std::io::Write;
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::harness::{Cluster, binary};
+
+#[tokio::test]
+async fn the_collaboration_benchmark_runs_against_the_real_server() {
+    let cluster = Cluster::one_process(&[]).await;
+    let trace_path = cluster.data_dir.path().join("trace.json.gz");
+    let trace = serde_json::json!({
+        "startContent": "",
+        "endContent": "hello world",
+        "txns": [
+            {"patches": [[0, 0, "hello"]]},
+            {"patches": [[5, 0, " wrld"]]},
+            {"patches": [[7, 0, "o"]]},
+            {"patches": [[6, 1, "w"]]},
+        ],
+    });
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(trace.to_string().as_bytes()).unwrap();
+    std::fs::write(&trace_path, encoder.finish().unwrap()).unwrap();
+
+    let base_url = cluster.base_url.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(binary())
+            .args(["bench", "collab", "--server", &format!("codesync={base_url}")])
+            .args(["--trace", &trace_path.display().to_string()])
+            .args(["--fanout-clients", "6", "--fanout-documents", "2", "--fanout-seconds", "2", "--fanout-rate", "20"])
+            .args(["--memory-documents", "2"])
+            .output()
+            .expect("run codesync bench")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let json_start = stdout.find("\n[").expect("the figures as JSON at the end");
+    let rows: Value = serde_json::from_str(&stdout[json_start..]).expect("JSON figures");
+    let row = &rows[0];
+    assert_eq!(row["server"], "codesync");
+    assert_eq!(row["replay"]["edits"], 4);
+    assert_eq!(row["replay"]["inserts_measured"], 4, "every inserting edit was seen by the second client");
+    let fanout = &row["fanout"];
+    assert!(fanout["edits_sent"].as_u64().unwrap() > 0);
+    assert_eq!(fanout["deliveries_measured"], fanout["deliveries_expected"], "{fanout}");
+    assert_eq!(row["memory"]["documents"], 2);
+}

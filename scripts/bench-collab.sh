@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Runs `codesync bench collab` against CodeSync, the reference y-websocket server
+# (@y/websocket-server) and Hocuspocus (@hocuspocus/server), one after the other on
+# this machine, and prints their figures side by side. Extra arguments go to
+# `codesync bench collab` (e.g. --only replay --fanout-seconds 10).
+# Usage: scripts/bench-collab.sh [path/to/codesync] [bench arguments...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+binary=$(realpath "${1:-target/release/codesync}")
+shift || true
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+npm ci --prefix bench/yjs-servers --no-audit --no-fund --loglevel=error >/dev/null
+
+wait_for_port() {
+  for _ in $(seq 1 200); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+    sleep 0.05
+  done
+  echo "nothing listens on port $1" >&2
+  exit 1
+}
+
+# CodeSync on embedded defaults, with the REST rate limit out of the benchmark's way.
+(cd "$work" && CODESYNC_HTTP_ADDR=127.0.0.1:18480 CODESYNC_GRPC_ADDR=127.0.0.1:18481 \
+  CODESYNC_RATE_LIMIT_PER_MINUTE=1000000 CODESYNC_LOG=warn exec "$binary" run >codesync.log 2>&1) &
+pids+=($!)
+codesync_pid=$!
+(HOST=127.0.0.1 PORT=18482 exec node bench/yjs-servers/node_modules/@y/websocket-server/src/server.js >"$work/y-websocket.log" 2>&1) &
+pids+=($!)
+y_websocket_pid=$!
+(HOST=127.0.0.1 PORT=18483 exec node bench/yjs-servers/hocuspocus.mjs >"$work/hocuspocus.log" 2>&1) &
+pids+=($!)
+hocuspocus_pid=$!
+wait_for_port 18480
+wait_for_port 18482
+wait_for_port 18483
+
+"$binary" bench collab \
+  --server codesync=http://127.0.0.1:18480 --pid "codesync=$codesync_pid" \
+  --server y-websocket=ws://127.0.0.1:18482 --pid "y-websocket=$y_websocket_pid" \
+  --server hocuspocus=ws://127.0.0.1:18483 --pid "hocuspocus=$hocuspocus_pid" \
+  "$@"
