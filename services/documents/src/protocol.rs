@@ -37,10 +37,10 @@ pub enum ProtocolError {
     TrailingBytes(usize),
     #[error("a string is not valid UTF-8")]
     InvalidUtf8,
-    #[error("unknown content type {0}")]
-    UnknownContent(u8),
-    #[error("values nest deeper than {MAX_ANY_DEPTH} levels")]
-    TooDeep,
+    #[error("a client id is longer than 53 bits")]
+    ClientIdTooLarge,
+    #[error("the update changes something other than the file's text ('content')")]
+    NotText,
 }
 
 /// One decoded client message. Payloads borrow from the frame.
@@ -98,12 +98,19 @@ impl<'a> Reader<'a> {
         Ok(byte)
     }
 
-    fn skip(&mut self, count: usize) -> Result<(), ProtocolError> {
-        if count > self.remaining() {
-            return Err(ProtocolError::UnexpectedEnd);
+    /// A Yjs client id: 53 bits at most (they are JavaScript numbers). yrs
+    /// asserts this in debug builds and silently truncates in release ones.
+    pub fn read_client_id(&mut self) -> Result<u64, ProtocolError> {
+        let client_id = self.read_var_uint()?;
+        if client_id >= 1 << 53 {
+            return Err(ProtocolError::ClientIdTooLarge);
         }
-        self.position += count;
-        Ok(())
+        Ok(client_id)
+    }
+
+    /// A clock: 32 bits in yrs.
+    pub fn read_clock(&mut self) -> Result<u32, ProtocolError> {
+        u32::try_from(self.read_var_uint()?).map_err(|_| ProtocolError::IntegerOverflow)
     }
 
     /// A count of elements that take at least `min_bytes_each` bytes: one
@@ -175,30 +182,32 @@ pub fn check_state_vector(payload: &[u8]) -> Result<(), ProtocolError> {
     // Each entry is a client id and a clock: two bytes at least.
     let entries = reader.read_count(2)?;
     for _ in 0..entries {
-        reader.read_var_uint()?;
-        reader.read_var_uint()?;
+        reader.read_client_id()?;
+        reader.read_clock()?;
     }
     reader.finish()
 }
 
-/// How deeply lib0 `Any` values (arrays and maps in embedded content) may
-/// nest. yrs decodes them recursively, so without a bound a 1 MiB message of
-/// nested arrays would overflow the stack and abort the process.
-pub const MAX_ANY_DEPTH: usize = 32;
-
-/// Walks a Yjs v1 update without building it, and refuses it if any count it
-/// declares exceeds what its remaining bytes can hold, if `Any` values nest
-/// deeper than [`MAX_ANY_DEPTH`], or if it is malformed. yrs reserves memory
-/// for declared counts before reading the elements, and recurses into `Any`
-/// values, so only updates that pass this walk are handed to it (the fuzz
-/// target found both).
+/// Walks a Yjs v1 update without building it, and refuses it unless it is
+/// well-formed and changes nothing but the file's text:
+///
+/// - every count it declares must fit in the bytes that follow (yrs reserves
+///   memory for declared counts before reading the elements);
+/// - client ids fit in 53 bits and clocks in 32 (yrs asserts the first);
+/// - items hold text or deletions only, in the root type named `content`:
+///   no nested types, maps, arrays, embedded values or subdocuments.
+///
+/// A file's document is one `Y.Text` named `content` (SPEC §2), so nothing a
+/// real editor sends is lost; everything else would only reach code paths of
+/// yrs that the service does not need, and the fuzz target found a
+/// use-after-free in yrs through nested types.
 pub fn check_update(payload: &[u8]) -> Result<(), ProtocolError> {
     let mut reader = Reader::new(payload);
     let clients = reader.read_count(3)?;
     for _ in 0..clients {
         let blocks = reader.read_var_uint()?;
-        reader.read_var_uint()?; // client
-        reader.read_var_uint()?; // clock
+        reader.read_client_id()?;
+        reader.read_clock()?;
         if blocks > reader.remaining() as u64 {
             return Err(ProtocolError::UnexpectedEnd);
         }
@@ -209,11 +218,11 @@ pub fn check_update(payload: &[u8]) -> Result<(), ProtocolError> {
     // The delete set: clients, each with ranges of (clock, length).
     let delete_clients = reader.read_count(2)?;
     for _ in 0..delete_clients {
-        reader.read_var_uint()?;
+        reader.read_client_id()?;
         let ranges = reader.read_count(2)?;
         for _ in 0..ranges {
-            reader.read_var_uint()?;
-            reader.read_var_uint()?;
+            reader.read_clock()?;
+            reader.read_clock()?;
         }
     }
     Ok(())
@@ -232,102 +241,38 @@ fn skip_block(reader: &mut Reader<'_>) -> Result<(), ProtocolError> {
         return Ok(());
     }
     if info & HAS_ORIGIN != 0 {
-        reader.read_var_uint()?;
-        reader.read_var_uint()?;
+        reader.read_client_id()?;
+        reader.read_clock()?;
     }
     if info & HAS_RIGHT_ORIGIN != 0 {
-        reader.read_var_uint()?;
-        reader.read_var_uint()?;
+        reader.read_client_id()?;
+        reader.read_clock()?;
     }
     if info & (HAS_ORIGIN | HAS_RIGHT_ORIGIN) == 0 {
-        // The parent: a root type's name, or the id of the item that holds it.
-        if reader.read_var_uint()? == 1 {
-            reader.read_var_string()?;
-        } else {
-            reader.read_var_uint()?;
-            reader.read_var_uint()?;
+        // Without neighbours an item names its parent: it must be the root text.
+        if reader.read_var_uint()? != 1 || reader.read_var_string()? != TEXT_ROOT {
+            return Err(ProtocolError::NotText);
         }
         if info & HAS_PARENT_SUB != 0 {
-            reader.read_var_string()?;
+            return Err(ProtocolError::NotText);
         }
     }
     match info & 0x0f {
-        1 => {
-            reader.read_var_uint()?; // deleted length
+        CONTENT_DELETED => {
+            reader.read_var_uint()?;
         }
-        2 => {
-            // JSON: the count is one less than the strings that follow.
-            let strings = reader.read_count(1)?;
-            for _ in 0..=strings {
-                reader.read_var_string()?;
-            }
-        }
-        3 => {
-            reader.read_var_bytes()?;
-        }
-        4 | 5 => {
+        CONTENT_STRING => {
             reader.read_var_string()?;
         }
-        6 => {
-            reader.read_var_string()?;
-            reader.read_var_string()?;
-        }
-        7 => match reader.read_u8()? {
-            3 => {
-                reader.read_var_string()?; // an XML element's name
-            }
-            0..=6 | 9 | 15 => {}
-            other => return Err(ProtocolError::UnknownContent(other)),
-        },
-        8 => {
-            let values = reader.read_count(1)?;
-            for _ in 0..values {
-                skip_any(reader, 0)?;
-            }
-        }
-        9 => {
-            reader.read_var_string()?; // a subdocument's guid
-            skip_any(reader, 0)?;
-        }
-        other => return Err(ProtocolError::UnknownContent(other)),
+        _ => return Err(ProtocolError::NotText),
     }
     Ok(())
 }
 
-fn skip_any(reader: &mut Reader<'_>, depth: usize) -> Result<(), ProtocolError> {
-    if depth >= MAX_ANY_DEPTH {
-        return Err(ProtocolError::TooDeep);
-    }
-    match reader.read_u8()? {
-        127 | 126 | 121 | 120 => {}
-        125 => {
-            reader.read_var_uint()?; // a signed varint skips like an unsigned one
-        }
-        124 => reader.skip(4)?,
-        123 | 122 => reader.skip(8)?,
-        119 => {
-            reader.read_var_string()?;
-        }
-        118 => {
-            let entries = reader.read_count(2)?;
-            for _ in 0..entries {
-                reader.read_var_string()?;
-                skip_any(reader, depth + 1)?;
-            }
-        }
-        117 => {
-            let items = reader.read_count(1)?;
-            for _ in 0..items {
-                skip_any(reader, depth + 1)?;
-            }
-        }
-        116 => {
-            reader.read_var_bytes()?;
-        }
-        other => return Err(ProtocolError::UnknownContent(other)),
-    }
-    Ok(())
-}
+/// The one shared type of a file's document.
+const TEXT_ROOT: &str = "content";
+const CONTENT_DELETED: u8 = 1;
+const CONTENT_STRING: u8 = 4;
 
 pub fn write_var_uint(buffer: &mut Vec<u8>, mut value: u64) {
     while value >= 0x80 {
@@ -469,37 +414,39 @@ mod tests {
         assert!(check_update(&[0xff, 0xff, 0xff, 0x0f, 0]).is_err());
         assert!(check_update(&[1, 0xff, 0xff, 0x7f, 1, 0]).is_err());
         assert!(check_update(&[0, 0]).is_ok());
+        // The third: a client id beyond 53 bits, which yrs asserts against in debug builds.
+        assert_eq!(
+            check_state_vector(&[3, 0, 0, 255, 255, 255, 255, 255, 255, 255, 255, 21, 112, 1, 0]),
+            Err(ProtocolError::ClientIdTooLarge)
+        );
         // The second find: a later client declaring ~1.3 billion structs.
         assert!(check_update(&[2, 0, 91, 0, 163, 220, 254, 249, 0, 0, 0, 1, 112, 1, 0]).is_err());
     }
 
     #[test]
-    fn real_updates_pass_and_deep_nesting_does_not() {
+    fn text_updates_pass_and_anything_else_does_not() {
         use yrs::{Any, Array, Doc, Map, ReadTxn, Text, Transact};
         let doc = Doc::new();
         let text = doc.get_or_insert_text("content");
-        let array = doc.get_or_insert_array("array");
-        let map = doc.get_or_insert_map("map");
         {
             let mut transaction = doc.transact_mut();
             text.insert(&mut transaction, 0, "héllo 😀 world");
             text.remove_range(&mut transaction, 0, 1);
-            array.insert(&mut transaction, 0, Any::from(vec![Any::from(1.5), Any::Null, Any::from("x")]));
-            map.insert(&mut transaction, "key", Any::from(42));
-            map.insert(&mut transaction, "flag", true);
+            text.insert(&mut transaction, 3, "more");
         }
         let update = doc.transact().encode_state_as_update_v1(&yrs::StateVector::default());
         assert_eq!(check_update(&update), Ok(()));
 
-        let mut nested = Any::from(1);
-        for _ in 0..MAX_ANY_DEPTH + 2 {
-            nested = Any::from(vec![nested]);
+        let other_text = Doc::new();
+        other_text.get_or_insert_text("other").insert(&mut other_text.transact_mut(), 0, "x");
+        let array = Doc::new();
+        array.get_or_insert_array("content").insert(&mut array.transact_mut(), 0, Any::from(vec![Any::Null]));
+        let map = Doc::new();
+        map.get_or_insert_map("content").insert(&mut map.transact_mut(), "key", 42);
+        for refused in [other_text, array, map] {
+            let update = refused.transact().encode_state_as_update_v1(&yrs::StateVector::default());
+            assert_eq!(check_update(&update), Err(ProtocolError::NotText));
         }
-        let deep = Doc::new();
-        let deep_array = deep.get_or_insert_array("array");
-        deep_array.insert(&mut deep.transact_mut(), 0, nested);
-        let update = deep.transact().encode_state_as_update_v1(&yrs::StateVector::default());
-        assert_eq!(check_update(&update), Err(ProtocolError::TooDeep));
     }
 
     #[test]
