@@ -301,16 +301,8 @@ async fn replay(target: &Target, trace: &Trace) -> anyhow::Result<Value> {
     let mut updates = Vec::with_capacity(trace.txns.len());
     for txn in &trace.txns {
         let mut transaction = writer_doc.transact_mut();
-        for (position, deleted, inserted) in &txn.patches {
-            if *deleted > 0 {
-                text.remove_range(&mut transaction, *position, *deleted);
-            }
-            if !inserted.is_empty() {
-                text.insert(&mut transaction, *position, inserted);
-            }
-        }
-        let inserts = txn.patches.iter().any(|(_, _, inserted)| !inserted.is_empty());
-        let clock = inserts.then(|| transaction.state_vector().get(&writer_id));
+        txn.apply(&text, &mut transaction);
+        let clock = txn.inserts().then(|| transaction.state_vector().get(&writer_id));
         updates.push((transaction.encode_update_v1(), clock));
     }
     let started = Instant::now();
@@ -462,15 +454,7 @@ async fn memory(target: &Target, trace: &Trace, count: usize) -> anyhow::Result<
         let doc = new_doc();
         let text = doc.get_or_insert_text("content");
         for txn in &trace.txns {
-            let mut transaction = doc.transact_mut();
-            for (position, deleted, inserted) in &txn.patches {
-                if *deleted > 0 {
-                    text.remove_range(&mut transaction, *position, *deleted);
-                }
-                if !inserted.is_empty() {
-                    text.insert(&mut transaction, *position, inserted);
-                }
-            }
+            txn.apply(&text, &mut doc.transact_mut());
         }
         let transaction = doc.transact();
         let clock = transaction.state_vector().get(&doc.client_id());

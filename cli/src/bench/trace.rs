@@ -20,6 +20,25 @@ pub struct Transaction {
     pub patches: Vec<(u32, u32, String)>,
 }
 
+impl Transaction {
+    /// Applies the patches to `text`, positions as UTF-16 offsets.
+    pub fn apply(&self, text: &yrs::TextRef, transaction: &mut yrs::TransactionMut) {
+        use yrs::Text;
+        for (position, deleted, inserted) in &self.patches {
+            if *deleted > 0 {
+                text.remove_range(transaction, *position, *deleted);
+            }
+            if !inserted.is_empty() {
+                text.insert(transaction, *position, inserted);
+            }
+        }
+    }
+
+    pub fn inserts(&self) -> bool {
+        self.patches.iter().any(|(_, _, inserted)| !inserted.is_empty())
+    }
+}
+
 impl Trace {
     /// Reads a gzip'd trace. Positions are code points; they are used as
     /// UTF-16 offsets, so a trace with characters outside the Basic
