@@ -1,6 +1,8 @@
 //! The gRPC contract of CodeSync: one module per service, package
 //! `codesync.<service>.v1`, plus the file descriptor set that reflection serves.
 
+pub mod pieces;
+
 pub mod auth {
     pub mod v1 {
         tonic::include_proto!("codesync.auth.v1");

@@ -126,6 +126,24 @@ async fn two_clients_converge_with_awareness(cluster: &Cluster) {
     eventually("bob sees the REST edit", PATIENCE, || bob.content() == "# alice\nprint('bye')\n# bob\n").await;
 }
 
+/// A message far larger than one frame crosses every hop in pieces (gRPC
+/// pieces between the gateway and the documents service, WebSocket fragments
+/// toward the client) and arrives whole, both as a relayed update and as a
+/// newcomer's first sync.
+#[tokio::test]
+async fn large_messages_arrive_whole_through_every_hop() {
+    let cluster = Cluster::one_process(&[]).await;
+    let room = room_with_file(&cluster, "").await;
+    let mut alice = connected(file_url(&cluster, &room.file_id, &room.owner, "")).await;
+    let bob = connected(file_url(&cluster, &room.file_id, &room.editor, "")).await;
+    let pasted: String = (0..300_000).map(|index| char::from(b'a' + (index % 26) as u8)).collect();
+    alice.insert(0, &pasted);
+    eventually("bob receives the 300 KB paste", PATIENCE, || bob.content() == pasted).await;
+    let carol = connected(file_url(&cluster, &room.file_id, &room.viewer, "")).await;
+    assert_eq!(carol.content(), pasted, "a newcomer's first sync carries the whole document");
+    assert_eq!(server_text(&cluster, &room).await, pasted);
+}
+
 #[tokio::test]
 async fn acknowledgements_are_opt_in_and_count_durable_updates() {
     let cluster = Cluster::one_process(&[]).await;

@@ -1,17 +1,18 @@
 //! `/ws/files/{file_id}`: the y-websocket protocol, unmodified. Each binary
 //! frame is one y-protocols message, passed to the documents service as is.
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use codesync_proto::documents::v1 as pb;
+use codesync_proto::pieces;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use futures::StreamExt;
 
-use super::{SocketLimits, SocketParams, frame_error_close, socket_caller, split, stream_end_frame};
+use super::socket::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use super::{SocketLimits, SocketParams, close_reply, frame_error_close, socket_caller, split, stream_end_frame};
 use crate::GatewayState;
 use crate::error::ApiError;
 use crate::extract::{ApiPath, ClientAddress};
@@ -40,7 +41,6 @@ pub async fn file_socket(
     let limits = SocketLimits { max_message_bytes: state.ws_max_message_bytes, max_queued_bytes: state.ws_queue_bytes };
     Ok(upgrade
         .max_message_size(limits.max_message_bytes)
-        .max_frame_size(limits.max_message_bytes)
         .on_upgrade(move |socket| bridge(socket, requests, responses, limits)))
 }
 
@@ -51,31 +51,53 @@ async fn bridge(
     limits: SocketLimits,
 ) {
     let (out, mut incoming) = split(socket, limits.max_queued_bytes);
+    // A message larger than the socket's queue could never be sent anyway.
+    let mut reassembly = pieces::Reassembly::new(limits.max_queued_bytes);
     loop {
         tokio::select! {
             response = responses.message() => match response {
+                Ok(Some(response)) if !response.message_part.is_empty() => {
+                    if reassembly.push_part(&response.message_part).is_err() {
+                        return out.close(Some(CloseFrame { code: 1009, reason: "a message is too large to send".into() })).await;
+                    }
+                }
                 Ok(Some(response)) => {
-                    if !out.send(Message::Binary(response.message)) {
+                    let Ok(message) = reassembly.finish(response.message) else {
+                        return out.close(Some(CloseFrame { code: 1009, reason: "a message is too large to send".into() })).await;
+                    };
+                    if !out.send(Message::Binary(message)) {
                         return;
                     }
                 }
-                Ok(None) => return out.close(stream_end_frame(None)).await,
-                Err(status) => return out.close(stream_end_frame(Some(&status))).await,
+                Ok(None) => return out.close(Some(stream_end_frame(None))).await,
+                Err(status) => return out.close(Some(stream_end_frame(Some(&status)))).await,
             },
             message = incoming.next() => match message {
                 Some(Ok(Message::Binary(frame))) => {
-                    let request = pb::CollaborateRequest { frame: Some(pb::collaborate_request::Frame::Message(frame)) };
-                    if requests.send(request).await.is_err() {
-                        return;
+                    for (piece, last) in pieces::split(frame) {
+                        let frame = if last {
+                            pb::collaborate_request::Frame::Message(piece)
+                        } else {
+                            pb::collaborate_request::Frame::MessagePart(piece)
+                        };
+                        if requests.send(pb::CollaborateRequest { frame: Some(frame) }).await.is_err() {
+                            return;
+                        }
                     }
                 }
                 Some(Ok(Message::Text(_))) => {
                     let reason = "y-websocket messages are binary frames";
-                    return out.close(CloseFrame { code: 1003, reason: reason.into() }).await;
+                    return out.close(Some(CloseFrame { code: 1003, reason: reason.into() })).await;
                 }
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                Some(Ok(Message::Close(_))) | None => return,
-                Some(Err(error)) => return out.close(frame_error_close(&error, limits.max_message_bytes)).await,
+                Some(Ok(Message::Ping(payload))) => {
+                    if !out.send(Message::Pong(payload)) {
+                        return;
+                    }
+                }
+                Some(Ok(Message::Pong(_))) => {}
+                Some(Ok(Message::Close(frame))) => return out.close(Some(close_reply(frame))).await,
+                None => return,
+                Some(Err(error)) => return out.close(frame_error_close(&error)).await,
             },
         }
     }

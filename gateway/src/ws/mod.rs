@@ -7,17 +7,16 @@
 
 pub mod files;
 pub mod rooms;
+pub mod socket;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use codesync_common::grpc::CallContext;
 use codesync_common::identity::{Caller, bearer_token};
 use codesync_common::queue::{self, BoundedSender, SendProblem, Weighed};
-use futures::stream::SplitStream;
-use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
 
+use self::socket::{CloseFrame, FrameError, Incoming, Message, WebSocket};
 use crate::GatewayState;
 use crate::error::ApiError;
 
@@ -62,7 +61,7 @@ pub fn close_frame_for(status: &tonic::Status) -> CloseFrame {
         tonic::Code::Unavailable | tonic::Code::ResourceExhausted => 1013,
         _ => 1011,
     };
-    CloseFrame { code, reason: truncated_reason(status.message()).into() }
+    CloseFrame { code, reason: socket::truncate_utf8(status.message(), 123).to_string() }
 }
 
 /// How the socket closes when the service's stream ends: normally, or with its error.
@@ -76,23 +75,20 @@ pub struct SocketLimits {
     pub max_queued_bytes: usize,
 }
 
-/// The close frame for a frame tungstenite refused: too large, or not valid WebSocket.
-pub fn frame_error_close(error: &axum::Error, max_message_bytes: usize) -> CloseFrame {
-    let text = error.to_string();
-    if text.contains("too long") || text.contains("too big") {
-        CloseFrame { code: 1009, reason: format!("messages are limited to {max_message_bytes} bytes").into() }
-    } else {
-        CloseFrame { code: 1002, reason: "invalid WebSocket frame".into() }
-    }
+/// The close frame for frames the socket refused; none when the connection itself failed.
+pub fn frame_error_close(error: &FrameError) -> Option<CloseFrame> {
+    error.close_frame()
 }
 
-/// Close reasons may hold 123 bytes.
-fn truncated_reason(message: &str) -> String {
-    let mut end = message.len().min(123);
-    while !message.is_char_boundary(end) {
-        end -= 1;
-    }
-    message[..end].to_string()
+/// The answer to a client's close frame: its own code echoed, as RFC 6455 asks.
+pub fn close_reply(frame: Option<CloseFrame>) -> CloseFrame {
+    let code = match frame.map(|frame| frame.code) {
+        None => 1000,
+        // Codes a peer may send (RFC 6455 section 7.4): the defined ones and the registered ranges.
+        Some(code @ (1000..=1003 | 1007..=1014 | 3000..=4999)) => code,
+        Some(_) => 1002,
+    };
+    CloseFrame { code, reason: String::new() }
 }
 
 /// Messages queued toward one socket, beside the byte bound.
@@ -121,8 +117,8 @@ pub struct SocketOut {
     writer: tokio::task::JoinHandle<()>,
 }
 
-pub fn split(socket: WebSocket, max_queued_bytes: usize) -> (SocketOut, SplitStream<WebSocket>) {
-    let (mut sink, stream) = socket.split();
+pub fn split(socket: WebSocket, max_queued_bytes: usize) -> (SocketOut, Incoming) {
+    let (stream, mut sink) = socket.split();
     let (queue, mut queued) = queue::bounded::<Outgoing>(SOCKET_QUEUE_MESSAGES, max_queued_bytes);
     let writer = tokio::spawn(async move {
         while let Some(Outgoing(message)) = queued.recv().await {
@@ -150,8 +146,8 @@ impl SocketOut {
     }
 
     /// Sends what is queued, then the close frame; a client too slow for that is cut off.
-    pub async fn close(self, frame: CloseFrame) {
-        if !self.send(Message::Close(Some(frame))) {
+    pub async fn close(self, frame: Option<CloseFrame>) {
+        if !self.send(Message::Close(frame)) {
             return;
         }
         let writer = self.writer;
@@ -159,18 +155,5 @@ impl SocketOut {
         if tokio::time::timeout(std::time::Duration::from_secs(5), writer).await.is_err() {
             abort.abort();
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::truncated_reason;
-
-    #[test]
-    fn close_reasons_fit_and_stay_utf8() {
-        let long = "é".repeat(100);
-        let reason = truncated_reason(&long);
-        assert!(reason.len() <= 123);
-        assert!(reason.chars().all(|c| c == 'é'));
     }
 }

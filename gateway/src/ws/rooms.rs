@@ -5,7 +5,6 @@
 //! `{"type":"chat","text":"…"}`, `{"type":"ping"}`. From the server: `history`, `presence`,
 //! `chat`, `typing`, `error` and `pong`; docs/protocol.md has the fields.
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -17,7 +16,8 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use futures::StreamExt;
 
-use super::{SocketParams, frame_error_close, socket_caller, split, stream_end_frame};
+use super::socket::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use super::{SocketParams, close_reply, frame_error_close, socket_caller, split, stream_end_frame};
 use crate::GatewayState;
 use crate::error::ApiError;
 use crate::extract::{ApiPath, ClientAddress};
@@ -51,10 +51,7 @@ pub async fn room_socket(
     let _ = requests.try_send(open);
     let responses = state.clients.presence().join_room(context.request(ReceiverStream::new(request_stream))).await?;
     let responses = responses.into_inner();
-    Ok(upgrade
-        .max_message_size(MAX_MESSAGE_BYTES)
-        .max_frame_size(MAX_MESSAGE_BYTES)
-        .on_upgrade(move |socket| bridge(socket, requests, responses)))
+    Ok(upgrade.max_message_size(MAX_MESSAGE_BYTES).on_upgrade(move |socket| bridge(socket, requests, responses)))
 }
 
 async fn bridge(
@@ -63,7 +60,7 @@ async fn bridge(
     mut responses: tonic::Streaming<pb::RoomServerEvent>,
 ) {
     let (out, mut incoming) = split(socket, MAX_QUEUED_BYTES);
-    let text = |value: Value| Message::Text(value.to_string().into());
+    let text = |value: Value| Message::Text(value.to_string());
     loop {
         tokio::select! {
             response = responses.message() => match response {
@@ -73,8 +70,8 @@ async fn bridge(
                         return;
                     }
                 }
-                Ok(None) => return out.close(stream_end_frame(None)).await,
-                Err(status) => return out.close(stream_end_frame(Some(&status))).await,
+                Ok(None) => return out.close(Some(stream_end_frame(None))).await,
+                Err(status) => return out.close(Some(stream_end_frame(Some(&status)))).await,
             },
             message = incoming.next() => match message {
                 Some(Ok(Message::Text(message))) => {
@@ -100,11 +97,17 @@ async fn bridge(
                     }
                 }
                 Some(Ok(Message::Binary(_))) => {
-                    return out.close(CloseFrame { code: 1003, reason: "room messages are JSON text frames".into() }).await;
+                    return out.close(Some(CloseFrame { code: 1003, reason: "room messages are JSON text frames".into() })).await;
                 }
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                Some(Ok(Message::Close(_))) | None => return,
-                Some(Err(error)) => return out.close(frame_error_close(&error, MAX_MESSAGE_BYTES)).await,
+                Some(Ok(Message::Ping(payload))) => {
+                    if !out.send(Message::Pong(payload)) {
+                        return;
+                    }
+                }
+                Some(Ok(Message::Pong(_))) => {}
+                Some(Ok(Message::Close(frame))) => return out.close(Some(close_reply(frame))).await,
+                None => return,
+                Some(Err(error)) => return out.close(frame_error_close(&error)).await,
             },
         }
     }

@@ -28,6 +28,7 @@ use codesync_common::identity::{Caller, TokenService};
 use codesync_common::{ServiceError, ServiceResult};
 use codesync_proto::documents::v1 as pb;
 use codesync_proto::documents::v1::documents_service_server::{DocumentsService, DocumentsServiceServer};
+use codesync_proto::pieces;
 use codesync_proto::rooms::v1 as rooms_pb;
 use codesync_proto::rooms::v1::rooms_service_client::RoomsServiceClient;
 use tokio::sync::oneshot;
@@ -263,36 +264,57 @@ impl DocumentsService for DocumentsGrpcService {
         let first = inbox.first().await?;
         let max_message_bytes = self.config.max_message_bytes;
         tokio::spawn(async move {
+            let mut reassembly = pieces::Reassembly::new(max_message_bytes);
             let mut end = None;
             loop {
-                match inbound.message().await {
-                    Ok(Some(pb::CollaborateRequest {
-                        frame: Some(pb::collaborate_request::Frame::Message(frame)),
-                    })) => {
-                        if frame.len() > max_message_bytes {
-                            end = Some(Status::out_of_range(format!(
-                                "a message of {} bytes is over the limit of {max_message_bytes}",
-                                frame.len()
-                            )));
-                            break;
-                        }
-                        if mailbox.send(Command::ClientMessage { connection, frame }).await.is_err() {
-                            break;
-                        }
+                let piece = match inbound.message().await {
+                    Ok(Some(pb::CollaborateRequest { frame: Some(pb::collaborate_request::Frame::Message(last)) })) => {
+                        reassembly.finish(last)
                     }
+                    Ok(Some(pb::CollaborateRequest {
+                        frame: Some(pb::collaborate_request::Frame::MessagePart(part)),
+                    })) => match reassembly.push_part(&part) {
+                        Ok(()) => continue,
+                        Err(too_large) => Err(too_large),
+                    },
                     Ok(Some(_)) => {
                         end = Some(Status::invalid_argument("only the first frame may open a document"));
                         break;
                     }
                     Ok(None) | Err(_) => break,
+                };
+                let frame = match piece {
+                    Ok(frame) => frame,
+                    Err(too_large) => {
+                        end = Some(Status::out_of_range(format!(
+                            "a message is over the limit of {} bytes",
+                            too_large.limit
+                        )));
+                        break;
+                    }
+                };
+                if mailbox.send(Command::ClientMessage { connection, frame }).await.is_err() {
+                    break;
                 }
             }
             let _ = mailbox.send(Command::Leave { connection, reason: end }).await;
         });
         let first = tokio_stream::once(Ok(first));
-        let stream = first
-            .chain(inbox.into_stream())
-            .map(|item: Result<Bytes, Status>| item.map(|message| pb::CollaborateResponse { message }));
+        let stream = futures::StreamExt::flat_map(first.chain(inbox.into_stream()), |item: Result<Bytes, Status>| {
+            let responses: Vec<Result<pb::CollaborateResponse, Status>> = match item {
+                Ok(message) => pieces::split(message)
+                    .map(|(piece, last)| {
+                        Ok(if last {
+                            pb::CollaborateResponse { message: piece, message_part: Bytes::new() }
+                        } else {
+                            pb::CollaborateResponse { message: Bytes::new(), message_part: piece }
+                        })
+                    })
+                    .collect(),
+                Err(status) => vec![Err(status)],
+            };
+            futures::stream::iter(responses)
+        });
         Ok(Response::new(Box::pin(stream)))
     }
 
