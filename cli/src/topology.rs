@@ -12,7 +12,7 @@ use codesync_auth::AuthGrpcService;
 use codesync_auth::store::AuthStore;
 use codesync_common::db::Database;
 use codesync_common::events::{EventBus, InProcessBus};
-use codesync_common::grpc::{ServiceChannels, grpc_service_name};
+use codesync_common::grpc::{InProcessRoutes, ServiceChannels, grpc_service_name};
 use codesync_common::identity::{SigningKey, TokenService};
 use codesync_documents::DocumentsGrpcService;
 use codesync_documents::store::DocumentsStore;
@@ -105,8 +105,11 @@ pub async fn run(config: Config, components: BTreeSet<Component>) -> anyhow::Res
 
     let signing_key = SigningKey::load_or_create(&config.jwt_signing_key_file)?;
     let tokens = TokenService::new(&signing_key, config.access_token_ttl);
-    let channels = ServiceChannels::connect_lazily(|service| config.endpoints[service].clone())
-        .context("invalid service endpoint")?;
+    // Calls between services that share this process stay in it.
+    let in_process_routes = InProcessRoutes::default();
+    let channels =
+        ServiceChannels::connect_lazily(|service| config.endpoints[service].clone(), &in_process_routes, &names)
+            .context("invalid service endpoint")?;
 
     let needs_database = [Component::Auth, Component::Rooms, Component::Documents, Component::Presence]
         .iter()
@@ -164,6 +167,8 @@ pub async fn run(config: Config, components: BTreeSet<Component>) -> anyhow::Res
         routes.add_service(reflection().build_v1().context("cannot build the gRPC reflection service (v1)")?);
         routes.add_service(reflection().build_v1alpha().context("cannot build the gRPC reflection service (v1alpha)")?);
 
+        let routes = routes.routes();
+        in_process_routes.install(routes.clone());
         let listener = tokio::net::TcpListener::bind(config.grpc_addr)
             .await
             .with_context(|| format!("cannot listen for gRPC on {} (set CODESYNC_GRPC_ADDR)", config.grpc_addr))?;
@@ -174,12 +179,8 @@ pub async fn run(config: Config, components: BTreeSet<Component>) -> anyhow::Res
                 // Every open WebSocket is one stream from the gateway: allow many.
                 .max_concurrent_streams(Some(100_000))
                 .tcp_nodelay(true)
-                .trace_fn(|request| {
-                    let span = tracing::info_span!("grpc", path = %request.uri().path());
-                    codesync_common::telemetry::adopt_trace_context(&span, request.headers());
-                    span
-                })
-                .add_routes(routes.routes())
+                .trace_fn(codesync_common::telemetry::grpc_request_span)
+                .add_routes(routes)
                 .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown)
                 .await
                 .context("the gRPC server failed")

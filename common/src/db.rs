@@ -53,6 +53,28 @@ pub struct Database {
     backend: Backend,
 }
 
+/// How often the write-ahead log is copied into the database file.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Copies the SQLite write-ahead log into the database file every
+/// [`CHECKPOINT_INTERVAL`] on a connection of its own. PASSIVE checkpoints never
+/// block writers; a checkpoint that another process holds is simply skipped.
+fn checkpoint_in_background(pool: AnyPool) {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(CHECKPOINT_INTERVAL);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            if pool.is_closed() {
+                return;
+            }
+            if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").fetch_optional(&pool).await {
+                tracing::debug!(%error, "a write-ahead log checkpoint did not run");
+            }
+        }
+    });
+}
+
 impl Database {
     /// Opens the database at `url`, creating an SQLite file (and its directory) if needed.
     pub async fn connect(url: &str) -> Result<Self, DatabaseError> {
@@ -81,10 +103,14 @@ impl Database {
                 Box::pin(async move {
                     // WAL lets readers run beside the one writer; busy_timeout makes
                     // writers of several processes (one per service) wait their turn.
+                    // Checkpoints run in the background (`checkpoint_in_background`), not in
+                    // whichever commit crosses the threshold: that commit would otherwise
+                    // wait for the database file's pages and sync, and so would every edit
+                    // waiting to be relayed behind it.
                     connection
                         .execute(
                             "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 15000; \
-                             PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;",
+                             PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 0;",
                         )
                         .await?;
                     Ok(())
@@ -93,6 +119,9 @@ impl Database {
             Backend::Postgres => pool_options,
         };
         let pool = pool_options.connect_with(options).await.map_err(connect_error)?;
+        if backend == Backend::Sqlite {
+            checkpoint_in_background(pool.clone());
+        }
         Ok(Self { pool, backend })
     }
 
@@ -257,6 +286,29 @@ mod tests {
         edited[1].sql = "ALTER TABLE things ADD COLUMN other BIGINT;";
         let error = database.migrate("test", &edited).await.unwrap_err();
         assert!(matches!(error, DatabaseError::MigrationChanged { version: 2, .. }), "{error}");
+    }
+
+    #[tokio::test]
+    async fn the_write_ahead_log_is_checkpointed_in_the_background() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("test.db");
+        let database = Database::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+        database.migrate("test", &MIGRATIONS).await.unwrap();
+        let size_before = std::fs::metadata(&path).unwrap().len();
+        for index in 0..2000_i64 {
+            sqlx::query("INSERT INTO things (id, n) VALUES ($1, $2)")
+                .bind(format!("{index:0>200}"))
+                .bind(index)
+                .execute(database.pool())
+                .await
+                .unwrap();
+        }
+        // Commits do not checkpoint (autocheckpoint is off); the background task does.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::fs::metadata(&path).unwrap().len() < size_before + 400_000 {
+            assert!(std::time::Instant::now() < deadline, "the rows never reached the database file");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     #[tokio::test]

@@ -2,6 +2,7 @@
 //! user's access token and address, and the trace context.
 
 use std::net::IpAddr;
+use std::sync::{Arc, OnceLock};
 
 use tonic::metadata::MetadataValue;
 
@@ -45,32 +46,99 @@ impl CallContext {
 pub const SERVICE_NAMES: [&str; 9] =
     ["auth", "rooms", "documents", "presence", "history", "execution", "assistant", "notifications", "analytics"];
 
-/// One lazily connected gRPC channel per service. Clients built on these
-/// channels reach a service in this process and in another alike.
-#[derive(Debug, Clone)]
+/// A connection to one service, whatever carries it: HTTP/2 to another process,
+/// or a direct call into this process's own gRPC routes.
+pub type GrpcChannel =
+    tower::util::BoxCloneSyncService<http::Request<tonic::body::Body>, http::Response<tonic::body::Body>, ChannelError>;
+
+/// Why a call did not reach its service. A concrete type rather than a boxed
+/// error: the generated clients' bounds on a boxed one defeat the compiler's
+/// reasoning about `Send` futures in `async_trait` methods.
+#[derive(Debug)]
+pub struct ChannelError(tower::BoxError);
+
+impl std::fmt::Display for ChannelError {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(formatter)
+    }
+}
+
+impl std::error::Error for ChannelError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(self.0.as_ref())
+    }
+}
+
+/// This process's gRPC routes, for calls from within the process. They are
+/// filled in once every service is built, since services are built from the
+/// channels that point here.
+#[derive(Clone, Default)]
+pub struct InProcessRoutes {
+    routes: Arc<OnceLock<tonic::service::Routes>>,
+}
+
+impl InProcessRoutes {
+    /// Hands over the routes; later calls are served by them.
+    pub fn install(&self, routes: tonic::service::Routes) {
+        let _ = self.routes.set(routes);
+    }
+
+    fn channel(&self) -> GrpcChannel {
+        let routes = self.routes.clone();
+        GrpcChannel::new(tower::service_fn(move |request: http::Request<tonic::body::Body>| {
+            let routes = routes.get().cloned();
+            let span = crate::telemetry::grpc_request_span(&request);
+            tracing::Instrument::instrument(
+                async move {
+                    let Some(routes) = routes else {
+                        return Err(ChannelError("this process's gRPC services are not started yet".into()));
+                    };
+                    match tower::ServiceExt::oneshot(routes, request).await {
+                        Ok(response) => Ok(response),
+                        Err(never) => match never {},
+                    }
+                },
+                span,
+            )
+        }))
+    }
+}
+
+/// The channel to every service, by name.
+#[derive(Clone)]
 pub struct ServiceChannels {
-    pub auth: tonic::transport::Channel,
-    pub rooms: tonic::transport::Channel,
-    pub documents: tonic::transport::Channel,
-    pub presence: tonic::transport::Channel,
-    pub history: tonic::transport::Channel,
-    pub execution: tonic::transport::Channel,
-    pub assistant: tonic::transport::Channel,
-    pub notifications: tonic::transport::Channel,
-    pub analytics: tonic::transport::Channel,
+    pub auth: GrpcChannel,
+    pub rooms: GrpcChannel,
+    pub documents: GrpcChannel,
+    pub presence: GrpcChannel,
+    pub history: GrpcChannel,
+    pub execution: GrpcChannel,
+    pub assistant: GrpcChannel,
+    pub notifications: GrpcChannel,
+    pub analytics: GrpcChannel,
 }
 
 impl ServiceChannels {
-    /// Channels to the given `http://host:port` endpoint of each service.
+    /// Channels to the given `http://host:port` endpoint of each service, except
+    /// the services `hosted_here`: calls to those go to `in_process` and stay in the process,
+    /// as the same gRPC requests without HTTP/2 and loopback TCP under them.
     /// Nothing connects until the first call, so processes may start in any order.
-    pub fn connect_lazily(endpoint_of: impl Fn(&str) -> String) -> Result<Self, tonic::transport::Error> {
-        let channel = |service: &str| -> Result<tonic::transport::Channel, tonic::transport::Error> {
+    pub fn connect_lazily(
+        endpoint_of: impl Fn(&str) -> String,
+        in_process: &InProcessRoutes,
+        hosted_here: &[&str],
+    ) -> Result<Self, tonic::transport::Error> {
+        let channel = |service: &str| -> Result<GrpcChannel, tonic::transport::Error> {
+            if hosted_here.contains(&service) {
+                return Ok(in_process.channel());
+            }
             let endpoint = tonic::transport::Endpoint::from_shared(endpoint_of(service))?
                 .connect_timeout(std::time::Duration::from_secs(5))
                 .tcp_nodelay(true)
                 .http2_keep_alive_interval(std::time::Duration::from_secs(30))
                 .keep_alive_while_idle(true);
-            Ok(endpoint.connect_lazy())
+            let channel = endpoint.connect_lazy();
+            Ok(GrpcChannel::new(tower::ServiceExt::map_err(channel, |error| ChannelError(error.into()))))
         };
         Ok(Self {
             auth: channel("auth")?,
@@ -86,7 +154,7 @@ impl ServiceChannels {
     }
 
     /// Each service's name with its channel.
-    pub fn by_name(&self) -> [(&'static str, &tonic::transport::Channel); 9] {
+    pub fn by_name(&self) -> [(&'static str, &GrpcChannel); 9] {
         [
             ("auth", &self.auth),
             ("rooms", &self.rooms),

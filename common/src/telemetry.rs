@@ -116,6 +116,14 @@ pub fn inject_trace_context(metadata: &mut tonic::metadata::MetadataMap) {
     });
 }
 
+/// The span of one incoming gRPC call, continuing the caller's trace: the same
+/// whether the call came over the network or from within the process.
+pub fn grpc_request_span<B>(request: &http::Request<B>) -> tracing::Span {
+    let span = tracing::info_span!("grpc", path = %request.uri().path());
+    adopt_trace_context(&span, request.headers());
+    span
+}
+
 /// Makes `span` a child of the trace context in incoming HTTP or gRPC headers.
 pub fn adopt_trace_context(span: &tracing::Span, headers: &http::HeaderMap) {
     let parent =

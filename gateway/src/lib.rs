@@ -21,6 +21,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router, middleware};
+use codesync_common::grpc::GrpcChannel;
 use codesync_common::grpc::{ServiceChannels, grpc_service_name};
 use codesync_common::identity::TokenService;
 use codesync_common::rate_limit::RateLimiter;
@@ -28,7 +29,6 @@ use codesync_proto::auth::v1::auth_service_client::AuthServiceClient;
 use codesync_proto::documents::v1::documents_service_client::DocumentsServiceClient;
 use codesync_proto::presence::v1::presence_service_client::PresenceServiceClient;
 use codesync_proto::rooms::v1::rooms_service_client::RoomsServiceClient;
-use tonic::transport::Channel;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
@@ -70,19 +70,19 @@ pub struct ServiceClients {
 }
 
 impl ServiceClients {
-    pub fn auth(&self) -> AuthServiceClient<Channel> {
+    pub fn auth(&self) -> AuthServiceClient<GrpcChannel> {
         AuthServiceClient::new(self.channels.auth.clone())
     }
 
-    pub fn rooms(&self) -> RoomsServiceClient<Channel> {
+    pub fn rooms(&self) -> RoomsServiceClient<GrpcChannel> {
         RoomsServiceClient::new(self.channels.rooms.clone())
     }
 
-    pub fn presence(&self) -> PresenceServiceClient<Channel> {
+    pub fn presence(&self) -> PresenceServiceClient<GrpcChannel> {
         PresenceServiceClient::new(self.channels.presence.clone())
     }
 
-    pub fn documents(&self) -> DocumentsServiceClient<Channel> {
+    pub fn documents(&self) -> DocumentsServiceClient<GrpcChannel> {
         DocumentsServiceClient::new(self.channels.documents.clone())
             .max_decoding_message_size(64 * 1024 * 1024)
             .max_encoding_message_size(64 * 1024 * 1024)

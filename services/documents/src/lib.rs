@@ -24,6 +24,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use codesync_common::events::EventBus;
 use codesync_common::grpc::CallContext;
+use codesync_common::grpc::GrpcChannel;
 use codesync_common::identity::{Caller, TokenService};
 use codesync_common::{ServiceError, ServiceResult};
 use codesync_proto::documents::v1 as pb;
@@ -33,7 +34,6 @@ use codesync_proto::rooms::v1 as rooms_pb;
 use codesync_proto::rooms::v1::rooms_service_client::RoomsServiceClient;
 use tokio::sync::oneshot;
 use tokio_stream::StreamExt;
-use tonic::transport::Channel;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::actor::{ActorConfig, Command, DocumentView, Opening, SeedSource, ServerEdit, Shared};
@@ -101,7 +101,7 @@ impl Metrics {
 pub struct DocumentsGrpcService {
     registry: Arc<Registry>,
     tokens: TokenService,
-    rooms: RoomsServiceClient<Channel>,
+    rooms: RoomsServiceClient<GrpcChannel>,
     config: DocumentsConfig,
     next_connection: Arc<AtomicU64>,
     metrics: Arc<Metrics>,
@@ -110,7 +110,7 @@ pub struct DocumentsGrpcService {
 /// The file's stored content, read through the rooms service with the
 /// caller's credentials, seeds a document the first time it is opened.
 struct RoomsSeed {
-    rooms: RoomsServiceClient<Channel>,
+    rooms: RoomsServiceClient<GrpcChannel>,
     context: CallContext,
 }
 
@@ -142,7 +142,7 @@ impl DocumentsGrpcService {
     pub fn new(
         store: DocumentsStore,
         tokens: TokenService,
-        rooms_channel: Channel,
+        rooms_channel: GrpcChannel,
         events: Arc<dyn EventBus>,
         config: DocumentsConfig,
     ) -> Self {

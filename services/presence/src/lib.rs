@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use codesync_common::grpc::CallContext;
+use codesync_common::grpc::GrpcChannel;
 use codesync_common::identity::{Caller, TokenService};
 use codesync_common::rate_limit::{RateLimiter, retry_after_secs};
 use codesync_common::{ServiceError, ServiceResult};
@@ -25,7 +26,6 @@ use codesync_proto::rooms::v1 as rooms_pb;
 use codesync_proto::rooms::v1::rooms_service_client::RoomsServiceClient;
 use tokio::sync::{broadcast, mpsc};
 use tonic::codegen::BoxStream;
-use tonic::transport::Channel;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::store::PresenceStore;
@@ -114,14 +114,14 @@ impl RoomPresence {
 pub struct PresenceGrpcService {
     store: PresenceStore,
     tokens: TokenService,
-    rooms: RoomsServiceClient<Channel>,
+    rooms: RoomsServiceClient<GrpcChannel>,
     rooms_state: Arc<Mutex<HashMap<String, RoomPresence>>>,
     chat_limiter: Arc<RateLimiter>,
     next_session: Arc<AtomicU64>,
 }
 
 impl PresenceGrpcService {
-    pub fn new(store: PresenceStore, tokens: TokenService, rooms_channel: Channel) -> Self {
+    pub fn new(store: PresenceStore, tokens: TokenService, rooms_channel: GrpcChannel) -> Self {
         Self {
             store,
             tokens,

@@ -12,6 +12,7 @@ pub mod store;
 mod validation;
 
 use codesync_common::grpc::CallContext;
+use codesync_common::grpc::GrpcChannel;
 use codesync_common::identity::{Caller, TokenService};
 use codesync_common::{ServiceError, ServiceResult, new_id, now_ms};
 use codesync_proto::auth::v1::GetUserProfilesRequest;
@@ -19,7 +20,6 @@ use codesync_proto::auth::v1::auth_service_client::AuthServiceClient;
 use codesync_proto::rooms::v1 as pb;
 use codesync_proto::rooms::v1::rooms_service_server::{RoomsService, RoomsServiceServer};
 use rand::Rng;
-use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
 use crate::access::RoomAccess;
@@ -76,12 +76,12 @@ impl Role {
 pub struct RoomsGrpcService {
     store: RoomsStore,
     tokens: TokenService,
-    auth_client: AuthServiceClient<Channel>,
+    auth_client: AuthServiceClient<GrpcChannel>,
 }
 
 impl RoomsGrpcService {
     /// `auth_channel` reaches the auth service, for members' usernames.
-    pub fn new(store: RoomsStore, tokens: TokenService, auth_channel: Channel) -> Self {
+    pub fn new(store: RoomsStore, tokens: TokenService, auth_channel: GrpcChannel) -> Self {
         Self { store, tokens, auth_client: AuthServiceClient::new(auth_channel) }
     }
 
