@@ -587,7 +587,7 @@ impl DocumentActor {
             self.send(connection, Bytes::from(message));
             return;
         }
-        if let Err(problem) = self.apply(update) {
+        if let Err(problem) = self.apply(update, &update_bytes) {
             self.refuse_malformed(connection, problem.to_string());
             self.recover().await;
             return;
@@ -600,8 +600,13 @@ impl DocumentActor {
     }
 
     /// Applies an update to the in-memory document, containing panics.
-    fn apply(&mut self, update: Update) -> Result<(), ApplyProblem> {
-        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| self.doc.transact_mut().apply_update(update)));
+    fn apply(&mut self, update: Update, _update_v1: &[u8]) -> Result<(), ApplyProblem> {
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            let applied = self.doc.transact_mut().apply_update(update);
+            #[cfg(feature = "failpoints")]
+            failpoints::panic_if_marked(_update_v1);
+            applied
+        }));
         match outcome {
             Ok(Ok(())) => Ok(()),
             Ok(Err(error)) => Err(ApplyProblem::Refused(error.to_string())),
@@ -809,7 +814,7 @@ impl DocumentActor {
                 };
                 if update.is_empty() {
                     None
-                } else if let Err(problem) = self.apply(update) {
+                } else if let Err(problem) = self.apply(update, &bytes) {
                     let _ = reply.send(Err(ServiceError::invalid("invalid_update", problem.to_string())));
                     if matches!(problem, ApplyProblem::Panicked) {
                         self.recover().await;
@@ -866,4 +871,20 @@ enum ApplyProblem {
     Refused(String),
     #[error("the update cannot be applied")]
     Panicked,
+}
+
+/// Test-only faults, compiled in with the `failpoints` feature (never in a release build).
+#[cfg(feature = "failpoints")]
+pub mod failpoints {
+    /// An update that inserts this text panics right after it is applied: the
+    /// in-memory document is then half-changed, as after a real panic inside
+    /// the CRDT library. (A v1 update holds inserted strings verbatim.)
+    pub const PANIC_MARKER: &str = "\u{1}failpoint:panic\u{1}";
+
+    pub(super) fn panic_if_marked(update_v1: &[u8]) {
+        let marker = PANIC_MARKER.as_bytes();
+        if update_v1.windows(marker.len()).any(|window| window == marker) {
+            panic!("failpoint: an update panicked while being applied");
+        }
+    }
 }

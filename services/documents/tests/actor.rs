@@ -90,3 +90,74 @@ async fn activity_is_published_as_counts_per_window_not_per_keystroke() {
     let quiet = tokio::time::timeout(Duration::from_millis(600), collaboration.recv()).await;
     assert!(quiet.is_err(), "no event for a window without activity");
 }
+
+fn insert_update(client: &Doc, index: u32, chunk: &str) -> Bytes {
+    let text = client.get_or_insert_text("content");
+    let update = {
+        let mut transaction = client.transact_mut();
+        text.insert(&mut transaction, index, chunk);
+        transaction.encode_update_v1()
+    };
+    Bytes::from(protocol::encode_update(&update))
+}
+
+async fn read_text(mailbox: &tokio::sync::mpsc::Sender<Command>) -> String {
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    mailbox.send(Command::Read { include_state: false, reply }).await.expect("the actor is running");
+    answer.await.expect("an answer").text
+}
+
+/// A panic while applying an update (injected with the `failpoints` feature,
+/// after the update has changed the in-memory document) costs the sender its
+/// connection; the document is rebuilt from its log, and the other
+/// connections carry on.
+#[tokio::test]
+async fn a_panic_while_applying_reloads_the_document_and_spares_the_others() {
+    use codesync_documents::actor::failpoints::PANIC_MARKER;
+    use futures::StreamExt;
+
+    let directory = tempfile::tempdir().unwrap();
+    let registry = registry(&directory, InProcessBus::shared()).await;
+    let opening = Opening { room_id: "room-1".into(), seed: Arc::new(FixedText("")) };
+    let join = |connection, outbox| Command::Join {
+        connection,
+        identity: Identity { user_id: format!("user-{connection}"), username: format!("user {connection}") },
+        can_write: true,
+        wants_ack: false,
+        outbox,
+    };
+    let (outbox, mut mallory_inbox) = outbox::channel(64, 1 << 20);
+    let mailbox = registry.send("file-1", &opening, join(1, outbox)).await.expect("join");
+    mallory_inbox.first().await.expect("the greeting");
+    let (outbox, mut bob_inbox) = outbox::channel(64, 1 << 20);
+    registry.send("file-1", &opening, join(2, outbox)).await.expect("join");
+    bob_inbox.first().await.expect("the greeting");
+
+    let mallory = Doc::new();
+    mailbox.send(Command::ClientMessage { connection: 1, frame: insert_update(&mallory, 0, "kept ") }).await.unwrap();
+    let marked = insert_update(&mallory, 5, PANIC_MARKER);
+    mailbox.send(Command::ClientMessage { connection: 1, frame: marked }).await.unwrap();
+
+    let mallory_end: Vec<_> = tokio::time::timeout(Duration::from_secs(10), mallory_inbox.into_stream().collect())
+        .await
+        .expect("mallory's connection is closed");
+    assert!(
+        matches!(mallory_end.last(), Some(Err(status)) if status.code() == tonic::Code::InvalidArgument),
+        "the sender is disconnected with a reason: {mallory_end:?}"
+    );
+    assert_eq!(read_text(&mailbox).await, "kept ", "the half-applied update is gone, the durable one stays");
+
+    let bob = Doc::new();
+    mailbox.send(Command::ClientMessage { connection: 2, frame: insert_update(&bob, 0, "bob ") }).await.unwrap();
+    let text = read_text(&mailbox).await;
+    assert!(text.contains("kept ") && text.contains("bob ") && !text.contains("failpoint"), "{text:?}");
+
+    // What survived is what the log holds: a fresh load reads the same text.
+    drop(bob_inbox);
+    mailbox.send(Command::Leave { connection: 2, reason: None }).await.unwrap();
+    mailbox.send(Command::Unload).await.unwrap();
+    let (outbox, mut carol_inbox) = outbox::channel(64, 1 << 20);
+    let mailbox = registry.send("file-1", &opening, join(3, outbox)).await.expect("join after unload");
+    carol_inbox.first().await.expect("the greeting");
+    assert_eq!(read_text(&mailbox).await, text);
+}

@@ -257,7 +257,7 @@ impl PresenceService for PresenceGrpcService {
             _ => return Err(ServiceError::invalid("open_first", "the first event must name the room (open)").into()),
         };
         self.require_member(&context, &room_id).await?;
-        let history = self.store.latest_messages(&room_id, 0, CHAT_HISTORY_ON_JOIN).await?;
+        let history = self.store.latest_messages(&room_id, 0, "", CHAT_HISTORY_ON_JOIN).await?;
 
         let session_id = self.next_session.fetch_add(1, Ordering::Relaxed);
         let (outbox, outgoing) = mpsc::channel::<Result<pb::RoomServerEvent, Status>>(SESSION_OUTBOX);
@@ -357,7 +357,8 @@ impl PresenceService for PresenceGrpcService {
         let room_id = request.get_ref().room_id.clone();
         self.member(&request, &room_id).await?;
         let limit = request.get_ref().limit.clamp(1, 500);
-        let messages = self.store.latest_messages(&room_id, request.get_ref().before_ms, limit).await?;
+        let request = request.get_ref();
+        let messages = self.store.latest_messages(&room_id, request.before_ms, &request.before_id, limit).await?;
         Ok(Response::new(pb::ListChatMessagesResponse { messages }))
     }
 }

@@ -40,15 +40,25 @@ impl PresenceStore {
         Ok(())
     }
 
-    /// The latest `limit` messages sent before `before_ms` (0: now), oldest first.
-    pub async fn latest_messages(&self, room_id: &str, before_ms: i64, limit: u32) -> ServiceResult<Vec<ChatMessage>> {
+    /// The latest `limit` messages before the position (`before_ms`, `before_id`)
+    /// in the order (time, id), oldest first: before `before_ms` (0: now), or in
+    /// the same millisecond with a smaller id.
+    pub async fn latest_messages(
+        &self,
+        room_id: &str,
+        before_ms: i64,
+        before_id: &str,
+        limit: u32,
+    ) -> ServiceResult<Vec<ChatMessage>> {
         let before_ms = if before_ms <= 0 { i64::MAX } else { before_ms };
         let rows = sqlx::query(
             "SELECT id, room_id, user_id, username, text, sent_at_ms FROM chat_messages \
-             WHERE room_id = $1 AND sent_at_ms < $2 ORDER BY sent_at_ms DESC, id DESC LIMIT $3",
+             WHERE room_id = $1 AND (sent_at_ms < $2 OR (sent_at_ms = $2 AND id < $3)) \
+             ORDER BY sent_at_ms DESC, id DESC LIMIT $4",
         )
         .bind(room_id)
         .bind(before_ms)
+        .bind(before_id)
         .bind(i64::from(limit))
         .fetch_all(self.database.pool())
         .await?;
@@ -67,5 +77,47 @@ impl PresenceStore {
             .collect::<Result<Vec<_>, _>>()?;
         messages.reverse();
         Ok(messages)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::CHAT_HISTORY_ON_JOIN;
+
+    fn message(room_id: &str, index: i64) -> ChatMessage {
+        ChatMessage {
+            id: format!("{room_id}-{index:03}"),
+            room_id: room_id.to_string(),
+            user_id: "user-1".into(),
+            username: "ada".into(),
+            text: format!("message {index}"),
+            // Two messages per millisecond: the id breaks the tie.
+            sent_at_ms: 1_700_000_000_000 + index / 2,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_join_replays_the_latest_hundred_messages_of_its_room_oldest_first() {
+        let directory = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", directory.path().join("presence.db").display());
+        let store = PresenceStore::new(Database::connect(&url).await.unwrap());
+        store.migrate().await.unwrap();
+        for index in 0..105 {
+            store.insert_message(&message("room-a", index)).await.unwrap();
+        }
+        store.insert_message(&message("room-b", 999)).await.unwrap();
+
+        let history = store.latest_messages("room-a", 0, "", CHAT_HISTORY_ON_JOIN).await.unwrap();
+        let texts: Vec<String> = history.iter().map(|message| message.text.clone()).collect();
+        let expected: Vec<String> = (5..105).map(|index| format!("message {index}")).collect();
+        assert_eq!(texts, expected);
+
+        // Paging back from the oldest one shown gives everything before it,
+        // including the message sent in the same millisecond.
+        let oldest = &history[0];
+        let earlier = store.latest_messages("room-a", oldest.sent_at_ms, &oldest.id, 10).await.unwrap();
+        let texts: Vec<&str> = earlier.iter().map(|message| message.text.as_str()).collect();
+        assert_eq!(texts, ["message 0", "message 1", "message 2", "message 3", "message 4"]);
     }
 }
