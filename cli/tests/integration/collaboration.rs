@@ -9,7 +9,7 @@ use rand::{Rng, SeedableRng};
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::harness::{Cluster, Session};
+use crate::harness::{Cluster, PostgresDatabase, Session};
 use crate::yjs_client::{YjsClient, eventually};
 
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -142,6 +142,35 @@ async fn large_messages_arrive_whole_through_every_hop() {
     let carol = connected(file_url(&cluster, &room.file_id, &room.viewer, "")).await;
     assert_eq!(carol.content(), pasted, "a newcomer's first sync carries the whole document");
     assert_eq!(server_text(&cluster, &room).await, pasted);
+}
+
+/// Deleting a file closes its editors' connections and removes its document
+/// (the log and the snapshots), on PostgreSQL.
+#[tokio::test]
+async fn deleting_a_file_closes_its_editors_and_removes_its_document() {
+    let database = PostgresDatabase::create();
+    let cluster = Cluster::one_process(&[("CODESYNC_DATABASE_URL", &database.url())]).await;
+    let room = room_with_file(&cluster, "start\n").await;
+    let mut alice = connected(file_url(&cluster, &room.file_id, &room.owner, "&ack=1")).await;
+    alice.insert(0, "edited ");
+    eventually("the edit is stored", PATIENCE, || alice.received().saved >= 1).await;
+    let stored_rows = |file_id: &str| {
+        database.query_one(&format!(
+            "SELECT (SELECT count(*) FROM document_updates WHERE file_id = '{file_id}') + \
+                    (SELECT count(*) FROM document_snapshots WHERE file_id = '{file_id}')"
+        ))
+    };
+    assert_ne!(stored_rows(&room.file_id), "0");
+
+    let (status, body) = cluster
+        .request(reqwest::Method::DELETE, &format!("/api/files/{}", room.file_id), room.owner.token(), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    eventually("alice's connection is closed", PATIENCE, || alice.received().close.is_some()).await;
+    assert_eq!(alice.received().close.unwrap().0, 4404, "closed because the file was deleted");
+    assert_eq!(stored_rows(&room.file_id), "0", "the document's rows are gone");
+    let (status, _) = cluster.get(&format!("/api/files/{}", room.file_id), room.owner.token()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]

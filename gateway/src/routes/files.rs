@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use codesync_proto::documents::v1::{GetDocumentRequest, ReplaceTextRequest};
+use codesync_proto::documents::v1::{self as documents_pb, GetDocumentRequest, ReplaceTextRequest};
 use codesync_proto::rooms::v1 as pb;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -180,6 +180,13 @@ async fn delete_file(
     user: SignedIn,
     ApiPath(file_id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.clients.rooms().delete_file(user.context.request(pb::DeleteFileRequest { file_id })).await?;
+    state.clients.rooms().delete_file(user.context.request(pb::DeleteFileRequest { file_id: file_id.clone() })).await?;
+    // The file is gone; its document (the live text and its history) goes too.
+    // Should that fail, the rows are unreachable (no file to authorise a read)
+    // and the deletion stands.
+    let purge = documents_pb::DeleteDocumentRequest { file_id: file_id.clone() };
+    if let Err(status) = state.clients.documents().delete_document(user.context.request(purge)).await {
+        tracing::warn!(file.id = %file_id, error = %status, "a deleted file's document was not removed");
+    }
     Ok(StatusCode::NO_CONTENT)
 }

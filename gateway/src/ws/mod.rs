@@ -56,6 +56,8 @@ pub fn socket_caller(
 /// The close frame that tells the client why the server ended its socket.
 pub fn close_frame_for(status: &tonic::Status) -> CloseFrame {
     let code = match status.code() {
+        // Private-use code: the file was deleted while open.
+        tonic::Code::NotFound => 4404,
         tonic::Code::OutOfRange => 1009,
         tonic::Code::InvalidArgument | tonic::Code::PermissionDenied | tonic::Code::Unauthenticated => 1008,
         tonic::Code::Unavailable | tonic::Code::ResourceExhausted => 1013,

@@ -91,6 +91,10 @@ pub enum Command {
     },
     /// Unload if no one is connected (the memory budget asks).
     Unload,
+    /// The file was deleted: close every connection, remove what is stored, unload.
+    Delete {
+        reply: oneshot::Sender<ServiceResult<()>>,
+    },
 }
 
 /// A change made on the server's side, as a collaborator would.
@@ -189,6 +193,8 @@ pub struct DocumentActor {
     gauges: Arc<ActorGauges>,
     last_activity: Instant,
     activity: Activity,
+    /// The file was deleted and its rows removed: every later command is refused.
+    deleted: bool,
 }
 
 /// Why the actor's loop ended.
@@ -304,6 +310,7 @@ impl DocumentActor {
             gauges,
             last_activity: Instant::now(),
             activity: Activity::default(),
+            deleted: false,
         };
         actor.update_gauges();
         Ok(actor)
@@ -330,7 +337,7 @@ impl DocumentActor {
                 command = mailbox.recv() => {
                     let Some(command) = command else { return Exit::Closed };
                     self.last_activity = Instant::now();
-                    let unload_requested = matches!(command, Command::Unload);
+                    let unload_requested = matches!(command, Command::Unload | Command::Delete { .. });
                     self.handle(command).await;
                     if unload_requested && self.connections.is_empty() && self.try_unload(mailbox, &may_unload).await {
                         return Exit::Unloaded;
@@ -380,7 +387,8 @@ impl DocumentActor {
         mailbox: &mut mpsc::Receiver<Command>,
         may_unload: &impl Fn(&mut mpsc::Receiver<Command>) -> bool,
     ) -> bool {
-        if self.updates_since_snapshot > 0 {
+        // A deleted document stores nothing again.
+        if self.updates_since_snapshot > 0 && !self.deleted {
             self.submit_snapshot().await;
         }
         // Everything must be durable before the entry goes: a new load reads the store.
@@ -401,6 +409,9 @@ impl DocumentActor {
     }
 
     async fn handle(&mut self, command: Command) {
+        if self.deleted {
+            return refuse_after_deletion(command);
+        }
         match command {
             Command::Join { connection, identity, can_write, wants_ack, outbox } => {
                 self.activity.start();
@@ -447,6 +458,17 @@ impl DocumentActor {
             }
             Command::Edit { edit, reply } => self.on_server_edit(edit, reply).await,
             Command::Unload => {}
+            Command::Delete { reply } => {
+                self.close_all(tonic::Status::not_found("the file was deleted"));
+                // Appends still queued for this file land before the rows go.
+                let _ = self.shared.writer.barrier().await;
+                let deleted = self.shared.store.delete_document(&self.file_id).await;
+                if deleted.is_ok() {
+                    self.deleted = true;
+                    tracing::info!(file_id = %self.file_id, "deleted a document");
+                }
+                let _ = reply.send(deleted);
+            }
         }
     }
 
@@ -871,6 +893,22 @@ enum ApplyProblem {
     Refused(String),
     #[error("the update cannot be applied")]
     Panicked,
+}
+
+/// Commands that reach an actor after its file was deleted (they were queued
+/// before the deletion): nothing is loaded or stored again.
+fn refuse_after_deletion(command: Command) {
+    let gone = || ServiceError::not_found("file_not_found", "the file was deleted");
+    match command {
+        Command::Join { outbox, .. } => outbox.close(tonic::Status::from(gone())),
+        Command::Edit { reply, .. } => {
+            let _ = reply.send(Err(gone()));
+        }
+        Command::Delete { reply } => {
+            let _ = reply.send(Ok(()));
+        }
+        Command::ClientMessage { .. } | Command::Leave { .. } | Command::Read { .. } | Command::Unload => {}
+    }
 }
 
 /// Test-only faults, compiled in with the `failpoints` feature (never in a release build).

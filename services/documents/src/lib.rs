@@ -100,6 +100,7 @@ impl Metrics {
 #[derive(Clone)]
 pub struct DocumentsGrpcService {
     registry: Arc<Registry>,
+    store: DocumentsStore,
     tokens: TokenService,
     rooms: RoomsServiceClient<GrpcChannel>,
     config: DocumentsConfig,
@@ -154,10 +155,11 @@ impl DocumentsGrpcService {
             idle_unload_after: config.idle_unload_after,
             activity_window: Duration::from_secs(10),
         };
-        let shared = Shared { config: actor_config, store, writer, metrics: metrics.clone(), events };
+        let shared = Shared { config: actor_config, store: store.clone(), writer, metrics: metrics.clone(), events };
         let registry = Registry::start(shared, config.memory_budget_bytes);
         Self {
             registry,
+            store,
             tokens,
             rooms: RoomsServiceClient::new(rooms_channel).max_decoding_message_size(64 * 1024 * 1024),
             config,
@@ -316,6 +318,42 @@ impl DocumentsService for DocumentsGrpcService {
             futures::stream::iter(responses)
         });
         Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn delete_document(
+        &self,
+        request: Request<pb::DeleteDocumentRequest>,
+    ) -> Result<Response<pb::DeleteDocumentResponse>, Status> {
+        self.tokens.require_caller(request.metadata())?;
+        let context = CallContext::from_request(&request);
+        let file_id = request.into_inner().file_id;
+        // Only the document of a file that no longer exists may go: whoever could
+        // delete the file has done so through the rooms service.
+        match self.check_file(&context, &file_id).await {
+            Ok(_) => {
+                return Err(ServiceError::FailedPrecondition {
+                    code: "file_exists",
+                    message: "delete the file through the rooms service first".into(),
+                }
+                .into());
+            }
+            Err(error) if error.code() == "file_not_found" => {}
+            Err(error) => return Err(error.into()),
+        }
+        match self.registry.mailbox_if_loaded(&file_id) {
+            Some(mailbox) => {
+                let (reply, answer) = oneshot::channel();
+                if mailbox.send(Command::Delete { reply }).await.is_ok() {
+                    answer.await.map_err(|_| ServiceError::Unavailable {
+                        message: "the document was unloaded during deletion; try again".into(),
+                    })??;
+                } else {
+                    self.store.delete_document(&file_id).await?;
+                }
+            }
+            None => self.store.delete_document(&file_id).await?,
+        }
+        Ok(Response::new(pb::DeleteDocumentResponse {}))
     }
 
     async fn get_document(&self, request: Request<pb::GetDocumentRequest>) -> Result<Response<pb::Document>, Status> {

@@ -85,6 +85,11 @@ impl Registry {
         Err(ServiceError::Unavailable { message: "the document cannot be opened right now; try again".into() })
     }
 
+    /// The mailbox of the file's actor if it is loaded; nothing is started.
+    pub fn mailbox_if_loaded(&self, file_id: &str) -> Option<mpsc::Sender<Command>> {
+        self.entries().get(file_id).map(|entry| entry.mailbox.clone())
+    }
+
     fn mailbox_of(self: &Arc<Self>, file_id: &str, opening: &Opening) -> (u64, mpsc::Sender<Command>) {
         let mut entries = self.entries();
         if let Some(entry) = entries.get_mut(file_id) {
@@ -185,6 +190,9 @@ fn fail_command(command: Command, status: &tonic::Status) {
         Command::Join { outbox, .. } => outbox.close(status.clone()),
         Command::Read { .. } | Command::ClientMessage { .. } | Command::Leave { .. } | Command::Unload => {}
         Command::Edit { reply, .. } => {
+            let _ = reply.send(Err(ServiceError::Unavailable { message: status.message().to_string() }));
+        }
+        Command::Delete { reply } => {
             let _ = reply.send(Err(ServiceError::Unavailable { message: status.message().to_string() }));
         }
     }

@@ -66,6 +66,18 @@ impl DocumentsStore {
         self.database.migrate("documents", MIGRATIONS).await
     }
 
+    /// Removes everything stored for a file's document.
+    pub async fn delete_document(&self, file_id: &str) -> ServiceResult<()> {
+        let mut transaction = self.database.pool().begin().await?;
+        sqlx::query("DELETE FROM document_updates WHERE file_id = $1").bind(file_id).execute(&mut *transaction).await?;
+        sqlx::query("DELETE FROM document_snapshots WHERE file_id = $1")
+            .bind(file_id)
+            .execute(&mut *transaction)
+            .await?;
+        transaction.commit().await?;
+        Ok(())
+    }
+
     pub async fn load(&self, file_id: &str) -> ServiceResult<StoredDocument> {
         let mut document = StoredDocument::default();
         let snapshot = sqlx::query("SELECT covers_seq, state_v1 FROM document_snapshots WHERE file_id = $1")
