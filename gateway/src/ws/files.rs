@@ -12,7 +12,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use futures::StreamExt;
 
 use super::socket::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use super::{SocketLimits, SocketParams, close_reply, frame_error_close, socket_caller, split, stream_end_frame};
+use super::{SocketLimits, SocketParams, Step, next_step, socket_caller, split, stream_end_frame};
 use crate::GatewayState;
 use crate::error::ApiError;
 use crate::extract::{ApiPath, ClientAddress};
@@ -72,8 +72,8 @@ async fn bridge(
                 Ok(None) => return out.close(Some(stream_end_frame(None))).await,
                 Err(status) => return out.close(Some(stream_end_frame(Some(&status)))).await,
             },
-            message = incoming.next() => match message {
-                Some(Ok(Message::Binary(frame))) => {
+            message = incoming.next() => match next_step(&out, message) {
+                Step::Data(Message::Binary(frame)) => {
                     for (piece, last) in pieces::split(frame) {
                         let frame = if last {
                             pb::collaborate_request::Frame::Message(piece)
@@ -85,19 +85,13 @@ async fn bridge(
                         }
                     }
                 }
-                Some(Ok(Message::Text(_))) => {
+                Step::Data(_) => {
                     let reason = "y-websocket messages are binary frames";
                     return out.close(Some(CloseFrame { code: 1003, reason: reason.into() })).await;
                 }
-                Some(Ok(Message::Ping(payload))) => {
-                    if !out.send(Message::Pong(payload)) {
-                        return;
-                    }
-                }
-                Some(Ok(Message::Pong(_))) => {}
-                Some(Ok(Message::Close(frame))) => return out.close(Some(close_reply(frame))).await,
-                None => return,
-                Some(Err(error)) => return out.close(frame_error_close(&error)).await,
+                Step::Skip => {}
+                Step::Close(frame) => return out.close(frame).await,
+                Step::End => return,
             },
         }
     }

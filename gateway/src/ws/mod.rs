@@ -82,6 +82,37 @@ pub fn frame_error_close(error: &FrameError) -> Option<CloseFrame> {
     error.close_frame()
 }
 
+/// What a bridge does with the next thing its client sent.
+pub enum Step {
+    /// A text or binary message, for the bridge to handle.
+    Data(Message),
+    /// Handled here (a ping answered, a pong); read on.
+    Skip,
+    /// Close the socket with this frame (none when the connection itself failed).
+    Close(Option<CloseFrame>),
+    /// The connection is gone.
+    End,
+}
+
+/// Handles what every socket handles alike: pings, pongs, close frames,
+/// refused frames and the end of the connection.
+pub fn next_step(out: &SocketOut, incoming: Option<Result<Message, FrameError>>) -> Step {
+    match incoming {
+        Some(Ok(message @ (Message::Text(_) | Message::Binary(_)))) => Step::Data(message),
+        Some(Ok(Message::Ping(payload))) => {
+            if out.send(Message::Pong(payload)) {
+                Step::Skip
+            } else {
+                Step::End
+            }
+        }
+        Some(Ok(Message::Pong(_))) => Step::Skip,
+        Some(Ok(Message::Close(frame))) => Step::Close(Some(close_reply(frame))),
+        Some(Err(error)) => Step::Close(frame_error_close(&error)),
+        None => Step::End,
+    }
+}
+
 /// The answer to a client's close frame: its own code echoed, as RFC 6455 asks.
 pub fn close_reply(frame: Option<CloseFrame>) -> CloseFrame {
     let code = match frame.map(|frame| frame.code) {

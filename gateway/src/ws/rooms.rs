@@ -17,7 +17,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use futures::StreamExt;
 
 use super::socket::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use super::{SocketParams, close_reply, frame_error_close, socket_caller, split, stream_end_frame};
+use super::{SocketParams, Step, next_step, socket_caller, split, stream_end_frame};
 use crate::GatewayState;
 use crate::error::ApiError;
 use crate::extract::{ApiPath, ClientAddress};
@@ -73,8 +73,8 @@ async fn bridge(
                 Ok(None) => return out.close(Some(stream_end_frame(None))).await,
                 Err(status) => return out.close(Some(stream_end_frame(Some(&status)))).await,
             },
-            message = incoming.next() => match message {
-                Some(Ok(Message::Text(message))) => {
+            message = incoming.next() => match next_step(&out, message) {
+                Step::Data(Message::Text(message)) => {
                     let event = match serde_json::from_str::<ClientMessage>(&message) {
                         Ok(ClientMessage::Ping) => {
                             if !out.send(text(json!({"type": "pong"}))) {
@@ -96,18 +96,12 @@ async fn bridge(
                         return;
                     }
                 }
-                Some(Ok(Message::Binary(_))) => {
+                Step::Data(_) => {
                     return out.close(Some(CloseFrame { code: 1003, reason: "room messages are JSON text frames".into() })).await;
                 }
-                Some(Ok(Message::Ping(payload))) => {
-                    if !out.send(Message::Pong(payload)) {
-                        return;
-                    }
-                }
-                Some(Ok(Message::Pong(_))) => {}
-                Some(Ok(Message::Close(frame))) => return out.close(Some(close_reply(frame))).await,
-                None => return,
-                Some(Err(error)) => return out.close(frame_error_close(&error)).await,
+                Step::Skip => {}
+                Step::Close(frame) => return out.close(frame).await,
+                Step::End => return,
             },
         }
     }
