@@ -249,7 +249,9 @@ async fn add_service(
             if config.migrate_on_start {
                 store.migrate().await?;
             }
-            routes.add_service(RoomsGrpcService::new(store, tokens.clone(), channels.auth.clone()).into_grpc_server());
+            routes.add_service(
+                RoomsGrpcService::new(store, tokens.clone(), channels.auth.clone(), events.clone()).into_grpc_server(),
+            );
         }
         Component::Documents => {
             let store = DocumentsStore::new(database()?);

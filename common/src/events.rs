@@ -17,6 +17,11 @@ pub const NOTIFICATION_EVENTS: &str = "notification-events";
 pub const ANALYTICS_EVENTS: &str = "analytics-events";
 pub const DEAD_LETTER_EVENTS: &str = "dead-letter-events";
 
+/// Kinds of `room-events` (payload: `room_id`, `user_id`, `role` or null, `by`).
+pub const MEMBER_JOINED: &str = "member_joined";
+pub const MEMBER_ROLE_CHANGED: &str = "member_role_changed";
+pub const MEMBER_REMOVED: &str = "member_removed";
+
 pub const TOPICS: [&str; 7] = [
     ROOM_EVENTS,
     COLLABORATION_EVENTS,

@@ -16,6 +16,7 @@ const PATIENCE: Duration = Duration::from_secs(20);
 
 /// A room with an owner, an editor and a viewer, and one file.
 struct Room {
+    room_id: String,
     owner: Session,
     editor: Session,
     viewer: Session,
@@ -42,7 +43,7 @@ async fn room_with_file(cluster: &Cluster, content: &str) -> Room {
         .post(&format!("/api/rooms/{room_id}/files"), owner.token(), json!({"filename": "main.py", "content": content}))
         .await;
     assert_eq!(status, StatusCode::CREATED, "{file}");
-    Room { owner, editor, viewer, file_id: file["id"].as_str().unwrap().to_string() }
+    Room { room_id, owner, editor, viewer, file_id: file["id"].as_str().unwrap().to_string() }
 }
 
 fn file_url(cluster: &Cluster, file_id: &str, session: &Session, extra: &str) -> String {
@@ -171,6 +172,39 @@ async fn deleting_a_file_closes_its_editors_and_removes_its_document() {
     assert_eq!(stored_rows(&room.file_id), "0", "the document's rows are gone");
     let (status, _) = cluster.get(&format!("/api/files/{}", room.file_id), room.owner.token()).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+/// A role change or a removal applies to the member's open connection at
+/// once, not at its next connect.
+#[tokio::test]
+async fn role_changes_and_removals_reach_open_connections() {
+    let cluster = Cluster::one_process(&[]).await;
+    let room = room_with_file(&cluster, "text\n").await;
+    let alice = connected(file_url(&cluster, &room.file_id, &room.owner, "")).await;
+    let mut bob = connected(file_url(&cluster, &room.file_id, &room.editor, "")).await;
+    bob.insert(0, "bob was here\n");
+    eventually("alice sees bob's edit", PATIENCE, || alice.content().contains("bob was here")).await;
+
+    let member_path = format!("/api/rooms/{}/members/{}", room.room_id, room.editor.user_id);
+    let (status, body) = cluster.patch(&member_path, room.owner.token(), json!({"role": "viewer"})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // The change travels as a room event; keep typing until it lands.
+    let started = std::time::Instant::now();
+    while bob.received().permission_denied.is_empty() {
+        assert!(started.elapsed() < PATIENCE, "bob's writes were never refused after the demotion");
+        bob.insert(0, "x");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(bob.is_connected(), "a demoted member keeps reading");
+    let seen_by_alice = alice.content();
+    bob.insert(0, "refused\n");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(alice.content(), seen_by_alice, "nothing a viewer types reaches anyone");
+
+    let (status, body) = cluster.request(reqwest::Method::DELETE, &member_path, room.owner.token(), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    eventually("bob's connection is closed", PATIENCE, || bob.received().close.is_some()).await;
+    assert_eq!(bob.received().close.unwrap().0, 1008, "closed by policy: removed from the room");
 }
 
 #[tokio::test]

@@ -95,6 +95,13 @@ pub enum Command {
     Delete {
         reply: oneshot::Sender<ServiceResult<()>>,
     },
+    /// A member of `room_id` changed role (`can_write`) or was removed (`None`):
+    /// applies at once to that user's open connections, not at their next connect.
+    MembershipChanged {
+        room_id: String,
+        user_id: String,
+        can_write: Option<bool>,
+    },
 }
 
 /// A change made on the server's side, as a collaborator would.
@@ -458,6 +465,11 @@ impl DocumentActor {
             }
             Command::Edit { edit, reply } => self.on_server_edit(edit, reply).await,
             Command::Unload => {}
+            Command::MembershipChanged { room_id, user_id, can_write } => {
+                if room_id == self.room_id {
+                    self.on_membership_changed(&user_id, can_write);
+                }
+            }
             Command::Delete { reply } => {
                 self.close_all(tonic::Status::not_found("the file was deleted"));
                 // Appends still queued for this file land before the rows go.
@@ -516,6 +528,28 @@ impl DocumentActor {
         // Senders get their own awareness back, as from the reference server:
         // y-websocket clients count it as a sign of life.
         self.broadcast_to(|_| true, &message);
+    }
+
+    fn on_membership_changed(&mut self, user_id: &str, can_write: Option<bool>) {
+        let affected: Vec<ConnectionId> = self
+            .connections
+            .iter()
+            .filter(|(_, connection)| connection.identity.user_id == user_id)
+            .map(|(id, _)| *id)
+            .collect();
+        for connection in affected {
+            match can_write {
+                None => {
+                    let reason = tonic::Status::permission_denied("you were removed from the room");
+                    self.remove_connection(connection, Some(reason));
+                }
+                Some(can_write) => {
+                    if let Some(client) = self.connections.get_mut(&connection) {
+                        client.can_write = can_write;
+                    }
+                }
+            }
+        }
     }
 
     fn remove_connection(&mut self, connection: ConnectionId, reason: Option<tonic::Status>) {
@@ -907,7 +941,11 @@ fn refuse_after_deletion(command: Command) {
         Command::Delete { reply } => {
             let _ = reply.send(Ok(()));
         }
-        Command::ClientMessage { .. } | Command::Leave { .. } | Command::Read { .. } | Command::Unload => {}
+        Command::ClientMessage { .. }
+        | Command::Leave { .. }
+        | Command::Read { .. }
+        | Command::Unload
+        | Command::MembershipChanged { .. } => {}
     }
 }
 

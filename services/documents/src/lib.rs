@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use codesync_common::events::EventBus;
+use codesync_common::events::{EventBus, MEMBER_REMOVED, MEMBER_ROLE_CHANGED, ROOM_EVENTS};
 use codesync_common::grpc::CallContext;
 use codesync_common::grpc::GrpcChannel;
 use codesync_common::identity::{Caller, TokenService};
@@ -155,8 +155,10 @@ impl DocumentsGrpcService {
             idle_unload_after: config.idle_unload_after,
             activity_window: Duration::from_secs(10),
         };
+        let room_events = events.subscribe(ROOM_EVENTS);
         let shared = Shared { config: actor_config, store: store.clone(), writer, metrics: metrics.clone(), events };
         let registry = Registry::start(shared, config.memory_budget_bytes);
+        tokio::spawn(apply_membership_changes(room_events, Arc::downgrade(&registry)));
         Self {
             registry,
             store,
@@ -229,6 +231,41 @@ impl DocumentsGrpcService {
             .await
             .map_err(|_| ServiceError::Unavailable { message: "the document was unloaded; try again".into() })??;
         Ok(Response::new(pb::ApplyUpdateResponse { text }))
+    }
+}
+
+/// Role changes and removals from `room-events` reach the open connections of
+/// that user in that room at once. (With the in-process bus this needs rooms
+/// and documents in one process; across processes it needs the Kafka bus.)
+async fn apply_membership_changes(
+    mut room_events: tokio::sync::broadcast::Receiver<codesync_common::events::Event>,
+    registry: std::sync::Weak<Registry>,
+) {
+    loop {
+        let event = match room_events.recv().await {
+            Ok(event) => event,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                tracing::warn!(missed, "membership changes were missed; they apply at the next connection");
+                continue;
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        };
+        let can_write = match (event.kind.as_str(), event.payload["role"].as_str()) {
+            (MEMBER_REMOVED, _) => None,
+            (MEMBER_ROLE_CHANGED, Some("viewer")) => Some(false),
+            (MEMBER_ROLE_CHANGED, Some(_)) => Some(true),
+            _ => continue,
+        };
+        let (Some(room_id), Some(user_id)) = (event.payload["room_id"].as_str(), event.payload["user_id"].as_str())
+        else {
+            continue;
+        };
+        let Some(registry) = registry.upgrade() else { return };
+        for mailbox in registry.loaded_mailboxes() {
+            let change =
+                Command::MembershipChanged { room_id: room_id.to_string(), user_id: user_id.to_string(), can_write };
+            let _ = mailbox.send(change).await;
+        }
     }
 }
 

@@ -85,6 +85,11 @@ impl Registry {
         Err(ServiceError::Unavailable { message: "the document cannot be opened right now; try again".into() })
     }
 
+    /// The mailboxes of every loaded actor.
+    pub fn loaded_mailboxes(&self) -> Vec<mpsc::Sender<Command>> {
+        self.entries().values().map(|entry| entry.mailbox.clone()).collect()
+    }
+
     /// The mailbox of the file's actor if it is loaded; nothing is started.
     pub fn mailbox_if_loaded(&self, file_id: &str) -> Option<mpsc::Sender<Command>> {
         self.entries().get(file_id).map(|entry| entry.mailbox.clone())
@@ -188,7 +193,11 @@ impl Registry {
 fn fail_command(command: Command, status: &tonic::Status) {
     match command {
         Command::Join { outbox, .. } => outbox.close(status.clone()),
-        Command::Read { .. } | Command::ClientMessage { .. } | Command::Leave { .. } | Command::Unload => {}
+        Command::Read { .. }
+        | Command::ClientMessage { .. }
+        | Command::Leave { .. }
+        | Command::Unload
+        | Command::MembershipChanged { .. } => {}
         Command::Edit { reply, .. } => {
             let _ = reply.send(Err(ServiceError::Unavailable { message: status.message().to_string() }));
         }

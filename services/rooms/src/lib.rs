@@ -11,6 +11,9 @@ pub mod language;
 pub mod store;
 mod validation;
 
+use std::sync::Arc;
+
+use codesync_common::events::{Event, EventBus, MEMBER_JOINED, MEMBER_REMOVED, MEMBER_ROLE_CHANGED, ROOM_EVENTS};
 use codesync_common::grpc::CallContext;
 use codesync_common::grpc::GrpcChannel;
 use codesync_common::identity::{Caller, TokenService};
@@ -77,12 +80,26 @@ pub struct RoomsGrpcService {
     store: RoomsStore,
     tokens: TokenService,
     auth_client: AuthServiceClient<GrpcChannel>,
+    events: Arc<dyn EventBus>,
 }
 
 impl RoomsGrpcService {
     /// `auth_channel` reaches the auth service, for members' usernames.
-    pub fn new(store: RoomsStore, tokens: TokenService, auth_channel: GrpcChannel) -> Self {
-        Self { store, tokens, auth_client: AuthServiceClient::new(auth_channel) }
+    /// Membership changes are published on `room-events`.
+    pub fn new(store: RoomsStore, tokens: TokenService, auth_channel: GrpcChannel, events: Arc<dyn EventBus>) -> Self {
+        Self { store, tokens, auth_client: AuthServiceClient::new(auth_channel), events }
+    }
+
+    /// A member joined, changed role or left: `room-events`, keyed by room, with
+    /// the user and the new role (`null` once removed).
+    fn publish_membership(&self, kind: &str, room_id: &str, user_id: &str, role: Option<Role>, by: &str) {
+        let payload = serde_json::json!({
+            "room_id": room_id,
+            "user_id": user_id,
+            "role": role.map(Role::as_db),
+            "by": by,
+        });
+        self.events.publish(Event::new(ROOM_EVENTS, kind, room_id, payload));
     }
 
     pub fn into_grpc_server(self) -> RoomsServiceServer<Self> {
@@ -193,6 +210,7 @@ impl RoomsGrpcService {
         let room = self.store.find_room_by_invite_code(invite_code, &caller.user_id).await?.ok_or_else(invalid)?;
         if self.store.add_member_if_absent(&room.id, &caller.user_id, Role::Editor, now_ms()).await? {
             tracing::info!(room.id = %room.id, user.id = %caller.user_id, "joined a room by invite code");
+            self.publish_membership(MEMBER_JOINED, &room.id, &caller.user_id, Some(Role::Editor), &caller.user_id);
         }
         self.load_room(&room.id, &caller).await
     }
@@ -249,6 +267,7 @@ impl RoomsGrpcService {
         if !self.store.set_member_role(&access.room().id, &target.user_id, role).await? {
             return Err(member_not_found());
         }
+        self.publish_membership(MEMBER_ROLE_CHANGED, &access.room().id, &target.user_id, Some(role), &caller.user_id);
         let updated = MemberRecord { role, ..target };
         let mut members = self.members(context, vec![updated]).await?;
         members.pop().ok_or_else(|| ServiceError::internal("a member vanished from its own listing"))
@@ -276,6 +295,7 @@ impl RoomsGrpcService {
             return Err(ServiceError::not_found("member_not_found", "this user is not a member of the room"));
         }
         tracing::info!(room.id = %access.room().id, user.id = %request.user_id, by = %caller.user_id, "removed a member");
+        self.publish_membership(MEMBER_REMOVED, &access.room().id, &request.user_id, None, &caller.user_id);
         Ok(pb::RemoveMemberResponse {})
     }
 
