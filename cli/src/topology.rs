@@ -14,6 +14,7 @@ use codesync_common::db::Database;
 use codesync_common::events::{EventBus, InProcessBus};
 use codesync_common::grpc::{InProcessRoutes, ServiceChannels, grpc_service_name};
 use codesync_common::identity::{SigningKey, TokenService};
+use codesync_common::kafka::KafkaBus;
 use codesync_documents::DocumentsGrpcService;
 use codesync_documents::store::DocumentsStore;
 use codesync_presence::PresenceGrpcService;
@@ -121,19 +122,12 @@ pub async fn run(config: Config, components: BTreeSet<Component>) -> anyhow::Res
         None
     };
 
-    if config.kafka_brokers.is_some() {
-        // Said loudly rather than pretended: events stay within each process for now.
-        tracing::warn!(
-            "CODESYNC_KAFKA_BROKERS is set, but the Kafka event bus is not built yet; events are delivered within this process only"
-        );
-    }
-    let dependencies = Dependencies {
-        config: &config,
-        database,
-        tokens: tokens.clone(),
-        channels: channels.clone(),
-        events: InProcessBus::shared(),
+    let events: Arc<dyn EventBus> = match &config.kafka_brokers {
+        Some(brokers) => KafkaBus::connect(brokers).await.context("cannot start the Kafka event bus")?,
+        None => InProcessBus::shared(),
     };
+    let dependencies =
+        Dependencies { config: &config, database, tokens: tokens.clone(), channels: channels.clone(), events };
 
     let (shutdown_sender, shutdown_receiver) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();

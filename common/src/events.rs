@@ -1,7 +1,7 @@
 //! The event bus: the topics of SPEC "Events", and the interface every
 //! service publishes and consumes through. The embedded default delivers
-//! within this process; a Kafka backend slots in behind the same interface
-//! for the distributed topology.
+//! within this process; the Kafka backend (`crate::kafka`) sits behind the
+//! same interface for the distributed topology.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -78,7 +78,7 @@ impl InProcessBus {
         Arc::new(Self::default())
     }
 
-    fn sender(&self, topic: &str) -> broadcast::Sender<Event> {
+    pub(crate) fn sender(&self, topic: &str) -> broadcast::Sender<Event> {
         let mut topics = self.topics.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         topics.entry(topic.to_string()).or_insert_with(|| broadcast::channel(IN_PROCESS_BUFFER).0).clone()
     }

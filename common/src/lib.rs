@@ -8,6 +8,7 @@ pub mod error;
 pub mod events;
 pub mod grpc;
 pub mod identity;
+pub mod kafka;
 pub mod queue;
 pub mod rate_limit;
 pub mod telemetry;

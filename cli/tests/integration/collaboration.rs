@@ -9,6 +9,8 @@ use rand::{Rng, SeedableRng};
 use reqwest::StatusCode;
 use serde_json::json;
 
+use codesync_common::kafka::test_support::TansuBroker;
+
 use crate::harness::{Cluster, PostgresDatabase, Session};
 use crate::yjs_client::{YjsClient, eventually};
 
@@ -179,9 +181,22 @@ async fn deleting_a_file_closes_its_editors_and_removes_its_document() {
 #[tokio::test]
 async fn role_changes_and_removals_reach_open_connections() {
     let cluster = Cluster::one_process(&[]).await;
-    let room = room_with_file(&cluster, "text\n").await;
-    let alice = connected(file_url(&cluster, &room.file_id, &room.owner, "")).await;
-    let mut bob = connected(file_url(&cluster, &room.file_id, &room.editor, "")).await;
+    role_changes_and_removals_reach(&cluster).await;
+}
+
+/// The same across processes: rooms and documents in processes of their own,
+/// the room events carried by a Kafka-compatible broker.
+#[tokio::test]
+async fn role_changes_and_removals_cross_processes_over_kafka() {
+    let broker = TansuBroker::start().await;
+    let cluster = Cluster::ten_processes(&[("CODESYNC_KAFKA_BROKERS", &broker.address)]).await;
+    role_changes_and_removals_reach(&cluster).await;
+}
+
+async fn role_changes_and_removals_reach(cluster: &Cluster) {
+    let room = room_with_file(cluster, "text\n").await;
+    let alice = connected(file_url(cluster, &room.file_id, &room.owner, "")).await;
+    let mut bob = connected(file_url(cluster, &room.file_id, &room.editor, "")).await;
     bob.insert(0, "bob was here\n");
     eventually("alice sees bob's edit", PATIENCE, || alice.content().contains("bob was here")).await;
 

