@@ -4,7 +4,9 @@
 //!
 //! Each process reads the topics it subscribes to from their end, on every
 //! partition, without a consumer group: like the in-process bus, every
-//! subscriber sees every event published after it subscribed. Consumers that
+//! subscriber sees every event published after it subscribed. Events of one key
+//! arrive in the order they were published; a delivery that is retried after a
+//! timeout may arrive twice (at least once). Consumers that
 //! must not miss events across restarts (notifications, analytics) need
 //! committed group offsets; they come with those services.
 
@@ -59,6 +61,8 @@ impl KafkaBus {
         let producer: FutureProducer = ClientConfig::new()
             .set("bootstrap.servers", brokers)
             .set("message.timeout.ms", "10000")
+            // Events of one key keep their order, retries included.
+            .set("max.in.flight.requests.per.connection", "1")
             // Events are small and bursty (a window's counts from many documents): batch briefly.
             .set("linger.ms", "5")
             .create()
@@ -89,48 +93,78 @@ impl KafkaBus {
         }))
     }
 
-    /// Reads `topic` from its end on every partition, for as long as the process runs.
-    fn consume(&self, topic: &str) -> Result<(), KafkaError> {
-        let consumer: StreamConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &self.brokers)
-            // Required by the client; no group is joined (partitions are assigned by hand).
-            .set("group.id", format!("codesync-{}", crate::new_id()))
-            .set("enable.auto.commit", "false")
-            .set("fetch.wait.max.ms", "50")
-            .create()?;
-        let metadata = consumer.fetch_metadata(Some(topic), Timeout::After(BROKER_TIMEOUT))?;
-        let mut assignment = TopicPartitionList::new();
-        for partition in metadata.topics().iter().flat_map(|topic| topic.partitions()) {
-            // The end as of now, resolved before returning: an event published after
-            // `subscribe` returns is never skipped by a later resolution of "end".
-            let (_, end) = consumer.fetch_watermarks(topic, partition.id(), Timeout::After(BROKER_TIMEOUT))?;
-            assignment.add_partition_offset(topic, partition.id(), Offset::Offset(end))?;
-        }
-        consumer.assign(&assignment)?;
-        let sender = self.local.sender(topic);
-        let topic = topic.to_string();
+    /// Retries `consume` every few seconds until it works: the subscriber already
+    /// holds its receiver, and must not be left without events for good.
+    fn retry_consume(&self, topic: &str) {
+        let (brokers, topic, sender) = (self.brokers.clone(), topic.to_string(), self.local.sender(topic));
         tokio::spawn(async move {
             loop {
-                let message = match consumer.recv().await {
-                    Ok(message) => message,
-                    Err(error) => {
-                        tracing::warn!(%topic, %error, "reading an event from Kafka failed");
-                        tokio::time::sleep(Duration::from_millis(500)).await;
-                        continue;
-                    }
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                let attempt = {
+                    let (brokers, topic, sender) = (brokers.clone(), topic.clone(), sender.clone());
+                    tokio::task::spawn_blocking(move || consume(&brokers, &topic, sender)).await
                 };
-                let event = message.payload().map(serde_json::from_slice::<Event>);
-                match event {
-                    Some(Ok(event)) => {
-                        let _ = sender.send(event);
+                match attempt {
+                    Ok(Ok(())) => {
+                        tracing::info!(%topic, "reading this topic from Kafka");
+                        return;
                     }
-                    Some(Err(error)) => tracing::warn!(%topic, %error, "skipped an event that is not CodeSync's JSON"),
-                    None => tracing::warn!(%topic, "skipped an event without a payload"),
+                    Ok(Err(error)) => tracing::warn!(%topic, %error, "still cannot read this topic from Kafka"),
+                    Err(_) => return,
                 }
             }
         });
-        Ok(())
     }
+}
+
+/// Reads `topic` from its end on every partition into `sender`, for as long as
+/// the process runs. Blocks while it asks the brokers where the end is.
+fn consume(brokers: &str, topic: &str, sender: broadcast::Sender<Event>) -> Result<(), KafkaError> {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        // Required by the client; no group is joined (partitions are assigned by hand).
+        .set("group.id", format!("codesync-{}", crate::new_id()))
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "50")
+        .create()?;
+    let metadata = consumer.fetch_metadata(Some(topic), Timeout::After(BROKER_TIMEOUT))?;
+    let partitions: Vec<_> = metadata.topics().iter().flat_map(|topic| topic.partitions()).collect();
+    if let Some(error) = metadata.topics().iter().find_map(|topic| topic.error()) {
+        return Err(KafkaError::MetadataFetch(error.into()));
+    }
+    if partitions.is_empty() {
+        return Err(KafkaError::MetadataFetch(RDKafkaErrorCode::UnknownTopicOrPartition));
+    }
+    let mut assignment = TopicPartitionList::new();
+    for partition in partitions {
+        // The end as of now, resolved before returning: an event published after
+        // `subscribe` returns is never skipped by a later resolution of "end".
+        let (_, end) = consumer.fetch_watermarks(topic, partition.id(), Timeout::After(BROKER_TIMEOUT))?;
+        assignment.add_partition_offset(topic, partition.id(), Offset::Offset(end))?;
+    }
+    consumer.assign(&assignment)?;
+    let topic = topic.to_string();
+    tokio::spawn(async move {
+        loop {
+            let message = match consumer.recv().await {
+                Ok(message) => message,
+                Err(error) => {
+                    tracing::warn!(%topic, %error, "reading an event from Kafka failed");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+            };
+            let event = message.payload().map(serde_json::from_slice::<Event>);
+            match event {
+                Some(Ok(event)) => {
+                    let _ = sender.send(event);
+                }
+                Some(Err(error)) => tracing::warn!(%topic, %error, "skipped an event that is not CodeSync's JSON"),
+                None => tracing::warn!(%topic, "skipped an event without a payload"),
+            }
+        }
+    });
+    Ok(())
 }
 
 impl EventBus for KafkaBus {
@@ -142,12 +176,23 @@ impl EventBus for KafkaBus {
                 return;
             }
         };
-        let producer = self.producer.clone();
-        // Publishing never waits: the delivery is awaited (and a failure logged) on the side.
+        // Enqueued here, in the caller's order (events of one key stay in order);
+        // only the delivery report is awaited on the side.
+        let record = FutureRecord::to(&event.topic).key(&event.key).payload(&payload);
+        let delivery = match self.producer.send_result(record) {
+            Ok(delivery) => delivery,
+            Err((error, _)) => {
+                tracing::warn!(topic = %event.topic, kind = %event.kind, %error, "an event could not be queued for Kafka");
+                return;
+            }
+        };
         tokio::spawn(async move {
-            let record = FutureRecord::to(&event.topic).key(&event.key).payload(&payload);
-            if let Err((error, _)) = producer.send(record, Timeout::After(BROKER_TIMEOUT)).await {
-                tracing::warn!(topic = %event.topic, kind = %event.kind, %error, "an event was not delivered to Kafka");
+            match delivery.await {
+                Ok(Ok(_)) => {}
+                Ok(Err((error, _))) => {
+                    tracing::warn!(topic = %event.topic, kind = %event.kind, %error, "an event was not delivered to Kafka");
+                }
+                Err(_) => tracing::warn!(topic = %event.topic, kind = %event.kind, "an event's delivery was abandoned"),
             }
         });
     }
@@ -156,9 +201,9 @@ impl EventBus for KafkaBus {
         let receiver = self.local.subscribe(topic);
         let first =
             self.consumed_topics.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(topic.to_string());
-        if first && let Err(error) = self.consume(topic) {
-            tracing::error!(%topic, %error, "cannot read this topic from Kafka; its events will not arrive");
-            self.consumed_topics.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(topic);
+        if first && let Err(error) = consume(&self.brokers, topic, self.local.sender(topic)) {
+            tracing::error!(%topic, %error, "cannot read this topic from Kafka yet; retrying in the background");
+            self.retry_consume(topic);
         }
         receiver
     }

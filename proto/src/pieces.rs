@@ -6,7 +6,7 @@
 //! document is a 370 KB sync message; sent whole, it pins that much in four buffers
 //! (two processes, two directions) of every connection that ever carried it.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 /// The largest piece of a message in one gRPC frame: one HTTP/2 DATA frame.
 pub const MESSAGE_PIECE_BYTES: usize = 16 * 1024;
@@ -37,20 +37,27 @@ pub struct MessageTooLarge {
 /// Joins the pieces of one message at a time, refusing to grow past `limit` bytes.
 #[derive(Debug)]
 pub struct Reassembly {
-    pending: BytesMut,
+    pending: Vec<u8>,
     limit: usize,
 }
 
 impl Reassembly {
     pub fn new(limit: usize) -> Self {
-        Self { pending: BytesMut::new(), limit }
+        Self { pending: Vec::new(), limit }
     }
 
     /// Adds a leading piece of the message being reassembled.
     pub fn push_part(&mut self, part: &[u8]) -> Result<(), MessageTooLarge> {
-        if self.pending.len() + part.len() > self.limit {
-            self.pending = BytesMut::new();
+        let needed = self.pending.len() + part.len();
+        if needed > self.limit {
+            self.pending = Vec::new();
             return Err(MessageTooLarge { limit: self.limit });
+        }
+        // Grown by doubling, but never past the limit: a message at the limit
+        // costs the limit, not twice it.
+        if needed > self.pending.capacity() {
+            let capacity = (self.pending.capacity() * 2).max(needed).min(self.limit);
+            self.pending.reserve_exact(capacity - self.pending.len());
         }
         self.pending.extend_from_slice(part);
         Ok(())
@@ -66,7 +73,7 @@ impl Reassembly {
             return Ok(last);
         }
         self.push_part(&last)?;
-        Ok(std::mem::take(&mut self.pending).freeze())
+        Ok(Bytes::from(std::mem::take(&mut self.pending)))
     }
 
     /// Whether a message has been started and not finished.
@@ -124,5 +131,11 @@ mod tests {
         assert_eq!(reassembly.push_part(&message(16_384)), Err(MessageTooLarge { limit: 20_000 }));
         assert!(!reassembly.is_partial(), "a refused message leaves nothing behind");
         assert_eq!(reassembly.finish(message(20_001)), Err(MessageTooLarge { limit: 20_000 }));
+
+        let mut reassembly = Reassembly::new(40_000);
+        for _ in 0..2 {
+            reassembly.push_part(&message(16_384)).expect("within the limit");
+        }
+        assert!(reassembly.pending.capacity() <= 40_000, "growth stops at the limit");
     }
 }

@@ -1,6 +1,8 @@
 //! `/ws/files/{file_id}`: the y-websocket protocol, unmodified. Each binary
 //! frame is one y-protocols message, passed to the documents service as is.
 
+use std::collections::VecDeque;
+
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -53,8 +55,18 @@ async fn bridge(
     let (out, mut incoming) = split(socket, limits.max_queued_bytes);
     // A message larger than the socket's queue could never be sent anyway.
     let mut reassembly = pieces::Reassembly::new(limits.max_queued_bytes);
+    // The client's message on its way to the service. While the service is slow to
+    // take it, the socket is read no further, but the service's responses still
+    // are: leaving them unread would stall the gRPC connection every socket shares.
+    let mut pending: VecDeque<pb::CollaborateRequest> = VecDeque::new();
     loop {
         tokio::select! {
+            permit = requests.reserve(), if !pending.is_empty() => {
+                let Ok(permit) = permit else { return };
+                if let Some(request) = pending.pop_front() {
+                    permit.send(request);
+                }
+            }
             response = responses.message() => match response {
                 Ok(Some(response)) if !response.message_part.is_empty() => {
                     if reassembly.push_part(&response.message_part).is_err() {
@@ -72,7 +84,7 @@ async fn bridge(
                 Ok(None) => return out.close(Some(stream_end_frame(None))).await,
                 Err(status) => return out.close(Some(stream_end_frame(Some(&status)))).await,
             },
-            message = incoming.next() => match next_step(&out, message) {
+            message = incoming.next(), if pending.is_empty() => match next_step(&out, message) {
                 Step::Data(Message::Binary(frame)) => {
                     for (piece, last) in pieces::split(frame) {
                         let frame = if last {
@@ -80,9 +92,7 @@ async fn bridge(
                         } else {
                             pb::collaborate_request::Frame::MessagePart(piece)
                         };
-                        if requests.send(pb::CollaborateRequest { frame: Some(frame) }).await.is_err() {
-                            return;
-                        }
+                        pending.push_back(pb::CollaborateRequest { frame: Some(frame) });
                     }
                 }
                 Step::Data(_) => {

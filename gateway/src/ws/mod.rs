@@ -178,9 +178,14 @@ impl SocketOut {
         }
     }
 
-    /// Sends what is queued, then the close frame; a client too slow for that is cut off.
+    /// Sends what is queued, then the close frame; a client too slow for that is
+    /// cut off. Without a frame (the connection itself failed) nothing more is sent.
     pub async fn close(self, frame: Option<CloseFrame>) {
-        if !self.send(Message::Close(frame)) {
+        let Some(frame) = frame else {
+            self.writer.abort();
+            return;
+        };
+        if !self.send(Message::Close(Some(frame))) {
             return;
         }
         let writer = self.writer;

@@ -61,8 +61,17 @@ async fn bridge(
 ) {
     let (out, mut incoming) = split(socket, MAX_QUEUED_BYTES);
     let text = |value: Value| Message::Text(value.to_string());
+    // As in the files bridge: while the service is slow to take the client's
+    // event, the socket is read no further, but the service's events still are.
+    let mut pending: Option<pb::RoomClientEvent> = None;
     loop {
         tokio::select! {
+            permit = requests.reserve(), if pending.is_some() => {
+                let Ok(permit) = permit else { return };
+                if let Some(event) = pending.take() {
+                    permit.send(event);
+                }
+            }
             response = responses.message() => match response {
                 Ok(Some(event)) => {
                     let Some(json) = event.event.map(server_event_json) else { continue };
@@ -73,7 +82,7 @@ async fn bridge(
                 Ok(None) => return out.close(Some(stream_end_frame(None))).await,
                 Err(status) => return out.close(Some(stream_end_frame(Some(&status)))).await,
             },
-            message = incoming.next() => match next_step(&out, message) {
+            message = incoming.next(), if pending.is_none() => match next_step(&out, message) {
                 Step::Data(Message::Text(message)) => {
                     let event = match serde_json::from_str::<ClientMessage>(&message) {
                         Ok(ClientMessage::Ping) => {
@@ -92,9 +101,7 @@ async fn bridge(
                             continue;
                         }
                     };
-                    if requests.send(pb::RoomClientEvent { event: Some(event) }).await.is_err() {
-                        return;
-                    }
+                    pending = Some(pb::RoomClientEvent { event: Some(event) });
                 }
                 Step::Data(_) => {
                     return out.close(Some(CloseFrame { code: 1003, reason: "room messages are JSON text frames".into() })).await;
