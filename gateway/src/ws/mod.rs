@@ -63,7 +63,8 @@ pub fn close_frame_for(status: &tonic::Status) -> CloseFrame {
         tonic::Code::Unavailable | tonic::Code::ResourceExhausted => 1013,
         _ => 1011,
     };
-    CloseFrame { code, reason: socket::truncate_utf8(status.message(), 123).to_string() }
+    // The writer fits the reason into a close frame.
+    CloseFrame { code, reason: status.message().to_string() }
 }
 
 /// How the socket closes when the service's stream ends: normally, or with its error.
@@ -75,11 +76,6 @@ pub fn stream_end_frame(error: Option<&tonic::Status>) -> CloseFrame {
 pub struct SocketLimits {
     pub max_message_bytes: usize,
     pub max_queued_bytes: usize,
-}
-
-/// The close frame for frames the socket refused; none when the connection itself failed.
-pub fn frame_error_close(error: &FrameError) -> Option<CloseFrame> {
-    error.close_frame()
 }
 
 /// What a bridge does with the next thing its client sent.
@@ -108,7 +104,7 @@ pub fn next_step(out: &SocketOut, incoming: Option<Result<Message, FrameError>>)
         }
         Some(Ok(Message::Pong(_))) => Step::Skip,
         Some(Ok(Message::Close(frame))) => Step::Close(Some(close_reply(frame))),
-        Some(Err(error)) => Step::Close(frame_error_close(&error)),
+        Some(Err(error)) => Step::Close(error.close_frame()),
         None => Step::End,
     }
 }

@@ -421,7 +421,7 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
 }
 
 /// Close reasons may hold 123 bytes.
-pub fn truncate_utf8(text: &str, max_bytes: usize) -> &str {
+fn truncate_utf8(text: &str, max_bytes: usize) -> &str {
     let mut end = text.len().min(max_bytes);
     while !text.is_char_boundary(end) {
         end -= 1;
@@ -652,6 +652,14 @@ mod tests {
             }
             assert_eq!(read_all(wire, 4096).await, expected);
         }
+    }
+
+    #[test]
+    fn close_reasons_fit_and_stay_utf8() {
+        let long = "é".repeat(100);
+        let reason = truncate_utf8(&long, 123);
+        assert!(reason.len() <= 123);
+        assert!(reason.chars().all(|c| c == 'é'));
     }
 
     #[test]

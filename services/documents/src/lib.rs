@@ -339,20 +339,20 @@ impl DocumentsService for DocumentsGrpcService {
             let _ = mailbox.send(Command::Leave { connection, reason: end }).await;
         });
         let first = tokio_stream::once(Ok(first));
+        // Each message goes out as its pieces; nothing is collected on the way (every relayed edit passes here).
         let stream = futures::StreamExt::flat_map(first.chain(inbox.into_stream()), |item: Result<Bytes, Status>| {
-            let responses: Vec<Result<pb::CollaborateResponse, Status>> = match item {
-                Ok(message) => pieces::split(message)
-                    .map(|(piece, last)| {
-                        Ok(if last {
-                            pb::CollaborateResponse { message: piece, message_part: Bytes::new() }
-                        } else {
-                            pb::CollaborateResponse { message: Bytes::new(), message_part: piece }
-                        })
-                    })
-                    .collect(),
-                Err(status) => vec![Err(status)],
+            let (message, error) = match item {
+                Ok(message) => (Some(message), None),
+                Err(status) => (None, Some(status)),
             };
-            futures::stream::iter(responses)
+            let responses = message.into_iter().flat_map(pieces::split).map(|(piece, last)| {
+                Ok(if last {
+                    pb::CollaborateResponse { message: piece, message_part: Bytes::new() }
+                } else {
+                    pb::CollaborateResponse { message: Bytes::new(), message_part: piece }
+                })
+            });
+            futures::stream::iter(responses.chain(error.map(Err)))
         });
         Ok(Response::new(Box::pin(stream)))
     }
