@@ -13,7 +13,7 @@ use codesync_auth::AuthConfig;
 use codesync_common::grpc::SERVICE_NAMES;
 use codesync_common::telemetry::LogFormat;
 use codesync_documents::DocumentsConfig;
-use codesync_gateway::GatewayConfig;
+use codesync_gateway::{GatewayConfig, WebSource};
 
 const ENV_PREFIX: &str = "CODESYNC_";
 
@@ -38,6 +38,10 @@ pub const KEYS: &[(&str, &str)] = &[
     ("migrate_on_start", "apply database migrations when services start (default true)"),
     ("rate_limit_per_minute", "REST requests per minute per client IP (default 200)"),
     ("max_body_bytes", "largest REST request body in bytes (default 2097152)"),
+    (
+        "web_dir",
+        "serve the web app from this built frontend/dist instead of the copy embedded in the binary (default: embedded)",
+    ),
     ("trust_forwarded_for", "take the client IP from X-Forwarded-For; only behind a trusted proxy (default false)"),
     ("access_token_ttl_secs", "lifetime of access tokens (default 900)"),
     ("refresh_token_ttl_secs", "lifetime of refresh tokens (default 604800)"),
@@ -294,6 +298,12 @@ impl Config {
                 .unwrap_or(gateway_defaults.trust_forwarded_for),
             ws_max_message_bytes: gateway_defaults.ws_max_message_bytes,
             ws_queue_bytes: gateway_defaults.ws_queue_bytes,
+            web_source: sources
+                .parse("web_dir", "a directory holding a built web app (with index.html)", |text| {
+                    let directory = std::fs::canonicalize(text).ok()?;
+                    directory.join("index.html").is_file().then_some(directory)
+                })?
+                .map_or(WebSource::Embedded, WebSource::Directory),
         };
 
         let documents_defaults = DocumentsConfig::default();
@@ -392,6 +402,13 @@ impl Config {
             format!("rate_limit_per_minute = {}", self.gateway.rate_limit_per_minute),
             format!("max_body_bytes = {}", self.gateway.max_body_bytes),
             format!("trust_forwarded_for = {}", self.gateway.trust_forwarded_for),
+            format!(
+                "web_dir = {:?}",
+                match &self.gateway.web_source {
+                    WebSource::Embedded => String::new(),
+                    WebSource::Directory(directory) => directory.display().to_string(),
+                }
+            ),
             format!("access_token_ttl_secs = {}", self.access_token_ttl.as_secs()),
             format!("refresh_token_ttl_secs = {}", self.auth.refresh_token_ttl.as_secs()),
             format!("login_attempts_per_ip_per_minute = {}", self.auth.login_attempts_per_ip_per_minute),

@@ -192,6 +192,15 @@ pub async fn run(config: Config, components: BTreeSet<Component>) -> anyhow::Res
         tasks.spawn(async move {
             codesync_gateway::serve(listener, app, shutdown).await.context("the HTTP gateway failed")
         });
+        match &config.gateway.web_source {
+            codesync_gateway::WebSource::Directory(directory) => {
+                tracing::info!(directory = %directory.display(), "serving the web app from a directory");
+            }
+            codesync_gateway::WebSource::Embedded if !codesync_gateway::embedded_web_app_present() => {
+                tracing::warn!("this binary has no web app built in (run `make web` and rebuild, or set CODESYNC_WEB_DIR); the API works");
+            }
+            codesync_gateway::WebSource::Embedded => {}
+        }
         tracing::info!(address = %http_addr, "codesync is ready: open http://{http_addr}");
     }
 

@@ -108,11 +108,6 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Unknown paths.
-pub async fn not_found_fallback() -> ApiError {
-    ApiError::not_found()
-}
-
 /// A known path with a method it does not have.
 pub async fn method_not_allowed_fallback() -> ApiError {
     ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this address does not accept this method")

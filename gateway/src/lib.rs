@@ -10,6 +10,7 @@ mod extract;
 mod metrics;
 mod rate_limit;
 mod routes;
+mod web;
 mod ws;
 
 use std::net::SocketAddr;
@@ -36,6 +37,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 
 pub use crate::error::ApiError;
+pub use crate::web::{WebSource, embedded_web_app_present};
 
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
@@ -49,6 +51,8 @@ pub struct GatewayConfig {
     pub ws_max_message_bytes: usize,
     /// Bytes queued toward one `/ws/files` socket before its client counts as too slow.
     pub ws_queue_bytes: usize,
+    /// Where the web app's files come from.
+    pub web_source: WebSource,
 }
 
 impl Default for GatewayConfig {
@@ -59,6 +63,7 @@ impl Default for GatewayConfig {
             trust_forwarded_for: false,
             ws_max_message_bytes: 1024 * 1024,
             ws_queue_bytes: 16 * 1024 * 1024,
+            web_source: WebSource::Embedded,
         }
     }
 }
@@ -101,6 +106,7 @@ pub struct GatewayState {
     max_body_bytes: usize,
     ws_max_message_bytes: usize,
     ws_queue_bytes: usize,
+    web_source: WebSource,
 }
 
 #[derive(OpenApi)]
@@ -157,6 +163,7 @@ pub fn router(channels: ServiceChannels, tokens: TokenService, config: &GatewayC
         max_body_bytes: config.max_body_bytes,
         ws_max_message_bytes: config.ws_max_message_bytes,
         ws_queue_bytes: config.ws_queue_bytes,
+        web_source: config.web_source.clone(),
     };
     api_routes
         .route("/api/openapi.json", get(openapi_document))
@@ -164,7 +171,7 @@ pub fn router(channels: ServiceChannels, tokens: TokenService, config: &GatewayC
         .route("/ws/files/{file_id}", get(ws::files::file_socket))
         .route("/ws/rooms/{room_id}", get(ws::rooms::room_socket))
         .route_layer(middleware::from_fn(metrics::remember_route))
-        .fallback(error::not_found_fallback)
+        .fallback(web::fallback)
         .method_not_allowed_fallback(error::method_not_allowed_fallback)
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(middleware::from_fn_with_state(state.clone(), body_limit::limit_declared_length))

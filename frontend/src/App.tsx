@@ -1,0 +1,69 @@
+import { useEffect, useRef, type ReactNode } from 'react'
+import { QueryClientProvider } from '@tanstack/react-query'
+import { BrowserRouter, Navigate, Route, Routes, useLocation } from 'react-router'
+import { createQueryClient } from './api/queries'
+import { followOtherTabs, restoreSession, useSession } from './state/session'
+import { AuthPage } from './pages/AuthPage'
+import { RoomsPage } from './pages/RoomsPage'
+import { JoinPage } from './pages/JoinPage'
+import { RoomPage } from './pages/RoomPage'
+import { NotFoundPage } from './pages/NotFoundPage'
+import { Button, Spinner } from './components/ui'
+
+const queryClient = createQueryClient()
+
+export function App() {
+  useEffect(() => {
+    void restoreSession()
+    return followOtherTabs()
+  }, [])
+  // After a sign-out or a switch of user, nothing cached for the previous user may show.
+  const userId = useSession((state) => state.user?.id ?? null)
+  const previousUserId = useRef<string | null>(null)
+  useEffect(() => {
+    if (previousUserId.current !== null && previousUserId.current !== userId) queryClient.clear()
+    previousUserId.current = userId
+  }, [userId])
+
+  return (
+    <QueryClientProvider client={queryClient}>
+      <BrowserRouter>
+        <Routes>
+          <Route path="/login" element={<AuthPage mode="login" />} />
+          <Route path="/register" element={<AuthPage mode="register" />} />
+          <Route path="/" element={<RequireSession><RoomsPage /></RequireSession>} />
+          <Route path="/join/:inviteCode" element={<RequireSession><JoinPage /></RequireSession>} />
+          <Route path="/rooms/:roomId" element={<RequireSession><RoomPage /></RequireSession>} />
+          <Route path="*" element={<NotFoundPage />} />
+        </Routes>
+      </BrowserRouter>
+    </QueryClientProvider>
+  )
+}
+
+/** Pages behind sign-in: signed-out visitors go to the sign-in page and come back afterwards. */
+function RequireSession({ children }: { children: ReactNode }) {
+  const status = useSession((state) => state.status)
+  const location = useLocation()
+  if (status === 'checking') {
+    return (
+      <div className="flex h-full items-center justify-center">
+        <Spinner label="Loading your session…" />
+      </div>
+    )
+  }
+  if (status === 'unreachable') {
+    return (
+      <div role="alert" className="flex h-full flex-col items-center justify-center gap-3 text-center">
+        <p className="text-sm text-fg">The CodeSync server cannot be reached.</p>
+        <p className="text-sm text-muted">Check your connection; your session is kept.</p>
+        <Button onClick={() => void restoreSession()}>Try again</Button>
+      </div>
+    )
+  }
+  if (status === 'signed_out') {
+    const next = location.pathname + location.search
+    return <Navigate to={`/login?next=${encodeURIComponent(next)}`} replace />
+  }
+  return <>{children}</>
+}

@@ -1,0 +1,147 @@
+// Server state through TanStack Query: one key per resource, and the mutations that change them.
+
+import { QueryClient, useMutation, useQuery, useQueryClient } from '@tanstack/react-query'
+import { ApiError } from './client'
+import type { FileEntry, Member, Role, Room } from './types'
+import { api } from '../state/session'
+
+export function createQueryClient(): QueryClient {
+  return new QueryClient({
+    defaultOptions: {
+      queries: {
+        staleTime: 10_000,
+        // A 4xx will not change by asking again; a network error or a 5xx may.
+        retry: (failureCount, error) =>
+          failureCount < 3 && !(error instanceof ApiError && error.status >= 400 && error.status < 500),
+        retryDelay: (attempt) => Math.min(500 * 2 ** attempt, 5_000),
+      },
+      mutations: { retry: false },
+    },
+  })
+}
+
+export const queryKeys = {
+  rooms: ['rooms'] as const,
+  room: (roomId: string) => ['rooms', roomId] as const,
+  files: (roomId: string) => ['rooms', roomId, 'files'] as const,
+  members: (roomId: string) => ['rooms', roomId, 'members'] as const,
+}
+
+const path = (template: TemplateStringsArray, ...values: string[]) =>
+  template.reduce((built, part, index) => built + part + (index < values.length ? encodeURIComponent(values[index]) : ''), '')
+
+export function useRooms() {
+  return useQuery({
+    queryKey: queryKeys.rooms,
+    queryFn: ({ signal }) => api.get<{ rooms: Room[] }>('/api/rooms', signal).then((body) => body.rooms),
+  })
+}
+
+export function useRoom(roomId: string) {
+  return useQuery({
+    queryKey: queryKeys.room(roomId),
+    queryFn: ({ signal }) => api.get<Room>(path`/api/rooms/${roomId}`, signal),
+  })
+}
+
+export function useFiles(roomId: string) {
+  return useQuery({
+    queryKey: queryKeys.files(roomId),
+    queryFn: ({ signal }) =>
+      api
+        .get<{ files: FileEntry[] }>(path`/api/rooms/${roomId}/files`, signal)
+        .then((body) => [...body.files].sort((a, b) => a.filename.localeCompare(b.filename))),
+  })
+}
+
+export function useMembers(roomId: string, enabled = true) {
+  return useQuery({
+    queryKey: queryKeys.members(roomId),
+    queryFn: ({ signal }) => api.get<{ members: Member[] }>(path`/api/rooms/${roomId}/members`, signal).then((body) => body.members),
+    enabled,
+  })
+}
+
+export function useCreateRoom() {
+  const queryClient = useQueryClient()
+  return useMutation({
+    mutationFn: (input: { name: string; description: string; is_public: boolean }) => api.post<Room>('/api/rooms', input),
+    onSuccess: (room) => {
+      queryClient.setQueryData(queryKeys.room(room.id), room)
+      void queryClient.invalidateQueries({ queryKey: queryKeys.rooms, exact: true })
+    },
+  })
+}
+
+export function useJoinRoom() {
+  const queryClient = useQueryClient()
+  return useMutation({
+    mutationFn: (inviteCode: string) => api.post<Room>('/api/rooms/join', { invite_code: inviteCode }),
+    onSuccess: (room) => {
+      queryClient.setQueryData(queryKeys.room(room.id), room)
+      void queryClient.invalidateQueries({ queryKey: queryKeys.rooms, exact: true })
+    },
+  })
+}
+
+export function useRegenerateInviteCode(roomId: string) {
+  const queryClient = useQueryClient()
+  return useMutation({
+    mutationFn: () => api.post<Room>(path`/api/rooms/${roomId}/invite-code`),
+    onSuccess: (room) => queryClient.setQueryData(queryKeys.room(roomId), room),
+  })
+}
+
+export function useCreateFile(roomId: string) {
+  const queryClient = useQueryClient()
+  return useMutation({
+    mutationFn: (filename: string) => api.post<FileEntry>(path`/api/rooms/${roomId}/files`, { filename }),
+    onSuccess: () => queryClient.invalidateQueries({ queryKey: queryKeys.files(roomId) }),
+  })
+}
+
+export function useRenameFile(roomId: string) {
+  const queryClient = useQueryClient()
+  return useMutation({
+    mutationFn: (input: { fileId: string; filename: string }) =>
+      api.patch<FileEntry>(path`/api/files/${input.fileId}`, { filename: input.filename }),
+    onSuccess: () => queryClient.invalidateQueries({ queryKey: queryKeys.files(roomId) }),
+  })
+}
+
+export function useDeleteFile(roomId: string) {
+  const queryClient = useQueryClient()
+  return useMutation({
+    mutationFn: (fileId: string) => api.delete(path`/api/files/${fileId}`),
+    onSuccess: () => queryClient.invalidateQueries({ queryKey: queryKeys.files(roomId) }),
+  })
+}
+
+export function useChangeRole(roomId: string) {
+  const queryClient = useQueryClient()
+  return useMutation({
+    mutationFn: (input: { userId: string; role: Exclude<Role, 'owner'> }) =>
+      api.patch<Member>(path`/api/rooms/${roomId}/members/${input.userId}`, { role: input.role }),
+    onSuccess: () => queryClient.invalidateQueries({ queryKey: queryKeys.members(roomId) }),
+  })
+}
+
+export function useRemoveMember(roomId: string) {
+  const queryClient = useQueryClient()
+  return useMutation({
+    mutationFn: (userId: string) => api.delete(path`/api/rooms/${roomId}/members/${userId}`),
+    onSuccess: () => {
+      void queryClient.invalidateQueries({ queryKey: queryKeys.members(roomId) })
+      void queryClient.invalidateQueries({ queryKey: queryKeys.room(roomId) })
+    },
+  })
+}
+
+/** A file with its content, for readers who are not members (no live connection for them). */
+export function useFileContent(fileId: string | null, enabled: boolean) {
+  return useQuery({
+    queryKey: ['files', fileId, 'content'],
+    queryFn: ({ signal }) => api.get<FileEntry>(path`/api/files/${fileId ?? ''}`, signal),
+    enabled: enabled && fileId !== null,
+  })
+}

@@ -1,0 +1,110 @@
+// Monaco bound to the open file's Y.Text through y-monaco, with remote cursors labelled by name.
+
+import { useEffect, useRef } from 'react'
+import { MonacoBinding } from 'y-monaco'
+import { monaco, monacoLanguage } from './monaco'
+import type { FileSession } from '../collab/fileSession'
+import { remoteCursorCss, type RemoteCursor } from '../collab/protocol'
+import { useUi } from '../state/ui'
+
+interface CodeEditorProps {
+  /** The live session, or null for a read-only snapshot (a public room the user is not in). */
+  session: FileSession | null
+  snapshot?: string
+  fileId: string
+  roomId: string
+  filename: string
+  language: string
+  readOnly: boolean
+}
+
+const viewStates = new Map<string, monaco.editor.ICodeEditorViewState | null>()
+
+export function CodeEditor({ session, snapshot, fileId, roomId, filename, language, readOnly }: CodeEditorProps) {
+  const containerRef = useRef<HTMLDivElement>(null)
+  const editorRef = useRef<monaco.editor.IStandaloneCodeEditor | null>(null)
+  const theme = useUi((state) => state.theme)
+
+  // One editor for the lifetime of the component; files swap models in and out.
+  useEffect(() => {
+    const container = containerRef.current
+    if (!container) return
+    const editor = monaco.editor.create(container, {
+      automaticLayout: true,
+      fontFamily: "'JetBrains Mono', 'Fira Code', ui-monospace, SFMono-Regular, Menlo, Consolas, monospace",
+      fontSize: 13.5,
+      lineHeight: 21,
+      minimap: { enabled: false },
+      padding: { top: 14, bottom: 14 },
+      scrollBeyondLastLine: false,
+      smoothScrolling: true,
+      renderLineHighlight: 'all',
+      tabSize: 4,
+      ariaLabel: 'Code editor',
+      theme: document.documentElement.classList.contains('dark') ? 'codesync-dark' : 'codesync-light',
+    })
+    editorRef.current = editor
+    return () => {
+      editor.dispose()
+      editorRef.current = null
+    }
+  }, [])
+
+  useEffect(() => {
+    monaco.editor.setTheme(theme === 'dark' ? 'codesync-dark' : 'codesync-light')
+  }, [theme])
+
+  useEffect(() => {
+    editorRef.current?.updateOptions({ readOnly, readOnlyMessage: { value: 'You can read this file but not change it.' } })
+  }, [readOnly])
+
+  useEffect(() => {
+    const editor = editorRef.current
+    if (!editor) return
+    // Each file its own URI, so language services never mix two files into one program.
+    const uri = monaco.Uri.from({ scheme: 'codesync', path: `/${roomId}/${fileId}/${filename}` })
+    monaco.editor.getModel(uri)?.dispose()
+    const model = monaco.editor.createModel(session ? session.text.toString() : (snapshot ?? ''), monacoLanguage(language), uri)
+    editor.setModel(model)
+    const savedView = viewStates.get(fileId)
+    if (savedView) editor.restoreViewState(savedView)
+    editor.focus()
+
+    let binding: MonacoBinding | null = null
+    let style: HTMLStyleElement | null = null
+    let stopCursors = () => {}
+    if (session) {
+      const awareness = session.provider.awareness
+      binding = new MonacoBinding(session.text, model, new Set([editor]), awareness)
+      style = document.createElement('style')
+      style.dataset.remoteCursors = fileId
+      document.head.appendChild(style)
+      const renderCursors = () => {
+        const cursors: RemoteCursor[] = []
+        awareness.getStates().forEach((state, clientId) => {
+          if (clientId === session.doc.clientID) return
+          const user = (state as { user?: { name?: unknown; color?: unknown } }).user
+          if (!user || typeof user.name !== 'string') return
+          cursors.push({ clientId, name: user.name, colour: typeof user.color === 'string' ? user.color : '' })
+        })
+        if (style) style.textContent = remoteCursorCss(cursors)
+      }
+      renderCursors()
+      awareness.on('change', renderCursors)
+      stopCursors = () => awareness.off('change', renderCursors)
+    }
+
+    return () => {
+      viewStates.set(fileId, editor.saveViewState())
+      stopCursors()
+      style?.remove()
+      binding?.destroy()
+      // Others should not see a cursor in a file this tab no longer shows.
+      session?.provider.awareness.setLocalStateField('selection', null)
+      editor.setModel(null)
+      model.dispose()
+    }
+  }, [session, snapshot, fileId, roomId, filename, language])
+
+  return <div ref={containerRef} className="h-full w-full" data-testid="editor" data-file-id={fileId} />
+}
