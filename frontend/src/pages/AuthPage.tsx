@@ -4,12 +4,7 @@ import { ApiError, describeError } from '../api/client'
 import { register, signIn, useSession } from '../state/session'
 import { Alert, Button, TextField } from '../components/ui'
 import { Logo } from '../components/Logo'
-
-/** Only same-site paths are followed after sign-in, never another origin. */
-export function safeNextPath(next: string | null): string {
-  if (next === null || !next.startsWith('/') || next.startsWith('//') || next.startsWith('/\\')) return '/'
-  return next
-}
+import { safeNextPath } from '../links'
 
 const endedMessages = {
   session_expired: 'Your session expired. Sign in again to continue.',

@@ -8,13 +8,7 @@ import { Alert, Button, Dialog, EmptyState, ErrorState, Spinner, TextField } fro
 import { GlobeIcon, LockIcon, PlusIcon } from '../components/icons'
 import { RoleBadge } from '../components/RoleBadge'
 import { relativeTime } from '../format'
-
-/** The code itself, or the code at the end of a pasted invite link (`…/join/CODE`). */
-export function inviteCodeFromInput(input: string): string {
-  const trimmed = input.trim()
-  const match = /\/join\/([^/?#\s]+)\/?(?:[?#].*)?$/.exec(trimmed)
-  return match ? decodeURIComponent(match[1]) : trimmed
-}
+import { inviteCodeFromInput } from '../links'
 
 export function RoomsPage() {
   const rooms = useRooms()

@@ -51,7 +51,7 @@ export const useUi = create<UiState>((set) => ({
     }),
 }))
 
-type TabState = Pick<UiState, 'tabs' | 'active'>
+export type TabState = Pick<UiState, 'tabs' | 'active'>
 
 export function openTab(state: TabState, roomId: string, fileId: string): TabState {
   const tabs = state.tabs[roomId] ?? []

@@ -447,5 +447,9 @@ mod tests {
     fn colours_are_stable_per_user() {
         assert_eq!(colour_for("user-1"), colour_for("user-1"));
         assert!(PALETTE.contains(&colour_for("anyone")));
+        // The web app computes the same colours (frontend/src/collab/protocol.ts, colourForUser);
+        // its unit test asserts these same pairs.
+        assert_eq!(colour_for("alice"), "#fbbf24");
+        assert_eq!(colour_for("0197c1d2-aaaa-7bbb-8ccc-123456789abc"), "#56b6c2");
     }
 }
