@@ -276,7 +276,8 @@ async fn add_service(
                 store.migrate().await?;
             }
             routes.add_service(
-                PresenceGrpcService::new(store, tokens.clone(), channels.rooms.clone()).into_grpc_server(),
+                PresenceGrpcService::new(store, tokens.clone(), channels.rooms.clone(), events.clone())
+                    .into_grpc_server(),
             );
         }
         Component::History => {

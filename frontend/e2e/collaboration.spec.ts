@@ -2,7 +2,7 @@ import { createFile, createRoom, editorText, expect, inviteCode, newPerson, open
 
 test('two people edit one file at once, see each other, chat, and keep the content across a reload', async ({ browser, baseURL }, testInfo) => {
   const alice = await newPerson(browser, baseURL!, 'alice')
-  const bob = await newPerson(browser, baseURL!, 'bob')
+  const bob = await newPerson(browser, baseURL!, 'bob', 'light')
 
   // Alice creates a room and a file; Bob joins with the invite code.
   const roomName = unique('Pairing ')

@@ -1,12 +1,23 @@
 import { expect, test as base, type Browser, type BrowserContext, type Page, type TestInfo } from '@playwright/test'
 
-/** The suite's server (global-setup.ts) is every test's base URL. */
-export const test = base.extend({
+/** Uncaught exceptions in any page of the running test; a test with any fails. */
+let pageErrors: string[] = []
+
+export const test = base.extend<{ failOnPageErrors: void }>({
+  /** The suite's server (global-setup.ts) is every test's base URL. */
   baseURL: async ({}, use) => {
     const url = process.env.CODESYNC_E2E_BASE_URL
     if (!url) throw new Error('CODESYNC_E2E_BASE_URL is unset: run through playwright.config.ts (global setup starts the server)')
     await use(url)
   },
+  failOnPageErrors: [
+    async ({}, use) => {
+      pageErrors = []
+      await use()
+      expect(pageErrors, 'uncaught errors in the pages').toEqual([])
+    },
+    { auto: true },
+  ],
 })
 export { expect }
 
@@ -24,10 +35,16 @@ export interface Person {
 }
 
 /** A new browser context (its own storage: a different person) that registers through the UI. */
-export async function newPerson(browser: Browser, baseURL: string, prefix: string): Promise<Person> {
-  const context = await browser.newContext({ baseURL, viewport: { width: 1440, height: 900 } })
+export async function newPerson(
+  browser: Browser,
+  baseURL: string,
+  prefix: string,
+  colorScheme: 'dark' | 'light' = 'dark',
+): Promise<Person> {
+  // The app follows the system's colour scheme until the user picks one: both themes get exercised.
+  const context = await browser.newContext({ baseURL, viewport: { width: 1440, height: 900 }, colorScheme })
   const page = await context.newPage()
-  page.on('pageerror', (error) => console.error(`[${prefix}] page error: ${error.message}`))
+  page.on('pageerror', (error) => pageErrors.push(`[${prefix}] ${error.message}`))
   const name = unique(prefix)
   await page.goto('/register')
   await page.getByLabel('Username').fill(name)

@@ -3,7 +3,7 @@ import { createFile, createRoom, editorText, expect, inviteCode, newPerson, open
 
 test('a dropped connection shows unsaved edits, and offline edits merge on reconnect', async ({ browser, baseURL }, testInfo) => {
   const alice = await newPerson(browser, baseURL!, 'roam')
-  const bob = await newPerson(browser, baseURL!, 'desk')
+  const bob = await newPerson(browser, baseURL!, 'desk', 'light')
 
   // Alice's file sockets go through a switch the test controls: a network that can fail.
   let networkDown = false

@@ -2,7 +2,7 @@ import { createFile, createRoom, editorText, expect, inviteCode, newPerson, scre
 
 test('a viewer joins by invite link, sees edits live, and cannot type', async ({ browser, baseURL }, testInfo) => {
   const owner = await newPerson(browser, baseURL!, 'owner')
-  const viewer = await newPerson(browser, baseURL!, 'viewer')
+  const viewer = await newPerson(browser, baseURL!, 'viewer', 'light')
 
   const roomName = unique('Review ')
   await createRoom(owner.page, roomName)

@@ -138,3 +138,39 @@ async fn presence_typing_and_chat_reach_the_room() {
         }
     }
 }
+
+/// A member removed from the room loses their room socket at once (1008), as they lose their
+/// file sockets, and everyone else sees them leave.
+#[tokio::test]
+async fn a_removed_member_is_disconnected_from_the_room_at_once() {
+    let cluster = Cluster::one_process(&[]).await;
+    let owner = cluster.register("owner").await;
+    let member = cluster.register("member").await;
+    let (_, room) = cluster.post("/api/rooms", owner.token(), json!({"name": "Team", "is_public": false})).await;
+    let room_id = room["id"].as_str().unwrap().to_string();
+    let (status, _) =
+        cluster.post("/api/rooms/join", member.token(), json!({"invite_code": room["invite_code"].clone()})).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let mut alice = join(&cluster, &room_id, &owner).await.unwrap();
+    let mut bob = join(&cluster, &room_id, &member).await.unwrap();
+    presence_until(&mut alice, |users| users.as_array().unwrap().len() == 2).await;
+
+    let member_path = format!("/api/rooms/{room_id}/members/{}", member.user_id);
+    let (status, body) = cluster.request(reqwest::Method::DELETE, &member_path, owner.token(), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout_at(deadline, bob.next()).await.expect("closed within 10 s") {
+            Some(Ok(Message::Close(Some(frame)))) => {
+                assert_eq!(u16::from(frame.code), 1008);
+                assert_eq!(frame.reason.as_str(), "you were removed from the room");
+                break;
+            }
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    }
+    presence_until(&mut alice, |users| users.as_array().unwrap().len() == 1).await;
+    assert_eq!(join(&cluster, &room_id, &member).await.err(), Some(404), "and cannot come back");
+}

@@ -97,14 +97,21 @@ export function ChatPanel({ myUserId, onSend }: { myUserId: string; onSend: (tex
           className="w-full resize-none rounded-md border border-line bg-canvas px-2.5 py-2 text-[13px] text-fg placeholder:text-faint focus:border-accent focus:outline-none"
         />
         <div className="mt-1 flex items-center justify-between gap-2">
-          <p role="alert" className="min-h-4 text-[11px] text-danger">
-            {notSent && status !== 'connected' ? 'Not connected: your message is kept; send it again once reconnected.' : (chatError ?? '')}
-          </p>
+          <ChatNotice text={notSent && status !== 'connected' ? 'Not connected: your message is kept; send it again once reconnected.' : chatError} />
           <Button type="submit" variant="primary" className="px-2.5 py-1 text-xs" disabled={draft.trim() === ''}>
             Send
           </Button>
         </div>
       </form>
     </section>
+  )
+}
+
+function ChatNotice({ text }: { text: string | null }) {
+  if (!text) return <span className="min-h-4" />
+  return (
+    <p role="alert" className="min-h-4 text-[11px] text-danger">
+      {text}
+    </p>
   )
 }

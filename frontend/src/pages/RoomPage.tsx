@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useState, useSyncExternalStore, type ReactNode } from 'react'
+import { useCallback, useEffect, useMemo, useState, useSyncExternalStore, type ReactNode } from 'react'
 import { Link, useNavigate, useParams, useSearchParams } from 'react-router'
 import { useQueryClient } from '@tanstack/react-query'
 import { ApiError, describeError } from '../api/client'
@@ -21,6 +21,8 @@ import { CodeEditor } from '../editor/CodeEditor'
 import { useRoomLive } from '../state/roomLive'
 import { useSession } from '../state/session'
 import { useUi } from '../state/ui'
+
+const NO_TABS: string[] = []
 
 export function RoomPage() {
   const { roomId = '' } = useParams()
@@ -75,7 +77,7 @@ function RoomWorkspace({ room }: { room: Room }) {
   const presence = useRoomLive((state) => state.presence)
   const roomStatus = useRoomLive((state) => state.status)
   const roomClosedReason = useRoomLive((state) => state.closedReason)
-  const tabs = useUi((state) => state.tabs[room.id]) ?? []
+  const tabs = useUi((state) => state.tabs[room.id] ?? NO_TABS)
   const openFileInUi = useUi((state) => state.openFile)
   const closeFileInUi = useUi((state) => state.closeFile)
   const keepOnly = useUi((state) => state.keepOnly)
@@ -119,22 +121,28 @@ function RoomWorkspace({ room }: { room: Room }) {
     [room.id, openFileInUi, setSearchParams],
   )
 
-  // A file in the address (a reload, a shared link) opens as a tab.
-  useEffect(() => {
-    if (activeFileId !== null && !tabs.includes(activeFileId)) openFileInUi(room.id, activeFileId)
-  }, [activeFileId, tabs, room.id, openFileInUi])
+  const fileIds = useMemo(() => (files.data ? new Set(files.data.map((file) => file.id)) : null), [files.data])
 
-  // Files deleted by anyone lose their tabs and sessions.
+  // A file in the address (a reload, a shared link) opens as a tab once the list confirms it
+  // exists; a deleted one gives way to another open tab.
   useEffect(() => {
-    if (!files.data) return
-    const existing = new Set(files.data.map((file) => file.id))
-    for (const fileId of tabs) if (!existing.has(fileId)) pool?.release(fileId)
-    keepOnly(room.id, existing)
-    if (activeFileId !== null && !existing.has(activeFileId)) {
-      const next = useUi.getState().active[room.id]
-      setSearchParams(next ? { file: next } : {}, { replace: true })
+    if (activeFileId === null || fileIds === null) return
+    if (fileIds.has(activeFileId)) {
+      if (!tabs.includes(activeFileId)) openFileInUi(room.id, activeFileId)
+      return
     }
-  }, [files.data, tabs, pool, keepOnly, room.id, activeFileId, setSearchParams])
+    const next = tabs.find((id) => id !== activeFileId && fileIds.has(id))
+    setSearchParams(next ? { file: next } : {}, { replace: true })
+  }, [activeFileId, fileIds, tabs, room.id, openFileInUi, setSearchParams])
+
+  // Tabs of files deleted by anyone close, with their sessions.
+  useEffect(() => {
+    if (fileIds === null) return
+    const gone = tabs.filter((id) => !fileIds.has(id))
+    if (gone.length === 0) return
+    for (const fileId of gone) pool?.release(fileId)
+    keepOnly(room.id, fileIds)
+  }, [fileIds, tabs, pool, keepOnly, room.id])
 
   useEffect(() => {
     controls.focus(activeFileId)

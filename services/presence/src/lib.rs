@@ -5,7 +5,9 @@
 //! Its gRPC contract is `codesync.presence.v1.PresenceService` in `proto/`.
 //! The gateway bridges each WebSocket of `/ws/rooms/{room_id}` to one
 //! `JoinRoom` stream. Presence is held in this process's memory: a session
-//! exists while its stream is open.
+//! exists while its stream is open. A member removed from the room (a
+//! `member_removed` room event) has their sessions ended at once with
+//! PERMISSION_DENIED, which the gateway turns into close code 1008.
 #![forbid(unsafe_code)]
 
 pub mod store;
@@ -15,6 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use codesync_common::events::{EventBus, MEMBER_REMOVED, ROOM_EVENTS};
 use codesync_common::grpc::CallContext;
 use codesync_common::grpc::GrpcChannel;
 use codesync_common::identity::{Caller, TokenService};
@@ -24,7 +27,7 @@ use codesync_proto::presence::v1 as pb;
 use codesync_proto::presence::v1::presence_service_server::{PresenceService, PresenceServiceServer};
 use codesync_proto::rooms::v1 as rooms_pb;
 use codesync_proto::rooms::v1::rooms_service_client::RoomsServiceClient;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{Notify, broadcast, mpsc};
 use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -59,6 +62,8 @@ struct Session {
     file_id: String,
     typing_until: Option<Instant>,
     last_seen_ms: i64,
+    /// Notified when the user is removed from the room: the session ends.
+    removed: Arc<Notify>,
 }
 
 /// What a change to one session means for the rest of the room.
@@ -121,12 +126,14 @@ pub struct PresenceGrpcService {
 }
 
 impl PresenceGrpcService {
-    pub fn new(store: PresenceStore, tokens: TokenService, rooms_channel: GrpcChannel) -> Self {
+    pub fn new(store: PresenceStore, tokens: TokenService, rooms_channel: GrpcChannel, events: Arc<dyn EventBus>) -> Self {
+        let rooms_state: Arc<Mutex<HashMap<String, RoomPresence>>> = Arc::default();
+        tokio::spawn(end_sessions_of_removed_members(events.subscribe(ROOM_EVENTS), Arc::downgrade(&rooms_state)));
         Self {
             store,
             tokens,
             rooms: RoomsServiceClient::new(rooms_channel),
-            rooms_state: Arc::default(),
+            rooms_state,
             // 20 messages per 10 seconds per user: a conversation, not a flood.
             chat_limiter: Arc::new(RateLimiter::new(20, Duration::from_secs(10))),
             next_session: Arc::new(AtomicU64::new(1)),
@@ -212,6 +219,36 @@ impl PresenceGrpcService {
     }
 }
 
+/// Ends the sessions of members removed from their room (or who left it from another tab).
+async fn end_sessions_of_removed_members(
+    mut room_events: broadcast::Receiver<codesync_common::events::Event>,
+    rooms_state: std::sync::Weak<Mutex<HashMap<String, RoomPresence>>>,
+) {
+    loop {
+        let event = match room_events.recv().await {
+            Ok(event) => event,
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                // Their next request is refused anyway; only the live session outlives the removal.
+                tracing::warn!(missed, "room events were missed; removed members keep their sessions until they reconnect");
+                continue;
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        if event.kind != MEMBER_REMOVED {
+            continue;
+        }
+        let (Some(room_id), Some(user_id)) = (event.payload["room_id"].as_str(), event.payload["user_id"].as_str()) else {
+            continue;
+        };
+        let Some(rooms_state) = rooms_state.upgrade() else { return };
+        let rooms = rooms_state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(room) = rooms.get(room_id) else { continue };
+        for session in room.sessions.values().filter(|session| session.user_id == user_id) {
+            session.removed.notify_one();
+        }
+    }
+}
+
 /// Trimmed text of 1 to [`MAX_CHAT_CHARS`] characters; line breaks and tabs
 /// are kept, other control characters and direction overrides refused.
 pub fn validate_chat_text(text: &str) -> ServiceResult<String> {
@@ -260,6 +297,7 @@ impl PresenceService for PresenceGrpcService {
         let history = self.store.latest_messages(&room_id, 0, "", CHAT_HISTORY_ON_JOIN).await?;
 
         let session_id = self.next_session.fetch_add(1, Ordering::Relaxed);
+        let removed = Arc::new(Notify::new());
         let (outbox, outgoing) = mpsc::channel::<Result<pb::RoomServerEvent, Status>>(SESSION_OUTBOX);
         let mut events = {
             let mut rooms = self.rooms_state();
@@ -275,6 +313,7 @@ impl PresenceService for PresenceGrpcService {
                     file_id: String::new(),
                     typing_until: None,
                     last_seen_ms: codesync_common::now_ms(),
+                    removed: removed.clone(),
                 },
             );
             let events = room.events.subscribe();
@@ -319,6 +358,10 @@ impl PresenceService for PresenceGrpcService {
                         Err(broadcast::error::RecvError::Closed) => break,
                     },
                     _ = typing_check.tick() => service.expire_typing(&room_id, session_id),
+                    () = removed.notified() => {
+                        let _ = outbox.send(Err(Status::permission_denied("you were removed from the room"))).await;
+                        break;
+                    }
                     () = outbox.closed() => break,
                 }
             }
