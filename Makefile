@@ -29,7 +29,7 @@ help:
 	@echo "make build    debug build of the codesync binary (web app included)"
 	@echo "make release  optimised build of the codesync binary (web app included)"
 	@echo "make fuzz     run the WebSocket message fuzz target for FUZZ_SECONDS (part of make test)"
-	@echo "make lint     rustfmt check and clippy"
+	@echo "make lint     rustfmt check, clippy, and the web app's type check and formatting check"
 	@echo "make migrate  apply database migrations to the configured database"
 
 run: release
@@ -102,12 +102,14 @@ fuzz: $(CARGO_FUZZ)
 $(CARGO_FUZZ):
 	$(CARGO) install cargo-fuzz --locked --version 0.13.2
 
-lint:
+lint: $(WEB_MODULES)
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	npm run --prefix frontend --silent lint
 
-fmt:
+fmt: $(WEB_MODULES)
 	$(CARGO) fmt --all
+	npm run --prefix frontend --silent format
 
 clean:
 	$(CARGO) clean

@@ -18,7 +18,9 @@ fn main() {
     }
     files.sort();
 
-    let mut generated = String::from("/// The web app's files: (path under dist/, content, strong ETag).\npub static WEB_ASSETS: &[(&str, &[u8], &str)] = &[\n");
+    let mut generated = String::from(
+        "/// The web app's files: (path under dist/, content, strong ETag).\npub static WEB_ASSETS: &[(&str, &[u8], &str)] = &[\n",
+    );
     for (relative, absolute) in &files {
         let content = std::fs::read(absolute).expect("a file listed in frontend/dist is readable");
         writeln!(

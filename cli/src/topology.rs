@@ -197,7 +197,9 @@ pub async fn run(config: Config, components: BTreeSet<Component>) -> anyhow::Res
                 tracing::info!(directory = %directory.display(), "serving the web app from a directory");
             }
             codesync_gateway::WebSource::Embedded if !codesync_gateway::embedded_web_app_present() => {
-                tracing::warn!("this binary has no web app built in (run `make web` and rebuild, or set CODESYNC_WEB_DIR); the API works");
+                tracing::warn!(
+                    "this binary has no web app built in (run `make web` and rebuild, or set CODESYNC_WEB_DIR); the API works"
+                );
             }
             codesync_gateway::WebSource::Embedded => {}
         }

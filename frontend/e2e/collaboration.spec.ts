@@ -1,6 +1,24 @@
-import { createFile, createRoom, editorText, expect, inviteCode, newPerson, openFile, remoteCursorLabels, screenshot, sendChat, test, typeInEditor, unique, waitUntilSaved } from './helpers'
+import {
+  createFile,
+  createRoom,
+  editorText,
+  expect,
+  inviteCode,
+  newPerson,
+  openFile,
+  remoteCursorLabels,
+  screenshot,
+  sendChat,
+  test,
+  typeInEditor,
+  unique,
+  waitUntilSaved,
+} from './helpers'
 
-test('two people edit one file at once, see each other, chat, and keep the content across a reload', async ({ browser, baseURL }, testInfo) => {
+test('two people edit one file at once, see each other, chat, and keep the content across a reload', async ({
+  browser,
+  baseURL,
+}, testInfo) => {
   const alice = await newPerson(browser, baseURL!, 'alice')
   const bob = await newPerson(browser, baseURL!, 'bob', 'light')
 
@@ -28,10 +46,7 @@ test('two people edit one file at once, see each other, chat, and keep the conte
   await expect.poll(() => editorText(bob.page)).toContain('# alice was here')
   await typeInEditor(bob.page, '# bob too')
   await expect.poll(() => editorText(alice.page)).toContain('# bob too')
-  await Promise.all([
-    typeInEditor(alice.page, ', and typed more', 'end-of-first-line'),
-    typeInEditor(bob.page, ' at the same time', 'end'),
-  ])
+  await Promise.all([typeInEditor(alice.page, ', and typed more', 'end-of-first-line'), typeInEditor(bob.page, ' at the same time', 'end')])
   for (const person of [alice, bob]) {
     for (const phrase of ['# alice was here, and typed more', '# bob too at the same time']) {
       await expect.poll(() => editorText(person.page)).toContain(phrase)

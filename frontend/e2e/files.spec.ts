@@ -1,4 +1,16 @@
-import { createFile, createRoom, expect, inviteCode, newPerson, openFile, screenshot, test, typeInEditor, unique, waitUntilSaved } from './helpers'
+import {
+  createFile,
+  createRoom,
+  expect,
+  inviteCode,
+  newPerson,
+  openFile,
+  screenshot,
+  test,
+  typeInEditor,
+  unique,
+  waitUntilSaved,
+} from './helpers'
 
 test('files are renamed and deleted from the tree; an open editor learns of the deletion', async ({ browser, baseURL }, testInfo) => {
   const owner = await newPerson(browser, baseURL!, 'tree')
@@ -14,7 +26,9 @@ test('files are renamed and deleted from the tree; an open editor learns of the 
 
   // Highlighting follows the language: app.js is JavaScript, its keyword gets a token colour.
   await owner.page.getByRole('tab', { name: 'app.js' }).click()
-  await expect(owner.page.locator('[data-testid="editor"] .view-lines span.mtk1, [data-testid="editor"] .view-lines span[class^="mtk"]').first()).toBeVisible()
+  await expect(
+    owner.page.locator('[data-testid="editor"] .view-lines span.mtk1, [data-testid="editor"] .view-lines span[class^="mtk"]').first(),
+  ).toBeVisible()
   await expect(owner.page.getByText('javascript', { exact: true })).toBeVisible()
 
   // Rename with the keyboard (F2 on the focused row), and the name changes for both.
@@ -25,7 +39,9 @@ test('files are renamed and deleted from the tree; an open editor learns of the 
   await owner.page.getByRole('button', { name: 'Rename', exact: true }).click()
   await expect(tree.getByRole('button', { name: 'main.js', exact: false }).first()).toBeVisible()
   await editor.page.reload()
-  await expect(editor.page.getByRole('navigation', { name: 'Files' }).getByRole('button', { name: 'main.js', exact: false }).first()).toBeVisible()
+  await expect(
+    editor.page.getByRole('navigation', { name: 'Files' }).getByRole('button', { name: 'main.js', exact: false }).first(),
+  ).toBeVisible()
 
   // Deleting the file the other person has open closes their session and their tab.
   await openFile(editor.page, 'scratch.py')

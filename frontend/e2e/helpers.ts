@@ -111,9 +111,9 @@ export async function typeInEditor(page: Page, text: string, where: 'end' | 'end
 
 /** The names shown on remote cursors (the label is the `::after` of y-monaco's cursor decoration). */
 export async function remoteCursorLabels(page: Page): Promise<string[]> {
-  return page.locator('.yRemoteSelectionHead').evaluateAll((heads) =>
-    heads.map((head) => getComputedStyle(head, '::after').content.replace(/^"|"$/g, '')),
-  )
+  return page
+    .locator('.yRemoteSelectionHead')
+    .evaluateAll((heads) => heads.map((head) => getComputedStyle(head, '::after').content.replace(/^"|"$/g, '')))
 }
 
 export async function sendChat(page: Page, text: string): Promise<void> {

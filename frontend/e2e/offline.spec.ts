@@ -1,5 +1,18 @@
 import type { WebSocketRoute } from '@playwright/test'
-import { createFile, createRoom, editorText, expect, inviteCode, newPerson, openFile, screenshot, test, typeInEditor, unique, waitUntilSaved } from './helpers'
+import {
+  createFile,
+  createRoom,
+  editorText,
+  expect,
+  inviteCode,
+  newPerson,
+  openFile,
+  screenshot,
+  test,
+  typeInEditor,
+  unique,
+  waitUntilSaved,
+} from './helpers'
 
 test('a dropped connection shows unsaved edits, and offline edits merge on reconnect', async ({ browser, baseURL }, testInfo) => {
   const alice = await newPerson(browser, baseURL!, 'roam')

@@ -35,7 +35,9 @@ test('the access token is refreshed silently and everything keeps working', asyn
   const person = await newPerson(browser, baseURL!, 'refresh')
   const firstToken = await person.page.evaluate(() => JSON.parse(localStorage.getItem('codesync.session') ?? '{}').accessToken as string)
   await expect
-    .poll(() => person.page.evaluate(() => JSON.parse(localStorage.getItem('codesync.session') ?? '{}').accessToken as string), { timeout: 30_000 })
+    .poll(() => person.page.evaluate(() => JSON.parse(localStorage.getItem('codesync.session') ?? '{}').accessToken as string), {
+      timeout: 30_000,
+    })
     .not.toBe(firstToken)
   // The new token works for REST and for the sockets, with no sign-in prompt.
   const roomName = unique('After refresh ')

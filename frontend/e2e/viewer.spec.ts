@@ -1,4 +1,16 @@
-import { createFile, createRoom, editorText, expect, inviteCode, newPerson, screenshot, test, typeInEditor, unique, waitUntilSaved } from './helpers'
+import {
+  createFile,
+  createRoom,
+  editorText,
+  expect,
+  inviteCode,
+  newPerson,
+  screenshot,
+  test,
+  typeInEditor,
+  unique,
+  waitUntilSaved,
+} from './helpers'
 
 test('a viewer joins by invite link, sees edits live, and cannot type', async ({ browser, baseURL }, testInfo) => {
   const owner = await newPerson(browser, baseURL!, 'owner')

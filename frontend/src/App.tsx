@@ -1,4 +1,4 @@
-import { useEffect, useRef, type ReactNode } from 'react'
+import { Suspense, lazy, useEffect, useRef, type ReactNode } from 'react'
 import { QueryClientProvider } from '@tanstack/react-query'
 import { BrowserRouter, Navigate, Route, Routes, useLocation } from 'react-router'
 import { createQueryClient } from './api/queries'
@@ -6,11 +6,21 @@ import { followOtherTabs, restoreSession, useSession } from './state/session'
 import { AuthPage } from './pages/AuthPage'
 import { RoomsPage } from './pages/RoomsPage'
 import { JoinPage } from './pages/JoinPage'
-import { RoomPage } from './pages/RoomPage'
 import { NotFoundPage } from './pages/NotFoundPage'
 import { Button, Spinner } from './components/ui'
 
 const queryClient = createQueryClient()
+
+// The room page carries Monaco (megabytes): it loads when a room opens, not with the sign-in page.
+const RoomPage = lazy(() => import('./pages/RoomPage').then((module) => ({ default: module.RoomPage })))
+
+function PageLoading({ label }: { label: string }) {
+  return (
+    <div className="flex h-full items-center justify-center">
+      <Spinner label={label} />
+    </div>
+  )
+}
 
 export function App() {
   useEffect(() => {
@@ -31,9 +41,32 @@ export function App() {
         <Routes>
           <Route path="/login" element={<AuthPage mode="login" />} />
           <Route path="/register" element={<AuthPage mode="register" />} />
-          <Route path="/" element={<RequireSession><RoomsPage /></RequireSession>} />
-          <Route path="/join/:inviteCode" element={<RequireSession><JoinPage /></RequireSession>} />
-          <Route path="/rooms/:roomId" element={<RequireSession><RoomPage /></RequireSession>} />
+          <Route
+            path="/"
+            element={
+              <RequireSession>
+                <RoomsPage />
+              </RequireSession>
+            }
+          />
+          <Route
+            path="/join/:inviteCode"
+            element={
+              <RequireSession>
+                <JoinPage />
+              </RequireSession>
+            }
+          />
+          <Route
+            path="/rooms/:roomId"
+            element={
+              <RequireSession>
+                <Suspense fallback={<PageLoading label="Loading the editor…" />}>
+                  <RoomPage />
+                </Suspense>
+              </RequireSession>
+            }
+          />
           <Route path="*" element={<NotFoundPage />} />
         </Routes>
       </BrowserRouter>
@@ -45,13 +78,7 @@ export function App() {
 function RequireSession({ children }: { children: ReactNode }) {
   const status = useSession((state) => state.status)
   const location = useLocation()
-  if (status === 'checking') {
-    return (
-      <div className="flex h-full items-center justify-center">
-        <Spinner label="Loading your session…" />
-      </div>
-    )
-  }
+  if (status === 'checking') return <PageLoading label="Loading your session…" />
   if (status === 'unreachable') {
     return (
       <div role="alert" className="flex h-full flex-col items-center justify-center gap-3 text-center">

@@ -77,9 +77,9 @@ fn asset_path(url_path: &str) -> Option<String> {
     if trimmed.is_empty() {
         return Some("index.html".to_string());
     }
-    let safe = trimmed
-        .split('/')
-        .all(|segment| !segment.is_empty() && segment != "." && segment != ".." && !segment.contains(['\\', '\0', ':']));
+    let safe = trimmed.split('/').all(|segment| {
+        !segment.is_empty() && segment != "." && segment != ".." && !segment.contains(['\\', '\0', ':'])
+    });
     safe.then(|| trimmed.to_string())
 }
 
@@ -251,7 +251,8 @@ mod tests {
     fn asset_paths_never_leave_the_web_root() {
         assert_eq!(asset_path("/").as_deref(), Some("index.html"));
         assert_eq!(asset_path("/assets/index-abc.js").as_deref(), Some("assets/index-abc.js"));
-        for hostile in ["/../secrets", "/assets/../../etc/passwd", "/a//b", "/./x", "/a\\..\\b", "/c:/windows", "/x\0y"] {
+        for hostile in ["/../secrets", "/assets/../../etc/passwd", "/a//b", "/./x", "/a\\..\\b", "/c:/windows", "/x\0y"]
+        {
             assert_eq!(asset_path(hostile), None, "{hostile:?}");
         }
     }
@@ -294,7 +295,10 @@ mod tests {
 
         let gzip = AcceptedEncodings { brotli: true, gzip: true };
         let asset = find(&source, "assets/app.js", gzip).await.unwrap();
-        assert_eq!((asset.content.as_slice(), asset.encoding, asset.has_variants), (&b"gzipped"[..], Some("gzip"), true));
+        assert_eq!(
+            (asset.content.as_slice(), asset.encoding, asset.has_variants),
+            (&b"gzipped"[..], Some("gzip"), true)
+        );
         let asset = find(&source, "assets/app.js", AcceptedEncodings::default()).await.unwrap();
         assert_eq!((asset.content.as_slice(), asset.encoding), (&b"console.log(1)"[..], None));
         assert!(find(&source, "assets/leak.js", gzip).await.is_none(), "a symlink out of the root is not served");

@@ -8,7 +8,10 @@ const valid = (name: string) => fakeAccessToken({ iat: NOW / 1000, exp: NOW / 10
 const expired = (name: string) => fakeAccessToken({ iat: NOW / 1000 - 1000, exp: NOW / 1000 - 100, sub: name })
 
 function json(status: number, body: unknown, headers: Record<string, string> = {}): Response {
-  return new Response(body === undefined ? null : JSON.stringify(body), { status, headers: { 'Content-Type': 'application/json', ...headers } })
+  return new Response(body === undefined ? null : JSON.stringify(body), {
+    status,
+    headers: { 'Content-Type': 'application/json', ...headers },
+  })
 }
 
 /** A fake server: `/api/auth/refresh` rotates tokens (once per token, as the real one does). */
@@ -23,14 +26,16 @@ function fakeServer(options: { acceptedAccess: () => string | null } = { accepte
     if (url.endsWith('/api/auth/refresh')) {
       await new Promise((resolve) => setTimeout(resolve, 5))
       const { refresh_token } = JSON.parse(String(init?.body)) as { refresh_token: string }
-      if (used.has(refresh_token)) return json(401, { error: { code: 'refresh_token_reused', message: 'this refresh token was already used' } })
+      if (used.has(refresh_token))
+        return json(401, { error: { code: 'refresh_token_reused', message: 'this refresh token was already used' } })
       used.add(refresh_token)
       generation += 1
       return json(200, { access_token: valid(`gen${generation}`), refresh_token: `refresh-${generation}` })
     }
     const token = headers.get('Authorization')?.replace('Bearer ', '') ?? ''
     const accepted = options.acceptedAccess()
-    if (accepted !== null && token !== accepted) return json(401, { error: { code: 'token_expired', message: 'the access token has expired' } })
+    if (accepted !== null && token !== accepted)
+      return json(401, { error: { code: 'token_expired', message: 'the access token has expired' } })
     return json(200, { ok: true, token })
   })
   return { fetchImpl, calls, refreshCalls: () => calls.filter((url) => url.endsWith('/refresh')).length }
@@ -39,7 +44,7 @@ function fakeServer(options: { acceptedAccess: () => string | null } = { accepte
 /** One lock shared by "tabs" in this test, like the Web Locks API across a browser's tabs. */
 function sharedLock(): LockRunner {
   let tail: Promise<unknown> = Promise.resolve()
-  return <T,>(_name: string, task: () => Promise<T>) => {
+  return <T>(_name: string, task: () => Promise<T>) => {
     const run = tail.then(task, task)
     tail = run.catch(() => undefined)
     return run
@@ -115,7 +120,11 @@ describe('ApiClient', () => {
     ]
     const client = new ApiClient({ storage: memoryTokens(), fetch: vi.fn(async () => responses.shift()!) })
     const conflict = (await client.post('/api/x', {}, false).catch((caught: unknown) => caught)) as ApiError
-    expect([conflict.status, conflict.code, describeError(conflict)]).toEqual([409, 'file_exists', 'A file with this name already exists in the room.'])
+    expect([conflict.status, conflict.code, describeError(conflict)]).toEqual([
+      409,
+      'file_exists',
+      'A file with this name already exists in the room.',
+    ])
     const proxy = (await client.post('/api/x', {}, false).catch((caught: unknown) => caught)) as ApiError
     expect([proxy.status, proxy.code]).toEqual([502, 'http_502'])
     const limited = (await client.post('/api/x', {}, false).catch((caught: unknown) => caught)) as ApiError
@@ -129,7 +138,11 @@ describe('ApiClient', () => {
       seen.push(new Headers(init?.headers))
       return new Response(null, { status: 204 })
     })
-    const client = new ApiClient({ storage: memoryTokens({ accessToken: valid('me'), refreshToken: 'r' }), fetch: fetchImpl, now: () => NOW })
+    const client = new ApiClient({
+      storage: memoryTokens({ accessToken: valid('me'), refreshToken: 'r' }),
+      fetch: fetchImpl,
+      now: () => NOW,
+    })
     await client.patch('/api/files/1', { filename: 'a.py' })
     await client.post('/api/auth/login', { email: 'a', password: 'b' }, false)
     expect(seen[0].get('Authorization')).toBe(`Bearer ${valid('me')}`)

@@ -186,13 +186,7 @@ export class ApiClient {
     }
   }
 
-  private async send<T>(
-    method: string,
-    path: string,
-    body: unknown,
-    accessToken: string | null,
-    signal?: AbortSignal,
-  ): Promise<T> {
+  private async send<T>(method: string, path: string, body: unknown, accessToken: string | null, signal?: AbortSignal): Promise<T> {
     const headers: Record<string, string> = { Accept: 'application/json' }
     if (body !== undefined) headers['Content-Type'] = 'application/json'
     if (accessToken !== null) headers.Authorization = `Bearer ${accessToken}`
@@ -233,7 +227,10 @@ export function errorFromResponse(response: Pick<Response, 'status' | 'statusTex
   if (error && typeof error.code === 'string' && typeof error.message === 'string') {
     return new ApiError(response.status, error.code, error.message, retryAfterSeconds)
   }
-  const fallback = response.status >= 500 ? 'the server failed to answer; try again shortly' : `the request failed (${response.status} ${response.statusText})`
+  const fallback =
+    response.status >= 500
+      ? 'the server failed to answer; try again shortly'
+      : `the request failed (${response.status} ${response.statusText})`
   return new ApiError(response.status, `http_${response.status}`, fallback, retryAfterSeconds)
 }
 

@@ -11,8 +11,7 @@ export function createQueryClient(): QueryClient {
       queries: {
         staleTime: 10_000,
         // A 4xx will not change by asking again; a network error or a 5xx may.
-        retry: (failureCount, error) =>
-          failureCount < 3 && !(error instanceof ApiError && error.status >= 400 && error.status < 500),
+        retry: (failureCount, error) => failureCount < 3 && !(error instanceof ApiError && error.status >= 400 && error.status < 500),
         retryDelay: (attempt) => Math.min(500 * 2 ** attempt, 5_000),
       },
       mutations: { retry: false },

@@ -39,7 +39,13 @@ export class FileSession {
   readonly text = this.doc.getText('content')
   readonly provider: WebsocketProvider
   private readonly tracker = new SaveTracker()
-  private state: FileConnectionState = { status: 'connecting', synced: false, hasUnsavedEdits: false, closedReason: null, writeRefused: false }
+  private state: FileConnectionState = {
+    status: 'connecting',
+    synced: false,
+    hasUnsavedEdits: false,
+    closedReason: null,
+    writeRefused: false,
+  }
   private readonly listeners = new Set<() => void>()
   private disconnectedSince: number | null = null
   private offlineTimer: ReturnType<typeof setTimeout> | null = null

@@ -6,13 +6,22 @@ const chat = (id: string, sent_at: string, text = id): ChatMessage => ({ id, roo
 
 describe('room socket messages', () => {
   it('parses each message the server sends', () => {
-    expect(parseRoomServerMessage('{"type":"history","messages":[{"id":"1","room_id":"r","user_id":"u","username":"ann","text":"hi","sent_at":"2026-01-01T00:00:00Z"}]}')).toEqual({
+    expect(
+      parseRoomServerMessage(
+        '{"type":"history","messages":[{"id":"1","room_id":"r","user_id":"u","username":"ann","text":"hi","sent_at":"2026-01-01T00:00:00Z"}]}',
+      ),
+    ).toEqual({
       type: 'history',
       messages: [chat('1', '2026-01-01T00:00:00Z', 'hi')],
     })
     expect(
-      parseRoomServerMessage('{"type":"presence","users":[{"user_id":"u","username":"ann","color":"#61afef","file_id":null,"typing":false,"last_seen":"x"}]}'),
-    ).toEqual({ type: 'presence', users: [{ user_id: 'u', username: 'ann', color: '#61afef', file_id: null, typing: false, last_seen: 'x' }] })
+      parseRoomServerMessage(
+        '{"type":"presence","users":[{"user_id":"u","username":"ann","color":"#61afef","file_id":null,"typing":false,"last_seen":"x"}]}',
+      ),
+    ).toEqual({
+      type: 'presence',
+      users: [{ user_id: 'u', username: 'ann', color: '#61afef', file_id: null, typing: false, last_seen: 'x' }],
+    })
     expect(parseRoomServerMessage('{"type":"typing","user_id":"u","username":"ann","file_id":"f","typing":true}')).toEqual({
       type: 'typing',
       user_id: 'u',
@@ -20,7 +29,11 @@ describe('room socket messages', () => {
       file_id: 'f',
       typing: true,
     })
-    expect(parseRoomServerMessage('{"type":"error","code":"rate_limited","message":"slow down"}')).toEqual({ type: 'error', code: 'rate_limited', message: 'slow down' })
+    expect(parseRoomServerMessage('{"type":"error","code":"rate_limited","message":"slow down"}')).toEqual({
+      type: 'error',
+      code: 'rate_limited',
+      message: 'slow down',
+    })
     expect(parseRoomServerMessage('{"type":"pong"}')).toEqual({ type: 'pong' })
   })
 
@@ -41,7 +54,9 @@ describe('room socket messages', () => {
   })
 
   it('replaces a colour that is not a plain hex colour (it ends up in CSS)', () => {
-    const message = parseRoomServerMessage('{"type":"presence","users":[{"user_id":"alice","username":"a","color":"red;}body{display:none","file_id":null}]}')
+    const message = parseRoomServerMessage(
+      '{"type":"presence","users":[{"user_id":"alice","username":"a","color":"red;}body{display:none","file_id":null}]}',
+    )
     expect(message?.type === 'presence' && message.users[0].color).toBe(colourForUser('alice'))
   })
 })

@@ -12,10 +12,7 @@ export type RoomServerMessage =
   | { type: 'pong' }
 
 export type RoomClientMessage =
-  | { type: 'focus'; file_id: string | null }
-  | { type: 'typing'; typing: boolean }
-  | { type: 'chat'; text: string }
-  | { type: 'ping' }
+  { type: 'focus'; file_id: string | null } | { type: 'typing'; typing: boolean } | { type: 'chat'; text: string } | { type: 'ping' }
 
 type Json = Record<string, unknown>
 
@@ -117,8 +114,18 @@ export const MESSAGE_AUTH = 2
 // The server's palette and hash (services/presence/src/lib.rs, `colour_for`): every member sees
 // the same colour for the same person, in presence lists and in editor cursors alike.
 const PALETTE = [
-  '#e06c75', '#61afef', '#98c379', '#e5c07b', '#c678dd', '#56b6c2', '#d19a66', '#be5046', '#7f9cf5', '#f472b6',
-  '#34d399', '#fbbf24',
+  '#e06c75',
+  '#61afef',
+  '#98c379',
+  '#e5c07b',
+  '#c678dd',
+  '#56b6c2',
+  '#d19a66',
+  '#be5046',
+  '#7f9cf5',
+  '#f472b6',
+  '#34d399',
+  '#fbbf24',
 ]
 
 export function colourForUser(userId: string): string {

@@ -110,7 +110,12 @@ describe('TypingReporter', () => {
 
   it('says typing once, renews it while typing continues, and stops after a pause', () => {
     const announced: boolean[] = []
-    const reporter = new TypingReporter((typing) => announced.push(typing), 2_500, 4_000, () => Date.now())
+    const reporter = new TypingReporter(
+      (typing) => announced.push(typing),
+      2_500,
+      4_000,
+      () => Date.now(),
+    )
     reporter.edited()
     vi.advanceTimersByTime(1000)
     reporter.edited()

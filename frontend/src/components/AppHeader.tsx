@@ -43,7 +43,11 @@ export function UserMenu() {
 export function AppHeader({ children }: { children?: ReactNode }) {
   return (
     <header className="flex h-12 shrink-0 items-center gap-3 border-b border-line bg-panel px-3">
-      <Link to="/" className="flex items-center gap-2 rounded-md px-1 text-sm font-semibold tracking-tight" aria-label="CodeSync, your rooms">
+      <Link
+        to="/"
+        className="flex items-center gap-2 rounded-md px-1 text-sm font-semibold tracking-tight"
+        aria-label="CodeSync, your rooms"
+      >
         <Logo size={22} />
         <span className="hidden sm:inline">CodeSync</span>
       </Link>

@@ -63,10 +63,15 @@ export function ChatPanel({ myUserId, onSend }: { myUserId: string; onSend: (tex
         )}
         {chat.map((message, index) => {
           const previous = chat[index - 1]
-          const grouped = previous !== undefined && previous.user_id === message.user_id && Date.parse(message.sent_at) - Date.parse(previous.sent_at) < 120_000
+          const grouped =
+            previous !== undefined &&
+            previous.user_id === message.user_id &&
+            Date.parse(message.sent_at) - Date.parse(previous.sent_at) < 120_000
           return (
             <li key={message.id} className={`flex gap-2 ${grouped ? 'mt-0.5' : 'mt-3'}`} data-testid="chat-message">
-              <span className="w-6 shrink-0">{!grouped && <Avatar name={message.username} colour={colourForUser(message.user_id)} size={24} />}</span>
+              <span className="w-6 shrink-0">
+                {!grouped && <Avatar name={message.username} colour={colourForUser(message.user_id)} size={24} />}
+              </span>
               <div className="min-w-0 flex-1">
                 {!grouped && (
                   <div className="flex items-baseline gap-2">
@@ -97,7 +102,9 @@ export function ChatPanel({ myUserId, onSend }: { myUserId: string; onSend: (tex
           className="w-full resize-none rounded-md border border-line bg-canvas px-2.5 py-2 text-[13px] text-fg placeholder:text-faint focus:border-accent focus:outline-none"
         />
         <div className="mt-1 flex items-center justify-between gap-2">
-          <ChatNotice text={notSent && status !== 'connected' ? 'Not connected: your message is kept; send it again once reconnected.' : chatError} />
+          <ChatNotice
+            text={notSent && status !== 'connected' ? 'Not connected: your message is kept; send it again once reconnected.' : chatError}
+          />
           <Button type="submit" variant="primary" className="px-2.5 py-1 text-xs" disabled={draft.trim() === ''}>
             Send
           </Button>

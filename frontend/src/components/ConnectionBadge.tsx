@@ -11,9 +11,7 @@ export function describeConnection(state: FileConnectionState): { label: string;
     case 'reconnecting':
       return state.hasUnsavedEdits ? { label: 'Reconnecting · unsaved edits', tone: 'warn' } : { label: 'Reconnecting…', tone: 'warn' }
     case 'offline':
-      return state.hasUnsavedEdits
-        ? { label: 'Offline · unsaved edits kept here', tone: 'danger' }
-        : { label: 'Offline', tone: 'danger' }
+      return state.hasUnsavedEdits ? { label: 'Offline · unsaved edits kept here', tone: 'danger' } : { label: 'Offline', tone: 'danger' }
     case 'closed':
       return { label: state.closedReason ?? 'Disconnected', tone: 'danger' }
   }
@@ -29,7 +27,13 @@ const toneStyles = {
 export function ConnectionBadge({ state }: { state: FileConnectionState }) {
   const { label, tone } = describeConnection(state)
   return (
-    <span role="status" aria-live="polite" data-testid="connection-status" data-status={state.status} className="inline-flex items-center gap-1.5 text-xs text-muted">
+    <span
+      role="status"
+      aria-live="polite"
+      data-testid="connection-status"
+      data-status={state.status}
+      className="inline-flex items-center gap-1.5 text-xs text-muted"
+    >
       <span className={`h-2 w-2 rounded-full ${toneStyles[tone]}`} aria-hidden="true" />
       {label}
     </span>

@@ -16,8 +16,18 @@ interface FileTreeProps {
 }
 
 const dotColour: Record<string, string> = {
-  python: '#3b82f6', javascript: '#eab308', typescript: '#3b82f6', java: '#f97316', cpp: '#6366f1', c: '#64748b',
-  rust: '#d97706', go: '#06b6d4', html: '#ef4444', css: '#8b5cf6', json: '#a3a3a3', markdown: '#94a3b8',
+  python: '#3b82f6',
+  javascript: '#eab308',
+  typescript: '#3b82f6',
+  java: '#f97316',
+  cpp: '#6366f1',
+  c: '#64748b',
+  rust: '#d97706',
+  go: '#06b6d4',
+  html: '#ef4444',
+  css: '#8b5cf6',
+  json: '#a3a3a3',
+  markdown: '#94a3b8',
 }
 
 export function FileTree({ roomId, files, activeFileId, canEdit, presence, myUserId, onOpen }: FileTreeProps) {
@@ -74,9 +84,16 @@ export function FileTree({ roomId, files, activeFileId, canEdit, presence, myUse
                     active ? 'bg-accent-soft text-fg' : 'text-muted hover:bg-hover hover:text-fg'
                   }`}
                 >
-                  <span className="h-2 w-2 shrink-0 rounded-sm" style={{ backgroundColor: dotColour[file.language] ?? '#64748b' }} aria-hidden="true" />
+                  <span
+                    className="h-2 w-2 shrink-0 rounded-sm"
+                    style={{ backgroundColor: dotColour[file.language] ?? '#64748b' }}
+                    aria-hidden="true"
+                  />
                   <span className="min-w-0 flex-1 truncate">{file.filename}</span>
-                  <span className="flex -space-x-1.5 group-focus-within:hidden group-hover:hidden" aria-label={here.length ? `${here.map((user) => user.username).join(', ')} here` : undefined}>
+                  <span
+                    className="flex -space-x-1.5 group-focus-within:hidden group-hover:hidden"
+                    aria-label={here.length ? `${here.map((user) => user.username).join(', ')} here` : undefined}
+                  >
                     {here.slice(0, 3).map((user) => (
                       <Avatar key={user.user_id} name={user.username} colour={user.color} size={16} ring />
                     ))}
@@ -104,7 +121,17 @@ export function FileTree({ roomId, files, activeFileId, canEdit, presence, myUse
   )
 }
 
-function CreateFileDialog({ roomId, open, onClose, onCreated }: { roomId: string; open: boolean; onClose: () => void; onCreated: (fileId: string) => void }) {
+function CreateFileDialog({
+  roomId,
+  open,
+  onClose,
+  onCreated,
+}: {
+  roomId: string
+  open: boolean
+  onClose: () => void
+  onCreated: (fileId: string) => void
+}) {
   const [filename, setFilename] = useState('')
   const create = useCreateFile(roomId)
   const close = () => {

@@ -54,7 +54,10 @@ export function InviteDialog({ room, open, onClose }: { room: Room; open: boolea
             {copied === 'manual' && <p className="text-xs text-muted">Press Ctrl+C (⌘C) to copy the selected link.</p>}
           </div>
           <p className="text-sm text-muted">
-            Code: <code data-testid="invite-code" className="rounded bg-canvas px-1.5 py-0.5 font-mono text-fg">{room.invite_code}</code>
+            Code:{' '}
+            <code data-testid="invite-code" className="rounded bg-canvas px-1.5 py-0.5 font-mono text-fg">
+              {room.invite_code}
+            </code>
           </p>
           {room.my_role === 'owner' && (
             <div className="flex items-center justify-between gap-3 border-t border-line pt-3">
@@ -132,7 +135,12 @@ function MemberRow({ roomId, member, isOwner, isMe }: { roomId: string; member: 
                 Confirm
               </Button>
             ) : (
-              <Button variant="ghost" className="px-2 py-1 text-xs" onClick={() => setConfirming(true)} aria-label={`Remove ${member.username}`}>
+              <Button
+                variant="ghost"
+                className="px-2 py-1 text-xs"
+                onClick={() => setConfirming(true)}
+                aria-label={`Remove ${member.username}`}
+              >
                 Remove
               </Button>
             )}
@@ -151,7 +159,12 @@ function LeaveRoomButton({ roomId, myUserId }: { roomId: string; myUserId: strin
   const navigate = useNavigate()
   return (
     <div className="flex flex-col gap-1">
-      <Button variant="ghost" className="text-danger" busy={leave.isPending} onClick={() => leave.mutate(myUserId, { onSuccess: () => navigate('/') })}>
+      <Button
+        variant="ghost"
+        className="text-danger"
+        busy={leave.isPending}
+        onClick={() => leave.mutate(myUserId, { onSuccess: () => navigate('/') })}
+      >
         Leave room
       </Button>
       {leave.isError && <p className="text-xs text-danger">{describeError(leave.error)}</p>}

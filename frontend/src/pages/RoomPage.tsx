@@ -150,7 +150,8 @@ function RoomWorkspace({ room }: { room: Room }) {
 
   const closeTab = (fileId: string) => {
     const session = pool?.peek(fileId)
-    if (session?.connectionState.hasUnsavedEdits && !window.confirm('This file has edits the server has not saved yet. Close it anyway?')) return
+    if (session?.connectionState.hasUnsavedEdits && !window.confirm('This file has edits the server has not saved yet. Close it anyway?'))
+      return
     pool?.release(fileId)
     closeFileInUi(room.id, fileId)
     if (fileId === activeFileId) {
@@ -233,14 +234,7 @@ function RoomWorkspace({ room }: { room: Room }) {
         </aside>
 
         <main className="flex min-w-0 flex-1 flex-col bg-[var(--cs-panel)]">
-          <EditorTabs
-            tabs={tabs}
-            files={files.data ?? []}
-            activeFileId={activeFileId}
-            pool={pool}
-            onSelect={openFile}
-            onClose={closeTab}
-          />
+          <EditorTabs tabs={tabs} files={files.data ?? []} activeFileId={activeFileId} pool={pool} onSelect={openFile} onClose={closeTab} />
           {!canEdit && (
             <div role="status" data-testid="read-only-banner" className="border-b border-line bg-warn/10 px-4 py-1.5 text-xs text-warn">
               {isMember
@@ -250,11 +244,20 @@ function RoomWorkspace({ room }: { room: Room }) {
           )}
           <div className="relative min-h-0 flex-1">
             {activeFile ? (
-              <EditorPane key={`${activeFile.id}:${pool ? 'live' : 'static'}`} room={room} file={activeFile} session={session} canEdit={canEdit} isMember={isMember} />
+              <EditorPane
+                key={`${activeFile.id}:${pool ? 'live' : 'static'}`}
+                room={room}
+                file={activeFile}
+                session={session}
+                canEdit={canEdit}
+                isMember={isMember}
+              />
             ) : (
               <div className="flex h-full items-center justify-center">
                 <EmptyState title={files.data?.length ? 'Open a file from the list' : 'This room has no files yet'}>
-                  {canEdit && !files.data?.length ? 'Create one with the + button beside “Files”.' : 'Everyone who opens the same file edits it together.'}
+                  {canEdit && !files.data?.length
+                    ? 'Create one with the + button beside “Files”.'
+                    : 'Everyone who opens the same file edits it together.'}
                 </EmptyState>
               </div>
             )}
@@ -310,7 +313,11 @@ function EditorTabs({
               {file.filename}
               <UnsavedDot session={pool?.peek(file.id) ?? null} />
             </button>
-            <IconButton label={`Close ${file.filename}`} onClick={() => onClose(file.id)} className="h-5 w-5 opacity-60 group-hover:opacity-100">
+            <IconButton
+              label={`Close ${file.filename}`}
+              onClick={() => onClose(file.id)}
+              className="h-5 w-5 opacity-60 group-hover:opacity-100"
+            >
               <CloseIcon />
             </IconButton>
           </div>
@@ -331,7 +338,19 @@ function UnsavedDot({ session }: { session: FileSession | null }) {
   return <span className="ml-1.5 inline-block h-1.5 w-1.5 rounded-full bg-warn align-middle" aria-label="unsaved edits" />
 }
 
-function EditorPane({ room, file, session, canEdit, isMember }: { room: Room; file: FileEntry; session: FileSession | null; canEdit: boolean; isMember: boolean }) {
+function EditorPane({
+  room,
+  file,
+  session,
+  canEdit,
+  isMember,
+}: {
+  room: Room
+  file: FileEntry
+  session: FileSession | null
+  canEdit: boolean
+  isMember: boolean
+}) {
   const state = useConnectionState(session)
   const queryClient = useQueryClient()
   const snapshot = useFileContent(file.id, !isMember)
@@ -349,7 +368,12 @@ function EditorPane({ room, file, session, canEdit, isMember }: { room: Room; fi
     if (state?.status === 'closed') void queryClient.invalidateQueries({ queryKey: queryKeys.files(room.id) })
   }, [state?.status, queryClient, room.id])
 
-  if (!isMember && snapshot.isPending) return <div className="flex h-full items-center justify-center"><Spinner label="Loading the file…" /></div>
+  if (!isMember && snapshot.isPending)
+    return (
+      <div className="flex h-full items-center justify-center">
+        <Spinner label="Loading the file…" />
+      </div>
+    )
   if (!isMember && snapshot.isError) return <ErrorState message={describeError(snapshot.error)} onRetry={() => void snapshot.refetch()} />
 
   return (

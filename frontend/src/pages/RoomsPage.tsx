@@ -121,7 +121,11 @@ function JoinForm() {
           Join
         </Button>
       </div>
-      {join.isError && <p role="alert" className="text-xs text-danger">{describeError(join.error)}</p>}
+      {join.isError && (
+        <p role="alert" className="text-xs text-danger">
+          {describeError(join.error)}
+        </p>
+      )}
     </form>
   )
 }
@@ -153,10 +157,29 @@ function CreateRoomDialog({ open, onClose }: { open: boolean; onClose: () => voi
   return (
     <Dialog open={open} title="New room" onClose={close}>
       <form onSubmit={submit} className="flex flex-col gap-4">
-        <TextField id="room-name" label="Name" required maxLength={100} autoFocus value={name} onChange={(event) => setName(event.target.value)} />
-        <TextField id="room-description" label="Description (optional)" maxLength={500} value={description} onChange={(event) => setDescription(event.target.value)} />
+        <TextField
+          id="room-name"
+          label="Name"
+          required
+          maxLength={100}
+          autoFocus
+          value={name}
+          onChange={(event) => setName(event.target.value)}
+        />
+        <TextField
+          id="room-description"
+          label="Description (optional)"
+          maxLength={500}
+          value={description}
+          onChange={(event) => setDescription(event.target.value)}
+        />
         <label className="flex items-start gap-2 text-sm">
-          <input type="checkbox" checked={isPublic} onChange={(event) => setIsPublic(event.target.checked)} className="mt-0.5 accent-[var(--cs-accent)]" />
+          <input
+            type="checkbox"
+            checked={isPublic}
+            onChange={(event) => setIsPublic(event.target.checked)}
+            className="mt-0.5 accent-[var(--cs-accent)]"
+          />
           <span>
             Public
             <span className="block text-xs text-muted">Everyone signed in can find and read it; only members edit.</span>

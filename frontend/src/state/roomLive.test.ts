@@ -2,11 +2,21 @@ import { describe, expect, it } from 'vitest'
 import { reduceRoomMessage, type RoomLiveState } from './roomLive'
 
 const base: RoomLiveState = { roomId: 'r', status: 'connected', closedReason: null, presence: [], typing: {}, chat: [], chatError: null }
-const person = (user_id: string, file_id: string | null = null) => ({ user_id, username: user_id, color: '#61afef', file_id, typing: false, last_seen: '' })
+const person = (user_id: string, file_id: string | null = null) => ({
+  user_id,
+  username: user_id,
+  color: '#61afef',
+  file_id,
+  typing: false,
+  last_seen: '',
+})
 
 describe('reduceRoomMessage', () => {
   it('tracks who types where, and forgets those who left', () => {
-    let state: RoomLiveState = { ...base, ...reduceRoomMessage(base, { type: 'typing', user_id: 'ann', username: 'ann', file_id: 'f1', typing: true }) }
+    let state: RoomLiveState = {
+      ...base,
+      ...reduceRoomMessage(base, { type: 'typing', user_id: 'ann', username: 'ann', file_id: 'f1', typing: true }),
+    }
     state = { ...state, ...reduceRoomMessage(state, { type: 'typing', user_id: 'bob', username: 'bob', file_id: 'f2', typing: true }) }
     expect(Object.keys(state.typing).sort()).toEqual(['ann', 'bob'])
     state = { ...state, ...reduceRoomMessage(state, { type: 'typing', user_id: 'ann', username: 'ann', file_id: 'f1', typing: false }) }

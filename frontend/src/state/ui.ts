@@ -1,6 +1,7 @@
 // Client-only state: the theme, and the tabs open in each room.
 
 import { create } from 'zustand'
+import { createJSONStorage, persist } from 'zustand/middleware'
 
 export type Theme = 'dark' | 'light'
 
@@ -24,32 +25,42 @@ interface UiState {
   keepOnly: (roomId: string, fileIds: Set<string>) => void
 }
 
-export const useUi = create<UiState>((set) => ({
-  theme: initialTheme(),
-  tabs: {},
-  active: {},
-  toggleTheme: () =>
-    set((state) => {
-      const theme: Theme = state.theme === 'dark' ? 'light' : 'dark'
-      document.documentElement.classList.toggle('dark', theme === 'dark')
-      try {
-        localStorage.setItem(THEME_KEY, theme)
-      } catch {
-        // storage disabled: the choice lasts for this page
-      }
-      return { theme }
+export const useUi = create<UiState>()(
+  persist(
+    (set) => ({
+      theme: initialTheme(),
+      tabs: {},
+      active: {},
+      toggleTheme: () =>
+        set((state) => {
+          const theme: Theme = state.theme === 'dark' ? 'light' : 'dark'
+          document.documentElement.classList.toggle('dark', theme === 'dark')
+          try {
+            localStorage.setItem(THEME_KEY, theme)
+          } catch {
+            // storage disabled: the choice lasts for this page
+          }
+          return { theme }
+        }),
+      openFile: (roomId, fileId) => set((state) => openTab(state, roomId, fileId)),
+      closeFile: (roomId, fileId) => set((state) => closeTab(state, roomId, fileId)),
+      keepOnly: (roomId, fileIds) =>
+        set((state) => {
+          const tabs = (state.tabs[roomId] ?? []).filter((id) => fileIds.has(id))
+          const current = state.active[roomId] ?? null
+          const active = current !== null && fileIds.has(current) ? current : (tabs[tabs.length - 1] ?? null)
+          if (tabs.length === (state.tabs[roomId] ?? []).length && active === current) return state
+          return { tabs: { ...state.tabs, [roomId]: tabs }, active: { ...state.active, [roomId]: active } }
+        }),
     }),
-  openFile: (roomId, fileId) => set((state) => openTab(state, roomId, fileId)),
-  closeFile: (roomId, fileId) => set((state) => closeTab(state, roomId, fileId)),
-  keepOnly: (roomId, fileIds) =>
-    set((state) => {
-      const tabs = (state.tabs[roomId] ?? []).filter((id) => fileIds.has(id))
-      const current = state.active[roomId] ?? null
-      const active = current !== null && fileIds.has(current) ? current : (tabs[tabs.length - 1] ?? null)
-      if (tabs.length === (state.tabs[roomId] ?? []).length && active === current) return state
-      return { tabs: { ...state.tabs, [roomId]: tabs }, active: { ...state.active, [roomId]: active } }
-    }),
-}))
+    {
+      // Open tabs survive a reload of this tab (the shown file is in the address).
+      name: 'codesync.tabs',
+      storage: createJSONStorage(() => sessionStorage),
+      partialize: (state) => ({ tabs: state.tabs }),
+    },
+  ),
+)
 
 export type TabState = Pick<UiState, 'tabs' | 'active'>
 

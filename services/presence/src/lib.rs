@@ -126,7 +126,12 @@ pub struct PresenceGrpcService {
 }
 
 impl PresenceGrpcService {
-    pub fn new(store: PresenceStore, tokens: TokenService, rooms_channel: GrpcChannel, events: Arc<dyn EventBus>) -> Self {
+    pub fn new(
+        store: PresenceStore,
+        tokens: TokenService,
+        rooms_channel: GrpcChannel,
+        events: Arc<dyn EventBus>,
+    ) -> Self {
         let rooms_state: Arc<Mutex<HashMap<String, RoomPresence>>> = Arc::default();
         tokio::spawn(end_sessions_of_removed_members(events.subscribe(ROOM_EVENTS), Arc::downgrade(&rooms_state)));
         Self {
@@ -229,7 +234,10 @@ async fn end_sessions_of_removed_members(
             Ok(event) => event,
             Err(broadcast::error::RecvError::Lagged(missed)) => {
                 // Their next request is refused anyway; only the live session outlives the removal.
-                tracing::warn!(missed, "room events were missed; removed members keep their sessions until they reconnect");
+                tracing::warn!(
+                    missed,
+                    "room events were missed; removed members keep their sessions until they reconnect"
+                );
                 continue;
             }
             Err(broadcast::error::RecvError::Closed) => return,
@@ -237,7 +245,8 @@ async fn end_sessions_of_removed_members(
         if event.kind != MEMBER_REMOVED {
             continue;
         }
-        let (Some(room_id), Some(user_id)) = (event.payload["room_id"].as_str(), event.payload["user_id"].as_str()) else {
+        let (Some(room_id), Some(user_id)) = (event.payload["room_id"].as_str(), event.payload["user_id"].as_str())
+        else {
             continue;
         };
         let Some(rooms_state) = rooms_state.upgrade() else { return };
