@@ -55,6 +55,12 @@ test('a dropped connection shows unsaved edits, and offline edits merge on recon
   await screenshot(alice.page, testInfo, 'offline-with-unsaved-edits')
   expect(await editorText(bob.page)).not.toContain('written offline')
 
+  // Leaving the room meanwhile loses nothing: back in it, the offline edit is still there.
+  await alice.page.getByRole('link', { name: 'CodeSync, your rooms' }).click()
+  await expect(alice.page.getByRole('heading', { name: 'Rooms', exact: true })).toBeVisible()
+  await alice.page.goBack()
+  await expect.poll(() => editorText(alice.page)).toContain('line two written offline')
+
   // Back online: both edits merge, on both sides, and Alice's are saved.
   networkDown = false
   await waitUntilSaved(alice.page)

@@ -2,6 +2,7 @@ import { Suspense, lazy, useEffect, useRef, type ReactNode } from 'react'
 import { QueryClientProvider } from '@tanstack/react-query'
 import { BrowserRouter, Navigate, Route, Routes, useLocation } from 'react-router'
 import { createQueryClient } from './api/queries'
+import { endAllSessions, setAccessTokenEverywhere, warnBeforeUnloadWithUnsavedEdits } from './collab/sessionPool'
 import { followOtherTabs, restoreSession, useSession } from './state/session'
 import { AuthPage } from './pages/AuthPage'
 import { RoomsPage } from './pages/RoomsPage'
@@ -25,7 +26,18 @@ function PageLoading({ label }: { label: string }) {
 export function App() {
   useEffect(() => {
     void restoreSession()
-    return followOtherTabs()
+    const stopFollowing = followOtherTabs()
+    const stopWarning = warnBeforeUnloadWithUnsavedEdits()
+    // Every refresh reaches the open file sessions: their next reconnection uses the new token.
+    const stopTokens = useSession.subscribe((state, previous) => {
+      if (state.accessToken && state.accessToken !== previous.accessToken) setAccessTokenEverywhere(state.accessToken)
+      if (state.status === 'signed_out' && previous.status !== 'signed_out') endAllSessions()
+    })
+    return () => {
+      stopFollowing()
+      stopWarning()
+      stopTokens()
+    }
   }, [])
   // After a sign-out or a switch of user, nothing cached for the previous user may show.
   const userId = useSession((state) => state.user?.id ?? null)

@@ -4,7 +4,17 @@ import { inviteCodeFromInput, inviteLink, safeNextPath } from './links'
 describe('links', () => {
   it('follows only same-site paths after sign-in', () => {
     expect(safeNextPath('/rooms/1?file=2')).toBe('/rooms/1?file=2')
-    for (const hostile of [null, '', 'https://evil.example', '//evil.example', '/\\evil.example', 'javascript:alert(1)']) {
+    for (const hostile of [
+      null,
+      '',
+      'https://evil.example',
+      '//evil.example',
+      '/\\evil.example',
+      'javascript:alert(1)',
+      '/\t/evil.example',
+      '/\n/evil.example',
+      '/ /evil.example',
+    ]) {
       expect(safeNextPath(hostile)).toBe('/')
     }
   })

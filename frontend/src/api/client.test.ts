@@ -112,6 +112,21 @@ describe('ApiClient', () => {
     expect(storage.load()).not.toBeNull()
   })
 
+  it('keeps the session when the refresh endpoint is rate limited or failing, and hands out the old token', async () => {
+    const storage = memoryTokens({ accessToken: expired('old'), refreshToken: 'refresh-0' })
+    const sessionEnded = vi.fn()
+    const busy = vi.fn(async () => json(503, { error: { code: 'service_unavailable', message: 'the auth service cannot be reached' } }))
+    const client = new ApiClient({ storage, fetch: busy, now: () => NOW, onSessionEnded: sessionEnded })
+    expect(await client.freshAccessToken()).toBe(expired('old'))
+    expect(storage.load()).toEqual({ accessToken: expired('old'), refreshToken: 'refresh-0' })
+    expect(sessionEnded).not.toHaveBeenCalled()
+    // Signed out for real (the refresh token refused): no token at all.
+    const refused = vi.fn(async () => json(401, { error: { code: 'invalid_token', message: 'the refresh token is not valid' } }))
+    const signedOut = new ApiClient({ storage, fetch: refused, now: () => NOW, onSessionEnded: sessionEnded })
+    expect(await signedOut.freshAccessToken()).toBeNull()
+    expect(sessionEnded).toHaveBeenCalledWith('session_expired')
+  })
+
   it('turns the error shape, a proxy’s HTML page and Retry-After into ApiErrors', async () => {
     const responses = [
       json(409, { error: { code: 'file_exists', message: 'a file with this name already exists in the room' } }),

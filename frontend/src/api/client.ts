@@ -129,10 +129,10 @@ export class ApiClient {
     if (!expiresWithin(tokens.accessToken, REFRESH_MARGIN_MS, this.now())) return tokens.accessToken
     try {
       return (await this.refresh(tokens.accessToken)).accessToken
-    } catch (error) {
-      // Offline: hand out the old token; the caller's request fails on its own and retries later.
-      if (error instanceof ApiError && error.isNetworkError) return this.storage.load()?.accessToken ?? null
-      return null
+    } catch {
+      // Signed out (the refresh token was refused): no token. Offline, rate limited or a server
+      // error: the old token; the caller's request fails on its own, and a later refresh works.
+      return this.storage.load()?.accessToken ?? null
     }
   }
 

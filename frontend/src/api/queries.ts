@@ -144,3 +144,29 @@ export function useFileContent(fileId: string | null, enabled: boolean) {
     enabled: enabled && fileId !== null,
   })
 }
+
+/** Why a file cannot be opened any more (deleted, access revoked), or null if it can or the server cannot tell now. */
+export async function fileAccessProblem(fileId: string): Promise<string | null> {
+  try {
+    await api.get<FileEntry>(path`/api/files/${fileId}`)
+    return null
+  } catch (error) {
+    if (error instanceof ApiError && (error.status === 403 || error.status === 404)) {
+      return 'This file was deleted, or you no longer have access to it.'
+    }
+    return null
+  }
+}
+
+/** Why the room's live connection cannot work any more, or null. */
+export async function roomAccessProblem(roomId: string): Promise<string | null> {
+  try {
+    const room = await api.get<Room>(path`/api/rooms/${roomId}`)
+    return room.my_role === null ? 'You are no longer a member of this room.' : null
+  } catch (error) {
+    if (error instanceof ApiError && (error.status === 403 || error.status === 404)) {
+      return 'This room was deleted, or you no longer have access to it.'
+    }
+    return null
+  }
+}

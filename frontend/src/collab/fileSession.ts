@@ -16,8 +16,11 @@ export interface FileConnectionState {
   hasUnsavedEdits: boolean
   /** Why the server ended the session for good (file deleted, removed from the room). */
   closedReason: string | null
-  /** The server refused an edit: this user may no longer write here (made a viewer). */
-  writeRefused: boolean
+  /**
+   * The latest edit the server refused (made a viewer meanwhile, or the file at its size limit),
+   * with a count so that each refusal can be told from the last.
+   */
+  refusal: { reason: string; count: number } | null
 }
 
 /** After this long without a connection the indicator says offline rather than reconnecting. */
@@ -31,6 +34,12 @@ export interface FileSessionOptions {
   user: { id: string; name: string; colour: string }
   /** Called for every edit made in this tab (for the typing indicator). */
   onLocalEdit?: () => void
+  /**
+   * Asked after connections keep failing before they open: a browser sees a refused upgrade
+   * (file deleted, access revoked while away) only as close code 1006. Returns why the file is
+   * out of reach, or null to keep retrying.
+   */
+  checkAccess?: () => Promise<string | null>
   WebSocketImpl?: typeof WebSocket
 }
 
@@ -44,12 +53,14 @@ export class FileSession {
     synced: false,
     hasUnsavedEdits: false,
     closedReason: null,
-    writeRefused: false,
+    refusal: null,
   }
   private readonly listeners = new Set<() => void>()
   private disconnectedSince: number | null = null
   private offlineTimer: ReturnType<typeof setTimeout> | null = null
   private destroyed = false
+  private openedSinceLastClose = false
+  private failuresBeforeOpen = 0
 
   constructor(options: FileSessionOptions) {
     // Registered before the provider's own listener, so an edit is counted before it is sent.
@@ -61,7 +72,11 @@ export class FileSession {
     const base = options.WebSocketImpl ?? WebSocket
     const WebSocketImpl = reportingWebSocket(
       base,
-      () => this.tracker.connectionOpened(),
+      () => {
+        this.openedSinceLastClose = true
+        this.failuresBeforeOpen = 0
+        this.tracker.connectionOpened()
+      },
       (message) => this.tracker.messageSent(message),
     )
     this.provider = new WebsocketProvider(`${options.serverUrl}/ws/files`, options.fileId, this.doc, {
@@ -70,14 +85,19 @@ export class FileSession {
       // Each tab talks to the server itself, so "saved" means durable on the server.
       disableBc: true,
       maxBackoffTime: 5_000,
-      // 4404: the file was deleted; 1008: removed from the room (or a message the server refused).
-      shouldReconnect: (event) => !(event.code === 1008 || (event.code >= 4400 && event.code < 4500)),
+      // 4404: the file was deleted; 1008: removed from the room (or a message the server
+      // refused); 1009: a message over the server's limit, which a retry would only send again.
+      shouldReconnect: (event) => !(event.code === 1008 || event.code === 1009 || (event.code >= 4400 && event.code < 4500)),
     })
     this.provider.messageHandlers[MESSAGE_SAVED] = (_encoder, decoder) => {
       this.tracker.savedThrough(decoding.readVarUint(decoder))
     }
     // y-protocols' auth message: the server refused an update (the stock handler only logs it).
-    this.provider.messageHandlers[MESSAGE_AUTH] = () => this.update({ writeRefused: true })
+    this.provider.messageHandlers[MESSAGE_AUTH] = (_encoder, decoder) => {
+      const reason = decoding.readVarUint(decoder) === 0 ? decoding.readVarString(decoder) : 'the server refused the edit'
+      this.tracker.refused()
+      this.update({ refusal: { reason, count: (this.state.refusal?.count ?? 0) + 1 } })
+    }
     this.provider.awareness.setLocalStateField('user', {
       id: options.user.id,
       name: options.user.name,
@@ -85,9 +105,14 @@ export class FileSession {
     })
     this.provider.on('status', ({ status }) => this.onStatus(status))
     this.provider.on('sync', (synced: boolean) => this.update({ synced: synced || this.state.synced }))
-    this.provider.on('closed', ({ code, reason }) => {
-      const closedReason = code === 4404 ? 'This file was deleted.' : reason || `The server closed the connection (${code}).`
-      this.update({ status: 'closed', closedReason })
+    this.provider.on('closed', ({ code, reason }) => this.update({ status: 'closed', closedReason: closeReason(code, reason) }))
+    this.provider.on('connection-close', () => {
+      if (this.openedSinceLastClose) {
+        this.openedSinceLastClose = false
+        return
+      }
+      this.failuresBeforeOpen += 1
+      if (options.checkAccess && this.failuresBeforeOpen % 3 === 0) void this.checkAccess(options.checkAccess)
     })
     this.tracker.subscribe(() => this.update({ hasUnsavedEdits: this.tracker.hasUnsavedEdits }))
     // A first connection that never succeeds also ends up "offline".
@@ -111,14 +136,22 @@ export class FileSession {
   destroy(): void {
     if (this.destroyed) return
     this.destroyed = true
-    if (this.offlineTimer !== null) clearTimeout(this.offlineTimer)
     this.listeners.clear()
     this.provider.destroy()
     this.doc.destroy()
+    // After the provider: its last status event must not arm the timer again.
+    if (this.offlineTimer !== null) clearTimeout(this.offlineTimer)
+  }
+
+  private async checkAccess(check: () => Promise<string | null>): Promise<void> {
+    const reason = await check().catch(() => null)
+    if (reason === null || this.destroyed || this.state.status === 'connected') return
+    this.provider.disconnect()
+    this.update({ status: 'closed', closedReason: reason })
   }
 
   private onStatus(status: 'connected' | 'disconnected' | 'connecting'): void {
-    if (this.state.status === 'closed') return
+    if (this.destroyed || this.state.status === 'closed') return
     if (status === 'connected') {
       this.disconnectedSince = null
       if (this.offlineTimer !== null) clearTimeout(this.offlineTimer)
@@ -145,13 +178,20 @@ export class FileSession {
       next.synced === this.state.synced &&
       next.hasUnsavedEdits === this.state.hasUnsavedEdits &&
       next.closedReason === this.state.closedReason &&
-      next.writeRefused === this.state.writeRefused
+      next.refusal === this.state.refusal
     ) {
       return
     }
     this.state = next
     for (const listener of this.listeners) listener()
   }
+}
+
+/** What the editor says when the server ended the session for good. */
+export function closeReason(code: number, reason: string): string {
+  if (code === 4404) return 'This file was deleted.'
+  if (code === 1009) return 'An edit was too large for the server (the limit is 1 MiB per message). Reload the file to continue.'
+  return reason ? `${reason[0].toUpperCase()}${reason.slice(1)}.` : `The server closed the connection (${code}).`
 }
 
 /** `ws://` or `wss://` for the page's own origin. */

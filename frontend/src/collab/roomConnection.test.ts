@@ -35,10 +35,11 @@ describe('RoomConnection', () => {
   })
   afterEach(() => vi.useRealTimers())
 
-  function connect() {
+  function connect(checkAccess?: () => Promise<string | null>) {
     const statuses: string[] = []
     const messages: unknown[] = []
     const connection = new RoomConnection({
+      checkAccess,
       url: (token) => `ws://host/ws/rooms/r?token=${token}`,
       accessToken: async () => 'token-1',
       onMessage: (message) => messages.push(message),
@@ -87,6 +88,47 @@ describe('RoomConnection', () => {
     await vi.advanceTimersByTimeAsync(5000)
     expect(FakeSocket.instances).toHaveLength(1)
     expect(statuses.at(-1)).toBe('closed: you were removed from the room')
+  })
+
+  it('drops a connection whose ping goes unanswered, and reconnects', async () => {
+    const { connection, statuses } = connect()
+    connection.start()
+    await vi.runOnlyPendingTimersAsync()
+    FakeSocket.instances[0].open()
+    await vi.advanceTimersByTimeAsync(25_000)
+    expect(FakeSocket.instances[0].sent).toContain('{"type":"ping"}')
+    await vi.advanceTimersByTimeAsync(10_000)
+    expect(statuses.at(-1)).toBe('reconnecting')
+    await vi.advanceTimersByTimeAsync(1_000)
+    expect(FakeSocket.instances).toHaveLength(2)
+  })
+
+  it('a pong keeps the connection', async () => {
+    const { connection } = connect()
+    connection.start()
+    await vi.runOnlyPendingTimersAsync()
+    const socket = FakeSocket.instances[0]
+    socket.open()
+    await vi.advanceTimersByTimeAsync(25_000)
+    socket.onmessage?.({ data: '{"type":"pong"}' })
+    await vi.advanceTimersByTimeAsync(20_000)
+    expect(FakeSocket.instances).toHaveLength(1)
+  })
+
+  it('asks why after failures before the socket opens, and stops when access is gone', async () => {
+    const checkAccess = vi.fn(async () => 'You are no longer a member of this room.')
+    const { connection, statuses } = connect(checkAccess)
+    connection.start()
+    for (let attempt = 0; attempt < 3; attempt++) {
+      await vi.runOnlyPendingTimersAsync()
+      FakeSocket.instances.at(-1)!.serverClose(1006)
+    }
+    await vi.runOnlyPendingTimersAsync()
+    expect(checkAccess).toHaveBeenCalledTimes(1)
+    expect(statuses.at(-1)).toBe('closed: You are no longer a member of this room.')
+    const sockets = FakeSocket.instances.length
+    await vi.advanceTimersByTimeAsync(30_000)
+    expect(FakeSocket.instances).toHaveLength(sockets)
   })
 
   it('does not send while disconnected', () => {

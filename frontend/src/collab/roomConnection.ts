@@ -15,9 +15,16 @@ export interface RoomConnectionOptions {
   /** Backoff delays are `base * 2^attempt`, capped, with jitter. */
   backoffBaseMs?: number
   backoffMaxMs?: number
+  /**
+   * Asked after connections keep failing before they open (a refused upgrade reaches a browser
+   * only as 1006): why the room is out of reach, or null to keep retrying.
+   */
+  checkAccess?: () => Promise<string | null>
 }
 
 const PING_EVERY_MS = 25_000
+/** A ping unanswered this long means a half-open connection: drop it and reconnect. */
+const PONG_TIMEOUT_MS = 10_000
 
 export function backoffDelay(attempt: number, baseMs: number, maxMs: number, random: () => number = Math.random): number {
   const ceiling = Math.min(maxMs, baseMs * 2 ** Math.min(attempt, 20))
@@ -30,8 +37,11 @@ export class RoomConnection {
   private stopped = false
   private reconnectTimer: ReturnType<typeof setTimeout> | null = null
   private pingTimer: ReturnType<typeof setInterval> | null = null
+  private pongTimer: ReturnType<typeof setTimeout> | null = null
   private focusedFileId: string | null = null
-  private readonly options: Required<Omit<RoomConnectionOptions, 'WebSocketImpl'>> & { WebSocketImpl: typeof WebSocket }
+  private failuresBeforeOpen = 0
+  private readonly options: Required<Omit<RoomConnectionOptions, 'WebSocketImpl' | 'checkAccess'>> &
+    Pick<RoomConnectionOptions, 'checkAccess'> & { WebSocketImpl: typeof WebSocket }
 
   constructor(options: RoomConnectionOptions) {
     this.options = {
@@ -79,39 +89,73 @@ export class RoomConnection {
     }
     const socket = new this.options.WebSocketImpl(this.options.url(token))
     this.socket = socket
+    let opened = false
     socket.onopen = () => {
       if (this.socket !== socket) return
+      opened = true
       this.attempt = 0
+      this.failuresBeforeOpen = 0
       this.options.onStatus('connected')
       if (this.focusedFileId !== null) this.send({ type: 'focus', file_id: this.focusedFileId })
       this.clearPing()
-      this.pingTimer = setInterval(() => this.send({ type: 'ping' }), PING_EVERY_MS)
+      this.pingTimer = setInterval(() => this.ping(socket), PING_EVERY_MS)
     }
     socket.onmessage = (event: MessageEvent) => {
       if (this.socket !== socket || typeof event.data !== 'string') return
+      // Anything from the server proves the connection alive.
+      if (this.pongTimer !== null) clearTimeout(this.pongTimer)
+      this.pongTimer = null
       const message = parseRoomServerMessage(event.data)
       if (message !== null) this.options.onMessage(message)
     }
     socket.onclose = (event: CloseEvent) => {
       if (this.socket !== socket) return
-      this.socket = null
-      this.clearPing()
-      if (this.stopped) return
       if (event.code === 1008) {
+        this.socket = null
+        this.clearPing()
         // Removed from the room: reconnecting would only be refused.
-        this.options.onStatus('closed', event.reason || 'You no longer have access to this room.')
+        if (!this.stopped) this.options.onStatus('closed', event.reason || 'You no longer have access to this room.')
         return
       }
-      this.options.onStatus('reconnecting')
-      const delay = backoffDelay(this.attempt, this.options.backoffBaseMs, this.options.backoffMaxMs)
-      this.attempt += 1
-      this.reconnectTimer = setTimeout(() => void this.connect(), delay)
+      this.dropAndReconnect(socket, opened)
     }
+  }
+
+  private ping(socket: WebSocket): void {
+    if (this.socket !== socket || !this.send({ type: 'ping' })) return
+    if (this.pongTimer !== null) return
+    this.pongTimer = setTimeout(() => this.dropAndReconnect(socket, true), PONG_TIMEOUT_MS)
+  }
+
+  /** Forgets a socket that closed or went silent, and schedules the next attempt. */
+  private dropAndReconnect(socket: WebSocket, opened: boolean): void {
+    if (this.socket !== socket) return
+    this.socket = null
+    this.clearPing()
+    socket.onclose = null
+    if (socket.readyState <= 1) socket.close()
+    if (this.stopped) return
+    this.options.onStatus('reconnecting')
+    if (!opened) {
+      this.failuresBeforeOpen += 1
+      if (this.options.checkAccess && this.failuresBeforeOpen % 3 === 0) {
+        void this.options.checkAccess().then((reason) => {
+          if (reason === null || this.stopped || this.socket !== null) return
+          this.stop()
+          this.options.onStatus('closed', reason)
+        })
+      }
+    }
+    const delay = backoffDelay(this.attempt, this.options.backoffBaseMs, this.options.backoffMaxMs)
+    this.attempt += 1
+    this.reconnectTimer = setTimeout(() => void this.connect(), delay)
   }
 
   private clearPing(): void {
     if (this.pingTimer !== null) clearInterval(this.pingTimer)
     this.pingTimer = null
+    if (this.pongTimer !== null) clearTimeout(this.pongTimer)
+    this.pongTimer = null
   }
 }
 

@@ -53,6 +53,16 @@ describe('SaveTracker', () => {
     expect(tracker.hasUnsavedEdits).toBe(false)
   })
 
+  it('counts everything as unsaved once the server refused an edit (its counts no longer line up)', () => {
+    const tracker = new SaveTracker()
+    tracker.connectionOpened()
+    tracker.localChange()
+    tracker.messageSent(update)
+    tracker.refused()
+    tracker.savedThrough(1)
+    expect(tracker.hasUnsavedEdits).toBe(true)
+  })
+
   it('notifies subscribers', () => {
     const tracker = new SaveTracker()
     let calls = 0

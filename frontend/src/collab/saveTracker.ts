@@ -13,6 +13,8 @@ export class SaveTracker {
   /** For each update-bearing message sent on the current connection, the local version it carried. */
   private sentVersions: number[] = []
   private acknowledged = 0
+  /** The server refused an edit: this copy differs from the server's until it is reloaded. */
+  private diverged = false
   private readonly listeners = new Set<() => void>()
 
   localChange(): void {
@@ -40,8 +42,17 @@ export class SaveTracker {
     this.notify()
   }
 
+  /**
+   * The server refused one of the sent edits. Its acknowledgements count stored messages only,
+   * so they no longer say which local edits are saved: from now on this copy counts as unsaved.
+   */
+  refused(): void {
+    this.diverged = true
+    this.notify()
+  }
+
   get hasUnsavedEdits(): boolean {
-    return this.localVersion > this.savedVersion
+    return this.diverged || this.localVersion > this.savedVersion
   }
 
   subscribe(listener: () => void): () => void {

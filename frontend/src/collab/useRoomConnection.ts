@@ -2,6 +2,7 @@ import { useEffect, useMemo, useRef } from 'react'
 import { RoomConnection, TypingReporter } from './roomConnection'
 import { webSocketBase } from './fileSession'
 import { api, useSession } from '../state/session'
+import { roomAccessProblem } from '../api/queries'
 import { reduceRoomMessage, resetRoomLive, useRoomLive } from '../state/roomLive'
 
 export interface RoomControls {
@@ -22,6 +23,7 @@ export function useRoomConnection(roomId: string, enabled: boolean): RoomControl
     const connection = new RoomConnection({
       url: (token) => `${webSocketBase(window.location)}/ws/rooms/${encodeURIComponent(roomId)}?token=${encodeURIComponent(token)}`,
       accessToken: () => api.freshAccessToken(),
+      checkAccess: () => roomAccessProblem(roomId),
       onMessage: (message) => useRoomLive.setState((state) => reduceRoomMessage(state, message)),
       onStatus: (status, reason) => useRoomLive.setState({ status, closedReason: reason ?? null }),
     })

@@ -5,6 +5,7 @@ import { useUi } from '../state/ui'
 import { Avatar, IconButton } from './ui'
 import { Logo } from './Logo'
 import { colourForUser } from '../collab/protocol'
+import { anyUnsavedEdits } from '../collab/sessionPool'
 import { MoonIcon, SunIcon } from './icons'
 
 export function ThemeToggle() {
@@ -31,7 +32,10 @@ export function UserMenu() {
       </span>
       <button
         type="button"
-        onClick={() => void signOut().then(() => navigate('/login'))}
+        onClick={() => {
+          if (anyUnsavedEdits() && !window.confirm('Some edits have not reached the server yet and would be lost. Sign out anyway?')) return
+          void signOut().then(() => navigate('/login'))
+        }}
         className="rounded-md px-2 py-1 text-xs text-muted hover:bg-hover hover:text-fg"
       >
         Sign out

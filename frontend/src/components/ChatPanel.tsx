@@ -5,13 +5,25 @@ import { colourForUser } from '../collab/protocol'
 import { Avatar, Button, EmptyState } from './ui'
 
 const MAX_CHAT_CHARACTERS = 2000
+/** A sent message not echoed within this long goes back into the box. */
+const PENDING_TIMEOUT_MS = 10_000
+
+interface PendingMessage {
+  text: string
+  /** Messages already shown when it was sent: an older identical message is not its echo. */
+  knownIds: Set<string>
+  errorCountBefore: number
+}
 
 export function ChatPanel({ myUserId, onSend }: { myUserId: string; onSend: (text: string) => boolean }) {
   const chat = useRoomLive((state) => state.chat)
   const chatError = useRoomLive((state) => state.chatError)
+  const chatErrorCount = useRoomLive((state) => state.chatErrorCount)
   const status = useRoomLive((state) => state.status)
   const [draft, setDraft] = useState('')
-  const [notSent, setNotSent] = useState(false)
+  const [notice, setNotice] = useState<string | null>(null)
+  // A sent message until the server echoes it (its confirmation: stored) or refuses it.
+  const [pending, setPending] = useState<PendingMessage | null>(null)
   const listRef = useRef<HTMLOListElement>(null)
   const stickToBottom = useRef(true)
 
@@ -21,16 +33,41 @@ export function ChatPanel({ myUserId, onSend }: { myUserId: string; onSend: (tex
     if (list && stickToBottom.current) list.scrollTop = list.scrollHeight
   }, [chat])
 
+  // The echo confirms; a refusal or silence puts the text back in the box.
+  useEffect(() => {
+    if (pending === null) return
+    const echoed = chat.some(
+      (message) => message.user_id === myUserId && message.text === pending.text && !pending.knownIds.has(message.id),
+    )
+    if (echoed) {
+      setPending(null)
+      return
+    }
+    if (chatErrorCount !== pending.errorCountBefore) {
+      setDraft((current) => (current === '' ? pending.text : current))
+      setNotice(null)
+      setPending(null)
+      return
+    }
+    const timer = setTimeout(() => {
+      setDraft((current) => (current === '' ? pending.text : current))
+      setNotice('Your last message may not have been sent: it is back in the box.')
+      setPending(null)
+    }, PENDING_TIMEOUT_MS)
+    return () => clearTimeout(timer)
+  }, [pending, chat, chatErrorCount, myUserId])
+
   const send = (event?: FormEvent) => {
     event?.preventDefault()
     const text = draft.trim()
-    if (text === '') return
+    if (text === '' || pending !== null) return
     if (onSend(text)) {
+      setPending({ text, knownIds: new Set(chat.map((message) => message.id)), errorCountBefore: chatErrorCount })
       setDraft('')
-      setNotSent(false)
+      setNotice(null)
       stickToBottom.current = true
     } else {
-      setNotSent(true) // keep the draft: nothing is lost while reconnecting
+      setNotice('Not connected: your message is kept; send it again once reconnected.')
     }
   }
   const onKeyDown = (event: KeyboardEvent<HTMLTextAreaElement>) => {
@@ -86,6 +123,14 @@ export function ChatPanel({ myUserId, onSend }: { myUserId: string; onSend: (tex
             </li>
           )
         })}
+        {pending && (
+          <li className="mt-2 flex gap-2 opacity-60" data-testid="chat-pending">
+            <span className="w-6 shrink-0" />
+            <p className="min-w-0 flex-1 text-[13px] break-words whitespace-pre-wrap text-muted">
+              {pending.text} <span className="text-[11px] text-faint">· sending…</span>
+            </p>
+          </li>
+        )}
       </ol>
       <form onSubmit={send} className="shrink-0 border-t border-line p-2">
         <label htmlFor="chat-input" className="sr-only">
@@ -102,10 +147,8 @@ export function ChatPanel({ myUserId, onSend }: { myUserId: string; onSend: (tex
           className="w-full resize-none rounded-md border border-line bg-canvas px-2.5 py-2 text-[13px] text-fg placeholder:text-faint focus:border-accent focus:outline-none"
         />
         <div className="mt-1 flex items-center justify-between gap-2">
-          <ChatNotice
-            text={notSent && status !== 'connected' ? 'Not connected: your message is kept; send it again once reconnected.' : chatError}
-          />
-          <Button type="submit" variant="primary" className="px-2.5 py-1 text-xs" disabled={draft.trim() === ''}>
+          <ChatNotice text={notice ?? (chatErrorCount > 0 ? chatError : null)} />
+          <Button type="submit" variant="primary" className="px-2.5 py-1 text-xs" disabled={draft.trim() === '' || pending !== null}>
             Send
           </Button>
         </div>

@@ -123,7 +123,7 @@ function MemberRow({ roomId, member, isOwner, isMe }: { roomId: string; member: 
             <select
               id={`role-${member.user_id}`}
               value={member.role}
-              disabled={changeRole.isPending}
+              aria-busy={changeRole.isPending || undefined}
               onChange={(event) => changeRole.mutate({ userId: member.user_id, role: event.target.value as 'editor' | 'viewer' })}
               className="rounded-md border border-line bg-canvas px-2 py-1 text-xs text-fg"
             >
@@ -131,7 +131,14 @@ function MemberRow({ roomId, member, isOwner, isMe }: { roomId: string; member: 
               <option value="viewer">Viewer</option>
             </select>
             {confirming ? (
-              <Button variant="danger" className="px-2 py-1 text-xs" busy={remove.isPending} onClick={() => remove.mutate(member.user_id)}>
+              <Button
+                variant="danger"
+                className="px-2 py-1 text-xs"
+                autoFocus
+                aria-label={`Confirm removing ${member.username}`}
+                busy={remove.isPending}
+                onClick={() => remove.mutate(member.user_id)}
+              >
                 Confirm
               </Button>
             ) : (

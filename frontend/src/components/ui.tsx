@@ -146,9 +146,14 @@ export function Dialog({
   const ref = useRef<HTMLDialogElement>(null)
   useEffect(() => {
     const dialog = ref.current
-    if (!dialog) return
-    if (open && !dialog.open) dialog.showModal()
-    if (!open && dialog.open) dialog.close()
+    if (!dialog || !open) return
+    // Whatever had the focus gets it back when the dialog goes, even if it unmounts with it.
+    const opener = document.activeElement instanceof HTMLElement ? document.activeElement : null
+    if (!dialog.open) dialog.showModal()
+    return () => {
+      if (dialog.open) dialog.close()
+      if (opener?.isConnected) opener.focus()
+    }
   }, [open])
   const titleId = labelledBy ?? `dialog-${title.replace(/\W+/g, '-').toLowerCase()}`
   return (

@@ -1,8 +1,8 @@
 // Monaco bound to the open file's Y.Text through y-monaco, with remote cursors labelled by name.
 
-import { useEffect, useRef } from 'react'
+import { useEffect, useRef, useSyncExternalStore } from 'react'
 import { MonacoBinding } from 'y-monaco'
-import { monaco, monacoLanguage } from './monaco'
+import { monaco, monacoLanguage, uriExtension } from './monaco'
 import type { FileSession } from '../collab/fileSession'
 import { remoteCursorCss, type RemoteCursor } from '../collab/protocol'
 import { useUi } from '../state/ui'
@@ -13,19 +13,35 @@ interface CodeEditorProps {
   snapshot?: string
   fileId: string
   roomId: string
-  filename: string
   language: string
   readOnly: boolean
 }
 
-const viewStates = new Map<string, monaco.editor.ICodeEditorViewState | null>()
+/** Cursor and scroll position per file, so switching tabs comes back to the same place. */
+const viewStates = new Map<string, monaco.editor.ICodeEditorViewState>()
 
-export function CodeEditor({ session, snapshot, fileId, roomId, filename, language, readOnly }: CodeEditorProps) {
+function useSynced(session: FileSession | null): boolean {
+  return useSyncExternalStore(
+    (listener) => (session ? session.subscribe(listener) : () => {}),
+    () => session?.connectionState.synced ?? true,
+  )
+}
+
+/** Focus moves to the editor only if the user is not busy elsewhere (chat, a dialog, a form). */
+function focusIsFree(): boolean {
+  const active = document.activeElement
+  if (active === null || active === document.body) return true
+  if (active.closest('dialog')) return false
+  return !['INPUT', 'TEXTAREA', 'SELECT'].includes(active.tagName)
+}
+
+export function CodeEditor({ session, snapshot, fileId, roomId, language, readOnly }: CodeEditorProps) {
   const containerRef = useRef<HTMLDivElement>(null)
   const editorRef = useRef<monaco.editor.IStandaloneCodeEditor | null>(null)
   const theme = useUi((state) => state.theme)
+  const synced = useSynced(session)
 
-  // One editor for the lifetime of the component; files swap models in and out.
+  // One editor per open file (the pane is keyed by file); files never share a model.
   useEffect(() => {
     const container = containerRef.current
     if (!container) return
@@ -45,10 +61,13 @@ export function CodeEditor({ session, snapshot, fileId, roomId, filename, langua
     })
     editorRef.current = editor
     return () => {
+      // Before dispose: a disposed editor has no view state to save.
+      const view = editor.saveViewState()
+      if (view) viewStates.set(fileId, view)
       editor.dispose()
       editorRef.current = null
     }
-  }, [])
+  }, [fileId])
 
   useEffect(() => {
     monaco.editor.setTheme(theme === 'dark' ? 'codesync-dark' : 'codesync-light')
@@ -61,14 +80,14 @@ export function CodeEditor({ session, snapshot, fileId, roomId, filename, langua
   useEffect(() => {
     const editor = editorRef.current
     if (!editor) return
-    // Each file its own URI, so language services never mix two files into one program.
-    const uri = monaco.Uri.from({ scheme: 'codesync', path: `/${roomId}/${fileId}/${filename}` })
+    // Its own URI per file, so language services never mix two files into one program; the
+    // extension follows the language (not the name), so a rename keeps model, binding and undo.
+    const uri = monaco.Uri.from({ scheme: 'codesync', path: `/${roomId}/${fileId}/file${uriExtension(language)}` })
     monaco.editor.getModel(uri)?.dispose()
     const model = monaco.editor.createModel(session ? session.text.toString() : (snapshot ?? ''), monacoLanguage(language), uri)
     editor.setModel(model)
     const savedView = viewStates.get(fileId)
     if (savedView) editor.restoreViewState(savedView)
-    editor.focus()
 
     let binding: MonacoBinding | null = null
     let style: HTMLStyleElement | null = null
@@ -95,7 +114,8 @@ export function CodeEditor({ session, snapshot, fileId, roomId, filename, langua
     }
 
     return () => {
-      viewStates.set(fileId, editor.saveViewState())
+      const view = editor.saveViewState()
+      if (view) viewStates.set(fileId, view)
       stopCursors()
       style?.remove()
       binding?.destroy()
@@ -104,7 +124,12 @@ export function CodeEditor({ session, snapshot, fileId, roomId, filename, langua
       editor.setModel(null)
       model.dispose()
     }
-  }, [session, snapshot, fileId, roomId, filename, language])
+  }, [session, snapshot, fileId, roomId, language])
+
+  // The caret goes to the editor once the file's real content is there.
+  useEffect(() => {
+    if (synced && focusIsFree()) editorRef.current?.focus()
+  }, [synced, session])
 
   return <div ref={containerRef} className="h-full w-full" data-testid="editor" data-file-id={fileId} />
 }

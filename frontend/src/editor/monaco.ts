@@ -80,4 +80,20 @@ export function monacoLanguage(serverLanguage: string): string {
   return known ? mapped : 'plaintext'
 }
 
+// The extension a model's URI carries, which Monaco's TypeScript worker reads to tell
+// JavaScript from TypeScript.
+const EXTENSIONS: Record<string, string> = {
+  javascript: '.js',
+  typescript: '.ts',
+  json: '.json',
+  css: '.css',
+  scss: '.scss',
+  html: '.html',
+  python: '.py',
+}
+
+export function uriExtension(serverLanguage: string): string {
+  return EXTENSIONS[serverLanguage] ?? '.txt'
+}
+
 export { monaco }

@@ -1,10 +1,10 @@
-import { useCallback, useEffect, useMemo, useState, useSyncExternalStore, type ReactNode } from 'react'
+import { useCallback, useEffect, useMemo, useState, useSyncExternalStore, type KeyboardEvent, type ReactNode } from 'react'
 import { Link, useNavigate, useParams, useSearchParams } from 'react-router'
 import { useQueryClient } from '@tanstack/react-query'
 import { ApiError, describeError } from '../api/client'
-import { queryKeys, useFileContent, useFiles, useRoom } from '../api/queries'
+import { fileAccessProblem, queryKeys, useFileContent, useFiles, useRoom } from '../api/queries'
 import type { FileEntry, Room } from '../api/types'
-import { SessionPool } from '../collab/sessionPool'
+import { poolFor, type SessionPool } from '../collab/sessionPool'
 import type { FileSession } from '../collab/fileSession'
 import { colourForUser } from '../collab/protocol'
 import { useRoomConnection } from '../collab/useRoomConnection'
@@ -27,7 +27,7 @@ const NO_TABS: string[] = []
 export function RoomPage() {
   const { roomId = '' } = useParams()
   const room = useRoom(roomId)
-  if (room.isPending) {
+  if (room.isPending && room.data === undefined) {
     return (
       <Shell>
         <div className="flex flex-1 items-center justify-center">
@@ -36,7 +36,8 @@ export function RoomPage() {
       </Shell>
     )
   }
-  if (room.isError) {
+  // A failed background refetch keeps the room on screen (and its unsaved edits alive).
+  if (room.data === undefined) {
     const missing = room.error instanceof ApiError && room.error.status === 404
     return (
       <Shell>
@@ -84,31 +85,27 @@ function RoomWorkspace({ room }: { room: Room }) {
   const [chatOpen, setChatOpen] = useState(true)
   const [membersOpen, setMembersOpen] = useState(false)
   const [inviteOpen, setInviteOpen] = useState(false)
+  const [reloads, setReloads] = useState(0)
   const activeFileId = searchParams.get('file')
 
-  // The open tabs' live sessions; rebuilt when the user's right to write changes, so a new
-  // viewer starts again from the server's content.
+  // The open tabs' live sessions. A change of role gets a new pool, so a new viewer starts
+  // again from the server's content; leaving the page keeps unsaved sessions until they are saved.
   const [pool, setPool] = useState<SessionPool | null>(null)
   const { edited } = controls
   useEffect(() => {
     if (!isMember || user === null) return
-    const created = new SessionPool(
-      { id: user.id, name: user.username, colour: colourForUser(user.id) },
-      () => useSession.getState().accessToken,
-      () => edited(),
-    )
-    setPool(created)
-    const unsubscribe = useSession.subscribe((state) => {
-      if (state.accessToken) created.setAccessToken(state.accessToken)
+    const shown = poolFor({
+      roomId: room.id,
+      user: { id: user.id, name: user.username, colour: colourForUser(user.id) },
+      canWrite: canEdit,
+      checkAccess: fileAccessProblem,
+      accessToken: () => useSession.getState().accessToken,
+      onLocalEdit: () => edited(),
     })
-    const warnBeforeLeaving = (event: BeforeUnloadEvent) => {
-      if (created.anyUnsaved()) event.preventDefault()
-    }
-    window.addEventListener('beforeunload', warnBeforeLeaving)
+    shown.show(() => edited())
+    setPool(shown)
     return () => {
-      window.removeEventListener('beforeunload', warnBeforeLeaving)
-      unsubscribe()
-      created.destroy()
+      shown.hide()
       setPool(null)
     }
   }, [room.id, isMember, canEdit, user, edited])
@@ -242,15 +239,24 @@ function RoomWorkspace({ room }: { room: Room }) {
                 : 'This public room is read-only for you. Ask a member for an invite link to edit and see changes live.'}
             </div>
           )}
-          <div className="relative min-h-0 flex-1">
+          <div
+            className="relative min-h-0 flex-1"
+            id={EDITOR_PANEL_ID}
+            role={activeFile ? 'tabpanel' : undefined}
+            aria-labelledby={activeFile ? tabId(activeFile.id) : undefined}
+          >
             {activeFile ? (
               <EditorPane
-                key={`${activeFile.id}:${pool ? 'live' : 'static'}`}
+                key={`${activeFile.id}:${pool ? 'live' : 'static'}:${reloads}`}
                 room={room}
                 file={activeFile}
                 session={session}
                 canEdit={canEdit}
                 isMember={isMember}
+                onReload={() => {
+                  pool?.release(activeFile.id)
+                  setReloads((count) => count + 1)
+                }}
               />
             ) : (
               <div className="flex h-full items-center justify-center">
@@ -293,39 +299,74 @@ function EditorTabs({
 }) {
   const shown = tabs.map((id) => files.find((file) => file.id === id)).filter((file): file is FileEntry => file !== undefined)
   if (shown.length === 0) return <div className="h-9 shrink-0 border-b border-line" />
+  // The tab pattern: one tab stop for the strip, arrow keys between tabs, Delete closes one.
+  const onKeyDown = (event: KeyboardEvent<HTMLButtonElement>, index: number) => {
+    const target =
+      event.key === 'ArrowRight'
+        ? shown[(index + 1) % shown.length]
+        : event.key === 'ArrowLeft'
+          ? shown[(index - 1 + shown.length) % shown.length]
+          : event.key === 'Home'
+            ? shown[0]
+            : event.key === 'End'
+              ? shown[shown.length - 1]
+              : null
+    if (event.key === 'Delete') {
+      event.preventDefault()
+      onClose(shown[index].id)
+      return
+    }
+    if (!target) return
+    event.preventDefault()
+    onSelect(target.id)
+    document.getElementById(tabId(target.id))?.focus()
+  }
   return (
-    <div role="tablist" aria-label="Open files" className="flex h-9 shrink-0 items-stretch overflow-x-auto border-b border-line">
-      {shown.map((file) => {
-        const active = file.id === activeFileId
-        return (
-          <div
-            key={file.id}
-            className={`group flex items-center gap-1 border-r border-line pr-1 pl-3 text-[13px] ${active ? 'bg-canvas text-fg shadow-[inset_0_-2px_0_var(--cs-accent)]' : 'text-muted hover:bg-hover'}`}
-          >
-            <button
-              type="button"
-              role="tab"
-              aria-selected={active}
-              onClick={() => onSelect(file.id)}
-              onAuxClick={(event) => event.button === 1 && onClose(file.id)}
-              className="max-w-48 truncate py-1"
+    <div className="flex h-9 shrink-0 items-stretch overflow-x-auto border-b border-line">
+      <div role="tablist" aria-label="Open files" className="flex items-stretch">
+        {shown.map((file, index) => {
+          const active = file.id === activeFileId
+          return (
+            <div
+              key={file.id}
+              role="presentation"
+              className={`group flex items-center gap-1 border-r border-line pr-1 pl-3 text-[13px] ${active ? 'bg-canvas text-fg shadow-[inset_0_-2px_0_var(--cs-accent)]' : 'text-muted hover:bg-hover'}`}
             >
-              {file.filename}
-              <UnsavedDot session={pool?.peek(file.id) ?? null} />
-            </button>
-            <IconButton
-              label={`Close ${file.filename}`}
-              onClick={() => onClose(file.id)}
-              className="h-5 w-5 opacity-60 group-hover:opacity-100"
-            >
-              <CloseIcon />
-            </IconButton>
-          </div>
-        )
-      })}
+              <button
+                type="button"
+                role="tab"
+                id={tabId(file.id)}
+                aria-selected={active}
+                aria-controls={EDITOR_PANEL_ID}
+                aria-keyshortcuts="Delete"
+                tabIndex={active || (activeFileId === null && index === 0) ? 0 : -1}
+                onClick={() => onSelect(file.id)}
+                onKeyDown={(event) => onKeyDown(event, index)}
+                onAuxClick={(event) => event.button === 1 && onClose(file.id)}
+                className="max-w-48 truncate py-1"
+              >
+                {file.filename}
+                <UnsavedDot session={pool?.peek(file.id) ?? null} />
+              </button>
+              {/* A mouse affordance; keyboard users close the focused tab with Delete. */}
+              <IconButton
+                label={`Close ${file.filename}`}
+                tabIndex={-1}
+                onClick={() => onClose(file.id)}
+                className="h-5 w-5 opacity-60 group-hover:opacity-100"
+              >
+                <CloseIcon />
+              </IconButton>
+            </div>
+          )
+        })}
+      </div>
     </div>
   )
 }
+
+const EDITOR_PANEL_ID = 'editor-panel'
+const tabId = (fileId: string) => `tab-${fileId}`
 
 function useConnectionState(session: FileSession | null) {
   const subscribe = useCallback((listener: () => void) => (session ? session.subscribe(listener) : () => {}), [session])
@@ -344,12 +385,15 @@ function EditorPane({
   session,
   canEdit,
   isMember,
+  onReload,
 }: {
   room: Room
   file: FileEntry
   session: FileSession | null
   canEdit: boolean
   isMember: boolean
+  /** Drops this tab's copy of the file and opens it again from the server. */
+  onReload: () => void
 }) {
   const state = useConnectionState(session)
   const queryClient = useQueryClient()
@@ -360,10 +404,11 @@ function EditorPane({
     .filter(([userId, entry]) => userId !== myUserId && entry.fileId === file.id)
     .map(([, entry]) => entry.username)
 
-  // A refused write means this user's role changed: reload the room to learn it.
+  // A refused write may mean this user's role changed: reload the room to learn it (each time).
+  const refusals = state?.refusal?.count ?? 0
   useEffect(() => {
-    if (state?.writeRefused) void queryClient.invalidateQueries({ queryKey: queryKeys.room(room.id) })
-  }, [state?.writeRefused, queryClient, room.id])
+    if (refusals > 0) void queryClient.invalidateQueries({ queryKey: queryKeys.room(room.id) })
+  }, [refusals, queryClient, room.id])
   useEffect(() => {
     if (state?.status === 'closed') void queryClient.invalidateQueries({ queryKey: queryKeys.files(room.id) })
   }, [state?.status, queryClient, room.id])
@@ -379,8 +424,21 @@ function EditorPane({
   return (
     <div className="flex h-full flex-col">
       {state?.status === 'closed' && (
-        <div role="alert" className="border-b border-line bg-danger-soft px-4 py-1.5 text-xs text-danger">
-          {state.closedReason}
+        <div role="alert" className="flex items-center gap-3 border-b border-line bg-danger-soft px-4 py-1.5 text-xs text-danger">
+          <span className="flex-1">{state.closedReason}</span>
+          <Button variant="ghost" className="px-2 py-0.5 text-xs" onClick={onReload}>
+            Reload the file
+          </Button>
+        </div>
+      )}
+      {state?.refusal && canEdit && state.status !== 'closed' && (
+        <div role="alert" className="flex items-center gap-3 border-b border-line bg-danger-soft px-4 py-1.5 text-xs text-danger">
+          <span className="flex-1">
+            The server refused an edit ({state.refusal.reason}). This copy of the file now differs from the server's.
+          </span>
+          <Button variant="ghost" className="px-2 py-0.5 text-xs" onClick={onReload}>
+            Reload the file
+          </Button>
         </div>
       )}
       <div className="relative min-h-0 flex-1">
@@ -394,9 +452,9 @@ function EditorPane({
           snapshot={snapshot.data?.content}
           fileId={file.id}
           roomId={room.id}
-          filename={file.filename}
           language={file.language}
-          readOnly={!canEdit || state?.status === 'closed'}
+          // Nothing may be typed before the first sync: it would merge into the real content at random.
+          readOnly={!canEdit || state?.status === 'closed' || (state !== null && !state.synced)}
         />
       </div>
       <footer className="flex h-7 shrink-0 items-center gap-4 border-t border-line bg-panel px-3 text-xs text-muted">

@@ -1,7 +1,16 @@
 import { describe, expect, it } from 'vitest'
 import { reduceRoomMessage, type RoomLiveState } from './roomLive'
 
-const base: RoomLiveState = { roomId: 'r', status: 'connected', closedReason: null, presence: [], typing: {}, chat: [], chatError: null }
+const base: RoomLiveState = {
+  roomId: 'r',
+  status: 'connected',
+  closedReason: null,
+  presence: [],
+  typing: {},
+  chat: [],
+  chatError: null,
+  chatErrorCount: 0,
+}
 const person = (user_id: string, file_id: string | null = null) => ({
   user_id,
   username: user_id,

@@ -20,6 +20,8 @@ export interface RoomLiveState {
   chat: ChatMessage[]
   /** The latest refusal from the server (rate limited, too long), shown beside the chat box. */
   chatError: string | null
+  /** Counts refusals, so the same refusal twice is still two. */
+  chatErrorCount: number
 }
 
 const initial: RoomLiveState = {
@@ -30,6 +32,7 @@ const initial: RoomLiveState = {
   typing: {},
   chat: [],
   chatError: null,
+  chatErrorCount: 0,
 }
 
 export const useRoomLive = create<RoomLiveState>(() => initial)
@@ -58,7 +61,7 @@ export function reduceRoomMessage(state: RoomLiveState, message: RoomServerMessa
       return { typing }
     }
     case 'error':
-      return { chatError: message.message }
+      return { chatError: message.message, chatErrorCount: state.chatErrorCount + 1 }
     case 'pong':
       return {}
   }

@@ -58,10 +58,12 @@ function scheduleRefresh(tokens: Tokens | null): void {
   const delay = Math.max(1_000, expiry - Date.now() - refreshMargin(tokens.accessToken, REFRESH_MARGIN_MS))
   refreshTimer = setTimeout(() => {
     api.refresh(tokens.accessToken).catch((error: unknown) => {
-      // Offline: try again in a while; a revoked session has already signed the user out.
-      if (error instanceof ApiError && error.isNetworkError) {
-        refreshTimer = setTimeout(() => scheduleRefresh(api.tokens()), 15_000)
-      }
+      // A revoked session has already signed the user out. Offline, rate limited or a server
+      // error: try again in a while (as the server asks, if it says).
+      const stillSignedIn = api.tokens() !== null
+      if (!stillSignedIn) return
+      const retryAfterMs = error instanceof ApiError && error.retryAfterSeconds !== null ? error.retryAfterSeconds * 1000 : 10_000
+      refreshTimer = setTimeout(() => scheduleRefresh(api.tokens()), retryAfterMs)
     })
   }, delay)
 }
