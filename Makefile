@@ -56,7 +56,7 @@ test: test-deps test-rust test-web test-e2e fuzz
 
 test-rust:
 	CODESYNC_TEST_GRPCURL="$(abspath $(GRPCURL))" CODESYNC_TEST_INTEROP_DIR="$(abspath tests/interop)" \
-		CODESYNC_TEST_TANSU="$(abspath $(TANSU))" \
+		CODESYNC_TEST_TANSU="$(abspath $(TANSU))" CODESYNC_TEST_EXPECT_WEB_APP=1 \
 		$(CARGO) test --workspace --no-fail-fast
 
 test-deps: $(GRPCURL) $(TANSU) tests/interop/node_modules/.package-lock.json web

@@ -13,4 +13,5 @@ mod presence;
 mod rooms;
 mod scenario;
 mod telemetry;
+mod web;
 mod yjs_client;

@@ -94,8 +94,9 @@ export function MembersDialog({ room, myUserId, open, onClose }: { room: Room; m
         </ul>
       )}
       <div className="flex items-center justify-between gap-2 border-t border-line pt-3">
-        {!isOwner && room.my_role !== null ? <LeaveRoomButton roomId={room.id} myUserId={myUserId} /> : <span />}
-        <Button onClick={onClose}>Done</Button>
+        {isOwner && <RegenerateInviteButton roomId={room.id} />}
+        {!isOwner && room.my_role !== null && <LeaveRoomButton roomId={room.id} myUserId={myUserId} />}
+        <Button onClick={onClose} className="ml-auto">Done</Button>
       </div>
     </Dialog>
   )
@@ -175,6 +176,19 @@ function LeaveRoomButton({ roomId, myUserId }: { roomId: string; myUserId: strin
         Leave room
       </Button>
       {leave.isError && <p className="text-xs text-danger">{describeError(leave.error)}</p>}
+    </div>
+  )
+}
+
+/** A new invite code for the room: links and codes handed out before stop working. */
+function RegenerateInviteButton({ roomId }: { roomId: string }) {
+  const regenerate = useRegenerateInviteCode(roomId)
+  return (
+    <div className="flex flex-col gap-1">
+      <Button variant="ghost" busy={regenerate.isPending} onClick={() => regenerate.mutate()}>
+        {regenerate.isSuccess ? 'New invite code made' : 'New invite code'}
+      </Button>
+      {regenerate.isError && <p className="text-xs text-danger">{describeError(regenerate.error)}</p>}
     </div>
   )
 }

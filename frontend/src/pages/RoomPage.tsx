@@ -348,9 +348,11 @@ function EditorTabs({
                 {file.filename}
                 <UnsavedDot session={pool?.peek(file.id) ?? null} />
               </button>
-              {/* A mouse affordance; keyboard users close the focused tab with Delete. */}
+              {/* A mouse affordance, hidden from the tab list's accessibility tree (a tablist holds
+                  tabs only); keyboard and screen-reader users close the focused tab with Delete. */}
               <IconButton
                 label={`Close ${file.filename}`}
+                aria-hidden="true"
                 tabIndex={-1}
                 onClick={() => onClose(file.id)}
                 className="h-5 w-5 opacity-60 group-hover:opacity-100"

@@ -1,0 +1,42 @@
+import AxeBuilder from '@axe-core/playwright'
+import type { Page } from '@playwright/test'
+import { createFile, createRoom, expect, newPerson, sendChat, test, typeInEditor, unique, waitUntilSaved } from './helpers'
+
+/** axe-core's serious and critical findings (WCAG 2 A and AA), outside Monaco's own widget. */
+async function violations(page: Page): Promise<string[]> {
+  const results = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa']).exclude('.monaco-editor').analyze()
+  return results.violations
+    .filter((violation) => violation.impact === 'serious' || violation.impact === 'critical')
+    .map((violation) => `${violation.id}: ${violation.nodes.map((node) => node.target.join(' ')).join(', ')}`)
+}
+
+for (const colorScheme of ['dark', 'light'] as const) {
+  test(`every page passes axe's WCAG A and AA checks in the ${colorScheme} theme`, async ({ browser, baseURL }) => {
+    const context = await browser.newContext({ baseURL, colorScheme })
+    const visitor = await context.newPage()
+    await visitor.goto('/login')
+    await expect(visitor.getByRole('heading', { name: 'Sign in to CodeSync' })).toBeVisible()
+    expect(await violations(visitor), 'sign-in page').toEqual([])
+    await visitor.goto('/register')
+    await expect(visitor.getByRole('heading', { name: 'Create your account' })).toBeVisible()
+    expect(await violations(visitor), 'registration page').toEqual([])
+    await context.close()
+
+    const person = await newPerson(browser, baseURL!, 'axe', colorScheme)
+    expect(await violations(person.page), 'rooms page, empty').toEqual([])
+    await createRoom(person.page, unique('Audit '))
+    await createFile(person.page, 'main.py')
+    await typeInEditor(person.page, 'print("hello")')
+    await sendChat(person.page, 'a message')
+    await expect(person.page.getByTestId('chat-messages')).toContainText('a message')
+    await waitUntilSaved(person.page)
+    expect(await violations(person.page), 'room page').toEqual([])
+    await person.page.getByRole('button', { name: 'Members' }).click()
+    expect(await violations(person.page), 'members dialog').toEqual([])
+    await person.page.getByRole('button', { name: 'Done' }).click()
+    await person.page.getByRole('link', { name: 'CodeSync, your rooms' }).click()
+    await expect(person.page.getByRole('heading', { name: 'Rooms', exact: true })).toBeVisible()
+    expect(await violations(person.page), 'rooms page').toEqual([])
+    await person.context.close()
+  })
+}
