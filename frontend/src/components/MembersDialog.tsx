@@ -96,7 +96,9 @@ export function MembersDialog({ room, myUserId, open, onClose }: { room: Room; m
       <div className="flex items-center justify-between gap-2 border-t border-line pt-3">
         {isOwner && <RegenerateInviteButton roomId={room.id} />}
         {!isOwner && room.my_role !== null && <LeaveRoomButton roomId={room.id} myUserId={myUserId} />}
-        <Button onClick={onClose} className="ml-auto">Done</Button>
+        <Button onClick={onClose} className="ml-auto">
+          Done
+        </Button>
       </div>
     </Dialog>
   )
