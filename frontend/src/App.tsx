@@ -3,7 +3,7 @@ import { QueryClientProvider } from '@tanstack/react-query'
 import { BrowserRouter, Navigate, Route, Routes, useLocation } from 'react-router'
 import { createQueryClient } from './api/queries'
 import { endAllSessions, setAccessTokenEverywhere, warnBeforeUnloadWithUnsavedEdits } from './collab/sessionPool'
-import { followOtherTabs, restoreSession, useSession } from './state/session'
+import { api, followOtherTabs, restoreSession, useSession } from './state/session'
 import { AuthPage } from './pages/AuthPage'
 import { RoomsPage } from './pages/RoomsPage'
 import { JoinPage } from './pages/JoinPage'
@@ -13,7 +13,11 @@ import { Button, Spinner } from './components/ui'
 const queryClient = createQueryClient()
 
 // The room page carries Monaco (megabytes): it loads when a room opens, not with the sign-in page.
-const RoomPage = lazy(() => import('./pages/RoomPage').then((module) => ({ default: module.RoomPage })))
+const loadRoomPage = () => import('./pages/RoomPage')
+const RoomPage = lazy(() => loadRoomPage().then((module) => ({ default: module.RoomPage })))
+// Opening a room's address directly (a reload, a shared link): fetch the editor while the
+// session is checked, not after.
+if (typeof window !== 'undefined' && window.location.pathname.startsWith('/rooms/')) void loadRoomPage()
 
 function PageLoading({ label }: { label: string }) {
   return (
@@ -90,7 +94,9 @@ export function App() {
 function RequireSession({ children }: { children: ReactNode }) {
   const status = useSession((state) => state.status)
   const location = useLocation()
-  if (status === 'checking') return <PageLoading label="Loading your session…" />
+  // With stored tokens the page starts at once; the session check runs alongside its requests,
+  // which refresh the token if they need to.
+  if (status === 'checking' && api.tokens() === null) return <PageLoading label="Loading your session…" />
   if (status === 'unreachable') {
     return (
       <div role="alert" className="flex h-full flex-col items-center justify-center gap-3 text-center">
