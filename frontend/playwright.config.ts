@@ -1,17 +1,8 @@
 import { defineConfig } from '@playwright/test'
 
-// Debian's Chromium, never a downloaded browser (this machine reaches no browser CDN).
-const chromiumFlags = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--disable-dev-shm-usage',
-]
+// Debian's Chromium, never a downloaded browser (this machine reaches no browser CDN), with the
+// flags that keep it off the network (shared with scripts/measure-load.mjs).
+import chromiumFlags from './e2e/chromium-flags.json' with { type: 'json' }
 
 export default defineConfig({
   testDir: './e2e',

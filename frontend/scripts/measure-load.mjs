@@ -4,21 +4,12 @@
 // It registers a user through the API, creates a room with a 2,000-line file, then measures in
 // fresh browser contexts (cold cache) and once more warm (a reload): the sign-in page until its
 // form shows, and the room page until the editor shows the file, connected and saved.
+import { readFileSync } from 'node:fs'
 import { chromium } from 'playwright-core'
 
 const base = process.argv[2] ?? 'http://127.0.0.1:8080'
 const runs = Number(process.argv[3] ?? 7)
-const flags = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--disable-dev-shm-usage',
-]
+const flags = JSON.parse(readFileSync(new URL('../e2e/chromium-flags.json', import.meta.url), 'utf8'))
 
 async function api(path, body, token) {
   const response = await fetch(base + path, {
