@@ -46,6 +46,8 @@ test('two people edit one file at once, see each other, chat, and keep the conte
   await expect.poll(() => editorText(bob.page)).toContain('# alice was here')
   await typeInEditor(bob.page, '# bob too')
   await expect.poll(() => editorText(alice.page)).toContain('# bob too')
+  // Alice is told that Bob is typing in this file, and sees him on it in the file list.
+  await expect(alice.page.getByTestId('typing-indicator')).toContainText(`${bob.name} is typing`)
   await Promise.all([typeInEditor(alice.page, ', and typed more', 'end-of-first-line'), typeInEditor(bob.page, ' at the same time', 'end')])
   for (const person of [alice, bob]) {
     for (const phrase of ['# alice was here, and typed more', '# bob too at the same time']) {
@@ -58,6 +60,10 @@ test('two people edit one file at once, see each other, chat, and keep the conte
   // Each sees the other's cursor, labelled with the other's name.
   await expect.poll(() => remoteCursorLabels(alice.page)).toContain(bob.name)
   await expect.poll(() => remoteCursorLabels(bob.page)).toContain(alice.name)
+  // A selection shows too, in the selecting user's colour: Bob selects everything.
+  await bob.page.keyboard.press('Control+A')
+  await expect.poll(async () => (await alice.page.locator('.yRemoteSelection').first().boundingBox())?.width ?? 0).toBeGreaterThan(100)
+  await bob.page.keyboard.press('Control+End')
 
   // Chat both ways.
   await sendChat(alice.page, `hello ${bob.name}`)

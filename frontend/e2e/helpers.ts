@@ -57,9 +57,10 @@ export async function newPerson(
 }
 
 /** Creates a room through the dialog and waits for its page. */
-export async function createRoom(page: Page, roomName: string): Promise<void> {
+export async function createRoom(page: Page, roomName: string, visibility: 'private' | 'public' = 'private'): Promise<void> {
   await page.getByRole('button', { name: 'New room' }).click()
   await page.getByLabel('Name').fill(roomName)
+  if (visibility === 'public') await page.getByRole('checkbox', { name: /Public/ }).check()
   await page.getByRole('button', { name: 'Create room' }).click()
   await expect(page.getByTestId('room-name')).toHaveText(roomName)
 }

@@ -56,3 +56,28 @@ test('a viewer joins by invite link, sees edits live, and cannot type', async ({
   await owner.context.close()
   await viewer.context.close()
 })
+
+test('a public room is listed to everyone and readable, read only, by those who are not members', async ({
+  browser,
+  baseURL,
+}, testInfo) => {
+  const owner = await newPerson(browser, baseURL!, 'open')
+  const reader = await newPerson(browser, baseURL!, 'reader', 'light')
+  const roomName = unique('Open source ')
+  await createRoom(owner.page, roomName, 'public')
+  await createFile(owner.page, 'README.md')
+  await typeInEditor(owner.page, '# Welcome, readers')
+  await waitUntilSaved(owner.page)
+
+  await reader.page.reload()
+  const publicRooms = reader.page.getByRole('region', { name: /Public rooms/ })
+  await publicRooms.getByRole('link', { name: new RegExp(roomName) }).click()
+  await expect(reader.page.getByTestId('read-only-banner')).toContainText('read-only for you')
+  await reader.page.getByRole('navigation', { name: 'Files' }).getByRole('button', { name: 'README.md' }).click()
+  await expect.poll(() => editorText(reader.page)).toContain('# Welcome, readers')
+  await expect(reader.page.getByRole('button', { name: 'New file' })).toHaveCount(0)
+  await expect(reader.page.getByLabel('Message the room')).toHaveCount(0)
+  await screenshot(reader.page, testInfo, 'public-room-reader')
+  await owner.context.close()
+  await reader.context.close()
+})

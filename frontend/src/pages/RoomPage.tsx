@@ -190,7 +190,7 @@ function RoomWorkspace({ room }: { room: Room }) {
         {room.my_role && <RoleBadge role={room.my_role} />}
         <div className="ml-auto flex items-center gap-1">
           {isMember && <PresenceBar users={presence} files={files.data ?? []} myUserId={myUserId} />}
-          <span className="mx-2 h-5 w-px bg-line" aria-hidden="true" />
+          {isMember && <span className="mx-2 h-5 w-px bg-line" aria-hidden="true" />}
           {room.invite_code && (
             <Button variant="ghost" onClick={() => setInviteOpen(true)} className="px-2">
               <LinkIcon /> Invite
