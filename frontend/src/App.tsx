@@ -2,13 +2,14 @@ import { Suspense, lazy, useEffect, useRef, type ReactNode } from 'react'
 import { QueryClientProvider } from '@tanstack/react-query'
 import { BrowserRouter, Navigate, Route, Routes, useLocation } from 'react-router'
 import { createQueryClient } from './api/queries'
-import { endAllSessions, setAccessTokenEverywhere, warnBeforeUnloadWithUnsavedEdits } from './collab/sessionPool'
+import { hideAllPools, setAccessTokenEverywhere, warnBeforeUnloadWithUnsavedEdits } from './collab/sessionPool'
 import { api, followOtherTabs, restoreSession, useSession } from './state/session'
 import { AuthPage } from './pages/AuthPage'
 import { RoomsPage } from './pages/RoomsPage'
 import { JoinPage } from './pages/JoinPage'
 import { NotFoundPage } from './pages/NotFoundPage'
 import { Button, Spinner } from './components/ui'
+import { PageErrorBoundary } from './components/ErrorBoundary'
 
 const queryClient = createQueryClient()
 
@@ -17,7 +18,7 @@ const loadRoomPage = () => import('./pages/RoomPage')
 const RoomPage = lazy(() => loadRoomPage().then((module) => ({ default: module.RoomPage })))
 // Opening a room's address directly (a reload, a shared link): fetch the editor while the
 // session is checked, not after.
-if (typeof window !== 'undefined' && window.location.pathname.startsWith('/rooms/')) void loadRoomPage()
+if (typeof window !== 'undefined' && window.location.pathname.startsWith('/rooms/')) loadRoomPage().catch(() => undefined)
 
 function PageLoading({ label }: { label: string }) {
   return (
@@ -35,7 +36,7 @@ export function App() {
     // Every refresh reaches the open file sessions: their next reconnection uses the new token.
     const stopTokens = useSession.subscribe((state, previous) => {
       if (state.accessToken && state.accessToken !== previous.accessToken) setAccessTokenEverywhere(state.accessToken)
-      if (state.status === 'signed_out' && previous.status !== 'signed_out') endAllSessions()
+      if (state.status === 'signed_out' && previous.status !== 'signed_out') hideAllPools()
     })
     return () => {
       stopFollowing()
@@ -54,39 +55,49 @@ export function App() {
   return (
     <QueryClientProvider client={queryClient}>
       <BrowserRouter>
-        <Routes>
-          <Route path="/login" element={<AuthPage mode="login" />} />
-          <Route path="/register" element={<AuthPage mode="register" />} />
-          <Route
-            path="/"
-            element={
-              <RequireSession>
-                <RoomsPage />
-              </RequireSession>
-            }
-          />
-          <Route
-            path="/join/:inviteCode"
-            element={
-              <RequireSession>
-                <JoinPage />
-              </RequireSession>
-            }
-          />
-          <Route
-            path="/rooms/:roomId"
-            element={
-              <RequireSession>
-                <Suspense fallback={<PageLoading label="Loading the editor…" />}>
-                  <RoomPage />
-                </Suspense>
-              </RequireSession>
-            }
-          />
-          <Route path="*" element={<NotFoundPage />} />
-        </Routes>
+        <AppRoutes />
       </BrowserRouter>
     </QueryClientProvider>
+  )
+}
+
+function AppRoutes() {
+  // Keyed by page, so leaving a page that failed clears the failure.
+  const { pathname } = useLocation()
+  return (
+    <PageErrorBoundary key={pathname}>
+      <Routes>
+        <Route path="/login" element={<AuthPage mode="login" />} />
+        <Route path="/register" element={<AuthPage mode="register" />} />
+        <Route
+          path="/"
+          element={
+            <RequireSession>
+              <RoomsPage />
+            </RequireSession>
+          }
+        />
+        <Route
+          path="/join/:inviteCode"
+          element={
+            <RequireSession>
+              <JoinPage />
+            </RequireSession>
+          }
+        />
+        <Route
+          path="/rooms/:roomId"
+          element={
+            <RequireSession>
+              <Suspense fallback={<PageLoading label="Loading the editor…" />}>
+                <RoomPage />
+              </Suspense>
+            </RequireSession>
+          }
+        />
+        <Route path="*" element={<NotFoundPage />} />
+      </Routes>
+    </PageErrorBoundary>
   )
 }
 

@@ -148,8 +148,9 @@ export function useFileContent(fileId: string | null, enabled: boolean) {
 /** Why a file cannot be opened any more (deleted, access revoked), or null if it can or the server cannot tell now. */
 export async function fileAccessProblem(fileId: string): Promise<string | null> {
   try {
-    await api.get<FileEntry>(path`/api/files/${fileId}`)
-    return null
+    const file = await api.get<FileEntry>(path`/api/files/${fileId}`)
+    // Anyone may read a public room's files; collaborating needs membership.
+    return await roomAccessProblem(file.room_id)
   } catch (error) {
     if (error instanceof ApiError && (error.status === 403 || error.status === 404)) {
       return 'This file was deleted, or you no longer have access to it.'

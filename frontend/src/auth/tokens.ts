@@ -22,21 +22,32 @@ export function accessTokenExpiry(token: string): number | null {
   return tokenTimes(token)?.expiresAt ?? null
 }
 
-/** `iat` and `exp` in milliseconds; `null` for a token that is not a readable JWT. */
-export function tokenTimes(token: string): { issuedAt: number | null; expiresAt: number } | null {
+/** The `sub` claim (the user id), or null for a token that is not a readable JWT. */
+export function tokenSubject(token: string): string | null {
+  const claims = tokenClaims(token)
+  return typeof claims?.sub === 'string' ? claims.sub : null
+}
+
+function tokenClaims(token: string): Record<string, unknown> | null {
   const parts = token.split('.')
   if (parts.length !== 3) return null
   try {
     const base64 = parts[1].replace(/-/g, '+').replace(/_/g, '/')
     const padded = base64 + '='.repeat((4 - (base64.length % 4)) % 4)
     const claims: unknown = JSON.parse(atob(padded))
-    if (typeof claims !== 'object' || claims === null) return null
-    const { exp, iat } = claims as { exp?: unknown; iat?: unknown }
-    if (typeof exp !== 'number' || !Number.isFinite(exp)) return null
-    return { issuedAt: typeof iat === 'number' && Number.isFinite(iat) ? iat * 1000 : null, expiresAt: exp * 1000 }
+    return typeof claims === 'object' && claims !== null && !Array.isArray(claims) ? (claims as Record<string, unknown>) : null
   } catch {
     return null
   }
+}
+
+/** `iat` and `exp` in milliseconds; `null` for a token that is not a readable JWT. */
+export function tokenTimes(token: string): { issuedAt: number | null; expiresAt: number } | null {
+  const claims = tokenClaims(token)
+  if (claims === null) return null
+  const { exp, iat } = claims
+  if (typeof exp !== 'number' || !Number.isFinite(exp)) return null
+  return { issuedAt: typeof iat === 'number' && Number.isFinite(iat) ? iat * 1000 : null, expiresAt: exp * 1000 }
 }
 
 /**

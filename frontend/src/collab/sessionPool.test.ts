@@ -19,7 +19,10 @@ class FakeSession {
     this.state = { ...this.state, ...change }
     for (const listener of [...this.listeners]) listener()
   }
-  setAccessToken() {}
+  tokens: string[] = []
+  setAccessToken(token: string) {
+    this.tokens.push(token)
+  }
   destroy() {
     this.destroyed = true
   }
@@ -90,6 +93,16 @@ describe('session pools', () => {
     expect(session.destroyed).toBe(true)
   })
 
+  it('hands refreshed tokens to its own user’s sessions only', () => {
+    const pool = poolFor(options('room-5'))
+    pool.show(() => {})
+    const session = pool.get('a') as unknown as FakeSession
+    const tokenFor = (sub: string) => `x.${btoa(JSON.stringify({ sub, exp: 1 }))}.y`
+    pool.setAccessToken(tokenFor('u1'))
+    pool.setAccessToken(tokenFor('someone-else'))
+    expect(session.tokens).toEqual([tokenFor('u1')])
+  })
+
   it('sessions the server refused or closed are not waited for', () => {
     const pool = poolFor(options('room-4'))
     pool.show(() => {})
@@ -99,5 +112,17 @@ describe('session pools', () => {
     closed.set({ hasUnsavedEdits: true, status: 'closed', closedReason: 'This file was deleted.' })
     pool.hide()
     expect(refused.destroyed && closed.destroyed).toBe(true)
+  })
+
+  it('a refusal that arrives after the page left ends the wait', () => {
+    const pool = poolFor(options('room-6'))
+    pool.show(() => {})
+    const session = pool.get('a') as unknown as FakeSession
+    session.set({ hasUnsavedEdits: true })
+    pool.hide()
+    expect(session.destroyed).toBe(false)
+    session.set({ refusal: { reason: 'size limit', count: 1 } })
+    expect(session.destroyed).toBe(true)
+    expect(anyUnsavedEdits()).toBe(false)
   })
 })

@@ -5,6 +5,7 @@
 // user returns first.
 
 import { FileSession, webSocketBase, type FileSessionOptions } from './fileSession'
+import { tokenSubject } from '../auth/tokens'
 
 export interface PoolUser {
   id: string
@@ -59,13 +60,15 @@ export class SessionPool {
       }
       const unsubscribe = session.subscribe(() => {
         const state = session.connectionState
-        if (this.shown || (state.hasUnsavedEdits && state.status !== 'closed')) return
+        const canStillSave = state.hasUnsavedEdits && state.status !== 'closed' && state.refusal === null
+        if (this.shown || canStillSave) return
         this.waitingForSave.delete(fileId)
         unsubscribe()
         this.release(fileId)
       })
       this.waitingForSave.set(fileId, unsubscribe)
     }
+    if (this.sessions.size === 0) pools.delete(this.key)
   }
 
   get(fileId: string): FileSession | null {
@@ -99,7 +102,9 @@ export class SessionPool {
     if (!this.shown && this.sessions.size === 0) pools.delete(this.key)
   }
 
+  /** A refreshed token for the next reconnections; never another user's (a sign-in in another tab). */
   setAccessToken(token: string): void {
+    if (tokenSubject(token) !== this.options.user.id) return
     for (const session of this.sessions.values()) session.setAccessToken(token)
   }
 
@@ -140,9 +145,18 @@ export function anyUnsavedEdits(): boolean {
   return [...pools.values()].some((pool) => pool.unsavedFileIds().length > 0)
 }
 
-/** Sign-out: every session ends (the next user must not inherit them). */
+/** Sign-out from this tab, confirmed by the user: every session ends. */
 export function endAllSessions(): void {
   for (const pool of [...pools.values()]) pool.destroy()
+}
+
+/**
+ * The session ended elsewhere (another tab signed out, or the refresh token was refused): no
+ * page shows the pools any more. Saved sessions end; unsaved ones keep their open connections
+ * (the server keeps authorising an open connection) until their edits are stored.
+ */
+export function hideAllPools(): void {
+  for (const pool of [...pools.values()]) pool.hide()
 }
 
 export function setAccessTokenEverywhere(token: string): void {

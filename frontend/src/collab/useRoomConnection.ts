@@ -36,6 +36,8 @@ export function useRoomConnection(roomId: string, enabled: boolean): RoomControl
       connection.stop()
       connectionRef.current = null
       typingRef.current = null
+      // The next room (or the next user) must not show this room's chat, presence or closure.
+      resetRoomLive(null)
     }
   }, [roomId, enabled, signedIn])
 

@@ -5,7 +5,7 @@ import { useUi } from '../state/ui'
 import { Avatar, IconButton } from './ui'
 import { Logo } from './Logo'
 import { colourForUser } from '../collab/protocol'
-import { anyUnsavedEdits } from '../collab/sessionPool'
+import { anyUnsavedEdits, endAllSessions } from '../collab/sessionPool'
 import { MoonIcon, SunIcon } from './icons'
 
 export function ThemeToggle() {
@@ -34,6 +34,7 @@ export function UserMenu() {
         type="button"
         onClick={() => {
           if (anyUnsavedEdits() && !window.confirm('Some edits have not reached the server yet and would be lost. Sign out anyway?')) return
+          endAllSessions()
           void signOut().then(() => navigate('/login'))
         }}
         className="rounded-md px-2 py-1 text-xs text-muted hover:bg-hover hover:text-fg"

@@ -13,6 +13,8 @@ interface PendingMessage {
   /** Messages already shown when it was sent: an older identical message is not its echo. */
   knownIds: Set<string>
   errorCountBefore: number
+  /** When it goes back into the box if no echo came (a fixed time, not reset by other messages). */
+  deadline: number
 }
 
 export function ChatPanel({ myUserId, onSend }: { myUserId: string; onSend: (text: string) => boolean }) {
@@ -33,36 +35,56 @@ export function ChatPanel({ myUserId, onSend }: { myUserId: string; onSend: (tex
     if (list && stickToBottom.current) list.scrollTop = list.scrollHeight
   }, [chat])
 
-  // The echo confirms; a refusal or silence puts the text back in the box.
+  // The echo confirms; a refusal or silence puts the text back in the box (after any new draft).
+  const [maybeSent, setMaybeSent] = useState<PendingMessage | null>(null)
+  const echoed = (message: PendingMessage) =>
+    chat.some((candidate) => candidate.user_id === myUserId && candidate.text === message.text && !message.knownIds.has(candidate.id))
+  const putBack = (text: string) => setDraft((current) => (current.trim() === '' ? text : `${current}\n${text}`))
+
   useEffect(() => {
     if (pending === null) return
-    const echoed = chat.some(
-      (message) => message.user_id === myUserId && message.text === pending.text && !pending.knownIds.has(message.id),
-    )
-    if (echoed) {
+    if (echoed(pending)) {
       setPending(null)
       return
     }
     if (chatErrorCount !== pending.errorCountBefore) {
-      setDraft((current) => (current === '' ? pending.text : current))
+      putBack(pending.text)
       setNotice(null)
       setPending(null)
       return
     }
-    const timer = setTimeout(() => {
-      setDraft((current) => (current === '' ? pending.text : current))
-      setNotice('Your last message may not have been sent: it is back in the box.')
-      setPending(null)
-    }, PENDING_TIMEOUT_MS)
+    const timer = setTimeout(
+      () => {
+        putBack(pending.text)
+        setNotice('Your last message may not have been sent: it is back in the box.')
+        setMaybeSent(pending)
+        setPending(null)
+      },
+      Math.max(0, pending.deadline - Date.now()),
+    )
     return () => clearTimeout(timer)
   }, [pending, chat, chatErrorCount, myUserId])
+
+  // A late echo of a message put back in the box: it was sent after all, so it leaves the box.
+  useEffect(() => {
+    if (maybeSent === null || !echoed(maybeSent)) return
+    setDraft((current) => (current === maybeSent.text ? '' : current))
+    setNotice(null)
+    setMaybeSent(null)
+  }, [chat, maybeSent])
 
   const send = (event?: FormEvent) => {
     event?.preventDefault()
     const text = draft.trim()
     if (text === '' || pending !== null) return
     if (onSend(text)) {
-      setPending({ text, knownIds: new Set(chat.map((message) => message.id)), errorCountBefore: chatErrorCount })
+      setPending({
+        text,
+        knownIds: new Set(chat.map((message) => message.id)),
+        errorCountBefore: chatErrorCount,
+        deadline: Date.now() + PENDING_TIMEOUT_MS,
+      })
+      setMaybeSent(null)
       setDraft('')
       setNotice(null)
       stickToBottom.current = true

@@ -27,12 +27,20 @@ function useSynced(session: FileSession | null): boolean {
   )
 }
 
-/** Focus moves to the editor only if the user is not busy elsewhere (chat, a dialog, a form). */
-function focusIsFree(): boolean {
-  const active = document.activeElement
-  if (active === null || active === document.body) return true
-  if (active.closest('dialog')) return false
-  return !['INPUT', 'TEXTAREA', 'SELECT'].includes(active.tagName)
+let focusRequested = false
+
+/**
+ * The next file to open takes the focus: the user clicked it, pressed Enter on it, or just
+ * created it. Other openings (arrow keys along the tabs, a reload) leave the focus where it is.
+ */
+export function requestEditorFocus(): void {
+  focusRequested = true
+}
+
+function takeFocusRequest(): boolean {
+  const requested = focusRequested
+  focusRequested = false
+  return requested || document.activeElement === null || document.activeElement === document.body
 }
 
 export function CodeEditor({ session, snapshot, fileId, roomId, language, readOnly }: CodeEditorProps) {
@@ -126,9 +134,9 @@ export function CodeEditor({ session, snapshot, fileId, roomId, language, readOn
     }
   }, [session, snapshot, fileId, roomId, language])
 
-  // The caret goes to the editor once the file's real content is there.
+  // The caret goes to the editor once the file's real content is there, if the user asked for it.
   useEffect(() => {
-    if (synced && focusIsFree()) editorRef.current?.focus()
+    if (synced && takeFocusRequest()) editorRef.current?.focus()
   }, [synced, session])
 
   return <div ref={containerRef} className="h-full w-full" data-testid="editor" data-file-id={fileId} />

@@ -17,7 +17,7 @@ import { PresenceBar } from '../components/PresenceBar'
 import { RoleBadge } from '../components/RoleBadge'
 import { Button, EmptyState, ErrorState, IconButton, Spinner } from '../components/ui'
 import { ChatIcon, CloseIcon, LinkIcon, UsersIcon } from '../components/icons'
-import { CodeEditor } from '../editor/CodeEditor'
+import { CodeEditor, requestEditorFocus } from '../editor/CodeEditor'
 import { useRoomLive } from '../state/roomLive'
 import { useSession } from '../state/session'
 import { useUi } from '../state/ui'
@@ -77,7 +77,7 @@ function RoomWorkspace({ room }: { room: Room }) {
   const controls = useRoomConnection(room.id, isMember)
   const presence = useRoomLive((state) => state.presence)
   const roomStatus = useRoomLive((state) => state.status)
-  const roomClosedReason = useRoomLive((state) => state.closedReason)
+  const roomClosedReason = useRoomLive((state) => (state.roomId === room.id ? state.closedReason : null))
   const tabs = useUi((state) => state.tabs[room.id] ?? NO_TABS)
   const openFileInUi = useUi((state) => state.openFile)
   const closeFileInUi = useUi((state) => state.closeFile)
@@ -111,7 +111,8 @@ function RoomWorkspace({ room }: { room: Room }) {
   }, [room.id, isMember, canEdit, user, edited])
 
   const openFile = useCallback(
-    (fileId: string) => {
+    (fileId: string, options: { focusEditor: boolean } = { focusEditor: true }) => {
+      if (options.focusEditor) requestEditorFocus()
       openFileInUi(room.id, fileId)
       setSearchParams({ file: fileId })
     },
@@ -216,8 +217,10 @@ function RoomWorkspace({ room }: { room: Room }) {
               <Spinner label="Loading files…" />
             </div>
           )}
-          {files.isError && <ErrorState message={describeError(files.error)} onRetry={() => void files.refetch()} />}
-          {files.isSuccess && (
+          {files.isError && files.data === undefined && (
+            <ErrorState message={describeError(files.error)} onRetry={() => void files.refetch()} />
+          )}
+          {files.data !== undefined && (
             <FileTree
               roomId={room.id}
               files={files.data}
@@ -294,7 +297,7 @@ function EditorTabs({
   files: FileEntry[]
   activeFileId: string | null
   pool: SessionPool | null
-  onSelect: (fileId: string) => void
+  onSelect: (fileId: string, options?: { focusEditor: boolean }) => void
   onClose: (fileId: string) => void
 }) {
   const shown = tabs.map((id) => files.find((file) => file.id === id)).filter((file): file is FileEntry => file !== undefined)
@@ -318,7 +321,7 @@ function EditorTabs({
     }
     if (!target) return
     event.preventDefault()
-    onSelect(target.id)
+    onSelect(target.id, { focusEditor: false })
     document.getElementById(tabId(target.id))?.focus()
   }
   return (
@@ -407,14 +410,22 @@ function EditorPane({
     .map(([, entry]) => entry.username)
 
   // A refused write may mean this user's role changed: reload the room to learn it (each time).
-  const refusals = state?.refusal?.count ?? 0
+  const refused = state?.refusal !== null && state?.refusal !== undefined
   useEffect(() => {
-    if (refusals > 0) void queryClient.invalidateQueries({ queryKey: queryKeys.room(room.id) })
-  }, [refusals, queryClient, room.id])
+    if (refused) void queryClient.invalidateQueries({ queryKey: queryKeys.room(room.id) })
+  }, [refused, queryClient, room.id])
   useEffect(() => {
     if (state?.status === 'closed') void queryClient.invalidateQueries({ queryKey: queryKeys.files(room.id) })
   }, [state?.status, queryClient, room.id])
 
+  // A member's file waits for its live session (the user's identity arrives with the session
+  // check); a plain editor meanwhile would take typing that is then thrown away.
+  if (isMember && session === null)
+    return (
+      <div className="flex h-full items-center justify-center">
+        <Spinner label="Loading the file…" />
+      </div>
+    )
   if (!isMember && snapshot.isPending)
     return (
       <div className="flex h-full items-center justify-center">
@@ -456,7 +467,8 @@ function EditorPane({
           roomId={room.id}
           language={file.language}
           // Nothing may be typed before the first sync: it would merge into the real content at random.
-          readOnly={!canEdit || state?.status === 'closed' || (state !== null && !state.synced)}
+          // Nor after a refusal: this copy already differs from the server's until it is reloaded.
+          readOnly={!canEdit || state?.status === 'closed' || (state !== null && (!state.synced || state.refusal !== null))}
         />
       </div>
       <footer className="flex h-7 shrink-0 items-center gap-4 border-t border-line bg-panel px-3 text-xs text-muted">

@@ -4,7 +4,15 @@
 import { create } from 'zustand'
 import { ApiClient, ApiError, REFRESH_MARGIN_MS, browserLock, type SignOutReason } from '../api/client'
 import type { AuthResponse, User } from '../api/types'
-import { TOKEN_STORAGE_KEY, accessTokenExpiry, localStorageTokens, memoryTokens, refreshMargin, type Tokens } from '../auth/tokens'
+import {
+  TOKEN_STORAGE_KEY,
+  accessTokenExpiry,
+  localStorageTokens,
+  memoryTokens,
+  refreshMargin,
+  tokenSubject,
+  type Tokens,
+} from '../auth/tokens'
 
 export type SessionStatus = 'checking' | 'signed_in' | 'signed_out' | 'unreachable'
 
@@ -128,6 +136,13 @@ export function followOtherTabs(): () => void {
     if (tokens === null) {
       useSession.setState({ status: 'signed_out', user: null, accessToken: null })
       scheduleRefresh(null)
+      return
+    }
+    // Another user signed in from another tab: this tab follows, as that user.
+    const current = useSession.getState().user
+    if (current !== null && tokenSubject(tokens.accessToken) !== current.id) {
+      useSession.setState({ status: 'checking', user: null, accessToken: null })
+      void restoreSession()
       return
     }
     useSession.setState({ accessToken: tokens.accessToken })
