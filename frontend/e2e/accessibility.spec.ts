@@ -1,6 +1,6 @@
 import AxeBuilder from '@axe-core/playwright'
 import type { Page } from '@playwright/test'
-import { createFile, createRoom, expect, newPerson, sendChat, test, typeInEditor, unique, waitUntilSaved } from './helpers'
+import { createFile, createRoom, expect, newPerson, screenshot, sendChat, test, typeInEditor, unique, waitUntilSaved } from './helpers'
 
 /** axe-core's serious and critical findings (WCAG 2 A and AA), outside Monaco's own widget. */
 async function violations(page: Page): Promise<string[]> {
@@ -11,7 +11,7 @@ async function violations(page: Page): Promise<string[]> {
 }
 
 for (const colorScheme of ['dark', 'light'] as const) {
-  test(`every page passes axe's WCAG A and AA checks in the ${colorScheme} theme`, async ({ browser, baseURL }) => {
+  test(`every page passes axe's WCAG A and AA checks in the ${colorScheme} theme`, async ({ browser, baseURL }, testInfo) => {
     const context = await browser.newContext({ baseURL, colorScheme })
     const visitor = await context.newPage()
     await visitor.goto('/login')
@@ -31,6 +31,7 @@ for (const colorScheme of ['dark', 'light'] as const) {
     await expect(person.page.getByTestId('chat-messages')).toContainText('a message')
     await waitUntilSaved(person.page)
     expect(await violations(person.page), 'room page').toEqual([])
+    await screenshot(person.page, testInfo, `room-${colorScheme}`)
     await person.page.getByRole('button', { name: 'Members' }).click()
     expect(await violations(person.page), 'members dialog').toEqual([])
     await person.page.getByRole('button', { name: 'Done' }).click()
