@@ -1,16 +1,7 @@
 import { describe, expect, it } from 'vitest'
-import { reduceRoomMessage, type RoomLiveState } from './roomLive'
+import { initialRoomLive, reduceRoomMessage, type RoomLiveState } from './roomLive'
 
-const base: RoomLiveState = {
-  roomId: 'r',
-  status: 'connected',
-  closedReason: null,
-  presence: [],
-  typing: {},
-  chat: [],
-  chatError: null,
-  chatErrorCount: 0,
-}
+const base: RoomLiveState = { ...initialRoomLive, roomId: 'r', status: 'connected' }
 const person = (user_id: string, file_id: string | null = null) => ({
   user_id,
   username: user_id,

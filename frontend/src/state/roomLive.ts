@@ -24,7 +24,8 @@ export interface RoomLiveState {
   chatErrorCount: number
 }
 
-const initial: RoomLiveState = {
+/** A room's live state before its socket has said anything. */
+export const initialRoomLive: RoomLiveState = {
   roomId: null,
   status: 'connecting',
   closedReason: null,
@@ -35,10 +36,10 @@ const initial: RoomLiveState = {
   chatErrorCount: 0,
 }
 
-export const useRoomLive = create<RoomLiveState>(() => initial)
+export const useRoomLive = create<RoomLiveState>(() => initialRoomLive)
 
 export function resetRoomLive(roomId: string | null): void {
-  useRoomLive.setState({ ...initial, roomId })
+  useRoomLive.setState({ ...initialRoomLive, roomId })
 }
 
 /** Applies one server message; pure, so it is tested without a socket. */
