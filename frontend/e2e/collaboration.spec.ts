@@ -76,6 +76,14 @@ test('two people edit one file at once, see each other, chat, and keep the conte
   await screenshot(alice.page, testInfo, 'alice-editing-with-bob')
   await screenshot(bob.page, testInfo, 'bob-editing-with-alice')
 
+  // A file Alice creates appears in Bob's list without a reload (her presence names it).
+  await createFile(alice.page, 'utils.py')
+  await expect(
+    bob.page.getByRole('navigation', { name: 'Files' }).getByRole('button', { name: 'utils.py', exact: false }).first(),
+  ).toBeVisible()
+  await alice.page.getByRole('tab', { name: 'main.py' }).click()
+  await waitUntilSaved(alice.page)
+
   // A reload keeps the content, and the chat history comes back.
   const before = await editorText(bob.page)
   await bob.page.reload()

@@ -43,9 +43,13 @@ export function useRoom(roomId: string) {
   })
 }
 
+/** How often an open room's file list is refreshed; no event announces another member's new file. */
+const FILE_LIST_REFRESH_MS = 15_000
+
 export function useFiles(roomId: string) {
   return useQuery({
     queryKey: queryKeys.files(roomId),
+    refetchInterval: FILE_LIST_REFRESH_MS,
     queryFn: ({ signal }) =>
       api
         .get<{ files: FileEntry[] }>(path`/api/rooms/${roomId}/files`, signal)

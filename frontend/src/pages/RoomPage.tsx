@@ -142,6 +142,12 @@ function RoomWorkspace({ room }: { room: Room }) {
     keepOnly(room.id, fileIds)
   }, [fileIds, tabs, pool, keepOnly, room.id])
 
+  // Someone is on a file this list does not have: it was just created; fetch the list now.
+  const unknownFileInPresence = presence.some((entry) => entry.file_id !== null && fileIds !== null && !fileIds.has(entry.file_id))
+  useEffect(() => {
+    if (unknownFileInPresence) void queryClient.invalidateQueries({ queryKey: queryKeys.files(room.id) })
+  }, [unknownFileInPresence, queryClient, room.id])
+
   useEffect(() => {
     controls.focus(activeFileId)
   }, [controls, activeFileId, roomStatus])
