@@ -38,6 +38,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("migrate_on_start", "apply database migrations when services start (default true)"),
     ("rate_limit_per_minute", "REST requests per minute per client IP (default 200)"),
     ("max_body_bytes", "largest REST request body in bytes (default 2097152)"),
+    ("ws_idle_timeout_secs", "a WebSocket client silent this long is dropped; it is pinged at half of it (default 60)"),
     (
         "web_dir",
         "serve the web app from this built frontend/dist instead of the copy embedded in the binary (default: embedded)",
@@ -298,6 +299,9 @@ impl Config {
                 .unwrap_or(gateway_defaults.trust_forwarded_for),
             ws_max_message_bytes: gateway_defaults.ws_max_message_bytes,
             ws_queue_bytes: gateway_defaults.ws_queue_bytes,
+            ws_idle_timeout: sources
+                .positive::<u64>("ws_idle_timeout_secs")?
+                .map_or(gateway_defaults.ws_idle_timeout, Duration::from_secs),
             web_source: sources
                 .parse("web_dir", "a directory holding a built web app (with index.html)", |text| {
                     let directory = std::fs::canonicalize(text).ok()?;
@@ -402,6 +406,7 @@ impl Config {
             format!("rate_limit_per_minute = {}", self.gateway.rate_limit_per_minute),
             format!("max_body_bytes = {}", self.gateway.max_body_bytes),
             format!("trust_forwarded_for = {}", self.gateway.trust_forwarded_for),
+            format!("ws_idle_timeout_secs = {}", self.gateway.ws_idle_timeout.as_secs()),
             format!(
                 "web_dir = {:?}",
                 match &self.gateway.web_source {

@@ -53,6 +53,8 @@ pub struct GatewayConfig {
     pub ws_queue_bytes: usize,
     /// Where the web app's files come from.
     pub web_source: WebSource,
+    /// A WebSocket client silent this long is dropped (pinged at half of it).
+    pub ws_idle_timeout: Duration,
 }
 
 impl Default for GatewayConfig {
@@ -64,6 +66,7 @@ impl Default for GatewayConfig {
             ws_max_message_bytes: 1024 * 1024,
             ws_queue_bytes: 16 * 1024 * 1024,
             web_source: WebSource::Embedded,
+            ws_idle_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -106,6 +109,7 @@ pub struct GatewayState {
     max_body_bytes: usize,
     ws_max_message_bytes: usize,
     ws_queue_bytes: usize,
+    ws_idle_timeout: Duration,
     web_source: WebSource,
 }
 
@@ -163,6 +167,7 @@ pub fn router(channels: ServiceChannels, tokens: TokenService, config: &GatewayC
         max_body_bytes: config.max_body_bytes,
         ws_max_message_bytes: config.ws_max_message_bytes,
         ws_queue_bytes: config.ws_queue_bytes,
+        ws_idle_timeout: config.ws_idle_timeout,
         web_source: config.web_source.clone(),
     };
     api_routes

@@ -174,3 +174,47 @@ async fn a_removed_member_is_disconnected_from_the_room_at_once() {
     presence_until(&mut alice, |users| users.as_array().unwrap().len() == 1).await;
     assert_eq!(join(&cluster, &room_id, &member).await.err(), Some(404), "and cannot come back");
 }
+
+/// A client that goes silent without closing (its laptop asleep) is pinged, then dropped, and
+/// leaves the room's presence; a client that answers pings stays.
+#[tokio::test]
+async fn a_silent_client_is_pinged_then_dropped_and_leaves_presence() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let cluster = Cluster::one_process(&[("CODESYNC_WS_IDLE_TIMEOUT_SECS", "2")]).await;
+    let owner = cluster.register("owner").await;
+    let member = cluster.register("member").await;
+    let (_, room) = cluster.post("/api/rooms", owner.token(), json!({"name": "Sleepy", "is_public": false})).await;
+    let room_id = room["id"].as_str().unwrap().to_string();
+    let (status, _) =
+        cluster.post("/api/rooms/join", member.token(), json!({"invite_code": room["invite_code"].clone()})).await;
+    assert_eq!(status, StatusCode::OK);
+    let mut alice = join(&cluster, &room_id, &owner).await.unwrap();
+
+    // Bob completes the handshake on a raw connection, then never answers anything.
+    let address = cluster.base_url.trim_start_matches("http://").to_string();
+    let mut bob = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let handshake = format!(
+        "GET /ws/rooms/{room_id}?token={} HTTP/1.1\r\nHost: {address}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        member.access_token
+    );
+    bob.write_all(handshake.as_bytes()).await.unwrap();
+    presence_until(&mut alice, |users| users.as_array().unwrap().len() == 2).await;
+
+    // Meanwhile Alice's client keeps reading, and so answers the server's pings, as browsers do.
+    let started = tokio::time::Instant::now();
+    let mut received = Vec::new();
+    let read_all = tokio::time::timeout(Duration::from_secs(8), bob.read_to_end(&mut received));
+    let (bob_dropped, _) =
+        tokio::join!(read_all, presence_until(&mut alice, |users| users.as_array().unwrap().len() == 1));
+    bob_dropped.expect("the silent client is dropped").unwrap();
+    let elapsed = started.elapsed();
+    assert!(received.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&received));
+    assert!(received.windows(2).any(|pair| pair == [0x89, 0x00]), "an empty ping was sent before giving up");
+    assert!(elapsed >= Duration::from_millis(1500), "not dropped before the timeout: {elapsed:?}");
+
+    // Alice, who answered, is still connected well past the timeout.
+    send(&mut alice, json!({"type": "ping"})).await;
+    next_of(&mut alice, "pong").await;
+}

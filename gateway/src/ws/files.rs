@@ -14,7 +14,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use futures::StreamExt;
 
 use super::socket::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use super::{SocketLimits, SocketParams, Step, next_step, socket_caller, split, stream_end_frame};
+use super::{Liveness, Silence, SocketLimits, SocketParams, Step, next_step, socket_caller, split, stream_end_frame};
 use crate::GatewayState;
 use crate::error::ApiError;
 use crate::extract::{ApiPath, ClientAddress};
@@ -40,7 +40,11 @@ pub async fn file_socket(
     let _ = requests.try_send(open);
     let responses =
         state.clients.documents().collaborate(context.request(ReceiverStream::new(request_stream))).await?.into_inner();
-    let limits = SocketLimits { max_message_bytes: state.ws_max_message_bytes, max_queued_bytes: state.ws_queue_bytes };
+    let limits = SocketLimits {
+        max_message_bytes: state.ws_max_message_bytes,
+        max_queued_bytes: state.ws_queue_bytes,
+        idle_timeout: state.ws_idle_timeout,
+    };
     Ok(upgrade
         .max_message_size(limits.max_message_bytes)
         .on_upgrade(move |socket| bridge(socket, requests, responses, limits)))
@@ -59,8 +63,21 @@ async fn bridge(
     // take it, the socket is read no further, but the service's responses still
     // are: leaving them unread would stall the gRPC connection every socket shares.
     let mut pending: VecDeque<pb::CollaborateRequest> = VecDeque::new();
+    let mut liveness = Liveness::new(limits.idle_timeout);
     loop {
         tokio::select! {
+            // Only while the socket is read: a slow service is not the client's silence.
+            silence = liveness.wait(), if pending.is_empty() => match silence {
+                Silence::Ping => {
+                    if !out.send(Message::Ping(bytes::Bytes::new())) {
+                        return;
+                    }
+                }
+                Silence::GiveUp => {
+                    tracing::info!("dropping a WebSocket whose client went silent");
+                    return out.close(None).await;
+                }
+            },
             permit = requests.reserve(), if !pending.is_empty() => {
                 let Ok(permit) = permit else { return };
                 if let Some(request) = pending.pop_front() {
@@ -84,7 +101,7 @@ async fn bridge(
                 Ok(None) => return out.close(Some(stream_end_frame(None))).await,
                 Err(status) => return out.close(Some(stream_end_frame(Some(&status)))).await,
             },
-            message = incoming.next(), if pending.is_empty() => match next_step(&out, message) {
+            message = incoming.next(), if pending.is_empty() => match next_step(&out, liveness.heard_from(message)) {
                 Step::Data(Message::Binary(frame)) => {
                     for (piece, last) in pieces::split(frame) {
                         let frame = if last {

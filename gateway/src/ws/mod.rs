@@ -76,6 +76,59 @@ pub fn stream_end_frame(error: Option<&tonic::Status>) -> CloseFrame {
 pub struct SocketLimits {
     pub max_message_bytes: usize,
     pub max_queued_bytes: usize,
+    /// Silence after which a connection is dropped (see [`Liveness`]).
+    pub idle_timeout: std::time::Duration,
+}
+
+/// Notices a client that went silent without closing (a laptop put to sleep, a network path
+/// that died): such a connection would otherwise stay open for good, keeping its document
+/// loaded and its user "online" in the room. After half the idle timeout without a frame the
+/// server pings; without any frame by the full timeout, it drops the connection. Browsers and
+/// WebSocket libraries answer pings by themselves, and stock y-websocket clients also renew
+/// their awareness every 15 seconds.
+pub struct Liveness {
+    idle_timeout: std::time::Duration,
+    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
+    pinged: bool,
+}
+
+/// What to do when [`Liveness::wait`] fires.
+pub enum Silence {
+    /// Ping the client and wait the other half.
+    Ping,
+    /// Still nothing: drop the connection.
+    GiveUp,
+}
+
+impl Liveness {
+    pub fn new(idle_timeout: std::time::Duration) -> Self {
+        Self { idle_timeout, deadline: Box::pin(tokio::time::sleep(idle_timeout / 2)), pinged: false }
+    }
+
+    /// Any frame from the client (data, ping, pong, close) proves it is there.
+    pub fn heard(&mut self) {
+        self.pinged = false;
+        self.deadline.as_mut().reset(tokio::time::Instant::now() + self.idle_timeout / 2);
+    }
+
+    /// Passes on what the socket yielded, noting that the client was heard if it yielded anything.
+    pub fn heard_from<T>(&mut self, incoming: Option<T>) -> Option<T> {
+        if incoming.is_some() {
+            self.heard();
+        }
+        incoming
+    }
+
+    /// Completes when the client has been silent for too long.
+    pub async fn wait(&mut self) -> Silence {
+        self.deadline.as_mut().await;
+        if self.pinged {
+            return Silence::GiveUp;
+        }
+        self.pinged = true;
+        self.deadline.as_mut().reset(tokio::time::Instant::now() + self.idle_timeout / 2);
+        Silence::Ping
+    }
 }
 
 /// What a bridge does with the next thing its client sent.

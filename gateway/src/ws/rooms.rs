@@ -17,7 +17,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use futures::StreamExt;
 
 use super::socket::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use super::{SocketParams, Step, next_step, socket_caller, split, stream_end_frame};
+use super::{Liveness, Silence, SocketLimits, SocketParams, Step, next_step, socket_caller, split, stream_end_frame};
 use crate::GatewayState;
 use crate::error::ApiError;
 use crate::extract::{ApiPath, ClientAddress};
@@ -51,21 +51,42 @@ pub async fn room_socket(
     let _ = requests.try_send(open);
     let responses = state.clients.presence().join_room(context.request(ReceiverStream::new(request_stream))).await?;
     let responses = responses.into_inner();
-    Ok(upgrade.max_message_size(MAX_MESSAGE_BYTES).on_upgrade(move |socket| bridge(socket, requests, responses)))
+    let limits = SocketLimits {
+        max_message_bytes: MAX_MESSAGE_BYTES,
+        max_queued_bytes: MAX_QUEUED_BYTES,
+        idle_timeout: state.ws_idle_timeout,
+    };
+    Ok(upgrade
+        .max_message_size(MAX_MESSAGE_BYTES)
+        .on_upgrade(move |socket| bridge(socket, requests, responses, limits)))
 }
 
 async fn bridge(
     socket: WebSocket,
     requests: mpsc::Sender<pb::RoomClientEvent>,
     mut responses: tonic::Streaming<pb::RoomServerEvent>,
+    limits: SocketLimits,
 ) {
-    let (out, mut incoming) = split(socket, MAX_QUEUED_BYTES);
+    let (out, mut incoming) = split(socket, limits.max_queued_bytes);
     let text = |value: Value| Message::Text(value.to_string());
     // As in the files bridge: while the service is slow to take the client's
     // event, the socket is read no further, but the service's events still are.
     let mut pending: Option<pb::RoomClientEvent> = None;
+    let mut liveness = Liveness::new(limits.idle_timeout);
     loop {
         tokio::select! {
+            // Only while the socket is read: a slow service is not the client's silence.
+            silence = liveness.wait(), if pending.is_none() => match silence {
+                Silence::Ping => {
+                    if !out.send(Message::Ping(bytes::Bytes::new())) {
+                        return;
+                    }
+                }
+                Silence::GiveUp => {
+                    tracing::info!("dropping a WebSocket whose client went silent");
+                    return out.close(None).await;
+                }
+            },
             permit = requests.reserve(), if pending.is_some() => {
                 let Ok(permit) = permit else { return };
                 if let Some(event) = pending.take() {
@@ -82,7 +103,7 @@ async fn bridge(
                 Ok(None) => return out.close(Some(stream_end_frame(None))).await,
                 Err(status) => return out.close(Some(stream_end_frame(Some(&status)))).await,
             },
-            message = incoming.next(), if pending.is_none() => match next_step(&out, message) {
+            message = incoming.next(), if pending.is_none() => match next_step(&out, liveness.heard_from(message)) {
                 Step::Data(Message::Text(message)) => {
                     let event = match serde_json::from_str::<ClientMessage>(&message) {
                         Ok(ClientMessage::Ping) => {
