@@ -286,7 +286,10 @@ async fn add_service(
             routes.add_service(codesync_history::grpc_server());
         }
         Component::Execution => {
-            routes.add_service(codesync_execution::grpc_server());
+            let languages = codesync_execution::languages::LanguageTable::embedded();
+            routes.add_service(
+                codesync_execution::ExecutionGrpcService::new(tokens.clone(), languages).into_grpc_server(),
+            );
         }
         Component::Assistant => {
             routes.add_service(codesync_assistant::grpc_server());

@@ -28,6 +28,7 @@ use codesync_common::identity::TokenService;
 use codesync_common::rate_limit::RateLimiter;
 use codesync_proto::auth::v1::auth_service_client::AuthServiceClient;
 use codesync_proto::documents::v1::documents_service_client::DocumentsServiceClient;
+use codesync_proto::execution::v1::execution_service_client::ExecutionServiceClient;
 use codesync_proto::presence::v1::presence_service_client::PresenceServiceClient;
 use codesync_proto::rooms::v1::rooms_service_client::RoomsServiceClient;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -90,6 +91,10 @@ impl ServiceClients {
         PresenceServiceClient::new(self.channels.presence.clone())
     }
 
+    pub fn execution(&self) -> ExecutionServiceClient<GrpcChannel> {
+        ExecutionServiceClient::new(self.channels.execution.clone())
+    }
+
     pub fn documents(&self) -> DocumentsServiceClient<GrpcChannel> {
         DocumentsServiceClient::new(self.channels.documents.clone())
             .max_decoding_message_size(64 * 1024 * 1024)
@@ -122,6 +127,7 @@ pub struct GatewayState {
         (name = "rooms", description = "Rooms and invite codes"),
         (name = "members", description = "Room members and roles"),
         (name = "files", description = "Files of a room"),
+        (name = "executions", description = "Running code in the sandbox"),
         (name = "operations", description = "Probes and metrics"),
     )
 )]
@@ -144,6 +150,7 @@ fn api_router() -> OpenApiRouter<GatewayState> {
         .merge(routes::auth::router())
         .merge(routes::rooms::router())
         .merge(routes::files::router())
+        .merge(routes::executions::router())
         .routes(utoipa_axum::routes!(healthz))
         .routes(utoipa_axum::routes!(readyz))
 }

@@ -5,6 +5,7 @@ mod auth;
 mod bench;
 mod cli;
 mod collaboration;
+mod executions;
 mod grpc;
 mod harness;
 mod hostile_input;

@@ -1,6 +1,7 @@
 //! The REST endpoints of SPEC section 3, each a thin translation to one gRPC call.
 
 pub mod auth;
+pub mod executions;
 pub mod files;
 pub mod rooms;
 
