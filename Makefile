@@ -57,11 +57,13 @@ test: test-deps test-rust test-web test-e2e fuzz
 test-rust:
 	CODESYNC_TEST_GRPCURL="$(abspath $(GRPCURL))" CODESYNC_TEST_INTEROP_DIR="$(abspath tests/interop)" \
 		CODESYNC_TEST_TANSU="$(abspath $(TANSU))" CODESYNC_TEST_EXPECT_WEB_APP=1 \
+		CODESYNC_TEST_REQUIRE_SANDBOX=1 \
 		$(CARGO) test --workspace --no-fail-fast
 
 test-deps: $(GRPCURL) $(TANSU) tests/interop/node_modules/.package-lock.json web
 	@scripts/ensure-postgres.sh
 	@scripts/ensure-chromium.sh
+	@scripts/ensure-bubblewrap.sh
 
 # The web app's unit tests (Vitest): token refresh, stores, protocol helpers.
 test-web: $(WEB_MODULES)

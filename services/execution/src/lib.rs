@@ -1,11 +1,13 @@
 //! The execution service: sandboxed code runs (local bubblewrap, Docker, Kubernetes) under hard limits on time, memory, processes and output.
 //!
 //! Its gRPC contract is `codesync.execution.v1.ExecutionService` in `proto/`. What exists so
-//! far is the language table (`languages.toml`, [`languages`]) and `ListLanguages`; running
-//! code answers UNIMPLEMENTED until the sandbox backends land.
+//! far: the language table (`languages.toml`, [`languages`]), `ListLanguages`, and the `local`
+//! sandbox ([`sandbox::local`]), tested against hostile programs but not yet behind the RPCs:
+//! `Execute` answers UNIMPLEMENTED until runs are wired, stored and admitted.
 #![forbid(unsafe_code)]
 
 pub mod languages;
+pub mod sandbox;
 
 use std::sync::Arc;
 

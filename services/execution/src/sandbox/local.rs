@@ -1,0 +1,318 @@
+//! The `local` backend. Each phase runs as this chain of processes:
+//!
+//! 1. `/bin/sh`, still root, writes its own pid into the phase's cgroups, so that everything it
+//!    becomes is limited before any user code runs (an unprivileged process cannot move itself
+//!    between v2 cgroups, and std offers no safe pre-exec hook);
+//! 2. `setpriv` drops to the sandbox uid with no groups and no new privileges;
+//! 3. `prlimit` sets the file-size, core and open-file limits (not RLIMIT_AS: it breaks Node and
+//!    the JVM; memory is the cgroup's job);
+//! 4. `bwrap` makes new user, pid, network, ipc, uts, mount and cgroup namespaces with no
+//!    capabilities, only `/usr` of the host (read-only), a fresh size-capped `/tmp` and the run's
+//!    work directory at `/work`, then runs the command.
+//!
+//! The host writes the sources before the run and never reads or writes the work directory
+//! after user code ran (a planted symlink must never be followed: Judge0's CVE-2024-28185 and
+//! 28189); output comes through pipes, capped, and the directory is removed with
+//! `remove_dir_all`, which does not follow symlinks.
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::sync::Notify;
+
+use super::cgroup::{CgroupLimits, Layout, RunGroup};
+use super::{Ending, Limits, PhaseOutcome, SandboxError};
+
+/// The uid and gid runs have on the host (nobody): they own nothing of the host's.
+const SANDBOX_UID: u32 = 65534;
+/// Host directories some runtimes read besides /usr (the JVM's configuration, alternatives).
+const EXTRA_READ_ONLY: [&str; 3] = ["/etc/alternatives", "/etc/java-17-openjdk", "/etc/ld.so.cache"];
+
+static NEXT_RUN: AtomicU64 = AtomicU64::new(1);
+
+pub struct LocalSandbox {
+    runs_dir: PathBuf,
+    cgroups: Layout,
+}
+
+/// A run's work directory; removed (without following anything in it) when dropped.
+pub struct RunDirectory {
+    path: PathBuf,
+    name: String,
+}
+
+impl Drop for RunDirectory {
+    fn drop(&mut self) {
+        if let Err(error) = std::fs::remove_dir_all(&self.path) {
+            tracing::warn!(directory = %self.path.display(), %error, "cannot remove a run's work directory");
+        }
+    }
+}
+
+impl LocalSandbox {
+    /// Checks that this host can run sandboxes: root (for cgroups and the uid drop), bwrap,
+    /// setpriv and prlimit installed, usable cgroups, and a runs directory others can traverse.
+    pub fn new(runs_dir: PathBuf) -> Result<Self, SandboxError> {
+        if !rustix::process::geteuid().is_root() {
+            return Err(SandboxError::Setup(
+                "the local sandbox must be started as root (it creates cgroups and drops to an unprivileged uid)"
+                    .into(),
+            ));
+        }
+        for tool in ["/usr/bin/bwrap", "/usr/bin/setpriv", "/usr/bin/prlimit"] {
+            if !Path::new(tool).is_file() {
+                return Err(SandboxError::Setup(format!("{tool} is missing (apt-get install bubblewrap util-linux)")));
+            }
+        }
+        let cgroups = Layout::detect()?;
+        std::fs::create_dir_all(&runs_dir)?;
+        // Others may pass through (bwrap runs as the sandbox uid and must reach the work
+        // directory to bind it) but not list the runs.
+        std::fs::set_permissions(&runs_dir, std::os::unix::fs::PermissionsExt::from_mode(0o711))?;
+        Ok(Self { runs_dir, cgroups })
+    }
+
+    /// A fresh work directory holding `files`, owned by the sandbox uid. File names are plain
+    /// names (no directories), checked here.
+    pub fn prepare(&self, files: &[(String, Vec<u8>)]) -> Result<RunDirectory, SandboxError> {
+        for (name, _) in files {
+            check_file_name(name)?;
+        }
+        let name = format!("run-{}-{}", std::process::id(), NEXT_RUN.fetch_add(1, Ordering::Relaxed));
+        let path = self.runs_dir.join(&name);
+        std::fs::create_dir(&path)?;
+        let directory = RunDirectory { path, name };
+        std::fs::set_permissions(&directory.path, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+        for (file_name, content) in files {
+            let file = directory.path.join(file_name);
+            std::fs::OpenOptions::new().write(true).create_new(true).open(&file)?.write_all_sync(content)?;
+            std::os::unix::fs::chown(&file, Some(SANDBOX_UID), Some(SANDBOX_UID))?;
+        }
+        std::os::unix::fs::chown(&directory.path, Some(SANDBOX_UID), Some(SANDBOX_UID))?;
+        Ok(directory)
+    }
+
+    /// Runs `command` in the sandbox, in `directory`, with `stdin`, under `limits`.
+    pub async fn run(
+        &self,
+        directory: &RunDirectory,
+        phase: &str,
+        command: &[String],
+        stdin: &[u8],
+        limits: &Limits,
+    ) -> Result<PhaseOutcome, SandboxError> {
+        let group = RunGroup::create(
+            &self.cgroups,
+            &format!("{}-{phase}", directory.name),
+            CgroupLimits { memory_bytes: limits.memory_bytes, pids: limits.pids, cpu_percent: limits.cpu_percent },
+        )?;
+        let mut process = tokio::process::Command::new("/bin/sh");
+        process
+            .arg("-c")
+            .arg(r#"for procs do shift; [ "$procs" = -- ] && break; echo $$ > "$procs" || exit 125; done; exec "$@""#)
+            .arg("sh")
+            .args(group.procs_files())
+            .arg("--")
+            .args(sandbox_chain(&directory.path, limits))
+            .args(command)
+            .env_clear()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let started = Instant::now();
+        let mut child = process.spawn()?;
+
+        let mut input = child.stdin.take();
+        let stdin = stdin.to_vec();
+        // A program that never reads its input must not block the run: write in the background.
+        let feeding = tokio::spawn(async move {
+            if let Some(input) = input.as_mut() {
+                let _ = input.write_all(&stdin).await;
+            }
+        });
+        let too_much_output = Arc::new(Notify::new());
+        let stdout = tokio::spawn(read_capped(child.stdout.take(), limits.output_bytes, too_much_output.clone()));
+        let stderr = tokio::spawn(read_capped(child.stderr.take(), limits.output_bytes, too_much_output.clone()));
+
+        let ending = tokio::select! {
+            status = child.wait() => {
+                let status = status?;
+                Ending::Exited { code: status.code(), signal: status.signal() }
+            }
+            () = tokio::time::sleep(limits.wall_time) => Ending::TimeLimit,
+            () = too_much_output.notified() => Ending::OutputLimit,
+        };
+        let wall_time = started.elapsed();
+        // Whatever is left of the run goes: bwrap, its namespace's init, and (through the
+        // cgroup) anything that slipped out of both.
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+        group.kill_all();
+        feeding.abort();
+        let (stdout, stdout_truncated) = collect(stdout).await;
+        let (stderr, stderr_truncated) = collect(stderr).await;
+        let ending = match ending {
+            Ending::Exited { code, signal } if group.hit_memory_limit() && (signal == Some(9) || code != Some(0)) => {
+                Ending::MemoryLimit
+            }
+            Ending::Exited { code: Some(125), .. } if wall_time < Duration::from_millis(5) => {
+                return Err(SandboxError::Setup("the run could not join its cgroups".into()));
+            }
+            other => other,
+        };
+        Ok(PhaseOutcome {
+            ending,
+            stdout,
+            stderr,
+            stdout_truncated,
+            stderr_truncated,
+            wall_time,
+            peak_memory_bytes: group.peak_memory_bytes(),
+        })
+    }
+}
+
+/// `setpriv … prlimit … bwrap …`, up to the command.
+fn sandbox_chain(work: &Path, limits: &Limits) -> Vec<String> {
+    let uid = SANDBOX_UID.to_string();
+    let mut chain: Vec<String> = [
+        "/usr/bin/setpriv",
+        "--reuid",
+        &uid,
+        "--regid",
+        &uid,
+        "--clear-groups",
+        "--no-new-privs",
+        "--",
+        "/usr/bin/prlimit",
+    ]
+    .iter()
+    .map(|part| part.to_string())
+    .collect();
+    chain.push(format!("--fsize={}", limits.file_size_bytes));
+    chain.push("--core=0".to_string());
+    chain.push(format!("--nofile={}", limits.open_files));
+    chain.extend(
+        [
+            "--",
+            "/usr/bin/bwrap",
+            "--unshare-all",
+            "--unshare-user",
+            "--disable-userns",
+            "--die-with-parent",
+            "--new-session",
+            "--uid",
+            &uid,
+            "--gid",
+            &uid,
+            "--cap-drop",
+            "ALL",
+            "--ro-bind",
+            "/usr",
+            "/usr",
+            "--symlink",
+            "usr/bin",
+            "/bin",
+            "--symlink",
+            "usr/lib",
+            "/lib",
+            "--symlink",
+            "usr/lib64",
+            "/lib64",
+            "--symlink",
+            "usr/sbin",
+            "/sbin",
+        ]
+        .iter()
+        .map(|part| part.to_string()),
+    );
+    for extra in EXTRA_READ_ONLY {
+        if Path::new(extra).exists() {
+            chain.extend(["--ro-bind".to_string(), extra.to_string(), extra.to_string()]);
+        }
+    }
+    chain.extend(["--proc", "/proc", "--dev", "/dev", "--size"].iter().map(|part| part.to_string()));
+    chain.push(limits.tmp_bytes.to_string());
+    chain.extend(["--tmpfs", "/tmp", "--bind"].iter().map(|part| part.to_string()));
+    chain.push(work.display().to_string());
+    chain.extend(
+        [
+            "/work",
+            "--chdir",
+            "/work",
+            "--remount-ro",
+            "/",
+            "--clearenv",
+            "--setenv",
+            "PATH",
+            "/usr/bin:/bin",
+            "--setenv",
+            "HOME",
+            "/work",
+            "--setenv",
+            "LANG",
+            "C.UTF-8",
+            "--setenv",
+            "TMPDIR",
+            "/tmp",
+            "--",
+        ]
+        .iter()
+        .map(|part| part.to_string()),
+    );
+    chain
+}
+
+fn check_file_name(name: &str) -> Result<(), SandboxError> {
+    let plain = !name.is_empty()
+        && name.len() <= 255
+        && name != "."
+        && name != ".."
+        && !name.starts_with('-')
+        && !name.chars().any(|character| character == '/' || character == '\\' || character.is_control());
+    if plain { Ok(()) } else { Err(SandboxError::Invalid(format!("{name:?} is not a plain file name"))) }
+}
+
+/// Reads a stream up to `cap` bytes; past it, keeps the first `cap` and says so.
+async fn read_capped<R: AsyncRead + Unpin>(stream: Option<R>, cap: usize, exceeded: Arc<Notify>) -> (Vec<u8>, bool) {
+    let Some(mut stream) = stream else { return (Vec::new(), false) };
+    let mut kept = Vec::new();
+    let mut chunk = vec![0_u8; 16 * 1024];
+    loop {
+        let read = match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return (kept, false),
+            Ok(read) => read,
+        };
+        if kept.len() + read > cap {
+            let room = cap - kept.len();
+            kept.extend_from_slice(&chunk[..room]);
+            exceeded.notify_one();
+            return (kept, true);
+        }
+        kept.extend_from_slice(&chunk[..read]);
+    }
+}
+
+async fn collect(reader: tokio::task::JoinHandle<(Vec<u8>, bool)>) -> (Vec<u8>, bool) {
+    match tokio::time::timeout(Duration::from_secs(2), reader).await {
+        Ok(Ok(collected)) => collected,
+        _ => (Vec::new(), false),
+    }
+}
+
+/// `write_all` for a std file, named apart from the async one in scope.
+trait WriteAllSync {
+    fn write_all_sync(self, content: &[u8]) -> std::io::Result<()>;
+}
+
+impl WriteAllSync for std::fs::File {
+    fn write_all_sync(mut self, content: &[u8]) -> std::io::Result<()> {
+        std::io::Write::write_all(&mut self, content)
+    }
+}

@@ -1,0 +1,282 @@
+//! The local sandbox on this host: real bubblewrap, cgroups and runtimes. It needs root; where
+//! the sandbox cannot be set up these tests say so and pass, unless
+//! `CODESYNC_TEST_REQUIRE_SANDBOX=1` (set by `make test`) makes that a failure.
+
+use std::time::Duration;
+
+use codesync_execution::sandbox::local::LocalSandbox;
+use codesync_execution::sandbox::{Ending, Limits, SandboxError};
+
+/// Runs share the sandbox uid: one at a time, so "nothing of uid 65534 is left" means this run's.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn sandbox() -> Option<(LocalSandbox, tempfile::TempDir)> {
+    let runs = tempfile::tempdir().expect("temp dir");
+    match LocalSandbox::new(runs.path().join("runs")) {
+        Ok(sandbox) => Some((sandbox, runs)),
+        Err(SandboxError::Setup(reason)) if std::env::var("CODESYNC_TEST_REQUIRE_SANDBOX").as_deref() != Ok("1") => {
+            eprintln!("skipping: {reason}");
+            None
+        }
+        Err(error) => panic!("the sandbox cannot be set up: {error}"),
+    }
+}
+
+/// Live processes of the sandbox uid (zombies hold nothing and wait for the host's init to reap them).
+fn sandbox_processes_left() -> Vec<String> {
+    let mut left = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(status) = std::fs::read_to_string(entry.path().join("status")) else { continue };
+        let of_sandbox =
+            status.lines().any(|line| line.starts_with("Uid:") && line.split_whitespace().nth(1) == Some("65534"));
+        let zombie = status.lines().any(|line| line.starts_with("State:") && line.contains('Z'));
+        if of_sandbox && !zombie {
+            left.push(status.lines().next().unwrap_or_default().to_string());
+        }
+    }
+    left
+}
+
+/// Every process of the run is gone within a moment (the last ones are still dying when the run returns).
+async fn assert_nothing_left(what: &[String]) {
+    for _ in 0..100 {
+        if sandbox_processes_left().is_empty() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("processes left after {what:?}: {:?}", sandbox_processes_left());
+}
+
+async fn run(
+    sandbox: &LocalSandbox,
+    files: &[(&str, &str)],
+    command: &[&str],
+    stdin: &str,
+    limits: Limits,
+) -> codesync_execution::sandbox::PhaseOutcome {
+    let files: Vec<(String, Vec<u8>)> =
+        files.iter().map(|(name, content)| (name.to_string(), content.as_bytes().to_vec())).collect();
+    let directory = sandbox.prepare(&files).unwrap();
+    let command: Vec<String> = command.iter().map(|part| part.to_string()).collect();
+    let outcome = sandbox.run(&directory, "run", &command, stdin.as_bytes(), &limits).await.unwrap();
+    assert_nothing_left(&command).await;
+    outcome
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[tokio::test]
+async fn python_runs_unprivileged_with_its_stdin() {
+    let Some((sandbox, _runs)) = sandbox() else { return };
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let program = "import os, sys\nprint('hello', os.getuid(), sys.stdin.read().strip())\n";
+    let outcome = run(
+        &sandbox,
+        &[("main.py", program)],
+        &["/usr/bin/python3", "-I", "main.py"],
+        "from stdin\n",
+        Limits::default(),
+    )
+    .await;
+    assert_eq!(outcome.ending, Ending::Exited { code: Some(0), signal: None }, "{}", text(&outcome.stderr));
+    assert_eq!(text(&outcome.stdout), "hello 65534 from stdin\n");
+    assert!(outcome.peak_memory_bytes > 0);
+}
+
+#[tokio::test]
+async fn compiled_languages_compile_then_run_in_the_same_directory() {
+    let Some((sandbox, _runs)) = sandbox() else { return };
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let files =
+        vec![("main.cpp".to_string(), b"#include <iostream>\nint main(){std::cout<<\"hi from c++\\n\";}\n".to_vec())];
+    let directory = sandbox.prepare(&files).unwrap();
+    let compile: Vec<String> =
+        ["/usr/bin/g++", "-O2", "-o", "program", "main.cpp"].iter().map(|part| part.to_string()).collect();
+    let limits = Limits { wall_time: Duration::from_secs(20), ..Limits::default() };
+    let compiled = sandbox.run(&directory, "compile", &compile, b"", &limits).await.unwrap();
+    assert_eq!(compiled.ending, Ending::Exited { code: Some(0), signal: None }, "{}", text(&compiled.stderr));
+    let ran = sandbox.run(&directory, "run", &["./program".to_string()], b"", &Limits::default()).await.unwrap();
+    assert_eq!(text(&ran.stdout), "hi from c++\n");
+}
+
+#[tokio::test]
+async fn an_infinite_loop_ends_at_the_time_limit() {
+    let Some((sandbox, _runs)) = sandbox() else { return };
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let limits = Limits { wall_time: Duration::from_secs(2), ..Limits::default() };
+    let outcome = run(
+        &sandbox,
+        &[("main.py", "import os\nos.fork()\nwhile True: pass\n")],
+        &["/usr/bin/python3", "main.py"],
+        "",
+        limits,
+    )
+    .await;
+    assert_eq!(outcome.ending, Ending::TimeLimit);
+    assert!(
+        outcome.wall_time >= Duration::from_secs(2) && outcome.wall_time < Duration::from_secs(4),
+        "{:?}",
+        outcome.wall_time
+    );
+}
+
+#[tokio::test]
+async fn a_memory_bomb_is_killed_at_the_memory_limit() {
+    let Some((sandbox, _runs)) = sandbox() else { return };
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let program = "blocks = []\nwhile True: blocks.append(bytearray(16 * 1024 * 1024))\n";
+    let outcome = run(&sandbox, &[("main.py", program)], &["/usr/bin/python3", "main.py"], "", Limits::default()).await;
+    assert_eq!(outcome.ending, Ending::MemoryLimit, "{}", text(&outcome.stderr));
+    assert!(outcome.peak_memory_bytes <= 130 * 1024 * 1024, "{}", outcome.peak_memory_bytes);
+}
+
+#[tokio::test]
+async fn a_fork_bomb_is_contained_and_leaves_nothing_behind() {
+    let Some((sandbox, _runs)) = sandbox() else { return };
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let limits = Limits { wall_time: Duration::from_secs(3), ..Limits::default() };
+    let outcome = run(
+        &sandbox,
+        &[("bomb.sh", "bomb() { bomb | bomb & }; bomb; sleep 10\n")],
+        &["/usr/bin/bash", "bomb.sh"],
+        "",
+        limits,
+    )
+    .await;
+    assert!(matches!(outcome.ending, Ending::TimeLimit | Ending::Exited { .. }), "{:?}", outcome.ending);
+}
+
+#[tokio::test]
+async fn a_flood_of_output_stops_at_the_output_limit() {
+    let Some((sandbox, _runs)) = sandbox() else { return };
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let outcome = run(
+        &sandbox,
+        &[("main.py", "while True: print('x' * 1000)\n")],
+        &["/usr/bin/python3", "main.py"],
+        "",
+        Limits::default(),
+    )
+    .await;
+    assert_eq!(outcome.ending, Ending::OutputLimit);
+    assert!(outcome.stdout_truncated);
+    assert_eq!(outcome.stdout.len(), Limits::default().output_bytes);
+}
+
+#[tokio::test]
+async fn the_network_the_host_files_and_big_files_are_out_of_reach() {
+    let Some((sandbox, _runs)) = sandbox() else { return };
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let program = r#"
+import os, socket
+def attempt(name, action):
+    try:
+        action()
+        print(name, "ALLOWED")
+    except Exception as error:
+        print(name, "refused", type(error).__name__)
+attempt("postgres", lambda: socket.create_connection(("127.0.0.1", 5432), timeout=2))
+attempt("outside", lambda: socket.create_connection(("1.1.1.1", 80), timeout=2))
+attempt("shadow", lambda: open("/etc/shadow").read())
+attempt("write-usr", lambda: open("/usr/owned", "w").write("x"))
+attempt("write-root", lambda: open("/owned", "w").write("x"))
+attempt("signal-host", lambda: os.kill(HOST_PID, 9))
+attempt("big-file", lambda: open("/work/big", "wb").write(b"x" * (20 * 1024 * 1024)))
+attempt("fill-tmp", lambda: [open(f"/tmp/fill{i}", "wb").write(b"x" * (8 * 1024 * 1024)) for i in range(16)])
+"#;
+    // The test's own pid: a process of the host the program tries to kill.
+    let program = program.replace("HOST_PID", &std::process::id().to_string());
+    let outcome =
+        run(&sandbox, &[("main.py", &program)], &["/usr/bin/python3", "main.py"], "", Limits::default()).await;
+    let report = text(&outcome.stdout);
+    assert!(!report.contains("ALLOWED"), "{report}\n{}", text(&outcome.stderr));
+    for name in ["postgres", "outside", "shadow", "write-usr", "write-root", "signal-host", "big-file", "fill-tmp"] {
+        assert!(report.contains(&format!("{name} refused")), "{name}: {report}");
+    }
+}
+
+#[tokio::test]
+async fn file_names_that_could_leave_the_work_directory_are_refused() {
+    let Some((sandbox, _runs)) = sandbox() else { return };
+    for name in ["../escape.py", "a/b.py", "..", "", "-rf", "x\u{0}y"] {
+        let files = vec![(name.to_string(), b"print(1)".to_vec())];
+        assert!(matches!(sandbox.prepare(&files), Err(SandboxError::Invalid(_))), "{name:?}");
+    }
+}
+
+/// Each language of the table (`languages.toml`), with its own commands: hello world, then what
+/// stdin held; and a compile error comes back from the compiler, with its message.
+#[tokio::test]
+async fn every_installed_language_runs_hello_world_and_echoes_stdin() {
+    use codesync_execution::languages::{CommandContext, LanguageTable};
+    let Some((sandbox, _runs)) = sandbox() else { return };
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let programs: &[(&str, &str, &str)] = &[
+        ("python", "main.py", "import sys\nprint('hello')\nprint(sys.stdin.read(), end='')\n"),
+        (
+            "javascript",
+            "main.js",
+            "console.log('hello');\nprocess.stdout.write(require('fs').readFileSync(0, 'utf8'));\n",
+        ),
+        (
+            "java",
+            "Main.java",
+            "import java.io.*;\npublic class Main { public static void main(String[] a) throws IOException {\n\
+             System.out.println(\"hello\"); System.out.print(new String(System.in.readAllBytes())); } }\n",
+        ),
+        (
+            "cpp",
+            "main.cpp",
+            "#include <iostream>\n#include <string>\nint main(){std::cout<<\"hello\\n\";std::string l;while(std::getline(std::cin,l))std::cout<<l<<\"\\n\";}\n",
+        ),
+        (
+            "c",
+            "main.c",
+            "#include <stdio.h>\nint main(void){puts(\"hello\");int c;while((c=getchar())!=EOF)putchar(c);return 0;}\n",
+        ),
+        ("bash", "main.sh", "echo hello\ncat\n"),
+        ("perl", "main.pl", "print \"hello\\n\";\nprint while <STDIN>;\n"),
+    ];
+    let table = LanguageTable::embedded();
+    for (name, entry, source) in programs {
+        let language = table.by_name(name).unwrap_or_else(|| panic!("{name} is in the table"));
+        if !language.available() {
+            eprintln!("{name}: not installed here");
+            continue;
+        }
+        let directory = sandbox.prepare(&[(entry.to_string(), source.as_bytes().to_vec())]).unwrap();
+        let sources = vec![entry.to_string()];
+        let context = CommandContext { entry, sources: &sources };
+        let mut limits = Limits { wall_time: Duration::from_secs(20), ..Limits::default() };
+        if let Some(memory) = language.memory_limit_bytes {
+            limits.memory_bytes = memory;
+        }
+        if let Some(compile) = language.compile_command(&context) {
+            let compiled = sandbox.run(&directory, "compile", &compile, b"", &limits).await.unwrap();
+            assert_eq!(
+                compiled.ending,
+                Ending::Exited { code: Some(0), signal: None },
+                "{name}: {}",
+                text(&compiled.stderr)
+            );
+        }
+        let ran = sandbox
+            .run(&directory, "run", &language.run_command(&context), b"line one\nline two\n", &limits)
+            .await
+            .unwrap();
+        assert_eq!(ran.ending, Ending::Exited { code: Some(0), signal: None }, "{name}: {}", text(&ran.stderr));
+        assert_eq!(text(&ran.stdout), "hello\nline one\nline two\n", "{name}");
+    }
+
+    let cpp = table.by_name("cpp").unwrap();
+    let directory =
+        sandbox.prepare(&[("main.cpp".to_string(), b"int main() { return undefined_name; }\n".to_vec())]).unwrap();
+    let sources = vec!["main.cpp".to_string()];
+    let compile = cpp.compile_command(&CommandContext { entry: "main.cpp", sources: &sources }).unwrap();
+    let compiled = sandbox.run(&directory, "compile", &compile, b"", &Limits::default()).await.unwrap();
+    assert!(matches!(compiled.ending, Ending::Exited { code: Some(code), .. } if code != 0));
+    assert!(text(&compiled.stderr).contains("undefined_name"), "{}", text(&compiled.stderr));
+}
