@@ -288,7 +288,12 @@ async fn add_service(
         Component::Execution => {
             let languages = codesync_execution::languages::LanguageTable::embedded();
             routes.add_service(
-                codesync_execution::ExecutionGrpcService::new(tokens.clone(), languages).into_grpc_server(),
+                codesync_execution::ExecutionGrpcService::new(
+                    tokens.clone(),
+                    languages,
+                    codesync_execution::default_runs_dir(),
+                )
+                .into_grpc_server(),
             );
         }
         Component::Assistant => {

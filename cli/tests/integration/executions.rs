@@ -27,3 +27,42 @@ async fn the_languages_are_listed_with_what_this_host_has_installed() {
     assert_eq!(named("python")["available"], true);
     assert!(named("python")["version"].as_str().unwrap().starts_with("Python 3"));
 }
+
+#[tokio::test]
+async fn code_runs_in_the_sandbox_through_the_api() {
+    use serde_json::json;
+    let cluster = Cluster::one_process(&[]).await;
+    let user = cluster.register("coder").await;
+    let run = |body| async { cluster.post("/api/executions", user.token(), body).await };
+
+    let (status, result) = run(json!({"language": "python", "files": [{"name": "main.py", "content": "import sys\nprint('hi', sys.stdin.read())"}], "stdin": "there"})).await;
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        // This host cannot run a sandbox (not root, no bwrap): allowed only outside `make test`.
+        assert_ne!(std::env::var("CODESYNC_TEST_REQUIRE_SANDBOX").as_deref(), Ok("1"), "{result}");
+        return;
+    }
+    assert_eq!(status, StatusCode::OK, "{result}");
+    assert_eq!(result["status"], "ok", "{result}");
+    assert_eq!(result["stdout"], "hi there\n");
+    assert_eq!(result["language"], "python");
+    assert!(result["wall_time_ms"].as_i64().unwrap() > 0 && result["peak_memory_bytes"].as_i64().unwrap() > 0);
+
+    // The language follows the entry's extension; a compile error is a result, not an HTTP error.
+    let (status, result) =
+        run(json!({"files": [{"name": "main.c", "content": "int main(void) { return oops; }"}]})).await;
+    assert_eq!((status, result["status"].as_str()), (StatusCode::OK, Some("compile_error")), "{result}");
+    assert!(result["stderr"].as_str().unwrap().contains("oops"));
+    let (_, result) =
+        run(json!({"language": "javascript", "files": [{"name": "a.js", "content": "process.exit(3)"}]})).await;
+    assert_eq!((result["status"].as_str(), result["exit_code"].as_i64()), (Some("runtime_error"), Some(3)));
+
+    // Bad requests are refused with a reason.
+    let (status, body) = run(json!({"language": "cobol", "files": [{"name": "a.cob", "content": ""}]})).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("unknown_language")));
+    let (status, body) = run(json!({"language": "python", "files": [{"name": "../evil.py", "content": ""}]})).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_file_name")));
+    let (status, body) = run(json!({"language": "python", "files": []})).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("no_files")));
+    let (status, _) = cluster.post("/api/executions", None, json!({"language": "python", "files": []})).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}

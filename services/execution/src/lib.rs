@@ -2,15 +2,17 @@
 //!
 //! Its gRPC contract is `codesync.execution.v1.ExecutionService` in `proto/`. What exists so
 //! far: the language table (`languages.toml`, [`languages`]), `ListLanguages`, and the `local`
-//! sandbox ([`sandbox::local`]), tested against hostile programs but not yet behind the RPCs:
-//! `Execute` answers UNIMPLEMENTED until runs are wired, stored and admitted.
+//! sandbox ([`sandbox::local`]), tested against hostile programs, behind `Execute` for inline
+//! programs. Runs of a room's file, streaming, storage, events and admission come next.
 #![forbid(unsafe_code)]
 
 pub mod languages;
+pub mod run;
 pub mod sandbox;
 
 use std::sync::Arc;
 
+use codesync_common::ServiceError;
 use codesync_common::identity::TokenService;
 use codesync_proto::execution::v1 as pb;
 use codesync_proto::execution::v1::execution_service_server::{ExecutionService, ExecutionServiceServer};
@@ -18,6 +20,15 @@ use tokio::sync::OnceCell;
 use tonic::{Request, Response, Status};
 
 use crate::languages::{LanguageTable, probe_version};
+use crate::run::Program;
+use crate::sandbox::local::LocalSandbox;
+use crate::sandbox::{Limits, SandboxError};
+
+/// Where runs' work directories go: outside the data directory, which may sit where the sandbox
+/// user cannot pass (under /root, or a private temp dir); the system's temp dir can be crossed.
+pub fn default_runs_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join("codesync-runs")
+}
 
 /// The gRPC implementation of `ExecutionService`.
 #[derive(Clone)]
@@ -26,11 +37,19 @@ pub struct ExecutionGrpcService {
     languages: Arc<LanguageTable>,
     /// Versions are asked of the installed runtimes once, on first use.
     listed: Arc<OnceCell<Vec<pb::Language>>>,
+    /// The sandbox, or why this host cannot run one (the service still lists languages).
+    sandbox: Result<Arc<LocalSandbox>, String>,
+    limits: Limits,
 }
 
 impl ExecutionGrpcService {
-    pub fn new(tokens: TokenService, languages: LanguageTable) -> Self {
-        Self { tokens, languages: Arc::new(languages), listed: Arc::default() }
+    /// `runs_dir` holds the runs' work directories; the sandbox uid must be able to traverse its path.
+    pub fn new(tokens: TokenService, languages: LanguageTable, runs_dir: std::path::PathBuf) -> Self {
+        let sandbox = LocalSandbox::new(runs_dir).map(Arc::new).map_err(|error| {
+            tracing::warn!(%error, "code execution is off: the local sandbox cannot be set up");
+            error.to_string()
+        });
+        Self { tokens, languages: Arc::new(languages), listed: Arc::default(), sandbox, limits: Limits::default() }
     }
 
     pub fn into_grpc_server(self) -> ExecutionServiceServer<Self> {
@@ -55,6 +74,37 @@ impl ExecutionGrpcService {
 
 #[tonic::async_trait]
 impl ExecutionService for ExecutionGrpcService {
+    async fn execute(&self, request: Request<pb::ExecuteRequest>) -> Result<Response<pb::ExecutionResult>, Status> {
+        let caller = self.tokens.require_caller(request.metadata())?;
+        let request = request.into_inner();
+        let inline = match request.source {
+            Some(pb::execute_request::Source::Program(program)) => program,
+            Some(pb::execute_request::Source::FileId(_)) => {
+                return Err(Status::unimplemented(
+                    "running a room's file comes next; send the files with their language",
+                ));
+            }
+            None => {
+                return Err(ServiceError::invalid("no_program", "name a file_id or send a language and files").into());
+            }
+        };
+        let program =
+            Program { language: &inline.language, files: &inline.files, entry: &inline.entry, stdin: &request.stdin };
+        let (language, entry) = run::resolve(&self.languages, &program)?;
+        let sandbox = self.sandbox.as_ref().map_err(|reason| ServiceError::Unavailable {
+            message: format!("code execution is not available on this server: {reason}"),
+        })?;
+        let mut result =
+            run::run(sandbox, language, &entry, &program, &self.limits).await.map_err(|error| match error {
+                SandboxError::Invalid(message) => ServiceError::invalid("invalid_file_name", message),
+                other => ServiceError::internal(other),
+            })?;
+        result.id = codesync_common::new_id();
+        result.created_at_ms = codesync_common::now_ms();
+        tracing::info!(user_id = %caller.user_id, language = %result.language, status = result.status, wall_time_ms = result.wall_time_ms, "a run ended");
+        Ok(Response::new(result))
+    }
+
     async fn list_languages(
         &self,
         request: Request<pb::ListLanguagesRequest>,

@@ -10,10 +10,9 @@ use codesync_execution::sandbox::{Ending, Limits, SandboxError};
 /// Runs share the sandbox uid: one at a time, so "nothing of uid 65534 is left" means this run's.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn sandbox() -> Option<(LocalSandbox, tempfile::TempDir)> {
-    let runs = tempfile::tempdir().expect("temp dir");
-    match LocalSandbox::new(runs.path().join("runs")) {
-        Ok(sandbox) => Some((sandbox, runs)),
+fn sandbox() -> Option<(LocalSandbox, ())> {
+    match LocalSandbox::new(codesync_execution::default_runs_dir()) {
+        Ok(sandbox) => Some((sandbox, ())),
         Err(SandboxError::Setup(reason)) if std::env::var("CODESYNC_TEST_REQUIRE_SANDBOX").as_deref() != Ok("1") => {
             eprintln!("skipping: {reason}");
             None
@@ -195,6 +194,20 @@ attempt("fill-tmp", lambda: [open(f"/tmp/fill{i}", "wb").write(b"x" * (8 * 1024 
     assert!(!report.contains("ALLOWED"), "{report}\n{}", text(&outcome.stderr));
     for name in ["postgres", "outside", "shadow", "write-usr", "write-root", "signal-host", "big-file", "fill-tmp"] {
         assert!(report.contains(&format!("{name} refused")), "{name}: {report}");
+    }
+}
+
+#[test]
+fn a_runs_directory_the_sandbox_user_cannot_reach_is_refused_at_start() {
+    if !rustix::process::geteuid().is_root() {
+        return;
+    }
+    let private = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(private.path(), std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    match LocalSandbox::new(private.path().join("runs")) {
+        Err(SandboxError::Setup(reason)) => assert!(reason.contains("cannot traverse"), "{reason}"),
+        Err(other) => panic!("{other}"),
+        Ok(_) => panic!("a runs directory under a private directory was accepted"),
     }
 }
 

@@ -71,9 +71,25 @@ impl LocalSandbox {
         }
         let cgroups = Layout::detect()?;
         std::fs::create_dir_all(&runs_dir)?;
+        // Ours, and a directory (in a shared /tmp, someone may have planted a symlink there first).
+        let metadata = std::fs::symlink_metadata(&runs_dir)?;
+        if !metadata.is_dir() || std::os::unix::fs::MetadataExt::uid(&metadata) != 0 {
+            return Err(SandboxError::Setup(format!("{} is not a directory owned by root", runs_dir.display())));
+        }
         // Others may pass through (bwrap runs as the sandbox uid and must reach the work
         // directory to bind it) but not list the runs.
         std::fs::set_permissions(&runs_dir, std::os::unix::fs::PermissionsExt::from_mode(0o711))?;
+        let runs_dir = std::fs::canonicalize(&runs_dir)?;
+        for ancestor in runs_dir.ancestors().skip(1) {
+            let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(ancestor)?.permissions());
+            if mode & 0o001 == 0 {
+                return Err(SandboxError::Setup(format!(
+                    "the runs directory {} is inside {}, which the sandbox user cannot traverse",
+                    runs_dir.display(),
+                    ancestor.display()
+                )));
+            }
+        }
         Ok(Self { runs_dir, cgroups })
     }
 

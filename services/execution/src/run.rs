@@ -1,0 +1,145 @@
+//! One run: the program's files checked, the language found, the compile phase (if any) and the
+//! run phase in the sandbox, and the result the API reports.
+
+use std::time::Duration;
+
+use codesync_common::ServiceError;
+use codesync_proto::execution::v1 as pb;
+
+use crate::languages::{CommandContext, Language, LanguageTable};
+use crate::sandbox::local::LocalSandbox;
+use crate::sandbox::{Ending, Limits, PhaseOutcome, SandboxError};
+
+/// At most this many files in one run, together at most `MAX_SOURCE_BYTES`.
+const MAX_FILES: usize = 100;
+const MAX_SOURCE_BYTES: usize = 1024 * 1024;
+/// The largest stdin a run accepts.
+pub const MAX_STDIN_BYTES: usize = 1024 * 1024;
+/// A compile phase gets this long unless the language says otherwise.
+const DEFAULT_COMPILE_TIME: Duration = Duration::from_secs(20);
+
+pub struct Program<'a> {
+    pub language: &'a str,
+    pub files: &'a [pb::SourceFile],
+    pub entry: &'a str,
+    pub stdin: &'a str,
+}
+
+/// Checks `program` and picks its language: by name, else by the entry file's extension.
+pub fn resolve<'t>(table: &'t LanguageTable, program: &Program<'_>) -> Result<(&'t Language, String), ServiceError> {
+    if program.files.is_empty() {
+        return Err(ServiceError::invalid("no_files", "a run needs at least one file"));
+    }
+    if program.files.len() > MAX_FILES {
+        return Err(ServiceError::invalid("too_many_files", format!("a run may hold at most {MAX_FILES} files")));
+    }
+    let total: usize = program.files.iter().map(|file| file.content.len()).sum();
+    if total > MAX_SOURCE_BYTES {
+        return Err(ServiceError::too_large("program_too_large", "the program's files are larger than 1 MiB together"));
+    }
+    if program.stdin.len() > MAX_STDIN_BYTES {
+        return Err(ServiceError::too_large("stdin_too_large", "stdin is larger than 1 MiB"));
+    }
+    let entry = if program.entry.is_empty() { program.files[0].name.clone() } else { program.entry.to_string() };
+    if !program.files.iter().any(|file| file.name == entry) {
+        return Err(ServiceError::invalid("unknown_entry", format!("the entry {entry:?} is not one of the files")));
+    }
+    let language = if program.language.is_empty() {
+        table.for_file(&entry).ok_or_else(|| {
+            ServiceError::invalid("unknown_language", format!("no language runs {entry:?}; name one with \"language\""))
+        })?
+    } else {
+        table.by_name(program.language).ok_or_else(|| {
+            let known: Vec<&str> = table.all().iter().map(|language| language.name.as_str()).collect();
+            ServiceError::invalid(
+                "unknown_language",
+                format!("unknown language {:?}; known: {}", program.language, known.join(", ")),
+            )
+        })?
+    };
+    if !language.available() {
+        return Err(ServiceError::FailedPrecondition {
+            code: "language_unavailable",
+            message: format!("{} is not installed on this server", language.display_name),
+        });
+    }
+    Ok((language, entry))
+}
+
+/// Compiles (if the language needs it) and runs the program; the result without id or time.
+pub async fn run(
+    sandbox: &LocalSandbox,
+    language: &Language,
+    entry: &str,
+    program: &Program<'_>,
+    limits: &Limits,
+) -> Result<pb::ExecutionResult, SandboxError> {
+    let files: Vec<(String, Vec<u8>)> =
+        program.files.iter().map(|file| (file.name.clone(), file.content.as_bytes().to_vec())).collect();
+    let directory = sandbox.prepare(&files)?;
+    let sources: Vec<String> =
+        program.files.iter().filter(|file| language.handles(&file.name)).map(|file| file.name.clone()).collect();
+    let context = CommandContext { entry, sources: &sources };
+    let mut limits = *limits;
+    if let Some(memory) = language.memory_limit_bytes {
+        limits.memory_bytes = memory;
+    }
+    if let Some(compile) = language.compile_command(&context) {
+        let compile_limits = Limits {
+            wall_time: language.compile_time_limit_ms.map_or(DEFAULT_COMPILE_TIME, Duration::from_millis),
+            ..limits
+        };
+        let compiled = sandbox.run(&directory, "compile", &compile, b"", &compile_limits).await?;
+        if compiled.ending != (Ending::Exited { code: Some(0), signal: None }) {
+            return Ok(compile_error(language, compiled, &compile_limits));
+        }
+    }
+    if let Some(run_time) = language.run_time_limit_ms {
+        limits.wall_time = Duration::from_millis(run_time).min(limits.wall_time);
+    }
+    let ran =
+        sandbox.run(&directory, "run", &language.run_command(&context), program.stdin.as_bytes(), &limits).await?;
+    let status = match ran.ending {
+        Ending::Exited { code: Some(0), .. } => pb::ExecutionStatus::Ok,
+        Ending::Exited { .. } => pb::ExecutionStatus::RuntimeError,
+        Ending::TimeLimit => pb::ExecutionStatus::TimeLimit,
+        Ending::MemoryLimit => pb::ExecutionStatus::MemoryLimit,
+        Ending::OutputLimit => pb::ExecutionStatus::OutputLimit,
+    };
+    Ok(result(language, status, ran))
+}
+
+fn compile_error(language: &Language, compiled: PhaseOutcome, limits: &Limits) -> pb::ExecutionResult {
+    let mut outcome = compiled;
+    let note = match outcome.ending {
+        Ending::TimeLimit => Some(format!("\ncompilation took longer than {} s", limits.wall_time.as_secs())),
+        Ending::MemoryLimit => {
+            Some(format!("\ncompilation used more than {} MiB", limits.memory_bytes / (1024 * 1024)))
+        }
+        _ => None,
+    };
+    if let Some(note) = note {
+        outcome.stderr.extend_from_slice(note.as_bytes());
+    }
+    result(language, pb::ExecutionStatus::CompileError, outcome)
+}
+
+fn result(language: &Language, status: pb::ExecutionStatus, outcome: PhaseOutcome) -> pb::ExecutionResult {
+    let (exit_code, _signal) = match outcome.ending {
+        Ending::Exited { code, signal } => (code.unwrap_or(-1), signal),
+        _ => (-1, None),
+    };
+    pb::ExecutionResult {
+        id: String::new(),
+        language: language.name.clone(),
+        status: status.into(),
+        stdout: String::from_utf8_lossy(&outcome.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&outcome.stderr).into_owned(),
+        exit_code,
+        wall_time_ms: i64::try_from(outcome.wall_time.as_millis()).unwrap_or(i64::MAX),
+        peak_memory_bytes: i64::try_from(outcome.peak_memory_bytes).unwrap_or(i64::MAX),
+        stdout_truncated: outcome.stdout_truncated,
+        stderr_truncated: outcome.stderr_truncated,
+        created_at_ms: 0,
+    }
+}
