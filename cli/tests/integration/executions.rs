@@ -65,4 +65,20 @@ async fn code_runs_in_the_sandbox_through_the_api() {
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("no_files")));
     let (status, _) = cluster.post("/api/executions", None, json!({"language": "python", "files": []})).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // Each user starts at most 30 runs a minute (3 so far); past that, 429 with Retry-After.
+    let quick = json!({"language": "bash", "files": [{"name": "a.sh", "content": "exit 0"}]});
+    for _ in 3..30 {
+        let (status, result) = run(quick.clone()).await;
+        assert_eq!(status, StatusCode::OK, "{result}");
+    }
+    let (status, body) = run(quick.clone()).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("rate_limited")),
+        "{body}"
+    );
+    let other = cluster.register("other").await;
+    let (status, _) = cluster.post("/api/executions", other.token(), quick).await;
+    assert_eq!(status, StatusCode::OK, "another user is not limited by the first");
 }

@@ -6,6 +6,7 @@
 //! programs. Runs of a room's file, streaming, storage, events and admission come next.
 #![forbid(unsafe_code)]
 
+pub mod admission;
 pub mod languages;
 pub mod run;
 pub mod sandbox;
@@ -19,6 +20,7 @@ use codesync_proto::execution::v1::execution_service_server::{ExecutionService, 
 use tokio::sync::OnceCell;
 use tonic::{Request, Response, Status};
 
+use crate::admission::{Admission, AdmissionConfig};
 use crate::languages::{LanguageTable, probe_version};
 use crate::run::Program;
 use crate::sandbox::local::LocalSandbox;
@@ -40,6 +42,7 @@ pub struct ExecutionGrpcService {
     /// The sandbox, or why this host cannot run one (the service still lists languages).
     sandbox: Result<Arc<LocalSandbox>, String>,
     limits: Limits,
+    admission: Arc<Admission>,
 }
 
 impl ExecutionGrpcService {
@@ -49,7 +52,14 @@ impl ExecutionGrpcService {
             tracing::warn!(%error, "code execution is off: the local sandbox cannot be set up");
             error.to_string()
         });
-        Self { tokens, languages: Arc::new(languages), listed: Arc::default(), sandbox, limits: Limits::default() }
+        Self {
+            tokens,
+            languages: Arc::new(languages),
+            listed: Arc::default(),
+            sandbox,
+            limits: Limits::default(),
+            admission: Arc::new(Admission::new(AdmissionConfig::default())),
+        }
     }
 
     pub fn into_grpc_server(self) -> ExecutionServiceServer<Self> {
@@ -94,6 +104,8 @@ impl ExecutionService for ExecutionGrpcService {
         let sandbox = self.sandbox.as_ref().map_err(|reason| ServiceError::Unavailable {
             message: format!("code execution is not available on this server: {reason}"),
         })?;
+        // Held until the run ends: the slot frees when it drops.
+        let _slot = self.admission.admit(&caller.user_id).await?;
         let mut result =
             run::run(sandbox, language, &entry, &program, &self.limits).await.map_err(|error| match error {
                 SandboxError::Invalid(message) => ServiceError::invalid("invalid_file_name", message),

@@ -33,6 +33,10 @@ pub fn resolve<'t>(table: &'t LanguageTable, program: &Program<'_>) -> Result<(&
     if program.files.len() > MAX_FILES {
         return Err(ServiceError::invalid("too_many_files", format!("a run may hold at most {MAX_FILES} files")));
     }
+    for file in program.files {
+        crate::sandbox::local::check_file_name(&file.name)
+            .map_err(|error| ServiceError::invalid("invalid_file_name", error.to_string()))?;
+    }
     let total: usize = program.files.iter().map(|file| file.content.len()).sum();
     if total > MAX_SOURCE_BYTES {
         return Err(ServiceError::too_large("program_too_large", "the program's files are larger than 1 MiB together"));

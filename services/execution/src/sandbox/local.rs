@@ -173,6 +173,13 @@ impl LocalSandbox {
         feeding.abort();
         let (stdout, stdout_truncated) = collect(stdout).await;
         let (stderr, stderr_truncated) = collect(stderr).await;
+        // bwrap itself failed (it reports on stderr and exits 1 before the program starts): the
+        // server's problem, not a runtime error of the user's.
+        if ending == (Ending::Exited { code: Some(1), signal: None }) && stderr.starts_with(b"bwrap: ") {
+            let line =
+                String::from_utf8_lossy(stderr.split(|byte| *byte == b'\n').next().unwrap_or_default()).into_owned();
+            return Err(SandboxError::Setup(line));
+        }
         let ending = match ending {
             Ending::Exited { code, signal } if group.hit_memory_limit() && (signal == Some(9) || code != Some(0)) => {
                 Ending::MemoryLimit
@@ -285,7 +292,8 @@ fn sandbox_chain(work: &Path, limits: &Limits) -> Vec<String> {
     chain
 }
 
-fn check_file_name(name: &str) -> Result<(), SandboxError> {
+/// A plain file name: no directories, nothing that climbs, no control characters, no leading dash.
+pub fn check_file_name(name: &str) -> Result<(), SandboxError> {
     let plain = !name.is_empty()
         && name.len() <= 255
         && name != "."
