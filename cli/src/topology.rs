@@ -292,6 +292,8 @@ async fn add_service(
                     tokens.clone(),
                     languages,
                     codesync_execution::default_runs_dir(),
+                    channels.rooms.clone(),
+                    channels.documents.clone(),
                 )
                 .into_grpc_server(),
             );

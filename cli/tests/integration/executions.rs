@@ -82,3 +82,48 @@ async fn code_runs_in_the_sandbox_through_the_api() {
     let (status, _) = cluster.post("/api/executions", other.token(), quick).await;
     assert_eq!(status, StatusCode::OK, "another user is not limited by the first");
 }
+
+/// A room's file runs with its live content and the room's other files beside it; a private
+/// room's file is out of reach for a non-member, as everything else of the room.
+#[tokio::test]
+async fn a_rooms_file_runs_with_its_live_content_and_its_neighbours() {
+    use serde_json::json;
+    let cluster = Cluster::one_process(&[]).await;
+    let owner = cluster.register("author").await;
+    let outsider = cluster.register("stranger").await;
+    let (_, room) = cluster.post("/api/rooms", owner.token(), json!({"name": "Scripts", "is_public": false})).await;
+    let room_id = room["id"].as_str().unwrap();
+    let files = format!("/api/rooms/{room_id}/files");
+    let (status, helper) = cluster
+        .post(&files, owner.token(), json!({"filename": "helper.py", "content": "GREETING = 'from a neighbour'\n"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{helper}");
+    let (_, main) =
+        cluster.post(&files, owner.token(), json!({"filename": "main.py", "content": "print('old text')\n"})).await;
+    let main_id = main["id"].as_str().unwrap();
+    // The live document is what runs: replace the text through the API first.
+    let (status, body) = cluster
+        .patch(
+            &format!("/api/files/{main_id}"),
+            owner.token(),
+            json!({"content": "import helper\nprint(helper.GREETING)\n"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let (status, result) = cluster.post("/api/executions", owner.token(), json!({"file_id": main_id})).await;
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        assert_ne!(std::env::var("CODESYNC_TEST_REQUIRE_SANDBOX").as_deref(), Ok("1"), "{result}");
+        return;
+    }
+    assert_eq!(status, StatusCode::OK, "{result}");
+    assert_eq!(
+        (result["status"].as_str(), result["stdout"].as_str()),
+        (Some("ok"), Some("from a neighbour\n")),
+        "{result}"
+    );
+    assert_eq!(result["language"], "python");
+
+    let (status, _) = cluster.post("/api/executions", outsider.token(), json!({"file_id": main_id})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "a private room's file does not exist for others");
+}

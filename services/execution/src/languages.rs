@@ -216,7 +216,7 @@ mod tests {
         assert_eq!(java.run_command(&context).last().map(String::as_str), Some("Main"));
         let python = table.by_name("python").unwrap();
         let context = CommandContext { entry: "main.py", sources: &[] };
-        assert_eq!(python.run_command(&context), ["/usr/bin/python3", "-I", "-B", "main.py"]);
+        assert_eq!(python.run_command(&context), ["/usr/bin/python3", "-E", "-s", "-B", "main.py"]);
         assert!(python.compile_command(&context).is_none());
     }
 

@@ -3,7 +3,8 @@
 //! Its gRPC contract is `codesync.execution.v1.ExecutionService` in `proto/`. What exists so
 //! far: the language table (`languages.toml`, [`languages`]), `ListLanguages`, and the `local`
 //! sandbox ([`sandbox::local`]), tested against hostile programs, behind `Execute` for inline
-//! programs. Runs of a room's file, streaming, storage, events and admission come next.
+//! programs and a room's files, with admission ([`admission`]). Streaming, storage and events
+//! come next.
 #![forbid(unsafe_code)]
 
 pub mod admission;
@@ -14,9 +15,14 @@ pub mod sandbox;
 use std::sync::Arc;
 
 use codesync_common::ServiceError;
+use codesync_common::grpc::{CallContext, GrpcChannel};
 use codesync_common::identity::TokenService;
+use codesync_proto::documents::v1::GetDocumentRequest;
+use codesync_proto::documents::v1::documents_service_client::DocumentsServiceClient;
 use codesync_proto::execution::v1 as pb;
 use codesync_proto::execution::v1::execution_service_server::{ExecutionService, ExecutionServiceServer};
+use codesync_proto::rooms::v1 as rooms_pb;
+use codesync_proto::rooms::v1::rooms_service_client::RoomsServiceClient;
 use tokio::sync::OnceCell;
 use tonic::{Request, Response, Status};
 
@@ -43,11 +49,19 @@ pub struct ExecutionGrpcService {
     sandbox: Result<Arc<LocalSandbox>, String>,
     limits: Limits,
     admission: Arc<Admission>,
+    rooms: RoomsServiceClient<GrpcChannel>,
+    documents: DocumentsServiceClient<GrpcChannel>,
 }
 
 impl ExecutionGrpcService {
     /// `runs_dir` holds the runs' work directories; the sandbox uid must be able to traverse its path.
-    pub fn new(tokens: TokenService, languages: LanguageTable, runs_dir: std::path::PathBuf) -> Self {
+    pub fn new(
+        tokens: TokenService,
+        languages: LanguageTable,
+        runs_dir: std::path::PathBuf,
+        rooms_channel: GrpcChannel,
+        documents_channel: GrpcChannel,
+    ) -> Self {
         let sandbox = LocalSandbox::new(runs_dir).map(Arc::new).map_err(|error| {
             tracing::warn!(%error, "code execution is off: the local sandbox cannot be set up");
             error.to_string()
@@ -59,11 +73,59 @@ impl ExecutionGrpcService {
             sandbox,
             limits: Limits::default(),
             admission: Arc::new(Admission::new(AdmissionConfig::default())),
+            rooms: RoomsServiceClient::new(rooms_channel),
+            documents: DocumentsServiceClient::new(documents_channel).max_decoding_message_size(64 * 1024 * 1024),
         }
     }
 
     pub fn into_grpc_server(self) -> ExecutionServiceServer<Self> {
         ExecutionServiceServer::new(self)
+    }
+
+    /// A room's file as a program: the file is the entry, and the room's other files that fit
+    /// (up to the run's limits) sit beside it. Whoever can read the file can run it; the rooms
+    /// service decides that, with the caller's own credentials.
+    async fn room_program(&self, context: &CallContext, file_id: String) -> Result<pb::InlineProgram, ServiceError> {
+        let peer = |service: &'static str| move |status: Status| ServiceError::from_peer(service, status);
+        let entry = self
+            .rooms
+            .clone()
+            .get_file(context.request(rooms_pb::GetFileRequest { file_id }))
+            .await
+            .map_err(peer("rooms"))?;
+        let entry = entry.into_inner();
+        let listed = self
+            .rooms
+            .clone()
+            .list_files(context.request(rooms_pb::ListFilesRequest { room_id: entry.room_id.clone() }))
+            .await
+            .map_err(peer("rooms"))?
+            .into_inner()
+            .files;
+        // The entry first; then the files of its language; then the rest, while they fit.
+        let language = self.languages.for_file(&entry.filename);
+        let mut ordered: Vec<rooms_pb::File> = listed.into_iter().filter(|file| file.id != entry.id).collect();
+        ordered.sort_by_key(|file| !language.is_some_and(|language| language.handles(&file.filename)));
+        let mut files = Vec::new();
+        let mut total = 0_usize;
+        for file in std::iter::once(entry.clone()).chain(ordered) {
+            let request = GetDocumentRequest { file_id: file.id.clone(), include_state: false };
+            let text = self
+                .documents
+                .clone()
+                .get_document(context.request(request))
+                .await
+                .map_err(peer("documents"))?
+                .into_inner()
+                .text;
+            let is_entry = file.id == entry.id;
+            if !is_entry && (files.len() >= run::MAX_FILES || total + text.len() > run::MAX_SOURCE_BYTES) {
+                continue;
+            }
+            total += text.len();
+            files.push(pb::SourceFile { name: file.filename, content: text });
+        }
+        Ok(pb::InlineProgram { language: String::new(), files, entry: entry.filename })
     }
 
     async fn list(&self) -> Vec<pb::Language> {
@@ -86,14 +148,11 @@ impl ExecutionGrpcService {
 impl ExecutionService for ExecutionGrpcService {
     async fn execute(&self, request: Request<pb::ExecuteRequest>) -> Result<Response<pb::ExecutionResult>, Status> {
         let caller = self.tokens.require_caller(request.metadata())?;
+        let context = CallContext::from_request(&request);
         let request = request.into_inner();
         let inline = match request.source {
             Some(pb::execute_request::Source::Program(program)) => program,
-            Some(pb::execute_request::Source::FileId(_)) => {
-                return Err(Status::unimplemented(
-                    "running a room's file comes next; send the files with their language",
-                ));
-            }
+            Some(pb::execute_request::Source::FileId(file_id)) => self.room_program(&context, file_id).await?,
             None => {
                 return Err(ServiceError::invalid("no_program", "name a file_id or send a language and files").into());
             }

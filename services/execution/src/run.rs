@@ -11,8 +11,8 @@ use crate::sandbox::local::LocalSandbox;
 use crate::sandbox::{Ending, Limits, PhaseOutcome, SandboxError};
 
 /// At most this many files in one run, together at most `MAX_SOURCE_BYTES`.
-const MAX_FILES: usize = 100;
-const MAX_SOURCE_BYTES: usize = 1024 * 1024;
+pub const MAX_FILES: usize = 100;
+pub const MAX_SOURCE_BYTES: usize = 1024 * 1024;
 /// The largest stdin a run accepts.
 pub const MAX_STDIN_BYTES: usize = 1024 * 1024;
 /// A compile phase gets this long unless the language says otherwise.
