@@ -293,3 +293,27 @@ async fn every_installed_language_runs_hello_world_and_echoes_stdin() {
     assert!(matches!(compiled.ending, Ending::Exited { code: Some(code), .. } if code != 0));
     assert!(text(&compiled.stderr).contains("undefined_name"), "{}", text(&compiled.stderr));
 }
+
+/// A program plants symlinks in its work directory pointing at host files; removing the
+/// directory afterwards unlinks them and never follows them (Judge0's CVE-2024-28185/28189).
+#[tokio::test]
+async fn symlinks_planted_in_the_work_directory_are_never_followed_by_the_host() {
+    let Some((sandbox, _runs)) = sandbox() else { return };
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let canary = tempfile::tempdir().unwrap();
+    std::fs::write(canary.path().join("precious.txt"), "keep me").unwrap();
+    let program = format!(
+        "import os\nos.symlink('{canary}', 'link-to-dir')\nos.symlink('{canary}/precious.txt', 'link-to-file')\nos.mkdir('sub')\nos.symlink('/', 'sub/root')\nprint('planted')\n",
+        canary = canary.path().display()
+    );
+    let files = vec![("main.py".to_string(), program.into_bytes())];
+    let directory = sandbox.prepare(&files).unwrap();
+    let outcome = sandbox
+        .run(&directory, "run", &["/usr/bin/python3".to_string(), "main.py".to_string()], b"", &Limits::default())
+        .await
+        .unwrap();
+    assert_eq!(text(&outcome.stdout), "planted\n", "{}", text(&outcome.stderr));
+    drop(directory);
+    assert_eq!(std::fs::read_to_string(canary.path().join("precious.txt")).unwrap(), "keep me");
+    assert!(std::path::Path::new("/usr/bin/python3").exists());
+}
