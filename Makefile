@@ -62,8 +62,8 @@ test-rust:
 
 test-deps: $(GRPCURL) $(TANSU) tests/interop/node_modules/.package-lock.json web
 	@scripts/ensure-postgres.sh
-	@scripts/ensure-chromium.sh
-	@scripts/ensure-bubblewrap.sh
+	@scripts/ensure-package.sh chromium chromium
+	@scripts/ensure-package.sh bwrap bubblewrap
 
 # The web app's unit tests (Vitest): token refresh, stores, protocol helpers.
 test-web: $(WEB_MODULES)
@@ -72,7 +72,7 @@ test-web: $(WEB_MODULES)
 # Browser end-to-end tests: Playwright drives Debian's Chromium against a real `codesync run`
 # (the debug binary) serving this build of the web app.
 test-e2e: web
-	@scripts/ensure-chromium.sh
+	@scripts/ensure-package.sh chromium chromium
 	$(CARGO) build -p codesync
 	CODESYNC_E2E_BINARY="$(abspath $(TARGET_DIR))/debug/codesync" npm run --prefix frontend --silent e2e
 

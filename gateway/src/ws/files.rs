@@ -14,7 +14,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use futures::StreamExt;
 
 use super::socket::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use super::{Liveness, Silence, SocketLimits, SocketParams, Step, next_step, socket_caller, split, stream_end_frame};
+use super::{Liveness, SocketLimits, SocketParams, Step, next_step, socket_caller, split, stream_end_frame};
 use crate::GatewayState;
 use crate::error::ApiError;
 use crate::extract::{ApiPath, ClientAddress};
@@ -67,17 +67,11 @@ async fn bridge(
     loop {
         tokio::select! {
             // Only while the socket is read: a slow service is not the client's silence.
-            silence = liveness.wait(), if pending.is_empty() => match silence {
-                Silence::Ping => {
-                    if !out.send(Message::Ping(bytes::Bytes::new())) {
-                        return;
-                    }
-                }
-                Silence::GiveUp => {
-                    tracing::info!("dropping a WebSocket whose client went silent");
+            silence = liveness.wait(), if pending.is_empty() => {
+                if !silence.ping_or_give_up(&out) {
                     return out.close(None).await;
                 }
-            },
+            }
             permit = requests.reserve(), if !pending.is_empty() => {
                 let Ok(permit) = permit else { return };
                 if let Some(request) = pending.pop_front() {

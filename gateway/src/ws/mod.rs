@@ -100,6 +100,19 @@ pub enum Silence {
     GiveUp,
 }
 
+impl Silence {
+    /// Pings the client (true), or says the connection should be dropped (false).
+    pub fn ping_or_give_up(self, out: &SocketOut) -> bool {
+        match self {
+            Self::Ping => out.send(Message::Ping(bytes::Bytes::new())),
+            Self::GiveUp => {
+                tracing::info!("dropping a WebSocket whose client went silent");
+                false
+            }
+        }
+    }
+}
+
 impl Liveness {
     pub fn new(idle_timeout: std::time::Duration) -> Self {
         Self { idle_timeout, deadline: Box::pin(tokio::time::sleep(idle_timeout / 2)), pinged: false }
