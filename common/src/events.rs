@@ -57,6 +57,42 @@ impl Event {
     }
 }
 
+/// A member's role changed or the member left the room, read from `room-events`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MembershipChange {
+    pub room_id: String,
+    pub user_id: String,
+    /// The new role's name; `None` when the member was removed (or left).
+    pub role: Option<String>,
+}
+
+/// The next role change or removal on a `room-events` subscription; other kinds, and events
+/// without a room and user, are skipped. `None` once the bus is gone. Services that apply these
+/// to open connections (documents, presence) share this reading.
+pub async fn next_membership_change(room_events: &mut broadcast::Receiver<Event>) -> Option<MembershipChange> {
+    loop {
+        let event = match room_events.recv().await {
+            Ok(event) => event,
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                // The changes still hold at each member's next connection; only live ones lag.
+                tracing::warn!(missed, "membership changes were missed; they apply at the next connection");
+                continue;
+            }
+            Err(broadcast::error::RecvError::Closed) => return None,
+        };
+        let role = match (event.kind.as_str(), event.payload["role"].as_str()) {
+            (MEMBER_REMOVED, _) => None,
+            (MEMBER_ROLE_CHANGED, Some(role)) => Some(role.to_string()),
+            _ => continue,
+        };
+        let (Some(room_id), Some(user_id)) = (event.payload["room_id"].as_str(), event.payload["user_id"].as_str())
+        else {
+            continue;
+        };
+        return Some(MembershipChange { room_id: room_id.to_string(), user_id: user_id.to_string(), role });
+    }
+}
+
 /// Publishing never waits for consumers; a consumer that falls too far
 /// behind an in-process topic learns how many events it missed.
 pub trait EventBus: Send + Sync + std::fmt::Debug {
@@ -99,6 +135,23 @@ impl EventBus for InProcessBus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn membership_changes_are_read_and_everything_else_skipped() {
+        let bus = InProcessBus::default();
+        let mut room_events = bus.subscribe(ROOM_EVENTS);
+        let member = |kind: &str, payload: serde_json::Value| Event::new(ROOM_EVENTS, kind, "r", payload);
+        bus.publish(member(MEMBER_JOINED, serde_json::json!({"room_id": "r", "user_id": "u", "role": "editor"})));
+        bus.publish(member(MEMBER_ROLE_CHANGED, serde_json::json!({"room_id": "r"})));
+        bus.publish(member(MEMBER_ROLE_CHANGED, serde_json::json!({"room_id": "r", "user_id": "u", "role": "viewer"})));
+        bus.publish(member(MEMBER_REMOVED, serde_json::json!({"room_id": "r", "user_id": "u"})));
+        let change = next_membership_change(&mut room_events).await.unwrap();
+        assert_eq!(change, MembershipChange { room_id: "r".into(), user_id: "u".into(), role: Some("viewer".into()) });
+        let change = next_membership_change(&mut room_events).await.unwrap();
+        assert_eq!(change, MembershipChange { room_id: "r".into(), user_id: "u".into(), role: None });
+        drop(bus);
+        assert_eq!(next_membership_change(&mut room_events).await, None, "the bus is gone");
+    }
 
     #[tokio::test]
     async fn subscribers_get_their_topic_only() {

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use codesync_common::events::{EventBus, MEMBER_REMOVED, MEMBER_ROLE_CHANGED, ROOM_EVENTS};
+use codesync_common::events::{EventBus, ROOM_EVENTS};
 use codesync_common::grpc::CallContext;
 use codesync_common::grpc::GrpcChannel;
 use codesync_common::identity::{Caller, TokenService};
@@ -241,30 +241,16 @@ async fn apply_membership_changes(
     mut room_events: tokio::sync::broadcast::Receiver<codesync_common::events::Event>,
     registry: std::sync::Weak<Registry>,
 ) {
-    loop {
-        let event = match room_events.recv().await {
-            Ok(event) => event,
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
-                tracing::warn!(missed, "membership changes were missed; they apply at the next connection");
-                continue;
-            }
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-        };
-        let can_write = match (event.kind.as_str(), event.payload["role"].as_str()) {
-            (MEMBER_REMOVED, _) => None,
-            (MEMBER_ROLE_CHANGED, Some("viewer")) => Some(false),
-            (MEMBER_ROLE_CHANGED, Some(_)) => Some(true),
-            _ => continue,
-        };
-        let (Some(room_id), Some(user_id)) = (event.payload["room_id"].as_str(), event.payload["user_id"].as_str())
-        else {
-            continue;
-        };
+    while let Some(change) = codesync_common::events::next_membership_change(&mut room_events).await {
+        let can_write = change.role.map(|role| role != "viewer");
         let Some(registry) = registry.upgrade() else { return };
         for mailbox in registry.loaded_mailboxes() {
-            let change =
-                Command::MembershipChanged { room_id: room_id.to_string(), user_id: user_id.to_string(), can_write };
-            let _ = mailbox.send(change).await;
+            let command = Command::MembershipChanged {
+                room_id: change.room_id.clone(),
+                user_id: change.user_id.clone(),
+                can_write,
+            };
+            let _ = mailbox.send(command).await;
         }
     }
 }

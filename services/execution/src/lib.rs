@@ -108,7 +108,8 @@ impl ExecutionGrpcService {
         ordered.sort_by_key(|file| !language.is_some_and(|language| language.handles(&file.filename)));
         let mut files = Vec::new();
         let mut total = 0_usize;
-        for file in std::iter::once(entry.clone()).chain(ordered) {
+        // At most MAX_FILES documents are fetched, however many files the room holds.
+        for file in std::iter::once(entry.clone()).chain(ordered).take(run::MAX_FILES) {
             let request = GetDocumentRequest { file_id: file.id.clone(), include_state: false };
             let text = self
                 .documents
@@ -118,8 +119,7 @@ impl ExecutionGrpcService {
                 .map_err(peer("documents"))?
                 .into_inner()
                 .text;
-            let is_entry = file.id == entry.id;
-            if !is_entry && (files.len() >= run::MAX_FILES || total + text.len() > run::MAX_SOURCE_BYTES) {
+            if file.id != entry.id && total + text.len() > run::MAX_SOURCE_BYTES {
                 continue;
             }
             total += text.len();

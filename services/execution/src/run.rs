@@ -129,9 +129,9 @@ fn compile_error(language: &Language, compiled: PhaseOutcome, limits: &Limits) -
 }
 
 fn result(language: &Language, status: pb::ExecutionStatus, outcome: PhaseOutcome) -> pb::ExecutionResult {
-    let (exit_code, _signal) = match outcome.ending {
-        Ending::Exited { code, signal } => (code.unwrap_or(-1), signal),
-        _ => (-1, None),
+    let exit_code = match outcome.ending {
+        Ending::Exited { code: Some(code), .. } => code,
+        _ => -1,
     };
     pb::ExecutionResult {
         id: String::new(),

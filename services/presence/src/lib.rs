@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use codesync_common::events::{EventBus, MEMBER_REMOVED, ROOM_EVENTS};
+use codesync_common::events::{EventBus, ROOM_EVENTS};
 use codesync_common::grpc::CallContext;
 use codesync_common::grpc::GrpcChannel;
 use codesync_common::identity::{Caller, TokenService};
@@ -229,30 +229,14 @@ async fn end_sessions_of_removed_members(
     mut room_events: broadcast::Receiver<codesync_common::events::Event>,
     rooms_state: std::sync::Weak<Mutex<HashMap<String, RoomPresence>>>,
 ) {
-    loop {
-        let event = match room_events.recv().await {
-            Ok(event) => event,
-            Err(broadcast::error::RecvError::Lagged(missed)) => {
-                // Their next request is refused anyway; only the live session outlives the removal.
-                tracing::warn!(
-                    missed,
-                    "room events were missed; removed members keep their sessions until they reconnect"
-                );
-                continue;
-            }
-            Err(broadcast::error::RecvError::Closed) => return,
-        };
-        if event.kind != MEMBER_REMOVED {
+    while let Some(change) = codesync_common::events::next_membership_change(&mut room_events).await {
+        if change.role.is_some() {
             continue;
         }
-        let (Some(room_id), Some(user_id)) = (event.payload["room_id"].as_str(), event.payload["user_id"].as_str())
-        else {
-            continue;
-        };
         let Some(rooms_state) = rooms_state.upgrade() else { return };
         let rooms = rooms_state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let Some(room) = rooms.get(room_id) else { continue };
-        for session in room.sessions.values().filter(|session| session.user_id == user_id) {
+        let Some(room) = rooms.get(&change.room_id) else { continue };
+        for session in room.sessions.values().filter(|session| session.user_id == change.user_id) {
             session.removed.notify_one();
         }
     }
