@@ -35,7 +35,6 @@ function options(roomId: string, canWrite = true) {
     user: { id: 'u1', name: 'ann', colour: '#61afef' },
     canWrite,
     accessToken: () => 'token',
-    onLocalEdit: () => {},
     createSession: (session: FileSessionOptions) => {
       const fake = new FakeSession(session.fileId)
       created.push(fake)

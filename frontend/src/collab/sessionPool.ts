@@ -21,7 +21,6 @@ export interface PoolOptions {
   /** Why a file is out of reach (deleted, access revoked), or null; see FileSessionOptions. */
   checkAccess?: (fileId: string) => Promise<string | null>
   accessToken: () => string | null
-  onLocalEdit: (fileId: string) => void
   createSession?: (options: FileSessionOptions) => FileSession
 }
 
@@ -29,6 +28,8 @@ export class SessionPool {
   private readonly sessions = new Map<string, FileSession>()
   private readonly waitingForSave = new Map<string, () => void>()
   private shown = false
+  /** Set by the page that shows the pool (the typing indicator); nothing while none does. */
+  private onLocalEdit: (fileId: string) => void = () => {}
 
   constructor(private readonly options: PoolOptions) {}
 
@@ -43,7 +44,7 @@ export class SessionPool {
   /** A room page shows this pool: keep every session, including those waiting to be saved. */
   show(onLocalEdit: (fileId: string) => void): void {
     this.shown = true
-    this.options.onLocalEdit = onLocalEdit
+    this.onLocalEdit = onLocalEdit
     for (const stop of this.waitingForSave.values()) stop()
     this.waitingForSave.clear()
   }
@@ -51,6 +52,7 @@ export class SessionPool {
   /** The room page is gone: end saved sessions now, the others once the server has their edits. */
   hide(): void {
     this.shown = false
+    this.onLocalEdit = () => {}
     for (const [fileId, session] of this.sessions) {
       const state = session.connectionState
       // Nothing to wait for: saved, closed for good, or refused by the server.
@@ -81,7 +83,7 @@ export class SessionPool {
       serverUrl: webSocketBase(window.location),
       accessToken: token,
       user: this.options.user,
-      onLocalEdit: () => this.options.onLocalEdit(fileId),
+      onLocalEdit: () => this.onLocalEdit(fileId),
       checkAccess: this.options.checkAccess ? () => this.options.checkAccess!(fileId) : undefined,
     }
     const session = this.options.createSession ? this.options.createSession(options) : new FileSession(options)

@@ -65,11 +65,6 @@ export const LinkIcon = () => (
     <path d="M10 14a4 4 0 0 0 5.7 0l3-3a4 4 0 0 0-5.7-5.7l-1 1M14 10a4 4 0 0 0-5.7 0l-3 3a4 4 0 0 0 5.7 5.7l1-1" />
   </svg>
 )
-export const ArrowLeftIcon = () => (
-  <svg {...base}>
-    <path d="M19 12H5M11 6l-6 6 6 6" />
-  </svg>
-)
 export const LockIcon = () => (
   <svg {...base} width={14} height={14}>
     <rect x="5" y="11" width="14" height="9" rx="2" />

@@ -190,7 +190,3 @@ export function Avatar({ name, colour, size = 24, ring = false }: { name: string
     </span>
   )
 }
-
-export function Kbd({ children }: { children: ReactNode }) {
-  return <kbd className="rounded border border-line bg-canvas px-1 py-px font-mono text-[10px] text-muted">{children}</kbd>
-}

@@ -1,6 +1,6 @@
 // Monaco bound to the open file's Y.Text through y-monaco, with remote cursors labelled by name.
 
-import { useEffect, useRef, useSyncExternalStore } from 'react'
+import { useEffect, useRef } from 'react'
 import { MonacoBinding } from 'y-monaco'
 import { monaco, monacoLanguage, uriExtension } from './monaco'
 import type { FileSession } from '../collab/fileSession'
@@ -15,17 +15,12 @@ interface CodeEditorProps {
   roomId: string
   language: string
   readOnly: boolean
+  /** The session's first sync is done (always true for a snapshot). */
+  synced: boolean
 }
 
 /** Cursor and scroll position per file, so switching tabs comes back to the same place. */
 const viewStates = new Map<string, monaco.editor.ICodeEditorViewState>()
-
-function useSynced(session: FileSession | null): boolean {
-  return useSyncExternalStore(
-    (listener) => (session ? session.subscribe(listener) : () => {}),
-    () => session?.connectionState.synced ?? true,
-  )
-}
 
 let focusRequested = false
 
@@ -43,11 +38,10 @@ function takeFocusRequest(): boolean {
   return requested || document.activeElement === null || document.activeElement === document.body
 }
 
-export function CodeEditor({ session, snapshot, fileId, roomId, language, readOnly }: CodeEditorProps) {
+export function CodeEditor({ session, snapshot, fileId, roomId, language, readOnly, synced }: CodeEditorProps) {
   const containerRef = useRef<HTMLDivElement>(null)
   const editorRef = useRef<monaco.editor.IStandaloneCodeEditor | null>(null)
   const theme = useUi((state) => state.theme)
-  const synced = useSynced(session)
 
   // One editor per open file (the pane is keyed by file); files never share a model.
   useEffect(() => {
@@ -114,7 +108,9 @@ export function CodeEditor({ session, snapshot, fileId, roomId, language, readOn
           if (!user || typeof user.name !== 'string') return
           cursors.push({ clientId, name: user.name, colour: typeof user.color === 'string' ? user.color : '' })
         })
-        if (style) style.textContent = remoteCursorCss(cursors)
+        // Awareness changes with every remote keystroke; the rules only when people or names do.
+        const css = remoteCursorCss(cursors)
+        if (style && style.textContent !== css) style.textContent = css
       }
       renderCursors()
       awareness.on('change', renderCursors)

@@ -100,9 +100,8 @@ function RoomWorkspace({ room }: { room: Room }) {
       canWrite: canEdit,
       checkAccess: fileAccessProblem,
       accessToken: () => useSession.getState().accessToken,
-      onLocalEdit: () => edited(),
     })
-    shown.show(() => edited())
+    shown.show(edited)
     setPool(shown)
     return () => {
       shown.hide()
@@ -409,17 +408,17 @@ function EditorPane({
   const state = useConnectionState(session)
   const queryClient = useQueryClient()
   const snapshot = useFileContent(file.id, !isMember)
-  const typing = useRoomLive((live) => live.typing)
+  const presence = useRoomLive((live) => live.presence)
   const myUserId = useSession((s) => s.user?.id)
-  const typists = Object.entries(typing)
-    .filter(([userId, entry]) => userId !== myUserId && entry.fileId === file.id)
-    .map(([, entry]) => entry.username)
+  const typists = presence
+    .filter((user) => user.typing && user.user_id !== myUserId && user.file_id === file.id)
+    .map((user) => user.username)
 
   // A refused write may mean this user's role changed: reload the room to learn it (each time).
-  const refused = state?.refusal !== null && state?.refusal !== undefined
+  const refusals = state?.refusal?.count ?? 0
   useEffect(() => {
-    if (refused) void queryClient.invalidateQueries({ queryKey: queryKeys.room(room.id) })
-  }, [refused, queryClient, room.id])
+    if (refusals > 0) void queryClient.invalidateQueries({ queryKey: queryKeys.room(room.id) })
+  }, [refusals, queryClient, room.id])
   useEffect(() => {
     if (state?.status === 'closed') void queryClient.invalidateQueries({ queryKey: queryKeys.files(room.id) })
   }, [state?.status, queryClient, room.id])
@@ -472,6 +471,7 @@ function EditorPane({
           fileId={file.id}
           roomId={room.id}
           language={file.language}
+          synced={state?.synced ?? true}
           // Nothing may be typed before the first sync: it would merge into the real content at random.
           // Nor after a refusal: this copy already differs from the server's until it is reloaded.
           readOnly={!canEdit || state?.status === 'closed' || (state !== null && (!state.synced || state.refusal !== null))}

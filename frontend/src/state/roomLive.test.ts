@@ -13,16 +13,15 @@ const person = (user_id: string, file_id: string | null = null) => ({
 
 describe('reduceRoomMessage', () => {
   it('tracks who types where, and forgets those who left', () => {
-    let state: RoomLiveState = {
-      ...base,
-      ...reduceRoomMessage(base, { type: 'typing', user_id: 'ann', username: 'ann', file_id: 'f1', typing: true }),
-    }
+    const typists = (state: RoomLiveState) => state.presence.filter((user) => user.typing).map((user) => user.user_id)
+    let state: RoomLiveState = { ...base, presence: [person('ann', 'f1'), person('bob', 'f2')] }
+    state = { ...state, ...reduceRoomMessage(state, { type: 'typing', user_id: 'ann', username: 'ann', file_id: 'f1', typing: true }) }
     state = { ...state, ...reduceRoomMessage(state, { type: 'typing', user_id: 'bob', username: 'bob', file_id: 'f2', typing: true }) }
-    expect(Object.keys(state.typing).sort()).toEqual(['ann', 'bob'])
+    expect(typists(state).sort()).toEqual(['ann', 'bob'])
     state = { ...state, ...reduceRoomMessage(state, { type: 'typing', user_id: 'ann', username: 'ann', file_id: 'f1', typing: false }) }
-    expect(Object.keys(state.typing)).toEqual(['bob'])
+    expect(typists(state)).toEqual(['bob'])
     state = { ...state, ...reduceRoomMessage(state, { type: 'presence', users: [person('ann', 'f1')] }) }
-    expect(state.typing).toEqual({})
+    expect(typists(state)).toEqual([])
     expect(state.presence.map((user) => user.user_id)).toEqual(['ann'])
   })
 

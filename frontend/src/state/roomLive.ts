@@ -6,17 +6,11 @@ import type { ChatMessage, PresenceUser } from '../api/types'
 import { mergeChat, type RoomServerMessage } from '../collab/protocol'
 import type { RoomConnectionStatus } from '../collab/roomConnection'
 
-export interface TypingEntry {
-  username: string
-  fileId: string | null
-}
-
 export interface RoomLiveState {
   roomId: string | null
   status: RoomConnectionStatus
   closedReason: string | null
   presence: PresenceUser[]
-  typing: Record<string, TypingEntry>
   chat: ChatMessage[]
   /** The latest refusal from the server (rate limited, too long), shown beside the chat box. */
   chatError: string | null
@@ -30,7 +24,6 @@ export const initialRoomLive: RoomLiveState = {
   status: 'connecting',
   closedReason: null,
   presence: [],
-  typing: {},
   chat: [],
   chatError: null,
   chatErrorCount: 0,
@@ -49,18 +42,15 @@ export function reduceRoomMessage(state: RoomLiveState, message: RoomServerMessa
       return { chat: mergeChat(state.chat, message.messages) }
     case 'chat':
       return { chat: mergeChat(state.chat, [message.message]), chatError: null }
-    case 'presence': {
-      // Whoever left is no longer typing.
-      const present = new Set(message.users.map((user) => user.user_id))
-      const typing = Object.fromEntries(Object.entries(state.typing).filter(([userId]) => present.has(userId)))
-      return { presence: message.users, typing }
-    }
-    case 'typing': {
-      const typing = { ...state.typing }
-      if (message.typing) typing[message.user_id] = { username: message.username, fileId: message.file_id }
-      else delete typing[message.user_id]
-      return { typing }
-    }
+    case 'presence':
+      // Snapshots carry each user's typing state too; between them, typing events update it.
+      return { presence: message.users }
+    case 'typing':
+      return {
+        presence: state.presence.map((user) =>
+          user.user_id === message.user_id ? { ...user, typing: message.typing, file_id: message.file_id ?? user.file_id } : user,
+        ),
+      }
     case 'error':
       return { chatError: message.message, chatErrorCount: state.chatErrorCount + 1 }
     case 'pong':
