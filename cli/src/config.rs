@@ -13,6 +13,7 @@ use codesync_auth::AuthConfig;
 use codesync_common::grpc::SERVICE_NAMES;
 use codesync_common::telemetry::LogFormat;
 use codesync_documents::DocumentsConfig;
+use codesync_execution::ExecutionConfig;
 use codesync_gateway::{GatewayConfig, WebSource};
 
 const ENV_PREFIX: &str = "CODESYNC_";
@@ -26,6 +27,16 @@ pub const KEYS: &[(&str, &str)] = &[
     ("redis_url", "Redis for cross-node fan-out, presence and rate limits (default: none, in-process)"),
     ("kafka_brokers", "Kafka bootstrap servers for the event bus (default: none, in-process bus)"),
     ("sandbox", "code execution backend: local, docker or kubernetes (default local)"),
+    (
+        "sandbox_runs_dir",
+        "where runs' work directories are made; every ancestor must be traversable by others (default $TMPDIR/codesync-runs)",
+    ),
+    ("execution_time_limit_secs", "wall time of a run (and of a compile) at most (default 30)"),
+    ("execution_memory_limit_mb", "memory of a run, unless its language needs more (default 128)"),
+    ("execution_output_limit_bytes", "stdout and stderr of a run, each, before it is stopped (default 1048576)"),
+    ("execution_concurrency", "runs at once (default: the number of CPUs, at least 2)"),
+    ("execution_queue", "runs waiting for a slot before more are refused with 429 (default 4 x concurrency)"),
+    ("execution_runs_per_minute", "runs each user may start per minute (default 30)"),
     ("ai_provider", "openai (and OpenAI-compatible servers), anthropic or gemini (default: none, assistant off)"),
     ("ai_base_url", "the AI provider's endpoint (default: the vendor's public endpoint)"),
     ("ai_api_key", "the AI provider's API key"),
@@ -139,6 +150,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub gateway: GatewayConfig,
     pub documents: DocumentsConfig,
+    pub execution: ExecutionConfig,
     /// The gRPC endpoint (`http://host:port`) of each of the nine services.
     pub endpoints: BTreeMap<&'static str, String>,
     /// `CODESYNC_*` variables that are not keys, probably misspelt; logged at start.
@@ -335,6 +347,31 @@ impl Config {
                 .unwrap_or(documents_defaults.connection_queue_bytes),
         };
 
+        let execution_defaults = ExecutionConfig::default();
+        let mut execution = execution_defaults.clone();
+        if let Some(runs_dir) = sources.string("sandbox_runs_dir") {
+            execution.runs_dir = PathBuf::from(runs_dir);
+        }
+        if let Some(seconds) = sources.positive::<u64>("execution_time_limit_secs")? {
+            execution.limits.wall_time = Duration::from_secs(seconds);
+        }
+        if let Some(megabytes) = sources.positive::<u64>("execution_memory_limit_mb")? {
+            execution.limits.memory_bytes = megabytes * 1024 * 1024;
+        }
+        if let Some(bytes) = sources.positive::<usize>("execution_output_limit_bytes")? {
+            execution.limits.output_bytes = bytes;
+        }
+        if let Some(concurrency) = sources.positive::<usize>("execution_concurrency")? {
+            execution.admission.concurrent_runs = concurrency;
+            execution.admission.queued_runs = 4 * concurrency;
+        }
+        if let Some(queued) = sources.positive::<usize>("execution_queue")? {
+            execution.admission.queued_runs = queued;
+        }
+        if let Some(per_minute) = sources.positive::<u32>("execution_runs_per_minute")? {
+            execution.admission.runs_per_user_per_minute = per_minute;
+        }
+
         let gateway = GatewayConfig {
             ws_max_message_bytes: documents.max_message_bytes,
             ws_queue_bytes: documents.connection_queue_bytes,
@@ -365,6 +402,7 @@ impl Config {
             auth,
             gateway,
             documents,
+            execution,
             endpoints,
             unknown_env_vars,
         })
@@ -425,6 +463,13 @@ impl Config {
             format!("documents_idle_unload_secs = {}", self.documents.idle_unload_after.as_secs()),
             format!("documents_connection_queue = {}", self.documents.connection_queue),
             format!("documents_connection_queue_bytes = {}", self.documents.connection_queue_bytes),
+            format!("sandbox_runs_dir = {:?}", self.execution.runs_dir.display().to_string()),
+            format!("execution_time_limit_secs = {}", self.execution.limits.wall_time.as_secs()),
+            format!("execution_memory_limit_mb = {}", self.execution.limits.memory_bytes / (1024 * 1024)),
+            format!("execution_output_limit_bytes = {}", self.execution.limits.output_bytes),
+            format!("execution_concurrency = {}", self.execution.admission.concurrent_runs),
+            format!("execution_queue = {}", self.execution.admission.queued_runs),
+            format!("execution_runs_per_minute = {}", self.execution.admission.runs_per_user_per_minute),
         ];
         for (service, endpoint) in &self.endpoints {
             lines.push(format!("{service}_endpoint = {endpoint:?}"));

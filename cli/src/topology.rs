@@ -286,12 +286,18 @@ async fn add_service(
             routes.add_service(codesync_history::grpc_server());
         }
         Component::Execution => {
+            let store = codesync_execution::store::ExecutionStore::new(database()?);
+            if config.migrate_on_start {
+                store.migrate().await?;
+            }
             let languages = codesync_execution::languages::LanguageTable::embedded();
             routes.add_service(
                 codesync_execution::ExecutionGrpcService::new(
+                    store,
                     tokens.clone(),
                     languages,
-                    codesync_execution::default_runs_dir(),
+                    config.execution.clone(),
+                    events.clone(),
                     channels.rooms.clone(),
                     channels.documents.clone(),
                 )

@@ -1,4 +1,4 @@
-//! `/api/executions/*` on the real binary, so far the language list.
+//! `/api/executions/*` on the real binary: languages, runs (whole and streamed) and past runs.
 
 use reqwest::StatusCode;
 
@@ -126,4 +126,120 @@ async fn a_rooms_file_runs_with_its_live_content_and_its_neighbours() {
 
     let (status, _) = cluster.post("/api/executions", outsider.token(), json!({"file_id": main_id})).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "a private room's file does not exist for others");
+}
+
+/// Reads server-sent events from a streamed run: (event name, data as JSON, when it came).
+struct EventReader {
+    response: reqwest::Response,
+    buffered: String,
+}
+
+impl EventReader {
+    async fn next(&mut self) -> Option<(String, serde_json::Value, std::time::Instant)> {
+        loop {
+            if let Some(end) = self.buffered.find("\n\n") {
+                let block: String = self.buffered.drain(..end + 2).collect();
+                let mut name = String::from("message");
+                let mut data = String::new();
+                for line in block.lines() {
+                    if let Some(value) = line.strip_prefix("event:") {
+                        name = value.trim().to_string();
+                    } else if let Some(value) = line.strip_prefix("data:") {
+                        data.push_str(value.trim_start());
+                    }
+                }
+                if data.is_empty() {
+                    continue; // a keep-alive comment
+                }
+                return Some((
+                    name,
+                    serde_json::from_str(&data).expect("event data is JSON"),
+                    std::time::Instant::now(),
+                ));
+            }
+            let chunk = self.response.chunk().await.expect("read the stream")?;
+            self.buffered.push_str(std::str::from_utf8(&chunk).expect("the stream is UTF-8"));
+        }
+    }
+}
+
+/// Whether a process whose command line holds `marker` is alive on this host.
+fn process_alive(marker: &str) -> bool {
+    std::fs::read_dir("/proc").into_iter().flatten().flatten().any(|entry| {
+        std::fs::read(entry.path().join("cmdline"))
+            .is_ok_and(|cmdline| String::from_utf8_lossy(&cmdline).contains(marker))
+    })
+}
+
+/// Output reaches the client while the program still runs, then the result; the run is stored
+/// and listed; closing the stream kills the run.
+#[tokio::test]
+async fn output_streams_while_the_program_runs_and_closing_the_stream_kills_it() {
+    use serde_json::json;
+    let cluster = Cluster::one_process(&[]).await;
+    let user = cluster.register("streamer").await;
+    let start = |body: serde_json::Value| {
+        cluster.post_raw("/api/executions/stream", user.token(), "application/json", body.to_string().into_bytes())
+    };
+    let program = "import sys, time\nprint('first ☃', flush=True)\nprint('warning', file=sys.stderr, flush=True)\ntime.sleep(2)\nprint('second')\n";
+    let response = start(json!({"language": "python", "files": [{"name": "main.py", "content": program}]})).await;
+    if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+        assert_ne!(std::env::var("CODESYNC_TEST_REQUIRE_SANDBOX").as_deref(), Ok("1"));
+        return;
+    }
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let mut events = EventReader { response, buffered: String::new() };
+    let mut received = Vec::new();
+    while let Some(event) = events.next().await {
+        received.push(event);
+    }
+    let names: Vec<&str> = received.iter().map(|(name, _, _)| name.as_str()).collect();
+    let texts: String = received
+        .iter()
+        .filter(|(name, ..)| name == "stdout")
+        .map(|(_, data, _)| data["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, "first ☃\nsecond\n", "{names:?}");
+    assert!(names.contains(&"stderr"), "{names:?}");
+    let (last_name, result, result_at) = received.last().unwrap().clone();
+    assert_eq!(last_name, "result");
+    assert_eq!((result["status"].as_str(), result["stdout"].as_str()), (Some("ok"), Some("first ☃\nsecond\n")));
+    let first_at = received[0].2;
+    assert!(
+        result_at.duration_since(first_at) >= std::time::Duration::from_millis(1500),
+        "the first line came while the program slept, not with the result"
+    );
+
+    // The run is stored and listed, newest first, with its result.
+    let (status, listed) = cluster.get("/api/executions?limit=5", user.token()).await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    assert_eq!(listed["executions"][0]["id"], result["id"]);
+    assert_eq!(listed["executions"][0]["stdout"], "first ☃\nsecond\n");
+    let (status, body) = cluster.get("/api/executions?limit=1000", user.token()).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_limit")));
+    let other = cluster.register("bystander").await;
+    let (_, listed) = cluster.get("/api/executions", other.token()).await;
+    assert_eq!(listed["executions"], json!([]), "runs are private to who ran them");
+
+    // A refused program is an ordinary JSON error before any stream.
+    let refused = start(json!({"language": "cobol", "files": [{"name": "a.cob", "content": ""}]})).await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+
+    // Closing the stream kills the program at once, long before its time limit.
+    let marker = format!("endless_{}", std::process::id());
+    let endless = "import time\nwhile True:\n    print('tick', flush=True)\n    time.sleep(0.2)\n";
+    let response =
+        start(json!({"language": "python", "files": [{"name": format!("{marker}.py"), "content": endless}]})).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut events = EventReader { response, buffered: String::new() };
+    let (name, data, _) = events.next().await.expect("a first event");
+    assert_eq!((name.as_str(), data["text"].as_str()), ("stdout", Some("tick\n")));
+    assert!(process_alive(&marker), "the program runs while the stream is open");
+    drop(events);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while process_alive(&marker) {
+        assert!(std::time::Instant::now() < deadline, "the program outlived its closed stream");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }

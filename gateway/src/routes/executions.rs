@@ -1,7 +1,12 @@
-//! `/api/executions`: running code in the sandbox, and the languages it runs.
+//! `/api/executions`: running code in the sandbox (to the end, or streamed as server-sent
+//! events), the caller's past runs, and the languages it runs.
 
-use axum::extract::State;
+use std::convert::Infallible;
+
+use axum::extract::{Query, State};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use codesync_proto::execution::v1 as pb;
+use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -13,7 +18,10 @@ use crate::extract::{ApiJson, SignedIn};
 use crate::routes::timestamp;
 
 pub fn router() -> OpenApiRouter<GatewayState> {
-    OpenApiRouter::new().routes(routes!(list_languages)).routes(routes!(execute))
+    OpenApiRouter::new()
+        .routes(routes!(list_languages))
+        .routes(routes!(execute, list_executions))
+        .routes(routes!(execute_stream))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -51,13 +59,58 @@ pub struct ExecutionBody {
     pub status: &'static str,
     pub stdout: String,
     pub stderr: String,
-    /// -1 when the program did not exit by itself (killed at a limit, or by a signal).
+    /// -1 when the program did not exit by itself (killed at a limit).
     pub exit_code: i32,
+    /// The signal that ended the program (9 when a limit stopped it), 0 if none. A program
+    /// killed by signal N inside the sandbox also shows exit code 128 + N.
+    pub signal: i32,
     pub wall_time_ms: i64,
     pub peak_memory_bytes: i64,
     pub stdout_truncated: bool,
     pub stderr_truncated: bool,
+    /// The room and file run; empty for an inline program.
+    pub room_id: String,
+    pub file_id: String,
     pub created_at: String,
+}
+
+impl From<pb::ExecutionResult> for ExecutionBody {
+    fn from(result: pb::ExecutionResult) -> Self {
+        Self {
+            id: result.id,
+            language: result.language,
+            status: status_name(result.status),
+            stdout: result.stdout,
+            stderr: result.stderr,
+            exit_code: result.exit_code,
+            signal: result.signal,
+            wall_time_ms: result.wall_time_ms,
+            peak_memory_bytes: result.peak_memory_bytes,
+            stdout_truncated: result.stdout_truncated,
+            stderr_truncated: result.stderr_truncated,
+            room_id: result.room_id,
+            file_id: result.file_id,
+            created_at: timestamp(result.created_at_ms),
+        }
+    }
+}
+
+impl ExecuteBody {
+    fn into_request(self) -> pb::ExecuteRequest {
+        let source = match self.file_id {
+            Some(file_id) => pb::execute_request::Source::FileId(file_id),
+            None => pb::execute_request::Source::Program(pb::InlineProgram {
+                language: self.language.unwrap_or_default(),
+                files: self
+                    .files
+                    .into_iter()
+                    .map(|file| pb::SourceFile { name: file.name, content: file.content })
+                    .collect(),
+                entry: self.entry.unwrap_or_default(),
+            }),
+        };
+        pb::ExecuteRequest { source: Some(source), stdin: self.stdin.unwrap_or_default() }
+    }
 }
 
 fn status_name(status: i32) -> &'static str {
@@ -85,33 +138,168 @@ async fn execute(
     caller: SignedIn,
     ApiJson(body): ApiJson<ExecuteBody>,
 ) -> Result<axum::Json<ExecutionBody>, ApiError> {
-    let source = match body.file_id {
-        Some(file_id) => pb::execute_request::Source::FileId(file_id),
-        None => pb::execute_request::Source::Program(pb::InlineProgram {
-            language: body.language.unwrap_or_default(),
-            files: body
-                .files
-                .into_iter()
-                .map(|file| pb::SourceFile { name: file.name, content: file.content })
-                .collect(),
-            entry: body.entry.unwrap_or_default(),
-        }),
+    let result = state.clients.execution().execute(caller.context.request(body.into_request())).await?.into_inner();
+    Ok(axum::Json(ExecutionBody::from(result)))
+}
+
+/// Runs a program and streams what it prints while it runs, as server-sent events: `stdout`
+/// and `stderr` events (`{"text": "..."}`, in the order printed), then one `result` event (the
+/// same body as `POST /api/executions`), or an `error` event (`{"error": {code, message}}`).
+/// Closing the stream kills the run. Refusals (bad program, 429, 503) come before the stream,
+/// as ordinary JSON errors.
+#[utoipa::path(post, path = "/api/executions/stream", tag = "executions", security(("bearer" = [])), request_body = ExecuteBody, responses(
+    (status = 200, description = "text/event-stream: stdout, stderr, then result", content_type = "text/event-stream", body = String),
+    (status = 400, description = "no program, an unknown language or entry, a bad file name", body = ErrorBody),
+    (status = 413, description = "files or stdin too large", body = ErrorBody),
+    (status = 429, description = "too many runs", body = ErrorBody),
+    (status = 503, description = "this server cannot run code now", body = ErrorBody),
+))]
+async fn execute_stream(
+    State(state): State<GatewayState>,
+    caller: SignedIn,
+    ApiJson(body): ApiJson<ExecuteBody>,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    let events = state.clients.execution().execute_stream(caller.context.request(body.into_request())).await?;
+    let mut events = events.into_inner();
+    let (sender, receiver) = tokio::sync::mpsc::channel(1);
+    let relay = tokio::spawn(async move {
+        let emit = |event: SseEvent| {
+            let sender = sender.clone();
+            async move { sender.send(Ok::<_, Infallible>(event)).await.is_ok() }
+        };
+        let mut stdout = Utf8Chunks::default();
+        let mut stderr = Utf8Chunks::default();
+        while let Some(event) = events.next().await {
+            let sent = match event {
+                Err(status) => {
+                    let error = ApiError::from(status).0;
+                    let body = serde_json::json!({"error": {"code": error.code, "message": error.message}});
+                    emit(SseEvent::default().event("error").data(body.to_string())).await;
+                    return;
+                }
+                Ok(pb::ExecutionEvent { event: Some(pb::execution_event::Event::Stdout(bytes)) }) => {
+                    match stdout.push(&bytes) {
+                        Some(text) => emit(text_event("stdout", &text)).await,
+                        None => true,
+                    }
+                }
+                Ok(pb::ExecutionEvent { event: Some(pb::execution_event::Event::Stderr(bytes)) }) => {
+                    match stderr.push(&bytes) {
+                        Some(text) => emit(text_event("stderr", &text)).await,
+                        None => true,
+                    }
+                }
+                Ok(pb::ExecutionEvent { event: Some(pb::execution_event::Event::Result(result)) }) => {
+                    let body = serde_json::to_string(&ExecutionBody::from(result)).unwrap_or_default();
+                    emit(SseEvent::default().event("result").data(body)).await;
+                    return;
+                }
+                Ok(pb::ExecutionEvent { event: None }) => true,
+            };
+            if !sent {
+                return;
+            }
+        }
+    });
+    // The relay (and with it the gRPC stream, and so the run) ends when the client goes away.
+    let relay = AbortOnDrop(relay);
+    let stream = tokio_stream::wrappers::ReceiverStream::new(receiver).map(move |event| {
+        let _keep_relay = &relay;
+        event
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+fn text_event(name: &'static str, text: &str) -> SseEvent {
+    SseEvent::default().event(name).data(serde_json::json!({ "text": text }).to_string())
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Output arrives in chunks cut anywhere, also inside a UTF-8 sequence: the incomplete tail of
+/// a chunk waits for the next one. Bytes that are not UTF-8 at all become U+FFFD.
+#[derive(Default)]
+struct Utf8Chunks {
+    pending: Vec<u8>,
+}
+
+impl Utf8Chunks {
+    fn push(&mut self, bytes: &[u8]) -> Option<String> {
+        self.pending.extend_from_slice(bytes);
+        let complete = match std::str::from_utf8(&self.pending) {
+            Ok(_) => self.pending.len(),
+            // An incomplete sequence at the end (at most 3 bytes) waits for more.
+            Err(error) if error.error_len().is_none() && self.pending.len() - error.valid_up_to() < 4 => {
+                error.valid_up_to()
+            }
+            Err(_) => self.pending.len(),
+        };
+        if complete == 0 {
+            return None;
+        }
+        let rest = self.pending.split_off(complete);
+        let text = String::from_utf8_lossy(&self.pending).into_owned();
+        self.pending = rest;
+        Some(text)
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ListExecutionsParams {
+    /// At most 100 (default 20).
+    pub limit: Option<String>,
+    /// Only runs of this room's files.
+    pub room_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExecutionListBody {
+    pub executions: Vec<ExecutionBody>,
+}
+
+/// The caller's past runs, newest first.
+#[utoipa::path(get, path = "/api/executions", tag = "executions", security(("bearer" = [])), params(ListExecutionsParams), responses(
+    (status = 200, description = "runs, newest first", body = ExecutionListBody),
+    (status = 400, description = "a bad limit", body = ErrorBody),
+))]
+async fn list_executions(
+    State(state): State<GatewayState>,
+    caller: SignedIn,
+    Query(params): Query<ListExecutionsParams>,
+) -> Result<axum::Json<ExecutionListBody>, ApiError> {
+    let limit = match params.limit.as_deref() {
+        None | Some("") => 0,
+        Some(text) => text.parse::<u32>().ok().filter(|limit| (1..=100).contains(limit)).ok_or_else(|| {
+            ApiError::new(axum::http::StatusCode::BAD_REQUEST, "invalid_limit", "limit must be a number from 1 to 100")
+        })?,
     };
-    let request = pb::ExecuteRequest { source: Some(source), stdin: body.stdin.unwrap_or_default() };
-    let result = state.clients.execution().execute(caller.context.request(request)).await?.into_inner();
-    Ok(axum::Json(ExecutionBody {
-        id: result.id,
-        language: result.language,
-        status: status_name(result.status),
-        stdout: result.stdout,
-        stderr: result.stderr,
-        exit_code: result.exit_code,
-        wall_time_ms: result.wall_time_ms,
-        peak_memory_bytes: result.peak_memory_bytes,
-        stdout_truncated: result.stdout_truncated,
-        stderr_truncated: result.stderr_truncated,
-        created_at: timestamp(result.created_at_ms),
-    }))
+    let request = pb::ListExecutionsRequest { limit, room_id: params.room_id.unwrap_or_default() };
+    let listed = state.clients.execution().list_executions(caller.context.request(request)).await?.into_inner();
+    Ok(axum::Json(ExecutionListBody { executions: listed.executions.into_iter().map(ExecutionBody::from).collect() }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utf8_split_across_chunks_is_joined_and_garbage_is_replaced() {
+        let mut chunks = Utf8Chunks::default();
+        let snowman = "☃".as_bytes();
+        assert_eq!(chunks.push(b"a"), Some("a".to_string()));
+        assert_eq!(chunks.push(&snowman[..1]), None);
+        assert_eq!(chunks.push(&snowman[1..2]), None);
+        let mut rest = snowman[2..].to_vec();
+        rest.extend_from_slice(b"b");
+        assert_eq!(chunks.push(&rest), Some("☃b".to_string()));
+        assert_eq!(chunks.push(&[0xff, b'c']), Some("\u{fffd}c".to_string()));
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -1,20 +1,21 @@
 //! The execution service: sandboxed code runs (local bubblewrap, Docker, Kubernetes) under hard limits on time, memory, processes and output.
 //!
-//! Its gRPC contract is `codesync.execution.v1.ExecutionService` in `proto/`. What exists so
-//! far: the language table (`languages.toml`, [`languages`]), `ListLanguages`, and the `local`
-//! sandbox ([`sandbox::local`]), tested against hostile programs, behind `Execute` for inline
-//! programs and a room's files, with admission ([`admission`]). Streaming, storage and events
-//! come next.
+//! Its gRPC contract is `codesync.execution.v1.ExecutionService` in `proto/`. It owns the
+//! language table (`languages.toml`, [`languages`]), the sandboxes ([`sandbox`]), admission
+//! ([`admission`]), the `executions` table ([`store`]) and the `execution-events` it publishes.
 #![forbid(unsafe_code)]
 
 pub mod admission;
 pub mod languages;
 pub mod run;
 pub mod sandbox;
+pub mod store;
 
+use std::pin::Pin;
 use std::sync::Arc;
 
 use codesync_common::ServiceError;
+use codesync_common::events::{EXECUTION_EVENTS, Event, EventBus};
 use codesync_common::grpc::{CallContext, GrpcChannel};
 use codesync_common::identity::TokenService;
 use codesync_proto::documents::v1::GetDocumentRequest;
@@ -23,19 +24,39 @@ use codesync_proto::execution::v1 as pb;
 use codesync_proto::execution::v1::execution_service_server::{ExecutionService, ExecutionServiceServer};
 use codesync_proto::rooms::v1 as rooms_pb;
 use codesync_proto::rooms::v1::rooms_service_client::RoomsServiceClient;
-use tokio::sync::OnceCell;
+use tokio::sync::{OnceCell, mpsc};
 use tonic::{Request, Response, Status};
 
-use crate::admission::{Admission, AdmissionConfig};
+use crate::admission::{Admission, AdmissionConfig, Admitted};
 use crate::languages::{LanguageTable, probe_version};
 use crate::run::Program;
 use crate::sandbox::local::LocalSandbox;
-use crate::sandbox::{Limits, SandboxError};
+use crate::sandbox::{Limits, LiveOutput, SandboxError, Stream};
+use crate::store::ExecutionStore;
+
+/// What `execution-events` calls a finished run.
+pub const EXECUTION_FINISHED: &str = "execution_finished";
 
 /// Where runs' work directories go: outside the data directory, which may sit where the sandbox
 /// user cannot pass (under /root, or a private temp dir); the system's temp dir can be crossed.
 pub fn default_runs_dir() -> std::path::PathBuf {
     std::env::temp_dir().join("codesync-runs")
+}
+
+/// The service's settings, parsed once from the configuration.
+#[derive(Debug, Clone)]
+pub struct ExecutionConfig {
+    /// Holds the runs' work directories; the sandbox uid must be able to traverse its path.
+    pub runs_dir: std::path::PathBuf,
+    /// The limits of one phase of a run; languages may lower the time and change the memory.
+    pub limits: Limits,
+    pub admission: AdmissionConfig,
+}
+
+impl Default for ExecutionConfig {
+    fn default() -> Self {
+        Self { runs_dir: default_runs_dir(), limits: Limits::default(), admission: AdmissionConfig::default() }
+    }
 }
 
 /// The gRPC implementation of `ExecutionService`.
@@ -49,20 +70,64 @@ pub struct ExecutionGrpcService {
     sandbox: Result<Arc<LocalSandbox>, String>,
     limits: Limits,
     admission: Arc<Admission>,
+    store: ExecutionStore,
+    events: Arc<dyn EventBus>,
     rooms: RoomsServiceClient<GrpcChannel>,
     documents: DocumentsServiceClient<GrpcChannel>,
 }
 
+/// A run that was admitted and is ready to start: who asked, what runs, and its slot.
+struct AdmittedRun {
+    user_id: String,
+    room_id: String,
+    file_id: String,
+    language: String,
+    entry: String,
+    program: pb::InlineProgram,
+    stdin: String,
+    sandbox: Arc<LocalSandbox>,
+    /// Held until the run ends: the slot frees when it drops.
+    _slot: Admitted,
+}
+
+/// Live events of one streamed run; dropping it (the client went away) kills the run.
+pub struct RunEvents {
+    events: tokio_stream::wrappers::ReceiverStream<Result<pb::ExecutionEvent, Status>>,
+    run: tokio::task::JoinHandle<()>,
+    forwarder: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for RunEvents {
+    fn drop(&mut self) {
+        // Dropping the run's future kills its processes (kill_on_drop, the cgroup's drop) and
+        // removes its work directory.
+        self.run.abort();
+        self.forwarder.abort();
+    }
+}
+
+impl futures::Stream for RunEvents {
+    type Item = Result<pb::ExecutionEvent, Status>;
+
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        context: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        Pin::new(&mut self.events).poll_next(context)
+    }
+}
+
 impl ExecutionGrpcService {
-    /// `runs_dir` holds the runs' work directories; the sandbox uid must be able to traverse its path.
     pub fn new(
+        store: ExecutionStore,
         tokens: TokenService,
         languages: LanguageTable,
-        runs_dir: std::path::PathBuf,
+        config: ExecutionConfig,
+        events: Arc<dyn EventBus>,
         rooms_channel: GrpcChannel,
         documents_channel: GrpcChannel,
     ) -> Self {
-        let sandbox = LocalSandbox::new(runs_dir).map(Arc::new).map_err(|error| {
+        let sandbox = LocalSandbox::new(config.runs_dir).map(Arc::new).map_err(|error| {
             tracing::warn!(%error, "code execution is off: the local sandbox cannot be set up");
             error.to_string()
         });
@@ -71,8 +136,10 @@ impl ExecutionGrpcService {
             languages: Arc::new(languages),
             listed: Arc::default(),
             sandbox,
-            limits: Limits::default(),
-            admission: Arc::new(Admission::new(AdmissionConfig::default())),
+            limits: config.limits,
+            admission: Arc::new(Admission::new(config.admission)),
+            store,
+            events,
             rooms: RoomsServiceClient::new(rooms_channel),
             documents: DocumentsServiceClient::new(documents_channel).max_decoding_message_size(64 * 1024 * 1024),
         }
@@ -82,10 +149,102 @@ impl ExecutionGrpcService {
         ExecutionServiceServer::new(self)
     }
 
+    /// Checks the caller and the program, and waits for a slot: everything that can refuse a
+    /// run happens here, before anything runs or streams.
+    async fn admit(&self, request: Request<pb::ExecuteRequest>) -> Result<AdmittedRun, ServiceError> {
+        let caller = self.tokens.require_caller(request.metadata())?;
+        let context = CallContext::from_request(&request);
+        let request = request.into_inner();
+        let (program, room_id, file_id) = match request.source {
+            Some(pb::execute_request::Source::Program(program)) => (program, String::new(), String::new()),
+            Some(pb::execute_request::Source::FileId(file_id)) => {
+                let (program, room_id) = self.room_program(&context, file_id.clone()).await?;
+                (program, room_id, file_id)
+            }
+            None => return Err(ServiceError::invalid("no_program", "name a file_id or send a language and files")),
+        };
+        let checked = Program {
+            language: &program.language,
+            files: &program.files,
+            entry: &program.entry,
+            stdin: &request.stdin,
+        };
+        let (language, entry) = run::resolve(&self.languages, &checked)?;
+        let language = language.name.clone();
+        let sandbox = self.sandbox.as_ref().map_err(|reason| ServiceError::Unavailable {
+            message: format!("code execution is not available on this server: {reason}"),
+        })?;
+        let slot = self.admission.admit(&caller.user_id).await?;
+        Ok(AdmittedRun {
+            user_id: caller.user_id,
+            room_id,
+            file_id,
+            language,
+            entry,
+            program,
+            stdin: request.stdin,
+            sandbox: sandbox.clone(),
+            _slot: slot,
+        })
+    }
+
+    /// Runs an admitted program to its end, then stores and announces the result. A sandbox
+    /// that fails is reported as an `internal_error` result; the log says why.
+    async fn finish(&self, admitted: AdmittedRun, live: Option<&LiveOutput>) -> pb::ExecutionResult {
+        let program = Program {
+            language: &admitted.language,
+            files: &admitted.program.files,
+            entry: &admitted.entry,
+            stdin: &admitted.stdin,
+        };
+        let outcome = match self.languages.by_name(&admitted.language) {
+            Some(language) => {
+                run::run(&admitted.sandbox, language, &admitted.entry, &program, &self.limits, live).await
+            }
+            None => Err(SandboxError::Setup(format!("the language {} went away", admitted.language))),
+        };
+        let mut result = outcome.unwrap_or_else(|error| {
+            tracing::error!(%error, language = %admitted.language, "a run failed in the sandbox");
+            let message = match error {
+                SandboxError::Invalid(message) => message,
+                _ => "the sandbox failed on the server; its log says why".to_string(),
+            };
+            pb::ExecutionResult {
+                language: admitted.language.clone(),
+                status: pb::ExecutionStatus::InternalError.into(),
+                stderr: message,
+                exit_code: -1,
+                ..Default::default()
+            }
+        });
+        result.id = codesync_common::new_id();
+        result.created_at_ms = codesync_common::now_ms();
+        result.user_id = admitted.user_id;
+        result.room_id = admitted.room_id;
+        result.file_id = admitted.file_id;
+        tracing::info!(
+            execution_id = %result.id,
+            user_id = %result.user_id,
+            language = %result.language,
+            status = store::status_name(result.status),
+            wall_time_ms = result.wall_time_ms,
+            "a run ended"
+        );
+        if let Err(error) = self.store.insert(&result).await {
+            tracing::error!(execution_id = %result.id, %error, "cannot store a run's result");
+        }
+        self.events.publish(finished_event(&result));
+        result
+    }
+
     /// A room's file as a program: the file is the entry, and the room's other files that fit
     /// (up to the run's limits) sit beside it. Whoever can read the file can run it; the rooms
     /// service decides that, with the caller's own credentials.
-    async fn room_program(&self, context: &CallContext, file_id: String) -> Result<pb::InlineProgram, ServiceError> {
+    async fn room_program(
+        &self,
+        context: &CallContext,
+        file_id: String,
+    ) -> Result<(pb::InlineProgram, String), ServiceError> {
         let peer = |service: &'static str| move |status: Status| ServiceError::from_peer(service, status);
         let entry = self
             .rooms
@@ -125,7 +284,7 @@ impl ExecutionGrpcService {
             total += text.len();
             files.push(pb::SourceFile { name: file.filename, content: text });
         }
-        Ok(pb::InlineProgram { language: String::new(), files, entry: entry.filename })
+        Ok((pb::InlineProgram { language: String::new(), files, entry: entry.filename }, entry.room_id))
     }
 
     async fn list(&self) -> Vec<pb::Language> {
@@ -144,36 +303,97 @@ impl ExecutionGrpcService {
     }
 }
 
+/// Sends a streamed run's output as it comes, then its result once the run has ended.
+async fn forward_output(
+    mut output: mpsc::UnboundedReceiver<(Stream, Vec<u8>)>,
+    mut result: tokio::sync::oneshot::Receiver<pb::ExecutionResult>,
+    events: mpsc::Sender<Result<pb::ExecutionEvent, Status>>,
+) {
+    let output_event = |(stream, bytes): (Stream, Vec<u8>)| {
+        let event = match stream {
+            Stream::Stdout => pb::execution_event::Event::Stdout(bytes),
+            Stream::Stderr => pb::execution_event::Event::Stderr(bytes),
+        };
+        Ok(pb::ExecutionEvent { event: Some(event) })
+    };
+    let result = loop {
+        tokio::select! {
+            biased;
+            Some(chunk) = output.recv() => {
+                if events.send(output_event(chunk)).await.is_err() {
+                    return;
+                }
+            }
+            result = &mut result => match result {
+                Ok(result) => break result,
+                // The run was aborted: nobody is listening any more.
+                Err(_) => return,
+            },
+        }
+    };
+    // The run's readers finished before its result was made: what they sent is all here.
+    while let Ok(chunk) = output.try_recv() {
+        if events.send(output_event(chunk)).await.is_err() {
+            return;
+        }
+    }
+    let _ = events.send(Ok(pb::ExecutionEvent { event: Some(pb::execution_event::Event::Result(result)) })).await;
+}
+
+/// The `execution-events` record of a finished run: what notifications and analytics need,
+/// without the output.
+fn finished_event(result: &pb::ExecutionResult) -> Event {
+    let key = if result.room_id.is_empty() { &result.user_id } else { &result.room_id };
+    let payload = serde_json::json!({
+        "execution_id": result.id,
+        "user_id": result.user_id,
+        "room_id": result.room_id,
+        "file_id": result.file_id,
+        "language": result.language,
+        "status": store::status_name(result.status),
+        "exit_code": result.exit_code,
+        "signal": result.signal,
+        "wall_time_ms": result.wall_time_ms,
+        "peak_memory_bytes": result.peak_memory_bytes,
+    });
+    Event::new(EXECUTION_EVENTS, EXECUTION_FINISHED, key, payload)
+}
+
 #[tonic::async_trait]
 impl ExecutionService for ExecutionGrpcService {
     async fn execute(&self, request: Request<pb::ExecuteRequest>) -> Result<Response<pb::ExecutionResult>, Status> {
+        let admitted = self.admit(request).await?;
+        Ok(Response::new(self.finish(admitted, None).await))
+    }
+
+    async fn execute_stream(
+        &self,
+        request: Request<pb::ExecuteRequest>,
+    ) -> Result<Response<Pin<Box<dyn futures::Stream<Item = Result<pb::ExecutionEvent, Status>> + Send>>>, Status> {
+        let admitted = self.admit(request).await?;
+        let (sender, receiver) = mpsc::channel(64);
+        let (live, output) = mpsc::unbounded_channel();
+        let (finished, result) = tokio::sync::oneshot::channel();
+        let service = self.clone();
+        // The run goes on in its own task, so that a slow client never holds up its time limit;
+        // its output waits in `live` (at most the capped output of one run).
+        let run = tokio::spawn(async move {
+            let result = service.finish(admitted, Some(&live)).await;
+            let _ = finished.send(result);
+        });
+        let forwarder = tokio::spawn(forward_output(output, result, sender));
+        let events = tokio_stream::wrappers::ReceiverStream::new(receiver);
+        Ok(Response::new(Box::pin(RunEvents { events, run, forwarder })))
+    }
+
+    async fn list_executions(
+        &self,
+        request: Request<pb::ListExecutionsRequest>,
+    ) -> Result<Response<pb::ListExecutionsResponse>, Status> {
         let caller = self.tokens.require_caller(request.metadata())?;
-        let context = CallContext::from_request(&request);
         let request = request.into_inner();
-        let inline = match request.source {
-            Some(pb::execute_request::Source::Program(program)) => program,
-            Some(pb::execute_request::Source::FileId(file_id)) => self.room_program(&context, file_id).await?,
-            None => {
-                return Err(ServiceError::invalid("no_program", "name a file_id or send a language and files").into());
-            }
-        };
-        let program =
-            Program { language: &inline.language, files: &inline.files, entry: &inline.entry, stdin: &request.stdin };
-        let (language, entry) = run::resolve(&self.languages, &program)?;
-        let sandbox = self.sandbox.as_ref().map_err(|reason| ServiceError::Unavailable {
-            message: format!("code execution is not available on this server: {reason}"),
-        })?;
-        // Held until the run ends: the slot frees when it drops.
-        let _slot = self.admission.admit(&caller.user_id).await?;
-        let mut result =
-            run::run(sandbox, language, &entry, &program, &self.limits).await.map_err(|error| match error {
-                SandboxError::Invalid(message) => ServiceError::invalid("invalid_file_name", message),
-                other => ServiceError::internal(other),
-            })?;
-        result.id = codesync_common::new_id();
-        result.created_at_ms = codesync_common::now_ms();
-        tracing::info!(user_id = %caller.user_id, language = %result.language, status = result.status, wall_time_ms = result.wall_time_ms, "a run ended");
-        Ok(Response::new(result))
+        let executions = self.store.latest(&caller.user_id, &request.room_id, request.limit).await?;
+        Ok(Response::new(pb::ListExecutionsResponse { executions }))
     }
 
     async fn list_languages(

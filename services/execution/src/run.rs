@@ -8,7 +8,7 @@ use codesync_proto::execution::v1 as pb;
 
 use crate::languages::{CommandContext, Language, LanguageTable};
 use crate::sandbox::local::LocalSandbox;
-use crate::sandbox::{Ending, Limits, PhaseOutcome, SandboxError};
+use crate::sandbox::{Ending, Limits, LiveOutput, PhaseOutcome, SandboxError};
 
 /// At most this many files in one run, together at most `MAX_SOURCE_BYTES`.
 pub const MAX_FILES: usize = 100;
@@ -70,13 +70,15 @@ pub fn resolve<'t>(table: &'t LanguageTable, program: &Program<'_>) -> Result<(&
     Ok((language, entry))
 }
 
-/// Compiles (if the language needs it) and runs the program; the result without id or time.
+/// Compiles (if the language needs it) and runs the program, passing the output of both phases
+/// to `live` as it comes; the result without id, owner or time.
 pub async fn run(
     sandbox: &LocalSandbox,
     language: &Language,
     entry: &str,
     program: &Program<'_>,
     limits: &Limits,
+    live: Option<&LiveOutput>,
 ) -> Result<pb::ExecutionResult, SandboxError> {
     let files: Vec<(String, Vec<u8>)> =
         program.files.iter().map(|file| (file.name.clone(), file.content.as_bytes().to_vec())).collect();
@@ -93,7 +95,7 @@ pub async fn run(
             wall_time: language.compile_time_limit_ms.map_or(DEFAULT_COMPILE_TIME, Duration::from_millis),
             ..limits
         };
-        let compiled = sandbox.run(&directory, "compile", &compile, b"", &compile_limits).await?;
+        let compiled = sandbox.run(&directory, "compile", &compile, b"", &compile_limits, live).await?;
         if compiled.ending != (Ending::Exited { code: Some(0), signal: None }) {
             return Ok(compile_error(language, compiled, &compile_limits));
         }
@@ -101,8 +103,8 @@ pub async fn run(
     if let Some(run_time) = language.run_time_limit_ms {
         limits.wall_time = Duration::from_millis(run_time).min(limits.wall_time);
     }
-    let ran =
-        sandbox.run(&directory, "run", &language.run_command(&context), program.stdin.as_bytes(), &limits).await?;
+    let command = language.run_command(&context);
+    let ran = sandbox.run(&directory, "run", &command, program.stdin.as_bytes(), &limits, live).await?;
     let status = match ran.ending {
         Ending::Exited { code: Some(0), .. } => pb::ExecutionStatus::Ok,
         Ending::Exited { .. } => pb::ExecutionStatus::RuntimeError,
@@ -129,10 +131,7 @@ fn compile_error(language: &Language, compiled: PhaseOutcome, limits: &Limits) -
 }
 
 fn result(language: &Language, status: pb::ExecutionStatus, outcome: PhaseOutcome) -> pb::ExecutionResult {
-    let exit_code = match outcome.ending {
-        Ending::Exited { code: Some(code), .. } => code,
-        _ => -1,
-    };
+    let (exit_code, signal) = exit_code_and_signal(outcome.ending);
     pb::ExecutionResult {
         id: String::new(),
         language: language.name.clone(),
@@ -145,5 +144,40 @@ fn result(language: &Language, status: pb::ExecutionStatus, outcome: PhaseOutcom
         stdout_truncated: outcome.stdout_truncated,
         stderr_truncated: outcome.stderr_truncated,
         created_at_ms: 0,
+        signal,
+        user_id: String::new(),
+        room_id: String::new(),
+        file_id: String::new(),
+    }
+}
+
+/// SIGKILL: what ends a program stopped at a limit.
+const KILLED: i32 = 9;
+
+/// The exit code (-1 if the program did not exit by itself) and the signal that ended it (0 if
+/// none). bwrap, the program's parent, turns a death by signal N into exit code 128 + N; a
+/// program that exits with such a code itself reads the same.
+fn exit_code_and_signal(ending: Ending) -> (i32, i32) {
+    match ending {
+        Ending::Exited { code: Some(code), .. } if (129..=128 + 64).contains(&code) => (code, code - 128),
+        Ending::Exited { code: Some(code), .. } => (code, 0),
+        Ending::Exited { code: None, signal } => (-1, signal.unwrap_or(KILLED)),
+        Ending::TimeLimit | Ending::MemoryLimit | Ending::OutputLimit => (-1, KILLED),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_death_by_signal_is_told_apart_from_an_exit() {
+        assert_eq!(exit_code_and_signal(Ending::Exited { code: Some(0), signal: None }), (0, 0));
+        assert_eq!(exit_code_and_signal(Ending::Exited { code: Some(3), signal: None }), (3, 0));
+        // SIGSEGV inside bwrap.
+        assert_eq!(exit_code_and_signal(Ending::Exited { code: Some(139), signal: None }), (139, 11));
+        assert_eq!(exit_code_and_signal(Ending::Exited { code: None, signal: Some(15) }), (-1, 15));
+        assert_eq!(exit_code_and_signal(Ending::TimeLimit), (-1, 9));
+        assert_eq!(exit_code_and_signal(Ending::MemoryLimit), (-1, 9));
     }
 }

@@ -58,7 +58,7 @@ async fn run(
         files.iter().map(|(name, content)| (name.to_string(), content.as_bytes().to_vec())).collect();
     let directory = sandbox.prepare(&files).unwrap();
     let command: Vec<String> = command.iter().map(|part| part.to_string()).collect();
-    let outcome = sandbox.run(&directory, "run", &command, stdin.as_bytes(), &limits).await.unwrap();
+    let outcome = sandbox.run(&directory, "run", &command, stdin.as_bytes(), &limits, None).await.unwrap();
     assert_nothing_left(&command).await;
     outcome
 }
@@ -95,9 +95,9 @@ async fn compiled_languages_compile_then_run_in_the_same_directory() {
     let compile: Vec<String> =
         ["/usr/bin/g++", "-O2", "-o", "program", "main.cpp"].iter().map(|part| part.to_string()).collect();
     let limits = Limits { wall_time: Duration::from_secs(20), ..Limits::default() };
-    let compiled = sandbox.run(&directory, "compile", &compile, b"", &limits).await.unwrap();
+    let compiled = sandbox.run(&directory, "compile", &compile, b"", &limits, None).await.unwrap();
     assert_eq!(compiled.ending, Ending::Exited { code: Some(0), signal: None }, "{}", text(&compiled.stderr));
-    let ran = sandbox.run(&directory, "run", &["./program".to_string()], b"", &Limits::default()).await.unwrap();
+    let ran = sandbox.run(&directory, "run", &["./program".to_string()], b"", &Limits::default(), None).await.unwrap();
     assert_eq!(text(&ran.stdout), "hi from c++\n");
 }
 
@@ -268,7 +268,7 @@ async fn every_installed_language_runs_hello_world_and_echoes_stdin() {
             limits.memory_bytes = memory;
         }
         if let Some(compile) = language.compile_command(&context) {
-            let compiled = sandbox.run(&directory, "compile", &compile, b"", &limits).await.unwrap();
+            let compiled = sandbox.run(&directory, "compile", &compile, b"", &limits, None).await.unwrap();
             assert_eq!(
                 compiled.ending,
                 Ending::Exited { code: Some(0), signal: None },
@@ -277,7 +277,7 @@ async fn every_installed_language_runs_hello_world_and_echoes_stdin() {
             );
         }
         let ran = sandbox
-            .run(&directory, "run", &language.run_command(&context), b"line one\nline two\n", &limits)
+            .run(&directory, "run", &language.run_command(&context), b"line one\nline two\n", &limits, None)
             .await
             .unwrap();
         assert_eq!(ran.ending, Ending::Exited { code: Some(0), signal: None }, "{name}: {}", text(&ran.stderr));
@@ -289,7 +289,7 @@ async fn every_installed_language_runs_hello_world_and_echoes_stdin() {
         sandbox.prepare(&[("main.cpp".to_string(), b"int main() { return undefined_name; }\n".to_vec())]).unwrap();
     let sources = vec!["main.cpp".to_string()];
     let compile = cpp.compile_command(&CommandContext { entry: "main.cpp", sources: &sources }).unwrap();
-    let compiled = sandbox.run(&directory, "compile", &compile, b"", &Limits::default()).await.unwrap();
+    let compiled = sandbox.run(&directory, "compile", &compile, b"", &Limits::default(), None).await.unwrap();
     assert!(matches!(compiled.ending, Ending::Exited { code: Some(code), .. } if code != 0));
     assert!(text(&compiled.stderr).contains("undefined_name"), "{}", text(&compiled.stderr));
 }
@@ -309,7 +309,7 @@ async fn symlinks_planted_in_the_work_directory_are_never_followed_by_the_host()
     let files = vec![("main.py".to_string(), program.into_bytes())];
     let directory = sandbox.prepare(&files).unwrap();
     let outcome = sandbox
-        .run(&directory, "run", &["/usr/bin/python3".to_string(), "main.py".to_string()], b"", &Limits::default())
+        .run(&directory, "run", &["/usr/bin/python3".to_string(), "main.py".to_string()], b"", &Limits::default(), None)
         .await
         .unwrap();
     assert_eq!(text(&outcome.stdout), "planted\n", "{}", text(&outcome.stderr));

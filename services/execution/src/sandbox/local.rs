@@ -26,7 +26,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Notify;
 
 use super::cgroup::{CgroupLimits, Layout, RunGroup};
-use super::{Ending, Limits, PhaseOutcome, SandboxError};
+use super::{Ending, Limits, LiveOutput, PhaseOutcome, SandboxError, Stream};
 
 /// The uid and gid runs have on the host (nobody): they own nothing of the host's.
 const SANDBOX_UID: u32 = 65534;
@@ -113,7 +113,8 @@ impl LocalSandbox {
         Ok(directory)
     }
 
-    /// Runs `command` in the sandbox, in `directory`, with `stdin`, under `limits`.
+    /// Runs `command` in the sandbox, in `directory`, with `stdin`, under `limits`; its output
+    /// also goes to `live` as it comes.
     pub async fn run(
         &self,
         directory: &RunDirectory,
@@ -121,6 +122,7 @@ impl LocalSandbox {
         command: &[String],
         stdin: &[u8],
         limits: &Limits,
+        live: Option<&LiveOutput>,
     ) -> Result<PhaseOutcome, SandboxError> {
         let group = RunGroup::create(
             &self.cgroups,
@@ -153,8 +155,18 @@ impl LocalSandbox {
             }
         });
         let too_much_output = Arc::new(Notify::new());
-        let stdout = tokio::spawn(read_capped(child.stdout.take(), limits.output_bytes, too_much_output.clone()));
-        let stderr = tokio::spawn(read_capped(child.stderr.take(), limits.output_bytes, too_much_output.clone()));
+        let stdout = tokio::spawn(read_capped(
+            child.stdout.take(),
+            limits.output_bytes,
+            too_much_output.clone(),
+            live.map(|live| (live.clone(), Stream::Stdout)),
+        ));
+        let stderr = tokio::spawn(read_capped(
+            child.stderr.take(),
+            limits.output_bytes,
+            too_much_output.clone(),
+            live.map(|live| (live.clone(), Stream::Stderr)),
+        ));
 
         let ending = tokio::select! {
             status = child.wait() => {
@@ -303,8 +315,14 @@ pub fn check_file_name(name: &str) -> Result<(), SandboxError> {
     if plain { Ok(()) } else { Err(SandboxError::Invalid(format!("{name:?} is not a plain file name"))) }
 }
 
-/// Reads a stream up to `cap` bytes; past it, keeps the first `cap` and says so.
-async fn read_capped<R: AsyncRead + Unpin>(stream: Option<R>, cap: usize, exceeded: Arc<Notify>) -> (Vec<u8>, bool) {
+/// Reads a stream up to `cap` bytes, passing each chunk on to `live`; past the cap, keeps the
+/// first `cap` bytes and says so.
+async fn read_capped<R: AsyncRead + Unpin>(
+    stream: Option<R>,
+    cap: usize,
+    exceeded: Arc<Notify>,
+    live: Option<(LiveOutput, Stream)>,
+) -> (Vec<u8>, bool) {
     let Some(mut stream) = stream else { return (Vec::new(), false) };
     let mut kept = Vec::new();
     let mut chunk = vec![0_u8; 16 * 1024];
@@ -313,13 +331,19 @@ async fn read_capped<R: AsyncRead + Unpin>(stream: Option<R>, cap: usize, exceed
             Ok(0) | Err(_) => return (kept, false),
             Ok(read) => read,
         };
-        if kept.len() + read > cap {
-            let room = cap - kept.len();
-            kept.extend_from_slice(&chunk[..room]);
+        let over = kept.len() + read > cap;
+        let keep = if over { cap - kept.len() } else { read };
+        if let Some((live, stream)) = &live
+            && keep > 0
+        {
+            // The listener may be gone (the client went away): the run goes on regardless.
+            let _ = live.send((*stream, chunk[..keep].to_vec()));
+        }
+        kept.extend_from_slice(&chunk[..keep]);
+        if over {
             exceeded.notify_one();
             return (kept, true);
         }
-        kept.extend_from_slice(&chunk[..read]);
     }
 }
 

@@ -19,6 +19,17 @@ pub enum SandboxError {
     Io(#[from] std::io::Error),
 }
 
+/// Which of the program's output streams a chunk came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// Where a phase's output goes as it is produced, besides the result. Unbounded, because the
+/// output cap already bounds what one run can put in it.
+pub type LiveOutput = tokio::sync::mpsc::UnboundedSender<(Stream, Vec<u8>)>;
+
 /// The hard limits of one phase (compile or run) of a run.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {

@@ -1,0 +1,171 @@
+//! The `executions` table: every run's result, in SQL that SQLite and PostgreSQL both accept.
+
+use codesync_common::ServiceResult;
+use codesync_common::db::{Database, DatabaseError, Migration};
+use codesync_proto::execution::v1 as pb;
+use sqlx::Row;
+
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "executions",
+    sql: include_str!("../../../migrations/execution/0001_executions.sql"),
+}];
+
+/// `ListExecutions` answers at most this many runs.
+pub const MAX_LISTED: u32 = 100;
+const DEFAULT_LISTED: u32 = 20;
+
+#[derive(Debug, Clone)]
+pub struct ExecutionStore {
+    database: Database,
+}
+
+/// The API's name of a status, which is also how the table and the events spell it.
+pub fn status_name(status: i32) -> &'static str {
+    match pb::ExecutionStatus::try_from(status) {
+        Ok(pb::ExecutionStatus::Ok) => "ok",
+        Ok(pb::ExecutionStatus::CompileError) => "compile_error",
+        Ok(pb::ExecutionStatus::RuntimeError) => "runtime_error",
+        Ok(pb::ExecutionStatus::TimeLimit) => "time_limit",
+        Ok(pb::ExecutionStatus::MemoryLimit) => "memory_limit",
+        Ok(pb::ExecutionStatus::OutputLimit) => "output_limit",
+        _ => "internal_error",
+    }
+}
+
+fn status_from_name(name: &str) -> pb::ExecutionStatus {
+    match name {
+        "ok" => pb::ExecutionStatus::Ok,
+        "compile_error" => pb::ExecutionStatus::CompileError,
+        "runtime_error" => pb::ExecutionStatus::RuntimeError,
+        "time_limit" => pb::ExecutionStatus::TimeLimit,
+        "memory_limit" => pb::ExecutionStatus::MemoryLimit,
+        "output_limit" => pb::ExecutionStatus::OutputLimit,
+        _ => pb::ExecutionStatus::InternalError,
+    }
+}
+
+impl ExecutionStore {
+    pub fn new(database: Database) -> Self {
+        Self { database }
+    }
+
+    pub async fn migrate(&self) -> Result<(), DatabaseError> {
+        self.database.migrate("execution", MIGRATIONS).await
+    }
+
+    pub async fn insert(&self, result: &pb::ExecutionResult) -> ServiceResult<()> {
+        sqlx::query(
+            "INSERT INTO executions (id, user_id, room_id, file_id, language, status, exit_code, signal, \
+             wall_time_ms, peak_memory_bytes, stdout, stderr, stdout_truncated, stderr_truncated, created_at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+        )
+        .bind(&result.id)
+        .bind(&result.user_id)
+        .bind(&result.room_id)
+        .bind(&result.file_id)
+        .bind(&result.language)
+        .bind(status_name(result.status))
+        .bind(i64::from(result.exit_code))
+        .bind(i64::from(result.signal))
+        .bind(result.wall_time_ms)
+        .bind(result.peak_memory_bytes)
+        .bind(&result.stdout)
+        .bind(&result.stderr)
+        .bind(i64::from(result.stdout_truncated))
+        .bind(i64::from(result.stderr_truncated))
+        .bind(result.created_at_ms)
+        .execute(self.database.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// The user's latest runs, newest first; only those of `room_id` unless it is empty.
+    pub async fn latest(&self, user_id: &str, room_id: &str, limit: u32) -> ServiceResult<Vec<pb::ExecutionResult>> {
+        let limit = if limit == 0 { DEFAULT_LISTED } else { limit.min(MAX_LISTED) };
+        let rows = sqlx::query(
+            "SELECT id, user_id, room_id, file_id, language, status, exit_code, signal, wall_time_ms, \
+             peak_memory_bytes, stdout, stderr, stdout_truncated, stderr_truncated, created_at_ms FROM executions \
+             WHERE user_id = $1 AND ($2 = '' OR room_id = $2) ORDER BY created_at_ms DESC, id DESC LIMIT $3",
+        )
+        .bind(user_id)
+        .bind(room_id)
+        .bind(i64::from(limit))
+        .fetch_all(self.database.pool())
+        .await?;
+        let results = rows
+            .into_iter()
+            .map(|row| -> Result<pb::ExecutionResult, sqlx::Error> {
+                let status: String = row.try_get("status")?;
+                let small = |column: &str| -> Result<i32, sqlx::Error> {
+                    let value: i64 = row.try_get(column)?;
+                    Ok(i32::try_from(value).unwrap_or(-1))
+                };
+                Ok(pb::ExecutionResult {
+                    id: row.try_get("id")?,
+                    user_id: row.try_get("user_id")?,
+                    room_id: row.try_get("room_id")?,
+                    file_id: row.try_get("file_id")?,
+                    language: row.try_get("language")?,
+                    status: status_from_name(&status).into(),
+                    exit_code: small("exit_code")?,
+                    signal: small("signal")?,
+                    wall_time_ms: row.try_get("wall_time_ms")?,
+                    peak_memory_bytes: row.try_get("peak_memory_bytes")?,
+                    stdout: row.try_get("stdout")?,
+                    stderr: row.try_get("stderr")?,
+                    stdout_truncated: row.try_get::<i64, _>("stdout_truncated")? != 0,
+                    stderr_truncated: row.try_get::<i64, _>("stderr_truncated")? != 0,
+                    created_at_ms: row.try_get("created_at_ms")?,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(results)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(id: &str, user_id: &str, room_id: &str, created_at_ms: i64) -> pb::ExecutionResult {
+        pb::ExecutionResult {
+            id: id.into(),
+            user_id: user_id.into(),
+            room_id: room_id.into(),
+            file_id: if room_id.is_empty() { String::new() } else { format!("{room_id}-file") },
+            language: "python".into(),
+            status: pb::ExecutionStatus::RuntimeError.into(),
+            stdout: "out ✓".into(),
+            stderr: "Traceback".into(),
+            exit_code: 1,
+            signal: 0,
+            wall_time_ms: 42,
+            peak_memory_bytes: 9 << 20,
+            stdout_truncated: true,
+            stderr_truncated: false,
+            created_at_ms,
+        }
+    }
+
+    #[tokio::test]
+    async fn runs_are_stored_and_listed_newest_first_per_user_and_room() {
+        let directory = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", directory.path().join("execution.db").display());
+        let store = ExecutionStore::new(Database::connect(&url).await.unwrap());
+        store.migrate().await.unwrap();
+        store.insert(&result("a", "ada", "", 1_000)).await.unwrap();
+        store.insert(&result("b", "ada", "room-1", 2_000)).await.unwrap();
+        store.insert(&result("c", "ada", "room-2", 3_000)).await.unwrap();
+        store.insert(&result("d", "bob", "room-1", 4_000)).await.unwrap();
+
+        let all = store.latest("ada", "", 0).await.unwrap();
+        let ids: Vec<&str> = all.iter().map(|run| run.id.as_str()).collect();
+        assert_eq!(ids, ["c", "b", "a"]);
+        assert_eq!(all[2], result("a", "ada", "", 1_000), "every field comes back as stored");
+
+        let in_room = store.latest("ada", "room-1", 10).await.unwrap();
+        assert_eq!(in_room.iter().map(|run| run.id.as_str()).collect::<Vec<_>>(), ["b"]);
+        assert_eq!(store.latest("ada", "", 1).await.unwrap().len(), 1);
+    }
+}
