@@ -32,6 +32,11 @@ for (const colorScheme of ['dark', 'light'] as const) {
     await waitUntilSaved(person.page)
     expect(await violations(person.page), 'room page').toEqual([])
     await screenshot(person.page, testInfo, `room-${colorScheme}`)
+    // The run panel with a result and its stdin box open.
+    await person.page.keyboard.press('Control+Enter')
+    await expect(person.page.getByTestId('run-status')).toContainText('Finished', { timeout: 20_000 })
+    await person.page.getByTestId('run-panel').getByRole('button', { name: 'Input' }).click()
+    expect(await violations(person.page), 'run panel').toEqual([])
     await person.page.getByRole('button', { name: 'Members' }).click()
     expect(await violations(person.page), 'members dialog').toEqual([])
     await person.page.getByRole('button', { name: 'Done' }).click()

@@ -186,6 +186,35 @@ export class ApiClient {
     }
   }
 
+  /**
+   * POSTs `body` and hands back the response of a streaming endpoint once it has started (2xx);
+   * a refusal is thrown as an `ApiError`, after one refresh and retry for an expired token.
+   */
+  async openStream(path: string, body: unknown, signal?: AbortSignal): Promise<Response> {
+    const attempt = async (accessToken: string | null) => {
+      const headers: Record<string, string> = { Accept: 'text/event-stream', 'Content-Type': 'application/json' }
+      if (accessToken !== null) headers.Authorization = `Bearer ${accessToken}`
+      let response: Response
+      try {
+        response = await this.fetchImpl(this.baseUrl + path, { method: 'POST', headers, body: JSON.stringify(body), signal })
+      } catch (error) {
+        if (signal?.aborted) throw error
+        throw new ApiError(0, 'network_error', 'the server cannot be reached; check your connection')
+      }
+      if (response.ok) return response
+      throw errorFromResponse(response, parseJson(await response.text()))
+    }
+    const accessToken = await this.freshAccessToken()
+    try {
+      return await attempt(accessToken)
+    } catch (error) {
+      const expired =
+        error instanceof ApiError && error.status === 401 && (error.code === 'token_expired' || error.code === 'invalid_token')
+      if (!expired || accessToken === null) throw error
+      return attempt((await this.refresh(accessToken)).accessToken)
+    }
+  }
+
   private async send<T>(method: string, path: string, body: unknown, accessToken: string | null, signal?: AbortSignal): Promise<T> {
     const headers: Record<string, string> = { Accept: 'application/json' }
     if (body !== undefined) headers['Content-Type'] = 'application/json'

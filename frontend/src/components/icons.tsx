@@ -77,3 +77,13 @@ export const GlobeIcon = () => (
     <path d="M3 12h18M12 3a14 14 0 0 1 0 18M12 3a14 14 0 0 0 0 18" />
   </svg>
 )
+export const PlayIcon = () => (
+  <svg {...base}>
+    <path d="M7 5v14l12-7z" />
+  </svg>
+)
+export const StopIcon = () => (
+  <svg {...base}>
+    <rect x="6" y="6" width="12" height="12" rx="1.5" />
+  </svg>
+)

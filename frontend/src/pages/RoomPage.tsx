@@ -3,6 +3,7 @@ import { Link, useNavigate, useParams, useSearchParams } from 'react-router'
 import { useQueryClient } from '@tanstack/react-query'
 import { ApiError, describeError } from '../api/client'
 import { fileAccessProblem, queryKeys, useFileContent, useFiles, useRoom } from '../api/queries'
+import { languageFor, runFile, useLanguages, type Language } from '../api/executions'
 import type { FileEntry, Room } from '../api/types'
 import { poolFor, type SessionPool } from '../collab/sessionPool'
 import type { FileSession } from '../collab/fileSession'
@@ -16,11 +17,13 @@ import { InviteDialog, MembersDialog } from '../components/MembersDialog'
 import { PresenceBar } from '../components/PresenceBar'
 import { RoleBadge } from '../components/RoleBadge'
 import { Button, EmptyState, ErrorState, IconButton, Spinner } from '../components/ui'
-import { ChatIcon, CloseIcon, LinkIcon, UsersIcon } from '../components/icons'
+import { ChatIcon, CloseIcon, LinkIcon, PlayIcon, UsersIcon } from '../components/icons'
+import { RunPanel } from '../components/RunPanel'
 import { CodeEditor, requestEditorFocus } from '../editor/CodeEditor'
 import { useRoomLive } from '../state/roomLive'
 import { useSession } from '../state/session'
 import { useUi } from '../state/ui'
+import { useRuns } from '../state/runs'
 
 const NO_TABS: string[] = []
 
@@ -86,6 +89,8 @@ function RoomWorkspace({ room }: { room: Room }) {
   const [membersOpen, setMembersOpen] = useState(false)
   const [inviteOpen, setInviteOpen] = useState(false)
   const [reloads, setReloads] = useState(0)
+  const [runOpen, setRunOpen] = useState(false)
+  const languages = useLanguages()
   const activeFileId = searchParams.get('file')
 
   // The open tabs' live sessions. A change of role gets a new pool, so a new viewer starts
@@ -165,6 +170,31 @@ function RoomWorkspace({ room }: { room: Room }) {
 
   const activeFile = files.data?.find((file) => file.id === activeFileId) ?? null
   const session = activeFile && pool ? pool.get(activeFile.id) : null
+  const runBlocker = activeFile ? whyNotRunnable(activeFile.filename, languages.data) : null
+  const runActiveFile = useCallback(() => {
+    if (activeFile === null) return
+    setRunOpen(true)
+    if (whyNotRunnable(activeFile.filename, languages.data) !== null) return
+    const saving = pool?.peek(activeFile.id) ?? null
+    void useRuns.getState().start(
+      activeFile.id,
+      (fileId, stdin, onOutput, signal) => runFile(fileId, stdin, { onOutput }, signal),
+      () => untilSaved(saving),
+    )
+  }, [activeFile, languages.data, pool])
+
+  // Ctrl+Enter (Cmd+Enter) runs the shown file, also from inside the editor (which would
+  // otherwise insert a line).
+  useEffect(() => {
+    const onKeyDown = (event: globalThis.KeyboardEvent) => {
+      if (event.key !== 'Enter' || !(event.ctrlKey || event.metaKey) || event.altKey || event.shiftKey) return
+      event.preventDefault()
+      event.stopPropagation()
+      runActiveFile()
+    }
+    window.addEventListener('keydown', onKeyDown, true)
+    return () => window.removeEventListener('keydown', onKeyDown, true)
+  }, [runActiveFile])
 
   if (roomStatus === 'closed' && roomClosedReason) {
     return (
@@ -239,7 +269,28 @@ function RoomWorkspace({ room }: { room: Room }) {
         </aside>
 
         <main className="flex min-w-0 flex-1 flex-col bg-[var(--cs-panel)]">
-          <EditorTabs tabs={tabs} files={files.data ?? []} activeFileId={activeFileId} pool={pool} onSelect={openFile} onClose={closeTab} />
+          <EditorTabs
+            tabs={tabs}
+            files={files.data ?? []}
+            activeFileId={activeFileId}
+            pool={pool}
+            onSelect={openFile}
+            onClose={closeTab}
+            trailing={
+              activeFile && (
+                <Button
+                  variant="ghost"
+                  className="mx-1 my-1 px-2 py-0.5 text-xs"
+                  onClick={runActiveFile}
+                  title={runBlocker ?? `Run ${activeFile.filename} (Ctrl+Enter)`}
+                  aria-keyshortcuts="Control+Enter Meta+Enter"
+                  data-testid="run-button"
+                >
+                  <PlayIcon /> Run
+                </Button>
+              )
+            }
+          />
           {!canEdit && (
             <div role="status" data-testid="read-only-banner" className="border-b border-line bg-warn/10 px-4 py-1.5 text-xs text-warn">
               {isMember
@@ -276,6 +327,15 @@ function RoomWorkspace({ room }: { room: Room }) {
               </div>
             )}
           </div>
+          {runOpen && activeFile && (
+            <RunPanel
+              fileId={activeFile.id}
+              filename={activeFile.filename}
+              runnable={runBlocker}
+              onRun={runActiveFile}
+              onClose={() => setRunOpen(false)}
+            />
+          )}
         </main>
 
         {isMember && chatOpen && (
@@ -297,6 +357,7 @@ function EditorTabs({
   pool,
   onSelect,
   onClose,
+  trailing,
 }: {
   tabs: string[]
   files: FileEntry[]
@@ -304,9 +365,11 @@ function EditorTabs({
   pool: SessionPool | null
   onSelect: (fileId: string, options?: { focusEditor: boolean }) => void
   onClose: (fileId: string) => void
+  /** Shown at the strip's right end (the Run button). */
+  trailing?: ReactNode
 }) {
   const shown = tabs.map((id) => files.find((file) => file.id === id)).filter((file): file is FileEntry => file !== undefined)
-  if (shown.length === 0) return <div className="h-9 shrink-0 border-b border-line" />
+  if (shown.length === 0) return <div className="flex h-9 shrink-0 justify-end border-b border-line">{trailing}</div>
   // The tab pattern: one tab stop for the strip, arrow keys between tabs, Delete closes one.
   const onKeyDown = (event: KeyboardEvent<HTMLButtonElement>, index: number) => {
     const target =
@@ -371,8 +434,34 @@ function EditorTabs({
           )
         })}
       </div>
+      <div className="ml-auto flex shrink-0 items-center">{trailing}</div>
     </div>
   )
+}
+
+/** Why a file cannot run on this server, or null when it can (or the languages are not known yet). */
+function whyNotRunnable(filename: string, languages: Language[] | undefined): string | null {
+  if (languages === undefined) return null
+  const language = languageFor(filename, languages)
+  if (language === null) return `Nothing runs ${filename}: its extension is not one of a known language`
+  if (!language.available) return `${language.name} is not installed on this server`
+  return null
+}
+
+/** Waits (at most a few seconds) until the server has the file's edits, so the run sees them. */
+function untilSaved(session: FileSession | null, timeoutMs = 3000): Promise<void> {
+  if (session === null || !session.connectionState.hasUnsavedEdits) return Promise.resolve()
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer)
+      unsubscribe()
+      resolve()
+    }
+    const timer = setTimeout(done, timeoutMs)
+    const unsubscribe = session.subscribe(() => {
+      if (!session.connectionState.hasUnsavedEdits) done()
+    })
+  })
 }
 
 const EDITOR_PANEL_ID = 'editor-panel'
