@@ -68,6 +68,8 @@ enum BenchCommand {
     /// Real-time collaboration through the WebSocket path: trace replay, fan-out and memory,
     /// against CodeSync and other Yjs servers side by side.
     Collab(bench::CollabArgs),
+    /// The local sandbox's cost per run against a bare run, and runs per second at once.
+    Sandbox(bench::sandbox::SandboxArgs),
 }
 
 fn main() -> ExitCode {
@@ -109,6 +111,7 @@ fn main() -> ExitCode {
             Command::Run { services } => topology::run(config, Component::selection(&services)).await,
             Command::Migrate => topology::migrate(&config).await,
             Command::Bench(BenchCommand::Collab(args)) => bench::run(args).await,
+            Command::Bench(BenchCommand::Sandbox(args)) => bench::sandbox::run(args).await,
             Command::Config { .. } => Ok(()),
         }
     });

@@ -7,6 +7,7 @@
 //! reference y-websocket server and Hocuspocus alike, side by side.
 
 mod client;
+pub mod sandbox;
 mod trace;
 
 use std::collections::HashMap;

@@ -243,3 +243,90 @@ async fn output_streams_while_the_program_runs_and_closing_the_stream_kills_it()
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// Hostile programs through the real server: its database file, its signing key, its own
+/// gateway port, PostgreSQL, the outside world and another run's directory are all out of
+/// reach, and a run whose children sleep ends at the time limit.
+#[tokio::test]
+async fn hostile_programs_reach_nothing_of_the_server_and_end_at_their_limits() {
+    use serde_json::json;
+    let cluster = Cluster::one_process(&[("CODESYNC_EXECUTION_TIME_LIMIT_SECS", "3")]).await;
+    let user = cluster.register("attacker").await;
+    let data_dir = cluster.data_dir.path().display().to_string();
+    let gateway_port = cluster.base_url.rsplit(':').next().unwrap().to_string();
+
+    // A run that keeps a secret in its work directory while the attacker's run looks for it.
+    let keeper =
+        "open('secret.txt', 'w').write('the other run')\nimport time\nprint('kept', flush=True)\ntime.sleep(30)\n";
+    let response = cluster
+        .post_raw(
+            "/api/executions/stream",
+            user.token(),
+            "application/json",
+            json!({"language": "python", "files": [{"name": "keeper.py", "content": keeper}]}).to_string().into_bytes(),
+        )
+        .await;
+    if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+        assert_ne!(std::env::var("CODESYNC_TEST_REQUIRE_SANDBOX").as_deref(), Ok("1"));
+        return;
+    }
+    let mut keeper = EventReader { response, buffered: String::new() };
+    assert_eq!(keeper.next().await.map(|(_, data, _)| data["text"].clone()), Some(json!("kept\n")));
+
+    let attack = r#"
+import glob, os, socket
+def attempt(name, action):
+    try:
+        action()
+        print(name, "ALLOWED")
+    except Exception as error:
+        print(name, "refused", type(error).__name__)
+attempt("database", lambda: open("DATA_DIR/codesync.db", "rb").read())
+attempt("signing-key", lambda: open("DATA_DIR/secrets/jwt-signing-key", "rb").read())
+attempt("gateway", lambda: socket.create_connection(("127.0.0.1", GATEWAY_PORT), timeout=2))
+attempt("postgres", lambda: socket.create_connection(("127.0.0.1", 5432), timeout=2))
+attempt("outside", lambda: socket.create_connection(("1.1.1.1", 443), timeout=2))
+attempt("shadow", lambda: open("/etc/shadow").read())
+def other_run():
+    found = glob.glob("/tmp/codesync-runs/*/secret.txt") + glob.glob("/proc/*/root/work/secret.txt") + glob.glob("/proc/*/cwd/secret.txt")
+    found = [path for path in found if not path.startswith("/proc/self")]
+    if not found:
+        raise FileNotFoundError("no other run in sight")
+    print(open(found[0]).read())
+attempt("other-run", other_run)
+attempt("write-outside", lambda: open("/etc/owned", "w").write("x"))
+"#
+    .replace("DATA_DIR", &data_dir)
+    .replace("GATEWAY_PORT", &gateway_port);
+    let (status, result) = cluster
+        .post(
+            "/api/executions",
+            user.token(),
+            json!({"language": "python", "files": [{"name": "attack.py", "content": attack}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{result}");
+    let report = result["stdout"].as_str().unwrap();
+    assert!(!report.contains("ALLOWED"), "{report}\n{}", result["stderr"]);
+    for name in ["database", "signing-key", "gateway", "postgres", "outside", "shadow", "other-run", "write-outside"] {
+        assert!(report.contains(&format!("{name} refused")), "{name}: {report}");
+    }
+    drop(keeper);
+
+    // Children that sleep keep the run going until the time limit, then all go.
+    let sleeper = "import os, time\nfor _ in range(3):\n    if os.fork() == 0:\n        time.sleep(60)\nos.wait()\n";
+    let started = std::time::Instant::now();
+    let (status, result) = cluster
+        .post(
+            "/api/executions",
+            user.token(),
+            json!({"language": "python", "files": [{"name": "sleepers_marker.py", "content": sleeper}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{result}");
+    assert_eq!((result["status"].as_str(), result["signal"].as_i64()), (Some("time_limit"), Some(9)), "{result}");
+    let wall_time_ms = result["wall_time_ms"].as_i64().unwrap();
+    assert!((3000..4500).contains(&wall_time_ms), "stopped at the 3 s limit: {wall_time_ms} ms");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert!(!process_alive("sleepers_marker"), "no sleeping child outlives its run");
+}

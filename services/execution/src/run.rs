@@ -97,6 +97,7 @@ pub async fn run(
         };
         let compiled = sandbox.run(&directory, "compile", &compile, b"", &compile_limits, live).await?;
         if compiled.ending != (Ending::Exited { code: Some(0), signal: None }) {
+            directory.remove_in_background();
             return Ok(compile_error(language, compiled, &compile_limits));
         }
     }
@@ -105,6 +106,7 @@ pub async fn run(
     }
     let command = language.run_command(&context);
     let ran = sandbox.run(&directory, "run", &command, program.stdin.as_bytes(), &limits, live).await?;
+    directory.remove_in_background();
     let status = match ran.ending {
         Ending::Exited { code: Some(0), .. } => pb::ExecutionStatus::Ok,
         Ending::Exited { .. } => pb::ExecutionStatus::RuntimeError,

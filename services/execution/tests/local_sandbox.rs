@@ -290,8 +290,8 @@ async fn every_installed_language_runs_hello_world_and_echoes_stdin() {
     let sources = vec!["main.cpp".to_string()];
     let compile = cpp.compile_command(&CommandContext { entry: "main.cpp", sources: &sources }).unwrap();
     let compiled = sandbox.run(&directory, "compile", &compile, b"", &Limits::default(), None).await.unwrap();
-    assert!(matches!(compiled.ending, Ending::Exited { code: Some(code), .. } if code != 0));
-    assert!(text(&compiled.stderr).contains("undefined_name"), "{}", text(&compiled.stderr));
+    assert!(matches!(compiled.ending, Ending::Exited { code: Some(code), .. } if code != 0), "{compiled:?}");
+    assert!(text(&compiled.stderr).contains("undefined_name"), "{compiled:?}");
 }
 
 /// A program plants symlinks in its work directory pointing at host files; removing the
@@ -316,4 +316,44 @@ async fn symlinks_planted_in_the_work_directory_are_never_followed_by_the_host()
     drop(directory);
     assert_eq!(std::fs::read_to_string(canary.path().join("precious.txt")).unwrap(), "keep me");
     assert!(std::path::Path::new("/usr/bin/python3").exists());
+}
+
+/// The seccomp filter is installed on the program (not on bwrap's set-up), denies what the
+/// policy names even where the kernel would allow it to an unprivileged process, and its
+/// descriptor does not leak into the sandbox.
+#[tokio::test]
+async fn the_seccomp_filter_denies_what_the_policy_names() {
+    let Some((sandbox, _runs)) = sandbox() else { return };
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let program = r#"
+import os, socket
+status = dict(line.split(':\t', 1) for line in open('/proc/self/status').read().splitlines() if ':\t' in line)
+print('seccomp mode', status['Seccomp'].strip())
+def target(fd):
+    try:
+        return os.readlink('/proc/self/fd/' + fd)
+    except OSError:
+        return 'closed'
+print('descriptors', {int(fd): target(fd) for fd in os.listdir('/proc/self/fd')})
+try:
+    socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)
+    print('netlink allowed')
+except PermissionError:
+    print('netlink denied')
+local = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+print('unix sockets work')
+"#;
+    let outcome = run(&sandbox, &[("main.py", program)], &["/usr/bin/python3", "main.py"], "", Limits::default()).await;
+    let stdout = text(&outcome.stdout);
+    assert_eq!(outcome.ending, Ending::Exited { code: Some(0), signal: None }, "{stdout}{}", text(&outcome.stderr));
+    assert!(stdout.contains("seccomp mode 2"), "a filter is active: {stdout}");
+    // A netlink socket needs no privilege; only the filter refuses it.
+    assert!(stdout.contains("netlink denied"), "{stdout}");
+    assert!(stdout.contains("unix sockets work"), "{stdout}");
+    // Only stdio, and the listing's own descriptor (3, closed by the time it is looked at): not
+    // the filter's descriptor, nor anything the server inherited (cargo's jobserver pipe, here).
+    assert!(stdout.contains("descriptors {0: 'pipe:"), "{stdout}");
+    let descriptors = stdout.lines().find(|line| line.starts_with("descriptors")).unwrap_or_default();
+    assert_eq!(descriptors.matches(": '").count(), 4, "stdio and the closed listing only: {descriptors}");
+    assert!(descriptors.contains("3: 'closed'"), "{descriptors}");
 }

@@ -144,7 +144,7 @@ impl RunGroup {
         }
         // v1 (and v2 kernels without cgroup.kill): kill what is listed until nothing is; pids.max
         // bounds how many there can be, and a frozen fork cannot outrun repeated kills.
-        for _ in 0..200 {
+        for attempt in 0..200_u64 {
             let procs = self
                 .directories
                 .iter()
@@ -156,7 +156,8 @@ impl RunGroup {
             for pid in procs.into_iter().filter_map(|pid| rustix::process::Pid::from_raw(i32::try_from(pid).ok()?)) {
                 let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
             }
-            std::thread::sleep(Duration::from_millis(5));
+            // Exiting processes leave the list within a millisecond or so; a fork loop needs more.
+            std::thread::sleep(Duration::from_millis(attempt.clamp(1, 5)));
         }
         tracing::warn!(group = ?self.directories, "processes of a run survived repeated kills");
     }

@@ -1,6 +1,7 @@
 //! The `local` backend. Each phase runs as this chain of processes:
 //!
-//! 1. `/bin/sh`, still root, writes its own pid into the phase's cgroups, so that everything it
+//! 1. `/bin/bash`, still root, closes every descriptor but stdio, opens the seccomp filter, and
+//!    writes its own pid into the phase's cgroups, so that everything it
 //!    becomes is limited before any user code runs (an unprivileged process cannot move itself
 //!    between v2 cgroups, and std offers no safe pre-exec hook);
 //! 2. `setpriv` drops to the sandbox uid with no groups and no new privileges;
@@ -8,7 +9,8 @@
 //!    the JVM; memory is the cgroup's job);
 //! 4. `bwrap` makes new user, pid, network, ipc, uts, mount and cgroup namespaces with no
 //!    capabilities, only `/usr` of the host (read-only), a fresh size-capped `/tmp` and the run's
-//!    work directory at `/work`, then runs the command.
+//!    work directory at `/work`, installs the seccomp filter ([`super::seccomp`], opened by the
+//!    shell as descriptor 3), then runs the command.
 //!
 //! The host writes the sources before the run and never reads or writes the work directory
 //! after user code ran (a planted symlink must never be followed: Judge0's CVE-2024-28185 and
@@ -33,17 +35,29 @@ const SANDBOX_UID: u32 = 65534;
 /// Host directories some runtimes read besides /usr (the JVM's configuration, alternatives).
 const EXTRA_READ_ONLY: [&str; 3] = ["/etc/alternatives", "/etc/java-17-openjdk", "/etc/ld.so.cache"];
 
+/// The root shell at the start of each run: bash, because dash cannot name descriptors above 9.
+const ROOT_SHELL: &str = "/bin/bash";
+
 static NEXT_RUN: AtomicU64 = AtomicU64::new(1);
 
 pub struct LocalSandbox {
     runs_dir: PathBuf,
     cgroups: Layout,
+    /// The compiled seccomp filter (root-only file), opened for bwrap at the start of each run.
+    seccomp_program: PathBuf,
 }
 
 /// A run's work directory; removed (without following anything in it) when dropped.
 pub struct RunDirectory {
     path: PathBuf,
     name: String,
+}
+
+impl RunDirectory {
+    /// Removes the directory off the async threads; nothing runs in it any more.
+    pub fn remove_in_background(self) {
+        tokio::task::spawn_blocking(move || drop(self));
+    }
 }
 
 impl Drop for RunDirectory {
@@ -64,7 +78,7 @@ impl LocalSandbox {
                     .into(),
             ));
         }
-        for tool in ["/usr/bin/bwrap", "/usr/bin/setpriv", "/usr/bin/prlimit"] {
+        for tool in [ROOT_SHELL, "/usr/bin/bwrap", "/usr/bin/setpriv", "/usr/bin/prlimit"] {
             if !Path::new(tool).is_file() {
                 return Err(SandboxError::Setup(format!("{tool} is missing (apt-get install bubblewrap util-linux)")));
             }
@@ -90,7 +104,8 @@ impl LocalSandbox {
                 )));
             }
         }
-        Ok(Self { runs_dir, cgroups })
+        let seccomp_program = super::seccomp::install(&runs_dir)?;
+        Ok(Self { runs_dir, cgroups, seccomp_program })
     }
 
     /// A fresh work directory holding `files`, owned by the sandbox uid. File names are plain
@@ -129,11 +144,18 @@ impl LocalSandbox {
             &format!("{}-{phase}", directory.name),
             CgroupLimits { memory_bytes: limits.memory_bytes, pids: limits.pids, cpu_percent: limits.cpu_percent },
         )?;
-        let mut process = tokio::process::Command::new("/bin/sh");
+        let mut process = tokio::process::Command::new(ROOT_SHELL);
         process
             .arg("-c")
-            .arg(r#"for procs do shift; [ "$procs" = -- ] && break; echo $$ > "$procs" || exit 125; done; exec "$@""#)
+            .arg(concat!(
+                // Descriptors this process inherited without close-on-exec (from whatever started
+                // the server) must not reach the program: close all but stdio.
+                r#"for fd in /proc/self/fd/*; do fd=${fd##*/}; [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done; "#,
+                r#"exec 3< "$1" || exit 125; shift; "#,
+                r#"for procs do shift; [ "$procs" = -- ] && break; echo $$ > "$procs" || exit 125; done; exec "$@""#
+            ))
             .arg("sh")
+            .arg(&self.seccomp_program)
             .args(group.procs_files())
             .arg("--")
             .args(sandbox_chain(&directory.path, limits))
@@ -197,19 +219,17 @@ impl LocalSandbox {
                 Ending::MemoryLimit
             }
             Ending::Exited { code: Some(125), .. } if wall_time < Duration::from_millis(5) => {
-                return Err(SandboxError::Setup("the run could not join its cgroups".into()));
+                return Err(SandboxError::Setup(
+                    "the run could not open its seccomp filter or join its cgroups".into(),
+                ));
             }
             other => other,
         };
-        Ok(PhaseOutcome {
-            ending,
-            stdout,
-            stderr,
-            stdout_truncated,
-            stderr_truncated,
-            wall_time,
-            peak_memory_bytes: group.peak_memory_bytes(),
-        })
+        let peak_memory_bytes = group.peak_memory_bytes();
+        // Every process is gone (kill_all above); removing the empty group can wait for the
+        // answer to be on its way.
+        tokio::task::spawn_blocking(move || drop(group));
+        Ok(PhaseOutcome { ending, stdout, stderr, stdout_truncated, stderr_truncated, wall_time, peak_memory_bytes })
     }
 }
 
@@ -248,6 +268,9 @@ fn sandbox_chain(work: &Path, limits: &Limits) -> Vec<String> {
             &uid,
             "--cap-drop",
             "ALL",
+            // The filter the root shell opened as descriptor 3; bwrap reads and closes it.
+            "--seccomp",
+            "3",
             "--ro-bind",
             "/usr",
             "/usr",

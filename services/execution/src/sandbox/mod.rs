@@ -1,9 +1,10 @@
 //! Where code runs. The `local` backend: bubblewrap namespaces, cgroups (v1 or v2), rlimits,
 //! an unprivileged uid, no network, a read-only root, a fresh size-capped /tmp and a per-run
-//! work directory that the host never reads back.
+//! work directory that the host never reads back, and a seccomp filter.
 
 pub mod cgroup;
 pub mod local;
+pub mod seccomp;
 
 use std::time::Duration;
 
