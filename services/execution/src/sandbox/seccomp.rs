@@ -51,6 +51,6 @@ mod tests {
     #[test]
     fn the_policy_compiles_to_whole_bpf_instructions() {
         let program = super::compile().unwrap();
-        assert!(!program.is_empty() && program.len() % 8 == 0, "{} bytes", program.len());
+        assert!(!program.is_empty() && program.len().is_multiple_of(8), "{} bytes", program.len());
     }
 }
