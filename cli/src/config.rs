@@ -14,6 +14,9 @@ use codesync_common::grpc::SERVICE_NAMES;
 use codesync_common::telemetry::LogFormat;
 use codesync_documents::DocumentsConfig;
 use codesync_execution::ExecutionConfig;
+use codesync_execution::sandbox::BackendConfig;
+use codesync_execution::sandbox::docker::DockerConfig;
+use codesync_execution::sandbox::kubernetes::KubernetesConfig;
 use codesync_gateway::{GatewayConfig, WebSource};
 
 const ENV_PREFIX: &str = "CODESYNC_";
@@ -30,6 +33,25 @@ pub const KEYS: &[(&str, &str)] = &[
     (
         "sandbox_runs_dir",
         "where runs' work directories are made; every ancestor must be traversable by others (default $TMPDIR/codesync-runs)",
+    ),
+    ("docker_socket", "sandbox=docker: the Docker Engine API socket (default unix:///var/run/docker.sock)"),
+    (
+        "docker_image",
+        "sandbox=docker: the image runs start from, holding the runtimes (default codesync-runner:latest)",
+    ),
+    ("docker_runtime", "sandbox=docker: the OCI runtime to ask for, such as runc (default: the engine's)"),
+    (
+        "docker_read_only_binds",
+        "sandbox=docker: host paths lent read-only to every container, comma-separated, such as /usr (default none)",
+    ),
+    (
+        "kubernetes_api_url",
+        "sandbox=kubernetes: the API server (default: the in-cluster service account, else kubeconfig)",
+    ),
+    ("kubernetes_namespace", "sandbox=kubernetes: the namespace runs' Jobs go in (default codesync-runs)"),
+    (
+        "kubernetes_image",
+        "sandbox=kubernetes: the image runs start from, holding the runtimes (default codesync-runner:latest)",
     ),
     ("execution_time_limit_secs", "wall time of a run (and of a compile) at most (default 30)"),
     ("execution_memory_limit_mb", "memory of a run, unless its language needs more (default 128)"),
@@ -371,6 +393,25 @@ impl Config {
         if let Some(per_minute) = sources.positive::<u32>("execution_runs_per_minute")? {
             execution.admission.runs_per_user_per_minute = per_minute;
         }
+        execution.backend = match sandbox {
+            SandboxBackend::Local => BackendConfig::Local,
+            SandboxBackend::Docker => BackendConfig::Docker(DockerConfig {
+                socket: sources.string("docker_socket").unwrap_or_else(|| "unix:///var/run/docker.sock".into()),
+                image: sources.string("docker_image").unwrap_or_else(|| "codesync-runner:latest".into()),
+                runtime: sources.string("docker_runtime"),
+                read_only_binds: sources
+                    .string("docker_read_only_binds")
+                    .map(|paths| {
+                        paths.split(',').map(str::trim).filter(|path| !path.is_empty()).map(String::from).collect()
+                    })
+                    .unwrap_or_default(),
+            }),
+            SandboxBackend::Kubernetes => BackendConfig::Kubernetes(KubernetesConfig {
+                api_url: sources.parse("kubernetes_api_url", "an http(s)://host:port URL", parse_http_url)?,
+                namespace: sources.string("kubernetes_namespace").unwrap_or_else(|| "codesync-runs".into()),
+                image: sources.string("kubernetes_image").unwrap_or_else(|| "codesync-runner:latest".into()),
+            }),
+        };
 
         let gateway = GatewayConfig {
             ws_max_message_bytes: documents.max_message_bytes,
@@ -465,6 +506,24 @@ impl Config {
             format!("documents_connection_queue_bytes = {}", self.documents.connection_queue_bytes),
             format!("sandbox_runs_dir = {:?}", self.execution.runs_dir.display().to_string()),
             format!("execution_time_limit_secs = {}", self.execution.limits.wall_time.as_secs()),
+            match &self.execution.backend {
+                BackendConfig::Docker(docker) => format!(
+                    "docker_socket = {:?}\ndocker_image = {:?}\ndocker_runtime = {:?}\ndocker_read_only_binds = {:?}",
+                    docker.socket,
+                    docker.image,
+                    docker.runtime.clone().unwrap_or_default(),
+                    docker.read_only_binds.join(",")
+                ),
+                BackendConfig::Kubernetes(kubernetes) => format!(
+                    "kubernetes_api_url = {:?}\nkubernetes_namespace = {:?}\nkubernetes_image = {:?}",
+                    kubernetes.api_url.clone().unwrap_or_default(),
+                    kubernetes.namespace,
+                    kubernetes.image
+                ),
+                BackendConfig::Local => {
+                    "# docker_* and kubernetes_* keys apply with sandbox = \"docker\" or \"kubernetes\"".to_string()
+                }
+            },
             format!("execution_memory_limit_mb = {}", self.execution.limits.memory_bytes / (1024 * 1024)),
             format!("execution_output_limit_bytes = {}", self.execution.limits.output_bytes),
             format!("execution_concurrency = {}", self.execution.admission.concurrent_runs),
@@ -527,6 +586,41 @@ mod tests {
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs.iter().map(|(name, value)| (name.to_string(), value.to_string())).collect()
+    }
+
+    #[test]
+    fn the_sandbox_backend_and_the_execution_limits_are_configured_by_their_keys() {
+        let config = Config::from_sources(
+            None,
+            env(&[
+                ("CODESYNC_SANDBOX", "docker"),
+                ("CODESYNC_DOCKER_SOCKET", "unix:///run/podman/podman.sock"),
+                ("CODESYNC_DOCKER_READ_ONLY_BINDS", "/usr, /etc/alternatives,"),
+                ("CODESYNC_EXECUTION_TIME_LIMIT_SECS", "5"),
+                ("CODESYNC_EXECUTION_MEMORY_LIMIT_MB", "256"),
+                ("CODESYNC_EXECUTION_CONCURRENCY", "3"),
+            ]),
+        )
+        .unwrap();
+        let BackendConfig::Docker(docker) = &config.execution.backend else { panic!("{:?}", config.execution.backend) };
+        assert_eq!(docker.socket, "unix:///run/podman/podman.sock");
+        assert_eq!(docker.image, "codesync-runner:latest");
+        assert_eq!(docker.read_only_binds, ["/usr", "/etc/alternatives"]);
+        assert_eq!(config.execution.limits.wall_time, Duration::from_secs(5));
+        assert_eq!(config.execution.limits.memory_bytes, 256 * 1024 * 1024);
+        assert_eq!((config.execution.admission.concurrent_runs, config.execution.admission.queued_runs), (3, 12));
+        assert!(config.describe().contains("docker_socket = \"unix:///run/podman/podman.sock\""));
+
+        let config = Config::from_sources(
+            None,
+            env(&[("CODESYNC_SANDBOX", "kubernetes"), ("CODESYNC_KUBERNETES_API_URL", "https://10.0.0.1:6443/")]),
+        )
+        .unwrap();
+        let BackendConfig::Kubernetes(kubernetes) = &config.execution.backend else { panic!() };
+        assert_eq!(kubernetes.api_url.as_deref(), Some("https://10.0.0.1:6443"));
+        assert_eq!(kubernetes.namespace, "codesync-runs");
+        let refused = Config::from_sources(None, env(&[("CODESYNC_EXECUTION_TIME_LIMIT_SECS", "0")]));
+        assert!(refused.is_err(), "a zero time limit is refused");
     }
 
     #[test]

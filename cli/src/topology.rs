@@ -301,6 +301,7 @@ async fn add_service(
                     channels.rooms.clone(),
                     channels.documents.clone(),
                 )
+                .await
                 .into_grpc_server(),
             );
         }

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use codesync_execution::languages::LanguageTable;
 use codesync_execution::run::{self, Program};
-use codesync_execution::sandbox::Limits;
 use codesync_execution::sandbox::local::LocalSandbox;
+use codesync_execution::sandbox::{Limits, Sandbox};
 use codesync_proto::execution::v1 as pb;
 
 #[derive(Debug, clap::Args)]
@@ -31,7 +31,7 @@ const PROGRAM: &str = "print('hello, world')\n";
 
 pub async fn run(args: SandboxArgs) -> anyhow::Result<()> {
     let runs_dir = codesync_execution::default_runs_dir();
-    let sandbox = Arc::new(LocalSandbox::new(runs_dir).context("the local sandbox cannot run here")?);
+    let sandbox = Arc::new(Sandbox::Local(LocalSandbox::new(runs_dir).context("the local sandbox cannot run here")?));
     let table = Arc::new(LanguageTable::embedded());
     let python = table.by_name("python").context("no python in the language table")?;
     anyhow::ensure!(python.available(), "python is not installed");
@@ -109,7 +109,7 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn sandboxed_run(sandbox: &LocalSandbox, table: &LanguageTable) -> anyhow::Result<()> {
+async fn sandboxed_run(sandbox: &Sandbox, table: &LanguageTable) -> anyhow::Result<()> {
     let files = [pb::SourceFile { name: "main.py".into(), content: PROGRAM.into() }];
     let program = Program { language: "python", files: &files, entry: "", stdin: "" };
     let (language, entry) = run::resolve(table, &program).map_err(|error| anyhow::anyhow!("{error}"))?;

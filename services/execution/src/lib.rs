@@ -30,8 +30,7 @@ use tonic::{Request, Response, Status};
 use crate::admission::{Admission, AdmissionConfig, Admitted};
 use crate::languages::{LanguageTable, probe_version};
 use crate::run::Program;
-use crate::sandbox::local::LocalSandbox;
-use crate::sandbox::{Limits, LiveOutput, SandboxError, Stream};
+use crate::sandbox::{BackendConfig, Limits, LiveOutput, Sandbox, SandboxError, Stream};
 use crate::store::ExecutionStore;
 
 /// What `execution-events` calls a finished run.
@@ -51,11 +50,17 @@ pub struct ExecutionConfig {
     /// The limits of one phase of a run; languages may lower the time and change the memory.
     pub limits: Limits,
     pub admission: AdmissionConfig,
+    pub backend: BackendConfig,
 }
 
 impl Default for ExecutionConfig {
     fn default() -> Self {
-        Self { runs_dir: default_runs_dir(), limits: Limits::default(), admission: AdmissionConfig::default() }
+        Self {
+            runs_dir: default_runs_dir(),
+            limits: Limits::default(),
+            admission: AdmissionConfig::default(),
+            backend: BackendConfig::Local,
+        }
     }
 }
 
@@ -67,7 +72,7 @@ pub struct ExecutionGrpcService {
     /// Versions are asked of the installed runtimes once, on first use.
     listed: Arc<OnceCell<Vec<pb::Language>>>,
     /// The sandbox, or why this host cannot run one (the service still lists languages).
-    sandbox: Result<Arc<LocalSandbox>, String>,
+    sandbox: Result<Arc<Sandbox>, String>,
     limits: Limits,
     admission: Arc<Admission>,
     store: ExecutionStore,
@@ -85,7 +90,7 @@ struct AdmittedRun {
     entry: String,
     program: pb::InlineProgram,
     stdin: String,
-    sandbox: Arc<LocalSandbox>,
+    sandbox: Arc<Sandbox>,
     /// Held until the run ends: the slot frees when it drops.
     _slot: Admitted,
 }
@@ -118,7 +123,9 @@ impl futures::Stream for RunEvents {
 }
 
 impl ExecutionGrpcService {
-    pub fn new(
+    /// Sets up the configured sandbox backend; if it cannot run here, the service still answers
+    /// (languages, past runs) and refuses runs with 503 and the reason.
+    pub async fn new(
         store: ExecutionStore,
         tokens: TokenService,
         languages: LanguageTable,
@@ -127,10 +134,16 @@ impl ExecutionGrpcService {
         rooms_channel: GrpcChannel,
         documents_channel: GrpcChannel,
     ) -> Self {
-        let sandbox = LocalSandbox::new(config.runs_dir).map(Arc::new).map_err(|error| {
-            tracing::warn!(%error, "code execution is off: the local sandbox cannot be set up");
-            error.to_string()
-        });
+        let sandbox = match Sandbox::connect(&config.backend, config.runs_dir).await {
+            Ok(sandbox) => {
+                tracing::info!(backend = sandbox.backend_name(), "code execution is ready");
+                Ok(Arc::new(sandbox))
+            }
+            Err(error) => {
+                tracing::warn!(%error, "code execution is off: the sandbox cannot be set up");
+                Err(error.to_string())
+            }
+        };
         Self {
             tokens,
             languages: Arc::new(languages),

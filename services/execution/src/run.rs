@@ -7,8 +7,8 @@ use codesync_common::ServiceError;
 use codesync_proto::execution::v1 as pb;
 
 use crate::languages::{CommandContext, Language, LanguageTable};
-use crate::sandbox::local::LocalSandbox;
-use crate::sandbox::{Ending, Limits, LiveOutput, PhaseOutcome, SandboxError};
+use crate::sandbox::kubernetes::JobRequest;
+use crate::sandbox::{Ending, Limits, LiveOutput, PhaseOutcome, Sandbox, SandboxError};
 
 /// At most this many files in one run, together at most `MAX_SOURCE_BYTES`.
 pub const MAX_FILES: usize = 100;
@@ -73,7 +73,7 @@ pub fn resolve<'t>(table: &'t LanguageTable, program: &Program<'_>) -> Result<(&
 /// Compiles (if the language needs it) and runs the program, passing the output of both phases
 /// to `live` as it comes; the result without id, owner or time.
 pub async fn run(
-    sandbox: &LocalSandbox,
+    sandbox: &Sandbox,
     language: &Language,
     entry: &str,
     program: &Program<'_>,
@@ -82,39 +82,61 @@ pub async fn run(
 ) -> Result<pb::ExecutionResult, SandboxError> {
     let files: Vec<(String, Vec<u8>)> =
         program.files.iter().map(|file| (file.name.clone(), file.content.as_bytes().to_vec())).collect();
-    let directory = sandbox.prepare(&files)?;
     let sources: Vec<String> =
         program.files.iter().filter(|file| language.handles(&file.name)).map(|file| file.name.clone()).collect();
     let context = CommandContext { entry, sources: &sources };
-    let mut limits = *limits;
+    let mut run_limits = *limits;
     if let Some(memory) = language.memory_limit_bytes {
-        limits.memory_bytes = memory;
+        run_limits.memory_bytes = memory;
     }
-    if let Some(compile) = language.compile_command(&context) {
-        let compile_limits = Limits {
-            wall_time: language.compile_time_limit_ms.map_or(DEFAULT_COMPILE_TIME, Duration::from_millis),
-            ..limits
+    let compile = language.compile_command(&context).map(|command| {
+        let wall_time = language.compile_time_limit_ms.map_or(DEFAULT_COMPILE_TIME, Duration::from_millis);
+        (command, Limits { wall_time, ..run_limits })
+    });
+    if let Some(run_time) = language.run_time_limit_ms {
+        run_limits.wall_time = Duration::from_millis(run_time).min(run_limits.wall_time);
+    }
+    let run_command = language.run_command(&context);
+
+    // One Job does both phases on Kubernetes; elsewhere each phase runs in the work directory.
+    if let Sandbox::Kubernetes(kubernetes) = sandbox {
+        let request = JobRequest {
+            files: &files,
+            stdin: program.stdin.as_bytes(),
+            compile: compile.clone(),
+            run: (run_command, run_limits),
         };
-        let compiled = sandbox.run(&directory, "compile", &compile, b"", &compile_limits, live).await?;
+        let outcome = kubernetes.run(request, live).await?;
+        if let (Some(compiled), Some((_, compile_limits))) = (outcome.compile, &compile)
+            && compiled.ending != (Ending::Exited { code: Some(0), signal: None })
+        {
+            return Ok(compile_error(language, compiled, compile_limits));
+        }
+        let ran = outcome.run.ok_or_else(|| SandboxError::Setup("the Job ended without running the program".into()))?;
+        return Ok(result(language, status_of(ran.ending), ran));
+    }
+
+    let directory = sandbox.prepare(&files)?;
+    if let Some((command, compile_limits)) = &compile {
+        let compiled = sandbox.run(&directory, "compile", command, b"", compile_limits, live).await?;
         if compiled.ending != (Ending::Exited { code: Some(0), signal: None }) {
             directory.remove_in_background();
-            return Ok(compile_error(language, compiled, &compile_limits));
+            return Ok(compile_error(language, compiled, compile_limits));
         }
     }
-    if let Some(run_time) = language.run_time_limit_ms {
-        limits.wall_time = Duration::from_millis(run_time).min(limits.wall_time);
-    }
-    let command = language.run_command(&context);
-    let ran = sandbox.run(&directory, "run", &command, program.stdin.as_bytes(), &limits, live).await?;
+    let ran = sandbox.run(&directory, "run", &run_command, program.stdin.as_bytes(), &run_limits, live).await?;
     directory.remove_in_background();
-    let status = match ran.ending {
+    Ok(result(language, status_of(ran.ending), ran))
+}
+
+fn status_of(ending: Ending) -> pb::ExecutionStatus {
+    match ending {
         Ending::Exited { code: Some(0), .. } => pb::ExecutionStatus::Ok,
         Ending::Exited { .. } => pb::ExecutionStatus::RuntimeError,
         Ending::TimeLimit => pb::ExecutionStatus::TimeLimit,
         Ending::MemoryLimit => pb::ExecutionStatus::MemoryLimit,
         Ending::OutputLimit => pb::ExecutionStatus::OutputLimit,
-    };
-    Ok(result(language, status, ran))
+    }
 }
 
 fn compile_error(language: &Language, compiled: PhaseOutcome, limits: &Limits) -> pb::ExecutionResult {

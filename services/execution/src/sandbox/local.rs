@@ -31,7 +31,7 @@ use super::cgroup::{CgroupLimits, Layout, RunGroup};
 use super::{Ending, Limits, LiveOutput, PhaseOutcome, SandboxError, Stream};
 
 /// The uid and gid runs have on the host (nobody): they own nothing of the host's.
-const SANDBOX_UID: u32 = 65534;
+pub const SANDBOX_UID: u32 = 65534;
 /// Host directories some runtimes read besides /usr (the JVM's configuration, alternatives).
 const EXTRA_READ_ONLY: [&str; 3] = ["/etc/alternatives", "/etc/java-17-openjdk", "/etc/ld.so.cache"];
 
@@ -54,6 +54,15 @@ pub struct RunDirectory {
 }
 
 impl RunDirectory {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Unique among the runs of this host: names the run's cgroups and containers.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// Removes the directory off the async threads; nothing runs in it any more.
     pub fn remove_in_background(self) {
         tokio::task::spawn_blocking(move || drop(self));
@@ -111,21 +120,7 @@ impl LocalSandbox {
     /// A fresh work directory holding `files`, owned by the sandbox uid. File names are plain
     /// names (no directories), checked here.
     pub fn prepare(&self, files: &[(String, Vec<u8>)]) -> Result<RunDirectory, SandboxError> {
-        for (name, _) in files {
-            check_file_name(name)?;
-        }
-        let name = format!("run-{}-{}", std::process::id(), NEXT_RUN.fetch_add(1, Ordering::Relaxed));
-        let path = self.runs_dir.join(&name);
-        std::fs::create_dir(&path)?;
-        let directory = RunDirectory { path, name };
-        std::fs::set_permissions(&directory.path, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
-        for (file_name, content) in files {
-            let file = directory.path.join(file_name);
-            std::fs::OpenOptions::new().write(true).create_new(true).open(&file)?.write_all_sync(content)?;
-            std::os::unix::fs::chown(&file, Some(SANDBOX_UID), Some(SANDBOX_UID))?;
-        }
-        std::os::unix::fs::chown(&directory.path, Some(SANDBOX_UID), Some(SANDBOX_UID))?;
-        Ok(directory)
+        prepare_directory(&self.runs_dir, files)
     }
 
     /// Runs `command` in the sandbox, in `directory`, with `stdin`, under `limits`; its output
@@ -325,6 +320,35 @@ fn sandbox_chain(work: &Path, limits: &Limits) -> Vec<String> {
         .map(|part| part.to_string()),
     );
     chain
+}
+
+/// A fresh work directory in `runs_dir` holding `files`. As root, it and the files belong to the
+/// sandbox uid (mode 0700); otherwise (a `docker` backend run by a member of the docker group)
+/// the directory is open to the container's uid (mode 0777). File names are checked here.
+pub fn prepare_directory(runs_dir: &Path, files: &[(String, Vec<u8>)]) -> Result<RunDirectory, SandboxError> {
+    for (name, _) in files {
+        check_file_name(name)?;
+    }
+    let as_root = rustix::process::geteuid().is_root();
+    let name = format!("run-{}-{}", std::process::id(), NEXT_RUN.fetch_add(1, Ordering::Relaxed));
+    let path = runs_dir.join(&name);
+    std::fs::create_dir(&path)?;
+    let directory = RunDirectory { path, name };
+    let mode = if as_root { 0o700 } else { 0o777 };
+    std::fs::set_permissions(&directory.path, std::os::unix::fs::PermissionsExt::from_mode(mode))?;
+    for (file_name, content) in files {
+        let file = directory.path.join(file_name);
+        std::fs::OpenOptions::new().write(true).create_new(true).open(&file)?.write_all_sync(content)?;
+        if as_root {
+            std::os::unix::fs::chown(&file, Some(SANDBOX_UID), Some(SANDBOX_UID))?;
+        } else {
+            std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
+        }
+    }
+    if as_root {
+        std::os::unix::fs::chown(&directory.path, Some(SANDBOX_UID), Some(SANDBOX_UID))?;
+    }
+    Ok(directory)
 }
 
 /// A plain file name: no directories, nothing that climbs, no control characters, no leading dash.

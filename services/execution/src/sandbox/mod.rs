@@ -3,6 +3,8 @@
 //! work directory that the host never reads back, and a seccomp filter.
 
 pub mod cgroup;
+pub mod docker;
+pub mod kubernetes;
 pub mod local;
 pub mod seccomp;
 
@@ -87,4 +89,121 @@ pub struct PhaseOutcome {
     pub stderr_truncated: bool,
     pub wall_time: Duration,
     pub peak_memory_bytes: u64,
+}
+
+/// A phase's stdout and stderr as they arrive in pieces (from a container's log stream): each
+/// kept up to the cap and passed on to the live listener.
+#[derive(Debug)]
+pub struct CappedOutput {
+    cap: usize,
+    live: Option<LiveOutput>,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub stdout_truncated: bool,
+    pub stderr_truncated: bool,
+}
+
+impl CappedOutput {
+    pub fn new(cap: usize, live: Option<&LiveOutput>) -> Self {
+        Self {
+            cap,
+            live: live.cloned(),
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            stdout_truncated: false,
+            stderr_truncated: false,
+        }
+    }
+
+    /// Keeps what fits; false once a stream went past the cap (the phase is then stopped).
+    pub fn push(&mut self, stream: Stream, bytes: &[u8]) -> bool {
+        let (kept, truncated) = match stream {
+            Stream::Stdout => (&mut self.stdout, &mut self.stdout_truncated),
+            Stream::Stderr => (&mut self.stderr, &mut self.stderr_truncated),
+        };
+        let room = self.cap.saturating_sub(kept.len());
+        let keep = bytes.len().min(room);
+        if keep > 0 {
+            kept.extend_from_slice(&bytes[..keep]);
+            if let Some(live) = &self.live {
+                let _ = live.send((stream, bytes[..keep].to_vec()));
+            }
+        }
+        if bytes.len() > room {
+            *truncated = true;
+            return false;
+        }
+        true
+    }
+}
+
+/// Which backend runs the programs, and how to reach it.
+#[derive(Debug, Clone, Default)]
+pub enum BackendConfig {
+    /// bubblewrap and cgroups on this host; work directories in the runs directory.
+    #[default]
+    Local,
+    Docker(docker::DockerConfig),
+    Kubernetes(kubernetes::KubernetesConfig),
+}
+
+/// The backend runs go to, behind one interface: a work directory, then phases in it.
+pub enum Sandbox {
+    Local(local::LocalSandbox),
+    Docker {
+        sandbox: docker::DockerSandbox,
+        runs_dir: std::path::PathBuf,
+    },
+    /// One Job per run: no work directory on this host, so it never reaches the phase methods.
+    Kubernetes(kubernetes::KubernetesSandbox),
+}
+
+impl Sandbox {
+    /// Sets up the configured backend, or says why this host cannot run it.
+    pub async fn connect(backend: &BackendConfig, runs_dir: std::path::PathBuf) -> Result<Self, SandboxError> {
+        match backend {
+            BackendConfig::Local => Ok(Self::Local(local::LocalSandbox::new(runs_dir)?)),
+            BackendConfig::Docker(config) => {
+                std::fs::create_dir_all(&runs_dir)?;
+                let sandbox = docker::DockerSandbox::connect(config.clone()).await?;
+                Ok(Self::Docker { sandbox, runs_dir })
+            }
+            BackendConfig::Kubernetes(config) => {
+                Ok(Self::Kubernetes(kubernetes::KubernetesSandbox::connect(config.clone()).await?))
+            }
+        }
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            Self::Local(_) => "local",
+            Self::Docker { .. } => "docker",
+            Self::Kubernetes(_) => "kubernetes",
+        }
+    }
+
+    pub fn prepare(&self, files: &[(String, Vec<u8>)]) -> Result<local::RunDirectory, SandboxError> {
+        match self {
+            Self::Local(sandbox) => sandbox.prepare(files),
+            Self::Docker { runs_dir, .. } => local::prepare_directory(runs_dir, files),
+            Self::Kubernetes(_) => Err(SandboxError::Setup("Kubernetes runs have no work directory here".into())),
+        }
+    }
+
+    /// Runs one phase (`compile` or `run`) of a run in its work directory.
+    pub async fn run(
+        &self,
+        directory: &local::RunDirectory,
+        phase: &str,
+        command: &[String],
+        stdin: &[u8],
+        limits: &Limits,
+        live: Option<&LiveOutput>,
+    ) -> Result<PhaseOutcome, SandboxError> {
+        match self {
+            Self::Local(sandbox) => sandbox.run(directory, phase, command, stdin, limits, live).await,
+            Self::Docker { sandbox, .. } => sandbox.run(directory, phase, command, stdin, limits, live).await,
+            Self::Kubernetes(_) => Err(SandboxError::Setup("Kubernetes runs are whole Jobs, not phases".into())),
+        }
+    }
 }
