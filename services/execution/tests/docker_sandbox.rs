@@ -4,13 +4,18 @@
 //! installed these tests say so and pass, unless `CODESYNC_TEST_REQUIRE_DOCKER=1` (set by
 //! `make test`) makes that a failure.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use codesync_execution::languages::LanguageTable;
+use codesync_execution::run::{self, Program};
 use codesync_execution::sandbox::docker::{DockerConfig, DockerSandbox};
 use codesync_execution::sandbox::local::prepare_directory;
-use codesync_execution::sandbox::{Ending, Limits, PhaseOutcome};
+use codesync_execution::sandbox::{Ending, Limits, PhaseOutcome, Sandbox};
+use codesync_proto::execution::v1 as pb;
 
 const IMAGE: &str = "localhost/codesync-runner:test";
 
@@ -231,6 +236,50 @@ attempt("fill-tmp", lambda: [open(f"/tmp/fill{i}", "wb").write(b"x" * (8 * 1024 
     for name in ["postgres", "outside", "shadow", "write-root", "write-usr", "big-file", "fill-tmp"] {
         assert!(report.contains(&format!("{name} refused")), "{name}: {report}");
     }
+
+    // Children that sleep keep the run going until the time limit.
+    let sleepers = "import os, time\nfor _ in range(3):\n    if os.fork() == 0:\n        time.sleep(60)\nos.wait()\n";
+    let limits = Limits { wall_time: Duration::from_secs(2), ..Limits::default() };
+    let outcome =
+        run(&sandbox, runs_dir, &[("sleepers.py", sleepers)], &["/usr/bin/python3", "sleepers.py"], "", limits).await;
+    assert_eq!(outcome.ending, Ending::TimeLimit);
+
+    // Processes of the host are out of sight (a pid namespace of its own): this test's pid is
+    // some other process in there, or none.
+    let signal = format!(
+        "import os\ntry:\n    os.kill({}, 9)\n    print('signal ALLOWED')\nexcept OSError as error:\n    print('signal refused', type(error).__name__)\nprint('pids', sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))\n",
+        std::process::id()
+    );
+    let outcome =
+        run(&sandbox, runs_dir, &[("signal.py", &signal)], &["/usr/bin/python3", "signal.py"], "", Limits::default())
+            .await;
+    let report = text(&outcome.stdout);
+    assert!(!report.contains("ALLOWED") && report.contains("signal refused"), "{report}");
+    assert!(std::path::Path::new(&format!("/proc/{}", std::process::id())).exists());
+
+    // Every installed language runs hello world and echoes its stdin, compiled where it compiles,
+    // through the same `run` the service uses.
+    let sandbox = Sandbox::Docker { sandbox, runs_dir: runs_dir.to_path_buf() };
+    let table = LanguageTable::embedded();
+    for (name, entry, source) in common::HELLO_AND_ECHO {
+        let language = table.by_name(name).unwrap();
+        if !language.available() {
+            eprintln!("{name}: not installed here");
+            continue;
+        }
+        let files = [pb::SourceFile { name: entry.to_string(), content: source.to_string() }];
+        let program = Program { language: name, files: &files, entry, stdin: "line one\nline two\n" };
+        let (language, entry) = run::resolve(&table, &program).unwrap();
+        let result = run::run(&sandbox, language, &entry, &program, &Limits::default(), None).await.unwrap();
+        assert_eq!(result.status, pb::ExecutionStatus::Ok as i32, "{name}: {}", result.stderr);
+        assert_eq!(result.stdout, "hello\nline one\nline two\n", "{name}");
+    }
+    let files = [pb::SourceFile { name: "main.cpp".into(), content: "int main() { return undefined_name; }".into() }];
+    let program = Program { language: "", files: &files, entry: "", stdin: "" };
+    let (language, entry) = run::resolve(&table, &program).unwrap();
+    let result = run::run(&sandbox, language, &entry, &program, &Limits::default(), None).await.unwrap();
+    assert_eq!(result.status, pb::ExecutionStatus::CompileError as i32);
+    assert!(result.stderr.contains("undefined_name"), "{}", result.stderr);
 
     // Every container was removed (removal runs in the background when a phase ends).
     for _ in 0..100 {

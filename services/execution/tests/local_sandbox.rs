@@ -2,6 +2,8 @@
 //! the sandbox cannot be set up these tests say so and pass, unless
 //! `CODESYNC_TEST_REQUIRE_SANDBOX=1` (set by `make test`) makes that a failure.
 
+mod common;
+
 use std::time::Duration;
 
 use codesync_execution::sandbox::local::LocalSandbox;
@@ -227,32 +229,7 @@ async fn every_installed_language_runs_hello_world_and_echoes_stdin() {
     use codesync_execution::languages::{CommandContext, LanguageTable};
     let Some((sandbox, _runs)) = sandbox() else { return };
     let _turn = ONE_AT_A_TIME.lock().await;
-    let programs: &[(&str, &str, &str)] = &[
-        ("python", "main.py", "import sys\nprint('hello')\nprint(sys.stdin.read(), end='')\n"),
-        (
-            "javascript",
-            "main.js",
-            "console.log('hello');\nprocess.stdout.write(require('fs').readFileSync(0, 'utf8'));\n",
-        ),
-        (
-            "java",
-            "Main.java",
-            "import java.io.*;\npublic class Main { public static void main(String[] a) throws IOException {\n\
-             System.out.println(\"hello\"); System.out.print(new String(System.in.readAllBytes())); } }\n",
-        ),
-        (
-            "cpp",
-            "main.cpp",
-            "#include <iostream>\n#include <string>\nint main(){std::cout<<\"hello\\n\";std::string l;while(std::getline(std::cin,l))std::cout<<l<<\"\\n\";}\n",
-        ),
-        (
-            "c",
-            "main.c",
-            "#include <stdio.h>\nint main(void){puts(\"hello\");int c;while((c=getchar())!=EOF)putchar(c);return 0;}\n",
-        ),
-        ("bash", "main.sh", "echo hello\ncat\n"),
-        ("perl", "main.pl", "print \"hello\\n\";\nprint while <STDIN>;\n"),
-    ];
+    let programs = common::HELLO_AND_ECHO;
     let table = LanguageTable::embedded();
     for (name, entry, source) in programs {
         let language = table.by_name(name).unwrap_or_else(|| panic!("{name} is in the table"));

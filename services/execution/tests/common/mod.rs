@@ -1,0 +1,25 @@
+//! What the sandbox tests of every backend share.
+
+/// Per language: its name, the entry file, and a program that prints "hello" then echoes stdin.
+pub const HELLO_AND_ECHO: &[(&str, &str, &str)] = &[
+    ("python", "main.py", "import sys\nprint('hello')\nprint(sys.stdin.read(), end='')\n"),
+    ("javascript", "main.js", "console.log('hello');\nprocess.stdout.write(require('fs').readFileSync(0, 'utf8'));\n"),
+    (
+        "java",
+        "Main.java",
+        "import java.io.*;\npublic class Main { public static void main(String[] a) throws IOException {\n\
+         System.out.println(\"hello\"); System.out.print(new String(System.in.readAllBytes())); } }\n",
+    ),
+    (
+        "cpp",
+        "main.cpp",
+        "#include <iostream>\n#include <string>\nint main(){std::cout<<\"hello\\n\";std::string l;while(std::getline(std::cin,l))std::cout<<l<<\"\\n\";}\n",
+    ),
+    (
+        "c",
+        "main.c",
+        "#include <stdio.h>\nint main(void){puts(\"hello\");int c;while((c=getchar())!=EOF)putchar(c);return 0;}\n",
+    ),
+    ("bash", "main.sh", "echo hello\ncat\n"),
+    ("perl", "main.pl", "print \"hello\\n\";\nprint while <STDIN>;\n"),
+];
