@@ -71,7 +71,7 @@ pub async fn run(args: SandboxArgs) -> anyhow::Result<()> {
     let sandboxed_median = percentile(&mut sandboxed, 50);
     println!("  bare:       median {:>6.1} ms   p90 {:>6.1} ms", ms(bare_median), ms(percentile(&mut bare, 90)));
     println!(
-        "  sandboxed:  median {:>6.1} ms   p90 {:>6.1} ms   (work directory, cgroups, uid drop, bwrap, clean-up)",
+        "  sandboxed:  median {:>6.1} ms   p90 {:>6.1} ms   (work directory, cgroups, uid drop, bwrap, seccomp; removal after the answer)",
         ms(sandboxed_median),
         ms(percentile(&mut sandboxed, 90))
     );

@@ -1,13 +1,12 @@
 //! The `local` backend. Each phase runs as this chain of processes:
 //!
-//! 1. `/bin/bash`, still root, closes every descriptor but stdio, opens the seccomp filter, and
-//!    writes its own pid into the phase's cgroups, so that everything it
-//!    becomes is limited before any user code runs (an unprivileged process cannot move itself
-//!    between v2 cgroups, and std offers no safe pre-exec hook);
+//! 1. `/bin/bash`, still root, closes every descriptor but stdio, opens the seccomp filter, sets
+//!    the file-size, core and open-file limits (`ulimit`; not RLIMIT_AS: it breaks Node and the
+//!    JVM, memory is the cgroup's job), and writes its own pid into the phase's cgroups, so that
+//!    everything it becomes is limited before any user code runs (an unprivileged process cannot
+//!    move itself between v2 cgroups, and std offers no safe pre-exec hook);
 //! 2. `setpriv` drops to the sandbox uid with no groups and no new privileges;
-//! 3. `prlimit` sets the file-size, core and open-file limits (not RLIMIT_AS: it breaks Node and
-//!    the JVM; memory is the cgroup's job);
-//! 4. `bwrap` makes new user, pid, network, ipc, uts, mount and cgroup namespaces with no
+//! 3. `bwrap` makes new user, pid, network, ipc, uts, mount and cgroup namespaces with no
 //!    capabilities, only `/usr` of the host (read-only), a fresh size-capped `/tmp` and the run's
 //!    work directory at `/work`, installs the seccomp filter ([`super::seccomp`], opened by the
 //!    shell as descriptor 3), then runs the command.
@@ -79,7 +78,7 @@ impl Drop for RunDirectory {
 
 impl LocalSandbox {
     /// Checks that this host can run sandboxes: root (for cgroups and the uid drop), bwrap,
-    /// setpriv and prlimit installed, usable cgroups, and a runs directory others can traverse.
+    /// bash and setpriv installed, usable cgroups, and a runs directory others can traverse.
     pub fn new(runs_dir: PathBuf) -> Result<Self, SandboxError> {
         if !rustix::process::geteuid().is_root() {
             return Err(SandboxError::Setup(
@@ -87,7 +86,7 @@ impl LocalSandbox {
                     .into(),
             ));
         }
-        for tool in [ROOT_SHELL, "/usr/bin/bwrap", "/usr/bin/setpriv", "/usr/bin/prlimit"] {
+        for tool in [ROOT_SHELL, "/usr/bin/bwrap", "/usr/bin/setpriv"] {
             if !Path::new(tool).is_file() {
                 return Err(SandboxError::Setup(format!("{tool} is missing (apt-get install bubblewrap util-linux)")));
             }
@@ -147,10 +146,14 @@ impl LocalSandbox {
                 // the server) must not reach the program: close all but stdio.
                 r#"for fd in /proc/self/fd/*; do fd=${fd##*/}; [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done; "#,
                 r#"exec 3< "$1" || exit 125; shift; "#,
+                // bash counts file sizes in KiB; limits are only lowered here, which root may do.
+                r#"ulimit -f "$1" -c 0 -n "$2" || exit 125; shift 2; "#,
                 r#"for procs do shift; [ "$procs" = -- ] && break; echo $$ > "$procs" || exit 125; done; exec "$@""#
             ))
             .arg("sh")
             .arg(&self.seccomp_program)
+            .arg((limits.file_size_bytes / 1024).max(1).to_string())
+            .arg(limits.open_files.to_string())
             .args(group.procs_files())
             .arg("--")
             .args(sandbox_chain(&directory.path, limits))
@@ -228,7 +231,7 @@ impl LocalSandbox {
     }
 }
 
-/// `setpriv … prlimit … bwrap …`, up to the command.
+/// `setpriv … bwrap …`, up to the command.
 fn sandbox_chain(work: &Path, limits: &Limits) -> Vec<String> {
     let uid = SANDBOX_UID.to_string();
     let mut chain: Vec<String> = [
@@ -240,17 +243,12 @@ fn sandbox_chain(work: &Path, limits: &Limits) -> Vec<String> {
         "--clear-groups",
         "--no-new-privs",
         "--",
-        "/usr/bin/prlimit",
     ]
     .iter()
     .map(|part| part.to_string())
     .collect();
-    chain.push(format!("--fsize={}", limits.file_size_bytes));
-    chain.push("--core=0".to_string());
-    chain.push(format!("--nofile={}", limits.open_files));
     chain.extend(
         [
-            "--",
             "/usr/bin/bwrap",
             "--unshare-all",
             "--unshare-user",
