@@ -234,19 +234,11 @@ impl LocalSandbox {
 /// `setpriv … bwrap …`, up to the command.
 fn sandbox_chain(work: &Path, limits: &Limits) -> Vec<String> {
     let uid = SANDBOX_UID.to_string();
-    let mut chain: Vec<String> = [
-        "/usr/bin/setpriv",
-        "--reuid",
-        &uid,
-        "--regid",
-        &uid,
-        "--clear-groups",
-        "--no-new-privs",
-        "--",
-    ]
-    .iter()
-    .map(|part| part.to_string())
-    .collect();
+    let mut chain: Vec<String> =
+        ["/usr/bin/setpriv", "--reuid", &uid, "--regid", &uid, "--clear-groups", "--no-new-privs", "--"]
+            .iter()
+            .map(|part| part.to_string())
+            .collect();
     chain.extend(
         [
             "/usr/bin/bwrap",
