@@ -85,7 +85,8 @@ pub async fn migrate(config: &Config) -> anyhow::Result<()> {
     AuthStore::new(database.clone()).migrate().await?;
     RoomsStore::new(database.clone()).migrate().await?;
     DocumentsStore::new(database.clone()).migrate().await?;
-    PresenceStore::new(database).migrate().await?;
+    PresenceStore::new(database.clone()).migrate().await?;
+    codesync_execution::store::ExecutionStore::new(database).migrate().await?;
     tracing::info!(database = %redacted(&config.database_url), "the database is up to date");
     Ok(())
 }
@@ -112,9 +113,10 @@ pub async fn run(config: Config, components: BTreeSet<Component>) -> anyhow::Res
         ServiceChannels::connect_lazily(|service| config.endpoints[service].clone(), &in_process_routes, &names)
             .context("invalid service endpoint")?;
 
-    let needs_database = [Component::Auth, Component::Rooms, Component::Documents, Component::Presence]
-        .iter()
-        .any(|component| components.contains(component));
+    let needs_database =
+        [Component::Auth, Component::Rooms, Component::Documents, Component::Presence, Component::Execution]
+            .iter()
+            .any(|component| components.contains(component));
     let database = if needs_database {
         let database = Database::connect(&config.database_url).await?;
         Some(database)

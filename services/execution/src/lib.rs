@@ -418,3 +418,39 @@ impl ExecutionService for ExecutionGrpcService {
         Ok(Response::new(pb::ListLanguagesResponse { languages }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_finished_run_is_announced_with_what_notifications_and_analytics_need_and_no_output() {
+        let result = pb::ExecutionResult {
+            id: "run-1".into(),
+            user_id: "ada".into(),
+            room_id: "room-1".into(),
+            file_id: "file-1".into(),
+            language: "python".into(),
+            status: pb::ExecutionStatus::TimeLimit.into(),
+            stdout: "secret output".into(),
+            exit_code: -1,
+            signal: 9,
+            wall_time_ms: 30_000,
+            peak_memory_bytes: 1 << 20,
+            ..Default::default()
+        };
+        let event = finished_event(&result);
+        assert_eq!(
+            (event.topic.as_str(), event.kind.as_str(), event.key.as_str()),
+            (EXECUTION_EVENTS, EXECUTION_FINISHED, "room-1")
+        );
+        assert_eq!(event.payload["status"], "time_limit");
+        assert_eq!(event.payload["language"], "python");
+        assert_eq!(event.payload["wall_time_ms"], 30_000);
+        assert_eq!(event.payload["user_id"], "ada");
+        assert!(!event.payload.to_string().contains("secret output"), "output stays in the executions table");
+
+        let inline = pb::ExecutionResult { user_id: "ada".into(), ..Default::default() };
+        assert_eq!(finished_event(&inline).key, "ada", "an inline program's events are keyed by its user");
+    }
+}

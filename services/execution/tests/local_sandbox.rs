@@ -185,7 +185,13 @@ attempt("shadow", lambda: open("/etc/shadow").read())
 attempt("write-usr", lambda: open("/usr/owned", "w").write("x"))
 attempt("write-root", lambda: open("/owned", "w").write("x"))
 attempt("signal-host", lambda: os.kill(HOST_PID, 9))
-attempt("big-file", lambda: open("/work/big", "wb").write(b"x" * (20 * 1024 * 1024)))
+def one_gigabyte():
+    # 1 GiB in 1 MiB writes (one 1 GiB buffer would hit the memory limit first).
+    chunk = b"x" * (1024 * 1024)
+    with open("/work/big", "wb") as big:
+        for _ in range(1024):
+            big.write(chunk)
+attempt("big-file", one_gigabyte)
 attempt("fill-tmp", lambda: [open(f"/tmp/fill{i}", "wb").write(b"x" * (8 * 1024 * 1024)) for i in range(16)])
 "#;
     // The test's own pid: a process of the host the program tries to kill.
