@@ -189,6 +189,7 @@ async fn output_streams_while_the_program_runs_and_closing_the_stream_kills_it()
     }
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["content-type"], "text/event-stream");
+    assert_eq!(response.headers()["x-accel-buffering"], "no", "proxies are asked not to hold the output back");
     let mut events = EventReader { response, buffered: String::new() };
     let mut received = Vec::new();
     while let Some(event) = events.next().await {

@@ -6,7 +6,7 @@ use std::convert::Infallible;
 use axum::extract::{Query, State};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use codesync_proto::execution::v1 as pb;
-use futures::{Stream, StreamExt};
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -158,7 +158,7 @@ async fn execute_stream(
     State(state): State<GatewayState>,
     caller: SignedIn,
     ApiJson(body): ApiJson<ExecuteBody>,
-) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+) -> Result<impl axum::response::IntoResponse, ApiError> {
     let events = state.clients.execution().execute_stream(caller.context.request(body.into_request())).await?;
     let mut events = events.into_inner();
     let (sender, receiver) = tokio::sync::mpsc::channel(1);
@@ -207,7 +207,9 @@ async fn execute_stream(
         let _keep_relay = &relay;
         event
     });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+    // Proxies that buffer responses (nginx does by default) would hold the output back.
+    let unbuffered = [(axum::http::HeaderName::from_static("x-accel-buffering"), "no")];
+    Ok((unbuffered, Sse::new(stream).keep_alive(KeepAlive::default())))
 }
 
 fn text_event(name: &'static str, text: &str) -> SseEvent {
