@@ -31,6 +31,40 @@ pub mod history {
 pub mod execution {
     pub mod v1 {
         tonic::include_proto!("codesync.execution.v1");
+
+        impl ExecutionStatus {
+            /// How the REST API, the `executions` table and `execution-events` spell a status.
+            pub fn api_name(self) -> &'static str {
+                match self {
+                    Self::Ok => "ok",
+                    Self::CompileError => "compile_error",
+                    Self::RuntimeError => "runtime_error",
+                    Self::TimeLimit => "time_limit",
+                    Self::MemoryLimit => "memory_limit",
+                    Self::OutputLimit => "output_limit",
+                    Self::InternalError | Self::Unspecified => "internal_error",
+                }
+            }
+
+            /// The status of a wire value; an unknown one is an internal error.
+            pub fn api_name_of(value: i32) -> &'static str {
+                Self::try_from(value).unwrap_or(Self::InternalError).api_name()
+            }
+
+            pub fn from_api_name(name: &str) -> Self {
+                [
+                    Self::Ok,
+                    Self::CompileError,
+                    Self::RuntimeError,
+                    Self::TimeLimit,
+                    Self::MemoryLimit,
+                    Self::OutputLimit,
+                ]
+                .into_iter()
+                .find(|status| status.api_name() == name)
+                .unwrap_or(Self::InternalError)
+            }
+        }
     }
 }
 pub mod assistant {

@@ -79,7 +79,7 @@ impl From<pb::ExecutionResult> for ExecutionBody {
         Self {
             id: result.id,
             language: result.language,
-            status: status_name(result.status),
+            status: pb::ExecutionStatus::api_name_of(result.status),
             stdout: result.stdout,
             stderr: result.stderr,
             exit_code: result.exit_code,
@@ -110,18 +110,6 @@ impl ExecuteBody {
             }),
         };
         pb::ExecuteRequest { source: Some(source), stdin: self.stdin.unwrap_or_default() }
-    }
-}
-
-fn status_name(status: i32) -> &'static str {
-    match pb::ExecutionStatus::try_from(status) {
-        Ok(pb::ExecutionStatus::Ok) => "ok",
-        Ok(pb::ExecutionStatus::CompileError) => "compile_error",
-        Ok(pb::ExecutionStatus::RuntimeError) => "runtime_error",
-        Ok(pb::ExecutionStatus::TimeLimit) => "time_limit",
-        Ok(pb::ExecutionStatus::MemoryLimit) => "memory_limit",
-        Ok(pb::ExecutionStatus::OutputLimit) => "output_limit",
-        _ => "internal_error",
     }
 }
 

@@ -239,7 +239,7 @@ impl ExecutionGrpcService {
             execution_id = %result.id,
             user_id = %result.user_id,
             language = %result.language,
-            status = store::status_name(result.status),
+            status = pb::ExecutionStatus::api_name_of(result.status),
             wall_time_ms = result.wall_time_ms,
             "a run ended"
         );
@@ -363,7 +363,7 @@ fn finished_event(result: &pb::ExecutionResult) -> Event {
         "room_id": result.room_id,
         "file_id": result.file_id,
         "language": result.language,
-        "status": store::status_name(result.status),
+        "status": pb::ExecutionStatus::api_name_of(result.status),
         "exit_code": result.exit_code,
         "signal": result.signal,
         "wall_time_ms": result.wall_time_ms,

@@ -20,31 +20,6 @@ pub struct ExecutionStore {
     database: Database,
 }
 
-/// The API's name of a status, which is also how the table and the events spell it.
-pub fn status_name(status: i32) -> &'static str {
-    match pb::ExecutionStatus::try_from(status) {
-        Ok(pb::ExecutionStatus::Ok) => "ok",
-        Ok(pb::ExecutionStatus::CompileError) => "compile_error",
-        Ok(pb::ExecutionStatus::RuntimeError) => "runtime_error",
-        Ok(pb::ExecutionStatus::TimeLimit) => "time_limit",
-        Ok(pb::ExecutionStatus::MemoryLimit) => "memory_limit",
-        Ok(pb::ExecutionStatus::OutputLimit) => "output_limit",
-        _ => "internal_error",
-    }
-}
-
-fn status_from_name(name: &str) -> pb::ExecutionStatus {
-    match name {
-        "ok" => pb::ExecutionStatus::Ok,
-        "compile_error" => pb::ExecutionStatus::CompileError,
-        "runtime_error" => pb::ExecutionStatus::RuntimeError,
-        "time_limit" => pb::ExecutionStatus::TimeLimit,
-        "memory_limit" => pb::ExecutionStatus::MemoryLimit,
-        "output_limit" => pb::ExecutionStatus::OutputLimit,
-        _ => pb::ExecutionStatus::InternalError,
-    }
-}
-
 impl ExecutionStore {
     pub fn new(database: Database) -> Self {
         Self { database }
@@ -65,7 +40,7 @@ impl ExecutionStore {
         .bind(&result.room_id)
         .bind(&result.file_id)
         .bind(&result.language)
-        .bind(status_name(result.status))
+        .bind(pb::ExecutionStatus::api_name_of(result.status))
         .bind(i64::from(result.exit_code))
         .bind(i64::from(result.signal))
         .bind(result.wall_time_ms)
@@ -107,7 +82,7 @@ impl ExecutionStore {
                     room_id: row.try_get("room_id")?,
                     file_id: row.try_get("file_id")?,
                     language: row.try_get("language")?,
-                    status: status_from_name(&status).into(),
+                    status: pb::ExecutionStatus::from_api_name(&status).into(),
                     exit_code: small("exit_code")?,
                     signal: small("signal")?,
                     wall_time_ms: row.try_get("wall_time_ms")?,

@@ -212,30 +212,21 @@ async fn programs_run_in_containers_and_hostile_ones_are_contained() {
     assert_eq!(outcome.ending, Ending::TimeLimit);
 
     // No network, no host files, no writes outside the work directory and /tmp, file sizes capped.
-    let attacks = r#"
-import os, socket
-def attempt(name, action):
-    try:
-        action()
-        print(name, "ALLOWED")
-    except Exception as error:
-        print(name, "refused", type(error).__name__)
+    let attacks = format!(
+        "{}{}",
+        common::ATTEMPT,
+        r#"
 attempt("postgres", lambda: socket.create_connection(("127.0.0.1", 5432), timeout=2))
 attempt("outside", lambda: socket.create_connection(("1.1.1.1", 80), timeout=2))
 attempt("shadow", lambda: open("/etc/shadow").read())
 attempt("write-root", lambda: open("/owned", "w").write("x"))
 attempt("write-usr", lambda: open("/usr/owned", "w").write("x"))
-def one_gigabyte():
-    # 1 GiB in 1 MiB writes (one 1 GiB buffer would hit the memory limit first).
-    chunk = b"x" * (1024 * 1024)
-    with open("/work/big", "wb") as big:
-        for _ in range(1024):
-            big.write(chunk)
 attempt("big-file", one_gigabyte)
 attempt("fill-tmp", lambda: [open(f"/tmp/fill{i}", "wb").write(b"x" * (8 * 1024 * 1024)) for i in range(16)])
-"#;
+"#
+    );
     let outcome =
-        run(&sandbox, runs_dir, &[("attack.py", attacks)], &["/usr/bin/python3", "attack.py"], "", Limits::default())
+        run(&sandbox, runs_dir, &[("attack.py", &attacks)], &["/usr/bin/python3", "attack.py"], "", Limits::default())
             .await;
     let report = text(&outcome.stdout);
     assert!(!report.contains("ALLOWED"), "{report}\n{}", text(&outcome.stderr));

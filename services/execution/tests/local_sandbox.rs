@@ -171,29 +171,20 @@ async fn a_flood_of_output_stops_at_the_output_limit() {
 async fn the_network_the_host_files_and_big_files_are_out_of_reach() {
     let Some((sandbox, _runs)) = sandbox() else { return };
     let _turn = ONE_AT_A_TIME.lock().await;
-    let program = r#"
-import os, socket
-def attempt(name, action):
-    try:
-        action()
-        print(name, "ALLOWED")
-    except Exception as error:
-        print(name, "refused", type(error).__name__)
+    let program = format!(
+        "{}{}",
+        common::ATTEMPT,
+        r#"
 attempt("postgres", lambda: socket.create_connection(("127.0.0.1", 5432), timeout=2))
 attempt("outside", lambda: socket.create_connection(("1.1.1.1", 80), timeout=2))
 attempt("shadow", lambda: open("/etc/shadow").read())
 attempt("write-usr", lambda: open("/usr/owned", "w").write("x"))
 attempt("write-root", lambda: open("/owned", "w").write("x"))
 attempt("signal-host", lambda: os.kill(HOST_PID, 9))
-def one_gigabyte():
-    # 1 GiB in 1 MiB writes (one 1 GiB buffer would hit the memory limit first).
-    chunk = b"x" * (1024 * 1024)
-    with open("/work/big", "wb") as big:
-        for _ in range(1024):
-            big.write(chunk)
 attempt("big-file", one_gigabyte)
 attempt("fill-tmp", lambda: [open(f"/tmp/fill{i}", "wb").write(b"x" * (8 * 1024 * 1024)) for i in range(16)])
-"#;
+"#
+    );
     // The test's own pid: a process of the host the program tries to kill.
     let program = program.replace("HOST_PID", &std::process::id().to_string());
     let outcome =

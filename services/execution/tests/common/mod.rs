@@ -23,3 +23,20 @@ pub const HELLO_AND_ECHO: &[(&str, &str, &str)] = &[
     ("bash", "main.sh", "echo hello\ncat\n"),
     ("perl", "main.pl", "print \"hello\\n\";\nprint while <STDIN>;\n"),
 ];
+
+/// Python that runs each attack and prints "NAME refused ERROR" or "NAME ALLOWED".
+pub const ATTEMPT: &str = r#"
+import os, socket
+def attempt(name, action):
+    try:
+        action()
+        print(name, "ALLOWED")
+    except Exception as error:
+        print(name, "refused", type(error).__name__)
+def one_gigabyte():
+    # 1 GiB in 1 MiB writes (one 1 GiB buffer would hit the memory limit first).
+    chunk = b"x" * (1024 * 1024)
+    with open("/work/big", "wb") as big:
+        for _ in range(1024):
+            big.write(chunk)
+"#;
