@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+use codesync_assistant::AssistantConfig;
+use codesync_assistant::provider::{ProviderConfig, ProviderKind};
 use codesync_auth::AuthConfig;
 use codesync_common::grpc::SERVICE_NAMES;
 use codesync_common::telemetry::LogFormat;
@@ -63,6 +65,9 @@ pub const KEYS: &[(&str, &str)] = &[
     ("ai_base_url", "the AI provider's endpoint (default: the vendor's public endpoint)"),
     ("ai_api_key", "the AI provider's API key"),
     ("ai_model", "the AI provider's model"),
+    ("ai_requests_per_minute", "assistant requests each user may make per minute (default 20)"),
+    ("ai_streams_per_user", "answers one user may have streaming at once (default 2)"),
+    ("ai_request_timeout_secs", "the longest one answer may take (default 120)"),
     (
         "jwt_signing_key_file",
         "the access-token signing key, created with mode 0600 if missing (default <data_dir>/secrets/jwt-signing-key)",
@@ -165,6 +170,8 @@ pub struct Config {
     pub kafka_brokers: Option<String>,
     pub sandbox: SandboxBackend,
     pub ai: AiConfig,
+    /// The assistant service's settings, with the provider of `ai` resolved.
+    pub assistant: AssistantConfig,
     pub jwt_signing_key_file: PathBuf,
     pub log_format: LogFormat,
     pub migrate_on_start: bool,
@@ -369,6 +376,26 @@ impl Config {
                 .unwrap_or(documents_defaults.connection_queue_bytes),
         };
 
+        let assistant_defaults = AssistantConfig::default();
+        let assistant = AssistantConfig {
+            provider: ai.provider.map(|provider| {
+                let kind = match provider {
+                    AiProvider::OpenAi => ProviderKind::OpenAi,
+                    AiProvider::Anthropic => ProviderKind::Anthropic,
+                    AiProvider::Gemini => ProviderKind::Gemini,
+                };
+                ProviderConfig::new(kind, ai.base_url.clone(), ai.api_key.clone(), ai.model.clone())
+            }),
+            requests_per_user_per_minute: sources
+                .positive("ai_requests_per_minute")?
+                .unwrap_or(assistant_defaults.requests_per_user_per_minute),
+            streams_per_user: sources.positive("ai_streams_per_user")?.unwrap_or(assistant_defaults.streams_per_user),
+            request_timeout: sources
+                .positive::<u64>("ai_request_timeout_secs")?
+                .map_or(assistant_defaults.request_timeout, Duration::from_secs),
+            ..assistant_defaults
+        };
+
         let execution_defaults = ExecutionConfig::default();
         let mut execution = execution_defaults.clone();
         if let Some(runs_dir) = sources.string("sandbox_runs_dir") {
@@ -436,6 +463,7 @@ impl Config {
             kafka_brokers: sources.string("kafka_brokers"),
             sandbox,
             ai,
+            assistant,
             jwt_signing_key_file,
             log_format,
             migrate_on_start: sources.boolean("migrate_on_start")?.unwrap_or(true),
@@ -479,6 +507,9 @@ impl Config {
             format!("ai_base_url = {:?}", optional(&self.ai.base_url)),
             format!("ai_api_key = \"{}\"", if self.ai.api_key.is_some() { "<redacted>" } else { "" }),
             format!("ai_model = {:?}", optional(&self.ai.model)),
+            format!("ai_requests_per_minute = {}", self.assistant.requests_per_user_per_minute),
+            format!("ai_streams_per_user = {}", self.assistant.streams_per_user),
+            format!("ai_request_timeout_secs = {}", self.assistant.request_timeout.as_secs()),
             format!("jwt_signing_key_file = {:?}", self.jwt_signing_key_file.display().to_string()),
             format!("log_format = \"{}\"", if self.log_format == LogFormat::Json { "json" } else { "text" }),
             format!("migrate_on_start = {}", self.migrate_on_start),

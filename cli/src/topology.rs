@@ -86,7 +86,8 @@ pub async fn migrate(config: &Config) -> anyhow::Result<()> {
     RoomsStore::new(database.clone()).migrate().await?;
     DocumentsStore::new(database.clone()).migrate().await?;
     PresenceStore::new(database.clone()).migrate().await?;
-    codesync_execution::store::ExecutionStore::new(database).migrate().await?;
+    codesync_execution::store::ExecutionStore::new(database.clone()).migrate().await?;
+    codesync_assistant::store::AssistantStore::new(database).migrate().await?;
     tracing::info!(database = %redacted(&config.database_url), "the database is up to date");
     Ok(())
 }
@@ -113,10 +114,16 @@ pub async fn run(config: Config, components: BTreeSet<Component>) -> anyhow::Res
         ServiceChannels::connect_lazily(|service| config.endpoints[service].clone(), &in_process_routes, &names)
             .context("invalid service endpoint")?;
 
-    let needs_database =
-        [Component::Auth, Component::Rooms, Component::Documents, Component::Presence, Component::Execution]
-            .iter()
-            .any(|component| components.contains(component));
+    let needs_database = [
+        Component::Auth,
+        Component::Rooms,
+        Component::Documents,
+        Component::Presence,
+        Component::Execution,
+        Component::Assistant,
+    ]
+    .iter()
+    .any(|component| components.contains(component));
     let database = if needs_database {
         let database = Database::connect(&config.database_url).await?;
         Some(database)
@@ -308,7 +315,21 @@ async fn add_service(
             );
         }
         Component::Assistant => {
-            routes.add_service(codesync_assistant::grpc_server());
+            let store = codesync_assistant::store::AssistantStore::new(database()?);
+            if config.migrate_on_start {
+                store.migrate().await?;
+            }
+            routes.add_service(
+                codesync_assistant::AssistantGrpcService::new(
+                    store,
+                    tokens.clone(),
+                    config.assistant.clone(),
+                    events.clone(),
+                    channels.rooms.clone(),
+                    channels.documents.clone(),
+                )
+                .into_grpc_server(),
+            );
         }
         Component::Notifications => {
             routes.add_service(codesync_notifications::grpc_server());

@@ -50,6 +50,10 @@ pub enum ServiceError {
     /// A dependency cannot be reached (HTTP 503).
     #[error("{message}")]
     Unavailable { message: String },
+    /// A feature this installation has not set up, with its own code (HTTP 503), such as
+    /// `ai_not_configured`.
+    #[error("{message}")]
+    NotConfigured { code: &'static str, message: String },
     /// A bug or an unexpected failure; the detail is logged, never sent (HTTP 500).
     #[error("internal error: {detail}")]
     Internal { detail: String },
@@ -119,7 +123,8 @@ impl ServiceError {
             | Self::AlreadyExists { code, .. }
             | Self::Conflict { code, .. }
             | Self::TooLarge { code, .. }
-            | Self::FailedPrecondition { code, .. } => code,
+            | Self::FailedPrecondition { code, .. }
+            | Self::NotConfigured { code, .. } => code,
             Self::RateLimited { .. } => "rate_limited",
             Self::Unavailable { .. } => "service_unavailable",
             Self::Internal { .. } => "internal_error",
@@ -137,7 +142,7 @@ impl ServiceError {
             Self::TooLarge { .. } => Code::OutOfRange,
             Self::RateLimited { .. } => Code::ResourceExhausted,
             Self::FailedPrecondition { .. } => Code::FailedPrecondition,
-            Self::Unavailable { .. } => Code::Unavailable,
+            Self::Unavailable { .. } | Self::NotConfigured { .. } => Code::Unavailable,
             Self::Internal { .. } => Code::Internal,
             Self::Peer(status) => status.code(),
         }
