@@ -10,6 +10,7 @@ mod extract;
 mod metrics;
 mod rate_limit;
 mod routes;
+mod sse;
 mod web;
 mod ws;
 
@@ -26,6 +27,7 @@ use codesync_common::grpc::GrpcChannel;
 use codesync_common::grpc::{ServiceChannels, grpc_service_name};
 use codesync_common::identity::TokenService;
 use codesync_common::rate_limit::RateLimiter;
+use codesync_proto::assistant::v1::assistant_service_client::AssistantServiceClient;
 use codesync_proto::auth::v1::auth_service_client::AuthServiceClient;
 use codesync_proto::documents::v1::documents_service_client::DocumentsServiceClient;
 use codesync_proto::execution::v1::execution_service_client::ExecutionServiceClient;
@@ -91,6 +93,10 @@ impl ServiceClients {
         PresenceServiceClient::new(self.channels.presence.clone())
     }
 
+    pub fn assistant(&self) -> AssistantServiceClient<GrpcChannel> {
+        AssistantServiceClient::new(self.channels.assistant.clone())
+    }
+
     pub fn execution(&self) -> ExecutionServiceClient<GrpcChannel> {
         ExecutionServiceClient::new(self.channels.execution.clone())
     }
@@ -151,6 +157,7 @@ fn api_router() -> OpenApiRouter<GatewayState> {
         .merge(routes::rooms::router())
         .merge(routes::files::router())
         .merge(routes::executions::router())
+        .merge(routes::assistant::router())
         .routes(utoipa_axum::routes!(healthz))
         .routes(utoipa_axum::routes!(readyz))
 }

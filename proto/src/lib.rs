@@ -70,6 +70,39 @@ pub mod execution {
 pub mod assistant {
     pub mod v1 {
         tonic::include_proto!("codesync.assistant.v1");
+
+        impl Mode {
+            /// Every mode a request may name, in the order the web app lists them.
+            pub const ALL: [Self; 8] = [
+                Self::Chat,
+                Self::Explain,
+                Self::Generate,
+                Self::Complete,
+                Self::Review,
+                Self::Debug,
+                Self::Refactor,
+                Self::Docs,
+            ];
+
+            /// How the REST API, the `ai_interactions` table and `ai-events` spell a mode.
+            pub fn api_name(self) -> &'static str {
+                match self {
+                    Self::Generate => "generate",
+                    Self::Chat => "chat",
+                    Self::Review => "review",
+                    Self::Debug => "debug",
+                    Self::Explain => "explain",
+                    Self::Refactor => "refactor",
+                    Self::Complete => "complete",
+                    Self::Docs => "docs",
+                    Self::Unspecified => "unspecified",
+                }
+            }
+
+            pub fn from_api_name(name: &str) -> Option<Self> {
+                Self::ALL.into_iter().find(|mode| mode.api_name() == name)
+            }
+        }
     }
 }
 pub mod notifications {

@@ -1,6 +1,7 @@
 //! Integration tests: the real `codesync` binary, started on 127.0.0.1 with
 //! ephemeral ports, driven over HTTP and gRPC exactly as clients drive it.
 
+mod assistant;
 mod auth;
 mod bench;
 mod cli;

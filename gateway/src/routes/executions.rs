@@ -1,12 +1,8 @@
 //! `/api/executions`: running code in the sandbox (to the end, or streamed as server-sent
 //! events), the caller's past runs, and the languages it runs.
 
-use std::convert::Infallible;
-
 use axum::extract::{Query, State};
-use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use codesync_proto::execution::v1 as pb;
-use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -16,6 +12,7 @@ use crate::GatewayState;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, SignedIn};
 use crate::routes::timestamp;
+use crate::sse::Relayed;
 
 pub fn router() -> OpenApiRouter<GatewayState> {
     OpenApiRouter::new()
@@ -148,68 +145,24 @@ async fn execute_stream(
     ApiJson(body): ApiJson<ExecuteBody>,
 ) -> Result<impl axum::response::IntoResponse, ApiError> {
     let events = state.clients.execution().execute_stream(caller.context.request(body.into_request())).await?;
-    let mut events = events.into_inner();
-    let (sender, receiver) = tokio::sync::mpsc::channel(1);
-    let relay = tokio::spawn(async move {
-        let emit = |event: SseEvent| {
-            let sender = sender.clone();
-            async move { sender.send(Ok::<_, Infallible>(event)).await.is_ok() }
+    let events = events.into_inner();
+    let mut stdout = Utf8Chunks::default();
+    let mut stderr = Utf8Chunks::default();
+    Ok(crate::sse::relay(events, move |event: pb::ExecutionEvent| {
+        let text = |name: &'static str, text: Option<String>| Relayed {
+            event: text.map(|text| (name, serde_json::json!({ "text": text }))),
+            last: false,
         };
-        let mut stdout = Utf8Chunks::default();
-        let mut stderr = Utf8Chunks::default();
-        while let Some(event) = events.next().await {
-            let sent = match event {
-                Err(status) => {
-                    let error = ApiError::from(status).0;
-                    let body = serde_json::json!({"error": {"code": error.code, "message": error.message}});
-                    emit(SseEvent::default().event("error").data(body.to_string())).await;
-                    return;
-                }
-                Ok(pb::ExecutionEvent { event: Some(pb::execution_event::Event::Stdout(bytes)) }) => {
-                    match stdout.push(&bytes) {
-                        Some(text) => emit(text_event("stdout", &text)).await,
-                        None => true,
-                    }
-                }
-                Ok(pb::ExecutionEvent { event: Some(pb::execution_event::Event::Stderr(bytes)) }) => {
-                    match stderr.push(&bytes) {
-                        Some(text) => emit(text_event("stderr", &text)).await,
-                        None => true,
-                    }
-                }
-                Ok(pb::ExecutionEvent { event: Some(pb::execution_event::Event::Result(result)) }) => {
-                    let body = serde_json::to_string(&ExecutionBody::from(result)).unwrap_or_default();
-                    emit(SseEvent::default().event("result").data(body)).await;
-                    return;
-                }
-                Ok(pb::ExecutionEvent { event: None }) => true,
-            };
-            if !sent {
-                return;
-            }
+        match event.event {
+            Some(pb::execution_event::Event::Stdout(bytes)) => text("stdout", stdout.push(&bytes)),
+            Some(pb::execution_event::Event::Stderr(bytes)) => text("stderr", stderr.push(&bytes)),
+            Some(pb::execution_event::Event::Result(result)) => Relayed {
+                event: Some(("result", serde_json::to_value(ExecutionBody::from(result)).unwrap_or_default())),
+                last: true,
+            },
+            None => Relayed { event: None, last: false },
         }
-    });
-    // The relay (and with it the gRPC stream, and so the run) ends when the client goes away.
-    let relay = AbortOnDrop(relay);
-    let stream = tokio_stream::wrappers::ReceiverStream::new(receiver).map(move |event| {
-        let _keep_relay = &relay;
-        event
-    });
-    // Proxies that buffer responses (nginx does by default) would hold the output back.
-    let unbuffered = [(axum::http::HeaderName::from_static("x-accel-buffering"), "no")];
-    Ok((unbuffered, Sse::new(stream).keep_alive(KeepAlive::default())))
-}
-
-fn text_event(name: &'static str, text: &str) -> SseEvent {
-    SseEvent::default().event(name).data(serde_json::json!({ "text": text }).to_string())
-}
-
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
+    }))
 }
 
 /// Output arrives in chunks cut anywhere, also inside a UTF-8 sequence: the incomplete tail of

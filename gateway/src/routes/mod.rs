@@ -1,5 +1,6 @@
 //! The REST endpoints of SPEC section 3, each a thin translation to one gRPC call.
 
+pub mod assistant;
 pub mod auth;
 pub mod executions;
 pub mod files;

@@ -345,7 +345,7 @@ impl AssistantService for AssistantGrpcService {
                 id: interaction_id.clone(),
                 user_id: caller.user_id.clone(),
                 file_id: request.file_id.clone(),
-                mode: prompts::mode_name(mode).to_string(),
+                mode: mode.api_name().to_string(),
                 provider: provider.kind.name().to_string(),
                 model: provider.model.clone(),
                 status: String::new(),

@@ -31,26 +31,6 @@ pub struct Context {
     pub prompt: String,
 }
 
-pub fn mode_name(mode: Mode) -> &'static str {
-    match mode {
-        Mode::Generate => "generate",
-        Mode::Chat => "chat",
-        Mode::Review => "review",
-        Mode::Debug => "debug",
-        Mode::Explain => "explain",
-        Mode::Refactor => "refactor",
-        Mode::Complete => "complete",
-        Mode::Docs => "docs",
-        Mode::Unspecified => "unspecified",
-    }
-}
-
-pub fn mode_from_name(name: &str) -> Option<Mode> {
-    [Mode::Generate, Mode::Chat, Mode::Review, Mode::Debug, Mode::Explain, Mode::Refactor, Mode::Complete, Mode::Docs]
-        .into_iter()
-        .find(|mode| mode_name(*mode) == name)
-}
-
 fn instructions(mode: Mode, language: &str) -> String {
     let language = if language.is_empty() { "the file's language" } else { language };
     let task = match mode {
@@ -70,7 +50,7 @@ fn instructions(mode: Mode, language: &str) -> String {
         ),
         Mode::Unspecified => String::new(),
     };
-    format!("You are the coding assistant of CodeSync, a collaborative code editor. Mode: {}. {task}", mode_name(mode))
+    format!("You are the coding assistant of CodeSync, a collaborative code editor. Mode: {}. {task}", mode.api_name())
 }
 
 /// The character index of a 1-based position in `text` (clamped to the text).
@@ -205,9 +185,6 @@ mod tests {
             debug.user
         );
         assert!(debug.user.contains("Request: why does this print -1?"));
-        for mode in modes {
-            assert_eq!(mode_from_name(mode_name(mode)), Some(mode));
-        }
     }
 
     #[test]

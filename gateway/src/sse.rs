@@ -1,0 +1,65 @@
+//! Server-sent events relayed from a gRPC server stream: what `/api/executions/stream` and
+//! `/api/ai/stream` answer with. Each message becomes at most one named event with JSON data;
+//! a gRPC error mid-stream becomes an `error` event with the API's error shape, and the
+//! response ends. When the client goes away, the gRPC stream is dropped, which stops the work
+//! behind it (a run, an answer) at once.
+
+use std::convert::Infallible;
+
+use axum::response::IntoResponse;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures::StreamExt;
+use serde_json::Value;
+
+use crate::error::ApiError;
+
+/// What one upstream message becomes: an event (name, data), and whether it was the last.
+pub struct Relayed {
+    pub event: Option<(&'static str, Value)>,
+    pub last: bool,
+}
+
+pub fn relay<T, F>(mut upstream: tonic::Streaming<T>, mut convert: F) -> impl IntoResponse
+where
+    T: Send + 'static,
+    F: FnMut(T) -> Relayed + Send + 'static,
+{
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Event, Infallible>>(1);
+    let task = tokio::spawn(async move {
+        while let Some(message) = upstream.next().await {
+            let relayed = match message {
+                Ok(message) => convert(message),
+                Err(status) => {
+                    let error = ApiError::from(status).0;
+                    let body = serde_json::json!({"error": {"code": error.code, "message": error.message}});
+                    Relayed { event: Some(("error", body)), last: true }
+                }
+            };
+            if let Some((name, data)) = relayed.event {
+                let event = Event::default().event(name).data(data.to_string());
+                if sender.send(Ok(event)).await.is_err() {
+                    return;
+                }
+            }
+            if relayed.last {
+                return;
+            }
+        }
+    });
+    let guard = AbortOnDrop(task);
+    let events = tokio_stream::wrappers::ReceiverStream::new(receiver).map(move |event| {
+        let _relay_lives_while_the_response_does = &guard;
+        event
+    });
+    // Proxies that buffer responses (nginx does by default) would hold the events back.
+    let unbuffered = [(axum::http::HeaderName::from_static("x-accel-buffering"), "no")];
+    (unbuffered, Sse::new(events).keep_alive(KeepAlive::default()))
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
