@@ -7,6 +7,7 @@ import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { startStandInProvider } from './stand-in-provider'
 
 const frontendDir = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 
@@ -56,6 +57,7 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
   const baseUrl = `http://127.0.0.1:${httpPort}`
   mkdirSync(join(frontendDir, 'test-results'), { recursive: true })
   const log = createWriteStream(join(frontendDir, 'test-results', 'codesync-server.log'))
+  const provider = await startStandInProvider()
   const server = spawn(binary, ['run'], {
     env: {
       ...process.env,
@@ -69,6 +71,12 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
       // Short-lived access tokens, so every test also exercises the silent refresh.
       CODESYNC_ACCESS_TOKEN_TTL_SECS: process.env.CODESYNC_E2E_ACCESS_TOKEN_TTL_SECS ?? '20',
       CODESYNC_LOG: 'info',
+      // The assistant answers from a stand-in of OpenAI's API (no network here).
+      CODESYNC_AI_PROVIDER: 'openai',
+      CODESYNC_AI_BASE_URL: provider.baseUrl,
+      CODESYNC_AI_API_KEY: 'e2e-key',
+      CODESYNC_AI_MODEL: 'stand-in',
+      CODESYNC_AI_REQUESTS_PER_MINUTE: '1000',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
@@ -88,6 +96,8 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
       await Promise.race([exited, new Promise((done) => setTimeout(done, 10_000))])
       if (exit === null) server.kill('SIGKILL')
     }
+    provider.server.closeAllConnections()
+    provider.server.close()
     rmSync(dataDir, { recursive: true, force: true })
   }
 }

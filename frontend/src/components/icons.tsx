@@ -87,3 +87,9 @@ export const StopIcon = () => (
     <rect x="6" y="6" width="12" height="12" rx="1.5" />
   </svg>
 )
+export const SparkIcon = () => (
+  <svg {...base}>
+    <path d="M12 3l1.8 5.2L19 10l-5.2 1.8L12 17l-1.8-5.2L5 10l5.2-1.8z" />
+    <path d="M19 16l.7 2 2 .7-2 .7-.7 2-.7-2-2-.7 2-.7z" />
+  </svg>
+)

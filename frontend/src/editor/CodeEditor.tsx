@@ -24,6 +24,57 @@ const viewStates = new Map<string, monaco.editor.ICodeEditorViewState>()
 
 let focusRequested = false
 
+/** The editor on screen and the file it shows: what the assistant reads and writes. */
+let shown: { fileId: string; editor: monaco.editor.IStandaloneCodeEditor } | null = null
+
+export interface EditorPlace {
+  /** 1-based, as the assistant's API counts them. */
+  cursor: { line: number; column: number }
+  selection: { start: { line: number; column: number }; end: { line: number; column: number } } | null
+  selectedText: string
+}
+
+/** Where the caret and the selection are in the shown editor of `fileId`, if it is shown. */
+export function editorPlace(fileId: string): EditorPlace | null {
+  if (shown?.fileId !== fileId) return null
+  const { editor } = shown
+  const position = editor.getPosition()
+  const selection = editor.getSelection()
+  const model = editor.getModel()
+  if (!position || !model) return null
+  const hasSelection = selection !== null && !selection.isEmpty()
+  return {
+    cursor: { line: position.lineNumber, column: position.column },
+    selection: hasSelection
+      ? {
+          start: { line: selection.startLineNumber, column: selection.startColumn },
+          end: { line: selection.endLineNumber, column: selection.endColumn },
+        }
+      : null,
+    selectedText: hasSelection ? model.getValueInRange(selection) : '',
+  }
+}
+
+/**
+ * Puts `text` at the caret, or in place of the selection, as an edit of the shown editor: the
+ * y-monaco binding turns it into a Yjs edit, so every collaborator sees it arrive like typing.
+ * False when the file is not the one shown.
+ */
+export function editInShownEditor(fileId: string, text: string, where: 'cursor' | 'selection'): boolean {
+  if (shown?.fileId !== fileId) return false
+  const { editor } = shown
+  const selection = editor.getSelection()
+  const position = editor.getPosition()
+  if (!selection || !position) return false
+  const range =
+    where === 'selection' ? selection : new monaco.Range(position.lineNumber, position.column, position.lineNumber, position.column)
+  editor.pushUndoStop()
+  editor.executeEdits('assistant', [{ range, text, forceMoveMarkers: true }])
+  editor.pushUndoStop()
+  editor.focus()
+  return true
+}
+
 /**
  * The next file to open takes the focus: the user clicked it, pressed Enter on it, or just
  * created it. Other openings (arrow keys along the tabs, a reload) leave the focus where it is.
@@ -62,7 +113,9 @@ export function CodeEditor({ session, snapshot, fileId, roomId, language, readOn
       theme: document.documentElement.classList.contains('dark') ? 'codesync-dark' : 'codesync-light',
     })
     editorRef.current = editor
+    shown = { fileId, editor }
     return () => {
+      if (shown?.editor === editor) shown = null
       // Before dispose: a disposed editor has no view state to save.
       const view = editor.saveViewState()
       if (view) viewStates.set(fileId, view)

@@ -17,7 +17,8 @@ import { InviteDialog, MembersDialog } from '../components/MembersDialog'
 import { PresenceBar } from '../components/PresenceBar'
 import { RoleBadge } from '../components/RoleBadge'
 import { Button, EmptyState, ErrorState, IconButton, Spinner } from '../components/ui'
-import { ChatIcon, CloseIcon, LinkIcon, PlayIcon, UsersIcon } from '../components/icons'
+import { ChatIcon, CloseIcon, LinkIcon, PlayIcon, SparkIcon, UsersIcon } from '../components/icons'
+import { AssistantPanel } from '../components/AssistantPanel'
 import { RunPanel } from '../components/RunPanel'
 import { CodeEditor, requestEditorFocus } from '../editor/CodeEditor'
 import { useRoomLive } from '../state/roomLive'
@@ -85,7 +86,10 @@ function RoomWorkspace({ room }: { room: Room }) {
   const openFileInUi = useUi((state) => state.openFile)
   const closeFileInUi = useUi((state) => state.closeFile)
   const keepOnly = useUi((state) => state.keepOnly)
-  const [chatOpen, setChatOpen] = useState(true)
+  // The right-hand panel: the room's chat, the assistant, or neither.
+  const [sidePanel, setSidePanel] = useState<'chat' | 'assistant' | null>('chat')
+  const chatOpen = sidePanel === 'chat'
+  const assistantOpen = sidePanel === 'assistant'
   const [membersOpen, setMembersOpen] = useState(false)
   const [inviteOpen, setInviteOpen] = useState(false)
   const [reloads, setReloads] = useState(0)
@@ -238,8 +242,21 @@ function RoomWorkspace({ room }: { room: Room }) {
             </IconButton>
           )}
           {isMember && (
-            <IconButton label={chatOpen ? 'Hide chat' : 'Show chat'} aria-pressed={chatOpen} onClick={() => setChatOpen((open) => !open)}>
+            <IconButton
+              label={chatOpen ? 'Hide chat' : 'Show chat'}
+              aria-pressed={chatOpen}
+              onClick={() => setSidePanel(chatOpen ? null : 'chat')}
+            >
               <ChatIcon />
+            </IconButton>
+          )}
+          {isMember && (
+            <IconButton
+              label={assistantOpen ? 'Hide the assistant' : 'Show the assistant'}
+              aria-pressed={assistantOpen}
+              onClick={() => setSidePanel(assistantOpen ? null : 'assistant')}
+            >
+              <SparkIcon />
             </IconButton>
           )}
         </div>
@@ -341,6 +358,11 @@ function RoomWorkspace({ room }: { room: Room }) {
         {isMember && chatOpen && (
           <aside className="flex w-72 shrink-0 flex-col border-l border-line bg-panel">
             <ChatPanel myUserId={myUserId} onSend={controls.sendChat} />
+          </aside>
+        )}
+        {isMember && assistantOpen && (
+          <aside className="flex w-96 shrink-0 flex-col border-l border-line bg-panel" aria-label="Assistant">
+            <AssistantPanel roomId={room.id} file={activeFile} canEdit={canEdit} />
           </aside>
         )}
       </div>
