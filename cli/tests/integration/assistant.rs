@@ -164,6 +164,11 @@ async fn serve(kind: &'static str, provider: Arc<Provider>, mut socket: TcpStrea
     if socket.write_all(head.as_bytes()).await.is_err() {
         return;
     }
+    if text.contains("HANG") {
+        // Headers, then nothing: the request timeout has to end it.
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        return;
+    }
     if text.contains("SLOW") {
         let (mut reader, mut writer) = socket.into_split();
         let closed = tokio::spawn(async move {
@@ -363,10 +368,17 @@ async fn every_mode_streams_from_each_provider_and_failures_have_distinct_codes(
 #[tokio::test]
 async fn cancelling_or_leaving_closes_the_upstream_connection_at_once() {
     let (base_url, provider) = stand_in("anthropic").await;
+    // On PostgreSQL, to read the recorded interactions back.
+    let database = crate::harness::PostgresDatabase::create();
+    let url = database.url();
     let cluster = Cluster::one_process(&[
         ("CODESYNC_AI_PROVIDER", "anthropic"),
         ("CODESYNC_AI_BASE_URL", &base_url),
         ("CODESYNC_AI_API_KEY", KEY),
+        ("CODESYNC_AI_STREAMS_PER_USER", "1"),
+        ("CODESYNC_AI_REQUESTS_PER_MINUTE", "6"),
+        ("CODESYNC_AI_REQUEST_TIMEOUT_SECS", "1"),
+        ("CODESYNC_DATABASE_URL", &url),
     ])
     .await;
     let user = cluster.register("canceller").await;
@@ -391,6 +403,14 @@ async fn cancelling_or_leaving_closes_the_upstream_connection_at_once() {
         let id = seen.split("\"interaction_id\":\"").nth(1).unwrap().split('"').next().unwrap().to_string();
         let stopped_at = Instant::now();
         if how == "cancel" {
+            // One answer streaming at a time for this user (CODESYNC_AI_STREAMS_PER_USER=1).
+            let (status, body) =
+                cluster.post("/api/ai/stream", user.token(), json!({"mode": "chat", "prompt": "another"})).await;
+            assert_eq!(
+                (status, body["error"]["code"].as_str()),
+                (StatusCode::TOO_MANY_REQUESTS, Some("rate_limited")),
+                "{body}"
+            );
             let (status, body) = cluster.post(&format!("/api/ai/cancel/{id}"), other.token(), json!({})).await;
             assert_eq!(status, StatusCode::NOT_FOUND, "someone else's answer cannot be stopped: {body}");
             let stopped_at_by_owner = Instant::now();
@@ -412,6 +432,45 @@ async fn cancelling_or_leaving_closes_the_upstream_connection_at_once() {
             assert!(closed.duration_since(stopped_at) < Duration::from_secs(1));
         }
     }
+
+    // A provider that goes quiet ends at the request timeout (1 s here) with ai_timeout.
+    let started = Instant::now();
+    let events = events_of(ask_with(&cluster, user.token(), "HANG").await).await;
+    let (last, data) = events.last().unwrap();
+    assert_eq!((last.as_str(), data["error"]["code"].as_str()), ("error", Some("ai_timeout")), "{events:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let events = events_of(ask_with(&cluster, user.token(), "quick").await).await;
+    assert_eq!(events.last().unwrap().0, "done");
+
+    // Each request is recorded (mode, status, figures), never the prompt or the answer.
+    let mut recorded = String::new();
+    for _ in 0..100 {
+        recorded = database.query_one("SELECT string_agg(status || ':' || mode || ':' || output_tokens, ',' ORDER BY created_at_ms) FROM ai_interactions");
+        if recorded.split(',').count() == 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(recorded, "cancelled:chat:0,cancelled:chat:0,ai_timeout:chat:0,ok:chat:3");
+    let columns = database.query_one(
+        "SELECT string_agg(column_name, ',') FROM information_schema.columns WHERE table_name = 'ai_interactions'",
+    );
+    assert!(!columns.contains("prompt") && !columns.contains("answer"), "{columns}");
+
+    // Six requests a minute (CODESYNC_AI_REQUESTS_PER_MINUTE=6): this is the seventh, counting the refused one.
+    ask_with(&cluster, user.token(), "quick").await.text().await.unwrap();
+    let (status, body) =
+        cluster.post("/api/ai/stream", user.token(), json!({"mode": "chat", "prompt": "one too many"})).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("rate_limited")),
+        "{body}"
+    );
+}
+
+async fn ask_with(cluster: &Cluster, token: Option<&str>, prompt: &str) -> reqwest::Response {
+    let body = json!({"mode": "chat", "prompt": prompt}).to_string().into_bytes();
+    cluster.post_raw("/api/ai/stream", token, "application/json", body).await
 }
 
 async fn wait_closed(provider: &Provider) -> Instant {
