@@ -24,6 +24,8 @@ export interface AskBody {
   selection?: { start: { line: number; column: number }; end: { line: number; column: number } }
   cursor?: { line: number; column: number }
   prompt?: string
+  /** Earlier turns of the conversation, oldest first (the server keeps the latest that fit). */
+  history?: { role: 'user' | 'assistant'; text: string }[]
 }
 
 export interface AnswerDone {

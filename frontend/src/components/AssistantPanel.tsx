@@ -7,7 +7,7 @@ import { ask, cancelAnswer, MODES, splitAnswer, useAssistantStatus, type Mode } 
 import { describeError } from '../api/client'
 import type { FileEntry } from '../api/types'
 import { editInShownEditor, editorPlace } from '../editor/CodeEditor'
-import { useAssistant, type Turn } from '../state/assistant'
+import { historyOf, useAssistant, type Turn } from '../state/assistant'
 import { Button, Spinner } from './ui'
 
 const modeHints: Record<Mode, string> = {
@@ -60,6 +60,8 @@ export function AssistantPanel({ roomId, file, canEdit }: { roomId: string; file
         prompt: prompt.trim(),
         cursor: place?.cursor,
         selection: place?.selection ?? undefined,
+        // A chat goes on from the conversation so far; the other modes are one-off tasks.
+        history: mode === 'chat' ? historyOf(turns) : undefined,
       },
       file?.filename ?? null,
       ask,

@@ -1,6 +1,6 @@
 import { beforeEach, describe, expect, it, vi } from 'vitest'
 import { ApiError } from '../api/client'
-import { useAssistant } from './assistant'
+import { historyOf, useAssistant } from './assistant'
 
 const figures = {
   interaction_id: 'i1',
@@ -33,6 +33,24 @@ describe('assistant conversation', () => {
       figures,
     })
     expect(useAssistant.getState().turns.other).toBeUndefined()
+  })
+
+  it('the history holds the finished questions and answers, oldest first', async () => {
+    const answerWith = (text: string) => async (_body: unknown, handlers: { onToken: (text: string) => void }) => {
+      handlers.onToken(text)
+      return figures
+    }
+    await useAssistant.getState().ask('room', { mode: 'chat', prompt: 'first?' }, null, answerWith('One.'))
+    await useAssistant.getState().ask('room', { mode: 'chat', prompt: 'second?' }, null, answerWith('Two.'))
+    await useAssistant.getState().ask('room', { mode: 'chat', prompt: 'failing' }, null, async () => {
+      throw new Error('no')
+    })
+    expect(historyOf(useAssistant.getState().turns.room)).toEqual([
+      { role: 'user', text: 'first?' },
+      { role: 'assistant', text: 'One.' },
+      { role: 'user', text: 'second?' },
+      { role: 'assistant', text: 'Two.' },
+    ])
   })
 
   it('stop cancels on the server and aborts the stream; a failure keeps its sentence', async () => {

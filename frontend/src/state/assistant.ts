@@ -28,6 +28,16 @@ interface AssistantState {
   clear: (roomId: string) => void
 }
 
+/** The conversation so far as the API takes it: each finished question and its answer. */
+export function historyOf(turns: Turn[]): NonNullable<AskBody['history']> {
+  return turns
+    .filter((turn) => turn.status === 'done' && turn.prompt !== '')
+    .flatMap((turn) => [
+      { role: 'user' as const, text: turn.prompt },
+      { role: 'assistant' as const, text: turn.answer },
+    ])
+}
+
 let nextTurn = 1
 const controllers = new Map<number, AbortController>()
 

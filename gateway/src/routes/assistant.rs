@@ -54,6 +54,17 @@ pub struct AskBody {
     pub cursor: Option<PositionBody>,
     #[serde(default)]
     pub prompt: Option<String>,
+    /// Earlier turns of the conversation, oldest first; the latest that fit are sent on.
+    #[serde(default)]
+    pub history: Vec<HistoryTurnBody>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryTurnBody {
+    /// `user` or `assistant`
+    pub role: String,
+    pub text: String,
 }
 
 const MODES: &str = "generate, chat, review, debug, explain, refactor, complete or docs";
@@ -79,6 +90,10 @@ async fn stream(
 ) -> Result<impl IntoResponse, ApiError> {
     let mode = pb::Mode::from_api_name(&body.mode)
         .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "unknown_mode", format!("mode must be {MODES}")))?;
+    if let Some(turn) = body.history.iter().find(|turn| turn.role != "user" && turn.role != "assistant") {
+        let message = format!("a history turn's role is \"user\" or \"assistant\", not {:?}", turn.role);
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_history", message));
+    }
     let position = |position: PositionBody| pb::Position { line: position.line, column: position.column };
     let request = pb::AskRequest {
         mode: mode.into(),
@@ -91,6 +106,11 @@ async fn stream(
         }),
         cursor: body.cursor.map(position),
         prompt: body.prompt.unwrap_or_default(),
+        history: body
+            .history
+            .into_iter()
+            .map(|turn| pb::HistoryTurn { from_assistant: turn.role == "assistant", text: turn.text })
+            .collect(),
     };
     let answer = state.clients.assistant().ask(caller.context.request(request)).await?.into_inner();
     Ok(crate::sse::relay(answer, |event: pb::AskEvent| match event.event {

@@ -249,6 +249,7 @@ impl AssistantGrpcService {
             selection,
             cursor: position(&request.cursor),
             prompt: request.prompt.clone(),
+            history: request.history.iter().map(|turn| (turn.from_assistant, turn.text.clone())).collect(),
         };
         if request.file_id.is_empty() {
             return Ok(context);

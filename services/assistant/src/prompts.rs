@@ -8,6 +8,9 @@ use crate::provider::Prompt;
 
 /// Characters of a file sent at most; longer files are cut to a window around the cursor.
 pub const MAX_CONTEXT_CHARS: usize = 24_000;
+/// Earlier turns sent at most, and their characters together.
+const MAX_HISTORY_TURNS: usize = 12;
+const MAX_HISTORY_CHARS: usize = 16_000;
 /// `complete`: characters before and after the cursor.
 const COMPLETE_BEFORE_CHARS: usize = 6_000;
 const COMPLETE_AFTER_CHARS: usize = 2_000;
@@ -29,6 +32,27 @@ pub struct Context {
     pub selection: Option<(Position, Position)>,
     pub cursor: Option<Position>,
     pub prompt: String,
+    /// Earlier turns, oldest first: (from the assistant, text).
+    pub history: Vec<(bool, String)>,
+}
+
+/// The latest turns that fit, oldest first, starting with one of the user's (providers want
+/// the conversation to open with the user).
+fn recent_history(history: &[(bool, String)]) -> Vec<(bool, String)> {
+    let mut kept = Vec::new();
+    let mut size = 0;
+    for turn in history.iter().rev().take(MAX_HISTORY_TURNS) {
+        size += turn.1.chars().count();
+        if size > MAX_HISTORY_CHARS {
+            break;
+        }
+        kept.push(turn.clone());
+    }
+    kept.reverse();
+    while kept.first().is_some_and(|(from_assistant, _)| *from_assistant) {
+        kept.remove(0);
+    }
+    kept
 }
 
 fn instructions(mode: Mode, language: &str) -> String {
@@ -110,7 +134,7 @@ pub fn build(mode: Mode, context: &Context, max_tokens: u32) -> Prompt {
         if !context.prompt.is_empty() {
             user.push_str(&format!("\nHint: {}\n", context.prompt));
         }
-        return Prompt { system, user, max_tokens };
+        return Prompt { system, history: Vec::new(), user, max_tokens };
     }
 
     if !context.content.is_empty() {
@@ -142,7 +166,7 @@ pub fn build(mode: Mode, context: &Context, max_tokens: u32) -> Prompt {
     if !context.prompt.is_empty() {
         user.push_str(&format!("\nRequest: {}\n", context.prompt));
     }
-    Prompt { system, user, max_tokens }
+    Prompt { system, history: recent_history(&context.history), user, max_tokens }
 }
 
 #[cfg(test)]
@@ -157,6 +181,7 @@ mod tests {
             selection: Some((Position { line: 1, column: 1 }, Position { line: 2, column: 17 })),
             cursor: Some(Position { line: 2, column: 12 }),
             prompt: "why does this print -1?".into(),
+            history: Vec::new(),
         }
     }
 
@@ -185,6 +210,18 @@ mod tests {
             debug.user
         );
         assert!(debug.user.contains("Request: why does this print -1?"));
+    }
+
+    #[test]
+    fn the_latest_turns_that_fit_are_sent_opening_with_the_user() {
+        let history: Vec<(bool, String)> = (0..30).map(|index| (index % 2 == 1, format!("turn {index}"))).collect();
+        let prompt = build(Mode::Chat, &Context { history, ..context() }, 100);
+        assert_eq!(prompt.history.len(), 12);
+        assert_eq!(prompt.history[0], (false, "turn 18".to_string()));
+        assert_eq!(prompt.history[11], (true, "turn 29".to_string()));
+        let long = vec![(false, "x".repeat(10_000)), (true, "y".repeat(10_000)), (false, "last question".into())];
+        let prompt = build(Mode::Chat, &Context { history: long, ..context() }, 100);
+        assert_eq!(prompt.history, [(false, "last question".to_string())], "an assistant turn never opens it");
     }
 
     #[test]

@@ -90,8 +90,23 @@ impl ProviderConfig {
 #[derive(Debug, Clone)]
 pub struct Prompt {
     pub system: String,
+    /// Earlier turns, oldest first: (from the assistant, text).
+    pub history: Vec<(bool, String)>,
     pub user: String,
     pub max_tokens: u32,
+}
+
+impl Prompt {
+    /// The conversation as role-tagged messages, ending with the user's new message.
+    fn messages(&self, assistant_role: &str) -> Vec<Value> {
+        let mut messages: Vec<Value> = self
+            .history
+            .iter()
+            .map(|(from_assistant, text)| json!({"role": if *from_assistant { assistant_role } else { "user" }, "content": text}))
+            .collect();
+        messages.push(json!({"role": "user", "content": self.user}));
+        messages
+    }
 }
 
 /// A piece of the answer as read from the stream.
@@ -121,10 +136,9 @@ pub async fn start(
                 "stream": true,
                 "stream_options": {"include_usage": true},
                 "max_tokens": prompt.max_tokens,
-                "messages": [
-                    {"role": "system", "content": prompt.system},
-                    {"role": "user", "content": prompt.user},
-                ],
+                "messages": std::iter::once(json!({"role": "system", "content": prompt.system}))
+                    .chain(prompt.messages("assistant"))
+                    .collect::<Vec<Value>>(),
             });
             let request = http.post(format!("{}/chat/completions", config.base_url)).json(&body);
             match &config.api_key {
@@ -138,7 +152,7 @@ pub async fn start(
                 "stream": true,
                 "max_tokens": prompt.max_tokens,
                 "system": prompt.system,
-                "messages": [{"role": "user", "content": prompt.user}],
+                "messages": prompt.messages("assistant"),
             });
             http.post(format!("{}/v1/messages", config.base_url))
                 .header("x-api-key", config.api_key.clone().unwrap_or_default())
@@ -148,7 +162,11 @@ pub async fn start(
         ProviderKind::Gemini => {
             let body = json!({
                 "systemInstruction": {"parts": [{"text": prompt.system}]},
-                "contents": [{"role": "user", "parts": [{"text": prompt.user}]}],
+                "contents": prompt
+                    .messages("model")
+                    .into_iter()
+                    .map(|message| json!({"role": message["role"], "parts": [{"text": message["content"]}]}))
+                    .collect::<Vec<Value>>(),
                 "generationConfig": {"maxOutputTokens": prompt.max_tokens},
             });
             http.post(format!("{}/v1beta/models/{}:streamGenerateContent?alt=sse", config.base_url, config.model))
