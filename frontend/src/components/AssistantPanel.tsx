@@ -8,6 +8,7 @@ import { describeError } from '../api/client'
 import type { FileEntry } from '../api/types'
 import { editInShownEditor, editorPlace } from '../editor/CodeEditor'
 import { historyOf, useAssistant, type Turn } from '../state/assistant'
+import { AnswerText } from './AnswerText'
 import { Button, Spinner } from './ui'
 
 const modeHints: Record<Mode, string> = {
@@ -134,9 +135,7 @@ function TurnView({ turn, fileId, canEdit, onStop }: { turn: Turn; fileId: strin
       <div className="space-y-2 text-fg" data-testid="assistant-answer">
         {splitAnswer(turn.answer).map((part, index) =>
           part.kind === 'text' ? (
-            <p key={index} className="whitespace-pre-wrap">
-              {part.text}
-            </p>
+            <AnswerText key={index} text={part.text} />
           ) : (
             <div key={index} className="overflow-hidden rounded-md border border-line">
               <pre className="overflow-x-auto bg-canvas px-2 py-1.5 font-mono text-[12.5px] leading-5">
