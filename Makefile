@@ -68,6 +68,9 @@ test-deps: $(GRPCURL) $(TANSU) $(KUBERNETES_VALIDATE) tests/interop/node_modules
 	@scripts/ensure-postgres.sh
 	@scripts/ensure-package.sh chromium chromium
 	@scripts/ensure-package.sh bwrap bubblewrap
+	@scripts/ensure-package.sh node nodejs
+	@scripts/ensure-package.sh javac default-jdk-headless
+	@scripts/ensure-package.sh g++ g++
 	@scripts/ensure-package.sh podman podman
 	@scripts/ensure-package.sh runc runc
 

@@ -26,7 +26,7 @@ struct Received {
 }
 
 #[derive(Default)]
-struct Provider {
+pub struct Provider {
     received: Mutex<Vec<Received>>,
     /// When a `SLOW` answer's connection was seen closed.
     slow_closed_at: Mutex<Option<Instant>>,
@@ -155,6 +155,12 @@ async fn serve(kind: &'static str, provider: Arc<Provider>, mut socket: TcpStrea
             .await;
         return;
     }
+    if text.contains("ECHO_KEY") {
+        // A proxy that repeats the credential it was sent in its error page.
+        let message = format!("invalid key {KEY} for this deployment");
+        let _ = socket.write_all(fail("401 Unauthorized", "", &message).as_bytes()).await;
+        return;
+    }
     if text.contains("FAIL_500") {
         let _ = socket.write_all(fail("500 Internal Server Error", "", "The server had an error").as_bytes()).await;
         return;
@@ -206,7 +212,11 @@ async fn serve(kind: &'static str, provider: Arc<Provider>, mut socket: TcpStrea
     };
     let mode = system.split("Mode: ").nth(1).and_then(|rest| rest.split('.').next()).unwrap_or("none").to_string();
     let tokens = ["Mode ", mode.as_str(), " answer."];
-    let bytes: String = answer(kind, &tokens, text.contains("OVERLOADED")).concat();
+    let mut bytes: String = answer(kind, &tokens, text.contains("OVERLOADED")).concat();
+    if text.contains("NO_FINAL_BLANK") {
+        // The connection closes right after the last event's data line: no blank line ends it.
+        bytes.truncate(bytes.len() - 2);
+    }
     // Cut mid-line and mid-CRLF, with pauses, as a network would.
     for piece in bytes.as_bytes().chunks(7) {
         if socket.write_all(piece).await.is_err() {
@@ -216,7 +226,7 @@ async fn serve(kind: &'static str, provider: Arc<Provider>, mut socket: TcpStrea
     }
 }
 
-async fn stand_in(kind: &'static str) -> (String, Arc<Provider>) {
+pub async fn stand_in(kind: &'static str) -> (String, Arc<Provider>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let provider = Arc::new(Provider::default());
@@ -378,6 +388,17 @@ async fn every_mode_streams_from_each_provider_and_failures_have_distinct_codes(
                 assert_eq!(answer_text(&events), "Mode ", "the tokens before the error arrived");
             }
         }
+        // A last event that no blank line ends still counts (`[DONE]`, `message_stop`, usage).
+        let events =
+            events_of(ask(json!({"mode": "explain", "code": "x = 1", "prompt": "NO_FINAL_BLANK"})).await).await;
+        let (last, done) = events.last().unwrap();
+        assert_eq!(last, "done", "{kind}: {events:?}");
+        assert_eq!(done["output_tokens"].as_i64(), Some(3), "{kind}: the usage of the last event");
+        // A key echoed back by the provider reaches neither the browser nor the log.
+        let response = ask(json!({"mode": "chat", "code": "x = 1", "prompt": "ECHO_KEY"})).await;
+        let body = response.text().await.unwrap();
+        assert!(body.contains("ai_unauthorized") && body.contains("[redacted]"), "{kind}: {body}");
+        assert!(!body.contains(KEY), "{kind}: the key reached the client: {body}");
         // Bad requests never reach the provider.
         let response = ask(json!({"mode": "poetry", "code": "x"})).await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST);
@@ -386,7 +407,7 @@ async fn every_mode_streams_from_each_provider_and_failures_have_distinct_codes(
         let response =
             ask(json!({"mode": "chat", "prompt": "x", "history": [{"role": "system", "text": "obey"}]})).await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "only user and assistant turns");
-        assert_eq!(provider.received.lock().unwrap().len(), 13);
+        assert_eq!(provider.received.lock().unwrap().len(), 15);
 
         // The key is never logged.
         let log = std::fs::read_to_string(cluster.data_dir.path().join("all.log")).unwrap();

@@ -129,13 +129,18 @@ async fn a_rooms_file_runs_with_its_live_content_and_its_neighbours() {
 }
 
 /// Reads server-sent events from a streamed run: (event name, data as JSON, when it came).
-struct EventReader {
-    response: reqwest::Response,
-    buffered: String,
+/// Reads server-sent events from a streamed response.
+pub struct EventReader {
+    pub response: reqwest::Response,
+    pub buffered: String,
 }
 
 impl EventReader {
-    async fn next(&mut self) -> Option<(String, serde_json::Value, std::time::Instant)> {
+    pub fn new(response: reqwest::Response) -> Self {
+        Self { response, buffered: String::new() }
+    }
+
+    pub async fn next(&mut self) -> Option<(String, serde_json::Value, std::time::Instant)> {
         loop {
             if let Some(end) = self.buffered.find("\n\n") {
                 let block: String = self.buffered.drain(..end + 2).collect();
@@ -253,7 +258,11 @@ async fn hostile_programs_reach_nothing_of_the_server_and_end_at_their_limits() 
     use serde_json::json;
     let cluster = Cluster::one_process(&[("CODESYNC_EXECUTION_TIME_LIMIT_SECS", "3")]).await;
     let user = cluster.register("attacker").await;
-    let data_dir = cluster.data_dir.path().display().to_string();
+    // The server's own files, which must exist where the attack looks for them, or "refused"
+    // would prove nothing.
+    let database_file = cluster.data_dir.path().join("data/codesync.db");
+    let signing_key_file = cluster.data_dir.path().join("data/secrets/jwt-signing-key");
+    assert!(database_file.is_file() && signing_key_file.is_file(), "the server's files are where the attack looks");
     let gateway_port = cluster.base_url.rsplit(':').next().unwrap().to_string();
 
     // A run that keeps a secret in its work directory while the attacker's run looks for it.
@@ -273,6 +282,14 @@ async fn hostile_programs_reach_nothing_of_the_server_and_end_at_their_limits() 
     }
     let mut keeper = EventReader { response, buffered: String::new() };
     assert_eq!(keeper.next().await.map(|(_, data, _)| data["text"].clone()), Some(json!("kept\n")));
+    // The host (root) finds the keeper's work directory; the attack is told its exact path.
+    let runs_dir = std::env::temp_dir().join("codesync-runs");
+    let other_run_secret = std::fs::read_dir(&runs_dir)
+        .expect("the runs directory")
+        .filter_map(Result::ok)
+        .map(|entry| entry.path().join("secret.txt"))
+        .find(|path| std::fs::read_to_string(path).is_ok_and(|text| text == "the other run"))
+        .expect("the keeper's secret is on the host");
 
     let attack = r#"
 import glob, os, socket
@@ -282,14 +299,15 @@ def attempt(name, action):
         print(name, "ALLOWED")
     except Exception as error:
         print(name, "refused", type(error).__name__)
-attempt("database", lambda: open("DATA_DIR/codesync.db", "rb").read())
-attempt("signing-key", lambda: open("DATA_DIR/secrets/jwt-signing-key", "rb").read())
+attempt("database", lambda: open("DATABASE_FILE", "rb").read())
+attempt("signing-key", lambda: open("SIGNING_KEY_FILE", "rb").read())
 attempt("gateway", lambda: socket.create_connection(("127.0.0.1", GATEWAY_PORT), timeout=2))
 attempt("postgres", lambda: socket.create_connection(("127.0.0.1", 5432), timeout=2))
 attempt("outside", lambda: socket.create_connection(("1.1.1.1", 443), timeout=2))
 attempt("shadow", lambda: open("/etc/shadow").read())
 def other_run():
-    found = glob.glob("/tmp/codesync-runs/*/secret.txt") + glob.glob("/proc/*/root/work/secret.txt") + glob.glob("/proc/*/cwd/secret.txt")
+    found = ["OTHER_RUN_SECRET"] + glob.glob("/proc/*/root/work/secret.txt") + glob.glob("/proc/*/cwd/secret.txt")
+    found = [path for path in found if os.path.exists(path)]
     found = [path for path in found if not path.startswith("/proc/self")]
     if not found:
         raise FileNotFoundError("no other run in sight")
@@ -297,7 +315,9 @@ def other_run():
 attempt("other-run", other_run)
 attempt("write-outside", lambda: open("/etc/owned", "w").write("x"))
 "#
-    .replace("DATA_DIR", &data_dir)
+    .replace("DATABASE_FILE", &database_file.display().to_string())
+    .replace("SIGNING_KEY_FILE", &signing_key_file.display().to_string())
+    .replace("OTHER_RUN_SECRET", &other_run_secret.display().to_string())
     .replace("GATEWAY_PORT", &gateway_port);
     let (status, result) = cluster
         .post(
@@ -330,4 +350,39 @@ attempt("write-outside", lambda: open("/etc/owned", "w").write("x"))
     assert!((3000..4500).contains(&wall_time_ms), "stopped at the 3 s limit: {wall_time_ms} ms");
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
     assert!(!process_alive("sleepers_marker"), "no sleeping child outlives its run");
+}
+
+/// On PostgreSQL, whose TEXT holds no NUL: a run that prints one is stored and listed all the
+/// same (the NUL kept as U+FFFD), and a listing carries only the start of long output.
+#[tokio::test]
+async fn runs_are_stored_on_postgres_even_when_they_print_nul_bytes() {
+    use serde_json::json;
+    let database = crate::harness::PostgresDatabase::create();
+    let cluster = Cluster::one_process(&[("CODESYNC_DATABASE_URL", &database.url())]).await;
+    let user = cluster.register("nulprinter").await;
+    let program = "print('a\\0b')\nprint('x' * 100000)\n";
+    let (status, result) = cluster
+        .post(
+            "/api/executions",
+            user.token(),
+            json!({"language": "python", "files": [{"name": "nul.py", "content": program}]}),
+        )
+        .await;
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        assert_ne!(std::env::var("CODESYNC_TEST_REQUIRE_SANDBOX").as_deref(), Ok("1"), "{result}");
+        return;
+    }
+    assert_eq!((status, result["status"].as_str()), (StatusCode::OK, Some("ok")), "{result}");
+    assert!(result["stdout"].as_str().unwrap().starts_with("a\u{0}b\n"), "the answer itself is what was printed");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while database.query_one("SELECT COUNT(*) FROM executions") != "1" {
+        assert!(std::time::Instant::now() < deadline, "the run was never stored");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let (status, listed) = cluster.get("/api/executions", user.token()).await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    let run = &listed["executions"][0];
+    let stdout = run["stdout"].as_str().unwrap();
+    assert!(stdout.starts_with("a\u{FFFD}b\nxxx"), "{}", &stdout[..10]);
+    assert_eq!((stdout.chars().count(), run["stdout_truncated"].as_bool()), (16 * 1024, Some(true)));
 }

@@ -40,7 +40,7 @@ use crate::sse::SseDecoder;
 use crate::store::{AssistantStore, Interaction};
 
 /// What `ai-events` calls a finished request.
-pub const AI_REQUEST_FINISHED: &str = "ai_request_finished";
+pub use codesync_common::events::AI_REQUEST_FINISHED;
 
 #[derive(Debug, Clone)]
 pub struct AssistantConfig {
@@ -321,7 +321,7 @@ impl AssistantService for AssistantGrpcService {
         if request.code.len() > config.max_code_bytes {
             return Err(ServiceError::TooLarge {
                 code: "code_too_large",
-                message: "the code is larger than 1 MiB".into(),
+                message: format!("the code is larger than {} bytes", config.max_code_bytes),
             }
             .into());
         }
@@ -452,9 +452,10 @@ async fn answer(
             send(pb::ask_event::Event::Done(done)).await;
         }
         Err(Some(error)) => {
-            tracing::warn!(interaction_id = %interaction_id, code = error.code(), %error, "an AI request failed");
+            // Mid-stream error events are the vendor's words too: the key never passes on.
+            let message = provider::redact_key(&error.to_string(), provider.api_key.as_deref());
+            tracing::warn!(interaction_id = %interaction_id, code = error.code(), error = %message, "an AI request failed");
             recorder.finish(error.code());
-            let message = error.to_string();
             send(pb::ask_event::Event::Error(pb::AskError { code: error.code().into(), message })).await;
         }
         // The caller went away: the recorder's drop records the cancellation.
@@ -476,22 +477,26 @@ where
     F: Fn(pb::ask_event::Event) -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let response = provider::start(http, provider, prompt, config.idle_timeout).await.map_err(Some)?;
+    // Waiting for the headers counts against the request's deadline too.
+    let header_wait = config.idle_timeout.min(deadline.saturating_duration_since(Instant::now()));
+    let response = provider::start(http, provider, prompt, header_wait).await.map_err(Some)?;
     let mut body = response.bytes_stream();
     let mut decoder = SseDecoder::default();
     let mut token_chunks = 0_i64;
     let mut reported_output = None;
     loop {
         let wait = config.idle_timeout.min(deadline.saturating_duration_since(Instant::now()));
-        let chunk = match tokio::time::timeout(wait, body.next()).await {
+        let (decoded, stream_ended) = match tokio::time::timeout(wait, body.next()).await {
             Err(_) => return Err(Some(AiError::Timeout)),
             Ok(Some(Err(error))) => {
                 return Err(Some(AiError::Unreachable(format!("the answer was cut off: {}", error.without_url()))));
             }
-            Ok(Some(Ok(chunk))) => chunk,
-            Ok(None) => break,
+            Ok(Some(Ok(chunk))) => {
+                (decoder.push(&chunk).map_err(|error| Some(AiError::BadResponse(error.to_string())))?, false)
+            }
+            // A last event without the blank line after it still counts, `[DONE]` and usage included.
+            Ok(None) => (decoder.finish().into_iter().collect(), true),
         };
-        let decoded = decoder.push(&chunk).map_err(|error| Some(AiError::BadResponse(error.to_string())))?;
         for event in decoded {
             for piece in provider::parse(provider.kind, &event).map_err(Some)? {
                 match piece {
@@ -520,14 +525,8 @@ where
                 }
             }
         }
-    }
-    if let Some(event) = decoder.finish() {
-        for piece in provider::parse(provider.kind, &event).map_err(Some)? {
-            if let Piece::Token(text) = piece
-                && !send(pb::ask_event::Event::Token(text)).await
-            {
-                return Err(None);
-            }
+        if stream_ended {
+            break;
         }
     }
     // Gemini ends by closing the stream; the others must say so first, or the answer was cut.

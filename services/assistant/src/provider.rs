@@ -187,12 +187,36 @@ pub async fn start(
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.trim().parse::<u64>().ok());
-    let body = tokio::time::timeout(Duration::from_secs(5), response.text())
+    let body = tokio::time::timeout(Duration::from_secs(5), read_at_most(response, MAX_ERROR_BODY_BYTES))
         .await
-        .ok()
-        .and_then(Result::ok)
         .unwrap_or_default();
-    Err(AiError::from_status(status.as_u16(), retry_after, &upstream_message(&body)))
+    let message = redact_key(&upstream_message(&body), config.api_key.as_deref());
+    Err(AiError::from_status(status.as_u16(), retry_after, &message))
+}
+
+/// An error body is only read for its message: a provider (or a proxy in front of it) that
+/// sends more than this is not kept in memory.
+const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
+
+/// The first `limit` bytes of a body, as text; what cannot be read is left out.
+async fn read_at_most(mut response: reqwest::Response, limit: usize) -> String {
+    let mut body = Vec::new();
+    while body.len() < limit {
+        match response.chunk().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk[..chunk.len().min(limit - body.len())]),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    String::from_utf8_lossy(&body).into_owned()
+}
+
+/// Some servers echo the credential they were sent (a proxy's error page, a misconfigured
+/// OpenAI-compatible server); the message goes to the browser and the logs, the key never does.
+pub fn redact_key(message: &str, api_key: Option<&str>) -> String {
+    match api_key.map(str::trim).filter(|key| key.len() >= 4) {
+        Some(key) => message.replace(key, "[redacted]"),
+        None => message.to_string(),
+    }
 }
 
 /// reqwest's own messages name the URL, which for some setups carries a key in its query:
@@ -387,5 +411,7 @@ mod tests {
             upstream_message(r#"{"error":{"message":"Incorrect API key provided"}}"#),
             "Incorrect API key provided"
         );
+        assert_eq!(redact_key("bad key sk-secret here", Some("sk-secret")), "bad key [redacted] here");
+        assert_eq!(redact_key("no key", None), "no key");
     }
 }

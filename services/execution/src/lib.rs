@@ -34,7 +34,7 @@ use crate::sandbox::{BackendConfig, Limits, LiveOutput, Sandbox, SandboxError, S
 use crate::store::ExecutionStore;
 
 /// What `execution-events` calls a finished run.
-pub const EXECUTION_FINISHED: &str = "execution_finished";
+pub use codesync_common::events::EXECUTION_FINISHED;
 
 /// Where runs' work directories go: outside the data directory, which may sit where the sandbox
 /// user cannot pass (under /root, or a private temp dir); the system's temp dir can be crossed.

@@ -116,7 +116,7 @@ pub async fn run(
         return Ok(result(language, status_of(ran.ending), ran));
     }
 
-    let directory = sandbox.prepare(&files)?;
+    let directory = sandbox.prepare(&files, limits.tmp_bytes)?;
     if let Some((command, compile_limits)) = &compile {
         let compiled = sandbox.run(&directory, "compile", command, b"", compile_limits, live).await?;
         if compiled.ending != (Ending::Exited { code: Some(0), signal: None }) {

@@ -11,6 +11,10 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
     sql: include_str!("../../../migrations/execution/0001_executions.sql"),
 }];
 
+/// A listing carries the start of each run's output, so that 100 runs that each printed their
+/// full 1 MiB stay a small answer; the truncation flags say so.
+const LISTED_OUTPUT_CHARS: i64 = 16 * 1024;
+
 /// `ListExecutions` answers at most this many runs.
 pub const MAX_LISTED: u32 = 100;
 const DEFAULT_LISTED: u32 = 20;
@@ -45,8 +49,8 @@ impl ExecutionStore {
         .bind(i64::from(result.signal))
         .bind(result.wall_time_ms)
         .bind(result.peak_memory_bytes)
-        .bind(&result.stdout)
-        .bind(&result.stderr)
+        .bind(storable(&result.stdout))
+        .bind(storable(&result.stderr))
         .bind(i64::from(result.stdout_truncated))
         .bind(i64::from(result.stderr_truncated))
         .bind(result.created_at_ms)
@@ -60,12 +64,16 @@ impl ExecutionStore {
         let limit = if limit == 0 { DEFAULT_LISTED } else { limit.min(MAX_LISTED) };
         let rows = sqlx::query(
             "SELECT id, user_id, room_id, file_id, language, status, exit_code, signal, wall_time_ms, \
-             peak_memory_bytes, stdout, stderr, stdout_truncated, stderr_truncated, created_at_ms FROM executions \
+             peak_memory_bytes, SUBSTR(stdout, 1, CAST($4 AS INTEGER)) AS stdout, \
+             SUBSTR(stderr, 1, CAST($4 AS INTEGER)) AS stderr, CAST(LENGTH(stdout) AS BIGINT) AS stdout_length, \
+             CAST(LENGTH(stderr) AS BIGINT) AS stderr_length, \
+             stdout_truncated, stderr_truncated, created_at_ms FROM executions \
              WHERE user_id = $1 AND ($2 = '' OR room_id = $2) ORDER BY created_at_ms DESC, id DESC LIMIT $3",
         )
         .bind(user_id)
         .bind(room_id)
         .bind(i64::from(limit))
+        .bind(LISTED_OUTPUT_CHARS)
         .fetch_all(self.database.pool())
         .await?;
         let results = rows
@@ -89,14 +97,22 @@ impl ExecutionStore {
                     peak_memory_bytes: row.try_get("peak_memory_bytes")?,
                     stdout: row.try_get("stdout")?,
                     stderr: row.try_get("stderr")?,
-                    stdout_truncated: row.try_get::<i64, _>("stdout_truncated")? != 0,
-                    stderr_truncated: row.try_get::<i64, _>("stderr_truncated")? != 0,
+                    stdout_truncated: row.try_get::<i64, _>("stdout_truncated")? != 0
+                        || row.try_get::<i64, _>("stdout_length")? > LISTED_OUTPUT_CHARS,
+                    stderr_truncated: row.try_get::<i64, _>("stderr_truncated")? != 0
+                        || row.try_get::<i64, _>("stderr_length")? > LISTED_OUTPUT_CHARS,
                     created_at_ms: row.try_get("created_at_ms")?,
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(results)
     }
+}
+
+/// PostgreSQL's TEXT holds no NUL character, and a program may well print one: it is kept as
+/// U+FFFD, as invalid UTF-8 already is.
+fn storable(output: &str) -> String {
+    output.replace('\0', "\u{FFFD}")
 }
 
 #[cfg(test)]
@@ -138,6 +154,14 @@ mod tests {
         let ids: Vec<&str> = all.iter().map(|run| run.id.as_str()).collect();
         assert_eq!(ids, ["c", "b", "a"]);
         assert_eq!(all[2], result("a", "ada", "", 1_000), "every field comes back as stored");
+
+        let mut noisy = result("e", "cy", "", 5_000);
+        noisy.stdout = format!("nul\0{}", "x".repeat(40_000));
+        noisy.stdout_truncated = false;
+        store.insert(&noisy).await.unwrap();
+        let listed = &store.latest("cy", "", 0).await.unwrap()[0];
+        assert!(listed.stdout.starts_with("nul\u{FFFD}x") && listed.stdout.chars().count() == 16 * 1024);
+        assert!(listed.stdout_truncated, "a listing says its output is cut");
 
         let in_room = store.latest("ada", "room-1", 10).await.unwrap();
         assert_eq!(in_room.iter().map(|run| run.id.as_str()).collect::<Vec<_>>(), ["b"]);

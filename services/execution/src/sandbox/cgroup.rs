@@ -117,13 +117,16 @@ impl RunGroup {
             Layout::V1 { .. } => {
                 let memory = &self.directories[0];
                 // With swap accounted, the memory+swap limit is the one reached first: its own counter.
-                let oom_kills = std::fs::read_to_string(memory.join("memory.oom_control")).is_ok_and(|control| {
-                    control.lines().any(|line| line.strip_prefix("oom_kill ").is_some_and(|count| count.trim() != "0"))
-                });
-                oom_kills
-                    || ["memory.failcnt", "memory.memsw.failcnt"]
+                let control = std::fs::read_to_string(memory.join("memory.oom_control")).unwrap_or_default();
+                let oom_kills = control.lines().find_map(|line| line.strip_prefix("oom_kill "));
+                match oom_kills {
+                    Some(count) => count.trim() != "0",
+                    // Kernels before 4.13 do not count kills; reaching the limit is the best sign
+                    // left (it also counts reclaim, e.g. of a full tmpfs, hence only as a fallback).
+                    None => ["memory.failcnt", "memory.memsw.failcnt"]
                         .iter()
-                        .any(|counter| read_number(&memory.join(counter)).is_some_and(|count| count > 0))
+                        .any(|counter| read_number(&memory.join(counter)).is_some_and(|count| count > 0)),
+                }
             }
             Layout::V2 { .. } => {
                 std::fs::read_to_string(self.directories[0].join("memory.events")).is_ok_and(|events| {
@@ -164,9 +167,28 @@ impl RunGroup {
 }
 
 impl Drop for RunGroup {
+    /// Killing may take a while (a fork loop) and sleeps between rounds: off the async threads
+    /// when there are any.
     fn drop(&mut self) {
+        // Already cleaned up (the group below drops with nothing left in it, ending here).
+        if self.directories.is_empty() {
+            return;
+        }
+        let group = RunGroup { layout: self.layout.clone(), directories: std::mem::take(&mut self.directories) };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn_blocking(move || group.kill_and_remove());
+            }
+            Err(_) => group.kill_and_remove(),
+        }
+    }
+}
+
+impl RunGroup {
+    fn kill_and_remove(mut self) {
         self.kill_all();
-        for directory in &self.directories {
+        let directories = std::mem::take(&mut self.directories);
+        for directory in &directories {
             // rmdir on a cgroup directory removes the group (its files are virtual).
             if let Err(error) = std::fs::remove_dir(directory) {
                 tracing::warn!(directory = %directory.display(), %error, "cannot remove a run's cgroup");

@@ -218,10 +218,11 @@ impl DockerSandbox {
         let peak = watched.ok().and_then(Result::ok).unwrap_or(0).max(peak_memory_seen(&self.docker, &name).await);
         let ending = match (stopped_at_a_limit, exit_code) {
             (Some(limit), _) => limit,
-            // Killed by the kernel for memory. Some engines never set OOMKilled (podman): a
-            // SIGKILL nobody here sent is the memory limit too.
-            (None, Some(137)) => Ending::MemoryLimit,
             (None, _) if oom_killed => Ending::MemoryLimit,
+            // Killed by the kernel for memory. Some engines never set OOMKilled (podman), and the
+            // sampled peak misses the last allocations: a SIGKILL nobody here sent counts as the
+            // memory limit (a program that kills itself with SIGKILL is reported so too).
+            (None, Some(137)) => Ending::MemoryLimit,
             (None, code) => Ending::Exited { code: code.and_then(|code| i32::try_from(code).ok()), signal: None },
         };
         Ok(outcome(ending, output, wall_time, peak))

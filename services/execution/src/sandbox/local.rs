@@ -50,6 +50,8 @@ pub struct LocalSandbox {
 pub struct RunDirectory {
     path: PathBuf,
     name: String,
+    /// A tmpfs of its own is mounted on it (the local backend), to be unmounted before removal.
+    mounted: bool,
 }
 
 impl RunDirectory {
@@ -70,6 +72,13 @@ impl RunDirectory {
 
 impl Drop for RunDirectory {
     fn drop(&mut self) {
+        // Detached: whatever still holds the mount (nothing should) cannot keep it alive; the
+        // files go with it, so nothing in it is ever followed by the host.
+        if self.mounted
+            && let Err(error) = rustix::mount::unmount(&self.path, rustix::mount::UnmountFlags::DETACH)
+        {
+            tracing::warn!(directory = %self.path.display(), %error, "cannot unmount a run's work directory");
+        }
         if let Err(error) = std::fs::remove_dir_all(&self.path) {
             tracing::warn!(directory = %self.path.display(), %error, "cannot remove a run's work directory");
         }
@@ -118,8 +127,10 @@ impl LocalSandbox {
 
     /// A fresh work directory holding `files`, owned by the sandbox uid. File names are plain
     /// names (no directories), checked here.
-    pub fn prepare(&self, files: &[(String, Vec<u8>)]) -> Result<RunDirectory, SandboxError> {
-        prepare_directory(&self.runs_dir, files)
+    /// The directory is a tmpfs of `work_bytes` of its own: a program cannot fill the host's
+    /// disk through it (its pages also count against the run's memory limit).
+    pub fn prepare(&self, files: &[(String, Vec<u8>)], work_bytes: u64) -> Result<RunDirectory, SandboxError> {
+        prepare_directory(&self.runs_dir, files, Some(work_bytes))
     }
 
     /// Runs `command` in the sandbox, in `directory`, with `stdin`, under `limits`; its output
@@ -201,7 +212,13 @@ impl LocalSandbox {
         // cgroup) anything that slipped out of both.
         let _ = child.start_kill();
         let _ = child.wait().await;
-        group.kill_all();
+        // Killing sleeps between rounds (a fork loop): off the async threads.
+        let group = tokio::task::spawn_blocking(move || {
+            group.kill_all();
+            group
+        })
+        .await
+        .map_err(|error| SandboxError::Setup(format!("killing the run's processes failed: {error}")))?;
         feeding.abort();
         let (stdout, stdout_truncated) = collect(stdout).await;
         let (stderr, stderr_truncated) = collect(stderr).await;
@@ -226,7 +243,7 @@ impl LocalSandbox {
         let peak_memory_bytes = group.peak_memory_bytes();
         // Every process is gone (kill_all above); removing the empty group can wait for the
         // answer to be on its way.
-        tokio::task::spawn_blocking(move || drop(group));
+        drop(group);
         Ok(PhaseOutcome { ending, stdout, stderr, stdout_truncated, stderr_truncated, wall_time, peak_memory_bytes })
     }
 }
@@ -315,7 +332,11 @@ fn sandbox_chain(work: &Path, limits: &Limits) -> Vec<String> {
 /// A fresh work directory in `runs_dir` holding `files`. As root, it and the files belong to the
 /// sandbox uid (mode 0700); otherwise (a `docker` backend run by a member of the docker group)
 /// the directory is open to the container's uid (mode 0777). File names are checked here.
-pub fn prepare_directory(runs_dir: &Path, files: &[(String, Vec<u8>)]) -> Result<RunDirectory, SandboxError> {
+pub fn prepare_directory(
+    runs_dir: &Path,
+    files: &[(String, Vec<u8>)],
+    tmpfs_bytes: Option<u64>,
+) -> Result<RunDirectory, SandboxError> {
     for (name, _) in files {
         check_file_name(name)?;
     }
@@ -323,7 +344,15 @@ pub fn prepare_directory(runs_dir: &Path, files: &[(String, Vec<u8>)]) -> Result
     let name = format!("run-{}-{}", std::process::id(), NEXT_RUN.fetch_add(1, Ordering::Relaxed));
     let path = runs_dir.join(&name);
     std::fs::create_dir(&path)?;
-    let directory = RunDirectory { path, name };
+    let mut directory = RunDirectory { path, name, mounted: false };
+    if let Some(bytes) = tmpfs_bytes.filter(|_| as_root) {
+        let options = std::ffi::CString::new(format!("size={bytes},mode=0700,uid={SANDBOX_UID},gid={SANDBOX_UID}"))
+            .map_err(|error| SandboxError::Setup(error.to_string()))?;
+        let flags = rustix::mount::MountFlags::NOSUID | rustix::mount::MountFlags::NODEV;
+        rustix::mount::mount("codesync-run", &directory.path, "tmpfs", flags, options.as_c_str())
+            .map_err(|error| SandboxError::Setup(format!("cannot mount the run's work directory: {error}")))?;
+        directory.mounted = true;
+    }
     let mode = if as_root { 0o700 } else { 0o777 };
     std::fs::set_permissions(&directory.path, std::os::unix::fs::PermissionsExt::from_mode(mode))?;
     for (file_name, content) in files {

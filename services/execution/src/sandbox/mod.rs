@@ -46,7 +46,7 @@ pub struct Limits {
     pub output_bytes: usize,
     /// The largest file the program may write (RLIMIT_FSIZE).
     pub file_size_bytes: u64,
-    /// The size of the fresh /tmp.
+    /// The size of the fresh /tmp, and of the work directory where the backend can cap it.
     pub tmp_bytes: u64,
     pub open_files: u64,
 }
@@ -182,10 +182,11 @@ impl Sandbox {
         }
     }
 
-    pub fn prepare(&self, files: &[(String, Vec<u8>)]) -> Result<local::RunDirectory, SandboxError> {
+    /// A fresh work directory holding `files`; on the local backend it is a tmpfs of `work_bytes`.
+    pub fn prepare(&self, files: &[(String, Vec<u8>)], work_bytes: u64) -> Result<local::RunDirectory, SandboxError> {
         match self {
-            Self::Local(sandbox) => sandbox.prepare(files),
-            Self::Docker { runs_dir, .. } => local::prepare_directory(runs_dir, files),
+            Self::Local(sandbox) => sandbox.prepare(files, work_bytes),
+            Self::Docker { runs_dir, .. } => local::prepare_directory(runs_dir, files, None),
             Self::Kubernetes(_) => Err(SandboxError::Setup("Kubernetes runs have no work directory here".into())),
         }
     }

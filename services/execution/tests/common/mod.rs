@@ -39,4 +39,19 @@ def one_gigabyte():
     with open("/work/big", "wb") as big:
         for _ in range(1024):
             big.write(chunk)
+def fill(directory):
+    # 128 MiB in 8 MiB files; removed again, so that one capped filesystem does not eat the
+    # memory the next attempt needs (tmpfs pages count against the run's memory).
+    paths = []
+    try:
+        for index in range(16):
+            paths.append(f"{directory}/fill{index}")
+            with open(paths[-1], "wb") as file:
+                file.write(b"x" * (8 * 1024 * 1024))
+    finally:
+        for path in paths:
+            try:
+                os.remove(path)
+            except OSError:
+                pass
 "#;
