@@ -20,7 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     tonic_prost_build::configure()
         .file_descriptor_set_path(out_dir.join("codesync_descriptor.bin"))
-        // Services that a later issue implements answer UNIMPLEMENTED until then.
+        // A method a service does not implement answers UNIMPLEMENTED; streams are boxed.
         .generate_default_stubs(true)
         // Yjs updates and y-protocols frames pass through without copies.
         .bytes(".codesync.documents.v1")

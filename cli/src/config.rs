@@ -20,6 +20,7 @@ use codesync_execution::sandbox::BackendConfig;
 use codesync_execution::sandbox::docker::DockerConfig;
 use codesync_execution::sandbox::kubernetes::KubernetesConfig;
 use codesync_gateway::{GatewayConfig, WebSource};
+use codesync_history::HistoryConfig;
 
 const ENV_PREFIX: &str = "CODESYNC_";
 
@@ -99,6 +100,12 @@ pub const KEYS: &[(&str, &str)] = &[
         "documents_connection_queue_bytes",
         "bytes queued for one connection before it is closed as too slow (default 16777216)",
     ),
+    (
+        "documents_activity_window_ms",
+        "a file's edits are announced (for checkpoints and analytics) at most this often (default 10000)",
+    ),
+    ("history_checkpoint_idle_secs", "a checkpoint is taken after editing pauses this long (default 30)"),
+    ("history_checkpoint_interval_secs", "and at least this often while editing goes on (default 300)"),
     ("auth_endpoint", "gRPC endpoint of the auth service when not in this process (default http://<grpc_addr>)"),
     ("rooms_endpoint", "likewise for the rooms service"),
     ("documents_endpoint", "likewise for the documents service"),
@@ -179,6 +186,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub gateway: GatewayConfig,
     pub documents: DocumentsConfig,
+    pub history: HistoryConfig,
     pub execution: ExecutionConfig,
     /// The gRPC endpoint (`http://host:port`) of each of the nine services.
     pub endpoints: BTreeMap<&'static str, String>,
@@ -374,6 +382,19 @@ impl Config {
             connection_queue_bytes: sources
                 .positive("documents_connection_queue_bytes")?
                 .unwrap_or(documents_defaults.connection_queue_bytes),
+            activity_window: sources
+                .positive::<u64>("documents_activity_window_ms")?
+                .map_or(documents_defaults.activity_window, Duration::from_millis),
+        };
+
+        let history_defaults = HistoryConfig::default();
+        let history = HistoryConfig {
+            checkpoint_after_idle: sources
+                .positive::<u64>("history_checkpoint_idle_secs")?
+                .map_or(history_defaults.checkpoint_after_idle, Duration::from_secs),
+            checkpoint_at_most_every: sources
+                .positive::<u64>("history_checkpoint_interval_secs")?
+                .map_or(history_defaults.checkpoint_at_most_every, Duration::from_secs),
         };
 
         let assistant_defaults = AssistantConfig::default();
@@ -471,6 +492,7 @@ impl Config {
             auth,
             gateway,
             documents,
+            history,
             execution,
             endpoints,
             unknown_env_vars,
@@ -535,6 +557,9 @@ impl Config {
             format!("documents_idle_unload_secs = {}", self.documents.idle_unload_after.as_secs()),
             format!("documents_connection_queue = {}", self.documents.connection_queue),
             format!("documents_connection_queue_bytes = {}", self.documents.connection_queue_bytes),
+            format!("documents_activity_window_ms = {}", self.documents.activity_window.as_millis()),
+            format!("history_checkpoint_idle_secs = {}", self.history.checkpoint_after_idle.as_secs()),
+            format!("history_checkpoint_interval_secs = {}", self.history.checkpoint_at_most_every.as_secs()),
             format!("sandbox_runs_dir = {:?}", self.execution.runs_dir.display().to_string()),
             format!("execution_time_limit_secs = {}", self.execution.limits.wall_time.as_secs()),
             match &self.execution.backend {

@@ -30,7 +30,8 @@ use crate::topology::Component;
         codesync run --service auth --service rooms    # two services; reach the rest by *_endpoint keys\n  \
         codesync run --service gateway                 # the HTTP gateway alone\n  \
         CODESYNC_HTTP_ADDR=0.0.0.0:8080 codesync run   # listen on every interface\n  \
-        codesync migrate                               # apply database migrations and exit"
+        codesync migrate                               # apply database migrations and exit\n  \
+        codesync admin grant ada                       # make the user ada an administrator"
 )]
 struct Cli {
     /// A TOML file with configuration keys (same names as the environment variables, lower-case, without CODESYNC_).
@@ -55,11 +56,29 @@ enum Command {
     /// Benchmarks that print figures (see docs/benchmarks.md).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Administrators: who may see the analytics dashboard (the first account registered is one).
+    #[command(subcommand)]
+    Admin(AdminCommand),
     /// Print the effective configuration (secrets redacted), then exit.
     Config {
         /// List every configuration key with its meaning instead.
         #[arg(long)]
         keys: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Make a user an administrator (by username or email); it applies from their next sign-in
+    /// or token refresh, within 15 minutes.
+    Grant {
+        #[arg(value_name = "USER")]
+        user: String,
+    },
+    /// Take a user's administrator rights away.
+    Revoke {
+        #[arg(value_name = "USER")]
+        user: String,
     },
 }
 
@@ -70,6 +89,8 @@ enum BenchCommand {
     Collab(bench::CollabArgs),
     /// The local sandbox's cost per run against a bare run, and runs per second at once.
     Sandbox(bench::sandbox::SandboxArgs),
+    /// What versions cost to store: an editing trace replayed with a checkpoint every N edits.
+    History(bench::history::HistoryArgs),
 }
 
 fn main() -> ExitCode {
@@ -110,8 +131,11 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Run { services } => topology::run(config, Component::selection(&services)).await,
             Command::Migrate => topology::migrate(&config).await,
+            Command::Admin(AdminCommand::Grant { user }) => topology::set_admin(&config, &user, true).await,
+            Command::Admin(AdminCommand::Revoke { user }) => topology::set_admin(&config, &user, false).await,
             Command::Bench(BenchCommand::Collab(args)) => bench::run(args).await,
             Command::Bench(BenchCommand::Sandbox(args)) => bench::sandbox::run(args).await,
+            Command::Bench(BenchCommand::History(args)) => bench::history::run(args).await,
             Command::Config { .. } => Ok(()),
         }
     });

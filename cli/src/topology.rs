@@ -87,8 +87,25 @@ pub async fn migrate(config: &Config) -> anyhow::Result<()> {
     DocumentsStore::new(database.clone()).migrate().await?;
     PresenceStore::new(database.clone()).migrate().await?;
     codesync_execution::store::ExecutionStore::new(database.clone()).migrate().await?;
-    codesync_assistant::store::AssistantStore::new(database).migrate().await?;
+    codesync_assistant::store::AssistantStore::new(database.clone()).migrate().await?;
+    codesync_history::store::HistoryStore::new(database.clone()).migrate().await?;
+    codesync_notifications::store::NotificationsStore::new(database.clone()).migrate().await?;
+    codesync_analytics::store::AnalyticsStore::new(database).migrate().await?;
     tracing::info!(database = %redacted(&config.database_url), "the database is up to date");
+    Ok(())
+}
+
+/// Grants or revokes a user's administrator rights, in the database directly (as `migrate` does).
+pub async fn set_admin(config: &Config, login: &str, is_admin: bool) -> anyhow::Result<()> {
+    let database = Database::connect(&config.database_url).await?;
+    let store = AuthStore::new(database);
+    store.migrate().await?;
+    let user = store
+        .set_admin(login, is_admin)
+        .await?
+        .with_context(|| format!("no user is named '{login}' (give a username or an email)"))?;
+    let now = if user.is_admin { "an administrator" } else { "not an administrator" };
+    println!("{} ({}) is now {now}; it applies from their next sign-in or token refresh", user.username, user.email);
     Ok(())
 }
 
@@ -114,16 +131,7 @@ pub async fn run(config: Config, components: BTreeSet<Component>) -> anyhow::Res
         ServiceChannels::connect_lazily(|service| config.endpoints[service].clone(), &in_process_routes, &names)
             .context("invalid service endpoint")?;
 
-    let needs_database = [
-        Component::Auth,
-        Component::Rooms,
-        Component::Documents,
-        Component::Presence,
-        Component::Execution,
-        Component::Assistant,
-    ]
-    .iter()
-    .any(|component| components.contains(component));
+    let needs_database = components.iter().any(|component| *component != Component::Gateway);
     let database = if needs_database {
         let database = Database::connect(&config.database_url).await?;
         Some(database)
@@ -256,7 +264,9 @@ async fn add_service(
             if config.migrate_on_start {
                 store.migrate().await?;
             }
-            routes.add_service(AuthGrpcService::new(store, tokens.clone(), config.auth.clone()).into_grpc_server());
+            routes.add_service(
+                AuthGrpcService::new(store, tokens.clone(), config.auth.clone(), events.clone()).into_grpc_server(),
+            );
         }
         Component::Rooms => {
             let store = RoomsStore::new(database()?);
@@ -292,7 +302,21 @@ async fn add_service(
             );
         }
         Component::History => {
-            routes.add_service(codesync_history::grpc_server());
+            let store = codesync_history::store::HistoryStore::new(database()?);
+            if config.migrate_on_start {
+                store.migrate().await?;
+            }
+            let service_channels = (channels.rooms.clone(), channels.documents.clone(), channels.auth.clone());
+            routes.add_service(
+                codesync_history::HistoryGrpcService::new(
+                    store,
+                    tokens.clone(),
+                    config.history.clone(),
+                    events.clone(),
+                    service_channels,
+                )
+                .into_grpc_server(),
+            );
         }
         Component::Execution => {
             let store = codesync_execution::store::ExecutionStore::new(database()?);
@@ -332,10 +356,24 @@ async fn add_service(
             );
         }
         Component::Notifications => {
-            routes.add_service(codesync_notifications::grpc_server());
+            let store = codesync_notifications::store::NotificationsStore::new(database()?);
+            if config.migrate_on_start {
+                store.migrate().await?;
+            }
+            routes.add_service(
+                codesync_notifications::NotificationsGrpcService::new(store, tokens.clone(), events.clone())
+                    .into_grpc_server(),
+            );
         }
         Component::Analytics => {
-            routes.add_service(codesync_analytics::grpc_server());
+            let store = codesync_analytics::store::AnalyticsStore::new(database()?);
+            if config.migrate_on_start {
+                store.migrate().await?;
+            }
+            routes.add_service(
+                codesync_analytics::AnalyticsGrpcService::new(store, tokens.clone(), events.clone(), channels.clone())
+                    .into_grpc_server(),
+            );
         }
         Component::Gateway => {}
     }

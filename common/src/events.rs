@@ -17,10 +17,41 @@ pub const NOTIFICATION_EVENTS: &str = "notification-events";
 pub const ANALYTICS_EVENTS: &str = "analytics-events";
 pub const DEAD_LETTER_EVENTS: &str = "dead-letter-events";
 
-/// Kinds of `room-events` (payload: `room_id`, `user_id`, `role` or null, `by`).
+/// Kinds of `room-events` about members (payload: `room_id`, `room_name`, `owner_id`, `user_id`,
+/// `role` or null, `by`, `by_username`).
 pub const MEMBER_JOINED: &str = "member_joined";
 pub const MEMBER_ROLE_CHANGED: &str = "member_role_changed";
 pub const MEMBER_REMOVED: &str = "member_removed";
+/// Kinds of `room-events` about rooms and files (payload: `room_id`, `by`, `by_username`, and
+/// `room_name`, `owner_id`, `is_public` for rooms; `file_id`, `filename` (and `old_filename`)
+/// for files).
+pub const ROOM_CREATED: &str = "room_created";
+pub const ROOM_DELETED: &str = "room_deleted";
+pub const FILE_CREATED: &str = "file_created";
+pub const FILE_RENAMED: &str = "file_renamed";
+pub const FILE_DELETED: &str = "file_deleted";
+/// `execution-events`: a run ended (payload: `execution_id`, `user_id`, `room_id`, `file_id`,
+/// `language`, `status`, `exit_code`, `signal`, `wall_time_ms`, `peak_memory_bytes`).
+pub const EXECUTION_FINISHED: &str = "execution_finished";
+/// `ai-events`: an answer ended (payload: the `ai_interactions` record: `user_id`, `file_id`,
+/// `mode`, `provider`, `model`, `status`, `time_to_first_token_ms`, `latency_ms`, tokens).
+pub const AI_REQUEST_FINISHED: &str = "ai_request_finished";
+/// `collaboration-events` (payload: `file_id`, `room_id`, `updates`, `bytes`, `editors`, `joins`,
+/// `connections`, `window_ms`): a file's edits over a short window.
+pub const COLLABORATION_ACTIVITY: &str = "activity";
+/// `collaboration-events` from presence (payload: `room_id`, `online`): who is in a room changed.
+pub const ROOM_PRESENCE: &str = "room_presence";
+/// `analytics-events` from auth (payload: `user_id`, `username`): an account was made, a
+/// session began (registering or signing in).
+pub const USER_REGISTERED: &str = "user_registered";
+pub const SESSION_STARTED: &str = "session_started";
+/// `notification-events`: a notice for one user (payload: `user_id`, `title`, `message`), and
+/// the notifications service's own announcement of a stored notification (for live pushes).
+pub const SYSTEM_NOTICE: &str = "system_notice";
+pub const NOTIFICATION_CREATED: &str = "notification_created";
+/// `room-events` from history: a version of a file was recorded (payload: `room_id`, `file_id`,
+/// `filename`, `version_id`, `number`, `kind`, `by`, `by_username`, `lines_added`, `lines_removed`).
+pub const VERSION_CREATED: &str = "version_created";
 
 pub const TOPICS: [&str; 7] = [
     ROOM_EVENTS,
@@ -97,7 +128,12 @@ pub async fn next_membership_change(room_events: &mut broadcast::Receiver<Event>
 /// behind an in-process topic learns how many events it missed.
 pub trait EventBus: Send + Sync + std::fmt::Debug {
     fn publish(&self, event: Event);
+    /// Every event of `topic` published from now on, for every subscriber (fan-out).
     fn subscribe(&self, topic: &str) -> broadcast::Receiver<Event>;
+    /// The events of `topics` for the consumer group `group`: on Kafka, each event goes to one
+    /// member of the group and the group's position survives restarts; acknowledge each
+    /// delivery once handled. Use it through [`crate::consumer::run`].
+    fn consume(&self, group: &str, topics: &[&str]) -> tokio::sync::mpsc::Receiver<crate::consumer::Delivery>;
 }
 
 /// Events per topic held for slow in-process subscribers.
@@ -129,6 +165,10 @@ impl EventBus for InProcessBus {
 
     fn subscribe(&self, topic: &str) -> broadcast::Receiver<Event> {
         self.sender(topic).subscribe()
+    }
+
+    fn consume(&self, group: &str, topics: &[&str]) -> tokio::sync::mpsc::Receiver<crate::consumer::Delivery> {
+        crate::consumer::consume_broadcasts(self, group, topics)
     }
 }
 

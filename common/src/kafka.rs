@@ -22,8 +22,9 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::util::Timeout;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc, oneshot};
 
+use crate::consumer::{Delivery, raw_dead_letter};
 use crate::events::{Event, EventBus, InProcessBus, TOPICS};
 
 /// Partitions of each topic the bus creates; events are keyed by room or file.
@@ -167,34 +168,107 @@ fn consume(brokers: &str, topic: &str, sender: broadcast::Sender<Event>) -> Resu
     Ok(())
 }
 
+/// Queues `event` on `producer`, in the caller's order (events of one key stay in order); only
+/// the delivery report is awaited on the side.
+fn publish_with(producer: &FutureProducer, event: Event) {
+    let payload = match serde_json::to_vec(&event) {
+        Ok(payload) => payload,
+        Err(error) => {
+            tracing::error!(topic = %event.topic, %error, "an event could not be encoded");
+            return;
+        }
+    };
+    let record = FutureRecord::to(&event.topic).key(&event.key).payload(&payload);
+    let delivery = match producer.send_result(record) {
+        Ok(delivery) => delivery,
+        Err((error, _)) => {
+            tracing::warn!(topic = %event.topic, kind = %event.kind, %error, "an event could not be queued for Kafka");
+            return;
+        }
+    };
+    tokio::spawn(async move {
+        match delivery.await {
+            Ok(Ok(_)) => {}
+            Ok(Err((error, _))) => {
+                tracing::warn!(topic = %event.topic, kind = %event.kind, %error, "an event was not delivered to Kafka");
+            }
+            Err(_) => tracing::warn!(topic = %event.topic, kind = %event.kind, "an event's delivery was abandoned"),
+        }
+    });
+}
+
+/// A member of the consumer group `codesync-<group>` reading `topics`: from the group's committed
+/// position (from the start of what the brokers keep, for a new group), each event handed over
+/// and its offset stored only once the delivery is acknowledged; stored offsets are committed
+/// every second. Retries until the brokers can be reached.
+async fn consume_as_group(
+    brokers: String,
+    group: String,
+    topics: Vec<String>,
+    producer: FutureProducer,
+    deliveries: mpsc::Sender<Delivery>,
+) {
+    let topic_names: Vec<&str> = topics.iter().map(String::as_str).collect();
+    let consumer = loop {
+        let created: Result<StreamConsumer, KafkaError> = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set("group.id", format!("codesync-{group}"))
+            .set("enable.auto.commit", "true")
+            .set("auto.commit.interval.ms", "1000")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            // A member that dies hands its partitions over after this; brokers accept 6 s at least.
+            .set("session.timeout.ms", "6000")
+            .set("heartbeat.interval.ms", "2000")
+            .set("fetch.wait.max.ms", "100")
+            .create();
+        match created.and_then(|consumer| consumer.subscribe(&topic_names).map(|()| consumer)) {
+            Ok(consumer) => break consumer,
+            Err(error) => {
+                tracing::warn!(%group, %error, "cannot join the consumer group yet; retrying");
+                tokio::time::sleep(Duration::from_secs(3)).await;
+            }
+        }
+    };
+    tracing::info!(%group, ?topics, "consuming from Kafka as a group");
+    loop {
+        let message = match consumer.recv().await {
+            Ok(message) => message.detach(),
+            Err(error) => {
+                tracing::warn!(%group, %error, "reading from Kafka failed");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        let payload = message.payload().unwrap_or_default();
+        match serde_json::from_slice::<Event>(payload) {
+            Ok(event) => {
+                let (handled, acknowledged) = oneshot::channel();
+                if deliveries.send(Delivery::acknowledged_by(event, handled)).await.is_err() {
+                    return;
+                }
+                // Dropped unacknowledged: the consumer is going away; the event comes again.
+                if acknowledged.await.is_err() {
+                    return;
+                }
+            }
+            Err(error) => {
+                let key = message.key().map(String::from_utf8_lossy).unwrap_or_default();
+                let reason = format!("not a CodeSync event: {error}");
+                if let Some(letter) = raw_dead_letter(&group, message.topic(), &key, payload, &reason) {
+                    publish_with(&producer, letter);
+                }
+            }
+        }
+        if let Err(error) = consumer.store_offset(message.topic(), message.partition(), message.offset()) {
+            tracing::warn!(%group, %error, "cannot store the group's position");
+        }
+    }
+}
+
 impl EventBus for KafkaBus {
     fn publish(&self, event: Event) {
-        let payload = match serde_json::to_vec(&event) {
-            Ok(payload) => payload,
-            Err(error) => {
-                tracing::error!(topic = %event.topic, %error, "an event could not be encoded");
-                return;
-            }
-        };
-        // Enqueued here, in the caller's order (events of one key stay in order);
-        // only the delivery report is awaited on the side.
-        let record = FutureRecord::to(&event.topic).key(&event.key).payload(&payload);
-        let delivery = match self.producer.send_result(record) {
-            Ok(delivery) => delivery,
-            Err((error, _)) => {
-                tracing::warn!(topic = %event.topic, kind = %event.kind, %error, "an event could not be queued for Kafka");
-                return;
-            }
-        };
-        tokio::spawn(async move {
-            match delivery.await {
-                Ok(Ok(_)) => {}
-                Ok(Err((error, _))) => {
-                    tracing::warn!(topic = %event.topic, kind = %event.kind, %error, "an event was not delivered to Kafka");
-                }
-                Err(_) => tracing::warn!(topic = %event.topic, kind = %event.kind, "an event's delivery was abandoned"),
-            }
-        });
+        publish_with(&self.producer, event);
     }
 
     fn subscribe(&self, topic: &str) -> broadcast::Receiver<Event> {
@@ -205,6 +279,13 @@ impl EventBus for KafkaBus {
             tracing::error!(%topic, %error, "cannot read this topic from Kafka yet; retrying in the background");
             self.retry_consume(topic);
         }
+        receiver
+    }
+
+    fn consume(&self, group: &str, topics: &[&str]) -> mpsc::Receiver<Delivery> {
+        let (sender, receiver) = mpsc::channel(1);
+        let topics = topics.iter().map(|topic| topic.to_string()).collect();
+        tokio::spawn(consume_as_group(self.brokers.clone(), group.to_string(), topics, self.producer.clone(), sender));
         receiver
     }
 }

@@ -28,6 +28,59 @@ where
     }
 }
 
+/// A JSON body that may also be left out (no body, or an empty one): then `T::default()`.
+/// A body that is sent must be JSON of the right shape, as with [`ApiJson`].
+pub struct OptionalJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for OptionalJson<T>
+where
+    T: DeserializeOwned + Default,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let declares_json = request
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|value| value.trim_start().to_ascii_lowercase().starts_with("application/json"));
+        let bytes = axum::body::Bytes::from_request(request, state).await.map_err(|_| {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "the request body is too large")
+        })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self(T::default()));
+        }
+        if !declares_json {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as JSON with 'Content-Type: application/json', or no body",
+            ));
+        }
+        let axum::Json(value) = axum::Json::<T>::from_bytes(&bytes)?;
+        Ok(Self(value))
+    }
+}
+
+/// Query parameters; ones that cannot be read are 400 in the error shape.
+pub struct ApiQuery<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(Self(value)),
+            Err(rejection) => Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", rejection.body_text())),
+        }
+    }
+}
+
 /// The caller, if the request has an `Authorization: Bearer` header. A header
 /// that is present but invalid is refused with 401, never ignored.
 pub struct MaybeSignedIn {
@@ -75,6 +128,31 @@ impl FromRequestParts<GatewayState> for SignedIn {
                 "sign in first: this request needs an access token",
             )
         })?;
+        Ok(Self { context })
+    }
+}
+
+/// An administrator's request: 401 without a valid token, 403 for anyone else. The services
+/// check again; this answers early and says why.
+pub struct SignedInAdmin {
+    pub context: CallContext,
+}
+
+impl FromRequestParts<GatewayState> for SignedInAdmin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &GatewayState) -> Result<Self, Self::Rejection> {
+        let MaybeSignedIn { caller, context } = MaybeSignedIn::from_request_parts(parts, state).await?;
+        let caller = caller.ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "authentication_required",
+                "sign in first: this request needs an access token",
+            )
+        })?;
+        if !caller.is_admin {
+            return Err(ApiError::new(StatusCode::FORBIDDEN, "admin_required", "only administrators may do this"));
+        }
         Ok(Self { context })
     }
 }

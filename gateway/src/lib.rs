@@ -27,10 +27,13 @@ use codesync_common::grpc::GrpcChannel;
 use codesync_common::grpc::{ServiceChannels, grpc_service_name};
 use codesync_common::identity::TokenService;
 use codesync_common::rate_limit::RateLimiter;
+use codesync_proto::analytics::v1::analytics_service_client::AnalyticsServiceClient;
 use codesync_proto::assistant::v1::assistant_service_client::AssistantServiceClient;
 use codesync_proto::auth::v1::auth_service_client::AuthServiceClient;
 use codesync_proto::documents::v1::documents_service_client::DocumentsServiceClient;
 use codesync_proto::execution::v1::execution_service_client::ExecutionServiceClient;
+use codesync_proto::history::v1::history_service_client::HistoryServiceClient;
+use codesync_proto::notifications::v1::notifications_service_client::NotificationsServiceClient;
 use codesync_proto::presence::v1::presence_service_client::PresenceServiceClient;
 use codesync_proto::rooms::v1::rooms_service_client::RoomsServiceClient;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -101,6 +104,19 @@ impl ServiceClients {
         ExecutionServiceClient::new(self.channels.execution.clone())
     }
 
+    pub fn history(&self) -> HistoryServiceClient<GrpcChannel> {
+        // Versions carry whole files (up to the documents' 16 MiB).
+        HistoryServiceClient::new(self.channels.history.clone()).max_decoding_message_size(64 * 1024 * 1024)
+    }
+
+    pub fn notifications(&self) -> NotificationsServiceClient<GrpcChannel> {
+        NotificationsServiceClient::new(self.channels.notifications.clone())
+    }
+
+    pub fn analytics(&self) -> AnalyticsServiceClient<GrpcChannel> {
+        AnalyticsServiceClient::new(self.channels.analytics.clone())
+    }
+
     pub fn documents(&self) -> DocumentsServiceClient<GrpcChannel> {
         DocumentsServiceClient::new(self.channels.documents.clone())
             .max_decoding_message_size(64 * 1024 * 1024)
@@ -134,6 +150,10 @@ pub struct GatewayState {
         (name = "members", description = "Room members and roles"),
         (name = "files", description = "Files of a room"),
         (name = "executions", description = "Running code in the sandbox"),
+        (name = "assistant", description = "The AI assistant"),
+        (name = "history", description = "File versions and room event logs"),
+        (name = "notifications", description = "Notifications, live and listed"),
+        (name = "analytics", description = "The administrators' dashboard"),
         (name = "operations", description = "Probes and metrics"),
     )
 )]
@@ -158,6 +178,9 @@ fn api_router() -> OpenApiRouter<GatewayState> {
         .merge(routes::files::router())
         .merge(routes::executions::router())
         .merge(routes::assistant::router())
+        .merge(routes::history::router())
+        .merge(routes::notifications::router())
+        .merge(routes::analytics::router())
         .routes(utoipa_axum::routes!(healthz))
         .routes(utoipa_axum::routes!(readyz))
 }
@@ -307,6 +330,20 @@ mod tests {
             "/api/rooms/{room_id}/members/{user_id}",
             "/api/rooms/{room_id}/files",
             "/api/files/{file_id}",
+            "/api/executions",
+            "/api/ai/stream",
+            "/api/history/file/{file_id}",
+            "/api/history/version/{version_id}",
+            "/api/history/diff",
+            "/api/history/restore/{version_id}",
+            "/api/history/room/{room_id}/events",
+            "/api/notifications",
+            "/api/notifications/read-all",
+            "/api/analytics/overview",
+            "/api/analytics/executions",
+            "/api/analytics/ai",
+            "/api/analytics/active-rooms",
+            "/api/analytics/events",
             "/healthz",
             "/readyz",
         ] {

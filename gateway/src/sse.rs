@@ -19,21 +19,45 @@ pub struct Relayed {
     pub last: bool,
 }
 
-pub fn relay<T, F>(mut upstream: tonic::Streaming<T>, mut convert: F) -> impl IntoResponse
+pub fn relay<T, F>(upstream: tonic::Streaming<T>, convert: F) -> impl IntoResponse
 where
     T: Send + 'static,
     F: FnMut(T) -> Relayed + Send + 'static,
 {
+    relay_with_greeting(upstream, None, convert, |_| None)
+}
+
+/// Like [`relay`], with an event sent first (so that the client knows the stream listens), and
+/// a say in what an upstream error becomes (`None`: the usual `error` event).
+pub fn relay_with_greeting<T, F, E>(
+    mut upstream: tonic::Streaming<T>,
+    greeting: Option<(&'static str, Value)>,
+    mut convert: F,
+    on_error: E,
+) -> impl IntoResponse
+where
+    T: Send + 'static,
+    F: FnMut(T) -> Relayed + Send + 'static,
+    E: Fn(&tonic::Status) -> Option<(&'static str, Value)> + Send + 'static,
+{
     let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Event, Infallible>>(1);
     let task = tokio::spawn(async move {
+        if let Some((name, data)) = greeting
+            && sender.send(Ok(Event::default().event(name).data(data.to_string()))).await.is_err()
+        {
+            return;
+        }
         while let Some(message) = upstream.next().await {
             let relayed = match message {
                 Ok(message) => convert(message),
-                Err(status) => {
-                    let error = ApiError::from(status).0;
-                    let body = serde_json::json!({"error": {"code": error.code, "message": error.message}});
-                    Relayed { event: Some(("error", body)), last: true }
-                }
+                Err(status) => match on_error(&status) {
+                    Some(event) => Relayed { event: Some(event), last: true },
+                    None => {
+                        let error = ApiError::from(status).0;
+                        let body = serde_json::json!({"error": {"code": error.code, "message": error.message}});
+                        Relayed { event: Some(("error", body)), last: true }
+                    }
+                },
             };
             if let Some((name, data)) = relayed.event {
                 let event = Event::default().event(name).data(data.to_string());

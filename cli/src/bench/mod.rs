@@ -7,6 +7,7 @@
 //! reference y-websocket server and Hocuspocus alike, side by side.
 
 mod client;
+pub mod history;
 pub mod sandbox;
 mod trace;
 

@@ -1,6 +1,7 @@
 //! Integration tests: the real `codesync` binary, started on 127.0.0.1 with
 //! ephemeral ports, driven over HTTP and gRPC exactly as clients drive it.
 
+mod analytics;
 mod assistant;
 mod auth;
 mod bench;
@@ -9,8 +10,10 @@ mod collaboration;
 mod executions;
 mod grpc;
 mod harness;
+mod history;
 mod hostile_input;
 mod interop;
+mod notifications;
 mod presence;
 mod rooms;
 mod scenario;

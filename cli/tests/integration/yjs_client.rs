@@ -139,6 +139,20 @@ impl YjsClient {
         });
     }
 
+    /// Inserts at a UTF-16 index of this copy, but holds the update back: an edit made
+    /// concurrently with whatever reaches this copy before [`Self::send_update`] sends it.
+    pub fn insert_unsent(&mut self, index: u32, chunk: &str) -> Vec<u8> {
+        let mut transaction = self.doc.transact_mut();
+        let index = index.min(self.text.len(&transaction));
+        self.text.insert(&mut transaction, index, chunk);
+        transaction.encode_update_v1()
+    }
+
+    pub fn send_update(&mut self, update: &[u8]) {
+        self.updates_sent += 1;
+        self.send_raw(protocol::encode_update(update));
+    }
+
     /// Deletes up to `length` UTF-16 units at `index`, clamped to the text.
     pub fn delete(&mut self, index: u32, length: u32) {
         self.edit(move |text, transaction| {

@@ -1,20 +1,342 @@
-//! The analytics service: administrators' analytics: totals, executions by language, AI calls by mode, active rooms, the event log and the services' health.
+//! The analytics service: what administrators see of the platform. It consumes every topic of
+//! the event bus as the group `analytics`, keeps each event with the figures it aggregates
+//! (`analytics_events`) and each room's members and who is in it (`analytics_rooms`), and
+//! answers totals, runs by language, answers by mode, active rooms, the event log, and the
+//! health and latency of every service (their gRPC health checks).
 //!
-//! Its gRPC contract is `codesync.analytics.v1.AnalyticsService` in `proto/`. This crate is
-//! served in every topology already; its RPCs answer UNIMPLEMENTED until the
-//! issue that builds the service lands.
+//! Its gRPC contract is `codesync.analytics.v1.AnalyticsService` in `proto/`; every call needs
+//! an administrator (the first account registered, or one made with `codesync admin grant`).
 #![forbid(unsafe_code)]
 
+pub mod store;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use codesync_common::consumer::{self, HandleError};
+use codesync_common::events::{
+    AI_EVENTS, COLLABORATION_ACTIVITY, COLLABORATION_EVENTS, EXECUTION_EVENTS, Event, EventBus, MEMBER_JOINED,
+    MEMBER_REMOVED, NOTIFICATION_CREATED, NOTIFICATION_EVENTS, ROOM_CREATED, ROOM_DELETED, ROOM_EVENTS, ROOM_PRESENCE,
+    TOPICS,
+};
+use codesync_common::grpc::{ServiceChannels, grpc_service_name};
+use codesync_common::identity::TokenService;
+use codesync_common::{ServiceError, ServiceResult, new_id, now_ms};
+use codesync_proto::analytics::v1 as pb;
 use codesync_proto::analytics::v1::analytics_service_server::{AnalyticsService, AnalyticsServiceServer};
+use tonic::{Request, Response, Status};
+
+use crate::store::{AnalyticsStore, Recorded, RoomChange};
+
+/// The consumer group of this service.
+pub const CONSUMER_GROUP: &str = "analytics";
+const DAY_MS: i64 = 24 * 3600 * 1000;
+/// A service that has not answered its health check within this is reported unreachable.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The gRPC implementation of `AnalyticsService`.
-#[derive(Debug, Default, Clone)]
-pub struct AnalyticsGrpcService;
+#[derive(Clone)]
+pub struct AnalyticsGrpcService {
+    store: AnalyticsStore,
+    tokens: TokenService,
+    channels: ServiceChannels,
+}
+
+impl AnalyticsGrpcService {
+    /// Starts consuming every topic.
+    pub fn new(
+        store: AnalyticsStore,
+        tokens: TokenService,
+        events: Arc<dyn EventBus>,
+        channels: ServiceChannels,
+    ) -> Self {
+        let consuming = store.clone();
+        tokio::spawn(consumer::run(events, CONSUMER_GROUP, &TOPICS, move |event| {
+            let store = consuming.clone();
+            async move { record(&store, &event).await }
+        }));
+        Self { store, tokens, channels }
+    }
+
+    pub fn into_grpc_server(self) -> AnalyticsServiceServer<Self> {
+        AnalyticsServiceServer::new(self)
+    }
+
+    fn require_admin<T>(&self, request: &Request<T>) -> ServiceResult<()> {
+        let caller = self.tokens.require_caller(request.metadata())?;
+        if !caller.is_admin {
+            return Err(ServiceError::forbidden("admin_required", "only administrators see the platform's analytics"));
+        }
+        Ok(())
+    }
+}
+
+/// Keeps one event and what it changes about its room.
+pub async fn record(store: &AnalyticsStore, event: &Event) -> Result<(), HandleError> {
+    let Some((recorded, room_change)) = what_to_record(event)? else { return Ok(()) };
+    store.record(&recorded, room_change).await.map_err(HandleError::transient)?;
+    Ok(())
+}
+
+/// The row an event becomes, and its room's change; `None` for the service's own bookkeeping
+/// (stored notifications are announced for live pushes, the notices themselves are counted).
+pub fn what_to_record(event: &Event) -> Result<Option<(Recorded, Option<RoomChange>)>, HandleError> {
+    let payload = &event.payload;
+    let text = |field: &str| payload[field].as_str().unwrap_or_default().to_string();
+    let number = |field: &str| payload[field].as_i64().unwrap_or(0);
+    if event.topic == NOTIFICATION_EVENTS && event.kind == NOTIFICATION_CREATED {
+        return Ok(None);
+    }
+    let mut recorded = Recorded {
+        id: event.id.clone(),
+        topic: event.topic.clone(),
+        event_type: event.kind.clone(),
+        user_id: [text("user_id"), text("by")].into_iter().find(|id| !id.is_empty()).unwrap_or_default(),
+        room_id: text("room_id"),
+        first_token_ms: -1,
+        metadata_json: payload.to_string(),
+        created_at_ms: event.occurred_at_ms,
+        ..Recorded::default()
+    };
+    let mut room_change = None;
+    match (event.topic.as_str(), event.kind.as_str()) {
+        (EXECUTION_EVENTS, _) => {
+            recorded.subject = text("language");
+            recorded.status = text("status");
+            recorded.duration_ms = number("wall_time_ms");
+            if recorded.subject.is_empty() || recorded.status.is_empty() {
+                return Err(HandleError::poisoned("a run without its language or status"));
+            }
+        }
+        (AI_EVENTS, _) => {
+            recorded.subject = text("mode");
+            recorded.status = text("status");
+            recorded.duration_ms = number("latency_ms");
+            recorded.first_token_ms = payload["time_to_first_token_ms"].as_i64().unwrap_or(-1);
+            if recorded.subject.is_empty() {
+                return Err(HandleError::poisoned("an assistant answer without its mode"));
+            }
+        }
+        (COLLABORATION_EVENTS, COLLABORATION_ACTIVITY) => {
+            recorded.amount = number("updates");
+            // Activity is per file and has many editors: it is nobody's in particular.
+            recorded.user_id = String::new();
+        }
+        (COLLABORATION_EVENTS, ROOM_PRESENCE) => {
+            room_change = Some(RoomChange::Online(number("online")));
+        }
+        (ROOM_EVENTS, ROOM_CREATED) => room_change = Some(RoomChange::Created { name: text("room_name") }),
+        (ROOM_EVENTS, MEMBER_JOINED) => room_change = Some(RoomChange::MemberJoined { name: text("room_name") }),
+        (ROOM_EVENTS, MEMBER_REMOVED) => room_change = Some(RoomChange::MemberRemoved),
+        (ROOM_EVENTS, ROOM_DELETED) => room_change = Some(RoomChange::Deleted),
+        // Everything else is kept as it came: it shows in the log and counts by type.
+        _ => {}
+    }
+    if room_change.is_some() && recorded.room_id.is_empty() {
+        return Err(HandleError::poisoned(format!("a {} event without room_id", event.kind)));
+    }
+    Ok(Some((recorded, room_change)))
+}
 
 #[tonic::async_trait]
-impl AnalyticsService for AnalyticsGrpcService {}
+impl AnalyticsService for AnalyticsGrpcService {
+    async fn get_overview(&self, request: Request<pb::GetOverviewRequest>) -> Result<Response<pb::Overview>, Status> {
+        self.require_admin(&request)?;
+        Ok(Response::new(self.store.overview(now_ms() - DAY_MS).await?))
+    }
 
-/// The tonic server of this service, ready to be added to a gRPC router.
-pub fn grpc_server() -> AnalyticsServiceServer<AnalyticsGrpcService> {
-    AnalyticsServiceServer::new(AnalyticsGrpcService)
+    async fn get_execution_stats(
+        &self,
+        request: Request<pb::GetExecutionStatsRequest>,
+    ) -> Result<Response<pb::ExecutionStats>, Status> {
+        self.require_admin(&request)?;
+        Ok(Response::new(self.store.execution_stats(request.get_ref().since_ms.max(0)).await?))
+    }
+
+    async fn get_ai_stats(&self, request: Request<pb::GetAiStatsRequest>) -> Result<Response<pb::AiStats>, Status> {
+        self.require_admin(&request)?;
+        Ok(Response::new(self.store.ai_stats(request.get_ref().since_ms.max(0)).await?))
+    }
+
+    async fn list_active_rooms(
+        &self,
+        request: Request<pb::ListActiveRoomsRequest>,
+    ) -> Result<Response<pb::ListActiveRoomsResponse>, Status> {
+        self.require_admin(&request)?;
+        let limit = match request.get_ref().limit {
+            0 => 10,
+            limit => limit.min(100),
+        };
+        let rooms = self.store.active_rooms(now_ms() - DAY_MS, limit).await?;
+        Ok(Response::new(pb::ListActiveRoomsResponse { rooms }))
+    }
+
+    async fn list_events(
+        &self,
+        request: Request<pb::ListEventsRequest>,
+    ) -> Result<Response<pb::ListEventsResponse>, Status> {
+        self.require_admin(&request)?;
+        let request = request.into_inner();
+        let limit = match request.limit {
+            0 => 100,
+            limit => limit.min(500),
+        };
+        let events = self.store.recent_events(request.event_type.trim(), request.topic.trim(), limit).await?;
+        Ok(Response::new(pb::ListEventsResponse { events }))
+    }
+
+    async fn get_service_health(
+        &self,
+        request: Request<pb::GetServiceHealthRequest>,
+    ) -> Result<Response<pb::ServiceHealthReport>, Status> {
+        self.require_admin(&request)?;
+        let checks = self.channels.by_name().map(|(service, channel)| {
+            let mut client = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+            async move {
+                let mut request =
+                    tonic::Request::new(tonic_health::pb::HealthCheckRequest { service: grpc_service_name(service) });
+                request.set_timeout(HEALTH_TIMEOUT);
+                let started = Instant::now();
+                let answer = tokio::time::timeout(HEALTH_TIMEOUT, client.check(request)).await;
+                let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+                let status = match answer {
+                    Ok(Ok(response)) => {
+                        tonic_health::pb::health_check_response::ServingStatus::try_from(response.into_inner().status)
+                            .map_or_else(|_| "UNKNOWN".to_string(), |status| status.as_str_name().to_string())
+                    }
+                    Ok(Err(_)) | Err(_) => "UNREACHABLE".to_string(),
+                };
+                pb::ServiceHealth { service: service.to_string(), status, latency_ms }
+            }
+        });
+        let services = futures::future::join_all(checks).await;
+        Ok(Response::new(pb::ServiceHealthReport { services }))
+    }
+
+    async fn record_event(
+        &self,
+        request: Request<pb::RecordEventRequest>,
+    ) -> Result<Response<pb::RecordEventResponse>, Status> {
+        self.require_admin(&request)?;
+        let event =
+            request.into_inner().event.ok_or_else(|| ServiceError::invalid("missing_event", "send an event"))?;
+        if !TOPICS.contains(&event.topic.as_str()) || event.event_type.trim().is_empty() {
+            return Err(ServiceError::invalid("invalid_event", "an event needs a known topic and a type").into());
+        }
+        let payload: serde_json::Value = if event.metadata_json.trim().is_empty() {
+            serde_json::json!({})
+        } else {
+            serde_json::from_str(&event.metadata_json)
+                .ok()
+                .filter(serde_json::Value::is_object)
+                .ok_or_else(|| ServiceError::invalid("invalid_metadata", "metadata must be a JSON object"))?
+        };
+        let mut payload = payload;
+        for (field, value) in [("user_id", &event.user_id), ("room_id", &event.room_id)] {
+            if !value.is_empty() {
+                payload[field] = serde_json::Value::String(value.clone());
+            }
+        }
+        let id = if codesync_common::is_valid_id(&event.id) { event.id } else { new_id() };
+        let created_at_ms = if event.created_at_ms > 0 { event.created_at_ms } else { now_ms() };
+        let bus_event = Event {
+            id,
+            topic: event.topic,
+            kind: event.event_type,
+            key: String::new(),
+            occurred_at_ms: created_at_ms,
+            payload,
+        };
+        record(&self.store, &bus_event).await.map_err(|error| match error {
+            HandleError::Poisoned(message) => ServiceError::invalid("invalid_event", message),
+            HandleError::Transient(message) => ServiceError::Unavailable { message },
+        })?;
+        Ok(Response::new(pb::RecordEventResponse {}))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use codesync_common::db::Database;
+    use codesync_common::events::ANALYTICS_EVENTS;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn figures_are_the_counts_of_the_events_each_counted_once() {
+        let directory = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", directory.path().join("analytics.db").display());
+        let store = AnalyticsStore::new(Database::connect(&url).await.unwrap());
+        store.migrate().await.unwrap();
+        let event = |topic: &str, kind: &str, payload: serde_json::Value| Event::new(topic, kind, "k", payload);
+        let events = [
+            event(ANALYTICS_EVENTS, "user_registered", serde_json::json!({"user_id": "ada"})),
+            event(ANALYTICS_EVENTS, "session_started", serde_json::json!({"user_id": "ada"})),
+            event(ANALYTICS_EVENTS, "session_started", serde_json::json!({"user_id": "ada"})),
+            event(ROOM_EVENTS, ROOM_CREATED, serde_json::json!({"room_id": "r1", "room_name": "Pairing", "by": "ada"})),
+            event(
+                ROOM_EVENTS,
+                MEMBER_JOINED,
+                serde_json::json!({"room_id": "r1", "room_name": "Pairing", "user_id": "bob"}),
+            ),
+            event(COLLABORATION_EVENTS, ROOM_PRESENCE, serde_json::json!({"room_id": "r1", "online": 2})),
+            event(COLLABORATION_EVENTS, COLLABORATION_ACTIVITY, serde_json::json!({"room_id": "r1", "updates": 40})),
+            event(
+                EXECUTION_EVENTS,
+                "execution_finished",
+                serde_json::json!({"user_id": "ada", "room_id": "r1", "language": "python", "status": "ok", "wall_time_ms": 40}),
+            ),
+            event(
+                EXECUTION_EVENTS,
+                "execution_finished",
+                serde_json::json!({"user_id": "ada", "language": "python", "status": "runtime_error", "wall_time_ms": 60}),
+            ),
+            event(
+                EXECUTION_EVENTS,
+                "execution_finished",
+                serde_json::json!({"user_id": "bob", "language": "cpp", "status": "ok", "wall_time_ms": 700}),
+            ),
+            event(
+                AI_EVENTS,
+                "ai_request_finished",
+                serde_json::json!({"user_id": "ada", "mode": "explain", "status": "ok", "latency_ms": 1200, "time_to_first_token_ms": 300}),
+            ),
+        ];
+        for event in &events {
+            record(&store, event).await.unwrap();
+        }
+        // Delivered again: counted once.
+        record(&store, &events[7]).await.unwrap();
+        record(&store, &events[4]).await.unwrap();
+
+        let overview = store.overview(0).await.unwrap();
+        assert_eq!(
+            (
+                overview.users,
+                overview.sessions,
+                overview.rooms,
+                overview.executions,
+                overview.ai_calls,
+                overview.collaboration_ops
+            ),
+            (1, 2, 1, 3, 1, 40)
+        );
+        assert_eq!(overview.online_users, 2);
+        let executions = store.execution_stats(0).await.unwrap();
+        let python = executions.languages.iter().find(|stats| stats.language == "python").unwrap();
+        assert_eq!((python.count, python.average_wall_time_ms, python.success_rate), (2, 50.0, 0.5));
+        assert_eq!(executions.wall_time_histogram.iter().map(|bucket| bucket.count).sum::<i64>(), 3);
+        assert_eq!(executions.wall_time_histogram[0].count, 1, "40 ms is in the first bucket (<= 50 ms)");
+        let ai = store.ai_stats(0).await.unwrap();
+        assert_eq!(
+            (ai.modes[0].mode.as_str(), ai.modes[0].count, ai.modes[0].average_time_to_first_token_ms),
+            ("explain", 1, 300.0)
+        );
+        let rooms = store.active_rooms(0, 10).await.unwrap();
+        assert_eq!((rooms[0].name.as_str(), rooms[0].member_count, rooms[0].online_count), ("Pairing", 2, 2));
+        assert_eq!(store.recent_events("execution_finished", "", 10).await.unwrap().len(), 3);
+
+        let poisoned = event(EXECUTION_EVENTS, "execution_finished", serde_json::json!({"user_id": "x"}));
+        assert!(matches!(record(&store, &poisoned).await, Err(HandleError::Poisoned(_))));
+    }
 }

@@ -7,10 +7,12 @@ mod password;
 pub mod store;
 mod validation;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use codesync_common::events::{ANALYTICS_EVENTS, Event, EventBus, SESSION_STARTED, USER_REGISTERED};
 use codesync_common::identity::{Caller, TokenService, client_ip};
 use codesync_common::rate_limit::{RateLimiter, retry_after_secs};
 use codesync_common::{ServiceError, ServiceResult, new_id, now_ms};
@@ -53,14 +55,21 @@ pub struct AuthGrpcService {
     config: AuthConfig,
     login_attempts_per_ip: RateLimiter,
     login_failures_per_account: RateLimiter,
+    events: Arc<dyn EventBus>,
 }
 
 impl AuthGrpcService {
-    pub fn new(store: AuthStore, tokens: TokenService, config: AuthConfig) -> Self {
+    /// New accounts and sessions are announced on `analytics-events`.
+    pub fn new(store: AuthStore, tokens: TokenService, config: AuthConfig, events: Arc<dyn EventBus>) -> Self {
         let login_attempts_per_ip = RateLimiter::new(config.login_attempts_per_ip_per_minute, Duration::from_secs(60));
         let login_failures_per_account =
             RateLimiter::new(config.login_failures_per_account, Duration::from_secs(15 * 60));
-        Self { store, tokens, config, login_attempts_per_ip, login_failures_per_account }
+        Self { store, tokens, config, login_attempts_per_ip, login_failures_per_account, events }
+    }
+
+    fn announce(&self, kind: &str, user: &UserRecord) {
+        let payload = serde_json::json!({"user_id": user.id, "username": user.username});
+        self.events.publish(Event::new(ANALYTICS_EVENTS, kind, &user.id, payload));
     }
 
     pub fn into_grpc_server(self) -> AuthServiceServer<Self> {
@@ -128,6 +137,8 @@ impl AuthGrpcService {
         };
         tracing::info!(user.id = %user.id, user.is_admin = user.is_admin, "registered a user");
         let tokens = self.issue_session(&user, None).await?;
+        self.announce(USER_REGISTERED, &user);
+        self.announce(SESSION_STARTED, &user);
         Ok(pb::AuthSession { user: Some(user_message(&user)), tokens: Some(tokens) })
     }
 
@@ -150,6 +161,7 @@ impl AuthGrpcService {
         };
         self.login_failures_per_account.reset(&account_key);
         let tokens = self.issue_session(&user, None).await?;
+        self.announce(SESSION_STARTED, &user);
         Ok(pb::AuthSession { user: Some(user_message(&user)), tokens: Some(tokens) })
     }
 

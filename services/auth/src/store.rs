@@ -123,6 +123,25 @@ impl AuthStore {
             .ok_or_else(|| InsertUserError::Other(ServiceError::internal("a user vanished right after its insertion")))
     }
 
+    /// Makes the user named by `login` (a username, any case, or an email) an administrator or
+    /// not; `None` when no user has that name. Their next access token (a refresh, a sign-in)
+    /// carries the change.
+    pub async fn set_admin(&self, login: &str, is_admin: bool) -> ServiceResult<Option<UserRecord>> {
+        let login = login.trim();
+        let user = match self.find_user_by_username(login).await? {
+            Some(user) => Some(user),
+            None => self.find_user_by_email(&login.to_lowercase()).await?,
+        };
+        let Some(user) = user else { return Ok(None) };
+        sqlx::query("UPDATE auth_users SET is_admin = $2, updated_at_ms = $3 WHERE id = $1")
+            .bind(&user.id)
+            .bind(i64::from(is_admin))
+            .bind(codesync_common::now_ms())
+            .execute(self.database.pool())
+            .await?;
+        self.find_user_by_id(&user.id).await
+    }
+
     pub async fn find_user_by_id(&self, user_id: &str) -> ServiceResult<Option<UserRecord>> {
         let row = sqlx::query(const_format_user_query!("WHERE id = $1"))
             .bind(user_id)

@@ -898,15 +898,18 @@ impl DocumentActor {
             ServerEdit::Replace { text } => {
                 let mut transaction = self.doc.transact_mut();
                 let current = self.text.get_string(&transaction);
-                let (start, removed, inserted) = crate::diff::minimal_replacement(&current, &text);
-                if removed == 0 && inserted.is_empty() {
+                let edits = crate::diff::minimal_edits(&current, &text);
+                if edits.is_empty() {
                     None
                 } else {
-                    if removed > 0 {
-                        self.text.remove_range(&mut transaction, start, removed);
-                    }
-                    if !inserted.is_empty() {
-                        self.text.insert(&mut transaction, start, inserted);
+                    // From the last to the first: each edit's start is counted in the text before any.
+                    for edit in edits.iter().rev() {
+                        if edit.removed > 0 {
+                            self.text.remove_range(&mut transaction, edit.start, edit.removed);
+                        }
+                        if !edit.inserted.is_empty() {
+                            self.text.insert(&mut transaction, edit.start, &edit.inserted);
+                        }
                     }
                     Some(transaction.encode_update_v1())
                 }

@@ -57,6 +57,9 @@ pub struct DocumentsConfig {
     pub connection_queue: usize,
     /// Bytes queued for one connection before it counts as too slow and is closed.
     pub connection_queue_bytes: usize,
+    /// A file's edits are announced on `collaboration-events` at most this often (history's
+    /// checkpoints and analytics count them).
+    pub activity_window: Duration,
 }
 
 impl Default for DocumentsConfig {
@@ -69,6 +72,7 @@ impl Default for DocumentsConfig {
             idle_unload_after: Duration::from_secs(60),
             connection_queue: 4096,
             connection_queue_bytes: 16 * 1024 * 1024,
+            activity_window: Duration::from_secs(10),
         }
     }
 }
@@ -153,7 +157,7 @@ impl DocumentsGrpcService {
             snapshot_every_updates: config.snapshot_every_updates.max(1),
             max_document_bytes: config.max_document_bytes,
             idle_unload_after: config.idle_unload_after,
-            activity_window: Duration::from_secs(10),
+            activity_window: config.activity_window,
         };
         let room_events = events.subscribe(ROOM_EVENTS);
         let shared = Shared { config: actor_config, store: store.clone(), writer, metrics: metrics.clone(), events };

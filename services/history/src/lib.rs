@@ -1,20 +1,557 @@
-//! The history service: file versions (saves and checkpoints), their diffs, restore as a forward edit, and each room's event log.
+//! The history service: file versions (explicit saves, automatic checkpoints, restores), their
+//! content and diffs, restore as a forward edit, and each room's event log.
 //!
-//! Its gRPC contract is `codesync.history.v1.HistoryService` in `proto/`. This crate is
-//! served in every topology already; its RPCs answer UNIMPLEMENTED until the
-//! issue that builds the service lands.
+//! Its gRPC contract is `codesync.history.v1.HistoryService` in `proto/`. It owns the
+//! `file_versions` and `room_events` tables ([`store`]) and the delta encoding of versions
+//! ([`delta`]). It consumes, as the group `history`, `room-events` and `execution-events` (the
+//! room event log) and `collaboration-events` (which files were edited, and by whom: the
+//! checkpoints); it announces each version on `room-events`.
+//!
+//! Version numbers are gap-free and race-free per file: a new version takes the number after
+//! the newest under the `(file_id, number)` unique constraint, and whoever loses a race takes
+//! the next one. Versions of one file are also made one at a time per process, so that a
+//! restore's check of the head and its edit are not interleaved with a save's.
 #![forbid(unsafe_code)]
 
+pub mod delta;
+pub mod store;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use codesync_common::consumer::{self, HandleError};
+use codesync_common::events::{
+    COLLABORATION_ACTIVITY, COLLABORATION_EVENTS, EXECUTION_EVENTS, EXECUTION_FINISHED, Event, EventBus, ROOM_EVENTS,
+    VERSION_CREATED,
+};
+use codesync_common::grpc::{CallContext, GrpcChannel};
+use codesync_common::identity::{Caller, TokenService};
+use codesync_common::{ServiceError, ServiceResult, new_id, now_ms};
+use codesync_proto::auth::v1::GetUserProfilesRequest;
+use codesync_proto::auth::v1::auth_service_client::AuthServiceClient;
+use codesync_proto::documents::v1::documents_service_client::DocumentsServiceClient;
+use codesync_proto::documents::v1::{GetDocumentRequest, ReplaceTextRequest};
+use codesync_proto::history::v1 as pb;
 use codesync_proto::history::v1::history_service_server::{HistoryService, HistoryServiceServer};
+use codesync_proto::rooms::v1 as rooms_pb;
+use codesync_proto::rooms::v1::rooms_service_client::RoomsServiceClient;
+use tonic::{Request, Response, Status};
+
+use crate::store::{HistoryStore, Inserted, NewVersion};
+
+/// The consumer group of this service.
+pub const CONSUMER_GROUP: &str = "history";
+/// A save's message is at most this long.
+const MAX_MESSAGE_CHARS: usize = 500;
+/// A version's number is taken again at most this often when other writers keep winning.
+const NUMBER_ATTEMPTS: usize = 8;
+/// A diff between two versions is at most this large; larger ones are refused.
+const MAX_DIFF_BYTES: usize = 8 * 1024 * 1024;
+
+/// When checkpoints are taken.
+#[derive(Debug, Clone)]
+pub struct HistoryConfig {
+    /// A file edited and then left alone this long gets a checkpoint.
+    pub checkpoint_after_idle: Duration,
+    /// A file edited without pause gets one at least this often.
+    pub checkpoint_at_most_every: Duration,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        Self { checkpoint_after_idle: Duration::from_secs(30), checkpoint_at_most_every: Duration::from_secs(300) }
+    }
+}
+
+/// Edits to a file that no version holds yet.
+#[derive(Debug, Clone)]
+struct UnsavedEdits {
+    first_seen: Instant,
+    last_seen: Instant,
+    editors: BTreeSet<String>,
+}
+
+struct Inner {
+    store: HistoryStore,
+    tokens: TokenService,
+    rooms: RoomsServiceClient<GrpcChannel>,
+    documents: DocumentsServiceClient<GrpcChannel>,
+    auth: AuthServiceClient<GrpcChannel>,
+    events: Arc<dyn EventBus>,
+    config: HistoryConfig,
+    /// One version of a file at a time in this process.
+    file_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    unsaved: Mutex<HashMap<String, UnsavedEdits>>,
+}
 
 /// The gRPC implementation of `HistoryService`.
-#[derive(Debug, Default, Clone)]
-pub struct HistoryGrpcService;
+#[derive(Clone)]
+pub struct HistoryGrpcService {
+    inner: Arc<Inner>,
+}
+
+/// What makes a version, besides the file's content.
+struct Making {
+    kind: pb::VersionKind,
+    message: String,
+    /// Who the version is by, first the one who saved (if anyone did).
+    authors: Vec<String>,
+    /// For a restore: the content to make current, and the head the client saw.
+    restore: Option<(String, Option<i64>)>,
+}
+
+fn locked<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl HistoryGrpcService {
+    /// Starts consuming events and taking checkpoints.
+    pub fn new(
+        store: HistoryStore,
+        tokens: TokenService,
+        config: HistoryConfig,
+        events: Arc<dyn EventBus>,
+        channels: (GrpcChannel, GrpcChannel, GrpcChannel),
+    ) -> Self {
+        let (rooms_channel, documents_channel, auth_channel) = channels;
+        let inner = Arc::new(Inner {
+            store,
+            tokens,
+            rooms: RoomsServiceClient::new(rooms_channel),
+            documents: DocumentsServiceClient::new(documents_channel)
+                .max_decoding_message_size(64 * 1024 * 1024)
+                .max_encoding_message_size(64 * 1024 * 1024),
+            auth: AuthServiceClient::new(auth_channel),
+            events: events.clone(),
+            config,
+            file_locks: Mutex::default(),
+            unsaved: Mutex::default(),
+        });
+        let consuming = Arc::downgrade(&inner);
+        tokio::spawn(consumer::run(
+            events,
+            CONSUMER_GROUP,
+            &[ROOM_EVENTS, EXECUTION_EVENTS, COLLABORATION_EVENTS],
+            move |event| {
+                let inner = consuming.upgrade();
+                async move {
+                    match inner {
+                        Some(inner) => inner.handle(&event).await,
+                        None => Ok(()),
+                    }
+                }
+            },
+        ));
+        tokio::spawn(take_checkpoints(Arc::downgrade(&inner)));
+        Self { inner }
+    }
+
+    pub fn into_grpc_server(self) -> HistoryServiceServer<Self> {
+        HistoryServiceServer::new(self)
+    }
+}
+
+impl Inner {
+    /// One event of the group's topics: an entry of a room's log, or edits to remember.
+    async fn handle(&self, event: &Event) -> Result<(), HandleError> {
+        match (event.topic.as_str(), event.kind.as_str()) {
+            (COLLABORATION_EVENTS, COLLABORATION_ACTIVITY) => {
+                self.remember_edits(event);
+                Ok(())
+            }
+            (ROOM_EVENTS, _) => self.log_room_event(event, "by").await,
+            (EXECUTION_EVENTS, EXECUTION_FINISHED)
+                if event.payload["room_id"].as_str().is_some_and(|id| !id.is_empty()) =>
+            {
+                self.log_room_event(event, "user_id").await
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn log_room_event(&self, event: &Event, who_field: &str) -> Result<(), HandleError> {
+        let room_id = event.payload["room_id"]
+            .as_str()
+            .filter(|room_id| !room_id.is_empty())
+            .ok_or_else(|| HandleError::poisoned(format!("a {} event without room_id", event.kind)))?;
+        let entry = pb::RoomEvent {
+            id: event.id.clone(),
+            room_id: room_id.to_string(),
+            event_type: event.kind.clone(),
+            user_id: event.payload[who_field].as_str().unwrap_or_default().to_string(),
+            metadata_json: event.payload.to_string(),
+            created_at_ms: event.occurred_at_ms,
+        };
+        self.store.insert_room_event(&entry).await.map_err(HandleError::transient)
+    }
+
+    fn remember_edits(&self, event: &Event) {
+        let Some(file_id) = event.payload["file_id"].as_str() else { return };
+        let editors: Vec<String> = event.payload["editors"]
+            .as_array()
+            .map(|editors| editors.iter().filter_map(|editor| editor.as_str().map(str::to_string)).collect())
+            .unwrap_or_default();
+        // Joins and awareness alone change nothing worth a version.
+        if event.payload["updates"].as_u64().unwrap_or(0) == 0 || editors.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let mut unsaved = locked(&self.unsaved);
+        let entry = unsaved.entry(file_id.to_string()).or_insert_with(|| UnsavedEdits {
+            first_seen: now,
+            last_seen: now,
+            editors: BTreeSet::new(),
+        });
+        entry.last_seen = now;
+        entry.editors.extend(editors);
+    }
+
+    fn file_lock(&self, file_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = locked(&self.file_locks);
+        // Locks nobody holds or waits for go, so the map does not grow with every file ever saved.
+        locks.retain(|_, lock| Arc::strong_count(lock) > 1);
+        locks.entry(file_id.to_string()).or_default().clone()
+    }
+
+    async fn check_file(&self, context: &CallContext, file_id: &str) -> ServiceResult<rooms_pb::CheckAccessResponse> {
+        if !codesync_common::is_valid_id(file_id) {
+            return Err(ServiceError::not_found("file_not_found", "no such file"));
+        }
+        let check = rooms_pb::CheckAccessRequest {
+            resource: Some(rooms_pb::check_access_request::Resource::FileId(file_id.to_string())),
+        };
+        let access = self.rooms.clone().check_access(context.request(check)).await;
+        Ok(access.map_err(|status| ServiceError::from_peer("rooms", status))?.into_inner())
+    }
+
+    async fn check_room(&self, context: &CallContext, room_id: &str) -> ServiceResult<rooms_pb::CheckAccessResponse> {
+        if !codesync_common::is_valid_id(room_id) {
+            return Err(ServiceError::not_found("room_not_found", "no such room"));
+        }
+        let check = rooms_pb::CheckAccessRequest {
+            resource: Some(rooms_pb::check_access_request::Resource::RoomId(room_id.to_string())),
+        };
+        let access = self.rooms.clone().check_access(context.request(check)).await;
+        Ok(access.map_err(|status| ServiceError::from_peer("rooms", status))?.into_inner())
+    }
+
+    async fn require_writer(&self, context: &CallContext, file_id: &str) -> ServiceResult<String> {
+        let access = self.check_file(context, file_id).await?;
+        if !access.can_write {
+            return Err(ServiceError::forbidden("read_only", "viewers cannot save or restore versions"));
+        }
+        Ok(access.room_id)
+    }
+
+    async fn usernames(&self, context: &CallContext, user_ids: &[String]) -> HashMap<String, String> {
+        let request = context.request(GetUserProfilesRequest { user_ids: user_ids.to_vec() });
+        match self.auth.clone().get_user_profiles(request).await {
+            Ok(response) => {
+                response.into_inner().profiles.into_iter().map(|profile| (profile.id, profile.username)).collect()
+            }
+            Err(status) => {
+                tracing::warn!(error = %status, "usernames of a version's authors are unknown");
+                HashMap::new()
+            }
+        }
+    }
+
+    /// Records the file's content as a new version; for a restore, first makes the old
+    /// content current through the documents service. `None` when a checkpoint finds nothing
+    /// new since the newest version.
+    async fn make_version(
+        &self,
+        context: &CallContext,
+        file_id: &str,
+        room_id: &str,
+        making: Making,
+    ) -> ServiceResult<Option<pb::Version>> {
+        let lock = self.file_lock(file_id);
+        let _one_at_a_time = lock.lock().await;
+        let names = self.usernames(context, &making.authors).await;
+        let authors: Vec<pb::Author> = making
+            .authors
+            .iter()
+            .map(|id| pb::Author { id: id.clone(), username: names.get(id).cloned().unwrap_or_default() })
+            .collect();
+        for _ in 0..NUMBER_ATTEMPTS {
+            let head = self.store.head(file_id).await?;
+            let head_number = head.as_ref().map_or(0, |head| head.number);
+            let text = match &making.restore {
+                Some((_, Some(expected))) if *expected != head_number => {
+                    return Err(ServiceError::conflict(
+                        "stale_head",
+                        format!(
+                            "the newest version is {head_number}, not {expected}: reload the history and try again"
+                        ),
+                    ));
+                }
+                Some((content, _)) => {
+                    let request = ReplaceTextRequest { file_id: file_id.to_string(), text: content.clone() };
+                    let replaced = self.documents.clone().replace_text(context.request(request)).await;
+                    replaced.map_err(|status| ServiceError::from_peer("documents", status))?.into_inner().text
+                }
+                None => {
+                    let request = GetDocumentRequest { file_id: file_id.to_string(), include_state: false };
+                    let document = self.documents.clone().get_document(context.request(request)).await;
+                    document.map_err(|status| ServiceError::from_peer("documents", status))?.into_inner().text
+                }
+            };
+            let previous = match &head {
+                Some(head) => self.store.content(file_id, head.number).await?,
+                None => String::new(),
+            };
+            if making.kind == pb::VersionKind::Checkpoint && head.is_some() && previous == text {
+                return Ok(None);
+            }
+            let number = head_number + 1;
+            let encoded = store::encode(number, &previous, &text);
+            let version = pb::Version {
+                id: new_id(),
+                file_id: file_id.to_string(),
+                room_id: room_id.to_string(),
+                number,
+                author_id: authors.first().map(|author| author.id.clone()).unwrap_or_default(),
+                author_username: authors.first().map(|author| author.username.clone()).unwrap_or_default(),
+                kind: making.kind.into(),
+                message: making.message.clone(),
+                lines_added: encoded.lines_added,
+                lines_removed: encoded.lines_removed,
+                content: None,
+                created_at_ms: now_ms(),
+                authors: authors.clone(),
+                size_bytes: i64::try_from(text.len()).unwrap_or(i64::MAX),
+            };
+            let new_version = NewVersion { version: &version, encoding: encoded.encoding, body: encoded.body };
+            match self.store.insert(new_version).await? {
+                Inserted::Done => {
+                    self.announce(&version);
+                    return Ok(Some(version));
+                }
+                // Another process made this number meanwhile: the next one is ours.
+                Inserted::NumberTaken => {
+                    tracing::debug!(file.id = %file_id, number, "a version number was taken meanwhile; taking the next");
+                }
+            }
+        }
+        Err(ServiceError::Unavailable { message: "too many versions are being made at once; try again".into() })
+    }
+
+    fn announce(&self, version: &pb::Version) {
+        let kind = pb::VersionKind::try_from(version.kind).unwrap_or(pb::VersionKind::Save);
+        let payload = serde_json::json!({
+            "room_id": version.room_id,
+            "file_id": version.file_id,
+            "version_id": version.id,
+            "number": version.number,
+            "kind": store::kind_name(kind),
+            "by": version.author_id,
+            "by_username": version.author_username,
+            "lines_added": version.lines_added,
+            "lines_removed": version.lines_removed,
+        });
+        self.events.publish(Event::new(ROOM_EVENTS, VERSION_CREATED, &version.room_id, payload));
+    }
+
+    /// Editors of the file not yet in a version, taken for a version that includes their edits.
+    fn take_unsaved_editors(&self, file_id: &str) -> BTreeSet<String> {
+        locked(&self.unsaved).remove(file_id).map(|unsaved| unsaved.editors).unwrap_or_default()
+    }
+
+    /// Checkpoints of the files whose editing paused, or went on too long without one.
+    async fn checkpoint_due_files(&self) {
+        let now = Instant::now();
+        let due: Vec<(String, UnsavedEdits)> = {
+            let mut unsaved = locked(&self.unsaved);
+            let due_ids: Vec<String> = unsaved
+                .iter()
+                .filter(|(_, edits)| {
+                    now.duration_since(edits.last_seen) >= self.config.checkpoint_after_idle
+                        || now.duration_since(edits.first_seen) >= self.config.checkpoint_at_most_every
+                })
+                .map(|(file_id, _)| file_id.clone())
+                .collect();
+            due_ids.into_iter().filter_map(|file_id| unsaved.remove(&file_id).map(|edits| (file_id, edits))).collect()
+        };
+        for (file_id, edits) in due {
+            let authors: Vec<String> = edits.editors.iter().cloned().collect();
+            let outcome = self.checkpoint(&file_id, authors).await;
+            match outcome {
+                Ok(Some(version)) => {
+                    tracing::info!(file.id = %file_id, number = version.number, "took a checkpoint");
+                }
+                Ok(None) => {}
+                // The file is gone, or its editors may no longer read it: nothing to keep.
+                Err(error) if matches!(error.code(), "file_not_found" | "room_not_found" | "read_only") => {}
+                Err(error) => {
+                    tracing::warn!(file.id = %file_id, %error, "a checkpoint failed; trying again later");
+                    let mut unsaved = locked(&self.unsaved);
+                    let entry = unsaved.entry(file_id).or_insert(UnsavedEdits { last_seen: now, ..edits.clone() });
+                    entry.editors.extend(edits.editors);
+                }
+            }
+        }
+    }
+
+    /// A checkpoint reads and records the file as one of its editors would: with an access token
+    /// this service signs for that editor, so it never reads what its authors could not.
+    async fn checkpoint(&self, file_id: &str, authors: Vec<String>) -> ServiceResult<Option<pb::Version>> {
+        let Some(editor) = authors.first() else { return Ok(None) };
+        let caller = Caller { user_id: editor.clone(), username: String::new(), is_admin: false };
+        let token = self.tokens.issue_access_token(&caller)?;
+        let context = CallContext { authorization: Some(format!("Bearer {token}")), client_ip: None };
+        // The room as the rooms service knows it now (a file never moves, but it may be gone).
+        let room_id = self.check_file(&context, file_id).await?.room_id;
+        let making = Making { kind: pb::VersionKind::Checkpoint, message: String::new(), authors, restore: None };
+        self.make_version(&context, file_id, &room_id, making).await
+    }
+}
+
+async fn take_checkpoints(inner: std::sync::Weak<Inner>) {
+    let every = {
+        let Some(inner) = inner.upgrade() else { return };
+        (inner.config.checkpoint_after_idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(5))
+    };
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let Some(inner) = inner.upgrade() else { return };
+        inner.checkpoint_due_files().await;
+    }
+}
 
 #[tonic::async_trait]
-impl HistoryService for HistoryGrpcService {}
+impl HistoryService for HistoryGrpcService {
+    async fn create_version(
+        &self,
+        request: Request<pb::CreateVersionRequest>,
+    ) -> Result<Response<pb::Version>, Status> {
+        let caller = self.inner.tokens.require_caller(request.metadata())?;
+        let context = CallContext::from_request(&request);
+        let request = request.into_inner();
+        let message = request.message.trim().to_string();
+        if message.chars().count() > MAX_MESSAGE_CHARS {
+            let text = format!("a save's message is at most {MAX_MESSAGE_CHARS} characters");
+            return Err(ServiceError::invalid("message_too_long", text).into());
+        }
+        let room_id = self.inner.require_writer(&context, &request.file_id).await?;
+        let mut authors = vec![caller.user_id.clone()];
+        authors
+            .extend(self.inner.take_unsaved_editors(&request.file_id).into_iter().filter(|id| *id != caller.user_id));
+        let making = Making { kind: pb::VersionKind::Save, message, authors, restore: None };
+        let version = self.inner.make_version(&context, &request.file_id, &room_id, making).await?;
+        let version = version.ok_or_else(|| ServiceError::internal("a save made no version"))?;
+        Ok(Response::new(version))
+    }
 
-/// The tonic server of this service, ready to be added to a gRPC router.
-pub fn grpc_server() -> HistoryServiceServer<HistoryGrpcService> {
-    HistoryServiceServer::new(HistoryGrpcService)
+    async fn list_versions(
+        &self,
+        request: Request<pb::ListVersionsRequest>,
+    ) -> Result<Response<pb::ListVersionsResponse>, Status> {
+        self.inner.tokens.caller_from_metadata(request.metadata())?;
+        let context = CallContext::from_request(&request);
+        let request = request.into_inner();
+        self.inner.check_file(&context, &request.file_id).await?;
+        let versions = self.inner.store.list(&request.file_id, request.before_number, request.limit).await?;
+        Ok(Response::new(pb::ListVersionsResponse { versions }))
+    }
+
+    async fn get_version(&self, request: Request<pb::GetVersionRequest>) -> Result<Response<pb::Version>, Status> {
+        self.inner.tokens.caller_from_metadata(request.metadata())?;
+        let context = CallContext::from_request(&request);
+        let version = self.readable_version(&context, &request.get_ref().version_id).await?;
+        let content = self.inner.store.content(&version.file_id, version.number).await?;
+        Ok(Response::new(pb::Version { content: Some(content), ..version }))
+    }
+
+    async fn diff_versions(
+        &self,
+        request: Request<pb::DiffVersionsRequest>,
+    ) -> Result<Response<pb::DiffVersionsResponse>, Status> {
+        self.inner.tokens.caller_from_metadata(request.metadata())?;
+        let context = CallContext::from_request(&request);
+        let request = request.into_inner();
+        let from = self.readable_version(&context, &request.from_version_id).await?;
+        let to = self
+            .inner
+            .store
+            .find(&request.to_version_id)
+            .await?
+            .filter(|to| to.file_id == from.file_id)
+            .ok_or_else(|| ServiceError::not_found("version_not_found", "no such version of the same file"))?;
+        let old = self.inner.store.content(&from.file_id, from.number).await?;
+        let new = self.inner.store.content(&to.file_id, to.number).await?;
+        let change = delta::change(&old, &new);
+        let unified_diff = similar::TextDiff::from_lines(&old, &new)
+            .unified_diff()
+            .context_radius(3)
+            .header(&format!("version {}", from.number), &format!("version {}", to.number))
+            .to_string();
+        if unified_diff.len() > MAX_DIFF_BYTES {
+            return Err(ServiceError::too_large("diff_too_large", "the diff is larger than 8 MiB").into());
+        }
+        Ok(Response::new(pb::DiffVersionsResponse {
+            unified_diff,
+            lines_added: change.lines_added,
+            lines_removed: change.lines_removed,
+        }))
+    }
+
+    async fn restore_version(
+        &self,
+        request: Request<pb::RestoreVersionRequest>,
+    ) -> Result<Response<pb::Version>, Status> {
+        let caller = self.inner.tokens.require_caller(request.metadata())?;
+        let context = CallContext::from_request(&request);
+        let request = request.into_inner();
+        let version = self.readable_version(&context, &request.version_id).await?;
+        let room_id = self.inner.require_writer(&context, &version.file_id).await?;
+        let content = self.inner.store.content(&version.file_id, version.number).await?;
+        let mut authors = vec![caller.user_id.clone()];
+        authors
+            .extend(self.inner.take_unsaved_editors(&version.file_id).into_iter().filter(|id| *id != caller.user_id));
+        let making = Making {
+            kind: pb::VersionKind::Restore,
+            message: format!("Restored version {}", version.number),
+            authors,
+            restore: Some((content, request.expected_head)),
+        };
+        let restored = self.inner.make_version(&context, &version.file_id, &room_id, making).await?;
+        let restored = restored.ok_or_else(|| ServiceError::internal("a restore made no version"))?;
+        Ok(Response::new(restored))
+    }
+
+    async fn list_room_events(
+        &self,
+        request: Request<pb::ListRoomEventsRequest>,
+    ) -> Result<Response<pb::ListRoomEventsResponse>, Status> {
+        self.inner.tokens.caller_from_metadata(request.metadata())?;
+        let context = CallContext::from_request(&request);
+        let request = request.into_inner();
+        let access = self.inner.check_room(&context, &request.room_id).await?;
+        // A public room is readable by all, its log (who joined, who ran what) only by members.
+        if access.role == rooms_pb::Role::Unspecified as i32 {
+            return Err(ServiceError::forbidden("members_only", "only the room's members see its event log").into());
+        }
+        let events = self.inner.store.list_room_events(&access.room_id, request.before_ms, request.limit).await?;
+        Ok(Response::new(pb::ListRoomEventsResponse { events }))
+    }
+}
+
+impl HistoryGrpcService {
+    /// A version whose file the caller may read; NOT_FOUND otherwise, whatever the reason.
+    async fn readable_version(&self, context: &CallContext, version_id: &str) -> ServiceResult<pb::Version> {
+        let not_found = || ServiceError::not_found("version_not_found", "no such version");
+        if !codesync_common::is_valid_id(version_id) {
+            return Err(not_found());
+        }
+        let version = self.inner.store.find(version_id).await?.ok_or_else(not_found)?;
+        match self.inner.check_file(context, &version.file_id).await {
+            Ok(_) => Ok(version),
+            Err(error) if error.code() == "file_not_found" => Err(not_found()),
+            Err(error) => Err(error),
+        }
+    }
 }

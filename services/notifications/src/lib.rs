@@ -1,22 +1,329 @@
-//! The notifications service: typed notifications per user, stored, counted, filtered, marked read and pushed live.
+//! The notifications service: typed notifications per user (a run finished, someone joined your
+//! room, your role changed, a system notice), made from `execution-events`, `room-events` and
+//! `notification-events`, stored, counted, filtered, marked read and pushed live.
 //!
-//! Its gRPC contract is `codesync.notifications.v1.NotificationsService` in `proto/`. This crate is
-//! served in every topology already; its RPCs answer UNIMPLEMENTED until the
-//! issue that builds the service lands.
+//! Its gRPC contract is `codesync.notifications.v1.NotificationsService` in `proto/`. It consumes
+//! as the group `notifications` (an event that cannot be handled ends in `dead-letter-events`),
+//! and announces every notification it stores on `notification-events`, so that each replica
+//! pushes it to the streams (`Subscribe`) of its own connected users.
 #![forbid(unsafe_code)]
 
+pub mod from_events;
+pub mod store;
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use codesync_common::consumer::{self, HandleError};
+use codesync_common::events::{
+    EXECUTION_EVENTS, Event, EventBus, NOTIFICATION_CREATED, NOTIFICATION_EVENTS, ROOM_EVENTS,
+};
+use codesync_common::identity::TokenService;
+use codesync_common::{ServiceError, new_id, now_ms};
+use codesync_proto::notifications::v1 as pb;
 use codesync_proto::notifications::v1::notifications_service_server::{
     NotificationsService, NotificationsServiceServer,
 };
+use tokio::sync::broadcast;
+use tonic::{Request, Response, Status};
+
+use crate::store::{Filter, NotificationsStore};
+
+/// The consumer group of this service.
+pub const CONSUMER_GROUP: &str = "notifications";
+/// A request may mark at most this many notifications read by id.
+const MAX_MARKED_PER_REQUEST: usize = 500;
+/// Notifications held for live streams that fall behind; a stream that misses some says so.
+const LIVE_BUFFER: usize = 1024;
 
 /// The gRPC implementation of `NotificationsService`.
-#[derive(Debug, Default, Clone)]
-pub struct NotificationsGrpcService;
+#[derive(Clone)]
+pub struct NotificationsGrpcService {
+    store: NotificationsStore,
+    tokens: TokenService,
+    events: Arc<dyn EventBus>,
+    /// Every notification stored by any replica, for the live streams of this one.
+    live: broadcast::Sender<pb::Notification>,
+}
+
+impl NotificationsGrpcService {
+    /// Starts consuming events and relaying stored notifications to live streams.
+    pub fn new(store: NotificationsStore, tokens: TokenService, events: Arc<dyn EventBus>) -> Self {
+        let live = broadcast::channel(LIVE_BUFFER).0;
+        tokio::spawn(relay_stored_notifications(events.subscribe(NOTIFICATION_EVENTS), live.clone()));
+        let consuming = (store.clone(), events.clone());
+        tokio::spawn(consumer::run(
+            events.clone(),
+            CONSUMER_GROUP,
+            &[EXECUTION_EVENTS, ROOM_EVENTS, NOTIFICATION_EVENTS],
+            move |event| {
+                let (store, events) = consuming.clone();
+                async move { handle(&store, events.as_ref(), &event).await }
+            },
+        ));
+        Self { store, tokens, events, live }
+    }
+
+    pub fn into_grpc_server(self) -> NotificationsServiceServer<Self> {
+        NotificationsServiceServer::new(self)
+    }
+}
+
+/// Stores the notification an event makes (once, whatever the deliveries) and announces it.
+pub async fn handle(store: &NotificationsStore, events: &dyn EventBus, event: &Event) -> Result<(), HandleError> {
+    let Some(notification) = from_events::notification_for(event)? else { return Ok(()) };
+    store_and_announce(store, events, notification).await.map_err(HandleError::transient)?;
+    Ok(())
+}
+
+async fn store_and_announce(
+    store: &NotificationsStore,
+    events: &dyn EventBus,
+    notification: pb::Notification,
+) -> Result<pb::Notification, ServiceError> {
+    if store.insert(&notification).await? {
+        let payload = notification_json(&notification);
+        events.publish(Event::new(NOTIFICATION_EVENTS, NOTIFICATION_CREATED, &notification.user_id, payload));
+    }
+    Ok(notification)
+}
+
+/// How `notification-events` carries a stored notification.
+fn notification_json(notification: &pb::Notification) -> serde_json::Value {
+    serde_json::json!({
+        "id": notification.id,
+        "user_id": notification.user_id,
+        "type": notification.r#type,
+        "title": notification.title,
+        "message": notification.message,
+        "metadata_json": notification.metadata_json,
+        "read": notification.read,
+        "created_at_ms": notification.created_at_ms,
+    })
+}
+
+fn notification_from_json(payload: &serde_json::Value) -> Option<pb::Notification> {
+    Some(pb::Notification {
+        id: payload["id"].as_str()?.to_string(),
+        user_id: payload["user_id"].as_str()?.to_string(),
+        r#type: i32::try_from(payload["type"].as_i64()?).ok()?,
+        title: payload["title"].as_str()?.to_string(),
+        message: payload["message"].as_str()?.to_string(),
+        metadata_json: payload["metadata_json"].as_str()?.to_string(),
+        read: payload["read"].as_bool()?,
+        created_at_ms: payload["created_at_ms"].as_i64()?,
+    })
+}
+
+/// Hands the notifications that any replica stored to this replica's live streams.
+async fn relay_stored_notifications(
+    mut notification_events: broadcast::Receiver<Event>,
+    live: broadcast::Sender<pb::Notification>,
+) {
+    loop {
+        let event = match notification_events.recv().await {
+            Ok(event) => event,
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                tracing::warn!(missed, "live notifications were missed; users see them on their next listing");
+                continue;
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        if event.kind != NOTIFICATION_CREATED {
+            continue;
+        }
+        match notification_from_json(&event.payload) {
+            // Nobody listening is fine.
+            Some(notification) => drop(live.send(notification)),
+            None => tracing::warn!(event.id = %event.id, "a notification_created event without a notification"),
+        }
+    }
+}
+
+type NotificationStream = Pin<Box<dyn futures::Stream<Item = Result<pb::Notification, Status>> + Send>>;
 
 #[tonic::async_trait]
-impl NotificationsService for NotificationsGrpcService {}
+impl NotificationsService for NotificationsGrpcService {
+    async fn list_notifications(
+        &self,
+        request: Request<pb::ListNotificationsRequest>,
+    ) -> Result<Response<pb::ListNotificationsResponse>, Status> {
+        let caller = self.tokens.require_caller(request.metadata())?;
+        let request = request.into_inner();
+        let kind = match pb::NotificationType::try_from(request.r#type) {
+            Ok(pb::NotificationType::Unspecified) => None,
+            Ok(kind) => Some(kind),
+            Err(_) => return Err(ServiceError::invalid("invalid_type", "unknown notification type").into()),
+        };
+        let filter = Filter {
+            kind,
+            since_ms: request.since_ms,
+            until_ms: request.until_ms,
+            unread_only: request.unread_only,
+            limit: request.limit,
+        };
+        let notifications = self.store.list(&caller.user_id, &filter).await?;
+        let unread_count = self.store.unread_count(&caller.user_id).await?;
+        Ok(Response::new(pb::ListNotificationsResponse { notifications, unread_count }))
+    }
 
-/// The tonic server of this service, ready to be added to a gRPC router.
-pub fn grpc_server() -> NotificationsServiceServer<NotificationsGrpcService> {
-    NotificationsServiceServer::new(NotificationsGrpcService)
+    async fn get_unread_count(
+        &self,
+        request: Request<pb::GetUnreadCountRequest>,
+    ) -> Result<Response<pb::GetUnreadCountResponse>, Status> {
+        let caller = self.tokens.require_caller(request.metadata())?;
+        let unread_count = self.store.unread_count(&caller.user_id).await?;
+        Ok(Response::new(pb::GetUnreadCountResponse { unread_count }))
+    }
+
+    async fn mark_read(&self, request: Request<pb::MarkReadRequest>) -> Result<Response<pb::MarkReadResponse>, Status> {
+        let caller = self.tokens.require_caller(request.metadata())?;
+        let ids = request.into_inner().notification_ids;
+        if ids.len() > MAX_MARKED_PER_REQUEST {
+            let message = format!("mark at most {MAX_MARKED_PER_REQUEST} notifications at once, or all of them");
+            return Err(ServiceError::too_large("too_many_ids", message).into());
+        }
+        let ids: Vec<String> = ids.into_iter().filter(|id| codesync_common::is_valid_id(id)).collect();
+        let marked = self.store.mark_read(&caller.user_id, &ids).await?;
+        let unread_count = self.store.unread_count(&caller.user_id).await?;
+        Ok(Response::new(pb::MarkReadResponse { marked, unread_count }))
+    }
+
+    async fn mark_all_read(
+        &self,
+        request: Request<pb::MarkAllReadRequest>,
+    ) -> Result<Response<pb::MarkReadResponse>, Status> {
+        let caller = self.tokens.require_caller(request.metadata())?;
+        let marked = self.store.mark_all_read(&caller.user_id).await?;
+        let unread_count = self.store.unread_count(&caller.user_id).await?;
+        Ok(Response::new(pb::MarkReadResponse { marked, unread_count }))
+    }
+
+    async fn subscribe(&self, request: Request<pb::SubscribeRequest>) -> Result<Response<NotificationStream>, Status> {
+        let caller = self.tokens.require_caller(request.metadata())?;
+        let receiver = self.live.subscribe();
+        let user_id = caller.user_id;
+        let stream = futures::stream::unfold(receiver, move |mut receiver| {
+            let user_id = user_id.clone();
+            async move {
+                loop {
+                    match receiver.recv().await {
+                        Ok(notification) if notification.user_id == user_id => {
+                            return Some((Ok(notification), receiver));
+                        }
+                        Ok(_) => {}
+                        // The client lists what it missed when it reconnects.
+                        Err(broadcast::error::RecvError::Lagged(_)) => {
+                            let status =
+                                Status::resource_exhausted("too many notifications at once; list them instead");
+                            return Some((Err(status), receiver));
+                        }
+                        Err(broadcast::error::RecvError::Closed) => return None,
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn create_notification(
+        &self,
+        request: Request<pb::CreateNotificationRequest>,
+    ) -> Result<Response<pb::Notification>, Status> {
+        let caller = self.tokens.require_caller(request.metadata())?;
+        if !caller.is_admin {
+            return Err(ServiceError::forbidden("admin_required", "only administrators send system notices").into());
+        }
+        let request = request.into_inner();
+        let title = request.title.trim();
+        if title.is_empty() || title.chars().count() > 200 {
+            return Err(ServiceError::invalid("invalid_title", "a title of 1 to 200 characters").into());
+        }
+        if request.message.chars().count() > 2000 {
+            return Err(ServiceError::too_large("message_too_long", "a message of at most 2000 characters").into());
+        }
+        if !codesync_common::is_valid_id(&request.user_id) {
+            return Err(ServiceError::invalid("invalid_user_id", "user_id must name a user").into());
+        }
+        let metadata_json =
+            if request.metadata_json.trim().is_empty() { "{}".to_string() } else { request.metadata_json };
+        if !serde_json::from_str::<serde_json::Value>(&metadata_json).is_ok_and(|value| value.is_object()) {
+            return Err(ServiceError::invalid("invalid_metadata", "metadata must be a JSON object").into());
+        }
+        let kind = pb::NotificationType::try_from(request.r#type)
+            .ok()
+            .filter(|kind| *kind != pb::NotificationType::Unspecified)
+            .unwrap_or(pb::NotificationType::System);
+        let notification = pb::Notification {
+            id: new_id(),
+            user_id: request.user_id,
+            r#type: kind.into(),
+            title: title.to_string(),
+            message: request.message,
+            metadata_json,
+            read: false,
+            created_at_ms: now_ms(),
+        };
+        let notification = store_and_announce(&self.store, self.events.as_ref(), notification).await?;
+        Ok(Response::new(notification))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use codesync_common::db::Database;
+    use codesync_common::events::{DEAD_LETTER_EVENTS, InProcessBus};
+    use codesync_common::identity::{Caller, SigningKey};
+    use futures::StreamExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_finished_run_is_stored_and_pushed_to_its_user_only_and_a_poisoned_event_is_dead_lettered() {
+        let directory = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", directory.path().join("notifications.db").display());
+        let store = NotificationsStore::new(Database::connect(&url).await.unwrap());
+        store.migrate().await.unwrap();
+        let key = SigningKey::load_or_create(&directory.path().join("key")).unwrap();
+        let tokens = TokenService::new(&key, Duration::from_secs(60));
+        let bus = InProcessBus::shared();
+        let mut dead_letters = bus.subscribe(DEAD_LETTER_EVENTS);
+        let service = NotificationsGrpcService::new(store.clone(), tokens.clone(), bus.clone());
+        tokio::task::yield_now().await;
+
+        let ada = Caller { user_id: new_id(), username: "ada".into(), is_admin: false };
+        let mut request = Request::new(pb::SubscribeRequest {});
+        let bearer = format!("Bearer {}", tokens.issue_access_token(&ada).unwrap());
+        request.metadata_mut().insert("authorization", bearer.parse().unwrap());
+        let mut live = service.subscribe(request).await.unwrap().into_inner();
+
+        let finished = |user_id: &str| {
+            Event::new(
+                EXECUTION_EVENTS,
+                "execution_finished",
+                "k",
+                serde_json::json!({"user_id": user_id, "language": "python", "status": "ok", "exit_code": 0, "wall_time_ms": 7}),
+            )
+        };
+        bus.publish(finished("someone-else"));
+        bus.publish(Event::new(EXECUTION_EVENTS, "execution_finished", "k", serde_json::json!({"status": "ok"})));
+        let event = finished(&ada.user_id);
+        bus.publish(event.clone());
+        bus.publish(event);
+
+        let pushed = tokio::time::timeout(Duration::from_secs(5), live.next()).await.unwrap().unwrap().unwrap();
+        assert_eq!(
+            (pushed.user_id.as_str(), pushed.title.as_str()),
+            (ada.user_id.as_str(), "Your python run finished")
+        );
+        let letter = tokio::time::timeout(Duration::from_secs(5), dead_letters.recv()).await.unwrap().unwrap();
+        assert_eq!(letter.payload["consumer"], CONSUMER_GROUP);
+        assert_eq!(letter.payload["event"]["payload"]["status"], "ok");
+        // The repeat was stored once and pushed once.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(store.unread_count(&ada.user_id).await.unwrap(), 1);
+        assert!(tokio::time::timeout(Duration::from_millis(200), live.next()).await.is_err(), "no second push");
+    }
 }

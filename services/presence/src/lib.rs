@@ -12,12 +12,12 @@
 
 pub mod store;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use codesync_common::events::{EventBus, ROOM_EVENTS};
+use codesync_common::events::{COLLABORATION_EVENTS, Event, EventBus, ROOM_EVENTS, ROOM_PRESENCE};
 use codesync_common::grpc::CallContext;
 use codesync_common::grpc::GrpcChannel;
 use codesync_common::identity::{Caller, TokenService};
@@ -123,6 +123,8 @@ pub struct PresenceGrpcService {
     rooms_state: Arc<Mutex<HashMap<String, RoomPresence>>>,
     chat_limiter: Arc<RateLimiter>,
     next_session: Arc<AtomicU64>,
+    /// Who is in a room is announced on `collaboration-events` (for analytics).
+    events: Arc<dyn EventBus>,
 }
 
 impl PresenceGrpcService {
@@ -142,6 +144,7 @@ impl PresenceGrpcService {
             // 20 messages per 10 seconds per user: a conversation, not a flood.
             chat_limiter: Arc::new(RateLimiter::new(20, Duration::from_secs(10))),
             next_session: Arc::new(AtomicU64::new(1)),
+            events,
         }
     }
 
@@ -216,11 +219,19 @@ impl PresenceGrpcService {
         let mut rooms = self.rooms_state();
         let Some(room) = rooms.get_mut(room_id) else { return };
         room.sessions.remove(&session_id);
+        self.announce_presence(room_id, room);
         if room.sessions.is_empty() {
             rooms.remove(room_id);
         } else {
             room.publish_snapshot();
         }
+    }
+
+    /// How many people are in the room now, on `collaboration-events`.
+    fn announce_presence(&self, room_id: &str, room: &RoomPresence) {
+        let online = room.sessions.values().map(|session| session.user_id.as_str()).collect::<HashSet<_>>().len();
+        let payload = serde_json::json!({"room_id": room_id, "online": online});
+        self.events.publish(Event::new(COLLABORATION_EVENTS, ROOM_PRESENCE, room_id, payload));
     }
 }
 
@@ -314,6 +325,7 @@ impl PresenceService for PresenceGrpcService {
                 event: Some(pb::room_server_event::Event::History(pb::ChatHistory { messages: history })),
             }));
             room.publish_snapshot();
+            self.announce_presence(&room_id, room);
             events
         };
 

@@ -13,7 +13,10 @@ mod validation;
 
 use std::sync::Arc;
 
-use codesync_common::events::{Event, EventBus, MEMBER_JOINED, MEMBER_REMOVED, MEMBER_ROLE_CHANGED, ROOM_EVENTS};
+use codesync_common::events::{
+    Event, EventBus, FILE_CREATED, FILE_DELETED, FILE_RENAMED, MEMBER_JOINED, MEMBER_REMOVED, MEMBER_ROLE_CHANGED,
+    ROOM_CREATED, ROOM_DELETED, ROOM_EVENTS,
+};
 use codesync_common::grpc::CallContext;
 use codesync_common::grpc::GrpcChannel;
 use codesync_common::identity::{Caller, TokenService};
@@ -91,14 +94,27 @@ impl RoomsGrpcService {
     }
 
     /// A member joined, changed role or left: `room-events`, keyed by room, with
-    /// the user and the new role (`null` once removed).
-    fn publish_membership(&self, kind: &str, room_id: &str, user_id: &str, role: Option<Role>, by: &str) {
+    /// the user and the new role (`null` once removed), the room's name and owner, and who did it.
+    fn publish_membership(&self, kind: &str, room: &RoomRecord, user_id: &str, role: Option<Role>, by: &Caller) {
         let payload = serde_json::json!({
-            "room_id": room_id,
+            "room_id": room.id,
+            "room_name": room.name,
+            "owner_id": room.owner_id,
             "user_id": user_id,
             "role": role.map(Role::as_db),
-            "by": by,
+            "by": by.user_id,
+            "by_username": by.username,
         });
+        self.events.publish(Event::new(ROOM_EVENTS, kind, &room.id, payload));
+    }
+
+    /// Something happened to a room or one of its files: `room-events`, keyed by room, for the
+    /// room's event log, notifications and analytics.
+    fn publish_room_event(&self, kind: &str, room_id: &str, by: &Caller, details: serde_json::Value) {
+        let mut payload = serde_json::json!({"room_id": room_id, "by": by.user_id, "by_username": by.username});
+        if let (Some(payload), serde_json::Value::Object(details)) = (payload.as_object_mut(), details) {
+            payload.extend(details);
+        }
         self.events.publish(Event::new(ROOM_EVENTS, kind, room_id, payload));
     }
 
@@ -172,6 +188,8 @@ impl RoomsGrpcService {
         })
         .await?;
         tracing::info!(room.id = %room_id, user.id = %caller.user_id, "created a room");
+        let details = serde_json::json!({"room_name": template.name, "owner_id": caller.user_id, "is_public": template.is_public});
+        self.publish_room_event(ROOM_CREATED, &room_id, &caller, details);
         self.load_room(&room_id, &caller).await
     }
 
@@ -210,7 +228,7 @@ impl RoomsGrpcService {
         let room = self.store.find_room_by_invite_code(invite_code, &caller.user_id).await?.ok_or_else(invalid)?;
         if self.store.add_member_if_absent(&room.id, &caller.user_id, Role::Editor, now_ms()).await? {
             tracing::info!(room.id = %room.id, user.id = %caller.user_id, "joined a room by invite code");
-            self.publish_membership(MEMBER_JOINED, &room.id, &caller.user_id, Some(Role::Editor), &caller.user_id);
+            self.publish_membership(MEMBER_JOINED, &room, &caller.user_id, Some(Role::Editor), &caller);
         }
         self.load_room(&room.id, &caller).await
     }
@@ -267,7 +285,7 @@ impl RoomsGrpcService {
         if !self.store.set_member_role(&access.room().id, &target.user_id, role).await? {
             return Err(member_not_found());
         }
-        self.publish_membership(MEMBER_ROLE_CHANGED, &access.room().id, &target.user_id, Some(role), &caller.user_id);
+        self.publish_membership(MEMBER_ROLE_CHANGED, access.room(), &target.user_id, Some(role), &caller);
         let updated = MemberRecord { role, ..target };
         let mut members = self.members(context, vec![updated]).await?;
         members.pop().ok_or_else(|| ServiceError::internal("a member vanished from its own listing"))
@@ -295,7 +313,7 @@ impl RoomsGrpcService {
             return Err(ServiceError::not_found("member_not_found", "this user is not a member of the room"));
         }
         tracing::info!(room.id = %access.room().id, user.id = %request.user_id, by = %caller.user_id, "removed a member");
-        self.publish_membership(MEMBER_REMOVED, &access.room().id, &request.user_id, None, &caller.user_id);
+        self.publish_membership(MEMBER_REMOVED, access.room(), &request.user_id, None, &caller);
         Ok(pb::RemoveMemberResponse {})
     }
 
@@ -327,6 +345,8 @@ impl RoomsGrpcService {
             return Err(file_exists());
         }
         tracing::info!(file.id = %file.id, room.id = %file.room_id, "created a file");
+        let details = serde_json::json!({"file_id": file.id, "filename": file.filename, "language": file.language});
+        self.publish_room_event(FILE_CREATED, &file.room_id, &caller, details);
         Ok(file_message(file))
     }
 
@@ -344,6 +364,7 @@ impl RoomsGrpcService {
         if let Some(content) = request.content.as_deref() {
             validation::file_content(content)?;
         }
+        let renamed_to = rename.as_ref().map(|(filename, _)| filename.clone()).filter(|name| *name != file.filename);
         let changes = FileChanges { rename, content: request.content };
         if let UniqueWrite::Taken = self.store.update_file(&file.id, &changes, &caller.user_id, now_ms()).await? {
             return Err(file_exists());
@@ -353,6 +374,10 @@ impl RoomsGrpcService {
             .find_file(&file.id, true)
             .await?
             .ok_or_else(|| ServiceError::not_found("file_not_found", "no such file"))?;
+        if let Some(filename) = renamed_to {
+            let details = serde_json::json!({"file_id": file.id, "filename": filename, "old_filename": file.filename});
+            self.publish_room_event(FILE_RENAMED, &file.room_id, &caller, details);
+        }
         Ok(file_message(updated))
     }
 }
@@ -450,6 +475,8 @@ impl RoomsService for RoomsGrpcService {
         access.require_owner()?;
         self.store.delete_room(&access.room().id).await?;
         tracing::info!(room.id = %access.room().id, user.id = %caller.user_id, "deleted a room");
+        let details = serde_json::json!({"room_name": access.room().name});
+        self.publish_room_event(ROOM_DELETED, &access.room().id, &caller, details);
         Ok(Response::new(pb::DeleteRoomResponse {}))
     }
 
@@ -537,6 +564,8 @@ impl RoomsService for RoomsGrpcService {
         access.require_write()?;
         self.store.delete_file(&file.id).await?;
         tracing::info!(file.id = %file.id, room.id = %file.room_id, user.id = %caller.user_id, "deleted a file");
+        let details = serde_json::json!({"file_id": file.id, "filename": file.filename});
+        self.publish_room_event(FILE_DELETED, &file.room_id, &caller, details);
         Ok(Response::new(pb::DeleteFileResponse {}))
     }
 
