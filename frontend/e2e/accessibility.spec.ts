@@ -1,6 +1,18 @@
 import AxeBuilder from '@axe-core/playwright'
 import type { Page } from '@playwright/test'
-import { createFile, createRoom, expect, newPerson, screenshot, sendChat, test, typeInEditor, unique, waitUntilSaved } from './helpers'
+import {
+  createFile,
+  createRoom,
+  expect,
+  newPerson,
+  screenshot,
+  sendChat,
+  signInAsAdmin,
+  test,
+  typeInEditor,
+  unique,
+  waitUntilSaved,
+} from './helpers'
 
 /** axe-core's serious and critical findings (WCAG 2 A and AA), outside Monaco's own widget. */
 async function violations(page: Page): Promise<string[]> {
@@ -40,6 +52,25 @@ for (const colorScheme of ['dark', 'light'] as const) {
     await person.page.getByRole('button', { name: 'Show the assistant' }).click()
     await expect(person.page.getByTestId('assistant-panel')).toBeVisible()
     expect(await violations(person.page), 'assistant panel').toEqual([])
+    // The history with a saved version open beside the file, and its restore dialog.
+    await person.page.keyboard.press('Control+S')
+    await expect(person.page.getByTestId('save-notice')).toHaveText('Saved as v1')
+    await person.page.getByRole('button', { name: 'Show the history' }).click()
+    await person.page.getByTestId('version-1').click()
+    await expect(person.page.getByTestId('version-diff')).toBeVisible()
+    expect(await violations(person.page), 'history panel and version').toEqual([])
+    await person.page.getByTestId('restore-version').click()
+    expect(await violations(person.page), 'restore dialog').toEqual([])
+    await person.page.getByRole('button', { name: 'Cancel' }).click()
+    await person.page.getByRole('button', { name: 'Close the version' }).click()
+    // The bell's menu (the run above is in it) and the notifications page.
+    await expect(person.page.getByTestId('unread-badge')).toBeVisible()
+    await person.page.getByTestId('notification-bell').click()
+    expect(await violations(person.page), 'notification menu').toEqual([])
+    await person.page.getByRole('link', { name: 'See all notifications' }).click()
+    await expect(person.page.getByTestId('notification-day').first()).toBeVisible()
+    expect(await violations(person.page), 'notifications page').toEqual([])
+    await person.page.goBack()
     await person.page.getByRole('button', { name: 'Members' }).click()
     expect(await violations(person.page), 'members dialog').toEqual([])
     await person.page.getByRole('button', { name: 'Done' }).click()
@@ -47,5 +78,15 @@ for (const colorScheme of ['dark', 'light'] as const) {
     await expect(person.page.getByRole('heading', { name: 'Rooms', exact: true })).toBeVisible()
     expect(await violations(person.page), 'rooms page').toEqual([])
     await person.context.close()
+
+    // The dashboard's five tabs.
+    const admin = await signInAsAdmin(browser, baseURL!)
+    await admin.page.goto('/admin')
+    for (const tab of ['Overview', 'Executions', 'AI', 'Events', 'Rooms']) {
+      await admin.page.getByRole('tab', { name: tab }).click()
+      await expect(admin.page.getByRole('tabpanel')).not.toContainText('Loading…')
+      expect(await violations(admin.page), `dashboard, ${tab}`).toEqual([])
+    }
+    await admin.context.close()
   })
 }

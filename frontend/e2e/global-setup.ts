@@ -88,6 +88,16 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
   })
   await waitUntilReady(baseUrl, () => exit, 60_000)
   process.env.CODESYNC_E2E_BASE_URL = baseUrl
+  // The first account of an installation is its administrator: made here, before any test's.
+  const admin = { username: 'e2eadmin', email: 'e2eadmin@example.test', password: 'correct horse battery staple' }
+  const registered = await fetch(`${baseUrl}/api/auth/register`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify(admin),
+  })
+  if (registered.status !== 201) throw new Error(`the administrator could not register: ${registered.status} ${await registered.text()}`)
+  process.env.CODESYNC_E2E_ADMIN_EMAIL = admin.email
+  process.env.CODESYNC_E2E_ADMIN_PASSWORD = admin.password
 
   return async () => {
     if (exit === null) {

@@ -56,6 +56,28 @@ export async function newPerson(
   return { name, context, page }
 }
 
+/** A new browser context signed in through the sign-in page as the suite's administrator. */
+export async function signInAsAdmin(browser: Browser, baseURL: string): Promise<Person> {
+  const email = process.env.CODESYNC_E2E_ADMIN_EMAIL
+  const password = process.env.CODESYNC_E2E_ADMIN_PASSWORD
+  if (!email || !password) throw new Error('the global setup made no administrator')
+  const context = await browser.newContext({ baseURL, viewport: { width: 1440, height: 900 }, colorScheme: 'dark' })
+  const page = await context.newPage()
+  page.on('pageerror', (error) => pageErrors.push(`[admin] ${error.message}`))
+  await page.goto('/login')
+  await page.getByLabel('Email').fill(email)
+  await page.getByLabel('Password').fill(password)
+  await page.getByRole('button', { name: 'Sign in' }).click()
+  await expect(page.getByRole('heading', { name: 'Rooms', exact: true })).toBeVisible()
+  return { name: 'e2eadmin', context, page }
+}
+
+/** Joins a room by its invite code from the rooms page, and waits for the room. */
+export async function joinRoom(page: Page, code: string, roomName: string): Promise<void> {
+  await page.goto(`/join/${code}`)
+  await expect(page.getByTestId('room-name')).toHaveText(roomName)
+}
+
 /** Creates a room through the dialog and waits for its page. */
 export async function createRoom(page: Page, roomName: string, visibility: 'private' | 'public' = 'private'): Promise<void> {
   await page.getByRole('button', { name: 'New room' }).click()

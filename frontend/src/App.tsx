@@ -10,12 +10,17 @@ import { JoinPage } from './pages/JoinPage'
 import { NotFoundPage } from './pages/NotFoundPage'
 import { Button, Spinner } from './components/ui'
 import { PageErrorBoundary } from './components/ErrorBoundary'
+import { NotificationsPage } from './pages/NotificationsPage'
+import { followNotifications } from './api/notifications'
+import { followLive, refreshNotifications } from './state/notifications'
 
 const queryClient = createQueryClient()
 
 // The room page carries Monaco (megabytes): it loads when a room opens, not with the sign-in page.
 const loadRoomPage = () => import('./pages/RoomPage')
 const RoomPage = lazy(() => loadRoomPage().then((module) => ({ default: module.RoomPage })))
+// The dashboard carries the charting library: it loads for administrators who open it.
+const AdminPage = lazy(() => import('./pages/AdminPage').then((module) => ({ default: module.AdminPage })))
 // Opening a room's address directly (a reload, a shared link): fetch the editor while the
 // session is checked, not after.
 if (typeof window !== 'undefined' && window.location.pathname.startsWith('/rooms/')) loadRoomPage().catch(() => undefined)
@@ -46,6 +51,11 @@ export function App() {
   }, [])
   // After a sign-out or a switch of user, nothing cached for the previous user may show.
   const userId = useSession((state) => state.user?.id ?? null)
+  // One live notification stream per tab, for whoever is signed in.
+  useEffect(() => {
+    if (userId === null) return
+    return followLive({ follow: followNotifications, refresh: (signal) => refreshNotifications(signal) })
+  }, [userId])
   const previousUserId = useRef<string | null>(null)
   useEffect(() => {
     if (previousUserId.current !== null && previousUserId.current !== userId) queryClient.clear()
@@ -91,6 +101,24 @@ function AppRoutes() {
             <RequireSession>
               <Suspense fallback={<PageLoading label="Loading the editor…" />}>
                 <RoomPage />
+              </Suspense>
+            </RequireSession>
+          }
+        />
+        <Route
+          path="/notifications"
+          element={
+            <RequireSession>
+              <NotificationsPage />
+            </RequireSession>
+          }
+        />
+        <Route
+          path="/admin"
+          element={
+            <RequireSession>
+              <Suspense fallback={<PageLoading label="Loading the dashboard…" />}>
+                <AdminPage />
               </Suspense>
             </RequireSession>
           }

@@ -187,16 +187,20 @@ export class ApiClient {
   }
 
   /**
-   * POSTs `body` and hands back the response of a streaming endpoint once it has started (2xx);
+   * POSTs `body` (or GETs, without one) and hands back the response of a streaming endpoint once it has started (2xx);
    * a refusal is thrown as an `ApiError`, after one refresh and retry for an expired token.
    */
   async openStream(path: string, body: unknown, signal?: AbortSignal): Promise<Response> {
+    // Without a body, the stream is read with GET (notifications); with one, POSTed (runs, answers).
+    const method = body === undefined ? 'GET' : 'POST'
     const attempt = async (accessToken: string | null) => {
-      const headers: Record<string, string> = { Accept: 'text/event-stream', 'Content-Type': 'application/json' }
+      const headers: Record<string, string> = { Accept: 'text/event-stream' }
+      if (body !== undefined) headers['Content-Type'] = 'application/json'
       if (accessToken !== null) headers.Authorization = `Bearer ${accessToken}`
       let response: Response
       try {
-        response = await this.fetchImpl(this.baseUrl + path, { method: 'POST', headers, body: JSON.stringify(body), signal })
+        const payload = body === undefined ? undefined : JSON.stringify(body)
+        response = await this.fetchImpl(this.baseUrl + path, { method, headers, body: payload, signal })
       } catch (error) {
         if (signal?.aborted) throw error
         throw new ApiError(0, 'network_error', 'the server cannot be reached; check your connection')

@@ -6,7 +6,8 @@ import { Avatar, IconButton } from './ui'
 import { Logo } from './Logo'
 import { colourForUser } from '../collab/protocol'
 import { anyUnsavedEdits, endAllSessions } from '../collab/sessionPool'
-import { MoonIcon, SunIcon } from './icons'
+import { ChartIcon, MoonIcon, SunIcon } from './icons'
+import { NotificationBell } from './NotificationBell'
 
 export function ThemeToggle() {
   const theme = useUi((state) => state.theme)
@@ -45,6 +46,27 @@ export function UserMenu() {
   )
 }
 
+function SignedInOnly({ children }: { children: ReactNode }) {
+  const signedIn = useSession((state) => state.user !== null)
+  return signedIn ? <>{children}</> : null
+}
+
+/** Administrators reach the dashboard from every page. */
+function AdminLink() {
+  const isAdmin = useSession((state) => state.user?.is_admin ?? false)
+  if (!isAdmin) return null
+  return (
+    <Link
+      to="/admin"
+      aria-label="Dashboard"
+      title="Dashboard"
+      className="inline-flex h-7 w-7 items-center justify-center rounded-md text-muted transition hover:bg-hover hover:text-fg"
+    >
+      <ChartIcon />
+    </Link>
+  )
+}
+
 export function AppHeader({ children }: { children?: ReactNode }) {
   return (
     <header className="flex h-12 shrink-0 items-center gap-3 border-b border-line bg-panel px-3">
@@ -57,6 +79,10 @@ export function AppHeader({ children }: { children?: ReactNode }) {
         <span className="hidden sm:inline">CodeSync</span>
       </Link>
       <div className="flex min-w-0 flex-1 items-center gap-3">{children}</div>
+      <AdminLink />
+      <SignedInOnly>
+        <NotificationBell />
+      </SignedInOnly>
       <ThemeToggle />
       <UserMenu />
     </header>

@@ -17,8 +17,11 @@ import { InviteDialog, MembersDialog } from '../components/MembersDialog'
 import { PresenceBar } from '../components/PresenceBar'
 import { RoleBadge } from '../components/RoleBadge'
 import { Button, EmptyState, ErrorState, IconButton, Spinner } from '../components/ui'
-import { ChatIcon, CloseIcon, LinkIcon, PlayIcon, SparkIcon, UsersIcon } from '../components/icons'
+import { ChatIcon, ClockIcon, CloseIcon, LinkIcon, PlayIcon, SparkIcon, UsersIcon } from '../components/icons'
 import { AssistantPanel } from '../components/AssistantPanel'
+import { HistoryPanel } from '../components/HistoryPanel'
+import { VersionView } from '../components/VersionView'
+import { historyKeys, saveVersion, useVersions, type Version } from '../api/history'
 import { RunPanel } from '../components/RunPanel'
 import { CodeEditor, requestEditorFocus } from '../editor/CodeEditor'
 import { useRoomLive } from '../state/roomLive'
@@ -86,10 +89,14 @@ function RoomWorkspace({ room }: { room: Room }) {
   const openFileInUi = useUi((state) => state.openFile)
   const closeFileInUi = useUi((state) => state.closeFile)
   const keepOnly = useUi((state) => state.keepOnly)
-  // The right-hand panel: the room's chat, the assistant, or neither.
-  const [sidePanel, setSidePanel] = useState<'chat' | 'assistant' | null>('chat')
+  // The right-hand panel: the room's chat, the assistant, the history, or none.
+  const [sidePanel, setSidePanel] = useState<'chat' | 'assistant' | 'history' | null>('chat')
   const chatOpen = sidePanel === 'chat'
   const assistantOpen = sidePanel === 'assistant'
+  const historyOpen = sidePanel === 'history'
+  // A version shown over the editor, beside the live file.
+  const [viewedVersion, setViewedVersion] = useState<Version | null>(null)
+  const [saveNotice, setSaveNotice] = useState<string | null>(null)
   const [membersOpen, setMembersOpen] = useState(false)
   const [inviteOpen, setInviteOpen] = useState(false)
   const [reloads, setReloads] = useState(0)
@@ -187,6 +194,42 @@ function RoomWorkspace({ room }: { room: Room }) {
     )
   }, [activeFile, languages.data, pool])
 
+  const versions = useVersions(historyOpen || viewedVersion !== null ? (activeFile?.id ?? null) : null)
+  // A version on screen belongs to the shown file; another file (or none) closes it.
+  useEffect(() => {
+    if (viewedVersion !== null && viewedVersion.file_id !== activeFileId) setViewedVersion(null)
+  }, [viewedVersion, activeFileId])
+
+  // Ctrl+S (Cmd+S) saves the shown file as a version, once its edits have reached the server,
+  // instead of the browser's "save page".
+  const saveActiveFile = useCallback(() => {
+    if (activeFile === null || !canEdit) return
+    const saving = pool?.peek(activeFile.id) ?? null
+    setSaveNotice('Saving a version…')
+    void untilSaved(saving)
+      .then(() => saveVersion(activeFile.id))
+      .then((version) => {
+        setSaveNotice(`Saved as v${version.number}`)
+        void queryClient.invalidateQueries({ queryKey: historyKeys.versions(activeFile.id) })
+      })
+      .catch((error: unknown) => setSaveNotice(`Not saved: ${describeError(error)}`))
+  }, [activeFile, canEdit, pool, queryClient])
+  useEffect(() => {
+    if (saveNotice === null || saveNotice.endsWith('…')) return
+    const timer = setTimeout(() => setSaveNotice(null), 4000)
+    return () => clearTimeout(timer)
+  }, [saveNotice])
+  useEffect(() => {
+    const onKeyDown = (event: globalThis.KeyboardEvent) => {
+      if (event.key.toLowerCase() !== 's' || !(event.ctrlKey || event.metaKey) || event.altKey || event.shiftKey) return
+      event.preventDefault()
+      event.stopPropagation()
+      saveActiveFile()
+    }
+    window.addEventListener('keydown', onKeyDown, true)
+    return () => window.removeEventListener('keydown', onKeyDown, true)
+  }, [saveActiveFile])
+
   // Ctrl+Enter (Cmd+Enter) runs the shown file, also from inside the editor (which would
   // otherwise insert a line).
   useEffect(() => {
@@ -252,6 +295,15 @@ function RoomWorkspace({ room }: { room: Room }) {
           )}
           {isMember && (
             <IconButton
+              label={historyOpen ? 'Hide the history' : 'Show the history'}
+              aria-pressed={historyOpen}
+              onClick={() => setSidePanel(historyOpen ? null : 'history')}
+            >
+              <ClockIcon />
+            </IconButton>
+          )}
+          {isMember && (
+            <IconButton
               label={assistantOpen ? 'Hide the assistant' : 'Show the assistant'}
               aria-pressed={assistantOpen}
               onClick={() => setSidePanel(assistantOpen ? null : 'assistant')}
@@ -295,16 +347,23 @@ function RoomWorkspace({ room }: { room: Room }) {
             onClose={closeTab}
             trailing={
               activeFile && (
-                <Button
-                  variant="ghost"
-                  className="mx-1 my-1 px-2 py-0.5 text-xs"
-                  onClick={runActiveFile}
-                  title={runBlocker ?? `Run ${activeFile.filename} (Ctrl+Enter)`}
-                  aria-keyshortcuts="Control+Enter Meta+Enter"
-                  data-testid="run-button"
-                >
-                  <PlayIcon /> Run
-                </Button>
+                <>
+                  {saveNotice && (
+                    <span role="status" className="mx-2 text-xs text-muted" data-testid="save-notice">
+                      {saveNotice}
+                    </span>
+                  )}
+                  <Button
+                    variant="ghost"
+                    className="mx-1 my-1 px-2 py-0.5 text-xs"
+                    onClick={runActiveFile}
+                    title={runBlocker ?? `Run ${activeFile.filename} (Ctrl+Enter)`}
+                    aria-keyshortcuts="Control+Enter Meta+Enter"
+                    data-testid="run-button"
+                  >
+                    <PlayIcon /> Run
+                  </Button>
+                </>
               )
             }
           />
@@ -343,6 +402,17 @@ function RoomWorkspace({ room }: { room: Room }) {
                 </EmptyState>
               </div>
             )}
+            {viewedVersion && activeFile && viewedVersion.file_id === activeFile.id && (
+              <VersionView
+                key={viewedVersion.id}
+                version={viewedVersion}
+                versions={versions.data ?? [viewedVersion]}
+                file={activeFile}
+                session={session}
+                canEdit={canEdit}
+                onClose={() => setViewedVersion(null)}
+              />
+            )}
           </div>
           {runOpen && activeFile && (
             <RunPanel
@@ -358,6 +428,17 @@ function RoomWorkspace({ room }: { room: Room }) {
         {isMember && chatOpen && (
           <aside className="flex w-72 shrink-0 flex-col border-l border-line bg-panel">
             <ChatPanel myUserId={myUserId} onSend={controls.sendChat} />
+          </aside>
+        )}
+        {isMember && historyOpen && (
+          <aside className="flex w-80 shrink-0 flex-col border-l border-line bg-panel" aria-label="History">
+            <HistoryPanel
+              roomId={room.id}
+              file={activeFile}
+              canEdit={canEdit}
+              selectedVersionId={viewedVersion?.id ?? null}
+              onSelect={setViewedVersion}
+            />
           </aside>
         )}
         {isMember && assistantOpen && (
