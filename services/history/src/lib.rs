@@ -306,7 +306,10 @@ impl Inner {
                 return Ok(None);
             }
             let number = head_number + 1;
-            let encoded = store::encode(number, &previous, &text);
+            // A line diff of large files takes a while: off the async threads.
+            let (encoded, text) = tokio::task::spawn_blocking(move || (store::encode(number, &previous, &text), text))
+                .await
+                .map_err(ServiceError::internal)?;
             let version = pb::Version {
                 id: new_id(),
                 file_id: file_id.to_string(),
@@ -483,12 +486,20 @@ impl HistoryService for HistoryGrpcService {
             .ok_or_else(|| ServiceError::not_found("version_not_found", "no such version of the same file"))?;
         let old = self.inner.store.content(&from.file_id, from.number).await?;
         let new = self.inner.store.content(&to.file_id, to.number).await?;
-        let change = delta::change(&old, &new);
-        let unified_diff = similar::TextDiff::from_lines(&old, &new)
-            .unified_diff()
-            .context_radius(3)
-            .header(&format!("version {}", from.number), &format!("version {}", to.number))
-            .to_string();
+        let headers = (format!("version {}", from.number), format!("version {}", to.number));
+        let (change, unified_diff) = tokio::task::spawn_blocking(move || {
+            let change = delta::change(&old, &new);
+            let unified_diff = similar::TextDiff::configure()
+                .deadline(std::time::Instant::now() + Duration::from_secs(2))
+                .diff_lines(&old, &new)
+                .unified_diff()
+                .context_radius(3)
+                .header(&headers.0, &headers.1)
+                .to_string();
+            (change, unified_diff)
+        })
+        .await
+        .map_err(ServiceError::internal)?;
         if unified_diff.len() > MAX_DIFF_BYTES {
             return Err(ServiceError::too_large("diff_too_large", "the diff is larger than 8 MiB").into());
         }
