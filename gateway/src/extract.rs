@@ -121,15 +121,17 @@ impl FromRequestParts<GatewayState> for SignedIn {
 
     async fn from_request_parts(parts: &mut Parts, state: &GatewayState) -> Result<Self, Self::Rejection> {
         let MaybeSignedIn { caller, context } = MaybeSignedIn::from_request_parts(parts, state).await?;
-        caller.ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "authentication_required",
-                "sign in first: this request needs an access token",
-            )
-        })?;
+        caller.ok_or_else(authentication_required)?;
         Ok(Self { context })
     }
+}
+
+fn authentication_required() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "authentication_required",
+        "sign in first: this request needs an access token",
+    )
 }
 
 /// An administrator's request: 401 without a valid token, 403 for anyone else. The services
@@ -143,13 +145,7 @@ impl FromRequestParts<GatewayState> for SignedInAdmin {
 
     async fn from_request_parts(parts: &mut Parts, state: &GatewayState) -> Result<Self, Self::Rejection> {
         let MaybeSignedIn { caller, context } = MaybeSignedIn::from_request_parts(parts, state).await?;
-        let caller = caller.ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "authentication_required",
-                "sign in first: this request needs an access token",
-            )
-        })?;
+        let caller = caller.ok_or_else(authentication_required)?;
         if !caller.is_admin {
             return Err(ApiError::new(StatusCode::FORBIDDEN, "admin_required", "only administrators may do this"));
         }

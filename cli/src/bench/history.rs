@@ -55,7 +55,8 @@ async fn measure(name: &str, trace: &Trace, every: usize) -> anyhow::Result<()> 
     history.migrate().await?;
     let file_id = codesync_common::new_id();
     // Trace positions count UTF-16 units (the trace loader refuses astral characters).
-    let document = yrs::Doc::with_options(yrs::Options { offset_kind: yrs::OffsetKind::Utf16, ..yrs::Options::default() });
+    let document =
+        yrs::Doc::with_options(yrs::Options { offset_kind: yrs::OffsetKind::Utf16, ..yrs::Options::default() });
     let text = document.get_or_insert_text("content");
     let mut previous = String::new();
     let mut contents: Vec<String> = Vec::new();

@@ -386,3 +386,66 @@ async fn runs_are_stored_on_postgres_even_when_they_print_nul_bytes() {
     assert!(stdout.starts_with("a\u{FFFD}b\nxxx"), "{}", &stdout[..10]);
     assert_eq!((stdout.chars().count(), run["stdout_truncated"].as_bool()), (16 * 1024, Some(true)));
 }
+
+/// The most memory (kB) a process has held: its VmHWM.
+fn peak_memory_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the server's status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM")
+}
+
+/// 100 MB of output, on stdout and on stderr, through the plain and the streamed API: each run
+/// stops at the output limit with the first 1 MiB kept, and the server's memory does not grow
+/// with what the program printed.
+#[tokio::test]
+async fn a_flood_of_output_stops_at_the_limit_and_the_server_memory_stays_bounded() {
+    use serde_json::json;
+    let cluster = Cluster::one_process(&[]).await;
+    let user = cluster.register("flooder").await;
+    let pid = cluster.pid("all").expect("the server's pid");
+    let flood = |stream: &str| {
+        format!("import sys\nchunk = 'x' * 1_000_000\nfor _ in range(100):\n    sys.{stream}.write(chunk)\n")
+    };
+    let (status, result) = cluster
+        .post(
+            "/api/executions",
+            user.token(),
+            json!({"language": "python", "files": [{"name": "warmup.py", "content": "print(1)"}]}),
+        )
+        .await;
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        assert_ne!(std::env::var("CODESYNC_TEST_REQUIRE_SANDBOX").as_deref(), Ok("1"), "{result}");
+        return;
+    }
+    let before = peak_memory_kb(pid);
+    for stream in ["stdout", "stderr"] {
+        let body = json!({"language": "python", "files": [{"name": "flood.py", "content": flood(stream)}]});
+        let (status, result) = cluster.post("/api/executions", user.token(), body.clone()).await;
+        assert_eq!((status, result["status"].as_str()), (StatusCode::OK, Some("output_limit")), "{stream}");
+        assert_eq!(result[stream].as_str().unwrap().len(), 1024 * 1024, "{stream}: the first 1 MiB is kept");
+        assert_eq!(result[format!("{stream}_truncated")].as_bool(), Some(true));
+        let response = cluster
+            .post_raw("/api/executions/stream", user.token(), "application/json", body.to_string().into_bytes())
+            .await;
+        let mut events = EventReader::new(response);
+        let mut streamed = 0;
+        let result = loop {
+            let (name, data, _) = events.next().await.expect("the stream ends with a result");
+            if name == "result" {
+                break data;
+            }
+            // The other stream may carry a few words (Python's broken-pipe message).
+            if name == stream {
+                streamed += data["text"].as_str().map_or(0, str::len);
+            }
+        };
+        assert_eq!(result["status"].as_str(), Some("output_limit"), "{stream}, streamed");
+        assert!(streamed <= 1024 * 1024, "{stream}: at most the limit is streamed ({streamed} bytes)");
+    }
+    let grown_kb = peak_memory_kb(pid).saturating_sub(before);
+    eprintln!("the server's peak memory grew by {grown_kb} kB over 400 MB printed");
+    assert!(grown_kb < 64 * 1024, "the server's memory grew by {grown_kb} kB");
+}

@@ -271,6 +271,11 @@ impl Cluster {
         panic!("codesync did not restart");
     }
 
+    /// The process id of the process `name` ("all" for the one process).
+    pub fn pid(&self, name: &str) -> Option<u32> {
+        self.children.iter().find(|(child_name, _)| child_name == name).map(|(_, child)| child.id())
+    }
+
     pub fn ws_url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url.replacen("http://", "ws://", 1))
     }
