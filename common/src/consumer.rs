@@ -17,9 +17,27 @@ use crate::events::{DEAD_LETTER_EVENTS, Event, EventBus};
 /// What `dead-letter-events` calls an event that a consumer gave up on.
 pub const DEAD_LETTER: &str = "dead_letter";
 
-/// Waits between the attempts at an event that failed for a passing reason.
-pub const RETRY_DELAYS: [Duration; 3] =
-    [Duration::from_millis(100), Duration::from_millis(500), Duration::from_millis(2000)];
+/// Waits between the attempts at an event that failed for a passing reason: about 48 s in all,
+/// enough for a database to restart or a peer service to come back.
+pub const RETRY_DELAYS: [Duration; 6] = [
+    Duration::from_millis(100),
+    Duration::from_millis(500),
+    Duration::from_secs(2),
+    Duration::from_secs(5),
+    Duration::from_secs(10),
+    Duration::from_secs(30),
+];
+
+/// Where a new consumer group starts reading (an existing one goes on from its position).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartFrom {
+    /// Everything the brokers still keep: a service that aggregates (analytics, the room log)
+    /// takes in what happened before it was deployed.
+    Earliest,
+    /// What is published from now on: a service that acts on events (notifications) does not
+    /// act again on old ones when it is first deployed.
+    Latest,
+}
 
 /// One event for a group, to acknowledge once handled (or dead-lettered).
 #[derive(Debug)]
@@ -104,12 +122,13 @@ pub async fn run<Handler, Handled>(
     bus: Arc<dyn EventBus>,
     group: &'static str,
     topics: &'static [&'static str],
+    start: StartFrom,
     handler: Handler,
 ) where
     Handler: Fn(Event) -> Handled,
     Handled: Future<Output = Result<(), HandleError>>,
 {
-    let mut deliveries = bus.consume(group, topics);
+    let mut deliveries = bus.consume(group, topics, start);
     tracing::info!(group, ?topics, "consuming events");
     while let Some(delivery) = deliveries.recv().await {
         if let Err((error, attempts)) = handle_with_retries(&handler, &delivery.event).await {
@@ -192,23 +211,29 @@ mod tests {
         let flaky_attempts = Arc::new(AtomicU32::new(0));
         let consumer = {
             let (handled, flaky_attempts) = (handled.clone(), flaky_attempts.clone());
-            tokio::spawn(run(bus.clone(), "test", &[EXECUTION_EVENTS, ROOM_EVENTS], move |event: Event| {
-                let (handled, flaky_attempts) = (handled.clone(), flaky_attempts.clone());
-                async move {
-                    match event.kind.as_str() {
-                        "poison" => Err(HandleError::poisoned("no user_id")),
-                        "always_down" => Err(HandleError::transient("the database is down")),
-                        // Fails twice, then works.
-                        "flaky" if flaky_attempts.fetch_add(1, Ordering::SeqCst) < 2 => {
-                            Err(HandleError::transient("busy"))
-                        }
-                        _ => {
-                            handled.lock().unwrap().push(event.kind.clone());
-                            Ok(())
+            tokio::spawn(run(
+                bus.clone(),
+                "test",
+                &[EXECUTION_EVENTS, ROOM_EVENTS],
+                StartFrom::Latest,
+                move |event: Event| {
+                    let (handled, flaky_attempts) = (handled.clone(), flaky_attempts.clone());
+                    async move {
+                        match event.kind.as_str() {
+                            "poison" => Err(HandleError::poisoned("no user_id")),
+                            "always_down" => Err(HandleError::transient("the database is down")),
+                            // Fails twice, then works.
+                            "flaky" if flaky_attempts.fetch_add(1, Ordering::SeqCst) < 2 => {
+                                Err(HandleError::transient("busy"))
+                            }
+                            _ => {
+                                handled.lock().unwrap().push(event.kind.clone());
+                                Ok(())
+                            }
                         }
                     }
-                }
-            }))
+                },
+            ))
         };
         tokio::task::yield_now().await;
         for kind in ["first", "poison", "flaky", "always_down", "last"] {

@@ -50,7 +50,7 @@ pub const SESSION_STARTED: &str = "session_started";
 pub const SYSTEM_NOTICE: &str = "system_notice";
 pub const NOTIFICATION_CREATED: &str = "notification_created";
 /// `room-events` from history: a version of a file was recorded (payload: `room_id`, `file_id`,
-/// `filename`, `version_id`, `number`, `kind`, `by`, `by_username`, `lines_added`, `lines_removed`).
+/// `version_id`, `number`, `kind`, `by`, `by_username`, `lines_added`, `lines_removed`).
 pub const VERSION_CREATED: &str = "version_created";
 
 pub const TOPICS: [&str; 7] = [
@@ -133,7 +133,12 @@ pub trait EventBus: Send + Sync + std::fmt::Debug {
     /// The events of `topics` for the consumer group `group`: on Kafka, each event goes to one
     /// member of the group and the group's position survives restarts; acknowledge each
     /// delivery once handled. Use it through [`crate::consumer::run`].
-    fn consume(&self, group: &str, topics: &[&str]) -> tokio::sync::mpsc::Receiver<crate::consumer::Delivery>;
+    fn consume(
+        &self,
+        group: &str,
+        topics: &[&str],
+        start: crate::consumer::StartFrom,
+    ) -> tokio::sync::mpsc::Receiver<crate::consumer::Delivery>;
 }
 
 /// Events per topic held for slow in-process subscribers.
@@ -167,7 +172,13 @@ impl EventBus for InProcessBus {
         self.sender(topic).subscribe()
     }
 
-    fn consume(&self, group: &str, topics: &[&str]) -> tokio::sync::mpsc::Receiver<crate::consumer::Delivery> {
+    /// In process there is nothing from before: every group starts from now.
+    fn consume(
+        &self,
+        group: &str,
+        topics: &[&str],
+        _start: crate::consumer::StartFrom,
+    ) -> tokio::sync::mpsc::Receiver<crate::consumer::Delivery> {
         crate::consumer::consume_broadcasts(self, group, topics)
     }
 }

@@ -24,7 +24,7 @@ use rdkafka::util::Timeout;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::consumer::{Delivery, raw_dead_letter};
+use crate::consumer::{Delivery, StartFrom, raw_dead_letter};
 use crate::events::{Event, EventBus, InProcessBus, TOPICS};
 
 /// Partitions of each topic the bus creates; events are keyed by room or file.
@@ -198,13 +198,14 @@ fn publish_with(producer: &FutureProducer, event: Event) {
 }
 
 /// A member of the consumer group `codesync-<group>` reading `topics`: from the group's committed
-/// position (from the start of what the brokers keep, for a new group), each event handed over
+/// position (from `start`, for a new group), each event handed over
 /// and its offset stored only once the delivery is acknowledged; stored offsets are committed
 /// every second. Retries until the brokers can be reached.
 async fn consume_as_group(
     brokers: String,
     group: String,
     topics: Vec<String>,
+    start: StartFrom,
     producer: FutureProducer,
     deliveries: mpsc::Sender<Delivery>,
 ) {
@@ -216,14 +217,37 @@ async fn consume_as_group(
             .set("enable.auto.commit", "true")
             .set("auto.commit.interval.ms", "1000")
             .set("enable.auto.offset.store", "false")
+            // Where nothing is committed, from the start; `StartFrom::Latest` commits the ends
+            // first (below), so that nothing published once this process runs is skipped while
+            // the group forms, as "latest" would.
             .set("auto.offset.reset", "earliest")
             // A member that dies hands its partitions over after this; brokers accept 6 s at least.
             .set("session.timeout.ms", "6000")
             .set("heartbeat.interval.ms", "2000")
             .set("fetch.wait.max.ms", "100")
             .create();
-        match created.and_then(|consumer| consumer.subscribe(&topic_names).map(|()| consumer)) {
-            Ok(consumer) => break consumer,
+        let consumer = match created {
+            Ok(consumer) => Arc::new(consumer),
+            Err(error) => {
+                tracing::warn!(%group, %error, "cannot create the group's consumer yet; retrying");
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                continue;
+            }
+        };
+        if start == StartFrom::Latest {
+            let (starting, starting_topics) = (consumer.clone(), topics.clone());
+            let committed =
+                tokio::task::spawn_blocking(move || commit_ends_of_new_partitions(&starting, &starting_topics));
+            match committed.await {
+                Ok(Ok(0)) => {}
+                Ok(Ok(partitions)) => tracing::info!(%group, partitions, "a new group starts from the topics' ends"),
+                // Another member may have done it; at worst the group starts from the beginning.
+                Ok(Err(error)) => tracing::warn!(%group, %error, "cannot commit the start of a new group"),
+                Err(_) => {}
+            }
+        }
+        match consumer.subscribe(&topic_names) {
+            Ok(()) => break consumer,
             Err(error) => {
                 tracing::warn!(%group, %error, "cannot join the consumer group yet; retrying");
                 tokio::time::sleep(Duration::from_secs(3)).await;
@@ -266,6 +290,32 @@ async fn consume_as_group(
     }
 }
 
+/// For the partitions of `topics` on which the consumer's group has committed nothing (a new
+/// group), commits their current ends: the group starts from now there. How many it committed.
+fn commit_ends_of_new_partitions(consumer: &StreamConsumer, topics: &[String]) -> Result<usize, KafkaError> {
+    let mut partitions = TopicPartitionList::new();
+    for topic in topics {
+        let metadata = consumer.fetch_metadata(Some(topic), Timeout::After(BROKER_TIMEOUT))?;
+        for partition in metadata.topics().iter().flat_map(|topic| topic.partitions()) {
+            partitions.add_partition(topic, partition.id());
+        }
+    }
+    let committed = consumer.committed_offsets(partitions, Timeout::After(BROKER_TIMEOUT))?;
+    let mut ends = TopicPartitionList::new();
+    for element in committed.elements() {
+        if element.offset() != Offset::Invalid {
+            continue;
+        }
+        let (_, end) =
+            consumer.fetch_watermarks(element.topic(), element.partition(), Timeout::After(BROKER_TIMEOUT))?;
+        ends.add_partition_offset(element.topic(), element.partition(), Offset::Offset(end))?;
+    }
+    if ends.count() > 0 {
+        consumer.commit(&ends, rdkafka::consumer::CommitMode::Sync)?;
+    }
+    Ok(ends.count())
+}
+
 impl EventBus for KafkaBus {
     fn publish(&self, event: Event) {
         publish_with(&self.producer, event);
@@ -282,10 +332,11 @@ impl EventBus for KafkaBus {
         receiver
     }
 
-    fn consume(&self, group: &str, topics: &[&str]) -> mpsc::Receiver<Delivery> {
+    fn consume(&self, group: &str, topics: &[&str], start: StartFrom) -> mpsc::Receiver<Delivery> {
         let (sender, receiver) = mpsc::channel(1);
         let topics = topics.iter().map(|topic| topic.to_string()).collect();
-        tokio::spawn(consume_as_group(self.brokers.clone(), group.to_string(), topics, self.producer.clone(), sender));
+        let (brokers, producer) = (self.brokers.clone(), self.producer.clone());
+        tokio::spawn(consume_as_group(brokers, group.to_string(), topics, start, producer, sender));
         receiver
     }
 }

@@ -33,6 +33,8 @@ CREATE TABLE analytics_rooms (
     name TEXT NOT NULL,
     member_count BIGINT NOT NULL,
     online_count BIGINT NOT NULL,
+    -- When presence last reported the room (reports arrive in order; an older one is ignored).
+    online_at_ms BIGINT NOT NULL,
     -- 0 or 1.
     deleted BIGINT NOT NULL,
     updated_at_ms BIGINT NOT NULL

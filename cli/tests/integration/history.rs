@@ -92,7 +92,8 @@ async fn concurrent_saves_number_versions_without_gaps_on_postgres_with_a_proces
 
 #[tokio::test]
 async fn a_restore_reaches_both_clients_keeps_a_concurrent_edit_and_a_stale_one_is_refused() {
-    let cluster = Cluster::one_process(&[]).await;
+    // Edits are announced quickly, so the history knows who made the unsaved ones.
+    let cluster = Cluster::one_process(&[("CODESYNC_DOCUMENTS_ACTIVITY_WINDOW_MS", "100")]).await;
     let owner = cluster.register("restorer").await;
     let editor = cluster.register("bystander").await;
     let viewer = cluster.register("onlooker").await;
@@ -231,6 +232,32 @@ async fn a_restore_reaches_both_clients_keeps_a_concurrent_edit_and_a_stale_one_
         assert!(std::time::Instant::now() < deadline, "the room's log lacks events: {types:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+
+    // The bystander's edit is in no version yet: a restore keeps it as one before undoing it,
+    // with its author (announced within the 100 ms activity window).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (status, again) = cluster
+        .post(
+            &format!("/api/history/restore/{}", version_two["id"].as_str().unwrap()),
+            owner.token(),
+            json!({"expected_head": 3}),
+        )
+        .await;
+    assert_eq!((status, again["number"].as_i64()), (StatusCode::CREATED, Some(5)), "{again}");
+    let listed = versions(&cluster, &owner, &file_id).await;
+    assert_eq!((listed[1]["number"].as_i64(), listed[1]["kind"].as_str()), (Some(4), Some("checkpoint")));
+    assert_eq!(listed[1]["message"], "Kept before a restore");
+    let kept_by: Vec<&str> =
+        listed[1]["authors"].as_array().unwrap().iter().map(|author| author["username"].as_str().unwrap()).collect();
+    assert!(kept_by.contains(&"bystander"), "the kept edits are (also) the bystander's: {kept_by:?}");
+    let (_, kept) =
+        cluster.get(&format!("/api/history/version/{}", listed[1]["id"].as_str().unwrap()), owner.token()).await;
+    assert_eq!(kept["content"].as_str(), Some(expected.as_str()));
+    let version_two_content = original.replace("line 5\n", "line 5 (edited)\n");
+    eventually("both clients see version 2 again", Duration::from_secs(10), || {
+        first.content() == version_two_content && second.content() == version_two_content
+    })
+    .await;
     first.disconnect().await;
     second.disconnect().await;
 }

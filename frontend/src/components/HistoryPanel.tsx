@@ -175,7 +175,7 @@ export function describeRoomEvent(event: RoomEvent): string {
     case 'file_deleted':
       return `${who} deleted ${data.filename ?? 'a file'}`
     case 'version_created':
-      if (data.kind === 'checkpoint') return `${who} edited ${data.filename ?? 'a file'} (checkpoint v${data.number})`
+      if (data.kind === 'checkpoint') return `${who} edited a file (checkpoint v${data.number})`
       if (data.kind === 'restore') return `${who} restored an old version (now v${data.number})`
       return `${who} saved v${data.number}`
     case 'execution_finished':

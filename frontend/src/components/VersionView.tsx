@@ -43,7 +43,9 @@ export function VersionView({
 }) {
   const previous = versions.find((candidate) => candidate.number === version.number - 1) ?? null
   const head = versions[0]?.number ?? version.number
-  const [against, setAgainst] = useState<'current' | 'previous'>(session ? 'current' : 'previous')
+  const [chosenAgainst, setAgainst] = useState<'current' | 'previous'>('current')
+  // Without a live session (it may come later, or go), only versions can be compared.
+  const against = session ? chosenAgainst : 'previous'
   const chosen = useVersionContent(version.id)
   const before = useVersionContent(against === 'previous' && previous ? previous.id : null)
   const live = useLiveText(session)
@@ -112,8 +114,8 @@ export function VersionView({
       </div>
       <Dialog open={confirming} title={`Restore version ${version.number}?`} onClose={() => setConfirming(false)}>
         <p className="text-sm text-muted">
-          {file.filename} becomes what it was at version {version.number}, for everyone in the room at once. Edits made since then are
-          undone here, and stay in the history as version {head}.
+          {file.filename} becomes what it was at version {version.number}, for everyone in the room at once. The file as it is now is kept
+          in the history first, so nothing is lost.
         </p>
         {restore.isError && (
           <p role="alert" className="text-sm text-danger">

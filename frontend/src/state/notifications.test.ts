@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import type { AppNotification } from '../api/notifications'
 import { groupByDay, notificationsPath } from '../api/notifications'
-import { BELL_SIZE, followLive, markedRead, received, useNotifications } from './notifications'
+import { BELL_SIZE, followLive, listed, markedRead, received, useNotifications } from './notifications'
 
 const notification = (id: string, createdAtMs = Date.now(), read = false): AppNotification => ({
   id,
@@ -32,6 +32,16 @@ describe('the bell', () => {
     const some = markedRead(state, ['a'], 1)
     expect(some.latest?.map((n) => n.read)).toEqual([true, false])
     expect(markedRead(state, 'all', 0).latest?.every((n) => n.read)).toBe(true)
+  })
+
+  it('keeps what arrived live while a listing was fetched', () => {
+    const state = { unreadCount: 0, latest: [notification('live'), notification('old')], live: true, arrivals: 5 }
+    // One arrived during the request (arrivals went from 4 to 5); the listing predates it.
+    const merged = listed(state, [notification('old')], 1, 4)
+    expect(merged.latest?.map((n) => n.id)).toEqual(['live', 'old'])
+    expect(merged.unreadCount).toBe(2)
+    // Had the listing included it, it counts once.
+    expect(listed(state, [notification('live'), notification('old')], 2, 4).unreadCount).toBe(2)
   })
 
   it('lists on every opening and reopens the stream after it ends', async () => {

@@ -8,7 +8,7 @@ import { listNotifications, markAllRead, markRead, type AppNotification, type St
 /** How many the bell shows. */
 export const BELL_SIZE = 8
 
-interface NotificationsState {
+export interface NotificationsState {
   unreadCount: number
   latest: AppNotification[]
   /** The stream is open and listening. */
@@ -40,8 +40,29 @@ export function markedRead(state: NotificationsState, ids: string[] | 'all', unr
 }
 
 export async function refreshNotifications(signal?: AbortSignal): Promise<void> {
+  const arrivalsBefore = useNotifications.getState().arrivals
   const list = await listNotifications({ limit: BELL_SIZE }, signal)
-  useNotifications.setState({ latest: list.notifications, unreadCount: list.unread_count })
+  useNotifications.setState((state) => listed(state, list.notifications, list.unread_count, arrivalsBefore))
+}
+
+/**
+ * A fresh listing, merged with what arrived live while it was being fetched (the first
+ * `state.arrivals - arrivalsBefore` of the bell's list), which the listing may predate.
+ */
+export function listed(
+  state: NotificationsState,
+  notifications: AppNotification[],
+  unreadCount: number,
+  arrivalsBefore: number,
+): Partial<NotificationsState> {
+  const inListing = new Set(notifications.map((notification) => notification.id))
+  const meanwhile = state.latest
+    .slice(0, Math.max(0, state.arrivals - arrivalsBefore))
+    .filter((notification) => !inListing.has(notification.id))
+  return {
+    latest: [...meanwhile, ...notifications].slice(0, BELL_SIZE),
+    unreadCount: unreadCount + meanwhile.filter((notification) => !notification.read).length,
+  }
 }
 
 export async function markNotificationsRead(ids: string[]): Promise<void> {

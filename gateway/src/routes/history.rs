@@ -231,8 +231,10 @@ async fn restore_version(
 pub struct RoomEventsParams {
     /// At most 200 (default 50).
     pub limit: Option<String>,
-    /// Events before this time (milliseconds since the epoch), for the next page.
+    /// For the next page: the last event's `created_at_ms`...
     pub before: Option<String>,
+    /// ...and its `id` (events of the same millisecond are then neither repeated nor skipped).
+    pub before_id: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -271,7 +273,8 @@ async fn list_room_events(
 ) -> Result<axum::Json<RoomEventListBody>, ApiError> {
     let limit = limit_param(params.limit.as_deref(), 200)?;
     let before_ms = number_param("before", params.before.as_deref())?;
-    let request = pb::ListRoomEventsRequest { room_id, limit, before_ms };
+    let request =
+        pb::ListRoomEventsRequest { room_id, limit, before_ms, before_id: params.before_id.unwrap_or_default() };
     let listed = state.clients.history().list_room_events(user.context.request(request)).await?.into_inner();
     let events = listed
         .events

@@ -51,7 +51,7 @@ impl AnalyticsGrpcService {
         channels: ServiceChannels,
     ) -> Self {
         let consuming = store.clone();
-        tokio::spawn(consumer::run(events, CONSUMER_GROUP, &TOPICS, move |event| {
+        tokio::spawn(consumer::run(events, CONSUMER_GROUP, &TOPICS, consumer::StartFrom::Earliest, move |event| {
             let store = consuming.clone();
             async move { record(&store, &event).await }
         }));
@@ -78,8 +78,8 @@ pub async fn record(store: &AnalyticsStore, event: &Event) -> Result<(), HandleE
     Ok(())
 }
 
-/// The row an event becomes, and its room's change; `None` for the service's own bookkeeping
-/// (stored notifications are announced for live pushes, the notices themselves are counted).
+/// The row an event becomes, and its room's change; `None` for the notifications service's
+/// announcements of stored notifications (bookkeeping for live pushes, not something that happened).
 pub fn what_to_record(event: &Event) -> Result<Option<(Recorded, Option<RoomChange>)>, HandleError> {
     let payload = &event.payload;
     let text = |field: &str| payload[field].as_str().unwrap_or_default().to_string();

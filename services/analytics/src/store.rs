@@ -85,8 +85,8 @@ impl AnalyticsStore {
             let (room_id, at) = (recorded.room_id.as_str(), recorded.created_at_ms);
             let ensure_room = |name: &str| {
                 sqlx::query(
-                    "INSERT INTO analytics_rooms (room_id, name, member_count, online_count, deleted, updated_at_ms) \
-                     VALUES ($1, $2, 0, 0, 0, $3) ON CONFLICT (room_id) DO NOTHING",
+                    "INSERT INTO analytics_rooms (room_id, name, member_count, online_count, online_at_ms, deleted, \
+                     updated_at_ms) VALUES ($1, $2, 0, 0, 0, 0, $3) ON CONFLICT (room_id) DO NOTHING",
                 )
                 .bind(room_id.to_string())
                 .bind(name.to_string())
@@ -104,11 +104,15 @@ impl AnalyticsStore {
                 }
                 RoomChange::MemberJoined { name } => {
                     ensure_room(&name).execute(&mut *transaction).await?;
-                    sqlx::query("UPDATE analytics_rooms SET member_count = member_count + 1, updated_at_ms = $2 WHERE room_id = $1")
-                        .bind(room_id)
-                        .bind(at)
-                        .execute(&mut *transaction)
-                        .await?;
+                    sqlx::query(
+                        "UPDATE analytics_rooms SET member_count = member_count + 1, updated_at_ms = $2, \
+                         name = CASE WHEN name = '' THEN $3 ELSE name END WHERE room_id = $1",
+                    )
+                    .bind(room_id)
+                    .bind(at)
+                    .bind(&name)
+                    .execute(&mut *transaction)
+                    .await?;
                 }
                 RoomChange::MemberRemoved => {
                     sqlx::query(
@@ -128,9 +132,12 @@ impl AnalyticsStore {
                         .await?;
                 }
                 RoomChange::Online(online) => {
+                    // A room analytics has not seen created (it came before analytics did) still counts.
+                    ensure_room("").execute(&mut *transaction).await?;
                     // Presence reports arrive in order per room; an older one never overwrites a newer.
                     sqlx::query(
-                        "UPDATE analytics_rooms SET online_count = $2, updated_at_ms = $3 WHERE room_id = $1 AND updated_at_ms <= $3",
+                        "UPDATE analytics_rooms SET online_count = $2, online_at_ms = $3 \
+                         WHERE room_id = $1 AND online_at_ms <= $3",
                     )
                     .bind(room_id)
                     .bind(online)

@@ -896,9 +896,15 @@ impl DocumentActor {
                 }
             }
             ServerEdit::Replace { text } => {
+                // The diff of two large texts takes a while: off the async threads. The actor
+                // applies nothing else meanwhile, so the text it diffed is still the text.
+                let current = self.text.get_string(&self.doc.transact());
+                let diffed = tokio::task::spawn_blocking(move || crate::diff::minimal_edits(&current, &text)).await;
+                let Ok(edits) = diffed else {
+                    let _ = reply.send(Err(ServiceError::internal("the diff of a replacement failed")));
+                    return;
+                };
                 let mut transaction = self.doc.transact_mut();
-                let current = self.text.get_string(&transaction);
-                let edits = crate::diff::minimal_edits(&current, &text);
                 if edits.is_empty() {
                     None
                 } else {

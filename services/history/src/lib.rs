@@ -16,7 +16,7 @@
 pub mod delta;
 pub mod store;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -69,8 +69,25 @@ impl Default for HistoryConfig {
 struct UnsavedEdits {
     first_seen: Instant,
     last_seen: Instant,
-    editors: BTreeSet<String>,
+    /// In the order they were first seen editing.
+    editors: Vec<String>,
+    /// A checkpoint that failed for a passing reason waits until then.
+    retry_at: Option<Instant>,
 }
+
+impl UnsavedEdits {
+    fn add_editors(&mut self, editors: impl IntoIterator<Item = String>) {
+        for editor in editors {
+            if !self.editors.contains(&editor) {
+                self.editors.push(editor);
+            }
+        }
+    }
+}
+
+/// A checkpoint that failed for a passing reason (the documents service is down) is tried again
+/// after this, not on every tick.
+const CHECKPOINT_RETRY: Duration = Duration::from_secs(30);
 
 struct Inner {
     store: HistoryStore,
@@ -97,8 +114,16 @@ struct Making {
     message: String,
     /// Who the version is by, first the one who saved (if anyone did).
     authors: Vec<String>,
-    /// For a restore: the content to make current, and the head the client saw.
-    restore: Option<(String, Option<i64>)>,
+    /// For a restore: what to make current and the head the client saw.
+    restore: Option<Restoring>,
+}
+
+struct Restoring {
+    content: String,
+    expected_head: Option<i64>,
+    /// Who made the edits since the newest version, which are kept as a checkpoint before the
+    /// restore undoes them.
+    unsaved_authors: Vec<String>,
 }
 
 fn locked<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -133,6 +158,8 @@ impl HistoryGrpcService {
             events,
             CONSUMER_GROUP,
             &[ROOM_EVENTS, EXECUTION_EVENTS, COLLABORATION_EVENTS],
+            // Rooms' logs take in what the brokers still keep from before.
+            consumer::StartFrom::Earliest,
             move |event| {
                 let inner = consuming.upgrade();
                 async move {
@@ -201,10 +228,11 @@ impl Inner {
         let entry = unsaved.entry(file_id.to_string()).or_insert_with(|| UnsavedEdits {
             first_seen: now,
             last_seen: now,
-            editors: BTreeSet::new(),
+            editors: Vec::new(),
+            retry_at: None,
         });
         entry.last_seen = now;
-        entry.editors.extend(editors);
+        entry.add_editors(editors);
     }
 
     fn file_lock(&self, file_id: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -257,9 +285,10 @@ impl Inner {
         }
     }
 
-    /// Records the file's content as a new version; for a restore, first makes the old
-    /// content current through the documents service. `None` when a checkpoint finds nothing
-    /// new since the newest version.
+    /// Records the file's content as a new version; for a restore, first keeps the edits made
+    /// since the newest version as a checkpoint, then makes the old content current through the
+    /// documents service and records that. `None` when a checkpoint finds nothing new since the
+    /// newest version.
     async fn make_version(
         &self,
         context: &CallContext,
@@ -269,45 +298,76 @@ impl Inner {
     ) -> ServiceResult<Option<pb::Version>> {
         let lock = self.file_lock(file_id);
         let _one_at_a_time = lock.lock().await;
-        let names = self.usernames(context, &making.authors).await;
-        let authors: Vec<pb::Author> = making
-            .authors
+        let Some(restoring) = making.restore else {
+            let text = self.live_text(context, file_id).await?;
+            let authors = self.authors(context, &making.authors).await;
+            let skip_unchanged = making.kind == pb::VersionKind::Checkpoint;
+            return self.record(file_id, room_id, making.kind, &making.message, &authors, text, skip_unchanged).await;
+        };
+        let head_number = self.store.head(file_id).await?.map_or(0, |head| head.number);
+        if let Some(expected) = restoring.expected_head
+            && expected != head_number
+        {
+            return Err(ServiceError::conflict(
+                "stale_head",
+                format!("the newest version is {head_number}, not {expected}: reload the history and try again"),
+            ));
+        }
+        // Edits nobody saved yet would be undone without a trace: they become a version first.
+        let live = self.live_text(context, file_id).await?;
+        let kept_by = if restoring.unsaved_authors.is_empty() { &making.authors } else { &restoring.unsaved_authors };
+        let kept_authors = self.authors(context, kept_by).await;
+        let kept = "Kept before a restore";
+        self.record(file_id, room_id, pb::VersionKind::Checkpoint, kept, &kept_authors, live, true).await?;
+        let request = ReplaceTextRequest { file_id: file_id.to_string(), text: restoring.content };
+        let replaced = self.documents.clone().replace_text(context.request(request)).await;
+        let text = replaced.map_err(|status| ServiceError::from_peer("documents", status))?.into_inner().text;
+        let authors = self.authors(context, &making.authors).await;
+        self.record(file_id, room_id, pb::VersionKind::Restore, &making.message, &authors, text, false).await
+    }
+
+    async fn live_text(&self, context: &CallContext, file_id: &str) -> ServiceResult<String> {
+        let request = GetDocumentRequest { file_id: file_id.to_string(), include_state: false };
+        let document = self.documents.clone().get_document(context.request(request)).await;
+        Ok(document.map_err(|status| ServiceError::from_peer("documents", status))?.into_inner().text)
+    }
+
+    async fn authors(&self, context: &CallContext, user_ids: &[String]) -> Vec<pb::Author> {
+        let names = self.usernames(context, user_ids).await;
+        user_ids
             .iter()
             .map(|id| pb::Author { id: id.clone(), username: names.get(id).cloned().unwrap_or_default() })
-            .collect();
+            .collect()
+    }
+
+    /// Stores `text` as the file's next version, taking the number after the newest (the next
+    /// one again if another process takes it first). With `skip_unchanged`, nothing is stored
+    /// when the newest version holds `text` already.
+    #[allow(clippy::too_many_arguments)]
+    async fn record(
+        &self,
+        file_id: &str,
+        room_id: &str,
+        kind: pb::VersionKind,
+        message: &str,
+        authors: &[pb::Author],
+        text: String,
+        skip_unchanged: bool,
+    ) -> ServiceResult<Option<pb::Version>> {
+        let text = Arc::new(text);
         for _ in 0..NUMBER_ATTEMPTS {
             let head = self.store.head(file_id).await?;
-            let head_number = head.as_ref().map_or(0, |head| head.number);
-            let text = match &making.restore {
-                Some((_, Some(expected))) if *expected != head_number => {
-                    return Err(ServiceError::conflict(
-                        "stale_head",
-                        format!(
-                            "the newest version is {head_number}, not {expected}: reload the history and try again"
-                        ),
-                    ));
-                }
-                Some((content, _)) => {
-                    let request = ReplaceTextRequest { file_id: file_id.to_string(), text: content.clone() };
-                    let replaced = self.documents.clone().replace_text(context.request(request)).await;
-                    replaced.map_err(|status| ServiceError::from_peer("documents", status))?.into_inner().text
-                }
-                None => {
-                    let request = GetDocumentRequest { file_id: file_id.to_string(), include_state: false };
-                    let document = self.documents.clone().get_document(context.request(request)).await;
-                    document.map_err(|status| ServiceError::from_peer("documents", status))?.into_inner().text
-                }
-            };
             let previous = match &head {
                 Some(head) => self.store.content(file_id, head.number).await?,
                 None => String::new(),
             };
-            if making.kind == pb::VersionKind::Checkpoint && head.is_some() && previous == text {
+            if skip_unchanged && head.is_some() && previous == *text {
                 return Ok(None);
             }
-            let number = head_number + 1;
+            let number = head.as_ref().map_or(0, |head| head.number) + 1;
             // A line diff of large files takes a while: off the async threads.
-            let (encoded, text) = tokio::task::spawn_blocking(move || (store::encode(number, &previous, &text), text))
+            let next = text.clone();
+            let encoded = tokio::task::spawn_blocking(move || store::encode(number, &previous, &next))
                 .await
                 .map_err(ServiceError::internal)?;
             let version = pb::Version {
@@ -317,13 +377,13 @@ impl Inner {
                 number,
                 author_id: authors.first().map(|author| author.id.clone()).unwrap_or_default(),
                 author_username: authors.first().map(|author| author.username.clone()).unwrap_or_default(),
-                kind: making.kind.into(),
-                message: making.message.clone(),
+                kind: kind.into(),
+                message: message.to_string(),
                 lines_added: encoded.lines_added,
                 lines_removed: encoded.lines_removed,
                 content: None,
                 created_at_ms: now_ms(),
-                authors: authors.clone(),
+                authors: authors.to_vec(),
                 size_bytes: i64::try_from(text.len()).unwrap_or(i64::MAX),
             };
             let new_version = NewVersion { version: &version, encoding: encoded.encoding, body: encoded.body };
@@ -358,8 +418,32 @@ impl Inner {
     }
 
     /// Editors of the file not yet in a version, taken for a version that includes their edits.
-    fn take_unsaved_editors(&self, file_id: &str) -> BTreeSet<String> {
-        locked(&self.unsaved).remove(file_id).map(|unsaved| unsaved.editors).unwrap_or_default()
+    fn take_unsaved(&self, file_id: &str) -> Option<UnsavedEdits> {
+        locked(&self.unsaved).remove(file_id)
+    }
+
+    /// Edits taken for a version that was not made after all: still waiting for one.
+    fn put_back_unsaved(&self, file_id: &str, edits: Option<UnsavedEdits>) {
+        let Some(edits) = edits else { return };
+        let mut unsaved = locked(&self.unsaved);
+        match unsaved.get_mut(file_id) {
+            Some(newer) => {
+                newer.first_seen = newer.first_seen.min(edits.first_seen);
+                let later = std::mem::take(&mut newer.editors);
+                newer.editors = edits.editors;
+                newer.add_editors(later);
+            }
+            None => {
+                unsaved.insert(file_id.to_string(), edits);
+            }
+        }
+    }
+
+    /// Who a save or restore by `caller` is by: the caller, then the file's unsaved editors.
+    fn authors_with(caller: &str, unsaved: Option<&UnsavedEdits>) -> Vec<String> {
+        let mut authors = vec![caller.to_string()];
+        authors.extend(unsaved.into_iter().flat_map(|edits| edits.editors.iter()).filter(|id| *id != caller).cloned());
+        authors
     }
 
     /// Checkpoints of the files whose editing paused, or went on too long without one.
@@ -370,44 +454,55 @@ impl Inner {
             let due_ids: Vec<String> = unsaved
                 .iter()
                 .filter(|(_, edits)| {
-                    now.duration_since(edits.last_seen) >= self.config.checkpoint_after_idle
-                        || now.duration_since(edits.first_seen) >= self.config.checkpoint_at_most_every
+                    let waiting = edits.retry_at.is_some_and(|retry_at| retry_at > now);
+                    !waiting
+                        && (now.duration_since(edits.last_seen) >= self.config.checkpoint_after_idle
+                            || now.duration_since(edits.first_seen) >= self.config.checkpoint_at_most_every)
                 })
                 .map(|(file_id, _)| file_id.clone())
                 .collect();
             due_ids.into_iter().filter_map(|file_id| unsaved.remove(&file_id).map(|edits| (file_id, edits))).collect()
         };
         for (file_id, edits) in due {
-            let authors: Vec<String> = edits.editors.iter().cloned().collect();
-            let outcome = self.checkpoint(&file_id, authors).await;
+            let outcome = self.checkpoint(&file_id, edits.editors.clone()).await;
             match outcome {
                 Ok(Some(version)) => {
                     tracing::info!(file.id = %file_id, number = version.number, "took a checkpoint");
                 }
                 Ok(None) => {}
-                // The file is gone, or its editors may no longer read it: nothing to keep.
-                Err(error) if matches!(error.code(), "file_not_found" | "room_not_found" | "read_only") => {}
+                // The file is gone, or none of its editors may read it any more: nothing to keep.
+                Err(error) if matches!(error.code(), "file_not_found" | "room_not_found") => {}
                 Err(error) => {
                     tracing::warn!(file.id = %file_id, %error, "a checkpoint failed; trying again later");
-                    let mut unsaved = locked(&self.unsaved);
-                    let entry = unsaved.entry(file_id).or_insert(UnsavedEdits { last_seen: now, ..edits.clone() });
-                    entry.editors.extend(edits.editors);
+                    let retry_at = Some(Instant::now() + CHECKPOINT_RETRY);
+                    self.put_back_unsaved(&file_id, Some(UnsavedEdits { retry_at, ..edits }));
                 }
             }
         }
     }
 
     /// A checkpoint reads and records the file as one of its editors would: with an access token
-    /// this service signs for that editor, so it never reads what its authors could not.
+    /// this service signs for that editor, so it never reads what its authors could not. The
+    /// editors are tried in turn: one may have left the room since.
     async fn checkpoint(&self, file_id: &str, authors: Vec<String>) -> ServiceResult<Option<pb::Version>> {
-        let Some(editor) = authors.first() else { return Ok(None) };
-        let caller = Caller { user_id: editor.clone(), username: String::new(), is_admin: false };
-        let token = self.tokens.issue_access_token(&caller)?;
-        let context = CallContext { authorization: Some(format!("Bearer {token}")), client_ip: None };
-        // The room as the rooms service knows it now (a file never moves, but it may be gone).
-        let room_id = self.check_file(&context, file_id).await?.room_id;
-        let making = Making { kind: pb::VersionKind::Checkpoint, message: String::new(), authors, restore: None };
-        self.make_version(&context, file_id, &room_id, making).await
+        let mut refusal = ServiceError::not_found("file_not_found", "no such file");
+        for editor in &authors {
+            let caller = Caller { user_id: editor.clone(), username: String::new(), is_admin: false };
+            let token = self.tokens.issue_access_token(&caller)?;
+            let context = CallContext { authorization: Some(format!("Bearer {token}")), client_ip: None };
+            // The room as the rooms service knows it now (a file never moves, but it may be gone).
+            let room_id = match self.check_file(&context, file_id).await {
+                Ok(access) => access.room_id,
+                Err(error) if matches!(error.code(), "file_not_found" | "room_not_found") => {
+                    refusal = error;
+                    continue;
+                }
+                Err(error) => return Err(error),
+            };
+            let making = Making { kind: pb::VersionKind::Checkpoint, message: String::new(), authors, restore: None };
+            return self.make_version(&context, file_id, &room_id, making).await;
+        }
+        Err(refusal)
     }
 }
 
@@ -440,12 +535,18 @@ impl HistoryService for HistoryGrpcService {
             return Err(ServiceError::invalid("message_too_long", text).into());
         }
         let room_id = self.inner.require_writer(&context, &request.file_id).await?;
-        let mut authors = vec![caller.user_id.clone()];
-        authors
-            .extend(self.inner.take_unsaved_editors(&request.file_id).into_iter().filter(|id| *id != caller.user_id));
+        let unsaved = self.inner.take_unsaved(&request.file_id);
+        let authors = Inner::authors_with(&caller.user_id, unsaved.as_ref());
         let making = Making { kind: pb::VersionKind::Save, message, authors, restore: None };
-        let version = self.inner.make_version(&context, &request.file_id, &room_id, making).await?;
-        let version = version.ok_or_else(|| ServiceError::internal("a save made no version"))?;
+        let made = self.inner.make_version(&context, &request.file_id, &room_id, making).await;
+        let version = match made {
+            Ok(Some(version)) => version,
+            Ok(None) => return Err(ServiceError::internal("a save made no version").into()),
+            Err(error) => {
+                self.inner.put_back_unsaved(&request.file_id, unsaved);
+                return Err(error.into());
+            }
+        };
         Ok(Response::new(version))
     }
 
@@ -520,17 +621,23 @@ impl HistoryService for HistoryGrpcService {
         let version = self.readable_version(&context, &request.version_id).await?;
         let room_id = self.inner.require_writer(&context, &version.file_id).await?;
         let content = self.inner.store.content(&version.file_id, version.number).await?;
-        let mut authors = vec![caller.user_id.clone()];
-        authors
-            .extend(self.inner.take_unsaved_editors(&version.file_id).into_iter().filter(|id| *id != caller.user_id));
+        let unsaved = self.inner.take_unsaved(&version.file_id);
+        let unsaved_authors = unsaved.as_ref().map(|edits| edits.editors.clone()).unwrap_or_default();
         let making = Making {
             kind: pb::VersionKind::Restore,
             message: format!("Restored version {}", version.number),
-            authors,
-            restore: Some((content, request.expected_head)),
+            authors: vec![caller.user_id.clone()],
+            restore: Some(Restoring { content, expected_head: request.expected_head, unsaved_authors }),
         };
-        let restored = self.inner.make_version(&context, &version.file_id, &room_id, making).await?;
-        let restored = restored.ok_or_else(|| ServiceError::internal("a restore made no version"))?;
+        let made = self.inner.make_version(&context, &version.file_id, &room_id, making).await;
+        let restored = match made {
+            Ok(Some(restored)) => restored,
+            Ok(None) => return Err(ServiceError::internal("a restore made no version").into()),
+            Err(error) => {
+                self.inner.put_back_unsaved(&version.file_id, unsaved);
+                return Err(error.into());
+            }
+        };
         Ok(Response::new(restored))
     }
 
@@ -546,7 +653,11 @@ impl HistoryService for HistoryGrpcService {
         if access.role == rooms_pb::Role::Unspecified as i32 {
             return Err(ServiceError::forbidden("members_only", "only the room's members see its event log").into());
         }
-        let events = self.inner.store.list_room_events(&access.room_id, request.before_ms, request.limit).await?;
+        let events = self
+            .inner
+            .store
+            .list_room_events(&access.room_id, request.before_ms, &request.before_id, request.limit)
+            .await?;
         Ok(Response::new(pb::ListRoomEventsResponse { events }))
     }
 }

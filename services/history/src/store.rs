@@ -256,20 +256,25 @@ impl HistoryStore {
         Ok(())
     }
 
-    /// A room's events before `before_ms` (the newest when 0), newest first.
+    /// A room's events before the event (`before_ms`, `before_id`) in the listing's order (the
+    /// newest when `before_ms` is 0; all of that millisecond when `before_id` is empty), newest
+    /// first: events sharing a millisecond are never skipped between pages.
     pub async fn list_room_events(
         &self,
         room_id: &str,
         before_ms: i64,
+        before_id: &str,
         limit: u32,
     ) -> ServiceResult<Vec<pb::RoomEvent>> {
         let before_ms = if before_ms <= 0 { i64::MAX } else { before_ms };
         let rows = sqlx::query(
             "SELECT id, room_id, event_type, user_id, metadata_json, created_at_ms FROM room_events \
-             WHERE room_id = $1 AND created_at_ms < $2 ORDER BY created_at_ms DESC, id DESC LIMIT $3",
+             WHERE room_id = $1 AND (created_at_ms < $2 OR (created_at_ms = $2 AND $3 <> '' AND id < $3)) \
+             ORDER BY created_at_ms DESC, id DESC LIMIT $4",
         )
         .bind(room_id)
         .bind(before_ms)
+        .bind(before_id)
         .bind(listed(limit))
         .fetch_all(self.database.pool())
         .await?;
@@ -318,4 +323,68 @@ fn version_from_row(row: &AnyRow) -> Result<pb::Version, sqlx::Error> {
         authors,
         size_bytes: row.try_get("size_bytes")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn store() -> (tempfile::TempDir, HistoryStore) {
+        let directory = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", directory.path().join("history.db").display());
+        let store = HistoryStore::new(Database::connect(&url).await.unwrap());
+        store.migrate().await.unwrap();
+        (directory, store)
+    }
+
+    #[tokio::test]
+    async fn versions_come_back_through_full_copies_and_deltas_and_numbers_are_taken_once() {
+        let (_directory, store) = store().await;
+        let mut previous = String::new();
+        let mut contents = Vec::new();
+        for number in 1..=70_i64 {
+            let content: String = (0..number).map(|line| format!("line {line}\n")).collect();
+            let encoded = encode(number, &previous, &content);
+            assert_eq!(encoded.encoding == Encoding::Full, number % delta::FULL_EVERY == 1, "version {number}");
+            let version =
+                pb::Version { id: codesync_common::new_id(), file_id: "f".into(), number, ..pb::Version::default() };
+            let new = NewVersion { version: &version, encoding: encoded.encoding, body: encoded.body };
+            assert_eq!(store.insert(new).await.unwrap(), Inserted::Done);
+            previous = content.clone();
+            contents.push(content);
+        }
+        for number in [1_i64, 2, 32, 33, 34, 64, 65, 70] {
+            assert_eq!(store.content("f", number).await.unwrap(), contents[number as usize - 1], "version {number}");
+        }
+        assert!(store.content("f", 71).await.is_err(), "no such version");
+        let taken =
+            pb::Version { id: codesync_common::new_id(), file_id: "f".into(), number: 70, ..pb::Version::default() };
+        let again = NewVersion { version: &taken, encoding: Encoding::Full, body: b"x".to_vec() };
+        assert_eq!(store.insert(again).await.unwrap(), Inserted::NumberTaken);
+        assert_eq!(store.head("f").await.unwrap().unwrap().number, 70);
+    }
+
+    #[tokio::test]
+    async fn pages_of_a_room_log_skip_nothing_within_one_millisecond() {
+        let (_directory, store) = store().await;
+        for id in ["a", "b", "c", "d"] {
+            let at = if id == "d" { 900 } else { 1_000 };
+            let event = pb::RoomEvent {
+                id: id.into(),
+                room_id: "r".into(),
+                event_type: "file_created".into(),
+                user_id: "u".into(),
+                metadata_json: "{}".into(),
+                created_at_ms: at,
+            };
+            store.insert_room_event(&event).await.unwrap();
+            store.insert_room_event(&event).await.unwrap();
+        }
+        let ids = |events: Vec<pb::RoomEvent>| events.into_iter().map(|event| event.id).collect::<Vec<_>>();
+        let first = store.list_room_events("r", 0, "", 2).await.unwrap();
+        assert_eq!(ids(first.clone()), ["c", "b"]);
+        let last = first.last().unwrap();
+        let second = store.list_room_events("r", last.created_at_ms, &last.id, 2).await.unwrap();
+        assert_eq!(ids(second), ["a", "d"]);
+    }
 }

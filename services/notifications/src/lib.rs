@@ -56,6 +56,8 @@ impl NotificationsGrpcService {
             events.clone(),
             CONSUMER_GROUP,
             &[EXECUTION_EVENTS, ROOM_EVENTS, NOTIFICATION_EVENTS],
+            // A first deployment does not notify anyone of what happened before it.
+            consumer::StartFrom::Latest,
             move |event| {
                 let (store, events) = consuming.clone();
                 async move { handle(&store, events.as_ref(), &event).await }
