@@ -45,6 +45,16 @@ test('the assistant streams an answer whose code is inserted as a collaborative 
   expect(await editorText(peer.page)).toContain('# greetings')
   await screenshot(peer.page, testInfo, 'peer-sees-inserted-code')
 
+  // Replace selection: the selected first line (the comment) becomes the answer's code, for both.
+  await owner.page.locator('[data-testid="editor"] .view-lines').click()
+  await owner.page.keyboard.press('Control+Home')
+  await owner.page.keyboard.press('Shift+End')
+  await panel.getByRole('button', { name: 'Replace selection' }).first().click()
+  for (const person of [owner, peer]) {
+    await expect.poll(() => editorText(person.page), { timeout: 10_000 }).not.toContain('# greetings')
+    await expect.poll(() => editorText(person.page)).toContain('def greet(name):')
+  }
+
   // An answer that never ends stops with Stop; the conversation stays.
   await panel.getByTestId('assistant-mode').selectOption('chat')
   await panel.getByLabel('Ask the assistant').fill('SLOW please')

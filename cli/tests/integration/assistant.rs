@@ -472,7 +472,8 @@ async fn cancelling_or_leaving_closes_the_upstream_connection_at_once() {
                 "{how}: upstream closed {} ms after the cancel call",
                 closed.duration_since(stopped_at_by_owner).as_millis()
             );
-            assert!(closed.duration_since(stopped_at_by_owner) < Duration::from_secs(1));
+            // The promise: the upstream request is aborted within 100 ms.
+            assert!(closed.duration_since(stopped_at_by_owner) < Duration::from_millis(100));
         } else {
             drop(response);
             let closed = wait_closed(&provider).await;
@@ -480,7 +481,7 @@ async fn cancelling_or_leaving_closes_the_upstream_connection_at_once() {
                 "{how}: upstream closed {} ms after the client left",
                 closed.duration_since(stopped_at).as_millis()
             );
-            assert!(closed.duration_since(stopped_at) < Duration::from_secs(1));
+            assert!(closed.duration_since(stopped_at) < Duration::from_millis(100));
         }
     }
 
