@@ -143,6 +143,14 @@ pub async fn run(config: Config, components: BTreeSet<Component>) -> anyhow::Res
         Some(brokers) => KafkaBus::connect(brokers).await.context("cannot start the Kafka event bus")?,
         None => InProcessBus::shared(),
     };
+    let all_services_here = Component::ALL.iter().all(|component| components.contains(component));
+    let services_here = components.iter().any(|component| *component != Component::Gateway);
+    if config.kafka_brokers.is_none() && services_here && !all_services_here {
+        tracing::warn!(
+            "this process runs only some services and its events stay in it: notifications, history and analytics \
+             in other processes will not see them; set CODESYNC_KAFKA_BROKERS"
+        );
+    }
     let dependencies =
         Dependencies { config: &config, database, tokens: tokens.clone(), channels: channels.clone(), events };
 

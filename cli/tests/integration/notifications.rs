@@ -212,3 +212,53 @@ async fn poisoned_messages_end_in_dead_letters_and_the_consumer_goes_on() {
         "{letters:?}"
     );
 }
+
+/// Ten processes with Kafka between them: a run in the execution process reaches its user's open
+/// stream through the notifications process, the dashboard counts it through the analytics
+/// process, and the history process writes it into the room's log.
+#[tokio::test]
+async fn over_kafka_a_run_is_notified_counted_and_logged_by_other_processes() {
+    use codesync_common::kafka::test_support::TansuBroker;
+
+    let broker = TansuBroker::start().await;
+    let cluster = Cluster::ten_processes(&[("CODESYNC_KAFKA_BROKERS", &broker.address)]).await;
+    let admin = cluster.register("spreadadmin").await;
+    let mut stream = open_stream(&cluster, &admin).await;
+    let (_, room) = cluster.post("/api/rooms", admin.token(), json!({"name": "Spread", "is_public": false})).await;
+    let room_id = room["id"].as_str().unwrap();
+    let (_, file) = cluster
+        .post(
+            &format!("/api/rooms/{room_id}/files"),
+            admin.token(),
+            json!({"filename": "main.py", "content": "print(40 + 2)"}),
+        )
+        .await;
+    let (status, result) = cluster.post("/api/executions", admin.token(), json!({"file_id": file["id"]})).await;
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        assert_ne!(std::env::var("CODESYNC_TEST_REQUIRE_SANDBOX").as_deref(), Ok("1"), "{result}");
+        return;
+    }
+    assert_eq!((status, result["stdout"].as_str()), (StatusCode::OK, Some("42\n")), "{result}");
+
+    // The consumer groups join within seconds of the processes' start.
+    let (name, notification, _) = tokio::time::timeout(Duration::from_secs(60), stream.next())
+        .await
+        .expect("the notification crosses Kafka")
+        .unwrap();
+    assert_eq!((name.as_str(), notification["title"].as_str()), ("notification", Some("Your python run finished")));
+    assert_eq!(notification["metadata"]["room_id"].as_str(), Some(room_id));
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, overview) = cluster.get("/api/analytics/overview", admin.token()).await;
+        let (_, log) = cluster.get(&format!("/api/history/room/{room_id}/events"), admin.token()).await;
+        let logged = log["events"]
+            .as_array()
+            .is_some_and(|events| events.iter().any(|event| event["type"] == "execution_finished"));
+        if overview["executions"] == 1 && overview["rooms"] == 1 && logged {
+            break;
+        }
+        assert!(Instant::now() < deadline, "analytics {overview} or the room's log {log} never had the run");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
