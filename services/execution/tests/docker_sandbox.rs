@@ -211,11 +211,22 @@ async fn programs_run_in_containers_and_hostile_ones_are_contained() {
     let outcome = run(&sandbox, runs_dir, &[("forks.py", forks)], &["/usr/bin/python3", "forks.py"], "", limits).await;
     assert_eq!(outcome.ending, Ending::TimeLimit);
 
+    // A secret of the host (as the server's database and signing key are) and another run's work
+    // directory, at their host paths: the container sees neither.
+    let secrets = tempfile::Builder::new().prefix("codesync-host-secret-").tempdir_in("/var/tmp").unwrap();
+    let secret_file = secrets.path().join("jwt-signing-key");
+    std::fs::write(&secret_file, "host secret").unwrap();
+    let other_run =
+        prepare_directory(runs_dir, &[("secret.txt".to_string(), b"the other run".to_vec())], None).unwrap();
+    let other_run_secret = other_run.path().join("secret.txt");
+
     // No network, no host files, no writes outside the work directory and /tmp, file sizes capped.
     let attacks = format!(
         "{}{}",
         common::ATTEMPT,
         r#"
+attempt("host-secret", lambda: open("SECRET_FILE").read())
+attempt("other-run", lambda: open("OTHER_RUN_SECRET").read())
 attempt("postgres", lambda: socket.create_connection(("127.0.0.1", 5432), timeout=2))
 attempt("outside", lambda: socket.create_connection(("1.1.1.1", 80), timeout=2))
 attempt("shadow", lambda: open("/etc/shadow").read())
@@ -224,15 +235,35 @@ attempt("write-usr", lambda: open("/usr/owned", "w").write("x"))
 attempt("big-file", one_gigabyte)
 attempt("fill-tmp", lambda: fill("/tmp"))
 "#
-    );
+    )
+    .replace("SECRET_FILE", &secret_file.display().to_string())
+    .replace("OTHER_RUN_SECRET", &other_run_secret.display().to_string());
     let outcome =
         run(&sandbox, runs_dir, &[("attack.py", &attacks)], &["/usr/bin/python3", "attack.py"], "", Limits::default())
             .await;
     let report = text(&outcome.stdout);
     assert!(!report.contains("ALLOWED"), "{report}\n{}", text(&outcome.stderr));
-    for name in ["postgres", "outside", "shadow", "write-root", "write-usr", "big-file", "fill-tmp"] {
+    for name in
+        ["host-secret", "other-run", "postgres", "outside", "shadow", "write-root", "write-usr", "big-file", "fill-tmp"]
+    {
         assert!(report.contains(&format!("{name} refused")), "{name}: {report}");
     }
+    drop(other_run);
+
+    // Symlinks planted in the work directory point at host files; removing the directory
+    // afterwards never follows them (Judge0's CVE-2024-28185/28189).
+    let plant = format!(
+        "import os\nos.symlink('{dir}', 'link-to-dir')\nos.symlink('{file}', 'link-to-file')\nprint('planted')\n",
+        dir = secrets.path().display(),
+        file = secret_file.display()
+    );
+    let files = vec![("plant.py".to_string(), plant.into_bytes())];
+    let directory = prepare_directory(runs_dir, &files, None).unwrap();
+    let command: Vec<String> = ["/usr/bin/python3", "plant.py"].iter().map(|part| part.to_string()).collect();
+    let planted = sandbox.run(&directory, "run", &command, b"", &Limits::default(), None).await.unwrap();
+    assert_eq!(text(&planted.stdout), "planted\n", "{}", text(&planted.stderr));
+    drop(directory);
+    assert_eq!(std::fs::read_to_string(&secret_file).unwrap(), "host secret", "the host's file is intact");
 
     // Children that sleep keep the run going until the time limit.
     let sleepers = "import os, time\nfor _ in range(3):\n    if os.fork() == 0:\n        time.sleep(60)\nos.wait()\n";
