@@ -3,6 +3,7 @@
 //! input validation, the database with its migrations, and telemetry.
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod consumer;
 pub mod db;
 pub mod error;

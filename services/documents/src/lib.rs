@@ -186,14 +186,7 @@ impl DocumentsGrpcService {
     /// The rooms service's answer on the caller's access to a file: its own
     /// refusal (404 for a private room of others) is the answer to give.
     async fn check_file(&self, context: &CallContext, file_id: &str) -> ServiceResult<rooms_pb::CheckAccessResponse> {
-        if !codesync_common::is_valid_id(file_id) {
-            return Err(ServiceError::not_found("file_not_found", "no such file"));
-        }
-        let check = rooms_pb::CheckAccessRequest {
-            resource: Some(rooms_pb::check_access_request::Resource::FileId(file_id.to_string())),
-        };
-        let access = self.rooms.clone().check_access(context.request(check)).await;
-        Ok(access.map_err(|status| ServiceError::from_peer("rooms", status))?.into_inner())
+        codesync_common::access::check_file(&self.rooms, context, file_id).await
     }
 
     async fn file_access(&self, caller: Caller, context: &CallContext, file_id: &str) -> ServiceResult<FileAccess> {

@@ -243,25 +243,11 @@ impl Inner {
     }
 
     async fn check_file(&self, context: &CallContext, file_id: &str) -> ServiceResult<rooms_pb::CheckAccessResponse> {
-        if !codesync_common::is_valid_id(file_id) {
-            return Err(ServiceError::not_found("file_not_found", "no such file"));
-        }
-        let check = rooms_pb::CheckAccessRequest {
-            resource: Some(rooms_pb::check_access_request::Resource::FileId(file_id.to_string())),
-        };
-        let access = self.rooms.clone().check_access(context.request(check)).await;
-        Ok(access.map_err(|status| ServiceError::from_peer("rooms", status))?.into_inner())
+        codesync_common::access::check_file(&self.rooms, context, file_id).await
     }
 
     async fn check_room(&self, context: &CallContext, room_id: &str) -> ServiceResult<rooms_pb::CheckAccessResponse> {
-        if !codesync_common::is_valid_id(room_id) {
-            return Err(ServiceError::not_found("room_not_found", "no such room"));
-        }
-        let check = rooms_pb::CheckAccessRequest {
-            resource: Some(rooms_pb::check_access_request::Resource::RoomId(room_id.to_string())),
-        };
-        let access = self.rooms.clone().check_access(context.request(check)).await;
-        Ok(access.map_err(|status| ServiceError::from_peer("rooms", status))?.into_inner())
+        codesync_common::access::check_room(&self.rooms, context, room_id).await
     }
 
     async fn require_writer(&self, context: &CallContext, file_id: &str) -> ServiceResult<String> {

@@ -165,14 +165,7 @@ impl PresenceGrpcService {
     }
 
     async fn require_member(&self, context: &CallContext, room_id: &str) -> ServiceResult<()> {
-        if !codesync_common::is_valid_id(room_id) {
-            return Err(ServiceError::not_found("room_not_found", "no such room"));
-        }
-        let check = rooms_pb::CheckAccessRequest {
-            resource: Some(rooms_pb::check_access_request::Resource::RoomId(room_id.to_string())),
-        };
-        let access = self.rooms.clone().check_access(context.request(check)).await;
-        let access = access.map_err(|status| ServiceError::from_peer("rooms", status))?.into_inner();
+        let access = codesync_common::access::check_room(&self.rooms, context, room_id).await?;
         if access.role == rooms_pb::Role::Unspecified as i32 {
             return Err(ServiceError::forbidden("not_a_member", "join the room to see who is here and to chat"));
         }
