@@ -67,6 +67,20 @@ function AdminLink() {
   )
 }
 
+/** The page's name in the header, after the logo: "CodeSync / name". */
+export function PageTitle({ children, testId }: { children: ReactNode; testId?: string }) {
+  return (
+    <>
+      <span className="text-faint" aria-hidden="true">
+        /
+      </span>
+      <h1 className="truncate text-sm font-medium" data-testid={testId}>
+        {children}
+      </h1>
+    </>
+  )
+}
+
 export function AppHeader({ children }: { children?: ReactNode }) {
   return (
     <header className="flex h-12 shrink-0 items-center gap-3 border-b border-line bg-panel px-3">

@@ -16,7 +16,7 @@ import {
   useServiceHealth,
   type Bucket,
 } from '../api/analytics'
-import { AppHeader } from '../components/AppHeader'
+import { AppHeader, PageTitle } from '../components/AppHeader'
 import { BarChart } from '../components/BarChart'
 import { EmptyState, ErrorState, Spinner } from '../components/ui'
 import { clockTime } from '../format'
@@ -41,10 +41,7 @@ export function AdminPage() {
   return (
     <div className="flex h-full flex-col">
       <AppHeader>
-        <span className="text-faint" aria-hidden="true">
-          /
-        </span>
-        <h1 className="text-sm font-medium">Dashboard</h1>
+        <PageTitle>Dashboard</PageTitle>
       </AppHeader>
       {forbidden ? (
         <div className="flex flex-1 items-center justify-center">

@@ -1,12 +1,12 @@
 // Every notification of the signed-in user, filtered by type and date, grouped by day (Today,
 // Yesterday, then dates); marked read one by one or all at once. New ones arrive live.
 
-import { useEffect, useState } from 'react'
+import { useEffect, useRef, useState } from 'react'
 import { Link } from 'react-router'
 import { keepPreviousData, useQuery, useQueryClient } from '@tanstack/react-query'
 import { describeError } from '../api/client'
 import { groupByDay, listNotifications, type AppNotification, type NotificationFilter, type NotificationType } from '../api/notifications'
-import { AppHeader } from '../components/AppHeader'
+import { AppHeader, PageTitle } from '../components/AppHeader'
 import { notificationTarget } from '../components/NotificationBell'
 import { Button, EmptyState, ErrorState, Spinner } from '../components/ui'
 import { clockTime } from '../format'
@@ -50,7 +50,11 @@ export function NotificationsPage() {
   // New ones arrive live (and the bell's marks change the listing): list again.
   const arrivals = useNotifications((state) => state.arrivals)
   const unread = useNotifications((state) => state.unreadCount)
+  const seen = useRef({ arrivals, unread })
   useEffect(() => {
+    // Not on the first render: the listing was just fetched.
+    if (seen.current.arrivals === arrivals && seen.current.unread === unread) return
+    seen.current = { arrivals, unread }
     void queryClient.invalidateQueries({ queryKey: ['notifications'] })
   }, [arrivals, unread, queryClient])
 
@@ -62,10 +66,7 @@ export function NotificationsPage() {
   return (
     <div className="flex h-full flex-col">
       <AppHeader>
-        <span className="text-faint" aria-hidden="true">
-          /
-        </span>
-        <h1 className="text-sm font-medium">Notifications</h1>
+        <PageTitle>Notifications</PageTitle>
       </AppHeader>
       <main className="mx-auto flex w-full max-w-3xl min-h-0 flex-1 flex-col gap-4 overflow-y-auto p-6">
         <form className="flex flex-wrap items-end gap-3" aria-label="Filters" onSubmit={(event) => event.preventDefault()}>

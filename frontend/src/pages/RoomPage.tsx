@@ -9,7 +9,7 @@ import { poolFor, type SessionPool } from '../collab/sessionPool'
 import type { FileSession } from '../collab/fileSession'
 import { colourForUser } from '../collab/protocol'
 import { useRoomConnection } from '../collab/useRoomConnection'
-import { AppHeader } from '../components/AppHeader'
+import { AppHeader, PageTitle } from '../components/AppHeader'
 import { ChatPanel } from '../components/ChatPanel'
 import { ConnectionBadge } from '../components/ConnectionBadge'
 import { FileTree } from '../components/FileTree'
@@ -264,12 +264,7 @@ function RoomWorkspace({ room }: { room: Room }) {
   return (
     <div className="flex h-full flex-col">
       <AppHeader>
-        <span className="text-faint" aria-hidden="true">
-          /
-        </span>
-        <h1 className="truncate text-sm font-medium" data-testid="room-name">
-          {room.name}
-        </h1>
+        <PageTitle testId="room-name">{room.name}</PageTitle>
         {room.my_role && <RoleBadge role={room.my_role} />}
         <div className="ml-auto flex items-center gap-1">
           {isMember && <PresenceBar users={presence} files={files.data ?? []} myUserId={myUserId} />}
