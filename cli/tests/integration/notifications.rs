@@ -102,7 +102,11 @@ async fn a_finished_run_reaches_the_open_stream_within_a_second_and_listing_filt
         .patch(&format!("/api/rooms/{room_id}/members/{}", joiner.user_id), owner.token(), json!({"role": "viewer"}))
         .await;
     assert_eq!(status, StatusCode::OK);
-    let joiners = eventually_listed(&cluster, &joiner, "", |body| body["unread_count"] == 1).await;
+    // The list and the count are two reads: wait for both to show it.
+    let joiners = eventually_listed(&cluster, &joiner, "", |body| {
+        body["unread_count"] == 1 && body["notifications"].as_array().is_some_and(|listed| listed.len() == 1)
+    })
+    .await;
     assert_eq!(joiners["notifications"][0]["title"], "You are now viewer in Lab");
     assert_eq!(joiners["notifications"][0]["type"], "room");
 
