@@ -17,6 +17,7 @@ mod notifications;
 mod presence;
 mod rooms;
 mod scenario;
+mod security;
 mod telemetry;
 mod web;
 mod yjs_client;

@@ -347,8 +347,9 @@ impl DocumentsService for DocumentsGrpcService {
         self.tokens.require_caller(request.metadata())?;
         let context = CallContext::from_request(&request);
         let file_id = request.into_inner().file_id;
-        // Only the document of a file that no longer exists may go: whoever could
-        // delete the file has done so through the rooms service.
+        // Only the document of a deleted file may go, and only at the hands of someone who could
+        // delete the file. "Not found" from an access check is not enough: a private room's live
+        // file is not found for outsiders too.
         match self.check_file(&context, &file_id).await {
             Ok(_) => {
                 return Err(ServiceError::FailedPrecondition {
@@ -360,6 +361,12 @@ impl DocumentsService for DocumentsGrpcService {
             Err(error) if error.code() == "file_not_found" => {}
             Err(error) => return Err(error.into()),
         }
+        let check = context.request(rooms_pb::CheckDeletedFileRequest { file_id: file_id.clone() });
+        self.rooms
+            .clone()
+            .check_deleted_file(check)
+            .await
+            .map_err(|status| ServiceError::from_peer("rooms", status))?;
         match self.registry.mailbox_if_loaded(&file_id) {
             Some(mailbox) => {
                 let (reply, answer) = oneshot::channel();

@@ -29,7 +29,7 @@ use rand::Rng;
 use tonic::{Request, Response, Status};
 
 use crate::access::RoomAccess;
-use crate::store::{FileChanges, FileRecord, MemberRecord, RoomRecord, RoomsStore, UniqueWrite};
+use crate::store::{DeletedFile, FileChanges, FileRecord, MemberRecord, RoomRecord, RoomsStore, UniqueWrite};
 
 /// The largest file content the service stores, in bytes.
 pub const MAX_FILE_BYTES: usize = 1024 * 1024;
@@ -148,6 +148,27 @@ impl RoomsGrpcService {
             other => other,
         })?;
         Ok((file, access))
+    }
+
+    /// A deleted file whose remains the caller may remove: it deleted the file (or its room), or
+    /// may change the room the file was in. Everyone else learns no more than from
+    /// [`Self::file_access`]: a live file, a file that never was and a file of a private room
+    /// of others are all `file_not_found`.
+    async fn deleted_file_access(&self, file_id: &str, caller: &Caller) -> ServiceResult<DeletedFile> {
+        let file_not_found = || ServiceError::not_found("file_not_found", "no such file");
+        if !codesync_common::is_valid_id(file_id) {
+            return Err(file_not_found());
+        }
+        let deleted = self.store.find_deleted_file(file_id).await?.ok_or_else(file_not_found)?;
+        if deleted.deleted_by == caller.user_id {
+            return Ok(deleted);
+        }
+        let access = self.room_access(&deleted.room_id, Some(caller)).await.map_err(|error| match error {
+            ServiceError::NotFound { .. } => file_not_found(),
+            other => other,
+        })?;
+        access.require_write()?;
+        Ok(deleted)
     }
 
     async fn unique_invite_code_write<F, Fut>(&self, mut write: F) -> ServiceResult<String>
@@ -473,7 +494,7 @@ impl RoomsService for RoomsGrpcService {
         let caller = self.tokens.require_caller(request.metadata())?;
         let access = self.room_access(&request.get_ref().room_id, Some(&caller)).await?;
         access.require_owner()?;
-        self.store.delete_room(&access.room().id).await?;
+        self.store.delete_room(&access.room().id, &caller.user_id, now_ms()).await?;
         tracing::info!(room.id = %access.room().id, user.id = %caller.user_id, "deleted a room");
         let details = serde_json::json!({"room_name": access.room().name});
         self.publish_room_event(ROOM_DELETED, &access.room().id, &caller, details);
@@ -562,7 +583,7 @@ impl RoomsService for RoomsGrpcService {
         let caller = self.tokens.require_caller(request.metadata())?;
         let (file, access) = self.file_access(&request.get_ref().file_id, Some(&caller), false).await?;
         access.require_write()?;
-        self.store.delete_file(&file.id).await?;
+        self.store.delete_file(&file, &caller.user_id, now_ms()).await?;
         tracing::info!(file.id = %file.id, room.id = %file.room_id, user.id = %caller.user_id, "deleted a file");
         let details = serde_json::json!({"file_id": file.id, "filename": file.filename});
         self.publish_room_event(FILE_DELETED, &file.room_id, &caller, details);
@@ -589,5 +610,14 @@ impl RoomsService for RoomsGrpcService {
             can_read: true,
             can_write: access.role().is_some_and(Role::can_write),
         }))
+    }
+
+    async fn check_deleted_file(
+        &self,
+        request: Request<pb::CheckDeletedFileRequest>,
+    ) -> Result<Response<pb::CheckDeletedFileResponse>, Status> {
+        let caller = self.tokens.require_caller(request.metadata())?;
+        let deleted = self.deleted_file_access(&request.get_ref().file_id, &caller).await?;
+        Ok(Response::new(pb::CheckDeletedFileResponse { room_id: deleted.room_id }))
     }
 }

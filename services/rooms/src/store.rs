@@ -7,11 +7,18 @@ use sqlx::any::AnyRow;
 
 use crate::Role;
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "rooms_members_files",
-    sql: include_str!("../../../migrations/rooms/0001_rooms_members_files.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "rooms_members_files",
+        sql: include_str!("../../../migrations/rooms/0001_rooms_members_files.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "deleted_files",
+        sql: include_str!("../../../migrations/rooms/0002_deleted_files.sql"),
+    },
+];
 
 /// How many rooms one listing returns at most.
 pub const MAX_LISTED_ROOMS: i64 = 500;
@@ -52,6 +59,14 @@ pub struct FileRecord {
     pub updated_by: String,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
+}
+
+/// A file that was deleted (by itself or with its room).
+#[derive(Debug, Clone)]
+pub struct DeletedFile {
+    pub file_id: String,
+    pub room_id: String,
+    pub deleted_by: String,
 }
 
 /// What an update of a file changes.
@@ -246,8 +261,18 @@ impl RoomsStore {
         UniqueWrite::from_update(result)
     }
 
-    pub async fn delete_room(&self, room_id: &str) -> ServiceResult<()> {
+    /// Deletes the room with its members and files, leaving a [`DeletedFile`] record of each file.
+    pub async fn delete_room(&self, room_id: &str, deleted_by: &str, now_ms: i64) -> ServiceResult<()> {
         let mut transaction = self.database.pool().begin().await?;
+        sqlx::query(
+            "INSERT INTO deleted_files (file_id, room_id, deleted_by, deleted_at_ms) \
+             SELECT id, room_id, $1, $2 FROM room_files WHERE room_id = $3 ON CONFLICT (file_id) DO NOTHING",
+        )
+        .bind(deleted_by)
+        .bind(now_ms)
+        .bind(room_id)
+        .execute(&mut *transaction)
+        .await?;
         // Deleted explicitly too, so that no engine setting about foreign keys matters.
         sqlx::query("DELETE FROM room_files WHERE room_id = $1").bind(room_id).execute(&mut *transaction).await?;
         sqlx::query("DELETE FROM room_members WHERE room_id = $1").bind(room_id).execute(&mut *transaction).await?;
@@ -397,8 +422,34 @@ impl RoomsStore {
         UniqueWrite::from_update(result)
     }
 
-    pub async fn delete_file(&self, file_id: &str) -> ServiceResult<()> {
-        sqlx::query("DELETE FROM room_files WHERE id = $1").bind(file_id).execute(self.database.pool()).await?;
+    /// Deletes the file, leaving a [`DeletedFile`] record of it.
+    pub async fn delete_file(&self, file: &FileRecord, deleted_by: &str, now_ms: i64) -> ServiceResult<()> {
+        let mut transaction = self.database.pool().begin().await?;
+        sqlx::query(
+            "INSERT INTO deleted_files (file_id, room_id, deleted_by, deleted_at_ms) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (file_id) DO NOTHING",
+        )
+        .bind(&file.id)
+        .bind(&file.room_id)
+        .bind(deleted_by)
+        .bind(now_ms)
+        .execute(&mut *transaction)
+        .await?;
+        sqlx::query("DELETE FROM room_files WHERE id = $1").bind(&file.id).execute(&mut *transaction).await?;
+        transaction.commit().await?;
         Ok(())
+    }
+
+    pub async fn find_deleted_file(&self, file_id: &str) -> ServiceResult<Option<DeletedFile>> {
+        let row = sqlx::query("SELECT file_id, room_id, deleted_by FROM deleted_files WHERE file_id = $1")
+            .bind(file_id)
+            .fetch_optional(self.database.pool())
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(DeletedFile {
+            file_id: row.try_get("file_id")?,
+            room_id: row.try_get("room_id")?,
+            deleted_by: row.try_get("deleted_by")?,
+        }))
     }
 }

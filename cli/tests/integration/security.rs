@@ -1,0 +1,133 @@
+//! Regression tests of the security campaign's findings (issue 15), through the surface each
+//! was found on: a direct gRPC caller gets exactly what a REST caller gets.
+
+use reqwest::StatusCode;
+use serde_json::json;
+use tonic::Code;
+use tonic::metadata::MetadataValue;
+use tonic::transport::Channel;
+
+use codesync_proto::documents::v1::documents_service_client::DocumentsServiceClient;
+use codesync_proto::documents::v1::{DeleteDocumentRequest, GetDocumentRequest, InsertTextRequest};
+use codesync_proto::rooms::v1::DeleteFileRequest;
+use codesync_proto::rooms::v1::rooms_service_client::RoomsServiceClient;
+
+use crate::harness::{Cluster, Session};
+
+/// A request carrying `session`'s access token, as any gRPC tool would send it.
+fn signed<T>(session: &Session, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    let bearer = MetadataValue::try_from(format!("Bearer {}", session.access_token)).expect("ascii token");
+    request.metadata_mut().insert("authorization", bearer);
+    request
+}
+
+async fn channel(cluster: &Cluster) -> Channel {
+    Channel::from_shared(format!("http://{}", cluster.grpc_addr)).expect("endpoint").connect().await.expect("connect")
+}
+
+/// The error code the service put in the status's metadata.
+fn error_code(status: &tonic::Status) -> &str {
+    status.metadata().get("x-codesync-error-code").and_then(|value| value.to_str().ok()).unwrap_or_default()
+}
+
+/// An owner, an editor and a viewer of one room with one file, and a stranger.
+struct Roles {
+    owner: Session,
+    editor: Session,
+    viewer: Session,
+    stranger: Session,
+    file_id: String,
+}
+
+async fn room_with_roles(cluster: &Cluster, is_public: bool) -> Roles {
+    let prefix = if is_public { "pub" } else { "priv" };
+    let owner = cluster.register(&format!("{prefix}owner")).await;
+    let editor = cluster.register(&format!("{prefix}editor")).await;
+    let viewer = cluster.register(&format!("{prefix}viewer")).await;
+    let stranger = cluster.register(&format!("{prefix}stranger")).await;
+    let (status, room) = cluster.post("/api/rooms", owner.token(), json!({"name": "R", "is_public": is_public})).await;
+    assert_eq!(status, StatusCode::CREATED, "{room}");
+    let room_id = room["id"].as_str().unwrap().to_string();
+    for member in [&editor, &viewer] {
+        let (status, body) =
+            cluster.post("/api/rooms/join", member.token(), json!({"invite_code": room["invite_code"]})).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (status, body) = cluster
+        .patch(&format!("/api/rooms/{room_id}/members/{}", viewer.user_id), owner.token(), json!({"role": "viewer"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, file) = cluster
+        .post(
+            &format!("/api/rooms/{room_id}/files"),
+            owner.token(),
+            json!({"filename": "secret.py", "content": "x = 1\n"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{file}");
+    Roles { owner, editor, viewer, stranger, file_id: file["id"].as_str().unwrap().to_string() }
+}
+
+/// Finding 1 (high): `DeleteDocument` from a non-member on a private room's file destroyed the
+/// file's live content, because "not found" to the caller was read as "deleted". Now only the
+/// document of a deleted file goes, and only at the hands of someone who could delete the file.
+#[tokio::test]
+async fn delete_document_over_grpc_is_authorised_like_deleting_the_file() {
+    let cluster = Cluster::one_process(&[]).await;
+    let channel = channel(&cluster).await;
+    let mut documents = DocumentsServiceClient::new(channel.clone());
+    let mut rooms = RoomsServiceClient::new(channel);
+
+    for is_public in [false, true] {
+        let roles = room_with_roles(&cluster, is_public).await;
+        let file_id = roles.file_id.clone();
+        let edit = InsertTextRequest { file_id: file_id.clone(), index: 0, text: "# edited live\n".into() };
+        documents.insert_text(signed(&roles.editor, edit)).await.expect("the editor edits");
+
+        // While the file exists, nobody may remove its document; outsiders of a private room
+        // learn nothing about it.
+        for (who, session) in [("stranger", &roles.stranger), ("viewer", &roles.viewer), ("owner", &roles.owner)] {
+            let refused = documents
+                .delete_document(signed(session, DeleteDocumentRequest { file_id: file_id.clone() }))
+                .await
+                .expect_err(who);
+            let expected = if who == "stranger" && !is_public {
+                (Code::NotFound, "file_not_found")
+            } else {
+                (Code::FailedPrecondition, "file_exists")
+            };
+            assert_eq!((refused.code(), error_code(&refused)), expected, "{who} (public: {is_public}): {refused:?}");
+        }
+        let document = documents
+            .get_document(signed(&roles.owner, GetDocumentRequest { file_id: file_id.clone(), include_state: false }))
+            .await
+            .expect("the document is still there")
+            .into_inner();
+        assert_eq!(document.text, "# edited live\nx = 1\n", "every edit survives (public: {is_public})");
+
+        // Once the file is deleted (over gRPC, where the gateway's clean-up does not follow),
+        // its document may be removed by whoever could have deleted the file, and by no one else.
+        rooms.delete_file(signed(&roles.owner, DeleteFileRequest { file_id: file_id.clone() })).await.expect("delete");
+        for (who, session, expected) in [
+            (
+                "stranger",
+                &roles.stranger,
+                if is_public { (Code::PermissionDenied, "not_a_member") } else { (Code::NotFound, "file_not_found") },
+            ),
+            ("viewer", &roles.viewer, (Code::PermissionDenied, "read_only")),
+        ] {
+            let refused = documents
+                .delete_document(signed(session, DeleteDocumentRequest { file_id: file_id.clone() }))
+                .await
+                .expect_err(who);
+            assert_eq!((refused.code(), error_code(&refused)), expected, "{who} (public: {is_public}): {refused:?}");
+        }
+        for session in [&roles.editor, &roles.owner] {
+            documents
+                .delete_document(signed(session, DeleteDocumentRequest { file_id: file_id.clone() }))
+                .await
+                .expect("an editor or the deleter removes a deleted file's document (again: idempotent)");
+        }
+    }
+}
