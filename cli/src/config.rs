@@ -12,7 +12,7 @@ use std::time::Duration;
 use codesync_assistant::AssistantConfig;
 use codesync_assistant::provider::{ProviderConfig, ProviderKind};
 use codesync_auth::AuthConfig;
-use codesync_common::grpc::SERVICE_NAMES;
+use codesync_common::grpc::{CallPolicy, SERVICE_NAMES};
 use codesync_common::telemetry::LogFormat;
 use codesync_documents::DocumentsConfig;
 use codesync_execution::ExecutionConfig;
@@ -106,7 +106,10 @@ pub const KEYS: &[(&str, &str)] = &[
     ),
     ("history_checkpoint_idle_secs", "a checkpoint is taken after editing pauses this long (default 30)"),
     ("history_checkpoint_interval_secs", "and at least this often while editing goes on (default 300)"),
-    ("auth_endpoint", "gRPC endpoint of the auth service when not in this process (default http://<grpc_addr>)"),
+    (
+        "auth_endpoint",
+        "gRPC endpoint of the auth service when not in this process; several replicas comma-separated (default http://<grpc_addr>)",
+    ),
     ("rooms_endpoint", "likewise for the rooms service"),
     ("documents_endpoint", "likewise for the documents service"),
     ("presence_endpoint", "likewise for the presence service"),
@@ -115,6 +118,16 @@ pub const KEYS: &[(&str, &str)] = &[
     ("assistant_endpoint", "likewise for the assistant service"),
     ("notifications_endpoint", "likewise for the notifications service"),
     ("analytics_endpoint", "likewise for the analytics service"),
+    (
+        "advertise_addr",
+        "the host:port other replicas reach this process's gRPC at (default: grpc_addr, with this host's name for a wildcard address)",
+    ),
+    ("call_timeout_ms", "deadline of a call between services that names none of its own (default 10000)"),
+    ("shutdown_grace_secs", "on SIGTERM, how long open requests and streams may take to finish (default 20)"),
+    (
+        "documents_lease_ttl_ms",
+        "how long a documents replica's claim on its files outlives its last renewal: the failover time (default 4000)",
+    ),
 ];
 
 /// Environment variables of ours that are not configuration keys.
@@ -188,8 +201,14 @@ pub struct Config {
     pub documents: DocumentsConfig,
     pub history: HistoryConfig,
     pub execution: ExecutionConfig,
-    /// The gRPC endpoint (`http://host:port`) of each of the nine services.
-    pub endpoints: BTreeMap<&'static str, String>,
+    /// The gRPC endpoints (`http://host:port`, one per replica) of each of the nine services.
+    pub endpoints: BTreeMap<&'static str, Vec<String>>,
+    /// The address other replicas reach this process's gRPC server at.
+    pub advertise_addr: String,
+    /// How calls between services behave (deadlines, endpoints that fail).
+    pub calls: CallPolicy,
+    /// On SIGTERM, how long open requests and streams may take to finish.
+    pub shutdown_grace: Duration,
     /// `CODESYNC_*` variables that are not keys, probably misspelt; logged at start.
     pub unknown_env_vars: Vec<String>,
 }
@@ -385,6 +404,9 @@ impl Config {
             activity_window: sources
                 .positive::<u64>("documents_activity_window_ms")?
                 .map_or(documents_defaults.activity_window, Duration::from_millis),
+            lease_ttl: sources
+                .positive::<u64>("documents_lease_ttl_ms")?
+                .map_or(documents_defaults.lease_ttl, Duration::from_millis),
         };
 
         let history_defaults = HistoryConfig::default();
@@ -471,9 +493,31 @@ impl Config {
         let mut endpoints = BTreeMap::new();
         for service in SERVICE_NAMES {
             let key = format!("{service}_endpoint");
-            let endpoint = sources.parse(&key, "an http://host:port URL", parse_http_url)?;
-            endpoints.insert(service, endpoint.unwrap_or_else(|| local_endpoint.clone()));
+            let expected = "http://host:port URLs, comma-separated";
+            let listed = sources.parse(&key, expected, |text| {
+                let urls: Option<Vec<String>> =
+                    text.split(',').map(str::trim).filter(|url| !url.is_empty()).map(parse_http_url).collect();
+                urls.filter(|urls| !urls.is_empty())
+            })?;
+            endpoints.insert(service, listed.unwrap_or_else(|| vec![local_endpoint.clone()]));
         }
+        let advertise_addr = match sources.string("advertise_addr") {
+            Some(address) => sources
+                .parse("advertise_addr", "a host:port address", |text| {
+                    let (host, port) = text.rsplit_once(':')?;
+                    (!host.is_empty() && port.parse::<u16>().is_ok() && !text.contains("://")).then(|| address.clone())
+                })?
+                .unwrap_or(address),
+            None => advertised(grpc_addr),
+        };
+        let call_defaults = CallPolicy::default();
+        let calls = CallPolicy {
+            default_timeout: sources
+                .positive::<u64>("call_timeout_ms")?
+                .map_or(call_defaults.default_timeout, Duration::from_millis),
+            ..call_defaults
+        };
+        let shutdown_grace = Duration::from_secs(sources.positive("shutdown_grace_secs")?.unwrap_or(20));
 
         Ok(Self {
             data_dir,
@@ -495,6 +539,9 @@ impl Config {
             history,
             execution,
             endpoints,
+            advertise_addr,
+            calls,
+            shutdown_grace,
             unknown_env_vars,
         })
     }
@@ -586,9 +633,13 @@ impl Config {
             format!("execution_queue = {}", self.execution.admission.queued_runs),
             format!("execution_runs_per_minute = {}", self.execution.admission.runs_per_user_per_minute),
         ];
-        for (service, endpoint) in &self.endpoints {
-            lines.push(format!("{service}_endpoint = {endpoint:?}"));
+        for (service, endpoints) in &self.endpoints {
+            lines.push(format!("{service}_endpoint = {:?}", endpoints.join(",")));
         }
+        lines.push(format!("advertise_addr = {:?}", self.advertise_addr));
+        lines.push(format!("call_timeout_ms = {}", self.calls.default_timeout.as_millis()));
+        lines.push(format!("shutdown_grace_secs = {}", self.shutdown_grace.as_secs()));
+        lines.push(format!("documents_lease_ttl_ms = {}", self.documents.lease_ttl.as_millis()));
         lines.join("\n")
     }
 }
@@ -613,6 +664,20 @@ fn parse_http_url(text: &str) -> Option<String> {
     let rest = text.strip_prefix("http://").or_else(|| text.strip_prefix("https://"))?;
     let host = rest.split('/').next().unwrap_or_default();
     (!host.is_empty() && !text.contains(char::is_whitespace)).then(|| text.trim_end_matches('/').to_string())
+}
+
+/// The address other hosts reach a server bound to `address` at: a wildcard bind address is
+/// this host's name (a pod's, on Kubernetes, where a headless Service resolves it).
+fn advertised(address: SocketAddr) -> String {
+    if !address.ip().is_unspecified() {
+        return address.to_string();
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_string())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "127.0.0.1".to_string());
+    format!("{host}:{}", address.port())
 }
 
 /// An address others can connect to: a wildcard bind address means this host.
@@ -690,7 +755,9 @@ mod tests {
         assert!(config.ai.provider.is_none());
         assert_eq!(config.access_token_ttl, Duration::from_secs(900));
         assert_eq!(config.gateway.rate_limit_per_minute, 200);
-        assert_eq!(config.endpoints["rooms"], "http://127.0.0.1:50051");
+        assert_eq!(config.endpoints["rooms"], ["http://127.0.0.1:50051"]);
+        assert_eq!(config.advertise_addr, "127.0.0.1:50051");
+        assert_eq!(config.calls.default_timeout, Duration::from_secs(10));
         assert_eq!(config.jwt_signing_key_file, PathBuf::from("./data/secrets/jwt-signing-key"));
     }
 
@@ -707,7 +774,11 @@ mod tests {
         assert_eq!(config.http_addr.to_string(), "127.0.0.1:7000");
         assert_eq!(config.grpc_addr.to_string(), "0.0.0.0:9001");
         assert_eq!(config.gateway.rate_limit_per_minute, 50);
-        assert_eq!(config.endpoints["auth"], "http://127.0.0.1:9001", "a wildcard bind address is reached on loopback");
+        assert_eq!(
+            config.endpoints["auth"],
+            ["http://127.0.0.1:9001"],
+            "a wildcard bind address is reached on loopback"
+        );
     }
 
     #[test]
@@ -724,6 +795,12 @@ mod tests {
         let error =
             Config::from_sources(None, env(&[("CODESYNC_ROOMS_ENDPOINT", "rooms:50051")])).unwrap_err().to_string();
         assert!(error.contains("http://"), "{error}");
+        let error =
+            Config::from_sources(None, env(&[("CODESYNC_ROOMS_ENDPOINT", "http://a:1, b:2")])).unwrap_err().to_string();
+        assert!(error.contains("comma-separated"), "every listed endpoint is checked: {error}");
+        let config =
+            Config::from_sources(None, env(&[("CODESYNC_DOCUMENTS_ENDPOINT", " http://a:1 ,http://b:2/,")])).unwrap();
+        assert_eq!(config.endpoints["documents"], ["http://a:1", "http://b:2"]);
     }
 
     #[test]

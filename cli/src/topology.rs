@@ -16,6 +16,7 @@ use codesync_common::grpc::{InProcessRoutes, ServiceChannels, grpc_service_name}
 use codesync_common::identity::{SigningKey, TokenService};
 use codesync_common::kafka::KafkaBus;
 use codesync_documents::DocumentsGrpcService;
+use codesync_documents::ownership::Ownership;
 use codesync_documents::store::DocumentsStore;
 use codesync_presence::PresenceGrpcService;
 use codesync_presence::store::PresenceStore;
@@ -127,9 +128,13 @@ pub async fn run(config: Config, components: BTreeSet<Component>) -> anyhow::Res
     let tokens = TokenService::new(&signing_key, config.access_token_ttl);
     // Calls between services that share this process stay in it.
     let in_process_routes = InProcessRoutes::default();
-    let channels =
-        ServiceChannels::connect_lazily(|service| config.endpoints[service].clone(), &in_process_routes, &names)
-            .context("invalid service endpoint")?;
+    let channels = ServiceChannels::connect_lazily(
+        |service| config.endpoints[service].clone(),
+        &in_process_routes,
+        &names,
+        config.calls,
+    )
+    .context("invalid service endpoint")?;
 
     let needs_database = components.iter().any(|component| *component != Component::Gateway);
     let database = if needs_database {
@@ -159,11 +164,12 @@ pub async fn run(config: Config, components: BTreeSet<Component>) -> anyhow::Res
 
     let grpc_services: Vec<Component> =
         components.iter().copied().filter(|component| *component != Component::Gateway).collect();
+    let mut hosted = Hosted::default();
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
     if !grpc_services.is_empty() {
         let mut routes = tonic::service::RoutesBuilder::default();
-        let (health_reporter, health_service) = tonic_health::server::health_reporter();
         for component in &grpc_services {
-            add_service(&mut routes, *component, &dependencies).await?;
+            add_service(&mut routes, *component, &dependencies, &mut hosted).await?;
             let service_name = grpc_service_name(component.name());
             health_reporter.set_service_status(&service_name, ServingStatus::Serving).await;
         }
@@ -208,7 +214,8 @@ pub async fn run(config: Config, components: BTreeSet<Component>) -> anyhow::Res
     }
 
     if components.contains(&Component::Gateway) {
-        let app = codesync_gateway::router(channels.clone(), tokens.clone(), &config.gateway);
+        let app =
+            codesync_gateway::router(channels.clone(), tokens.clone(), &config.gateway, shutdown_receiver.clone());
         let listener = tokio::net::TcpListener::bind(config.http_addr)
             .await
             .with_context(|| format!("cannot listen for HTTP on {} (set CODESYNC_HTTP_ADDR)", config.http_addr))?;
@@ -233,11 +240,31 @@ pub async fn run(config: Config, components: BTreeSet<Component>) -> anyhow::Res
 
     tokio::select! {
         () = shutdown_signal() => {
-            tracing::info!("shutting down");
-            let _ = shutdown_sender.send(true);
-            while let Some(result) = tasks.join_next().await {
-                result.context("a server task panicked")??;
+            let grace = config.shutdown_grace;
+            tracing::info!(grace_secs = grace.as_secs(), "shutting down: handing work over");
+            let started = std::time::Instant::now();
+            // Load balancers and the gateways' readiness checks stop sending work here.
+            for component in &grpc_services {
+                health_reporter.set_service_status(grpc_service_name(component.name()), ServingStatus::NotServing).await;
             }
+            health_reporter.set_service_status("", ServingStatus::NotServing).await;
+            if let Some(documents) = &hosted.documents {
+                documents.drain(grace).await;
+            }
+            let _ = shutdown_sender.send(true);
+            let remaining = grace.saturating_sub(started.elapsed());
+            let drained = tokio::time::timeout(remaining, async {
+                while let Some(result) = tasks.join_next().await {
+                    result.context("a server task panicked")??;
+                }
+                anyhow::Ok(())
+            })
+            .await;
+            match drained {
+                Ok(result) => result?,
+                Err(_) => tracing::warn!(grace_secs = grace.as_secs(), "open requests did not finish within the grace period; stopping anyway"),
+            }
+            tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "stopped");
             Ok(())
         }
         Some(result) = tasks.join_next() => {
@@ -259,10 +286,17 @@ struct Dependencies<'a> {
     events: Arc<dyn EventBus>,
 }
 
+/// What a graceful stop must hand over before the servers close.
+#[derive(Default)]
+struct Hosted {
+    documents: Option<DocumentsGrpcService>,
+}
+
 async fn add_service(
     routes: &mut tonic::service::RoutesBuilder,
     component: Component,
     dependencies: &Dependencies<'_>,
+    hosted: &mut Hosted,
 ) -> anyhow::Result<()> {
     let Dependencies { config, database, tokens, channels, events } = dependencies;
     let database = || database.clone().context("this service needs the database");
@@ -290,13 +324,20 @@ async fn add_service(
             if config.migrate_on_start {
                 store.migrate().await?;
             }
+            let ownership =
+                Ownership::start(store.database(), config.advertise_addr.clone(), config.documents.lease_ttl)
+                    .await
+                    .context("the documents service cannot start")?;
             let service = DocumentsGrpcService::new(
                 store,
                 tokens.clone(),
                 channels.rooms.clone(),
                 events.clone(),
                 config.documents.clone(),
+                ownership,
+                config.calls,
             );
+            hosted.documents = Some(service.clone());
             routes.add_service(service.into_grpc_server());
         }
         Component::Presence => {

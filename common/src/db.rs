@@ -51,6 +51,8 @@ pub struct Migration {
 pub struct Database {
     pool: AnyPool,
     backend: Backend,
+    /// The database file, for SQLite on disk.
+    sqlite_file: Option<std::path::PathBuf>,
 }
 
 /// How often the write-ahead log is copied into the database file.
@@ -122,7 +124,20 @@ impl Database {
         if backend == Backend::Sqlite {
             checkpoint_in_background(pool.clone());
         }
-        Ok(Self { pool, backend })
+        let sqlite_file = match backend {
+            Backend::Sqlite => {
+                let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+                let path = path.split('?').next().unwrap_or_default();
+                (!path.is_empty() && path != ":memory:").then(|| std::path::PathBuf::from(path))
+            }
+            Backend::Postgres => None,
+        };
+        Ok(Self { pool, backend, sqlite_file })
+    }
+
+    /// The database file, when the database is SQLite on disk.
+    pub fn sqlite_file(&self) -> Option<&std::path::Path> {
+        self.sqlite_file.as_deref()
     }
 
     pub fn pool(&self) -> &AnyPool {

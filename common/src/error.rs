@@ -16,6 +16,9 @@ pub const ERROR_CODE_METADATA_KEY: &str = "x-codesync-error-code";
 /// gRPC metadata key carrying how many seconds a rate-limited caller should wait.
 pub const RETRY_AFTER_METADATA_KEY: &str = "retry-after";
 
+/// The error code of [`ServiceError::Restarting`].
+pub const RESTARTING_CODE: &str = "service_restarting";
+
 pub type ServiceResult<T> = Result<T, ServiceError>;
 
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +53,13 @@ pub enum ServiceError {
     /// A dependency cannot be reached (HTTP 503).
     #[error("{message}")]
     Unavailable { message: String },
+    /// The server is stopping (SIGTERM) and hands its work over: reconnect, to another replica
+    /// (HTTP 503; WebSockets close with 1012).
+    #[error("{message}")]
+    Restarting { message: String },
+    /// Another service did not answer before the call's deadline (HTTP 504).
+    #[error("{message}")]
+    DeadlineExceeded { message: String },
     /// A feature this installation has not set up, with its own code (HTTP 503), such as
     /// `ai_not_configured`.
     #[error("{message}")]
@@ -127,6 +137,8 @@ impl ServiceError {
             | Self::NotConfigured { code, .. } => code,
             Self::RateLimited { .. } => "rate_limited",
             Self::Unavailable { .. } => "service_unavailable",
+            Self::DeadlineExceeded { .. } => "deadline_exceeded",
+            Self::Restarting { .. } => RESTARTING_CODE,
             Self::Internal { .. } => "internal_error",
         }
     }
@@ -142,7 +154,8 @@ impl ServiceError {
             Self::TooLarge { .. } => Code::OutOfRange,
             Self::RateLimited { .. } => Code::ResourceExhausted,
             Self::FailedPrecondition { .. } => Code::FailedPrecondition,
-            Self::Unavailable { .. } | Self::NotConfigured { .. } => Code::Unavailable,
+            Self::Unavailable { .. } | Self::NotConfigured { .. } | Self::Restarting { .. } => Code::Unavailable,
+            Self::DeadlineExceeded { .. } => Code::DeadlineExceeded,
             Self::Internal { .. } => Code::Internal,
             Self::Peer(status) => status.code(),
         }

@@ -99,7 +99,7 @@ impl FromRequestParts<GatewayState> for MaybeSignedIn {
     async fn from_request_parts(parts: &mut Parts, state: &GatewayState) -> Result<Self, Self::Rejection> {
         let client_ip = client_ip(parts, state.trust_forwarded_for);
         let Some(header_value) = parts.headers.get(axum::http::header::AUTHORIZATION) else {
-            return Ok(Self { caller: None, context: CallContext { authorization: None, client_ip } });
+            return Ok(Self { caller: None, context: CallContext { authorization: None, client_ip, deadline: None } });
         };
         let invalid = || {
             ApiError::new(
@@ -111,7 +111,7 @@ impl FromRequestParts<GatewayState> for MaybeSignedIn {
         let header_text = header_value.to_str().map_err(|_| invalid())?;
         let token = bearer_token(header_text).ok_or_else(invalid)?;
         let caller = state.tokens.verify_access_token(token)?;
-        let context = CallContext { authorization: Some(format!("Bearer {token}")), client_ip };
+        let context = CallContext { authorization: Some(format!("Bearer {token}")), client_ip, deadline: None };
         Ok(Self { caller: Some(caller), context })
     }
 }

@@ -138,6 +138,8 @@ pub struct GatewayState {
     ws_queue_bytes: usize,
     ws_idle_timeout: Duration,
     web_source: WebSource,
+    /// Turns true when the gateway stops: open WebSockets and event streams end.
+    stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 #[derive(OpenApi)]
@@ -190,8 +192,14 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     api_router().split_for_parts().1
 }
 
-/// The gateway's whole HTTP application.
-pub fn router(channels: ServiceChannels, tokens: TokenService, config: &GatewayConfig) -> Router {
+/// The gateway's whole HTTP application. When `stopping` turns true, its WebSockets close with
+/// 1012 (service restart) and its event streams end, so that clients reconnect elsewhere.
+pub fn router(
+    channels: ServiceChannels,
+    tokens: TokenService,
+    config: &GatewayConfig,
+    stopping: tokio::sync::watch::Receiver<bool>,
+) -> Router {
     let (api_routes, openapi) = api_router().split_for_parts();
     let openapi_json = openapi.to_pretty_json().unwrap_or_else(|_| "{}".to_string());
     let state = GatewayState {
@@ -206,6 +214,7 @@ pub fn router(channels: ServiceChannels, tokens: TokenService, config: &GatewayC
         ws_queue_bytes: config.ws_queue_bytes,
         ws_idle_timeout: config.ws_idle_timeout,
         web_source: config.web_source.clone(),
+        stopping,
     };
     api_routes
         .route("/api/openapi.json", get(openapi_document))

@@ -79,10 +79,26 @@ pub struct Cluster {
     children: Vec<(String, Child)>,
     /// How the one process was started, to start it again on the same data.
     one_process_env: Option<Vec<(String, String)>>,
+    /// How each process of a topology was started, by name, to start it again.
+    commands: Vec<StartCommand>,
     pub data_dir: tempfile::TempDir,
     pub base_url: String,
     pub grpc_addr: String,
+    /// Every gateway's URL (the first is `base_url`).
+    pub gateway_urls: Vec<String>,
+    /// Each process's gRPC address, by name.
+    pub grpc_addrs: Vec<(String, String)>,
     pub http: reqwest::Client,
+}
+
+/// How a process was started: its name, arguments and environment.
+type StartCommand = (String, Vec<String>, Vec<(String, String)>);
+
+/// One process of a topology: its name and the components it runs (`gateway` among them for
+/// a gateway).
+pub struct Process<'a> {
+    pub name: &'a str,
+    pub components: &'a [&'a str],
 }
 
 impl Cluster {
@@ -155,13 +171,129 @@ impl Cluster {
         cluster.wait_until_ready().await.then_some(cluster)
     }
 
+    /// Any topology: each process runs its components with `codesync run --service ...`; every
+    /// service's endpoint variable lists all the processes that run it, and each gateway gets
+    /// an HTTP port of its own. The database is migrated once first.
+    pub async fn topology(processes: &[Process<'_>], extra_env: &[(&str, &str)]) -> Self {
+        for _ in 0..3 {
+            if let Some(cluster) = Self::try_topology(processes, extra_env).await {
+                return cluster;
+            }
+        }
+        panic!("codesync did not start in three attempts");
+    }
+
+    async fn try_topology(processes: &[Process<'_>], extra_env: &[(&str, &str)]) -> Option<Self> {
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let grpc_ports: Vec<u16> = processes.iter().map(|_| free_port()).collect();
+        let http_ports: Vec<Option<u16>> =
+            processes.iter().map(|process| process.components.contains(&"gateway").then(free_port)).collect();
+        let mut env = base_env(data_dir.path(), extra_env);
+        for service in SERVICES {
+            let endpoints: Vec<String> = processes
+                .iter()
+                .zip(&grpc_ports)
+                .filter(|(process, _)| process.components.contains(&service))
+                .map(|(_, port)| format!("http://127.0.0.1:{port}"))
+                .collect();
+            env.push((format!("CODESYNC_{}_ENDPOINT", service.to_uppercase()), endpoints.join(",")));
+        }
+        let status = Command::new(binary())
+            .arg("migrate")
+            .envs(env.clone())
+            .current_dir(data_dir.path())
+            .status()
+            .expect("run migrate");
+        assert!(status.success(), "codesync migrate failed");
+        let mut children = Vec::new();
+        let mut commands = Vec::new();
+        for ((process, grpc_port), http_port) in processes.iter().zip(&grpc_ports).zip(&http_ports) {
+            let mut process_env = env.clone();
+            process_env.push(("CODESYNC_GRPC_ADDR".into(), format!("127.0.0.1:{grpc_port}")));
+            if let Some(http_port) = http_port {
+                process_env.push(("CODESYNC_HTTP_ADDR".into(), format!("127.0.0.1:{http_port}")));
+            }
+            let args: Vec<String> = std::iter::once("run".to_string())
+                .chain(process.components.iter().flat_map(|component| ["--service".to_string(), component.to_string()]))
+                .collect();
+            let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            children.push((process.name.to_string(), spawn(&arg_refs, &process_env, data_dir.path(), process.name)));
+            commands.push((process.name.to_string(), args, process_env));
+        }
+        let gateway_urls: Vec<String> =
+            http_ports.iter().flatten().map(|port| format!("http://127.0.0.1:{port}")).collect();
+        let first_http = http_ports.iter().flatten().next().copied().expect("a topology has a gateway");
+        let mut cluster = Self::new(children, data_dir, first_http, grpc_ports[0]);
+        cluster.commands = commands;
+        cluster.gateway_urls = gateway_urls;
+        cluster.grpc_addrs = processes
+            .iter()
+            .zip(&grpc_ports)
+            .map(|(process, port)| (process.name.to_string(), format!("127.0.0.1:{port}")))
+            .collect();
+        for url in cluster.gateway_urls.clone() {
+            if !cluster.wait_until_ready_at(&url).await {
+                return None;
+            }
+        }
+        Some(cluster)
+    }
+
+    /// Starts the process `name` of a topology again, as it was started first.
+    pub fn restart(&mut self, name: &str) {
+        self.kill(name);
+        self.children.retain(|(child_name, _)| child_name != name);
+        let (_, args, env) =
+            self.commands.iter().find(|(command_name, _, _)| command_name == name).expect("a process of the topology");
+        let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let child = spawn(&arg_refs, env, self.data_dir.path(), name);
+        self.children.push((name.to_string(), child));
+    }
+
+    /// Sends `signal` (`-STOP`, `-CONT`, `-TERM`) to the process `name`.
+    pub fn signal(&self, name: &str, signal: &str) {
+        let pid = self.pid(name).expect("a running process");
+        let status = Command::new("kill").args([signal, &pid.to_string()]).status().expect("run kill");
+        assert!(status.success(), "kill {signal} {pid}");
+    }
+
+    /// Waits until the process `name` has exited; its exit status.
+    pub async fn wait_for_exit(&mut self, name: &str, timeout: Duration) -> std::process::ExitStatus {
+        let started = Instant::now();
+        loop {
+            for (child_name, child) in &mut self.children {
+                if child_name == name
+                    && let Ok(Some(status)) = child.try_wait()
+                {
+                    return status;
+                }
+            }
+            assert!(started.elapsed() < timeout, "{name} did not exit within {timeout:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The gRPC address of the process `name` of a topology.
+    pub fn grpc_addr_of(&self, name: &str) -> &str {
+        &self.grpc_addrs.iter().find(|(process, _)| process == name).expect("a process of the topology").1
+    }
+
+    /// The log of the process `name` so far.
+    pub fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.data_dir.path().join(format!("{name}.log"))).unwrap_or_default()
+    }
+
     fn new(children: Vec<(String, Child)>, data_dir: tempfile::TempDir, http_port: u16, grpc_port: u16) -> Self {
+        let base_url = format!("http://127.0.0.1:{http_port}");
         Self {
             children,
             one_process_env: None,
+            commands: Vec::new(),
             data_dir,
-            base_url: format!("http://127.0.0.1:{http_port}"),
+            gateway_urls: vec![base_url.clone()],
+            base_url,
             grpc_addr: format!("127.0.0.1:{grpc_port}"),
+            grpc_addrs: Vec::new(),
             http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("http client"),
         }
     }
@@ -169,9 +301,14 @@ impl Cluster {
     /// Waits until the gateway reports every service SERVING; false if a
     /// process exited first (an ephemeral port was taken meanwhile: try again).
     async fn wait_until_ready(&mut self) -> bool {
+        let url = self.base_url.clone();
+        self.wait_until_ready_at(&url).await
+    }
+
+    async fn wait_until_ready_at(&mut self, base_url: &str) -> bool {
         let started = Instant::now();
         loop {
-            let readiness = self.http.get(format!("{}/readyz", self.base_url)).send().await;
+            let readiness = self.http.get(format!("{base_url}/readyz")).send().await;
             if readiness.is_ok_and(|response| response.status() == StatusCode::OK) {
                 eprintln!("cluster ready after {} ms", started.elapsed().as_millis());
                 return true;
@@ -278,6 +415,11 @@ impl Cluster {
 
     pub fn ws_url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url.replacen("http://", "ws://", 1))
+    }
+
+    /// A WebSocket URL on the `gateway`th gateway of a topology.
+    pub fn ws_url_at(&self, gateway: usize, path: &str) -> String {
+        format!("{}{path}", self.gateway_urls[gateway].replacen("http://", "ws://", 1))
     }
 
     pub fn kill(&mut self, name: &str) {

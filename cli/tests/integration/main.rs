@@ -6,6 +6,7 @@ mod assistant;
 mod auth;
 mod bench;
 mod cli;
+mod cluster;
 mod collaboration;
 mod executions;
 mod grpc;

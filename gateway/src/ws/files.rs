@@ -40,6 +40,7 @@ pub async fn file_socket(
     let _ = requests.try_send(open);
     let responses =
         state.clients.documents().collaborate(context.request(ReceiverStream::new(request_stream))).await?.into_inner();
+    let stopping = state.stopping.clone();
     let limits = SocketLimits {
         max_message_bytes: state.ws_max_message_bytes,
         max_queued_bytes: state.ws_queue_bytes,
@@ -47,7 +48,7 @@ pub async fn file_socket(
     };
     Ok(upgrade
         .max_message_size(limits.max_message_bytes)
-        .on_upgrade(move |socket| bridge(socket, requests, responses, limits)))
+        .on_upgrade(move |socket| bridge(socket, requests, responses, limits, stopping)))
 }
 
 async fn bridge(
@@ -55,6 +56,7 @@ async fn bridge(
     requests: mpsc::Sender<pb::CollaborateRequest>,
     mut responses: tonic::Streaming<pb::CollaborateResponse>,
     limits: SocketLimits,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
 ) {
     let (out, mut incoming) = split(socket, limits.max_queued_bytes);
     // A message larger than the socket's queue could never be sent anyway.
@@ -66,6 +68,10 @@ async fn bridge(
     let mut liveness = Liveness::new(limits.idle_timeout);
     loop {
         tokio::select! {
+            // The gateway is stopping: the client reconnects at once, to one that is up.
+            () = super::stopped(&mut stopping) => {
+                return out.close(Some(CloseFrame { code: 1012, reason: "the server is restarting".into() })).await;
+            }
             // Only while the socket is read: a slow service is not the client's silence.
             silence = liveness.wait(), if pending.is_empty() => {
                 if !silence.ping_or_give_up(&out) {

@@ -49,12 +49,22 @@ pub fn socket_caller(
         ));
     };
     let caller = state.tokens.verify_access_token(&token)?;
-    let context = CallContext { authorization: Some(format!("Bearer {token}")), client_ip };
+    let context = CallContext { authorization: Some(format!("Bearer {token}")), client_ip, deadline: None };
     Ok((caller, context))
+}
+
+/// Completes once the gateway is stopping.
+pub async fn stopped(stopping: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = stopping.wait_for(|stop| *stop).await;
 }
 
 /// The close frame that tells the client why the server ended its socket.
 pub fn close_frame_for(status: &tonic::Status) -> CloseFrame {
+    let code_of_ours = status.metadata().get(codesync_common::error::ERROR_CODE_METADATA_KEY);
+    if code_of_ours.is_some_and(|code| code == codesync_common::error::RESTARTING_CODE) {
+        // Service restart: the client reconnects at once, and reaches a replica that is up.
+        return CloseFrame { code: 1012, reason: status.message().to_string() };
+    }
     let code = match status.code() {
         // Private-use code: the file was deleted while open.
         tonic::Code::NotFound => 4404,

@@ -51,6 +51,7 @@ pub async fn room_socket(
     let _ = requests.try_send(open);
     let responses = state.clients.presence().join_room(context.request(ReceiverStream::new(request_stream))).await?;
     let responses = responses.into_inner();
+    let stopping = state.stopping.clone();
     let limits = SocketLimits {
         max_message_bytes: MAX_MESSAGE_BYTES,
         max_queued_bytes: MAX_QUEUED_BYTES,
@@ -58,7 +59,7 @@ pub async fn room_socket(
     };
     Ok(upgrade
         .max_message_size(MAX_MESSAGE_BYTES)
-        .on_upgrade(move |socket| bridge(socket, requests, responses, limits)))
+        .on_upgrade(move |socket| bridge(socket, requests, responses, limits, stopping)))
 }
 
 async fn bridge(
@@ -66,6 +67,7 @@ async fn bridge(
     requests: mpsc::Sender<pb::RoomClientEvent>,
     mut responses: tonic::Streaming<pb::RoomServerEvent>,
     limits: SocketLimits,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
 ) {
     let (out, mut incoming) = split(socket, limits.max_queued_bytes);
     let text = |value: Value| Message::Text(value.to_string());
@@ -75,6 +77,10 @@ async fn bridge(
     let mut liveness = Liveness::new(limits.idle_timeout);
     loop {
         tokio::select! {
+            // The gateway is stopping: the client reconnects at once, to one that is up.
+            () = super::stopped(&mut stopping) => {
+                return out.close(Some(CloseFrame { code: 1012, reason: "the server is restarting".into() })).await;
+            }
             // Only while the socket is read: a slow service is not the client's silence.
             silence = liveness.wait(), if pending.is_none() => {
                 if !silence.ping_or_give_up(&out) {

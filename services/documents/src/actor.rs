@@ -21,6 +21,8 @@ use yrs::updates::encoder::Encode;
 use yrs::{Doc, GetString, OffsetKind, Options, ReadTxn, StateVector, Text, TextRef, Transact, Update};
 
 use crate::awareness::{ConnectionId, DocumentAwareness, Identity};
+use crate::ownership::{Owner, Ownership};
+use codesync_common::error::ERROR_CODE_METADATA_KEY;
 use codesync_common::queue::SendProblem;
 
 use crate::outbox::Outbox;
@@ -83,7 +85,7 @@ pub enum Command {
     },
     Read {
         include_state: bool,
-        reply: oneshot::Sender<DocumentView>,
+        reply: oneshot::Sender<ServiceResult<DocumentView>>,
     },
     Edit {
         edit: ServerEdit,
@@ -94,6 +96,12 @@ pub enum Command {
     /// The file was deleted: close every connection, remove what is stored, unload.
     Delete {
         reply: oneshot::Sender<ServiceResult<()>>,
+    },
+    /// Close every connection with `status` and unload, whoever is connected: this replica
+    /// hands its files over (after making what it holds durable, `flush`) or lost them.
+    Close {
+        status: tonic::Status,
+        flush: bool,
     },
     /// A member of `room_id` changed role (`can_write`) or was removed (`None`):
     /// applies at once to that user's open connections, not at their next connect.
@@ -129,6 +137,30 @@ pub struct Shared {
     pub writer: Writer,
     pub metrics: Arc<crate::Metrics>,
     pub events: Arc<dyn EventBus>,
+    pub ownership: Ownership,
+}
+
+/// gRPC metadata naming the replica that owns a file (`host:port`), on a refusal that says the
+/// file's live document is there.
+pub const OWNER_METADATA_KEY: &str = "x-codesync-document-owner";
+/// The error code of that refusal.
+pub const MOVED_CODE: &str = "document_elsewhere";
+
+/// "Ask `address`": the file's live document is on that replica.
+pub fn moved_status(address: &str) -> tonic::Status {
+    let mut status = tonic::Status::unavailable("the file is open on another replica");
+    status.metadata_mut().insert(ERROR_CODE_METADATA_KEY, tonic::metadata::MetadataValue::from_static(MOVED_CODE));
+    if let Ok(value) = tonic::metadata::MetadataValue::try_from(address) {
+        status.metadata_mut().insert(OWNER_METADATA_KEY, value);
+    }
+    status
+}
+
+/// The replica a refusal sends the caller to, if it is one of those.
+pub fn moved_to(status: &tonic::Status) -> Option<String> {
+    let metadata = status.metadata();
+    let is_moved = metadata.get(ERROR_CODE_METADATA_KEY).is_some_and(|code| code == MOVED_CODE);
+    is_moved.then(|| metadata.get(OWNER_METADATA_KEY)?.to_str().ok().map(str::to_string)).flatten()
 }
 
 /// How a document is first opened: the room it belongs to (every caller has
@@ -202,6 +234,11 @@ pub struct DocumentActor {
     activity: Activity,
     /// The file was deleted and its rows removed: every later command is refused.
     deleted: bool,
+    /// The ownership epoch of every append (see `ownership`).
+    epoch: i64,
+    /// The actor must unload now, whoever is connected: another replica took the file over,
+    /// or this one is handing its files over.
+    closing: bool,
 }
 
 /// Why the actor's loop ended.
@@ -279,6 +316,11 @@ impl DocumentActor {
         opening: &Opening,
         gauges: Arc<ActorGauges>,
     ) -> ServiceResult<Self> {
+        // Only the file's owner loads it; every append carries the epoch it holds it under.
+        let epoch = match shared.ownership.claim(&file_id).await? {
+            Owner::Here { epoch } => epoch,
+            Owner::Elsewhere { address } => return Err(ServiceError::Peer(moved_status(&address))),
+        };
         let store = &shared.store;
         let mut stored = store.load(&file_id).await?;
         if stored.is_empty() {
@@ -297,7 +339,8 @@ impl DocumentActor {
         }
         let (doc, text) = doc_from_stored(&file_id, &stored);
         let next_seq = stored.next_seq();
-        let (durability_sender, durability) = watch::channel(Durability { durable_seq: next_seq - 1, failed: false });
+        let (durability_sender, durability) =
+            watch::channel(Durability { durable_seq: next_seq - 1, ..Durability::default() });
         let actor = Self {
             file_id,
             room_id: opening.room_id.clone(),
@@ -318,6 +361,8 @@ impl DocumentActor {
             last_activity: Instant::now(),
             activity: Activity::default(),
             deleted: false,
+            epoch,
+            closing: false,
         };
         actor.update_gauges();
         Ok(actor)
@@ -331,11 +376,12 @@ impl DocumentActor {
     }
 
     /// Runs until unloaded or until every sender is gone. `may_unload` is asked,
-    /// under the registry's lock, whether the mailbox is empty and the entry can go.
+    /// under the registry's lock, whether the mailbox is empty and the entry can go (with
+    /// `true`, it goes whatever is queued: the registry refuses what is left).
     pub async fn run(
         mut self,
         mailbox: &mut mpsc::Receiver<Command>,
-        may_unload: impl Fn(&mut mpsc::Receiver<Command>) -> bool,
+        may_unload: impl Fn(&mut mpsc::Receiver<Command>, bool) -> bool,
     ) -> Exit {
         let mut sweep = tokio::time::interval(SWEEP_INTERVAL.min(self.shared.config.activity_window));
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -346,6 +392,10 @@ impl DocumentActor {
                     self.last_activity = Instant::now();
                     let unload_requested = matches!(command, Command::Unload | Command::Delete { .. });
                     self.handle(command).await;
+                    if self.closing {
+                        may_unload(mailbox, true);
+                        return Exit::Unloaded;
+                    }
                     if unload_requested && self.connections.is_empty() && self.try_unload(mailbox, &may_unload).await {
                         return Exit::Unloaded;
                     }
@@ -356,6 +406,10 @@ impl DocumentActor {
                     }
                     let durability = *self.durability.borrow_and_update();
                     self.on_durability(durability).await;
+                    if self.closing {
+                        may_unload(mailbox, true);
+                        return Exit::Unloaded;
+                    }
                 }
                 _ = sweep.tick() => {
                     if self.activity.started.is_some_and(|started| started.elapsed() >= self.shared.config.activity_window) {
@@ -392,7 +446,7 @@ impl DocumentActor {
     async fn try_unload(
         &mut self,
         mailbox: &mut mpsc::Receiver<Command>,
-        may_unload: &impl Fn(&mut mpsc::Receiver<Command>) -> bool,
+        may_unload: &impl Fn(&mut mpsc::Receiver<Command>, bool) -> bool,
     ) -> bool {
         // A deleted document stores nothing again.
         if self.updates_since_snapshot > 0 && !self.deleted {
@@ -407,7 +461,7 @@ impl DocumentActor {
         if !self.pending.is_empty() || !mailbox.is_empty() {
             return false;
         }
-        let unloaded = may_unload(mailbox);
+        let unloaded = may_unload(mailbox, false);
         if unloaded {
             self.publish_activity();
             tracing::debug!(file_id = %self.file_id, "document unloaded");
@@ -457,11 +511,11 @@ impl DocumentActor {
                 } else {
                     Vec::new()
                 };
-                let _ = reply.send(DocumentView {
+                let _ = reply.send(Ok(DocumentView {
                     text: self.text.get_string(&transaction),
                     state_vector: transaction.state_vector().encode_v1(),
                     state,
-                });
+                }));
             }
             Command::Edit { edit, reply } => self.on_server_edit(edit, reply).await,
             Command::Unload => {}
@@ -469,6 +523,20 @@ impl DocumentActor {
                 if room_id == self.room_id {
                     self.on_membership_changed(&user_id, can_write);
                 }
+            }
+            Command::Close { status, flush } => {
+                if flush {
+                    if self.updates_since_snapshot > 0 {
+                        self.submit_snapshot().await;
+                    }
+                    let _ = self.shared.writer.barrier().await;
+                    let durability = *self.durability.borrow_and_update();
+                    self.on_durability(durability).await;
+                }
+                self.fail_pending(&status);
+                self.close_all(status);
+                self.publish_activity();
+                self.closing = true;
             }
             Command::Delete { reply } => {
                 self.close_all(tonic::Status::not_found("the file was deleted"));
@@ -739,7 +807,7 @@ impl DocumentActor {
         self.updates_since_snapshot += 1;
         self.pending.push_back(PendingItem { seq, origin, update: Some(update_v1.clone()), ack_count, reply });
         let request = WriteRequest::Append {
-            update: AppendedUpdate { file_id: self.file_id.clone(), seq, update_v1 },
+            update: AppendedUpdate { file_id: self.file_id.clone(), epoch: self.epoch, seq, update_v1 },
             report_to: self.durability_sender.clone(),
         };
         if self.shared.writer.submit(request).await.is_err() {
@@ -756,12 +824,34 @@ impl DocumentActor {
         let covers_seq = self.next_seq - 1;
         self.stored_bytes = state_v1.len();
         self.updates_since_snapshot = 0;
-        let snapshot = Snapshot { file_id: self.file_id.clone(), covers_seq, state_v1 };
-        let _ = self.shared.writer.submit(WriteRequest::Snapshot(snapshot)).await;
+        let snapshot = Snapshot { file_id: self.file_id.clone(), epoch: self.epoch, covers_seq, state_v1 };
+        let request = WriteRequest::Snapshot { snapshot, report_to: self.durability_sender.clone() };
+        let _ = self.shared.writer.submit(request).await;
         self.shared.metrics.snapshots.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Answers the server edits still waiting to be durable: they never will be here.
+    fn fail_pending(&mut self, status: &tonic::Status) {
+        for item in self.pending.drain(..) {
+            if let Some((reply, _)) = item.reply {
+                let _ = reply.send(Err(ServiceError::Unavailable { message: status.message().to_string() }));
+            }
+        }
+    }
+
     async fn on_durability(&mut self, durability: Durability) {
+        if durability.fenced {
+            // Another replica owns the file now: what was not durable here is still with the
+            // clients that sent it, and they send it again to the new owner on reconnect.
+            tracing::warn!(file_id = %self.file_id, epoch = self.epoch, "another replica took this file over; closing it here");
+            let status = tonic::Status::from(ServiceError::Unavailable {
+                message: "the file moved to another server; reconnect".into(),
+            });
+            self.fail_pending(&status);
+            self.close_all(status);
+            self.closing = true;
+            return;
+        }
         if durability.failed {
             // Updates that were applied here may not be in the log: the clients
             // that sent them still have them and send them again on reconnect.
@@ -950,10 +1040,13 @@ fn refuse_after_deletion(command: Command) {
         Command::Delete { reply } => {
             let _ = reply.send(Ok(()));
         }
+        Command::Read { reply, .. } => {
+            let _ = reply.send(Err(gone()));
+        }
         Command::ClientMessage { .. }
         | Command::Leave { .. }
-        | Command::Read { .. }
         | Command::Unload
+        | Command::Close { .. }
         | Command::MembershipChanged { .. } => {}
     }
 }

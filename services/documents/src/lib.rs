@@ -5,29 +5,33 @@
 //!
 //! Its gRPC contract is `codesync.documents.v1.DocumentsService` in `proto/`.
 //! The gateway bridges each WebSocket of `/ws/files/{file_id}` to one
-//! `Collaborate` stream.
+//! `Collaborate` stream. Any number of replicas share a PostgreSQL store: each file has one
+//! owner at a time (`ownership`), and a replica that is asked about a file another one owns
+//! forwards the call there (`forward`).
 #![forbid(unsafe_code)]
 
 pub mod actor;
 pub mod awareness;
 pub mod diff;
+mod forward;
 pub mod outbox;
+pub mod ownership;
 pub mod protocol;
 pub mod registry;
 pub mod store;
 pub mod writer;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
 use codesync_common::events::{EventBus, ROOM_EVENTS};
-use codesync_common::grpc::CallContext;
-use codesync_common::grpc::GrpcChannel;
+use codesync_common::grpc::{CallContext, CallPolicy, GrpcChannel, is_transport_failure};
 use codesync_common::identity::{Caller, TokenService};
 use codesync_common::{ServiceError, ServiceResult};
 use codesync_proto::documents::v1 as pb;
+use codesync_proto::documents::v1::documents_service_client::DocumentsServiceClient;
 use codesync_proto::documents::v1::documents_service_server::{DocumentsService, DocumentsServiceServer};
 use codesync_proto::pieces;
 use codesync_proto::rooms::v1 as rooms_pb;
@@ -36,8 +40,10 @@ use tokio::sync::oneshot;
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::actor::{ActorConfig, Command, DocumentView, Opening, SeedSource, ServerEdit, Shared};
+use crate::actor::{ActorConfig, Command, DocumentView, Opening, SeedSource, ServerEdit, Shared, moved_to};
 use crate::awareness::Identity;
+use crate::forward::Peers;
+use crate::ownership::Ownership;
 use crate::registry::Registry;
 use crate::store::DocumentsStore;
 use crate::writer::Writer;
@@ -60,6 +66,9 @@ pub struct DocumentsConfig {
     /// A file's edits are announced on `collaboration-events` at most this often (history's
     /// checkpoints and analytics count them).
     pub activity_window: Duration,
+    /// How long a replica's claim on its files outlives its last renewal (PostgreSQL): the
+    /// time until another replica takes over the files of one that died.
+    pub lease_ttl: Duration,
 }
 
 impl Default for DocumentsConfig {
@@ -73,6 +82,7 @@ impl Default for DocumentsConfig {
             connection_queue: 4096,
             connection_queue_bytes: 16 * 1024 * 1024,
             activity_window: Duration::from_secs(10),
+            lease_ttl: Duration::from_secs(4),
         }
     }
 }
@@ -110,6 +120,10 @@ pub struct DocumentsGrpcService {
     config: DocumentsConfig,
     next_connection: Arc<AtomicU64>,
     metrics: Arc<Metrics>,
+    ownership: Ownership,
+    peers: Peers,
+    /// Set on a graceful stop: no file is opened here any more.
+    draining: Arc<AtomicBool>,
 }
 
 /// The file's stored content, read through the rooms service with the
@@ -143,16 +157,19 @@ struct FileAccess {
 }
 
 impl DocumentsGrpcService {
-    /// Starts the writer and the registry; call inside the runtime.
+    /// Starts the writer and the registry; call inside the runtime. `ownership` says which
+    /// files this replica may load; `calls` how it reaches the replicas that own the others.
     pub fn new(
         store: DocumentsStore,
         tokens: TokenService,
         rooms_channel: GrpcChannel,
         events: Arc<dyn EventBus>,
         config: DocumentsConfig,
+        ownership: Ownership,
+        calls: CallPolicy,
     ) -> Self {
         let metrics = Arc::new(Metrics::default());
-        let writer = Writer::start(store.clone(), 65_536, metrics.clone());
+        let writer = Writer::start(store.clone(), 65_536, metrics.clone(), ownership.clone());
         let actor_config = ActorConfig {
             snapshot_every_updates: config.snapshot_every_updates.max(1),
             max_document_bytes: config.max_document_bytes,
@@ -160,9 +177,18 @@ impl DocumentsGrpcService {
             activity_window: config.activity_window,
         };
         let room_events = events.subscribe(ROOM_EVENTS);
-        let shared = Shared { config: actor_config, store: store.clone(), writer, metrics: metrics.clone(), events };
+        let shared = Shared {
+            config: actor_config,
+            store: store.clone(),
+            writer,
+            metrics: metrics.clone(),
+            events,
+            ownership: ownership.clone(),
+        };
         let registry = Registry::start(shared, config.memory_budget_bytes);
         tokio::spawn(apply_membership_changes(room_events, Arc::downgrade(&registry)));
+        tokio::spawn(close_when_ownership_is_lost(ownership.clone(), Arc::downgrade(&registry)));
+        let max_message_bytes = config.max_message_bytes + 64 * 1024;
         Self {
             registry,
             store,
@@ -171,7 +197,32 @@ impl DocumentsGrpcService {
             config,
             next_connection: Arc::new(AtomicU64::new(1)),
             metrics,
+            ownership,
+            peers: Peers::new(calls, max_message_bytes),
+            draining: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// A graceful stop: nothing is opened here any more; every open document makes what it
+    /// holds durable and closes its connections with `service_restarting` (WebSocket close code
+    /// 1012: the clients reconnect at once, to another replica); then the files are handed back,
+    /// so that the replica they reconnect to takes them over without waiting for a lease.
+    pub async fn drain(&self, grace: Duration) {
+        self.draining.store(true, Ordering::SeqCst);
+        self.ownership.stop_claiming();
+        let status =
+            tonic::Status::from(ServiceError::Restarting { message: "the server is restarting; reconnect".into() });
+        let mailboxes = self.registry.loaded_mailboxes();
+        let count = mailboxes.len();
+        for mailbox in mailboxes {
+            let _ = mailbox.send(Command::Close { status: status.clone(), flush: true }).await;
+        }
+        let started = std::time::Instant::now();
+        while self.registry.loaded().0 > 0 && started.elapsed() < grace {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.ownership.release_all().await;
+        tracing::info!(documents = count, elapsed_ms = started.elapsed().as_millis() as u64, "documents handed over");
     }
 
     pub fn metrics(&self) -> Arc<Metrics> {
@@ -203,17 +254,28 @@ impl DocumentsGrpcService {
         Opening { room_id, seed: Arc::new(RoomsSeed { rooms: self.rooms.clone(), context: context.clone() }) }
     }
 
+    fn refuse_while_draining(&self) -> ServiceResult<()> {
+        if self.draining.load(Ordering::SeqCst) {
+            return Err(ServiceError::Restarting { message: "the server is restarting; try again".into() });
+        }
+        Ok(())
+    }
+
     async fn read(&self, file_id: &str, include_state: bool, opening: &Opening) -> ServiceResult<DocumentView> {
         let (reply, answer) = oneshot::channel();
         self.registry.send(file_id, opening, Command::Read { include_state, reply }).await?;
-        answer.await.map_err(|_| ServiceError::Unavailable { message: "the document was unloaded; try again".into() })
+        answer
+            .await
+            .map_err(|_| ServiceError::Unavailable { message: "the document was unloaded; try again".into() })?
     }
 
-    async fn edit<T>(
+    /// A server-side edit, authorised as a collaborator's, made where the file is open.
+    async fn edit<T: Clone>(
         &self,
         request: &Request<T>,
         file_id: &str,
         edit: ServerEdit,
+        forward: impl Fn(DocumentsServiceClient<GrpcChannel>, Request<T>) -> forward::UnaryCall<pb::ApplyUpdateResponse>,
     ) -> Result<Response<pb::ApplyUpdateResponse>, Status> {
         let caller = self.tokens.require_caller(request.metadata())?;
         let context = CallContext::from_request(request);
@@ -221,13 +283,55 @@ impl DocumentsGrpcService {
         if !access.can_write {
             return Err(ServiceError::forbidden("read_only", "viewers cannot edit this file").into());
         }
+        self.refuse_while_draining()?;
         let (reply, answer) = oneshot::channel();
         let opening = self.opening(&context, access.room_id);
-        self.registry.send(file_id, &opening, Command::Edit { edit, reply }).await?;
-        let text = answer
-            .await
-            .map_err(|_| ServiceError::Unavailable { message: "the document was unloaded; try again".into() })??;
-        Ok(Response::new(pb::ApplyUpdateResponse { text }))
+        let local = async {
+            self.registry.send(file_id, &opening, Command::Edit { edit, reply }).await?;
+            answer
+                .await
+                .map_err(|_| ServiceError::Unavailable { message: "the document was unloaded; try again".into() })?
+        };
+        match local.await {
+            Ok(text) => Ok(Response::new(pb::ApplyUpdateResponse { text })),
+            Err(error) => {
+                let status = Status::from(error);
+                self.forward_unary(status, request, &context, forward).await
+            }
+        }
+    }
+
+    /// After a local attempt failed with `status`: when it names the replica that owns the file,
+    /// the call goes there (once: a forwarded call is never forwarded again) and that answer is
+    /// the answer.
+    async fn forward_unary<T: Clone, R>(
+        &self,
+        status: Status,
+        request: &Request<T>,
+        context: &CallContext,
+        call: impl Fn(DocumentsServiceClient<GrpcChannel>, Request<T>) -> forward::UnaryCall<R>,
+    ) -> Result<Response<R>, Status> {
+        let Some(owner) = moved_to(&status) else { return Err(status) };
+        if forward::is_forwarded(request.metadata()) {
+            return Err(status);
+        }
+        let client = self.peers.client(&owner)?;
+        call(client, forward::forwarded(context, request.get_ref().clone())).await
+    }
+}
+
+/// Every open document closes when this replica lost its lease: another replica may own its
+/// files by now, and their clients reconnect to it.
+async fn close_when_ownership_is_lost(ownership: Ownership, registry: std::sync::Weak<Registry>) {
+    loop {
+        ownership.lost().await;
+        let Some(registry) = registry.upgrade() else { return };
+        let status = tonic::Status::from(ServiceError::Unavailable {
+            message: "this server lost contact with the others; reconnect".into(),
+        });
+        for mailbox in registry.loaded_mailboxes() {
+            let _ = mailbox.send(Command::Close { status: status.clone(), flush: false }).await;
+        }
     }
 }
 
@@ -260,6 +364,7 @@ impl DocumentsService for DocumentsGrpcService {
     ) -> Result<Response<tonic::codegen::BoxStream<pb::CollaborateResponse>>, Status> {
         let caller = self.tokens.require_caller(request.metadata())?;
         let context = CallContext::from_request(&request);
+        let forwarded = forward::is_forwarded(request.metadata());
         let mut inbound = request.into_inner();
         let open = match inbound.message().await? {
             Some(pb::CollaborateRequest { frame: Some(pb::collaborate_request::Frame::Open(open)) }) => open,
@@ -271,6 +376,160 @@ impl DocumentsService for DocumentsGrpcService {
         if !access.is_member {
             return Err(ServiceError::forbidden("not_a_member", "join the room to collaborate on its files").into());
         }
+        let inbound = forward::SharedInbound::new(inbound);
+        // Until the file's owner answers: a dead owner's lease must run out before another
+        // replica (this one, most likely) takes the file over.
+        let give_up_at = tokio::time::Instant::now() + self.config.lease_ttl * 2 + Duration::from_secs(2);
+        loop {
+            self.refuse_while_draining()?;
+            let status = match self.join_here(&access, &open, &context, inbound.clone()).await {
+                Ok(stream) => return Ok(Response::new(stream)),
+                Err(status) => status,
+            };
+            let Some(owner) = moved_to(&status).filter(|_| !forwarded) else { return Err(status) };
+            match self.peers.collaborate(&owner, &context, open.clone(), inbound.clone()).await {
+                Ok(stream) => return Ok(Response::new(stream)),
+                Err(status) if is_transport_failure(&status) && tokio::time::Instant::now() < give_up_at => {
+                    tracing::debug!(file_id = %open.file_id, %owner, "the file's owner cannot be reached; asking again");
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                Err(status) if is_transport_failure(&status) => {
+                    return Err(ServiceError::Unavailable {
+                        message: "the server holding this file cannot be reached; try again".into(),
+                    }
+                    .into());
+                }
+                Err(status) if moved_to(&status).is_some() => tokio::time::sleep(Duration::from_millis(50)).await,
+                Err(status) => return Err(status),
+            }
+        }
+    }
+
+    async fn delete_document(
+        &self,
+        request: Request<pb::DeleteDocumentRequest>,
+    ) -> Result<Response<pb::DeleteDocumentResponse>, Status> {
+        self.tokens.require_caller(request.metadata())?;
+        let context = CallContext::from_request(&request);
+        let file_id = request.get_ref().file_id.clone();
+        // Only the document of a deleted file may go, and only at the hands of someone who could
+        // delete the file. "Not found" from an access check is not enough: a private room's live
+        // file is not found for outsiders too.
+        match self.check_file(&context, &file_id).await {
+            Ok(_) => {
+                return Err(ServiceError::FailedPrecondition {
+                    code: "file_exists",
+                    message: "delete the file through the rooms service first".into(),
+                }
+                .into());
+            }
+            Err(error) if error.code() == "file_not_found" => {}
+            Err(error) => return Err(error.into()),
+        }
+        let check = context.request(rooms_pb::CheckDeletedFileRequest { file_id: file_id.clone() });
+        self.rooms
+            .clone()
+            .check_deleted_file(check)
+            .await
+            .map_err(|status| ServiceError::from_peer("rooms", status))?;
+        // Where the document is open, its actor closes it and deletes it; elsewhere the rows go.
+        if let Some(mailbox) = self.registry.mailbox_if_loaded(&file_id) {
+            let (reply, answer) = oneshot::channel();
+            if mailbox.send(Command::Delete { reply }).await.is_ok() {
+                answer.await.map_err(|_| ServiceError::Unavailable {
+                    message: "the document was unloaded during deletion; try again".into(),
+                })??;
+                self.ownership.forget(&file_id).await?;
+                return Ok(Response::new(pb::DeleteDocumentResponse {}));
+            }
+        }
+        if !forward::is_forwarded(request.metadata())
+            && let Some(owner) = self.ownership.live_owner_elsewhere(&file_id).await?
+        {
+            let mut client = self.peers.client(&owner)?;
+            return client.delete_document(forward::forwarded(&context, request.into_inner())).await;
+        }
+        self.store.delete_document(&file_id).await?;
+        self.ownership.forget(&file_id).await?;
+        Ok(Response::new(pb::DeleteDocumentResponse {}))
+    }
+
+    async fn get_document(&self, request: Request<pb::GetDocumentRequest>) -> Result<Response<pb::Document>, Status> {
+        let file_id = request.get_ref().file_id.clone();
+        // A token that is present must be valid; reading otherwise needs what
+        // reading the file through the rooms service needs (public rooms are readable).
+        self.tokens.caller_from_metadata(request.metadata())?;
+        let context = CallContext::from_request(&request);
+        let access = self.check_file(&context, &file_id).await?;
+        self.refuse_while_draining()?;
+        let opening = self.opening(&context, access.room_id);
+        match self.read(&file_id, request.get_ref().include_state, &opening).await {
+            Ok(view) => Ok(Response::new(pb::Document {
+                file_id,
+                text: view.text,
+                state_vector: view.state_vector.into(),
+                state: view.state.into(),
+            })),
+            Err(error) => {
+                let forward =
+                    |mut client: DocumentsServiceClient<GrpcChannel>, request| -> forward::UnaryCall<pb::Document> {
+                        Box::pin(async move { client.get_document(request).await })
+                    };
+                self.forward_unary(Status::from(error), &request, &context, forward).await
+            }
+        }
+    }
+
+    async fn apply_update(
+        &self,
+        request: Request<pb::ApplyUpdateRequest>,
+    ) -> Result<Response<pb::ApplyUpdateResponse>, Status> {
+        let file_id = request.get_ref().file_id.clone();
+        let update = request.get_ref().update.to_vec();
+        let forward =
+            |mut client: DocumentsServiceClient<GrpcChannel>, request| -> forward::UnaryCall<pb::ApplyUpdateResponse> {
+                Box::pin(async move { client.apply_update(request).await })
+            };
+        self.edit(&request, &file_id, ServerEdit::Update(update), forward).await
+    }
+
+    async fn replace_text(
+        &self,
+        request: Request<pb::ReplaceTextRequest>,
+    ) -> Result<Response<pb::ApplyUpdateResponse>, Status> {
+        let file_id = request.get_ref().file_id.clone();
+        let text = request.get_ref().text.clone();
+        let forward =
+            |mut client: DocumentsServiceClient<GrpcChannel>, request| -> forward::UnaryCall<pb::ApplyUpdateResponse> {
+                Box::pin(async move { client.replace_text(request).await })
+            };
+        self.edit(&request, &file_id, ServerEdit::Replace { text }, forward).await
+    }
+
+    async fn insert_text(
+        &self,
+        request: Request<pb::InsertTextRequest>,
+    ) -> Result<Response<pb::ApplyUpdateResponse>, Status> {
+        let file_id = request.get_ref().file_id.clone();
+        let edit = ServerEdit::Insert { index: request.get_ref().index, text: request.get_ref().text.clone() };
+        let forward =
+            |mut client: DocumentsServiceClient<GrpcChannel>, request| -> forward::UnaryCall<pb::ApplyUpdateResponse> {
+                Box::pin(async move { client.insert_text(request).await })
+            };
+        self.edit(&request, &file_id, edit, forward).await
+    }
+}
+
+impl DocumentsGrpcService {
+    /// Joins the file's document in this replica, which loads it if it owns the file (or takes
+    /// it over); a refusal that names another owner comes back as the error.
+    async fn join_here(
+        &self,
+        access: &FileAccess,
+        open: &pb::OpenDocument,
+        context: &CallContext,
+        inbound: forward::SharedInbound,
+    ) -> Result<tonic::codegen::BoxStream<pb::CollaborateResponse>, Status> {
         let connection = self.next_connection.fetch_add(1, Ordering::Relaxed);
         let (outbox, mut inbox) = outbox::channel(self.config.connection_queue, self.config.connection_queue_bytes);
         let join = Command::Join {
@@ -280,9 +539,9 @@ impl DocumentsService for DocumentsGrpcService {
             wants_ack: open.acknowledge,
             outbox,
         };
-        let opening = self.opening(&context, access.room_id.clone());
+        let opening = self.opening(context, access.room_id.clone());
         let mailbox = self.registry.send(&open.file_id, &opening, join).await?;
-        // The first thing out is the greeting, or why the document cannot be opened.
+        // The first thing out is the greeting, or why the document cannot be opened here.
         let first = inbox.first().await?;
         let max_message_bytes = self.config.max_message_bytes;
         tokio::spawn(async move {
@@ -337,94 +596,7 @@ impl DocumentsService for DocumentsGrpcService {
             });
             futures::stream::iter(responses.chain(error.map(Err)))
         });
-        Ok(Response::new(Box::pin(stream)))
-    }
-
-    async fn delete_document(
-        &self,
-        request: Request<pb::DeleteDocumentRequest>,
-    ) -> Result<Response<pb::DeleteDocumentResponse>, Status> {
-        self.tokens.require_caller(request.metadata())?;
-        let context = CallContext::from_request(&request);
-        let file_id = request.into_inner().file_id;
-        // Only the document of a deleted file may go, and only at the hands of someone who could
-        // delete the file. "Not found" from an access check is not enough: a private room's live
-        // file is not found for outsiders too.
-        match self.check_file(&context, &file_id).await {
-            Ok(_) => {
-                return Err(ServiceError::FailedPrecondition {
-                    code: "file_exists",
-                    message: "delete the file through the rooms service first".into(),
-                }
-                .into());
-            }
-            Err(error) if error.code() == "file_not_found" => {}
-            Err(error) => return Err(error.into()),
-        }
-        let check = context.request(rooms_pb::CheckDeletedFileRequest { file_id: file_id.clone() });
-        self.rooms
-            .clone()
-            .check_deleted_file(check)
-            .await
-            .map_err(|status| ServiceError::from_peer("rooms", status))?;
-        match self.registry.mailbox_if_loaded(&file_id) {
-            Some(mailbox) => {
-                let (reply, answer) = oneshot::channel();
-                if mailbox.send(Command::Delete { reply }).await.is_ok() {
-                    answer.await.map_err(|_| ServiceError::Unavailable {
-                        message: "the document was unloaded during deletion; try again".into(),
-                    })??;
-                } else {
-                    self.store.delete_document(&file_id).await?;
-                }
-            }
-            None => self.store.delete_document(&file_id).await?,
-        }
-        Ok(Response::new(pb::DeleteDocumentResponse {}))
-    }
-
-    async fn get_document(&self, request: Request<pb::GetDocumentRequest>) -> Result<Response<pb::Document>, Status> {
-        let file_id = request.get_ref().file_id.clone();
-        // A token that is present must be valid; reading otherwise needs what
-        // reading the file through the rooms service needs (public rooms are readable).
-        self.tokens.caller_from_metadata(request.metadata())?;
-        let context = CallContext::from_request(&request);
-        let access = self.check_file(&context, &file_id).await?;
-        let opening = self.opening(&context, access.room_id);
-        let view = self.read(&file_id, request.get_ref().include_state, &opening).await?;
-        Ok(Response::new(pb::Document {
-            file_id,
-            text: view.text,
-            state_vector: view.state_vector.into(),
-            state: view.state.into(),
-        }))
-    }
-
-    async fn apply_update(
-        &self,
-        request: Request<pb::ApplyUpdateRequest>,
-    ) -> Result<Response<pb::ApplyUpdateResponse>, Status> {
-        let file_id = request.get_ref().file_id.clone();
-        let update = request.get_ref().update.to_vec();
-        self.edit(&request, &file_id, ServerEdit::Update(update)).await
-    }
-
-    async fn replace_text(
-        &self,
-        request: Request<pb::ReplaceTextRequest>,
-    ) -> Result<Response<pb::ApplyUpdateResponse>, Status> {
-        let file_id = request.get_ref().file_id.clone();
-        let text = request.get_ref().text.clone();
-        self.edit(&request, &file_id, ServerEdit::Replace { text }).await
-    }
-
-    async fn insert_text(
-        &self,
-        request: Request<pb::InsertTextRequest>,
-    ) -> Result<Response<pb::ApplyUpdateResponse>, Status> {
-        let file_id = request.get_ref().file_id.clone();
-        let edit = ServerEdit::Insert { index: request.get_ref().index, text: request.get_ref().text.clone() };
-        self.edit(&request, &file_id, edit).await
+        Ok(Box::pin(stream))
     }
 }
 

@@ -145,11 +145,11 @@ impl Registry {
         };
         let registry = self.clone();
         let unload_file_id = file_id.clone();
-        let may_unload = move |mailbox: &mut mpsc::Receiver<Command>| {
+        let may_unload = move |mailbox: &mut mpsc::Receiver<Command>, force: bool| {
             let mut entries = registry.entries();
             // Under the lock nobody can fetch this mailbox anew; a sender fetched
             // before fails once it is closed and retries with a fresh actor.
-            if !mailbox.is_empty() {
+            if !mailbox.is_empty() && !force {
                 return false;
             }
             if entries.get(&unload_file_id).is_some_and(|entry| entry.generation == generation) {
@@ -191,18 +191,23 @@ impl Registry {
 }
 
 fn fail_command(command: Command, status: &tonic::Status) {
+    // The status as it came (a refusal naming the file's owner keeps its metadata).
+    let error = || ServiceError::Peer(status.clone());
     match command {
         Command::Join { outbox, .. } => outbox.close(status.clone()),
-        Command::Read { .. }
-        | Command::ClientMessage { .. }
+        Command::ClientMessage { .. }
         | Command::Leave { .. }
         | Command::Unload
+        | Command::Close { .. }
         | Command::MembershipChanged { .. } => {}
+        Command::Read { reply, .. } => {
+            let _ = reply.send(Err(error()));
+        }
         Command::Edit { reply, .. } => {
-            let _ = reply.send(Err(ServiceError::Unavailable { message: status.message().to_string() }));
+            let _ = reply.send(Err(error()));
         }
         Command::Delete { reply } => {
-            let _ = reply.send(Err(ServiceError::Unavailable { message: status.message().to_string() }));
+            let _ = reply.send(Err(error()));
         }
     }
 }

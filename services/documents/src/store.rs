@@ -1,15 +1,20 @@
 //! The documents store: a per-file log of Yjs updates and a snapshot that
 //! compacts it, in SQL that SQLite and PostgreSQL both accept.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use codesync_common::ServiceResult;
 use codesync_common::db::{Database, DatabaseError, Migration};
 use sqlx::Row;
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "document_log",
-    sql: include_str!("../../../migrations/documents/0001_document_log.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "document_log",
+        sql: include_str!("../../../migrations/documents/0001_document_log.sql"),
+    },
+    Migration { version: 2, name: "ownership", sql: include_str!("../../../migrations/documents/0002_ownership.sql") },
+];
 
 /// Rows per multi-row INSERT: well under both engines' limits on bound parameters.
 const ROWS_PER_INSERT: usize = 200;
@@ -41,6 +46,8 @@ impl StoredDocument {
 #[derive(Debug, Clone)]
 pub struct AppendedUpdate {
     pub file_id: String,
+    /// The ownership epoch it was made under (see `ownership`).
+    pub epoch: i64,
     pub seq: i64,
     pub update_v1: bytes::Bytes,
 }
@@ -48,6 +55,7 @@ pub struct AppendedUpdate {
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     pub file_id: String,
+    pub epoch: i64,
     pub covers_seq: i64,
     pub state_v1: Vec<u8>,
 }
@@ -60,6 +68,10 @@ pub struct DocumentsStore {
 impl DocumentsStore {
     pub fn new(database: Database) -> Self {
         Self { database }
+    }
+
+    pub fn database(&self) -> &Database {
+        &self.database
     }
 
     pub async fn migrate(&self) -> Result<(), DatabaseError> {
@@ -118,13 +130,53 @@ impl DocumentsStore {
 
     /// Writes appended updates and snapshots in one transaction: one commit,
     /// one sync to disk, for everything that queued up meanwhile.
+    ///
+    /// With a `fence` (this replica's node id), only the writes of files whose ownership row
+    /// still names this node and the write's epoch go in, with those rows locked until the
+    /// commit, so that no takeover lands in between; the files refused are returned.
     pub async fn write_batch(
         &self,
         updates: &[AppendedUpdate],
         snapshots: &[Snapshot],
         now_ms: i64,
-    ) -> ServiceResult<()> {
+        fence: Option<&str>,
+    ) -> ServiceResult<BTreeSet<String>> {
         let mut transaction = self.database.pool().begin().await?;
+        let mut fenced = BTreeSet::new();
+        if let Some(node_id) = fence {
+            let mut epochs: BTreeMap<&str, i64> = BTreeMap::new();
+            for (file_id, epoch) in updates
+                .iter()
+                .map(|update| (update.file_id.as_str(), update.epoch))
+                .chain(snapshots.iter().map(|snapshot| (snapshot.file_id.as_str(), snapshot.epoch)))
+            {
+                epochs.insert(file_id, epoch);
+            }
+            let files: Vec<&str> = epochs.keys().copied().collect();
+            let mut owned: BTreeMap<String, i64> = BTreeMap::new();
+            for chunk in files.chunks(ROWS_PER_INSERT) {
+                let placeholders: Vec<String> = (0..chunk.len()).map(|index| format!("${}", index + 2)).collect();
+                let sql = format!(
+                    "SELECT file_id, epoch FROM document_owners WHERE node_id = $1 AND file_id IN ({}) FOR SHARE",
+                    placeholders.join(", ")
+                );
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(node_id);
+                for file_id in chunk {
+                    query = query.bind(*file_id);
+                }
+                for row in query.fetch_all(&mut *transaction).await? {
+                    owned.insert(row.try_get("file_id")?, row.try_get("epoch")?);
+                }
+            }
+            for (file_id, epoch) in epochs {
+                if owned.get(file_id) != Some(&epoch) {
+                    fenced.insert(file_id.to_string());
+                }
+            }
+        }
+        let updates: Vec<&AppendedUpdate> = updates.iter().filter(|update| !fenced.contains(&update.file_id)).collect();
+        let snapshots: Vec<&Snapshot> =
+            snapshots.iter().filter(|snapshot| !fenced.contains(&snapshot.file_id)).collect();
         for chunk in updates.chunks(ROWS_PER_INSERT) {
             let mut sql = String::from("INSERT INTO document_updates (file_id, seq, update_v1, created_at_ms) VALUES ");
             for index in 0..chunk.len() {
@@ -162,6 +214,6 @@ impl DocumentsStore {
                 .await?;
         }
         transaction.commit().await?;
-        Ok(())
+        Ok(fenced)
     }
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::ownership::Ownership;
 use crate::store::{AppendedUpdate, DocumentsStore, Snapshot};
 
 /// How far a document's log is durable, as the writer reports it to the document's actor.
@@ -17,6 +18,8 @@ pub struct Durability {
     pub durable_seq: i64,
     /// A batch with this document's updates failed; the actor must reload from the store.
     pub failed: bool,
+    /// Another replica took the file over: nothing more of this actor's is stored, it must close.
+    pub fenced: bool,
 }
 
 pub type DurabilitySender = Arc<watch::Sender<Durability>>;
@@ -26,7 +29,10 @@ pub enum WriteRequest {
         update: AppendedUpdate,
         report_to: DurabilitySender,
     },
-    Snapshot(Snapshot),
+    Snapshot {
+        snapshot: Snapshot,
+        report_to: DurabilitySender,
+    },
     /// Answered once everything queued before it is durable (or failed).
     Barrier(oneshot::Sender<()>),
 }
@@ -41,9 +47,14 @@ pub struct Writer {
 
 impl Writer {
     /// Starts the writer task; it ends when every `Writer` handle is dropped.
-    pub fn start(store: DocumentsStore, queue_capacity: usize, metrics: Arc<crate::Metrics>) -> Self {
+    pub fn start(
+        store: DocumentsStore,
+        queue_capacity: usize,
+        metrics: Arc<crate::Metrics>,
+        ownership: Ownership,
+    ) -> Self {
         let (requests, receiver) = mpsc::channel(queue_capacity);
-        tokio::spawn(write_loop(store, receiver, metrics));
+        tokio::spawn(write_loop(store, receiver, metrics, ownership));
         Self { requests }
     }
 
@@ -63,7 +74,12 @@ impl Writer {
 #[error("the document writer has stopped")]
 pub struct WriterGone;
 
-async fn write_loop(store: DocumentsStore, mut receiver: mpsc::Receiver<WriteRequest>, metrics: Arc<crate::Metrics>) {
+async fn write_loop(
+    store: DocumentsStore,
+    mut receiver: mpsc::Receiver<WriteRequest>,
+    metrics: Arc<crate::Metrics>,
+    ownership: Ownership,
+) {
     let mut batch = Vec::with_capacity(MAX_REQUESTS_PER_BATCH);
     loop {
         batch.clear();
@@ -74,32 +90,44 @@ async fn write_loop(store: DocumentsStore, mut receiver: mpsc::Receiver<WriteReq
         let mut snapshots = Vec::new();
         let mut barriers = Vec::new();
         // The highest sequence number of each document in this batch, by its report channel.
-        let mut reports: HashMap<usize, (DurabilitySender, i64)> = HashMap::new();
+        // The highest sequence number of each document in this batch, by its report channel,
+        // and the file it is of.
+        let mut reports: HashMap<usize, (DurabilitySender, i64, String)> = HashMap::new();
         for request in batch.drain(..) {
             match request {
                 WriteRequest::Append { update, report_to } => {
                     let entry = reports
                         .entry(Arc::as_ptr(&report_to) as usize)
-                        .or_insert_with(|| (report_to.clone(), update.seq));
+                        .or_insert_with(|| (report_to.clone(), update.seq, update.file_id.clone()));
                     entry.1 = entry.1.max(update.seq);
                     updates.push(update);
                 }
-                WriteRequest::Snapshot(snapshot) => snapshots.push(snapshot),
+                WriteRequest::Snapshot { snapshot, report_to } => {
+                    reports
+                        .entry(Arc::as_ptr(&report_to) as usize)
+                        .or_insert_with(|| (report_to.clone(), i64::MIN, snapshot.file_id.clone()));
+                    snapshots.push(snapshot);
+                }
                 WriteRequest::Barrier(done) => barriers.push(done),
             }
         }
         let started = std::time::Instant::now();
-        let result = store.write_batch(&updates, &snapshots, codesync_common::now_ms()).await;
+        let fence = ownership.fence().await;
+        let result = store.write_batch(&updates, &snapshots, codesync_common::now_ms(), fence.as_deref()).await;
         metrics.record_commit(updates.len(), started.elapsed());
         match result {
-            Ok(()) => {
-                for (report_to, seq) in reports.into_values() {
-                    report_to.send_modify(|durability| durability.durable_seq = durability.durable_seq.max(seq));
+            Ok(fenced) => {
+                for (report_to, seq, file_id) in reports.into_values() {
+                    if fenced.contains(&file_id) {
+                        report_to.send_modify(|durability| durability.fenced = true);
+                    } else {
+                        report_to.send_modify(|durability| durability.durable_seq = durability.durable_seq.max(seq));
+                    }
                 }
             }
             Err(error) => {
                 tracing::error!(%error, updates = updates.len(), snapshots = snapshots.len(), "cannot write document updates");
-                for (report_to, _) in reports.into_values() {
+                for (report_to, _, _) in reports.into_values() {
                     report_to.send_modify(|durability| durability.failed = true);
                 }
             }

@@ -12,6 +12,7 @@ use codesync_documents::Metrics;
 use codesync_documents::actor::{ActorConfig, Command, Opening, SeedSource, Shared};
 use codesync_documents::awareness::Identity;
 use codesync_documents::outbox;
+use codesync_documents::ownership::Ownership;
 use codesync_documents::protocol;
 use codesync_documents::registry::Registry;
 use codesync_documents::store::DocumentsStore;
@@ -33,6 +34,8 @@ async fn registry(directory: &tempfile::TempDir, events: Arc<dyn EventBus>) -> A
     let store = DocumentsStore::new(Database::connect(&url).await.expect("open sqlite"));
     store.migrate().await.expect("migrate");
     let metrics = Arc::new(Metrics::default());
+    let ownership =
+        Ownership::start(store.database(), "127.0.0.1:1".into(), Duration::from_secs(4)).await.expect("ownership");
     let shared = Shared {
         config: ActorConfig {
             snapshot_every_updates: 1000,
@@ -40,7 +43,8 @@ async fn registry(directory: &tempfile::TempDir, events: Arc<dyn EventBus>) -> A
             idle_unload_after: Duration::from_secs(60),
             activity_window: Duration::from_millis(200),
         },
-        writer: Writer::start(store.clone(), 1024, metrics.clone()),
+        writer: Writer::start(store.clone(), 1024, metrics.clone(), ownership.clone()),
+        ownership,
         store,
         metrics,
         events,
@@ -104,7 +108,7 @@ fn insert_update(client: &Doc, index: u32, chunk: &str) -> Bytes {
 async fn read_text(mailbox: &tokio::sync::mpsc::Sender<Command>) -> String {
     let (reply, answer) = tokio::sync::oneshot::channel();
     mailbox.send(Command::Read { include_state: false, reply }).await.expect("the actor is running");
-    answer.await.expect("an answer").text
+    answer.await.expect("an answer").expect("a view").text
 }
 
 /// A panic while applying an update (injected with the `failpoints` feature,

@@ -475,7 +475,8 @@ impl Inner {
         for editor in &authors {
             let caller = Caller { user_id: editor.clone(), username: String::new(), is_admin: false };
             let token = self.tokens.issue_access_token(&caller)?;
-            let context = CallContext { authorization: Some(format!("Bearer {token}")), client_ip: None };
+            let context =
+                CallContext { authorization: Some(format!("Bearer {token}")), client_ip: None, deadline: None };
             // The room as the rooms service knows it now (a file never moves, but it may be gone).
             let room_id = match self.check_file(&context, file_id).await {
                 Ok(access) => access.room_id,
