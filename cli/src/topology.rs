@@ -83,6 +83,7 @@ impl Component {
 /// Applies every service's migrations.
 pub async fn migrate(config: &Config) -> anyhow::Result<()> {
     let database = Database::connect(&config.database_url).await?;
+    codesync_common::outbox::migrate(&database).await?;
     AuthStore::new(database.clone()).migrate().await?;
     RoomsStore::new(database.clone()).migrate().await?;
     DocumentsStore::new(database.clone()).migrate().await?;
@@ -139,13 +140,18 @@ pub async fn run(config: Config, components: BTreeSet<Component>) -> anyhow::Res
     let needs_database = components.iter().any(|component| *component != Component::Gateway);
     let database = if needs_database {
         let database = Database::connect(&config.database_url).await?;
+        if config.migrate_on_start {
+            codesync_common::outbox::migrate(&database).await?;
+        }
         Some(database)
     } else {
         None
     };
 
     let events: Arc<dyn EventBus> = match &config.kafka_brokers {
-        Some(brokers) => KafkaBus::connect(brokers).await.context("cannot start the Kafka event bus")?,
+        Some(brokers) => {
+            KafkaBus::connect(brokers, database.clone()).await.context("cannot start the Kafka event bus")?
+        }
         None => InProcessBus::shared(),
     };
     let all_services_here = Component::ALL.iter().all(|component| components.contains(component));

@@ -10,7 +10,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::events::{DEAD_LETTER_EVENTS, Event, EventBus};
 
@@ -84,35 +84,6 @@ impl HandleError {
     pub fn transient(message: impl std::fmt::Display) -> Self {
         Self::Transient(message.to_string())
     }
-}
-
-/// Events delivered to in-process groups wait here for their handler.
-const GROUP_QUEUE: usize = 1024;
-
-/// The in-process way to consume as a group: every topic's broadcast, merged into one queue.
-/// Used by the in-process bus, and by Kafka's bus for nothing (it has its own).
-pub fn consume_broadcasts(bus: &dyn EventBus, group: &str, topics: &[&str]) -> mpsc::Receiver<Delivery> {
-    let (sender, receiver) = mpsc::channel(GROUP_QUEUE);
-    for topic in topics {
-        let mut subscription = bus.subscribe(topic);
-        let (sender, group, topic) = (sender.clone(), group.to_string(), topic.to_string());
-        tokio::spawn(async move {
-            loop {
-                match subscription.recv().await {
-                    Ok(event) => {
-                        if sender.send(Delivery::unacknowledged(event)).await.is_err() {
-                            return;
-                        }
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
-                        tracing::error!(group, topic, missed, "a consumer fell behind and missed events");
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                }
-            }
-        });
-    }
-    receiver
 }
 
 /// Handles `group`'s events of `topics` with `handler` until the bus goes away: each event is

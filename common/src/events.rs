@@ -128,6 +128,12 @@ pub async fn next_membership_change(room_events: &mut broadcast::Receiver<Event>
 /// behind an in-process topic learns how many events it missed.
 pub trait EventBus: Send + Sync + std::fmt::Debug {
     fn publish(&self, event: Event);
+    /// The database outbox events go through, if any: a service that changes its tables
+    /// stages its events there in the same transaction ([`crate::outbox::stage`]), then
+    /// [`Staged::committed`] wakes the relay.
+    fn outbox(&self) -> Option<&crate::outbox::Outbox> {
+        None
+    }
     /// Every event of `topic` published from now on, for every subscriber (fan-out).
     fn subscribe(&self, topic: &str) -> broadcast::Receiver<Event>;
     /// The events of `topics` for the consumer group `group`: on Kafka, each event goes to one
@@ -141,6 +147,44 @@ pub trait EventBus: Send + Sync + std::fmt::Debug {
     ) -> tokio::sync::mpsc::Receiver<crate::consumer::Delivery>;
 }
 
+/// Events that a store write announces: stored in the outbox within the write's transaction
+/// when the bus has an outbox (nothing is lost if the process dies right after the commit), else
+/// published once the write committed. A write that did not happen announces nothing: drop it.
+pub struct Staged<'a> {
+    bus: &'a dyn EventBus,
+    events: Vec<Event>,
+    stored: bool,
+}
+
+impl<'a> Staged<'a> {
+    pub fn new(bus: &'a dyn EventBus, events: Vec<Event>) -> Self {
+        Self { bus, events, stored: false }
+    }
+
+    /// Stores the events within the write's transaction (when the bus has an outbox).
+    pub async fn store_in(&mut self, connection: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
+        if self.bus.outbox().is_some() {
+            for event in &self.events {
+                crate::outbox::stage(connection, event).await?;
+            }
+            self.stored = true;
+        }
+        Ok(())
+    }
+
+    /// The write committed: the events go out.
+    pub fn committed(self) {
+        match self.bus.outbox() {
+            Some(outbox) if self.stored => outbox.wake(),
+            _ => {
+                for event in self.events {
+                    self.bus.publish(event);
+                }
+            }
+        }
+    }
+}
+
 /// Events per topic held for slow in-process subscribers.
 const IN_PROCESS_BUFFER: usize = 4096;
 
@@ -148,6 +192,9 @@ const IN_PROCESS_BUFFER: usize = 4096;
 #[derive(Debug, Default)]
 pub struct InProcessBus {
     topics: Mutex<HashMap<String, broadcast::Sender<Event>>>,
+    /// Each consumer group's queue, by topic: unbounded, so that a slow group falls behind
+    /// but misses nothing (live subscribers may lag; groups may not).
+    groups: Mutex<HashMap<String, Vec<tokio::sync::mpsc::UnboundedSender<crate::consumer::Delivery>>>>,
 }
 
 impl InProcessBus {
@@ -164,6 +211,12 @@ impl InProcessBus {
 impl EventBus for InProcessBus {
     fn publish(&self, event: Event) {
         tracing::debug!(topic = %event.topic, kind = %event.kind, key = %event.key, "event");
+        {
+            let mut groups = self.groups.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(queues) = groups.get_mut(&event.topic) {
+                queues.retain(|queue| queue.send(crate::consumer::Delivery::unacknowledged(event.clone())).is_ok());
+            }
+        }
         // No subscriber yet is not an error: nobody is interested.
         let _ = self.sender(&event.topic).send(event);
     }
@@ -172,14 +225,30 @@ impl EventBus for InProcessBus {
         self.sender(topic).subscribe()
     }
 
-    /// In process there is nothing from before: every group starts from now.
+    /// In process there is nothing from before: every group starts from now, and misses
+    /// nothing from then on however slowly it handles events.
     fn consume(
         &self,
-        group: &str,
+        _group: &str,
         topics: &[&str],
         _start: crate::consumer::StartFrom,
     ) -> tokio::sync::mpsc::Receiver<crate::consumer::Delivery> {
-        crate::consumer::consume_broadcasts(self, group, topics)
+        let (queue, mut queued) = tokio::sync::mpsc::unbounded_channel();
+        {
+            let mut groups = self.groups.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            for topic in topics {
+                groups.entry(topic.to_string()).or_default().push(queue.clone());
+            }
+        }
+        let (sender, receiver) = tokio::sync::mpsc::channel(1);
+        tokio::spawn(async move {
+            while let Some(delivery) = queued.recv().await {
+                if sender.send(delivery).await.is_err() {
+                    return;
+                }
+            }
+        });
+        receiver
     }
 }
 
@@ -202,6 +271,22 @@ mod tests {
         assert_eq!(change, MembershipChange { room_id: "r".into(), user_id: "u".into(), role: None });
         drop(bus);
         assert_eq!(next_membership_change(&mut room_events).await, None, "the bus is gone");
+    }
+
+    #[tokio::test]
+    async fn a_slow_consumer_group_misses_nothing() {
+        let bus = InProcessBus::default();
+        let mut group = bus.consume("slow", &[ROOM_EVENTS, COLLABORATION_EVENTS], crate::consumer::StartFrom::Latest);
+        let published = 3 * IN_PROCESS_BUFFER;
+        for index in 0..published {
+            let topic = if index % 2 == 0 { ROOM_EVENTS } else { COLLABORATION_EVENTS };
+            bus.publish(Event::new(topic, "k", "r", serde_json::json!({"index": index})));
+        }
+        for index in 0..published {
+            let delivery = group.recv().await.unwrap();
+            assert_eq!(delivery.event.payload["index"], index, "in order, none missing");
+            delivery.acknowledge();
+        }
     }
 
     #[tokio::test]

@@ -25,7 +25,9 @@ use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::consumer::{Delivery, StartFrom, raw_dead_letter};
+use crate::db::Database;
 use crate::events::{Event, EventBus, InProcessBus, TOPICS};
+use crate::outbox::Outbox;
 
 /// Partitions of each topic the bus creates; events are keyed by room or file.
 const PARTITIONS: i32 = 3;
@@ -44,6 +46,8 @@ pub enum KafkaBusError {
 pub struct KafkaBus {
     brokers: String,
     producer: FutureProducer,
+    /// Where published events wait for the brokers, when this process has a database.
+    outbox: Option<Outbox>,
     /// Events read from Kafka are handed to this process's subscribers here.
     local: InProcessBus,
     consumed_topics: Mutex<HashSet<String>>,
@@ -57,7 +61,9 @@ impl std::fmt::Debug for KafkaBus {
 
 impl KafkaBus {
     /// Connects to `brokers` and creates the topics of SPEC "Events" that do not exist yet.
-    pub async fn connect(brokers: &str) -> Result<Arc<Self>, KafkaBusError> {
+    /// With a `database`, events go through its outbox (`crate::outbox`): none is lost while
+    /// the brokers are away; without one (a process that stores nothing), they are sent directly.
+    pub async fn connect(brokers: &str, database: Option<Database>) -> Result<Arc<Self>, KafkaBusError> {
         let client_error = |source| KafkaBusError::Client { brokers: brokers.to_string(), source };
         let producer: FutureProducer = ClientConfig::new()
             .set("bootstrap.servers", brokers)
@@ -85,10 +91,12 @@ impl KafkaBus {
                 }
             }
         }
-        tracing::info!(brokers, "the event bus is Kafka");
+        tracing::info!(brokers, outbox = database.is_some(), "the event bus is Kafka");
+        let outbox = database.map(|database| Outbox::start(database, producer.clone()));
         Ok(Arc::new(Self {
             brokers: brokers.to_string(),
             producer,
+            outbox,
             local: InProcessBus::default(),
             consumed_topics: Mutex::new(HashSet::new()),
         }))
@@ -318,7 +326,14 @@ fn commit_ends_of_new_partitions(consumer: &StreamConsumer, topics: &[String]) -
 
 impl EventBus for KafkaBus {
     fn publish(&self, event: Event) {
-        publish_with(&self.producer, event);
+        match &self.outbox {
+            Some(outbox) => outbox.publish(event),
+            None => publish_with(&self.producer, event),
+        }
+    }
+
+    fn outbox(&self) -> Option<&Outbox> {
+        self.outbox.as_ref()
     }
 
     fn subscribe(&self, topic: &str) -> broadcast::Receiver<Event> {
@@ -379,6 +394,14 @@ pub mod test_support {
         }
     }
 
+    impl TansuBroker {
+        /// The broker's process id (to pause it: its storage is in memory, so an outage is
+        /// SIGSTOP and SIGCONT, never a restart).
+        pub fn pid(&self) -> u32 {
+            self.child.id()
+        }
+    }
+
     impl Drop for TansuBroker {
         fn drop(&mut self) {
             let _ = self.child.kill();
@@ -396,8 +419,8 @@ mod tests {
     #[tokio::test]
     async fn events_published_by_one_process_reach_the_subscribers_of_another() {
         let broker = TansuBroker::start().await;
-        let publisher = KafkaBus::connect(&broker.address).await.expect("connect the publisher");
-        let subscriber = KafkaBus::connect(&broker.address).await.expect("connect the subscriber");
+        let publisher = KafkaBus::connect(&broker.address, None).await.expect("connect the publisher");
+        let subscriber = KafkaBus::connect(&broker.address, None).await.expect("connect the subscriber");
         let mut room_events = subscriber.subscribe(ROOM_EVENTS);
         let mut unrelated = subscriber.subscribe(crate::events::EXECUTION_EVENTS);
 

@@ -52,6 +52,8 @@ async fn measure(name: &str, trace: &Trace, every: usize) -> anyhow::Result<()> 
     let directory = tempfile::tempdir()?;
     let url = format!("sqlite://{}", directory.path().join("history.db").display());
     let history = HistoryStore::new(Database::connect(&url).await?);
+    // The bench stores versions only: nothing is announced.
+    let bus = codesync_common::events::InProcessBus::default();
     history.migrate().await?;
     let file_id = codesync_common::new_id();
     // Trace positions count UTF-16 units (the trace loader refuses astral characters).
@@ -87,8 +89,9 @@ async fn measure(name: &str, trace: &Trace, every: usize) -> anyhow::Result<()> 
             created_at_ms: codesync_common::now_ms(),
             ..pb::Version::default()
         };
-        let inserted =
-            history.insert(NewVersion { version: &version, encoding: encoded.encoding, body: encoded.body }).await?;
+        let mut announces_nothing = codesync_common::events::Staged::new(&bus, Vec::new());
+        let new_version = NewVersion { version: &version, encoding: encoded.encoding, body: encoded.body };
+        let inserted = history.insert(new_version, &mut announces_nothing).await?;
         anyhow::ensure!(inserted == Inserted::Done, "version {number} was not stored");
         previous = content.clone();
         contents.push(content);

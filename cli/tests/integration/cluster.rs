@@ -533,3 +533,118 @@ async fn sigterm_hands_the_owner_s_files_over_at_once_and_closes_sockets_with_10
     let missing: Vec<&String> = must_survive.iter().filter(|token| !text.contains(token.as_str())).collect();
     assert!(missing.is_empty(), "lost across the handover: {missing:?}");
 }
+
+/// Polls `path` as `user` until `condition` holds.
+async fn eventually_get(
+    cluster: &Cluster,
+    user: &Session,
+    path: &str,
+    timeout: Duration,
+    condition: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let started = Instant::now();
+    loop {
+        let (status, body) = cluster.get(path, user.token()).await;
+        if status == StatusCode::OK && condition(&body) {
+            return body;
+        }
+        assert!(started.elapsed() < timeout, "{path} never became as expected: {status} {body}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// SPEC §5: no event is lost while the broker is down, however long. Kafka is paused for 60 s
+/// while rooms are made, a member joins, code runs and a version is saved; once it is back, every
+/// event is consumed (analytics' counts, the notifications and the room's log are what the test
+/// did), none twice.
+#[tokio::test]
+async fn kafka_down_for_60_seconds_loses_no_event_and_duplicates_none() {
+    let topology = two_documents_replicas_behind_two_gateways().await;
+    let cluster = &topology.cluster;
+    let admin = cluster.register("admin").await;
+    let bob = cluster.register("bob").await;
+    let patience = Duration::from_secs(60);
+    eventually_get(cluster, &admin, "/api/analytics/overview", patience, |body| body["users"] == 2).await;
+
+    let broker_pid = topology._broker.pid().to_string();
+    let stopped = Instant::now();
+    assert!(std::process::Command::new("kill").args(["-STOP", &broker_pid]).status().unwrap().success());
+    let mut room_ids = Vec::new();
+    for index in 0..3 {
+        let (status, room) = cluster
+            .post("/api/rooms", admin.token(), json!({"name": format!("Outage {index}"), "is_public": false}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "a room is made while the broker is down: {room}");
+        room_ids.push((room["id"].as_str().unwrap().to_string(), room["invite_code"].as_str().unwrap().to_string()));
+    }
+    let (status, body) = cluster.post("/api/rooms/join", bob.token(), json!({"invite_code": room_ids[0].1})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, file) = cluster
+        .post(
+            &format!("/api/rooms/{}/files", room_ids[0].0),
+            admin.token(),
+            json!({"filename": "main.py", "content": "print(42)\n"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{file}");
+    let file_id = file["id"].as_str().unwrap().to_string();
+    let mut runs = 0;
+    for _ in 0..2 {
+        let (status, result) = cluster.post("/api/executions", admin.token(), json!({"file_id": file_id})).await;
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            assert_ne!(std::env::var("CODESYNC_TEST_REQUIRE_SANDBOX").as_deref(), Ok("1"), "{result}");
+            continue;
+        }
+        assert_eq!((status, result["stdout"].as_str()), (StatusCode::OK, Some("42\n")), "{result}");
+        runs += 1;
+    }
+    let (status, version) = cluster
+        .post(&format!("/api/history/file/{file_id}"), admin.token(), json!({"message": "during the outage"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{version}");
+    let waiting: i64 = topology.database.query_one("SELECT count(*) FROM event_outbox").parse().unwrap();
+    assert!(waiting >= 7, "the events wait in the outbox: {waiting}");
+    let outage = Duration::from_secs(60);
+    tokio::time::sleep(outage.saturating_sub(stopped.elapsed())).await;
+    assert!(std::process::Command::new("kill").args(["-CONT", &broker_pid]).status().unwrap().success());
+    let resumed = Instant::now();
+
+    // Everything that happened arrives, once.
+    let overview = eventually_get(cluster, &admin, "/api/analytics/overview", patience, |body| {
+        body["rooms"] == 3 && body["executions"] == runs
+    })
+    .await;
+    eprintln!(
+        "after a 60 s broker outage, analytics caught up {} ms after it came back",
+        resumed.elapsed().as_millis()
+    );
+    assert_eq!(overview["users"], 2, "{overview}");
+    let expected_notifications = 1 + runs;
+    let listed = eventually_get(cluster, &admin, "/api/notifications?limit=100", patience, |body| {
+        body["notifications"].as_array().is_some_and(|listed| listed.len() as i64 >= expected_notifications)
+    })
+    .await;
+    let types: Vec<&str> =
+        listed["notifications"].as_array().unwrap().iter().map(|n| n["type"].as_str().unwrap()).collect();
+    assert_eq!(types.iter().filter(|kind| **kind == "invite").count(), 1, "{types:?}");
+    assert_eq!(types.iter().filter(|kind| **kind == "execution").count() as i64, runs, "{types:?}");
+    let log_path = format!("/api/history/room/{}/events?limit=200", room_ids[0].0);
+    let log = eventually_get(cluster, &admin, &log_path, patience, |body| {
+        let kinds: Vec<&str> = body["events"]
+            .as_array()
+            .map(|events| events.iter().filter_map(|e| e["type"].as_str()).collect())
+            .unwrap_or_default();
+        kinds.contains(&"version_created") && kinds.contains(&"member_joined") && kinds.contains(&"file_created")
+    })
+    .await;
+    let kinds: Vec<&str> = log["events"].as_array().unwrap().iter().filter_map(|e| e["type"].as_str()).collect();
+    for kind in ["room_created", "member_joined", "file_created", "version_created"] {
+        assert_eq!(kinds.iter().filter(|k| **k == kind).count(), 1, "{kind} once in the room's log: {kinds:?}");
+    }
+    assert_eq!(kinds.iter().filter(|k| **k == "execution_finished").count() as i64, runs, "{kinds:?}");
+    // Nothing is left waiting, and a short pause of the consumers' commits changes no count.
+    assert_eq!(topology.database.query_one("SELECT count(*) FROM event_outbox"), "0");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let again = eventually_get(cluster, &admin, "/api/analytics/overview", patience, |_| true).await;
+    assert_eq!((again["rooms"].clone(), again["executions"].clone()), (json!(3), json!(runs)), "{again}");
+}

@@ -177,7 +177,7 @@ async fn poisoned_messages_end_in_dead_letters_and_the_consumer_goes_on() {
     let cluster = Cluster::one_process(&[("CODESYNC_KAFKA_BROKERS", &broker.address)]).await;
     let user = cluster.register("consumer").await;
     let mut stream = open_stream(&cluster, &user).await;
-    let observer = KafkaBus::connect(&broker.address).await.expect("connect to the broker");
+    let observer = KafkaBus::connect(&broker.address, None).await.expect("connect to the broker");
     let mut dead_letters = observer.subscribe(DEAD_LETTER_EVENTS);
     // The subscription reads from the end as of now; give it a moment to be in place.
     tokio::time::sleep(Duration::from_secs(1)).await;

@@ -15,7 +15,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use codesync_common::ServiceError;
-use codesync_common::events::{EXECUTION_EVENTS, Event, EventBus};
+use codesync_common::events::{EXECUTION_EVENTS, Event, EventBus, Staged};
 use codesync_common::grpc::{CallContext, GrpcChannel};
 use codesync_common::identity::TokenService;
 use codesync_proto::documents::v1::GetDocumentRequest;
@@ -243,10 +243,15 @@ impl ExecutionGrpcService {
             wall_time_ms = result.wall_time_ms,
             "a run ended"
         );
-        if let Err(error) = self.store.insert(&result).await {
-            tracing::error!(execution_id = %result.id, %error, "cannot store a run's result");
+        let mut staged = Staged::new(self.events.as_ref(), vec![finished_event(&result)]);
+        match self.store.insert(&result, &mut staged).await {
+            Ok(()) => staged.committed(),
+            Err(error) => {
+                tracing::error!(execution_id = %result.id, %error, "cannot store a run's result");
+                // The run happened all the same: it is announced without its record.
+                Staged::new(self.events.as_ref(), vec![finished_event(&result)]).committed();
+            }
         }
-        self.events.publish(finished_event(&result));
         result
     }
 

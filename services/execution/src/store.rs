@@ -2,6 +2,7 @@
 
 use codesync_common::ServiceResult;
 use codesync_common::db::{Database, DatabaseError, Migration};
+use codesync_common::events::Staged;
 use codesync_proto::execution::v1 as pb;
 use sqlx::Row;
 
@@ -33,7 +34,9 @@ impl ExecutionStore {
         self.database.migrate("execution", MIGRATIONS).await
     }
 
-    pub async fn insert(&self, result: &pb::ExecutionResult) -> ServiceResult<()> {
+    /// Stores a run's result with the events it announces (see `Staged`).
+    pub async fn insert(&self, result: &pb::ExecutionResult, staged: &mut Staged<'_>) -> ServiceResult<()> {
+        let mut transaction = self.database.pool().begin().await?;
         sqlx::query(
             "INSERT INTO executions (id, user_id, room_id, file_id, language, status, exit_code, signal, \
              wall_time_ms, peak_memory_bytes, stdout, stderr, stdout_truncated, stderr_truncated, created_at_ms) \
@@ -54,8 +57,10 @@ impl ExecutionStore {
         .bind(i64::from(result.stdout_truncated))
         .bind(i64::from(result.stderr_truncated))
         .bind(result.created_at_ms)
-        .execute(self.database.pool())
+        .execute(&mut *transaction)
         .await?;
+        staged.store_in(&mut transaction).await?;
+        transaction.commit().await?;
         Ok(())
     }
 
@@ -119,6 +124,13 @@ fn storable(output: &str) -> String {
 mod tests {
     use super::*;
 
+    static BUS: std::sync::LazyLock<codesync_common::events::InProcessBus> = std::sync::LazyLock::new(Default::default);
+
+    /// A write that announces nothing.
+    fn nothing() -> Staged<'static> {
+        Staged::new(&*BUS, Vec::new())
+    }
+
     fn result(id: &str, user_id: &str, room_id: &str, created_at_ms: i64) -> pb::ExecutionResult {
         pb::ExecutionResult {
             id: id.into(),
@@ -145,10 +157,10 @@ mod tests {
         let url = format!("sqlite://{}", directory.path().join("execution.db").display());
         let store = ExecutionStore::new(Database::connect(&url).await.unwrap());
         store.migrate().await.unwrap();
-        store.insert(&result("a", "ada", "", 1_000)).await.unwrap();
-        store.insert(&result("b", "ada", "room-1", 2_000)).await.unwrap();
-        store.insert(&result("c", "ada", "room-2", 3_000)).await.unwrap();
-        store.insert(&result("d", "bob", "room-1", 4_000)).await.unwrap();
+        store.insert(&result("a", "ada", "", 1_000), &mut nothing()).await.unwrap();
+        store.insert(&result("b", "ada", "room-1", 2_000), &mut nothing()).await.unwrap();
+        store.insert(&result("c", "ada", "room-2", 3_000), &mut nothing()).await.unwrap();
+        store.insert(&result("d", "bob", "room-1", 4_000), &mut nothing()).await.unwrap();
 
         let all = store.latest("ada", "", 0).await.unwrap();
         let ids: Vec<&str> = all.iter().map(|run| run.id.as_str()).collect();
@@ -158,7 +170,7 @@ mod tests {
         let mut noisy = result("e", "cy", "", 5_000);
         noisy.stdout = format!("nul\0{}", "x".repeat(40_000));
         noisy.stdout_truncated = false;
-        store.insert(&noisy).await.unwrap();
+        store.insert(&noisy, &mut nothing()).await.unwrap();
         let listed = &store.latest("cy", "", 0).await.unwrap()[0];
         assert!(listed.stdout.starts_with("nul\u{FFFD}x") && listed.stdout.chars().count() == 16 * 1024);
         assert!(listed.stdout_truncated, "a listing says its output is cut");

@@ -18,12 +18,12 @@ pub mod store;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use codesync_common::consumer::{self, HandleError};
 use codesync_common::events::{
     COLLABORATION_ACTIVITY, COLLABORATION_EVENTS, EXECUTION_EVENTS, EXECUTION_FINISHED, Event, EventBus, ROOM_EVENTS,
-    VERSION_CREATED,
+    Staged, VERSION_CREATED,
 };
 use codesync_common::grpc::{CallContext, GrpcChannel};
 use codesync_common::identity::{Caller, TokenService};
@@ -38,7 +38,7 @@ use codesync_proto::rooms::v1 as rooms_pb;
 use codesync_proto::rooms::v1::rooms_service_client::RoomsServiceClient;
 use tonic::{Request, Response, Status};
 
-use crate::store::{HistoryStore, Inserted, NewVersion};
+use crate::store::{HistoryStore, Inserted, NewVersion, PendingCheckpoint};
 
 /// The consumer group of this service.
 pub const CONSUMER_GROUP: &str = "history";
@@ -64,27 +64,6 @@ impl Default for HistoryConfig {
     }
 }
 
-/// Edits to a file that no version holds yet.
-#[derive(Debug, Clone)]
-struct UnsavedEdits {
-    first_seen: Instant,
-    last_seen: Instant,
-    /// In the order they were first seen editing.
-    editors: Vec<String>,
-    /// A checkpoint that failed for a passing reason waits until then.
-    retry_at: Option<Instant>,
-}
-
-impl UnsavedEdits {
-    fn add_editors(&mut self, editors: impl IntoIterator<Item = String>) {
-        for editor in editors {
-            if !self.editors.contains(&editor) {
-                self.editors.push(editor);
-            }
-        }
-    }
-}
-
 /// A checkpoint that failed for a passing reason (the documents service is down) is tried again
 /// after this, not on every tick.
 const CHECKPOINT_RETRY: Duration = Duration::from_secs(30);
@@ -99,7 +78,6 @@ struct Inner {
     config: HistoryConfig,
     /// One version of a file at a time in this process.
     file_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    unsaved: Mutex<HashMap<String, UnsavedEdits>>,
 }
 
 /// The gRPC implementation of `HistoryService`.
@@ -151,7 +129,6 @@ impl HistoryGrpcService {
             events: events.clone(),
             config,
             file_locks: Mutex::default(),
-            unsaved: Mutex::default(),
         });
         let consuming = Arc::downgrade(&inner);
         tokio::spawn(consumer::run(
@@ -183,10 +160,7 @@ impl Inner {
     /// One event of the group's topics: an entry of a room's log, or edits to remember.
     async fn handle(&self, event: &Event) -> Result<(), HandleError> {
         match (event.topic.as_str(), event.kind.as_str()) {
-            (COLLABORATION_EVENTS, COLLABORATION_ACTIVITY) => {
-                self.remember_edits(event);
-                Ok(())
-            }
+            (COLLABORATION_EVENTS, COLLABORATION_ACTIVITY) => self.remember_edits(event).await,
             (ROOM_EVENTS, _) => self.log_room_event(event, "by").await,
             (EXECUTION_EVENTS, EXECUTION_FINISHED)
                 if event.payload["room_id"].as_str().is_some_and(|id| !id.is_empty()) =>
@@ -213,26 +187,22 @@ impl Inner {
         self.store.insert_room_event(&entry).await.map_err(HandleError::transient)
     }
 
-    fn remember_edits(&self, event: &Event) {
-        let Some(file_id) = event.payload["file_id"].as_str() else { return };
+    /// Edits worth a checkpoint: stored before the event is acknowledged, so that they are
+    /// remembered across restarts and by whichever replica takes the checkpoint.
+    async fn remember_edits(&self, event: &Event) -> Result<(), HandleError> {
+        let Some(file_id) = event.payload["file_id"].as_str() else { return Ok(()) };
         let editors: Vec<String> = event.payload["editors"]
             .as_array()
             .map(|editors| editors.iter().filter_map(|editor| editor.as_str().map(str::to_string)).collect())
             .unwrap_or_default();
         // Joins and awareness alone change nothing worth a version.
         if event.payload["updates"].as_u64().unwrap_or(0) == 0 || editors.is_empty() {
-            return;
+            return Ok(());
         }
-        let now = Instant::now();
-        let mut unsaved = locked(&self.unsaved);
-        let entry = unsaved.entry(file_id.to_string()).or_insert_with(|| UnsavedEdits {
-            first_seen: now,
-            last_seen: now,
-            editors: Vec::new(),
-            retry_at: None,
-        });
-        entry.last_seen = now;
-        entry.add_editors(editors);
+        // When the edits were made (the window's end), not when the event arrived: a backlog
+        // read after an outage does not postpone its checkpoints.
+        let seen_ms = event.occurred_at_ms;
+        self.store.add_pending(file_id, seen_ms, seen_ms, &editors, 0).await.map_err(HandleError::transient)
     }
 
     fn file_lock(&self, file_id: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -373,9 +343,10 @@ impl Inner {
                 size_bytes: i64::try_from(text.len()).unwrap_or(i64::MAX),
             };
             let new_version = NewVersion { version: &version, encoding: encoded.encoding, body: encoded.body };
-            match self.store.insert(new_version).await? {
+            let mut staged = Staged::new(self.events.as_ref(), vec![version_created(&version)]);
+            match self.store.insert(new_version, &mut staged).await? {
                 Inserted::Done => {
-                    self.announce(&version);
+                    staged.committed();
                     return Ok(Some(version));
                 }
                 // Another process made this number meanwhile: the next one is ours.
@@ -386,8 +357,11 @@ impl Inner {
         }
         Err(ServiceError::Unavailable { message: "too many versions are being made at once; try again".into() })
     }
+}
 
-    fn announce(&self, version: &pb::Version) {
+/// `version_created` on `room-events`, for the room's log and its readers.
+fn version_created(version: &pb::Version) -> Event {
+    {
         let kind = pb::VersionKind::try_from(version.kind).unwrap_or(pb::VersionKind::Save);
         let payload = serde_json::json!({
             "room_id": version.room_id,
@@ -400,58 +374,66 @@ impl Inner {
             "lines_added": version.lines_added,
             "lines_removed": version.lines_removed,
         });
-        self.events.publish(Event::new(ROOM_EVENTS, VERSION_CREATED, &version.room_id, payload));
+        Event::new(ROOM_EVENTS, VERSION_CREATED, &version.room_id, payload)
     }
+}
 
+impl Inner {
     /// Editors of the file not yet in a version, taken for a version that includes their edits.
-    fn take_unsaved(&self, file_id: &str) -> Option<UnsavedEdits> {
-        locked(&self.unsaved).remove(file_id)
+    async fn take_unsaved(&self, file_id: &str) -> ServiceResult<Option<PendingCheckpoint>> {
+        for _ in 0..5 {
+            let Some(pending) = self.store.pending(file_id).await? else { return Ok(None) };
+            if self.store.take_pending(&pending).await? {
+                return Ok(Some(pending));
+            }
+        }
+        Ok(None)
     }
 
     /// Edits taken for a version that was not made after all: still waiting for one.
-    fn put_back_unsaved(&self, file_id: &str, edits: Option<UnsavedEdits>) {
-        let Some(edits) = edits else { return };
-        let mut unsaved = locked(&self.unsaved);
-        match unsaved.get_mut(file_id) {
-            Some(newer) => {
-                newer.first_seen = newer.first_seen.min(edits.first_seen);
-                let later = std::mem::take(&mut newer.editors);
-                newer.editors = edits.editors;
-                newer.add_editors(later);
-            }
-            None => {
-                unsaved.insert(file_id.to_string(), edits);
-            }
+    async fn put_back_unsaved(&self, pending: Option<PendingCheckpoint>, retry_at_ms: i64) {
+        let Some(pending) = pending else { return };
+        let put_back = self
+            .store
+            .add_pending(&pending.file_id, pending.first_seen_ms, pending.last_seen_ms, &pending.editors, retry_at_ms)
+            .await;
+        if let Err(error) = put_back {
+            tracing::warn!(file.id = %pending.file_id, %error, "edits waiting for a checkpoint could not be put back");
         }
     }
 
     /// Who a save or restore by `caller` is by: the caller, then the file's unsaved editors.
-    fn authors_with(caller: &str, unsaved: Option<&UnsavedEdits>) -> Vec<String> {
+    fn authors_with(caller: &str, unsaved: Option<&PendingCheckpoint>) -> Vec<String> {
         let mut authors = vec![caller.to_string()];
         authors.extend(unsaved.into_iter().flat_map(|edits| edits.editors.iter()).filter(|id| *id != caller).cloned());
         authors
     }
 
-    /// Checkpoints of the files whose editing paused, or went on too long without one.
+    /// Checkpoints of the files whose editing paused, or went on too long without one. Each is
+    /// taken by one replica (the row as it was read), and put back to wait if it fails.
     async fn checkpoint_due_files(&self) {
-        let now = Instant::now();
-        let due: Vec<(String, UnsavedEdits)> = {
-            let mut unsaved = locked(&self.unsaved);
-            let due_ids: Vec<String> = unsaved
-                .iter()
-                .filter(|(_, edits)| {
-                    let waiting = edits.retry_at.is_some_and(|retry_at| retry_at > now);
-                    !waiting
-                        && (now.duration_since(edits.last_seen) >= self.config.checkpoint_after_idle
-                            || now.duration_since(edits.first_seen) >= self.config.checkpoint_at_most_every)
-                })
-                .map(|(file_id, _)| file_id.clone())
-                .collect();
-            due_ids.into_iter().filter_map(|file_id| unsaved.remove(&file_id).map(|edits| (file_id, edits))).collect()
+        let millis = |duration: Duration| i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
+        let now_ms = codesync_common::now_ms();
+        let idle_ms = millis(self.config.checkpoint_after_idle);
+        let interval_ms = millis(self.config.checkpoint_at_most_every);
+        let due = match self.store.due_pending(now_ms, idle_ms, interval_ms).await {
+            Ok(due) => due,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the pending checkpoints");
+                return;
+            }
         };
-        for (file_id, edits) in due {
-            let outcome = self.checkpoint(&file_id, edits.editors.clone()).await;
-            match outcome {
+        for pending in due {
+            match self.store.take_pending(&pending).await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(error) => {
+                    tracing::warn!(file.id = %pending.file_id, %error, "cannot take a pending checkpoint");
+                    continue;
+                }
+            }
+            let file_id = pending.file_id.clone();
+            match self.checkpoint(&file_id, pending.editors.clone()).await {
                 Ok(Some(version)) => {
                     tracing::info!(file.id = %file_id, number = version.number, "took a checkpoint");
                 }
@@ -460,8 +442,8 @@ impl Inner {
                 Err(error) if matches!(error.code(), "file_not_found" | "room_not_found") => {}
                 Err(error) => {
                     tracing::warn!(file.id = %file_id, %error, "a checkpoint failed; trying again later");
-                    let retry_at = Some(Instant::now() + CHECKPOINT_RETRY);
-                    self.put_back_unsaved(&file_id, Some(UnsavedEdits { retry_at, ..edits }));
+                    let retry_at_ms = codesync_common::now_ms() + millis(CHECKPOINT_RETRY);
+                    self.put_back_unsaved(Some(pending), retry_at_ms).await;
                 }
             }
         }
@@ -522,7 +504,7 @@ impl HistoryService for HistoryGrpcService {
             return Err(ServiceError::invalid("message_too_long", text).into());
         }
         let room_id = self.inner.require_writer(&context, &request.file_id).await?;
-        let unsaved = self.inner.take_unsaved(&request.file_id);
+        let unsaved = self.inner.take_unsaved(&request.file_id).await?;
         let authors = Inner::authors_with(&caller.user_id, unsaved.as_ref());
         let making = Making { kind: pb::VersionKind::Save, message, authors, restore: None };
         let made = self.inner.make_version(&context, &request.file_id, &room_id, making).await;
@@ -530,7 +512,7 @@ impl HistoryService for HistoryGrpcService {
             Ok(Some(version)) => version,
             Ok(None) => return Err(ServiceError::internal("a save made no version").into()),
             Err(error) => {
-                self.inner.put_back_unsaved(&request.file_id, unsaved);
+                self.inner.put_back_unsaved(unsaved, 0).await;
                 return Err(error.into());
             }
         };
@@ -608,7 +590,7 @@ impl HistoryService for HistoryGrpcService {
         let version = self.readable_version(&context, &request.version_id).await?;
         let room_id = self.inner.require_writer(&context, &version.file_id).await?;
         let content = self.inner.store.content(&version.file_id, version.number).await?;
-        let unsaved = self.inner.take_unsaved(&version.file_id);
+        let unsaved = self.inner.take_unsaved(&version.file_id).await?;
         let unsaved_authors = unsaved.as_ref().map(|edits| edits.editors.clone()).unwrap_or_default();
         let making = Making {
             kind: pb::VersionKind::Restore,
@@ -621,7 +603,7 @@ impl HistoryService for HistoryGrpcService {
             Ok(Some(restored)) => restored,
             Ok(None) => return Err(ServiceError::internal("a restore made no version").into()),
             Err(error) => {
-                self.inner.put_back_unsaved(&version.file_id, unsaved);
+                self.inner.put_back_unsaved(unsaved, 0).await;
                 return Err(error.into());
             }
         };

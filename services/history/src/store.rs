@@ -1,6 +1,7 @@
 //! The `file_versions` and `room_events` tables, in SQL that SQLite and PostgreSQL both accept.
 
 use codesync_common::db::{Database, DatabaseError, Migration, is_unique_violation};
+use codesync_common::events::Staged;
 use codesync_common::{ServiceError, ServiceResult};
 use codesync_proto::history::v1 as pb;
 use sqlx::Row;
@@ -8,11 +9,30 @@ use sqlx::any::AnyRow;
 
 use crate::delta;
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "versions_and_room_events",
-    sql: include_str!("../../../migrations/history/0001_versions_and_room_events.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "versions_and_room_events",
+        sql: include_str!("../../../migrations/history/0001_versions_and_room_events.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "pending_checkpoints",
+        sql: include_str!("../../../migrations/history/0002_pending_checkpoints.sql"),
+    },
+];
+
+/// Edits of a file not yet in a version, as stored (times in ms since the epoch).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingCheckpoint {
+    pub file_id: String,
+    pub first_seen_ms: i64,
+    pub last_seen_ms: i64,
+    /// In the order they were first seen editing.
+    pub editors: Vec<String>,
+    pub retry_at_ms: i64,
+    revision: i64,
+}
 
 /// A listing answers at most this many items.
 pub const MAX_LISTED: u32 = 200;
@@ -29,6 +49,25 @@ pub fn kind_name(kind: pb::VersionKind) -> &'static str {
         pb::VersionKind::Restore => "restore",
         pb::VersionKind::Save | pb::VersionKind::Unspecified => "save",
     }
+}
+
+fn editors_json<'a>(editors: impl Iterator<Item = &'a String>) -> String {
+    serde_json::Value::Array(editors.map(|editor| serde_json::Value::String(editor.clone())).collect()).to_string()
+}
+
+fn pending_from_row(row: &AnyRow) -> ServiceResult<PendingCheckpoint> {
+    let editors_json: String = row.try_get("editors_json")?;
+    let editors = serde_json::from_str::<Vec<String>>(&editors_json).map_err(|error| {
+        ServiceError::internal(format_args!("a pending checkpoint's editors are not JSON: {error}"))
+    })?;
+    Ok(PendingCheckpoint {
+        file_id: row.try_get("file_id")?,
+        first_seen_ms: row.try_get("first_seen_ms")?,
+        last_seen_ms: row.try_get("last_seen_ms")?,
+        editors,
+        retry_at_ms: row.try_get("retry_at_ms")?,
+        revision: row.try_get("revision")?,
+    })
 }
 
 fn kind_from_name(name: &str) -> pb::VersionKind {
@@ -117,6 +156,110 @@ impl HistoryStore {
         Self { database }
     }
 
+    /// Adds edits by `editors` at `seen_ms` to the file's pending checkpoint (made if there is
+    /// none): the editors merge in order, the earliest first sighting and the latest last one win.
+    pub async fn add_pending(
+        &self,
+        file_id: &str,
+        first_seen_ms: i64,
+        last_seen_ms: i64,
+        editors: &[String],
+        retry_at_ms: i64,
+    ) -> ServiceResult<()> {
+        // Optimistic: read, merge, write back only if nobody changed the row meanwhile.
+        for _ in 0..20 {
+            match self.pending(file_id).await? {
+                None => {
+                    let inserted = sqlx::query(
+                        "INSERT INTO history_pending_checkpoints \
+                         (file_id, first_seen_ms, last_seen_ms, editors_json, retry_at_ms, revision) \
+                         VALUES ($1, $2, $3, $4, $5, 1) ON CONFLICT (file_id) DO NOTHING",
+                    )
+                    .bind(file_id)
+                    .bind(first_seen_ms)
+                    .bind(last_seen_ms)
+                    .bind(editors_json(editors.iter()))
+                    .bind(retry_at_ms)
+                    .execute(self.database.pool())
+                    .await?
+                    .rows_affected();
+                    if inserted == 1 {
+                        return Ok(());
+                    }
+                }
+                Some(current) => {
+                    let mut merged = current.editors.clone();
+                    for editor in editors {
+                        if !merged.contains(editor) {
+                            merged.push(editor.clone());
+                        }
+                    }
+                    let updated = sqlx::query(
+                        "UPDATE history_pending_checkpoints SET first_seen_ms = $1, last_seen_ms = $2, editors_json = $3, \
+                         retry_at_ms = $4, revision = revision + 1 WHERE file_id = $5 AND revision = $6",
+                    )
+                    .bind(current.first_seen_ms.min(first_seen_ms))
+                    .bind(current.last_seen_ms.max(last_seen_ms))
+                    .bind(editors_json(merged.iter()))
+                    .bind(current.retry_at_ms.max(retry_at_ms))
+                    .bind(file_id)
+                    .bind(current.revision)
+                    .execute(self.database.pool())
+                    .await?
+                    .rows_affected();
+                    if updated == 1 {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        Err(ServiceError::Unavailable { message: "a pending checkpoint is changing too often; try again".into() })
+    }
+
+    pub async fn pending(&self, file_id: &str) -> ServiceResult<Option<PendingCheckpoint>> {
+        let row = sqlx::query(
+            "SELECT file_id, first_seen_ms, last_seen_ms, editors_json, retry_at_ms, revision \
+             FROM history_pending_checkpoints WHERE file_id = $1",
+        )
+        .bind(file_id)
+        .fetch_optional(self.database.pool())
+        .await?;
+        row.as_ref().map(pending_from_row).transpose()
+    }
+
+    /// The pending checkpoints due at `now_ms`: editing paused for `idle_ms`, or went on for
+    /// `interval_ms` since the first edit; not those waiting for a retry.
+    pub async fn due_pending(
+        &self,
+        now_ms: i64,
+        idle_ms: i64,
+        interval_ms: i64,
+    ) -> ServiceResult<Vec<PendingCheckpoint>> {
+        let rows = sqlx::query(
+            "SELECT file_id, first_seen_ms, last_seen_ms, editors_json, retry_at_ms, revision \
+             FROM history_pending_checkpoints WHERE retry_at_ms <= $1 AND (last_seen_ms <= $2 OR first_seen_ms <= $3) \
+             ORDER BY first_seen_ms LIMIT 100",
+        )
+        .bind(now_ms)
+        .bind(now_ms - idle_ms)
+        .bind(now_ms - interval_ms)
+        .fetch_all(self.database.pool())
+        .await?;
+        rows.iter().map(pending_from_row).collect()
+    }
+
+    /// Takes the pending checkpoint as it was read (false if it changed or another replica took
+    /// it meanwhile): whoever takes it makes the version, or puts it back.
+    pub async fn take_pending(&self, pending: &PendingCheckpoint) -> ServiceResult<bool> {
+        let deleted = sqlx::query("DELETE FROM history_pending_checkpoints WHERE file_id = $1 AND revision = $2")
+            .bind(&pending.file_id)
+            .bind(pending.revision)
+            .execute(self.database.pool())
+            .await?
+            .rows_affected();
+        Ok(deleted == 1)
+    }
+
     pub async fn migrate(&self) -> Result<(), DatabaseError> {
         self.database.migrate("history", MIGRATIONS).await
     }
@@ -148,8 +291,10 @@ impl HistoryStore {
         rows.iter().map(version_from_row).collect::<Result<_, _>>().map_err(Into::into)
     }
 
-    /// Stores a version under its number, unless that number is taken.
-    pub async fn insert(&self, new: NewVersion<'_>) -> ServiceResult<Inserted> {
+    /// Stores a version under its number, unless that number is taken, with the events it
+    /// announces (see `Staged`).
+    pub async fn insert(&self, new: NewVersion<'_>, staged: &mut Staged<'_>) -> ServiceResult<Inserted> {
+        let mut transaction = self.database.pool().begin().await?;
         let version = new.version;
         let authors: Vec<serde_json::Value> = version
             .authors
@@ -175,10 +320,14 @@ impl HistoryStore {
         .bind(new.encoding.name())
         .bind(new.body)
         .bind(version.created_at_ms)
-        .execute(self.database.pool())
+        .execute(&mut *transaction)
         .await;
         match result {
-            Ok(_) => Ok(Inserted::Done),
+            Ok(_) => {
+                staged.store_in(&mut transaction).await?;
+                transaction.commit().await?;
+                Ok(Inserted::Done)
+            }
             Err(error) if is_unique_violation(&error) => Ok(Inserted::NumberTaken),
             Err(error) => Err(error.into()),
         }
@@ -329,6 +478,13 @@ fn version_from_row(row: &AnyRow) -> Result<pb::Version, sqlx::Error> {
 mod tests {
     use super::*;
 
+    static BUS: std::sync::LazyLock<codesync_common::events::InProcessBus> = std::sync::LazyLock::new(Default::default);
+
+    /// A write that announces nothing.
+    fn nothing() -> Staged<'static> {
+        Staged::new(&*BUS, Vec::new())
+    }
+
     async fn store() -> (tempfile::TempDir, HistoryStore) {
         let directory = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", directory.path().join("history.db").display());
@@ -349,7 +505,7 @@ mod tests {
             let version =
                 pb::Version { id: codesync_common::new_id(), file_id: "f".into(), number, ..pb::Version::default() };
             let new = NewVersion { version: &version, encoding: encoded.encoding, body: encoded.body };
-            assert_eq!(store.insert(new).await.unwrap(), Inserted::Done);
+            assert_eq!(store.insert(new, &mut nothing()).await.unwrap(), Inserted::Done);
             previous = content.clone();
             contents.push(content);
         }
@@ -360,7 +516,7 @@ mod tests {
         let taken =
             pb::Version { id: codesync_common::new_id(), file_id: "f".into(), number: 70, ..pb::Version::default() };
         let again = NewVersion { version: &taken, encoding: Encoding::Full, body: b"x".to_vec() };
-        assert_eq!(store.insert(again).await.unwrap(), Inserted::NumberTaken);
+        assert_eq!(store.insert(again, &mut nothing()).await.unwrap(), Inserted::NumberTaken);
         assert_eq!(store.head("f").await.unwrap().unwrap().number, 70);
     }
 

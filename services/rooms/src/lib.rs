@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use codesync_common::events::{
     Event, EventBus, FILE_CREATED, FILE_DELETED, FILE_RENAMED, MEMBER_JOINED, MEMBER_REMOVED, MEMBER_ROLE_CHANGED,
-    ROOM_CREATED, ROOM_DELETED, ROOM_EVENTS,
+    ROOM_CREATED, ROOM_DELETED, ROOM_EVENTS, Staged,
 };
 use codesync_common::grpc::CallContext;
 use codesync_common::grpc::GrpcChannel;
@@ -95,7 +95,7 @@ impl RoomsGrpcService {
 
     /// A member joined, changed role or left: `room-events`, keyed by room, with
     /// the user and the new role (`null` once removed), the room's name and owner, and who did it.
-    fn publish_membership(&self, kind: &str, room: &RoomRecord, user_id: &str, role: Option<Role>, by: &Caller) {
+    fn membership_event(kind: &str, room: &RoomRecord, user_id: &str, role: Option<Role>, by: &Caller) -> Event {
         let payload = serde_json::json!({
             "room_id": room.id,
             "room_name": room.name,
@@ -105,17 +105,22 @@ impl RoomsGrpcService {
             "by": by.user_id,
             "by_username": by.username,
         });
-        self.events.publish(Event::new(ROOM_EVENTS, kind, &room.id, payload));
+        Event::new(ROOM_EVENTS, kind, &room.id, payload)
     }
 
     /// Something happened to a room or one of its files: `room-events`, keyed by room, for the
     /// room's event log, notifications and analytics.
-    fn publish_room_event(&self, kind: &str, room_id: &str, by: &Caller, details: serde_json::Value) {
+    fn room_event(kind: &str, room_id: &str, by: &Caller, details: serde_json::Value) -> Event {
         let mut payload = serde_json::json!({"room_id": room_id, "by": by.user_id, "by_username": by.username});
         if let (Some(payload), serde_json::Value::Object(details)) = (payload.as_object_mut(), details) {
             payload.extend(details);
         }
-        self.events.publish(Event::new(ROOM_EVENTS, kind, room_id, payload));
+        Event::new(ROOM_EVENTS, kind, room_id, payload)
+    }
+
+    /// The events a write announces, stored with it (see [`Staged`]).
+    fn staged(&self, event: Event) -> Staged<'_> {
+        Staged::new(self.events.as_ref(), vec![event])
     }
 
     pub fn into_grpc_server(self) -> RoomsServiceServer<Self> {
@@ -203,14 +208,21 @@ impl RoomsGrpcService {
             member_count: 1,
             caller_role: Some(Role::Owner),
         };
+        let details = serde_json::json!({"room_name": template.name, "owner_id": caller.user_id, "is_public": template.is_public});
+        let created = Self::room_event(ROOM_CREATED, &room_id, &caller, details);
         self.unique_invite_code_write(|invite_code| {
             let room = RoomRecord { invite_code, ..template.clone() };
-            async move { self.store.insert_room(&room).await }
+            let mut staged = self.staged(created.clone());
+            async move {
+                let written = self.store.insert_room(&room, &mut staged).await?;
+                if let UniqueWrite::Done(()) = written {
+                    staged.committed();
+                }
+                Ok(written)
+            }
         })
         .await?;
         tracing::info!(room.id = %room_id, user.id = %caller.user_id, "created a room");
-        let details = serde_json::json!({"room_name": template.name, "owner_id": caller.user_id, "is_public": template.is_public});
-        self.publish_room_event(ROOM_CREATED, &room_id, &caller, details);
         self.load_room(&room_id, &caller).await
     }
 
@@ -247,9 +259,11 @@ impl RoomsGrpcService {
             return Err(invalid());
         }
         let room = self.store.find_room_by_invite_code(invite_code, &caller.user_id).await?.ok_or_else(invalid)?;
-        if self.store.add_member_if_absent(&room.id, &caller.user_id, Role::Editor, now_ms()).await? {
+        let mut staged =
+            self.staged(Self::membership_event(MEMBER_JOINED, &room, &caller.user_id, Some(Role::Editor), &caller));
+        if self.store.add_member_if_absent(&room.id, &caller.user_id, Role::Editor, now_ms(), &mut staged).await? {
             tracing::info!(room.id = %room.id, user.id = %caller.user_id, "joined a room by invite code");
-            self.publish_membership(MEMBER_JOINED, &room, &caller.user_id, Some(Role::Editor), &caller);
+            staged.committed();
         }
         self.load_room(&room.id, &caller).await
     }
@@ -303,10 +317,12 @@ impl RoomsGrpcService {
         if target.role == Role::Owner {
             return Err(ServiceError::invalid("owner_role_fixed", "the owner's role cannot be changed"));
         }
-        if !self.store.set_member_role(&access.room().id, &target.user_id, role).await? {
+        let changed = Self::membership_event(MEMBER_ROLE_CHANGED, access.room(), &target.user_id, Some(role), &caller);
+        let mut staged = self.staged(changed);
+        if !self.store.set_member_role(&access.room().id, &target.user_id, role, &mut staged).await? {
             return Err(member_not_found());
         }
-        self.publish_membership(MEMBER_ROLE_CHANGED, access.room(), &target.user_id, Some(role), &caller);
+        staged.committed();
         let updated = MemberRecord { role, ..target };
         let mut members = self.members(context, vec![updated]).await?;
         members.pop().ok_or_else(|| ServiceError::internal("a member vanished from its own listing"))
@@ -330,11 +346,13 @@ impl RoomsGrpcService {
         } else {
             access.require_owner()?;
         }
-        if !self.store.remove_member(&access.room().id, &request.user_id).await? {
+        let mut staged =
+            self.staged(Self::membership_event(MEMBER_REMOVED, access.room(), &request.user_id, None, &caller));
+        if !self.store.remove_member(&access.room().id, &request.user_id, &mut staged).await? {
             return Err(ServiceError::not_found("member_not_found", "this user is not a member of the room"));
         }
         tracing::info!(room.id = %access.room().id, user.id = %request.user_id, by = %caller.user_id, "removed a member");
-        self.publish_membership(MEMBER_REMOVED, access.room(), &request.user_id, None, &caller);
+        staged.committed();
         Ok(pb::RemoveMemberResponse {})
     }
 
@@ -362,12 +380,13 @@ impl RoomsGrpcService {
             created_at_ms: now_ms,
             updated_at_ms: now_ms,
         };
-        if let UniqueWrite::Taken = self.store.insert_file(&file).await? {
+        let details = serde_json::json!({"file_id": file.id, "filename": file.filename, "language": file.language});
+        let mut staged = self.staged(Self::room_event(FILE_CREATED, &file.room_id, &caller, details));
+        if let UniqueWrite::Taken = self.store.insert_file(&file, &mut staged).await? {
             return Err(file_exists());
         }
         tracing::info!(file.id = %file.id, room.id = %file.room_id, "created a file");
-        let details = serde_json::json!({"file_id": file.id, "filename": file.filename, "language": file.language});
-        self.publish_room_event(FILE_CREATED, &file.room_id, &caller, details);
+        staged.committed();
         Ok(file_message(file))
     }
 
@@ -387,18 +406,22 @@ impl RoomsGrpcService {
         }
         let renamed_to = rename.as_ref().map(|(filename, _)| filename.clone()).filter(|name| *name != file.filename);
         let changes = FileChanges { rename, content: request.content };
-        if let UniqueWrite::Taken = self.store.update_file(&file.id, &changes, &caller.user_id, now_ms()).await? {
+        let renamed = renamed_to.as_ref().map(|filename| {
+            let details = serde_json::json!({"file_id": file.id, "filename": filename, "old_filename": file.filename});
+            Self::room_event(FILE_RENAMED, &file.room_id, &caller, details)
+        });
+        let mut staged = Staged::new(self.events.as_ref(), renamed.into_iter().collect());
+        if let UniqueWrite::Taken =
+            self.store.update_file(&file.id, &changes, &caller.user_id, now_ms(), &mut staged).await?
+        {
             return Err(file_exists());
         }
+        staged.committed();
         let updated = self
             .store
             .find_file(&file.id, true)
             .await?
             .ok_or_else(|| ServiceError::not_found("file_not_found", "no such file"))?;
-        if let Some(filename) = renamed_to {
-            let details = serde_json::json!({"file_id": file.id, "filename": filename, "old_filename": file.filename});
-            self.publish_room_event(FILE_RENAMED, &file.room_id, &caller, details);
-        }
         Ok(file_message(updated))
     }
 }
@@ -494,10 +517,11 @@ impl RoomsService for RoomsGrpcService {
         let caller = self.tokens.require_caller(request.metadata())?;
         let access = self.room_access(&request.get_ref().room_id, Some(&caller)).await?;
         access.require_owner()?;
-        self.store.delete_room(&access.room().id, &caller.user_id, now_ms()).await?;
-        tracing::info!(room.id = %access.room().id, user.id = %caller.user_id, "deleted a room");
         let details = serde_json::json!({"room_name": access.room().name});
-        self.publish_room_event(ROOM_DELETED, &access.room().id, &caller, details);
+        let mut staged = self.staged(Self::room_event(ROOM_DELETED, &access.room().id, &caller, details));
+        self.store.delete_room(&access.room().id, &caller.user_id, now_ms(), &mut staged).await?;
+        tracing::info!(room.id = %access.room().id, user.id = %caller.user_id, "deleted a room");
+        staged.committed();
         Ok(Response::new(pb::DeleteRoomResponse {}))
     }
 
@@ -583,10 +607,11 @@ impl RoomsService for RoomsGrpcService {
         let caller = self.tokens.require_caller(request.metadata())?;
         let (file, access) = self.file_access(&request.get_ref().file_id, Some(&caller), false).await?;
         access.require_write()?;
-        self.store.delete_file(&file, &caller.user_id, now_ms()).await?;
-        tracing::info!(file.id = %file.id, room.id = %file.room_id, user.id = %caller.user_id, "deleted a file");
         let details = serde_json::json!({"file_id": file.id, "filename": file.filename});
-        self.publish_room_event(FILE_DELETED, &file.room_id, &caller, details);
+        let mut staged = self.staged(Self::room_event(FILE_DELETED, &file.room_id, &caller, details));
+        self.store.delete_file(&file, &caller.user_id, now_ms(), &mut staged).await?;
+        tracing::info!(file.id = %file.id, room.id = %file.room_id, user.id = %caller.user_id, "deleted a file");
+        staged.committed();
         Ok(Response::new(pb::DeleteFileResponse {}))
     }
 

@@ -2,6 +2,7 @@
 
 use codesync_common::ServiceResult;
 use codesync_common::db::{Database, Migration, is_unique_violation};
+use codesync_common::events::Staged;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -161,7 +162,7 @@ impl RoomsStore {
     }
 
     /// Creates the room with its owner as first member.
-    pub async fn insert_room(&self, room: &RoomRecord) -> ServiceResult<UniqueWrite<()>> {
+    pub async fn insert_room(&self, room: &RoomRecord, staged: &mut Staged<'_>) -> ServiceResult<UniqueWrite<()>> {
         let mut transaction = self.database.pool().begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO rooms (id, name, description, is_public, owner_id, invite_code, created_at_ms, updated_at_ms) \
@@ -189,6 +190,7 @@ impl RoomsStore {
             .bind(room.created_at_ms)
             .execute(&mut *transaction)
             .await?;
+        staged.store_in(&mut transaction).await?;
         transaction.commit().await?;
         Ok(UniqueWrite::Done(()))
     }
@@ -262,7 +264,13 @@ impl RoomsStore {
     }
 
     /// Deletes the room with its members and files, leaving a [`DeletedFile`] record of each file.
-    pub async fn delete_room(&self, room_id: &str, deleted_by: &str, now_ms: i64) -> ServiceResult<()> {
+    pub async fn delete_room(
+        &self,
+        room_id: &str,
+        deleted_by: &str,
+        now_ms: i64,
+        staged: &mut Staged<'_>,
+    ) -> ServiceResult<()> {
         let mut transaction = self.database.pool().begin().await?;
         sqlx::query(
             "INSERT INTO deleted_files (file_id, room_id, deleted_by, deleted_at_ms) \
@@ -277,18 +285,22 @@ impl RoomsStore {
         sqlx::query("DELETE FROM room_files WHERE room_id = $1").bind(room_id).execute(&mut *transaction).await?;
         sqlx::query("DELETE FROM room_members WHERE room_id = $1").bind(room_id).execute(&mut *transaction).await?;
         sqlx::query("DELETE FROM rooms WHERE id = $1").bind(room_id).execute(&mut *transaction).await?;
+        staged.store_in(&mut transaction).await?;
         transaction.commit().await?;
         Ok(())
     }
 
-    /// Adds `user_id` with `role` unless it is a member already; true if added.
+    /// Adds `user_id` with `role` unless it is a member already; true if added (and only then
+    /// are `staged`'s events stored).
     pub async fn add_member_if_absent(
         &self,
         room_id: &str,
         user_id: &str,
         role: Role,
         now_ms: i64,
+        staged: &mut Staged<'_>,
     ) -> ServiceResult<bool> {
+        let mut transaction = self.database.pool().begin().await?;
         let added = sqlx::query(
             "INSERT INTO room_members (room_id, user_id, role, joined_at_ms) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (room_id, user_id) DO NOTHING",
@@ -297,9 +309,13 @@ impl RoomsStore {
         .bind(user_id)
         .bind(role.as_db())
         .bind(now_ms)
-        .execute(self.database.pool())
+        .execute(&mut *transaction)
         .await?
         .rows_affected();
+        if added == 1 {
+            staged.store_in(&mut transaction).await?;
+        }
+        transaction.commit().await?;
         Ok(added == 1)
     }
 
@@ -325,28 +341,44 @@ impl RoomsStore {
     }
 
     /// Changes a non-owner member's role; false if there is no such member.
-    pub async fn set_member_role(&self, room_id: &str, user_id: &str, role: Role) -> ServiceResult<bool> {
+    pub async fn set_member_role(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        role: Role,
+        staged: &mut Staged<'_>,
+    ) -> ServiceResult<bool> {
+        let mut transaction = self.database.pool().begin().await?;
         let updated =
             sqlx::query("UPDATE room_members SET role = $1 WHERE room_id = $2 AND user_id = $3 AND role <> $4")
                 .bind(role.as_db())
                 .bind(room_id)
                 .bind(user_id)
                 .bind(Role::Owner.as_db())
-                .execute(self.database.pool())
+                .execute(&mut *transaction)
                 .await?
                 .rows_affected();
+        if updated == 1 {
+            staged.store_in(&mut transaction).await?;
+        }
+        transaction.commit().await?;
         Ok(updated == 1)
     }
 
     /// Removes a non-owner member; false if there is no such member.
-    pub async fn remove_member(&self, room_id: &str, user_id: &str) -> ServiceResult<bool> {
+    pub async fn remove_member(&self, room_id: &str, user_id: &str, staged: &mut Staged<'_>) -> ServiceResult<bool> {
+        let mut transaction = self.database.pool().begin().await?;
         let removed = sqlx::query("DELETE FROM room_members WHERE room_id = $1 AND user_id = $2 AND role <> $3")
             .bind(room_id)
             .bind(user_id)
             .bind(Role::Owner.as_db())
-            .execute(self.database.pool())
+            .execute(&mut *transaction)
             .await?
             .rows_affected();
+        if removed == 1 {
+            staged.store_in(&mut transaction).await?;
+        }
+        transaction.commit().await?;
         Ok(removed == 1)
     }
 
@@ -358,8 +390,9 @@ impl RoomsStore {
         Ok(row.try_get("file_count")?)
     }
 
-    pub async fn insert_file(&self, file: &FileRecord) -> ServiceResult<UniqueWrite<()>> {
+    pub async fn insert_file(&self, file: &FileRecord, staged: &mut Staged<'_>) -> ServiceResult<UniqueWrite<()>> {
         let content = file.content.as_deref().unwrap_or_default();
+        let mut transaction = self.database.pool().begin().await?;
         let result = sqlx::query(
             "INSERT INTO room_files (id, room_id, filename, language, content, size_bytes, created_by, updated_by, created_at_ms, updated_at_ms) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -374,9 +407,14 @@ impl RoomsStore {
         .bind(&file.updated_by)
         .bind(file.created_at_ms)
         .bind(file.updated_at_ms)
-        .execute(self.database.pool())
+        .execute(&mut *transaction)
         .await;
-        UniqueWrite::from_update(result)
+        let written = UniqueWrite::from_update(result)?;
+        if let UniqueWrite::Done(()) = written {
+            staged.store_in(&mut transaction).await?;
+            transaction.commit().await?;
+        }
+        Ok(written)
     }
 
     pub async fn list_files(&self, room_id: &str) -> ServiceResult<Vec<FileRecord>> {
@@ -399,7 +437,9 @@ impl RoomsStore {
         changes: &FileChanges,
         updated_by: &str,
         now_ms: i64,
+        staged: &mut Staged<'_>,
     ) -> ServiceResult<UniqueWrite<()>> {
+        let mut transaction = self.database.pool().begin().await?;
         let (filename, language) = match &changes.rename {
             Some((filename, language)) => (Some(filename.as_str()), Some(language.as_str())),
             None => (None, None),
@@ -417,13 +457,24 @@ impl RoomsStore {
         .bind(updated_by)
         .bind(now_ms)
         .bind(file_id)
-        .execute(self.database.pool())
+        .execute(&mut *transaction)
         .await;
-        UniqueWrite::from_update(result)
+        let written = UniqueWrite::from_update(result)?;
+        if let UniqueWrite::Done(()) = written {
+            staged.store_in(&mut transaction).await?;
+            transaction.commit().await?;
+        }
+        Ok(written)
     }
 
     /// Deletes the file, leaving a [`DeletedFile`] record of it.
-    pub async fn delete_file(&self, file: &FileRecord, deleted_by: &str, now_ms: i64) -> ServiceResult<()> {
+    pub async fn delete_file(
+        &self,
+        file: &FileRecord,
+        deleted_by: &str,
+        now_ms: i64,
+        staged: &mut Staged<'_>,
+    ) -> ServiceResult<()> {
         let mut transaction = self.database.pool().begin().await?;
         sqlx::query(
             "INSERT INTO deleted_files (file_id, room_id, deleted_by, deleted_at_ms) VALUES ($1, $2, $3, $4) \
@@ -436,6 +487,7 @@ impl RoomsStore {
         .execute(&mut *transaction)
         .await?;
         sqlx::query("DELETE FROM room_files WHERE id = $1").bind(&file.id).execute(&mut *transaction).await?;
+        staged.store_in(&mut transaction).await?;
         transaction.commit().await?;
         Ok(())
     }

@@ -1,0 +1,252 @@
+//! No event is lost while the broker is down, however long: with Kafka, an event is first
+//! stored in the database's outbox (`event_outbox`), then relayed to Kafka, and removed only
+//! once the brokers have acknowledged it. A process that restarts, or a broker that comes back
+//! after an hour, finds the events where they were left.
+//!
+//! A service that changes its tables stores its events in the same transaction
+//! ([`stage`]); any other event is stored as it is published, by a writer that batches them.
+//! One process per database relays (a lease in `event_outbox_relay`, taken over when its
+//! holder stops renewing it): events go out in the order they were stored, so the events of
+//! one key keep their order. Delivery is at least once: an event whose acknowledgement was lost
+//! goes out again, and consumers are idempotent by event id.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use sqlx::Row;
+use tokio::sync::{Notify, mpsc};
+
+use crate::db::{Database, Migration};
+use crate::events::Event;
+
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "event_outbox",
+    sql: include_str!("../../migrations/events/0001_event_outbox.sql"),
+}];
+
+/// Events relayed in one round.
+const BATCH: i64 = 500;
+/// How long the relay's lease holds without renewal.
+const RELAY_LEASE: Duration = Duration::from_secs(5);
+/// How often the relay looks for events stored by other processes.
+const POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// The longest wait between attempts while the brokers are unreachable.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+pub async fn migrate(database: &Database) -> Result<(), crate::db::DatabaseError> {
+    database.migrate("events", MIGRATIONS).await
+}
+
+/// Stores `event` in the outbox within the caller's transaction: it is relayed once the
+/// transaction commits, and never if it rolls back.
+pub async fn stage(connection: &mut sqlx::AnyConnection, event: &Event) -> Result<(), sqlx::Error> {
+    let payload = serde_json::to_string(event).map_err(|error| sqlx::Error::Encode(Box::new(error)))?;
+    sqlx::query(
+        "INSERT INTO event_outbox (id, topic, event_key, payload, created_at_ms) VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(&event.id)
+    .bind(&event.topic)
+    .bind(&event.key)
+    .bind(payload)
+    .bind(event.occurred_at_ms)
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+/// This process's way into the outbox: a writer that stores published events in batches, and
+/// the relay that sends stored events to Kafka when this process holds the relay's lease.
+pub struct Outbox {
+    writes: mpsc::UnboundedSender<Event>,
+    wake: Arc<Notify>,
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("Outbox")
+    }
+}
+
+impl Outbox {
+    /// Starts the writer and the relay on `database`, sending with `producer`.
+    pub fn start(database: Database, producer: FutureProducer) -> Self {
+        let (writes, pending) = mpsc::unbounded_channel();
+        let wake = Arc::new(Notify::new());
+        tokio::spawn(write_events(database.clone(), pending, wake.clone()));
+        tokio::spawn(relay(database, producer, wake.clone()));
+        Self { writes, wake }
+    }
+
+    /// Stores `event` (soon, in a batch) and relays it.
+    pub fn publish(&self, event: Event) {
+        if let Err(mpsc::error::SendError(event)) = self.writes.send(event) {
+            tracing::error!(topic = %event.topic, kind = %event.kind, "the outbox writer has stopped; an event is lost");
+        }
+    }
+
+    /// Events were staged in a transaction that just committed: relay them now.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+}
+
+/// Stores published events, everything that queued up meanwhile in one transaction; retries
+/// while the database is down (the events wait in memory meanwhile).
+async fn write_events(database: Database, mut pending: mpsc::UnboundedReceiver<Event>, wake: Arc<Notify>) {
+    let mut batch = Vec::new();
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        if batch.is_empty() && pending.recv_many(&mut batch, 1000).await == 0 {
+            return;
+        }
+        while batch.len() < 1000 {
+            match pending.try_recv() {
+                Ok(event) => batch.push(event),
+                Err(_) => break,
+            }
+        }
+        match store_batch(&database, &batch).await {
+            Ok(()) => {
+                batch.clear();
+                backoff = Duration::from_millis(100);
+                wake.notify_one();
+            }
+            Err(error) => {
+                tracing::warn!(%error, events = batch.len(), "cannot store events in the outbox yet; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+async fn store_batch(database: &Database, events: &[Event]) -> Result<(), sqlx::Error> {
+    let mut transaction = database.pool().begin().await?;
+    for event in events {
+        stage(&mut transaction, event).await?;
+    }
+    transaction.commit().await
+}
+
+/// The relay: while this process holds the lease, sends the stored events in order and removes
+/// each once the brokers acknowledged it.
+async fn relay(database: Database, producer: FutureProducer, wake: Arc<Notify>) {
+    let me = crate::new_id();
+    let mut backoff = Duration::from_millis(200);
+    let mut leading = false;
+    loop {
+        match hold_lease(&database, &me).await {
+            Ok(holds) => {
+                if holds && !leading {
+                    tracing::info!("this process relays the outbox's events to Kafka");
+                }
+                leading = holds;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot reach the outbox's relay lease");
+                leading = false;
+            }
+        }
+        if !leading {
+            tokio::time::sleep(RELAY_LEASE / 3).await;
+            continue;
+        }
+        match relay_batch(&database, &producer).await {
+            Ok(0) => {
+                backoff = Duration::from_millis(200);
+                let _ = tokio::time::timeout(POLL_INTERVAL, wake.notified()).await;
+            }
+            Ok(_) => backoff = Duration::from_millis(200),
+            Err(error) => {
+                tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "events wait in the outbox");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+/// Takes or renews the relay's lease; true while this process holds it.
+async fn hold_lease(database: &Database, me: &str) -> Result<bool, sqlx::Error> {
+    let now = crate::now_ms();
+    let until = now + i64::try_from(RELAY_LEASE.as_millis()).unwrap_or(i64::MAX);
+    sqlx::query(
+        "INSERT INTO event_outbox_relay (name, holder, expires_at_ms) VALUES ('relay', $1, $2) \
+         ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at_ms = excluded.expires_at_ms \
+         WHERE event_outbox_relay.holder = excluded.holder OR event_outbox_relay.expires_at_ms < $3",
+    )
+    .bind(me)
+    .bind(until)
+    .bind(now)
+    .execute(database.pool())
+    .await?;
+    let row =
+        sqlx::query("SELECT holder FROM event_outbox_relay WHERE name = 'relay'").fetch_one(database.pool()).await?;
+    Ok(row.try_get::<String, _>("holder")? == me)
+}
+
+#[derive(Debug, thiserror::Error)]
+enum RelayError {
+    #[error("the outbox cannot be read: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("the brokers did not take an event: {0}")]
+    Broker(String),
+}
+
+/// Sends up to [`BATCH`] stored events in order, all queued at once; removes those acknowledged
+/// (every one before the first that failed). How many went out.
+async fn relay_batch(database: &Database, producer: &FutureProducer) -> Result<usize, RelayError> {
+    let rows = sqlx::query("SELECT id, topic, event_key, payload FROM event_outbox ORDER BY id LIMIT $1")
+        .bind(BATCH)
+        .fetch_all(database.pool())
+        .await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let mut deliveries = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let id: String = row.try_get("id")?;
+        let topic: String = row.try_get("topic")?;
+        let key: String = row.try_get("event_key")?;
+        let payload: String = row.try_get("payload")?;
+        let record = FutureRecord::to(&topic).key(&key).payload(&payload);
+        match producer.send_result(record) {
+            Ok(delivery) => deliveries.push((id, delivery)),
+            // The producer's queue is full: what was queued goes out, the rest next round.
+            Err((error, _)) => {
+                tracing::debug!(%error, "the producer's queue is full");
+                break;
+            }
+        }
+    }
+    let mut delivered = Vec::new();
+    let mut failure = None;
+    for (id, delivery) in deliveries {
+        match delivery.await {
+            Ok(Ok(_)) if failure.is_none() => delivered.push(id),
+            Ok(Ok(_)) => {}
+            Ok(Err((error, _))) => {
+                failure.get_or_insert_with(|| error.to_string());
+            }
+            Err(_) => {
+                failure.get_or_insert_with(|| "the delivery was abandoned".to_string());
+            }
+        }
+    }
+    for chunk in delivered.chunks(200) {
+        let placeholders: Vec<String> = (1..=chunk.len()).map(|index| format!("${index}")).collect();
+        let sql = format!("DELETE FROM event_outbox WHERE id IN ({})", placeholders.join(", "));
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in chunk {
+            query = query.bind(id);
+        }
+        query.execute(database.pool()).await?;
+    }
+    match failure {
+        Some(error) => Err(RelayError::Broker(error)),
+        None => Ok(delivered.len()),
+    }
+}
