@@ -68,6 +68,8 @@ test-deps: $(GRPCURL) $(TANSU) $(KUBERNETES_VALIDATE) tests/interop/node_modules
 	@scripts/ensure-postgres.sh
 	@scripts/ensure-package.sh chromium chromium
 	@scripts/ensure-package.sh bwrap bubblewrap
+	@scripts/ensure-package.sh redis-server redis-server
+	@scripts/ensure-redis.sh
 	@scripts/ensure-package.sh node nodejs
 	@scripts/ensure-package.sh javac default-jdk-headless
 	@scripts/ensure-package.sh g++ g++

@@ -31,6 +31,10 @@ pub const KEYS: &[(&str, &str)] = &[
     ("grpc_addr", "the gRPC address of the services in this process (default 127.0.0.1:50051)"),
     ("database_url", "sqlite://... or postgres://... (default: SQLite file codesync.db in the data dir)"),
     ("redis_url", "Redis for cross-node fan-out, presence and rate limits (default: none, in-process)"),
+    (
+        "redis_key_prefix",
+        "the prefix of every Redis key and channel, so that installations (or tests) can share a Redis (default codesync:)",
+    ),
     ("kafka_brokers", "Kafka bootstrap servers for the event bus (default: none, in-process bus)"),
     ("sandbox", "code execution backend: local, docker or kubernetes (default local)"),
     (
@@ -86,7 +90,11 @@ pub const KEYS: &[(&str, &str)] = &[
     ("access_token_ttl_secs", "lifetime of access tokens (default 900)"),
     ("refresh_token_ttl_secs", "lifetime of refresh tokens (default 604800)"),
     ("login_attempts_per_ip_per_minute", "login attempts per client IP per minute (default 20)"),
-    ("login_failures_per_account", "failed logins per account per 15 minutes (default 10)"),
+    (
+        "login_failures_per_account",
+        "failed logins per account from one address per 15 minutes before that address waits (default 10)",
+    ),
+    ("registrations_per_ip_per_hour", "accounts one client address may register per hour (default 20)"),
     (
         "documents_memory_budget_bytes",
         "estimated memory of loaded documents before idle ones are unloaded (default 536870912)",
@@ -187,6 +195,7 @@ pub struct Config {
     pub grpc_addr: SocketAddr,
     pub database_url: String,
     pub redis_url: Option<String>,
+    pub redis_key_prefix: String,
     pub kafka_brokers: Option<String>,
     pub sandbox: SandboxBackend,
     pub ai: AiConfig,
@@ -355,6 +364,9 @@ impl Config {
             login_failures_per_account: sources
                 .positive("login_failures_per_account")?
                 .unwrap_or(auth_defaults.login_failures_per_account),
+            registrations_per_ip_per_hour: sources
+                .positive("registrations_per_ip_per_hour")?
+                .unwrap_or(auth_defaults.registrations_per_ip_per_hour),
         };
         let gateway_defaults = GatewayConfig::default();
         let gateway = GatewayConfig {
@@ -525,6 +537,7 @@ impl Config {
             grpc_addr,
             database_url,
             redis_url: sources.string("redis_url"),
+            redis_key_prefix: sources.string("redis_key_prefix").unwrap_or_else(|| "codesync:".to_string()),
             kafka_brokers: sources.string("kafka_brokers"),
             sandbox,
             ai,
@@ -555,6 +568,7 @@ impl Config {
             format!("grpc_addr = \"{}\"", self.grpc_addr),
             format!("database_url = {:?}", redact_url_password(&self.database_url)),
             format!("redis_url = {:?}", redact_url_password(&optional(&self.redis_url))),
+            format!("redis_key_prefix = {:?}", self.redis_key_prefix),
             format!("kafka_brokers = {:?}", optional(&self.kafka_brokers)),
             format!(
                 "sandbox = \"{}\"",
@@ -597,6 +611,7 @@ impl Config {
             format!("refresh_token_ttl_secs = {}", self.auth.refresh_token_ttl.as_secs()),
             format!("login_attempts_per_ip_per_minute = {}", self.auth.login_attempts_per_ip_per_minute),
             format!("login_failures_per_account = {}", self.auth.login_failures_per_account),
+            format!("registrations_per_ip_per_hour = {}", self.auth.registrations_per_ip_per_hour),
             format!("documents_memory_budget_bytes = {}", self.documents.memory_budget_bytes),
             format!("documents_max_message_bytes = {}", self.documents.max_message_bytes),
             format!("documents_max_document_bytes = {}", self.documents.max_document_bytes),

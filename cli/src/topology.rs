@@ -15,6 +15,7 @@ use codesync_common::events::{EventBus, InProcessBus};
 use codesync_common::grpc::{InProcessRoutes, ServiceChannels, grpc_service_name};
 use codesync_common::identity::{SigningKey, TokenService};
 use codesync_common::kafka::KafkaBus;
+use codesync_common::redis::Redis;
 use codesync_documents::DocumentsGrpcService;
 use codesync_documents::ownership::Ownership;
 use codesync_documents::store::DocumentsStore;
@@ -162,8 +163,18 @@ pub async fn run(config: Config, components: BTreeSet<Component>) -> anyhow::Res
              in other processes will not see them; set CODESYNC_KAFKA_BROKERS"
         );
     }
-    let dependencies =
-        Dependencies { config: &config, database, tokens: tokens.clone(), channels: channels.clone(), events };
+    let redis = match &config.redis_url {
+        Some(url) => Some(Redis::connect(url, &config.redis_key_prefix).await.context("cannot set up Redis")?),
+        None => None,
+    };
+    let dependencies = Dependencies {
+        config: &config,
+        database,
+        tokens: tokens.clone(),
+        channels: channels.clone(),
+        events,
+        redis: redis.clone(),
+    };
 
     let (shutdown_sender, shutdown_receiver) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
@@ -220,8 +231,13 @@ pub async fn run(config: Config, components: BTreeSet<Component>) -> anyhow::Res
     }
 
     if components.contains(&Component::Gateway) {
-        let app =
-            codesync_gateway::router(channels.clone(), tokens.clone(), &config.gateway, shutdown_receiver.clone());
+        let app = codesync_gateway::router(
+            channels.clone(),
+            tokens.clone(),
+            &config.gateway,
+            shutdown_receiver.clone(),
+            redis,
+        );
         let listener = tokio::net::TcpListener::bind(config.http_addr)
             .await
             .with_context(|| format!("cannot listen for HTTP on {} (set CODESYNC_HTTP_ADDR)", config.http_addr))?;
@@ -254,6 +270,9 @@ pub async fn run(config: Config, components: BTreeSet<Component>) -> anyhow::Res
                 health_reporter.set_service_status(grpc_service_name(component.name()), ServingStatus::NotServing).await;
             }
             health_reporter.set_service_status("", ServingStatus::NotServing).await;
+            if let Some(presence) = &hosted.presence {
+                presence.drain();
+            }
             if let Some(documents) = &hosted.documents {
                 documents.drain(grace).await;
             }
@@ -290,12 +309,14 @@ struct Dependencies<'a> {
     channels: ServiceChannels,
     /// One bus per process: the embedded default delivers within it.
     events: Arc<dyn EventBus>,
+    redis: Option<Redis>,
 }
 
 /// What a graceful stop must hand over before the servers close.
 #[derive(Default)]
 struct Hosted {
     documents: Option<DocumentsGrpcService>,
+    presence: Option<PresenceGrpcService>,
 }
 
 async fn add_service(
@@ -304,7 +325,7 @@ async fn add_service(
     dependencies: &Dependencies<'_>,
     hosted: &mut Hosted,
 ) -> anyhow::Result<()> {
-    let Dependencies { config, database, tokens, channels, events } = dependencies;
+    let Dependencies { config, database, tokens, channels, events, redis } = dependencies;
     let database = || database.clone().context("this service needs the database");
     match component {
         Component::Auth => {
@@ -313,7 +334,8 @@ async fn add_service(
                 store.migrate().await?;
             }
             routes.add_service(
-                AuthGrpcService::new(store, tokens.clone(), config.auth.clone(), events.clone()).into_grpc_server(),
+                AuthGrpcService::new(store, tokens.clone(), config.auth.clone(), events.clone(), redis.clone())
+                    .into_grpc_server(),
             );
         }
         Component::Rooms => {
@@ -351,10 +373,10 @@ async fn add_service(
             if config.migrate_on_start {
                 store.migrate().await?;
             }
-            routes.add_service(
-                PresenceGrpcService::new(store, tokens.clone(), channels.rooms.clone(), events.clone())
-                    .into_grpc_server(),
-            );
+            let service =
+                PresenceGrpcService::new(store, tokens.clone(), channels.rooms.clone(), events.clone(), redis.clone());
+            hosted.presence = Some(service.clone());
+            routes.add_service(service.into_grpc_server());
         }
         Component::History => {
             let store = codesync_history::store::HistoryStore::new(database()?);
@@ -386,8 +408,8 @@ async fn add_service(
                     languages,
                     config.execution.clone(),
                     events.clone(),
-                    channels.rooms.clone(),
-                    channels.documents.clone(),
+                    channels,
+                    redis.clone(),
                 )
                 .await
                 .into_grpc_server(),
@@ -406,6 +428,7 @@ async fn add_service(
                     events.clone(),
                     channels.rooms.clone(),
                     channels.documents.clone(),
+                    redis.clone(),
                 )
                 .into_grpc_server(),
             );

@@ -14,6 +14,7 @@ pub mod kafka;
 pub mod outbox;
 pub mod queue;
 pub mod rate_limit;
+pub mod redis;
 pub mod telemetry;
 pub mod validate;
 

@@ -68,6 +68,7 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
       // Every browser of the suite shares 127.0.0.1: the per-IP limits are for the real world.
       CODESYNC_RATE_LIMIT_PER_MINUTE: '100000',
       CODESYNC_LOGIN_ATTEMPTS_PER_IP_PER_MINUTE: '10000',
+      CODESYNC_REGISTRATIONS_PER_IP_PER_HOUR: '10000',
       // Short-lived access tokens, so every test also exercises the silent refresh.
       CODESYNC_ACCESS_TOKEN_TTL_SECS: process.env.CODESYNC_E2E_ACCESS_TOKEN_TTL_SECS ?? '20',
       CODESYNC_LOG: 'info',

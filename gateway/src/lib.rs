@@ -193,19 +193,26 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 /// The gateway's whole HTTP application. When `stopping` turns true, its WebSockets close with
-/// 1012 (service restart) and its event streams end, so that clients reconnect elsewhere.
+/// 1012 (service restart) and its event streams end, so that clients reconnect elsewhere. With
+/// `redis`, the per-address limit is shared by every gateway.
 pub fn router(
     channels: ServiceChannels,
     tokens: TokenService,
     config: &GatewayConfig,
     stopping: tokio::sync::watch::Receiver<bool>,
+    redis: Option<codesync_common::redis::Redis>,
 ) -> Router {
     let (api_routes, openapi) = api_router().split_for_parts();
     let openapi_json = openapi.to_pretty_json().unwrap_or_else(|_| "{}".to_string());
     let state = GatewayState {
         clients: ServiceClients { channels },
         tokens,
-        rate_limiter: Arc::new(RateLimiter::new(config.rate_limit_per_minute, Duration::from_secs(60))),
+        rate_limiter: Arc::new(RateLimiter::shared(
+            "rest-ip",
+            config.rate_limit_per_minute,
+            Duration::from_secs(60),
+            redis,
+        )),
         metrics: Arc::new(metrics::Metrics::default()),
         openapi_json: Arc::new(openapi_json),
         trust_forwarded_for: config.trust_forwarded_for,

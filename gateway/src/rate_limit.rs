@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use codesync_common::error::HttpError;
-use codesync_common::rate_limit::retry_after_secs;
+use codesync_common::rate_limit::{address_key, retry_after_secs};
 
 use crate::GatewayState;
 use crate::error::ApiError;
@@ -16,8 +16,8 @@ pub async fn limit_per_ip(State(state): State<GatewayState>, request: Request, n
     }
     let (parts, body) = request.into_parts();
     let client_ip = crate::extract::client_ip(&parts, state.trust_forwarded_for);
-    let key = client_ip.map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
-    if let Err(wait) = state.rate_limiter.try_acquire(&key) {
+    let key = client_ip.map_or_else(|| "unknown".to_string(), address_key);
+    if let Err(wait) = state.rate_limiter.try_acquire(&key).await {
         state.metrics.rate_limited.inc();
         let mut error = HttpError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many requests; slow down");
         error.retry_after_secs = Some(retry_after_secs(wait));

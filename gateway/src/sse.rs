@@ -24,16 +24,18 @@ where
     T: Send + 'static,
     F: FnMut(T) -> Relayed + Send + 'static,
 {
-    relay_with_greeting(upstream, None, convert, |_| None)
+    relay_with_greeting(upstream, None, convert, |_| None, None)
 }
 
 /// Like [`relay`], with an event sent first (so that the client knows the stream listens), and
-/// a say in what an upstream error becomes (`None`: the usual `error` event).
+/// a say in what an upstream error becomes (`None`: the usual `error` event). An endless stream
+/// passes the gateway's `stopping`: it ends when the gateway stops, and the client reconnects.
 pub fn relay_with_greeting<T, F, E>(
     mut upstream: tonic::Streaming<T>,
     greeting: Option<(&'static str, Value)>,
     mut convert: F,
     on_error: E,
+    stopping: Option<tokio::sync::watch::Receiver<bool>>,
 ) -> impl IntoResponse
 where
     T: Send + 'static,
@@ -47,7 +49,22 @@ where
         {
             return;
         }
-        while let Some(message) = upstream.next().await {
+        let mut stopping = stopping;
+        let stopped = async move {
+            match stopping.as_mut() {
+                Some(stopping) => {
+                    let _ = stopping.wait_for(|stop| *stop).await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(stopped);
+        loop {
+            let message = tokio::select! {
+                message = upstream.next() => message,
+                () = &mut stopped => return,
+            };
+            let Some(message) = message else { return };
             let relayed = match message {
                 Ok(message) => convert(message),
                 Err(status) => match on_error(&status) {

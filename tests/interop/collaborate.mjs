@@ -2,12 +2,13 @@
 // edit one file concurrently through CodeSync's /ws/files endpoint, converge,
 // and see each other's awareness. Prints a JSON summary; exits 1 on failure.
 //
-// Environment: CODESYNC_WS (ws://host:port), FILE_ID, TOKEN_A, TOKEN_B, NAME_A.
+// Environment: CODESYNC_WS (ws://host:port), FILE_ID, TOKEN_A, TOKEN_B, NAME_A; CODESYNC_WS_B,
+// when set, is where the second client connects (another gateway of the same cluster).
 import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
 import WebSocket from 'ws'
 
-const { CODESYNC_WS, FILE_ID, TOKEN_A, TOKEN_B, NAME_A } = process.env
+const { CODESYNC_WS, CODESYNC_WS_B, FILE_ID, TOKEN_A, TOKEN_B, NAME_A } = process.env
 const TIMEOUT_MS = 20000
 
 function fail (message) {
@@ -15,9 +16,9 @@ function fail (message) {
   process.exit(1)
 }
 
-function client (token, colour) {
+function client (token, colour, server = CODESYNC_WS) {
   const doc = new Y.Doc()
-  const provider = new WebsocketProvider(`${CODESYNC_WS}/ws/files`, FILE_ID, doc, {
+  const provider = new WebsocketProvider(`${server}/ws/files`, FILE_ID, doc, {
     params: { token },
     WebSocketPolyfill: WebSocket,
     disableBc: true
@@ -44,7 +45,7 @@ function until (what, predicate) {
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
 const a = client(TOKEN_A, '#e06c75')
-const b = client(TOKEN_B, '#61afef')
+const b = client(TOKEN_B, '#61afef', CODESYNC_WS_B || CODESYNC_WS)
 await until('both clients are synced', () => a.provider.synced && b.provider.synced)
 const initial = a.text.toString()
 

@@ -648,3 +648,277 @@ async fn kafka_down_for_60_seconds_loses_no_event_and_duplicates_none() {
     let again = eventually_get(cluster, &admin, "/api/analytics/overview", patience, |_| true).await;
     assert_eq!((again["rooms"].clone(), again["executions"].clone()), (json!(3), json!(runs)), "{again}");
 }
+
+/// A session straight to one presence replica, as a gateway holds it: what it hears.
+struct PresenceStream {
+    events: tokio::sync::mpsc::Sender<codesync_proto::presence::v1::RoomClientEvent>,
+    heard: std::sync::Arc<std::sync::Mutex<Vec<codesync_proto::presence::v1::room_server_event::Event>>>,
+}
+
+impl PresenceStream {
+    async fn join(grpc_addr: &str, session: &Session, room_id: &str) -> Self {
+        use codesync_proto::presence::v1 as pb;
+        use codesync_proto::presence::v1::presence_service_client::PresenceServiceClient;
+        let channel =
+            tonic::transport::Channel::from_shared(format!("http://{grpc_addr}")).unwrap().connect().await.unwrap();
+        let (events, receiver) = tokio::sync::mpsc::channel(16);
+        let open = pb::RoomClientEvent {
+            event: Some(pb::room_client_event::Event::Open(pb::OpenRoom { room_id: room_id.into() })),
+        };
+        events.send(open).await.unwrap();
+        let mut request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(receiver));
+        request.metadata_mut().insert("authorization", format!("Bearer {}", session.access_token).parse().unwrap());
+        let mut responses = PresenceServiceClient::new(channel).join_room(request).await.expect("join").into_inner();
+        let heard = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = heard.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(event)) = responses.message().await {
+                if let Some(event) = event.event {
+                    sink.lock().unwrap().push(event);
+                }
+            }
+        });
+        Self { events, heard }
+    }
+
+    async fn send(&self, event: codesync_proto::presence::v1::room_client_event::Event) {
+        let _ = self.events.send(codesync_proto::presence::v1::RoomClientEvent { event: Some(event) }).await;
+    }
+
+    /// The names in the latest presence snapshot heard.
+    fn online(&self) -> Vec<String> {
+        use codesync_proto::presence::v1::room_server_event::Event;
+        let heard = self.heard.lock().unwrap();
+        heard
+            .iter()
+            .rev()
+            .find_map(|event| match event {
+                Event::Presence(snapshot) => Some(snapshot.users.iter().map(|user| user.username.clone()).collect()),
+                _ => None,
+            })
+            .unwrap_or_default()
+    }
+
+    fn heard_chat(&self, text: &str) -> bool {
+        use codesync_proto::presence::v1::room_server_event::Event;
+        self.heard.lock().unwrap().iter().any(|event| matches!(event, Event::Chat(message) if message.text == text))
+    }
+
+    fn heard_typing(&self, username: &str) -> bool {
+        use codesync_proto::presence::v1::room_server_event::Event;
+        let heard = self.heard.lock().unwrap();
+        heard.iter().any(|event| matches!(event, Event::Typing(typing) if typing.username == username && typing.typing))
+            || heard.iter().any(|event| {
+                matches!(event, Event::Presence(snapshot) if snapshot.users.iter().any(|user| user.username == username && user.typing))
+            })
+    }
+}
+
+const SPLIT: &[Process<'static>] = &[
+    Process::new("gateway-1", &["gateway"]),
+    Process::new("gateway-2", &["gateway"]),
+    Process::new("documents-1", &["documents"]),
+    Process::new("documents-2", &["documents"]),
+    Process::new("presence-1", &["presence"]),
+    Process::new("presence-2", &["presence"]),
+    Process::new("auth", &["auth"]),
+    Process::new("rooms", &["rooms"]),
+    Process::new("history", &["history"]),
+    Process::new("execution", &["execution"]),
+    Process::new("assistant", &["assistant"]),
+    Process::new("notifications", &["notifications"]),
+    Process::new("analytics", &["analytics"]),
+];
+
+/// The cluster of SPEC §5 on PostgreSQL, Redis and Kafka: two gateways, two documents and two
+/// presence replicas, one of each other service. Stock y-websocket clients on the two gateways
+/// converge; presence, typing and chat cross the presence replicas; awareness crosses gateways.
+#[tokio::test]
+async fn the_split_cluster_on_postgres_redis_and_kafka_works_as_one_server() {
+    let database = PostgresDatabase::create();
+    let broker = TansuBroker::start().await;
+    let prefix = crate::harness::redis_prefix();
+    let cluster = Cluster::topology(
+        SPLIT,
+        &[
+            ("CODESYNC_DATABASE_URL", &database.url()),
+            ("CODESYNC_KAFKA_BROKERS", &broker.address),
+            ("CODESYNC_REDIS_URL", "redis://127.0.0.1:6379"),
+            ("CODESYNC_REDIS_KEY_PREFIX", &prefix),
+        ],
+    )
+    .await;
+    crate::interop::stock_clients_converge(&cluster, 0, 1).await;
+
+    let room = room_with_file(&cluster).await;
+    let viewer = cluster.register("carol").await;
+    let (_, listed) = cluster.get(&format!("/api/rooms/{}", room.room_id), room.owner.token()).await;
+    let (status, body) =
+        cluster.post("/api/rooms/join", viewer.token(), json!({"invite_code": listed["invite_code"]})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // One member on each presence replica, and one through a gateway (whichever replica).
+    let owner = PresenceStream::join(cluster.grpc_addr_of("presence-1"), &room.owner, &room.room_id).await;
+    let editor = PresenceStream::join(cluster.grpc_addr_of("presence-2"), &room.editor, &room.room_id).await;
+    let carol_ws = cluster.ws_url_at(1, &format!("/ws/rooms/{}?token={}", room.room_id, viewer.access_token));
+    let (mut carol, _) = tokio_tungstenite::connect_async(carol_ws).await.expect("the room socket opens");
+    for stream in [&owner, &editor] {
+        eventually("everyone sees everyone", PATIENCE, || {
+            let online = stream.online();
+            ["owner", "editor", "carol"].iter().all(|name| online.iter().any(|seen| seen == name))
+        })
+        .await;
+    }
+    use codesync_proto::presence::v1::room_client_event::Event as ClientEvent;
+    owner.send(ClientEvent::ChatText("hello from replica one".into())).await;
+    eventually("chat crosses the replicas", PATIENCE, || editor.heard_chat("hello from replica one")).await;
+    editor.send(ClientEvent::Typing(true)).await;
+    eventually("typing crosses the replicas", PATIENCE, || owner.heard_typing("editor")).await;
+    // Carol's socket hears both, wherever her session is.
+    let mut carol_heard = String::new();
+    let deadline = Instant::now() + PATIENCE;
+    use futures::StreamExt;
+    while !(carol_heard.contains("hello from replica one") && carol_heard.contains("\"editor\"")) {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let message =
+            tokio::time::timeout(remaining, carol.next()).await.expect("carol hears the room").unwrap().unwrap();
+        carol_heard.push_str(&message.to_string());
+    }
+    // Leaving shows at once on the other replica.
+    drop(editor);
+    eventually("the editor leaves everyone's list", PATIENCE, || !owner.online().iter().any(|name| name == "editor"))
+        .await;
+}
+
+/// The REST limit per address counts the requests to every gateway together (Redis).
+#[tokio::test]
+async fn the_rest_rate_limit_counts_both_gateways_together() {
+    let prefix = crate::harness::redis_prefix();
+    let cluster = Cluster::topology(
+        &[
+            Process::new("core", CORE_WITH_DOCUMENTS),
+            Process::new("gateway-1", &["gateway"]),
+            Process::new("gateway-2", &["gateway"]),
+        ],
+        &[
+            ("CODESYNC_REDIS_URL", "redis://127.0.0.1:6379"),
+            ("CODESYNC_REDIS_KEY_PREFIX", &prefix),
+            ("CODESYNC_RATE_LIMIT_PER_MINUTE", "30"),
+        ],
+    )
+    .await;
+    let mut passed = 0;
+    let mut limited = 0;
+    for index in 0..40 {
+        let url = format!("{}/api/rooms", cluster.gateway_urls[index % 2]);
+        let response = cluster.http.get(url).send().await.unwrap();
+        match response.status() {
+            StatusCode::TOO_MANY_REQUESTS => {
+                assert!(response.headers().contains_key("retry-after"));
+                limited += 1;
+            }
+            _ => passed += 1,
+        }
+    }
+    assert_eq!((passed, limited), (30, 10), "30 a minute from one address, whichever gateway it asks");
+}
+
+const CORE_WITH_DOCUMENTS: &[&str] =
+    &["auth", "rooms", "documents", "presence", "history", "execution", "assistant", "notifications", "analytics"];
+
+/// Redis frozen (SIGSTOP: every command times out) and then back: requests keep being
+/// answered at once, each process limits alone meanwhile, and presence shows each replica's
+/// own sessions; once Redis is back, limits and presence are shared again.
+#[tokio::test]
+async fn with_redis_frozen_nothing_hangs_and_sharing_resumes_when_it_is_back() {
+    let redis = crate::harness::RedisServer::start().await;
+    let cluster = Cluster::topology(
+        &[
+            Process::new(
+                "core",
+                &["auth", "rooms", "documents", "history", "execution", "assistant", "notifications", "analytics"],
+            ),
+            Process::new("presence-1", &["presence"]),
+            Process::new("presence-2", &["presence"]),
+            Process::new("gateway-1", &["gateway"]),
+            Process::new("gateway-2", &["gateway"]),
+        ],
+        &[("CODESYNC_REDIS_URL", &redis.url), ("CODESYNC_RATE_LIMIT_PER_MINUTE", "1000")],
+    )
+    .await;
+    let room = room_with_file(&cluster).await;
+    redis.signal("-STOP");
+    let started = Instant::now();
+    let mut slowest = Duration::ZERO;
+    for index in 0..20 {
+        let asked = Instant::now();
+        let url = format!("{}/api/rooms/{}", cluster.gateway_urls[index % 2], room.room_id);
+        let response = cluster.http.get(url).bearer_auth(&room.owner.access_token).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        slowest = slowest.max(asked.elapsed());
+    }
+    let session = cluster
+        .post("/api/auth/login", None, json!({"email": "owner@example.com", "password": "correct horse battery"}))
+        .await;
+    assert_eq!(session.0, StatusCode::OK, "signing in works without Redis: {}", session.1);
+    eprintln!(
+        "with Redis frozen: 20 requests in {} ms, the slowest {} ms",
+        started.elapsed().as_millis(),
+        slowest.as_millis()
+    );
+    assert!(slowest < Duration::from_secs(2), "a request waited {slowest:?} for Redis");
+    // Presence still works, each replica on its own.
+    let owner = PresenceStream::join(cluster.grpc_addr_of("presence-1"), &room.owner, &room.room_id).await;
+    eventually("a session joins while Redis is frozen", PATIENCE, || owner.online().iter().any(|name| name == "owner"))
+        .await;
+    owner.send(codesync_proto::presence::v1::room_client_event::Event::ChatText("while frozen".into())).await;
+    eventually("chat reaches the sessions of the same replica", PATIENCE, || owner.heard_chat("while frozen")).await;
+
+    redis.signal("-CONT");
+    // Back: a session on the other replica is seen again.
+    let editor = PresenceStream::join(cluster.grpc_addr_of("presence-2"), &room.editor, &room.room_id).await;
+    eventually("presence is shared again", PATIENCE, || {
+        owner.online().iter().any(|name| name == "editor") && editor.online().iter().any(|name| name == "owner")
+    })
+    .await;
+}
+
+/// SIGTERM of a whole `codesync run`: its sockets close with 1012 (reconnect), its endless event
+/// streams end, and it exits cleanly long before the grace period is up.
+#[tokio::test]
+async fn sigterm_drains_every_component_of_a_process_quickly() {
+    let mut cluster = Cluster::one_process(&[("CODESYNC_SHUTDOWN_GRACE_SECS", "20")]).await;
+    let room = room_with_file(&cluster).await;
+    let mut editor =
+        YjsClient::new(cluster.ws_url(&format!("/ws/files/{}?token={}", room.file_id, room.owner.access_token)));
+    connect(&mut editor).await;
+    let room_url = cluster.ws_url(&format!("/ws/rooms/{}?token={}", room.room_id, room.owner.access_token));
+    let (mut room_socket, _) = tokio_tungstenite::connect_async(room_url).await.expect("the room socket opens");
+    let notifications = cluster
+        .http
+        .get(format!("{}/api/notifications/stream", cluster.base_url))
+        .bearer_auth(&room.owner.access_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(notifications.status(), StatusCode::OK);
+    let stopped = Instant::now();
+    cluster.signal("all", "-TERM");
+    eventually("the file socket closes", PATIENCE, || editor.received().close.is_some()).await;
+    assert_eq!(editor.received().close.unwrap().0, 1012);
+    use futures::StreamExt;
+    let close = loop {
+        match tokio::time::timeout(PATIENCE, room_socket.next()).await.expect("the room socket ends") {
+            Some(Ok(tokio_tungstenite::tungstenite::Message::Close(frame))) => break frame,
+            Some(Ok(_)) => continue,
+            other => panic!("the room socket ended without a close frame: {other:?}"),
+        }
+    };
+    assert_eq!(close.map(|frame| u16::from(frame.code)), Some(1012));
+    let rest = tokio::time::timeout(PATIENCE, notifications.text()).await.expect("the event stream ends");
+    assert!(rest.is_ok(), "the event stream ended cleanly: {rest:?}");
+    let status = cluster.wait_for_exit("all", PATIENCE).await;
+    assert!(status.success(), "{status}");
+    let took = stopped.elapsed();
+    eprintln!("SIGTERM: the process drained and exited in {} ms", took.as_millis());
+    assert!(took < Duration::from_secs(10), "drained within the grace period, not at its end: {took:?}");
+}

@@ -25,7 +25,58 @@ pub fn relaxed_limits() -> Vec<(String, String)> {
         ("CODESYNC_RATE_LIMIT_PER_MINUTE".into(), "1000000".into()),
         ("CODESYNC_LOGIN_ATTEMPTS_PER_IP_PER_MINUTE".into(), "1000000".into()),
         ("CODESYNC_LOGIN_FAILURES_PER_ACCOUNT".into(), "1000000".into()),
+        ("CODESYNC_REGISTRATIONS_PER_IP_PER_HOUR".into(), "1000000".into()),
     ]
+}
+
+/// A Redis server of the test's own on a free port (for tests that stop or freeze Redis: the
+/// machine's is never touched), stopped on drop.
+pub struct RedisServer {
+    child: Child,
+    pub url: String,
+    _directory: tempfile::TempDir,
+}
+
+impl RedisServer {
+    pub async fn start() -> Self {
+        let directory = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let mut child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"])
+            .current_dir(directory.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server (Debian's redis-server; `make test` installs it)");
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                return Self { child, url: format!("redis://127.0.0.1:{port}"), _directory: directory };
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("redis-server did not listen on port {port}");
+    }
+
+    /// Sends `signal` (`-STOP`, `-CONT`) to the server.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill").args([signal, &self.child.id().to_string()]).status().expect("run kill");
+        assert!(status.success());
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-CONT", &self.child.id().to_string()]).status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A key prefix of the test's own on the machine's Redis (127.0.0.1:6379).
+pub fn redis_prefix() -> String {
+    format!("codesync-test-{}-{}:", std::process::id(), free_port())
 }
 
 /// A PostgreSQL database of its own for one test, dropped afterwards.
@@ -99,6 +150,12 @@ type StartCommand = (String, Vec<String>, Vec<(String, String)>);
 pub struct Process<'a> {
     pub name: &'a str,
     pub components: &'a [&'a str],
+}
+
+impl<'a> Process<'a> {
+    pub const fn new(name: &'a str, components: &'a [&'a str]) -> Self {
+        Self { name, components }
+    }
 }
 
 impl Cluster {

@@ -16,8 +16,15 @@ fn interop_dir() -> String {
 
 #[tokio::test]
 async fn stock_yjs_and_y_websocket_clients_converge_and_share_awareness() {
-    let directory = interop_dir();
     let cluster = Cluster::one_process(&[]).await;
+    stock_clients_converge(&cluster, 0, 0).await;
+}
+
+/// Two stock clients, alice through the `gateway_a`th gateway and bob through the `gateway_b`th,
+/// type at once into one new file: both converge on the same text, which the server holds, and
+/// bob sees alice's cursor with her name.
+pub async fn stock_clients_converge(cluster: &Cluster, gateway_a: usize, gateway_b: usize) {
+    let directory = interop_dir();
     let alice = cluster.register("alice").await;
     let bob = cluster.register("bob").await;
     let (status, room) =
@@ -36,13 +43,14 @@ async fn stock_yjs_and_y_websocket_clients_converge_and_share_awareness() {
     assert_eq!(status, StatusCode::CREATED);
     let file_id = file["id"].as_str().unwrap().to_string();
 
-    let cluster_ws = cluster.ws_url("");
+    let (server_a, server_b) = (cluster.ws_url_at(gateway_a, ""), cluster.ws_url_at(gateway_b, ""));
     let (token_a, token_b) = (alice.access_token.clone(), bob.access_token.clone());
     let output = tokio::task::spawn_blocking(move || {
         Command::new("node")
             .arg("collaborate.mjs")
             .current_dir(directory)
-            .env("CODESYNC_WS", cluster_ws)
+            .env("CODESYNC_WS", server_a)
+            .env("CODESYNC_WS_B", server_b)
             .env("FILE_ID", &file_id)
             .env("TOKEN_A", token_a)
             .env("TOKEN_B", token_b)

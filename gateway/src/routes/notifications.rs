@@ -210,6 +210,7 @@ async fn stream(State(state): State<GatewayState>, user: SignedIn) -> Result<imp
             last: false,
         },
         |status| (status.code() == tonic::Code::ResourceExhausted).then(|| ("resync", serde_json::json!({}))),
+        Some(state.stopping.clone()),
     ))
 }
 

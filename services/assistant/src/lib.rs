@@ -196,12 +196,14 @@ impl AssistantGrpcService {
         events: Arc<dyn EventBus>,
         rooms_channel: GrpcChannel,
         documents_channel: GrpcChannel,
+        redis: Option<codesync_common::redis::Redis>,
     ) -> Self {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
-        let per_user = RateLimiter::new(config.requests_per_user_per_minute.max(1), Duration::from_secs(60));
+        let per_user =
+            RateLimiter::shared("ai", config.requests_per_user_per_minute.max(1), Duration::from_secs(60), redis);
         Self {
             inner: Arc::new(Inner {
                 tokens,
@@ -328,7 +330,7 @@ impl AssistantService for AssistantGrpcService {
         if request.file_id.is_empty() && request.code.is_empty() && request.prompt.trim().is_empty() {
             return Err(ServiceError::invalid("empty_request", "send a file_id, some code or a prompt").into());
         }
-        if let Err(wait) = self.inner.per_user.try_acquire(&caller.user_id) {
+        if let Err(wait) = self.inner.per_user.try_acquire(&caller.user_id).await {
             return Err(ServiceError::RateLimited {
                 message: format!("at most {} assistant requests a minute", config.requests_per_user_per_minute),
                 retry_after_secs: retry_after_secs(wait),

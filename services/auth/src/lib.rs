@@ -14,7 +14,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use codesync_common::events::{ANALYTICS_EVENTS, Event, EventBus, SESSION_STARTED, USER_REGISTERED};
 use codesync_common::identity::{Caller, TokenService, client_ip};
-use codesync_common::rate_limit::{RateLimiter, retry_after_secs};
+use codesync_common::rate_limit::{RateLimiter, address_key, retry_after_secs};
+use codesync_common::redis::Redis;
 use codesync_common::{ServiceError, ServiceResult, new_id, now_ms};
 use codesync_proto::auth::v1 as pb;
 use codesync_proto::auth::v1::auth_service_server::{AuthService, AuthServiceServer};
@@ -34,8 +35,11 @@ pub struct AuthConfig {
     pub refresh_token_ttl: Duration,
     /// Login attempts one IP address may make per minute.
     pub login_attempts_per_ip_per_minute: u32,
-    /// Failed logins one account may have per 15 minutes before it must wait.
+    /// Failed logins one account may have from one address per 15 minutes before that address
+    /// must wait (the owner, elsewhere, is never locked out by someone else's guesses).
     pub login_failures_per_account: u32,
+    /// Accounts one address may register per hour.
+    pub registrations_per_ip_per_hour: u32,
 }
 
 impl Default for AuthConfig {
@@ -44,6 +48,7 @@ impl Default for AuthConfig {
             refresh_token_ttl: Duration::from_secs(7 * 24 * 3600),
             login_attempts_per_ip_per_minute: 20,
             login_failures_per_account: 10,
+            registrations_per_ip_per_hour: 20,
         }
     }
 }
@@ -55,16 +60,28 @@ pub struct AuthGrpcService {
     config: AuthConfig,
     login_attempts_per_ip: RateLimiter,
     login_failures_per_account: RateLimiter,
+    registrations_per_ip: RateLimiter,
     events: Arc<dyn EventBus>,
 }
 
 impl AuthGrpcService {
     /// New accounts and sessions are announced on `analytics-events`.
-    pub fn new(store: AuthStore, tokens: TokenService, config: AuthConfig, events: Arc<dyn EventBus>) -> Self {
-        let login_attempts_per_ip = RateLimiter::new(config.login_attempts_per_ip_per_minute, Duration::from_secs(60));
+    /// With `redis`, the login and registration limits are shared by every auth replica.
+    pub fn new(
+        store: AuthStore,
+        tokens: TokenService,
+        config: AuthConfig,
+        events: Arc<dyn EventBus>,
+        redis: Option<Redis>,
+    ) -> Self {
+        let minute = Duration::from_secs(60);
+        let login_attempts_per_ip =
+            RateLimiter::shared("login-ip", config.login_attempts_per_ip_per_minute, minute, redis.clone());
         let login_failures_per_account =
-            RateLimiter::new(config.login_failures_per_account, Duration::from_secs(15 * 60));
-        Self { store, tokens, config, login_attempts_per_ip, login_failures_per_account, events }
+            RateLimiter::shared("login-failures", config.login_failures_per_account, 15 * minute, redis.clone());
+        let registrations_per_ip =
+            RateLimiter::shared("register-ip", config.registrations_per_ip_per_hour, 60 * minute, redis);
+        Self { store, tokens, config, login_attempts_per_ip, login_failures_per_account, registrations_per_ip, events }
     }
 
     fn announce(&self, kind: &str, user: &UserRecord) {
@@ -108,18 +125,24 @@ impl AuthGrpcService {
         }
     }
 
-    fn check_login_rate_limits(&self, ip_key: &str, account_key: &str) -> ServiceResult<()> {
-        let refusal = self
-            .login_attempts_per_ip
-            .try_acquire(ip_key)
-            .and_then(|()| self.login_failures_per_account.check(account_key));
+    async fn check_login_rate_limits(&self, ip_key: &str, failures_key: &str) -> ServiceResult<()> {
+        let refusal = match self.login_attempts_per_ip.try_acquire(ip_key).await {
+            Ok(()) => self.login_failures_per_account.check(failures_key).await,
+            Err(wait) => Err(wait),
+        };
         refusal.map_err(|wait| ServiceError::RateLimited {
             message: "too many login attempts; try again later".to_string(),
             retry_after_secs: retry_after_secs(wait),
         })
     }
 
-    async fn register(&self, request: pb::RegisterRequest) -> ServiceResult<pb::AuthSession> {
+    async fn register(&self, request: pb::RegisterRequest, ip_key: String) -> ServiceResult<pb::AuthSession> {
+        if let Err(wait) = self.registrations_per_ip.try_acquire(&ip_key).await {
+            return Err(ServiceError::RateLimited {
+                message: "too many accounts were registered from this address; try again later".to_string(),
+                retry_after_secs: retry_after_secs(wait),
+            });
+        }
         let username = validation::username(&request.username)?;
         let email = validation::email(&request.email)?;
         validation::password(&request.password)?;
@@ -147,7 +170,10 @@ impl AuthGrpcService {
             || ServiceError::unauthenticated("invalid_credentials", "the email or password is incorrect");
         // A malformed email cannot belong to an account; it still counts as an attempt.
         let account_key = validation::email(&request.email).unwrap_or_else(|_| request.email.trim().to_lowercase());
-        self.check_login_rate_limits(&ip_key, &account_key)?;
+        // Failures count per account and address: guesses from one address slow that address
+        // down, not the account's owner signing in from elsewhere.
+        let failures_key = format!("{account_key}|{ip_key}");
+        self.check_login_rate_limits(&ip_key, &failures_key).await?;
         if request.password.chars().count() > validation::PASSWORD_MAX_CHARS {
             return Err(invalid_credentials());
         }
@@ -155,11 +181,11 @@ impl AuthGrpcService {
         let stored_hash = user.as_ref().map(|user| user.password_hash.clone());
         let password_matches = password::verify_password(request.password, stored_hash).await?;
         let Some(user) = user.filter(|_| password_matches) else {
-            let _ = self.login_failures_per_account.try_acquire(&account_key);
+            let _ = self.login_failures_per_account.try_acquire(&failures_key).await;
             tracing::info!(client.ip = %ip_key, "refused a login with wrong credentials");
             return Err(invalid_credentials());
         };
-        self.login_failures_per_account.reset(&account_key);
+        self.login_failures_per_account.reset(&failures_key).await;
         let tokens = self.issue_session(&user, None).await?;
         self.announce(SESSION_STARTED, &user);
         Ok(pb::AuthSession { user: Some(user_message(&user)), tokens: Some(tokens) })
@@ -276,11 +302,12 @@ fn hash_refresh_token(token: &str) -> String {
 #[tonic::async_trait]
 impl AuthService for AuthGrpcService {
     async fn register(&self, request: Request<pb::RegisterRequest>) -> Result<Response<pb::AuthSession>, Status> {
-        Ok(Response::new(self.register(request.into_inner()).await?))
+        let ip_key = client_ip(&request).map_or_else(|| "unknown".to_string(), address_key);
+        Ok(Response::new(self.register(request.into_inner(), ip_key).await?))
     }
 
     async fn login(&self, request: Request<pb::LoginRequest>) -> Result<Response<pb::AuthSession>, Status> {
-        let ip_key = client_ip(&request).map(|ip| ip.to_string()).unwrap_or_else(|| "unknown".to_string());
+        let ip_key = client_ip(&request).map_or_else(|| "unknown".to_string(), address_key);
         Ok(Response::new(self.login(request.into_inner(), ip_key).await?))
     }
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use codesync_common::ServiceError;
 use codesync_common::rate_limit::{RateLimiter, retry_after_secs};
+use codesync_common::redis::Redis;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 #[derive(Debug, Clone, Copy)]
@@ -47,17 +48,19 @@ pub struct Admitted {
 }
 
 impl Admission {
-    pub fn new(config: AdmissionConfig) -> Self {
+    /// With `redis`, the per-user rate is shared by every execution replica.
+    pub fn new(config: AdmissionConfig, redis: Option<Redis>) -> Self {
+        let per_minute = config.runs_per_user_per_minute.max(1);
         Self {
             config,
             slots: Arc::new(Semaphore::new(config.concurrent_runs.max(1))),
             waiting: AtomicUsize::new(0),
-            per_user: RateLimiter::new(config.runs_per_user_per_minute.max(1), Duration::from_secs(60)),
+            per_user: RateLimiter::shared("runs", per_minute, Duration::from_secs(60), redis),
         }
     }
 
     pub async fn admit(&self, user_id: &str) -> Result<Admitted, ServiceError> {
-        if let Err(wait) = self.per_user.try_acquire(user_id) {
+        if let Err(wait) = self.per_user.try_acquire(user_id).await {
             return Err(ServiceError::RateLimited {
                 message: format!("at most {} runs a minute; wait a moment", self.config.runs_per_user_per_minute),
                 retry_after_secs: retry_after_secs(wait),
@@ -104,7 +107,7 @@ mod tests {
 
     #[tokio::test]
     async fn runs_beyond_the_slots_queue_then_are_refused() {
-        let admission = Arc::new(Admission::new(config(1, 1, 200, 100)));
+        let admission = Arc::new(Admission::new(config(1, 1, 200, 100), None));
         let running = admission.admit("a").await.unwrap();
         // One waits in the queue; the next finds the queue full (429).
         let queued = tokio::spawn({
@@ -121,7 +124,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_run_waiting_too_long_is_told_the_server_is_busy() {
-        let admission = Admission::new(config(1, 4, 50, 100));
+        let admission = Admission::new(config(1, 4, 50, 100), None);
         let _running = admission.admit("a").await.unwrap();
         let refused = admission.admit("b").await.err().unwrap();
         assert!(matches!(refused, ServiceError::Unavailable { .. }), "{refused}");
@@ -129,7 +132,7 @@ mod tests {
 
     #[tokio::test]
     async fn each_user_has_a_rate() {
-        let admission = Admission::new(config(8, 8, 50, 2));
+        let admission = Admission::new(config(8, 8, 50, 2), None);
         let first = admission.admit("a").await.unwrap();
         let second = admission.admit("a").await.unwrap();
         assert!(

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use codesync_common::ServiceError;
 use codesync_common::events::{EXECUTION_EVENTS, Event, EventBus, Staged};
-use codesync_common::grpc::{CallContext, GrpcChannel};
+use codesync_common::grpc::{CallContext, GrpcChannel, ServiceChannels};
 use codesync_common::identity::TokenService;
 use codesync_proto::documents::v1::GetDocumentRequest;
 use codesync_proto::documents::v1::documents_service_client::DocumentsServiceClient;
@@ -131,8 +131,8 @@ impl ExecutionGrpcService {
         languages: LanguageTable,
         config: ExecutionConfig,
         events: Arc<dyn EventBus>,
-        rooms_channel: GrpcChannel,
-        documents_channel: GrpcChannel,
+        channels: &ServiceChannels,
+        redis: Option<codesync_common::redis::Redis>,
     ) -> Self {
         let sandbox = match Sandbox::connect(&config.backend, config.runs_dir).await {
             Ok(sandbox) => {
@@ -150,11 +150,12 @@ impl ExecutionGrpcService {
             listed: Arc::default(),
             sandbox,
             limits: config.limits,
-            admission: Arc::new(Admission::new(config.admission)),
+            admission: Arc::new(Admission::new(config.admission, redis)),
             store,
             events,
-            rooms: RoomsServiceClient::new(rooms_channel),
-            documents: DocumentsServiceClient::new(documents_channel).max_decoding_message_size(64 * 1024 * 1024),
+            rooms: RoomsServiceClient::new(channels.rooms.clone()),
+            documents: DocumentsServiceClient::new(channels.documents.clone())
+                .max_decoding_message_size(64 * 1024 * 1024),
         }
     }
 

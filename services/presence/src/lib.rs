@@ -10,9 +10,10 @@
 //! PERMISSION_DENIED, which the gateway turns into close code 1008.
 #![forbid(unsafe_code)]
 
+mod shared;
 pub mod store;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -22,6 +23,7 @@ use codesync_common::grpc::CallContext;
 use codesync_common::grpc::GrpcChannel;
 use codesync_common::identity::{Caller, TokenService};
 use codesync_common::rate_limit::{RateLimiter, retry_after_secs};
+use codesync_common::redis::Redis;
 use codesync_common::{ServiceError, ServiceResult};
 use codesync_proto::presence::v1 as pb;
 use codesync_proto::presence::v1::presence_service_server::{PresenceService, PresenceServiceServer};
@@ -31,6 +33,7 @@ use tokio::sync::{Notify, broadcast, mpsc};
 use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::shared::{Incoming, SessionView, SharedPresence};
 use crate::store::PresenceStore;
 
 /// Chat messages replayed when someone joins.
@@ -76,17 +79,45 @@ enum Publish {
 struct RoomPresence {
     sessions: HashMap<u64, Session>,
     events: broadcast::Sender<pb::RoomServerEvent>,
+    /// The room's sessions on the other replicas (with Redis), as last read.
+    others: Vec<SessionView>,
+}
+
+impl Session {
+    fn view(&self) -> SessionView {
+        let typing_until_ms = self.typing_until.map_or(0, |until| {
+            let left = until.saturating_duration_since(Instant::now());
+            codesync_common::now_ms() + i64::try_from(left.as_millis()).unwrap_or(0)
+        });
+        SessionView {
+            user_id: self.user_id.clone(),
+            username: self.username.clone(),
+            file_id: self.file_id.clone(),
+            typing_until_ms,
+            last_seen_ms: self.last_seen_ms,
+            written_ms: 0,
+        }
+    }
 }
 
 impl RoomPresence {
-    /// One entry per user: a user with several tabs shows once, on the file
-    /// of the tab used last, typing if any tab is.
+    fn new() -> Self {
+        Self { sessions: HashMap::new(), events: broadcast::channel(ROOM_EVENT_BUFFER).0, others: Vec::new() }
+    }
+
+    fn views(&self) -> Vec<(u64, SessionView)> {
+        self.sessions.iter().map(|(id, session)| (*id, session.view())).collect()
+    }
+
+    /// One entry per user, here and on the other replicas: a user with several tabs shows
+    /// once, on the file of the tab used last, typing if any tab is.
     fn snapshot(&self) -> Vec<pb::OnlineUser> {
-        let mut users: HashMap<&str, pb::OnlineUser> = HashMap::new();
-        let now = Instant::now();
-        for session in self.sessions.values() {
-            let typing = session.typing_until.is_some_and(|until| until > now);
-            let entry = users.entry(&session.user_id).or_insert_with(|| pb::OnlineUser {
+        let mut users: HashMap<String, pb::OnlineUser> = HashMap::new();
+        let now_ms = codesync_common::now_ms();
+        let here = self.sessions.values().map(Session::view);
+        for session in here.chain(self.others.iter().cloned()) {
+            let typing = session.typing_until_ms > now_ms;
+            let entry = users.entry(session.user_id.clone()).or_insert_with(|| pb::OnlineUser {
                 user_id: session.user_id.clone(),
                 username: session.username.clone(),
                 color: colour_for(&session.user_id).to_string(),
@@ -125,27 +156,117 @@ pub struct PresenceGrpcService {
     next_session: Arc<AtomicU64>,
     /// Who is in a room is announced on `collaboration-events` (for analytics).
     events: Arc<dyn EventBus>,
+    /// Presence and chat across replicas, with Redis.
+    shared: Option<Arc<SharedPresence>>,
+    /// Turns true on a graceful stop: every session ends with `service_restarting`.
+    stopping: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl PresenceGrpcService {
+    /// With `redis`, any number of replicas show each room as one: see [`shared`].
     pub fn new(
         store: PresenceStore,
         tokens: TokenService,
         rooms_channel: GrpcChannel,
         events: Arc<dyn EventBus>,
+        redis: Option<Redis>,
     ) -> Self {
         let rooms_state: Arc<Mutex<HashMap<String, RoomPresence>>> = Arc::default();
         tokio::spawn(end_sessions_of_removed_members(events.subscribe(ROOM_EVENTS), Arc::downgrade(&rooms_state)));
-        Self {
+        let shared = match redis.clone().map(SharedPresence::start).transpose() {
+            Ok(started) => started,
+            Err(error) => {
+                tracing::error!(%error, "presence cannot use Redis; each replica shows its own sessions only");
+                None
+            }
+        };
+        let service = Self {
             store,
             tokens,
             rooms: RoomsServiceClient::new(rooms_channel),
             rooms_state,
             // 20 messages per 10 seconds per user: a conversation, not a flood.
-            chat_limiter: Arc::new(RateLimiter::new(20, Duration::from_secs(10))),
+            chat_limiter: Arc::new(RateLimiter::shared("chat", 20, Duration::from_secs(10), redis)),
             next_session: Arc::new(AtomicU64::new(1)),
             events,
+            shared: shared.as_ref().map(|(shared, _)| shared.clone()),
+            stopping: Arc::new(tokio::sync::watch::channel(false).0),
+        };
+        if let Some((_, incoming)) = shared {
+            tokio::spawn(service.clone().receive_from_other_replicas(incoming));
+            tokio::spawn(service.clone().refresh_shared_presence());
         }
+        service
+    }
+
+    /// A graceful stop: every session ends with `service_restarting` (WebSocket close code 1012),
+    /// and its client reconnects to a replica that is up.
+    pub fn drain(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// What the other replicas say: a room to read again, or an event for its sessions here.
+    async fn receive_from_other_replicas(self, mut incoming: mpsc::UnboundedReceiver<Incoming>) {
+        while let Some(arrived) = incoming.recv().await {
+            match arrived {
+                Incoming::PresenceChanged { room_id } => self.read_others(&room_id).await,
+                Incoming::Event { room_id, event } => {
+                    if let Some(room) = self.rooms_state().get(&room_id) {
+                        let _ = room.events.send(event);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads the room's sessions on the other replicas, and shows the room to its sessions here.
+    async fn read_others(&self, room_id: &str) {
+        let Some(shared) = &self.shared else { return };
+        let others = shared.others(room_id).await;
+        let mut rooms = self.rooms_state();
+        if let Some(room) = rooms.get_mut(room_id) {
+            room.others = others;
+            room.publish_snapshot();
+        }
+    }
+
+    /// Rewrites this replica's sessions every few seconds (the others drop sessions that are
+    /// not), and reads the others' again, so that a replica that died leaves its rooms.
+    async fn refresh_shared_presence(self) {
+        let mut ticks = tokio::time::interval(shared::REFRESH_EVERY);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            let Some(shared) = self.shared.clone() else { return };
+            let rooms: Vec<(String, Vec<(u64, SessionView)>)> =
+                self.rooms_state().iter().map(|(room_id, room)| (room_id.clone(), room.views())).collect();
+            for (room_id, views) in rooms {
+                shared.write(&room_id, &views, &[]).await;
+                let others = shared.others(&room_id).await;
+                let mut rooms = self.rooms_state();
+                if let Some(room) = rooms.get_mut(&room_id)
+                    && room.others != others
+                {
+                    room.others = others;
+                    room.publish_snapshot();
+                }
+            }
+        }
+    }
+
+    /// Tells the other replicas what this one's sessions of the room are now.
+    fn share_sessions(&self, room_id: &str, views: Vec<(u64, SessionView)>, gone: Vec<u64>) {
+        let Some(shared) = self.shared.clone() else { return };
+        let room_id = room_id.to_string();
+        tokio::spawn(async move { shared.write(&room_id, &views, &gone).await });
+    }
+
+    /// Passes an event of the room to its sessions on the other replicas.
+    fn share_event(&self, room_id: &str, event: pb::room_server_event::Event) {
+        let Some(shared) = self.shared.clone() else { return };
+        let room_id = room_id.to_string();
+        let event = pb::RoomServerEvent { event: Some(event) };
+        tokio::spawn(async move { shared.broadcast(&room_id, &event).await });
     }
 
     pub fn into_grpc_server(self) -> PresenceServiceServer<Self> {
@@ -174,7 +295,7 @@ impl PresenceGrpcService {
 
     async fn post_chat(&self, caller: &Caller, room_id: &str, text: &str) -> ServiceResult<pb::ChatMessage> {
         let text = validate_chat_text(text)?;
-        if let Err(wait) = self.chat_limiter.try_acquire(&caller.user_id) {
+        if let Err(wait) = self.chat_limiter.try_acquire(&caller.user_id).await {
             return Err(ServiceError::RateLimited {
                 message: "too many chat messages; wait a moment".into(),
                 retry_after_secs: retry_after_secs(wait),
@@ -192,6 +313,7 @@ impl PresenceGrpcService {
         if let Some(room) = self.rooms_state().get(room_id) {
             room.publish(pb::room_server_event::Event::Chat(message.clone()));
         }
+        self.share_event(room_id, pb::room_server_event::Event::Chat(message.clone()));
         Ok(message)
     }
 
@@ -203,8 +325,15 @@ impl PresenceGrpcService {
         session.last_seen_ms = codesync_common::now_ms();
         match change(session) {
             Publish::Nothing => {}
-            Publish::Snapshot => room.publish_snapshot(),
-            Publish::Event(event) => room.publish(event),
+            Publish::Snapshot => {
+                room.publish_snapshot();
+                self.share_sessions(room_id, room.views(), Vec::new());
+            }
+            Publish::Event(event) => {
+                room.publish(event.clone());
+                self.share_sessions(room_id, room.views(), Vec::new());
+                self.share_event(room_id, event);
+            }
         }
     }
 
@@ -213,16 +342,22 @@ impl PresenceGrpcService {
         let Some(room) = rooms.get_mut(room_id) else { return };
         room.sessions.remove(&session_id);
         self.announce_presence(room_id, room);
+        self.share_sessions(room_id, Vec::new(), vec![session_id]);
         if room.sessions.is_empty() {
             rooms.remove(room_id);
+            if let Some(shared) = self.shared.clone() {
+                let room_id = room_id.to_string();
+                tokio::spawn(async move { shared.stop_listening(&room_id).await });
+            }
         } else {
             room.publish_snapshot();
         }
     }
 
-    /// How many people are in the room now, on `collaboration-events`.
+    /// How many people are in the room now (here and on the other replicas), on
+    /// `collaboration-events`.
     fn announce_presence(&self, room_id: &str, room: &RoomPresence) {
-        let online = room.sessions.values().map(|session| session.user_id.as_str()).collect::<HashSet<_>>().len();
+        let online = room.snapshot().len();
         let payload = serde_json::json!({"room_id": room_id, "online": online});
         self.events.publish(Event::new(COLLABORATION_EVENTS, ROOM_PRESENCE, room_id, payload));
     }
@@ -291,17 +426,21 @@ impl PresenceService for PresenceGrpcService {
             _ => return Err(ServiceError::invalid("open_first", "the first event must name the room (open)").into()),
         };
         self.require_member(&context, &room_id).await?;
+        if *self.stopping.borrow() {
+            return Err(ServiceError::Restarting { message: "the server is restarting; try again".into() }.into());
+        }
         let history = self.store.latest_messages(&room_id, 0, "", CHAT_HISTORY_ON_JOIN).await?;
 
         let session_id = self.next_session.fetch_add(1, Ordering::Relaxed);
         let removed = Arc::new(Notify::new());
         let (outbox, outgoing) = mpsc::channel::<Result<pb::RoomServerEvent, Status>>(SESSION_OUTBOX);
+        // The room's channel first: a change made elsewhere once this session is in is heard.
+        if let Some(shared) = &self.shared {
+            shared.listen(&room_id).await;
+        }
         let mut events = {
             let mut rooms = self.rooms_state();
-            let room = rooms.entry(room_id.clone()).or_insert_with(|| RoomPresence {
-                sessions: HashMap::new(),
-                events: broadcast::channel(ROOM_EVENT_BUFFER).0,
-            });
+            let room = rooms.entry(room_id.clone()).or_insert_with(RoomPresence::new);
             room.sessions.insert(
                 session_id,
                 Session {
@@ -319,14 +458,26 @@ impl PresenceService for PresenceGrpcService {
             }));
             room.publish_snapshot();
             self.announce_presence(&room_id, room);
+            self.share_sessions(&room_id, room.views(), Vec::new());
             events
         };
+        if self.shared.is_some() {
+            let service = self.clone();
+            let room_id = room_id.clone();
+            tokio::spawn(async move { service.read_others(&room_id).await });
+        }
 
         let service = self.clone();
+        let mut stopping = self.stopping.subscribe();
         tokio::spawn(async move {
             let mut typing_check = tokio::time::interval(Duration::from_secs(1));
             loop {
                 tokio::select! {
+                    () = async { let _ = stopping.wait_for(|stop| *stop).await; } => {
+                        let restarting = ServiceError::Restarting { message: "the server is restarting; reconnect".into() };
+                        let _ = outbox.send(Err(Status::from(restarting))).await;
+                        break;
+                    }
                     client_event = inbound.message() => {
                         let event = match client_event {
                             Ok(Some(pb::RoomClientEvent { event: Some(event) })) => event,
@@ -377,8 +528,17 @@ impl PresenceService for PresenceGrpcService {
     ) -> Result<Response<pb::ListOnlineResponse>, Status> {
         let room_id = request.get_ref().room_id.clone();
         self.member(&request, &room_id).await?;
-        let users = self.rooms_state().get(&room_id).map(RoomPresence::snapshot).unwrap_or_default();
-        Ok(Response::new(pb::ListOnlineResponse { users }))
+        let others = match &self.shared {
+            Some(shared) => shared.others(&room_id).await,
+            None => Vec::new(),
+        };
+        // The sessions here and elsewhere, as one room.
+        let mut everyone = RoomPresence::new();
+        everyone.others = others;
+        if let Some(here) = self.rooms_state().get(&room_id) {
+            everyone.others.extend(here.sessions.values().map(Session::view));
+        }
+        Ok(Response::new(pb::ListOnlineResponse { users: everyone.snapshot() }))
     }
 
     async fn send_chat_message(
@@ -455,7 +615,9 @@ impl PresenceGrpcService {
         if session.typing_until.is_some_and(|until| until <= Instant::now()) {
             session.typing_until = None;
             let event = typing_event(session, false);
-            room.publish(event);
+            room.publish(event.clone());
+            self.share_sessions(room_id, room.views(), Vec::new());
+            self.share_event(room_id, event);
         }
     }
 }
