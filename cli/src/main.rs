@@ -91,6 +91,9 @@ enum BenchCommand {
     Sandbox(bench::sandbox::SandboxArgs),
     /// What versions cost to store: an editing trace replayed with a checkpoint every N edits.
     History(bench::history::HistoryArgs),
+    /// The cluster topology (two gateways, two documents and presence replicas) started here on
+    /// a given PostgreSQL, Redis and Kafka: fan-out over both gateways, and failover after kill -9.
+    Cluster(bench::cluster::ClusterArgs),
 }
 
 fn main() -> ExitCode {
@@ -136,6 +139,7 @@ fn main() -> ExitCode {
             Command::Bench(BenchCommand::Collab(args)) => bench::run(args).await,
             Command::Bench(BenchCommand::Sandbox(args)) => bench::sandbox::run(args).await,
             Command::Bench(BenchCommand::History(args)) => bench::history::run(args).await,
+            Command::Bench(BenchCommand::Cluster(args)) => bench::cluster::run(args).await,
             Command::Config { .. } => Ok(()),
         }
     });

@@ -219,9 +219,15 @@ pub fn remote_channel(
 }
 
 /// True when a call failed without an answer from the service itself (it could not be reached,
-/// or the connection broke): the status carries no error code of ours.
+/// or the connection broke): a status of the kinds a broken transport produces, with no error
+/// code of ours. A service's own refusals (NOT_FOUND for a deleted file, PERMISSION_DENIED for a
+/// removed member) are answers, whatever metadata they carry.
 pub fn is_transport_failure(status: &tonic::Status) -> bool {
-    status.metadata().get(crate::error::ERROR_CODE_METADATA_KEY).is_none()
+    let transport_kind = matches!(
+        status.code(),
+        tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Internal | tonic::Code::Cancelled
+    );
+    transport_kind && status.metadata().get(crate::error::ERROR_CODE_METADATA_KEY).is_none()
 }
 
 /// A lazily connected HTTP/2 channel to one `http://host:port` endpoint.

@@ -7,6 +7,7 @@
 //! reference y-websocket server and Hocuspocus alike, side by side.
 
 mod client;
+pub mod cluster;
 pub mod history;
 pub mod sandbox;
 mod trace;
@@ -26,11 +27,13 @@ use self::trace::Trace;
 #[derive(Debug, clap::Args)]
 pub struct CollabArgs {
     /// A server to drive, as KIND=URL: `codesync=http://127.0.0.1:8080` (sets up a user, a room
-    /// and files over REST), `y-websocket=ws://127.0.0.1:1234` (document name in the path) or
+    /// and files over REST; several gateways of one cluster comma-separated, clients spread over
+    /// them), `y-websocket=ws://127.0.0.1:1234` (document name in the path) or
     /// `hocuspocus=ws://127.0.0.1:1235`. Repeatable: the figures are printed side by side.
     #[arg(long = "server", required = true, value_name = "KIND=URL")]
     servers: Vec<String>,
-    /// KIND=PID of a server's process, to report its CPU time and resident memory. Repeatable.
+    /// KIND=PID of a server's process, to report its CPU time and resident memory (several PIDs
+    /// comma-separated: their sum). Repeatable.
     #[arg(long = "pid", value_name = "KIND=PID")]
     pids: Vec<String>,
     /// The sequential editing trace to replay (gzip'd JSON).
@@ -70,18 +73,28 @@ const PATIENCE: Duration = Duration::from_secs(120);
 struct Target {
     kind: String,
     framing: Framing,
-    pid: Option<u32>,
+    pids: Vec<u32>,
     endpoint: Endpoint,
     next_document: std::sync::atomic::AtomicUsize,
+    next_connection: std::sync::atomic::AtomicUsize,
 }
 
 enum Endpoint {
-    CodeSync { http: reqwest::Client, api: String, ws: String, token: String, room_id: String },
-    Plain { ws: String },
+    /// CodeSync through one gateway or several (connections go round robin over `ws`).
+    CodeSync {
+        http: reqwest::Client,
+        api: String,
+        ws: Vec<String>,
+        token: String,
+        room_id: String,
+    },
+    Plain {
+        ws: String,
+    },
 }
 
 impl Target {
-    async fn new(spec: &str, pids: &HashMap<String, u32>) -> anyhow::Result<Self> {
+    async fn new(spec: &str, pids: &HashMap<String, Vec<u32>>) -> anyhow::Result<Self> {
         let (kind, url) = spec.split_once('=').context("a --server is KIND=URL")?;
         let url = url.trim_end_matches('/').to_string();
         let (framing, endpoint) = match kind {
@@ -93,9 +106,10 @@ impl Target {
         Ok(Self {
             kind: kind.to_string(),
             framing,
-            pid: pids.get(kind).copied(),
+            pids: pids.get(kind).cloned().unwrap_or_default(),
             endpoint,
             next_document: std::sync::atomic::AtomicUsize::new(0),
+            next_connection: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 
@@ -119,7 +133,10 @@ impl Target {
 
     fn url(&self, document: &str) -> String {
         match &self.endpoint {
-            Endpoint::CodeSync { ws, token, .. } => format!("{ws}/ws/files/{document}?token={token}"),
+            Endpoint::CodeSync { ws, token, .. } => {
+                let index = self.next_connection.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                format!("{}/ws/files/{document}?token={token}", ws[index % ws.len()])
+            }
             Endpoint::Plain { ws } if self.framing == Framing::YWebsocket => format!("{ws}/{document}"),
             Endpoint::Plain { ws } => ws.clone(),
         }
@@ -131,12 +148,26 @@ impl Target {
         Ok(client)
     }
 
+    /// The CPU time and memory of all the server's processes together.
     fn usage(&self) -> Option<ProcessUsage> {
-        self.pid.and_then(ProcessUsage::read)
+        if self.pids.is_empty() {
+            return None;
+        }
+        let mut total = ProcessUsage { cpu_seconds: 0.0, rss_bytes: 0 };
+        for pid in &self.pids {
+            let usage = ProcessUsage::read(*pid)?;
+            total.cpu_seconds += usage.cpu_seconds;
+            total.rss_bytes += usage.rss_bytes;
+        }
+        Some(total)
     }
 }
 
-async fn codesync_endpoint(api: &str) -> anyhow::Result<Endpoint> {
+/// CodeSync at one gateway's URL, or several comma-separated (one cluster's gateways): the user,
+/// room and files are made through the first.
+async fn codesync_endpoint(urls: &str) -> anyhow::Result<Endpoint> {
+    let gateways: Vec<&str> = urls.split(',').map(|url| url.trim().trim_end_matches('/')).collect();
+    let api = gateways[0];
     let http = reqwest::Client::new();
     let name = format!("bench{}", std::process::id());
     let registered = post(
@@ -150,7 +181,7 @@ async fn codesync_endpoint(api: &str) -> anyhow::Result<Endpoint> {
     let room =
         post(&http, &format!("{api}/api/rooms"), Some(&token), json!({"name": "bench", "is_public": false})).await?;
     let room_id = room["id"].as_str().context("no room id")?.to_string();
-    let ws = api.replacen("http://", "ws://", 1);
+    let ws = gateways.iter().map(|gateway| gateway.replacen("http://", "ws://", 1)).collect();
     Ok(Endpoint::CodeSync { http, api: api.to_string(), ws, token, room_id })
 }
 
@@ -205,15 +236,35 @@ impl Latencies {
     }
 }
 
+/// The load of the fan-out phase.
+#[derive(Debug, Clone, Copy)]
+pub struct FanoutLoad {
+    pub clients: usize,
+    pub documents: usize,
+    /// Edits per second per client.
+    pub rate: f64,
+    pub seconds: u64,
+}
+
+/// The fan-out phase against a CodeSync already running (the cluster bench): `spec` as
+/// `--server` takes it, `pids` the processes whose CPU and memory to sum.
+async fn fanout_on(spec: &str, pids: Vec<u32>, load: FanoutLoad) -> anyhow::Result<Value> {
+    let pids = HashMap::from([("codesync".to_string(), pids)]);
+    let target = Target::new(spec, &pids).await?;
+    fanout(&target, load).await
+}
+
 pub async fn run(args: CollabArgs) -> anyhow::Result<()> {
     let phases: Vec<Phase> =
         if args.only.is_empty() { vec![Phase::Replay, Phase::Fanout, Phase::Memory] } else { args.only.clone() };
-    let pids: HashMap<String, u32> = args
+    let pids: HashMap<String, Vec<u32>> = args
         .pids
         .iter()
         .map(|spec| {
-            let (kind, pid) = spec.split_once('=').context("a --pid is KIND=PID")?;
-            Ok((kind.to_string(), pid.parse().context("a process id")?))
+            let (kind, pids) = spec.split_once('=').context("a --pid is KIND=PID[,PID...]")?;
+            let pids =
+                pids.split(',').map(|pid| pid.trim().parse().context("a process id")).collect::<anyhow::Result<_>>()?;
+            Ok((kind.to_string(), pids))
         })
         .collect::<anyhow::Result<_>>()?;
     let mut trace = Trace::load(&args.trace)?;
@@ -235,7 +286,13 @@ pub async fn run(args: CollabArgs) -> anyhow::Result<()> {
             row["replay"] = replay(&target, &trace).await?;
         }
         if phases.contains(&Phase::Fanout) {
-            row["fanout"] = fanout(&target, &args).await?;
+            let load = FanoutLoad {
+                clients: args.fanout_clients,
+                documents: args.fanout_documents,
+                rate: args.fanout_rate,
+                seconds: args.fanout_seconds,
+            };
+            row["fanout"] = fanout(&target, load).await?;
         }
         if phases.contains(&Phase::Memory) {
             row["memory"] = memory(&target, &trace, args.memory_documents).await?;
@@ -341,16 +398,16 @@ async fn replay(target: &Target, trace: &Trace) -> anyhow::Result<Value> {
 
 /// Many clients on many documents, each typing at a steady rate; every edit
 /// is timed until each other client of its document sees it.
-async fn fanout(target: &Target, args: &CollabArgs) -> anyhow::Result<Value> {
-    let documents_count = args.fanout_documents.max(1);
+async fn fanout(target: &Target, load: FanoutLoad) -> anyhow::Result<Value> {
+    let documents_count = load.documents.max(1);
     let mut documents = Vec::with_capacity(documents_count);
     for _ in 0..documents_count {
         documents.push(target.new_document().await?);
     }
     // Per sending client: when each of its clocks was sent.
     let mut sent_times: HashMap<u64, Arc<Mutex<Vec<Instant>>>> = HashMap::new();
-    let mut clients = Vec::with_capacity(args.fanout_clients);
-    for index in 0..args.fanout_clients {
+    let mut clients = Vec::with_capacity(load.clients);
+    for index in 0..load.clients {
         let doc = new_doc();
         sent_times.insert(doc.client_id().get(), Arc::default());
         clients.push(target.connect(&documents[index % documents_count], doc).await?);
@@ -359,7 +416,7 @@ async fn fanout(target: &Target, args: &CollabArgs) -> anyhow::Result<Value> {
     let before = target.usage();
     let bench_before = ProcessUsage::read(std::process::id());
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let interval = Duration::from_secs_f64(1.0 / args.fanout_rate.max(0.001));
+    let interval = Duration::from_secs_f64(1.0 / load.rate.max(0.001));
     let mut tasks = Vec::new();
     for (index, mut client) in clients.into_iter().enumerate() {
         let sent_times = sent_times.clone();
@@ -414,7 +471,7 @@ async fn fanout(target: &Target, args: &CollabArgs) -> anyhow::Result<Value> {
             latencies
         }));
     }
-    tokio::time::sleep(Duration::from_secs(args.fanout_seconds)).await;
+    tokio::time::sleep(Duration::from_secs(load.seconds)).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let after = target.usage();
     let bench_after = ProcessUsage::read(std::process::id());
@@ -423,18 +480,18 @@ async fn fanout(target: &Target, args: &CollabArgs) -> anyhow::Result<Value> {
         all.extend(task.await?);
     }
     let sent: usize = sent_times.values().map(|times| times.lock().map(|times| times.len()).unwrap_or(0)).sum();
-    let receivers_per_edit = (args.fanout_clients / documents_count).saturating_sub(1);
+    let receivers_per_edit = (load.clients / documents_count).saturating_sub(1);
     let mut latencies = Latencies(all);
     let cpu = |before: Option<ProcessUsage>, after: Option<ProcessUsage>| match (before, after) {
         (Some(before), Some(after)) => {
-            json!(((after.cpu_seconds - before.cpu_seconds) / args.fanout_seconds as f64 * 100.0).round())
+            json!(((after.cpu_seconds - before.cpu_seconds) / load.seconds as f64 * 100.0).round())
         }
         _ => Value::Null,
     };
     let figures = json!({
-        "clients": args.fanout_clients,
+        "clients": load.clients,
         "documents": documents_count,
-        "edits_per_second": args.fanout_clients as f64 * args.fanout_rate,
+        "edits_per_second": load.clients as f64 * load.rate,
         "edits_sent": sent,
         "deliveries_expected": sent * receivers_per_edit,
         "deliveries_measured": latencies.0.len(),

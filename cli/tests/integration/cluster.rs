@@ -189,6 +189,23 @@ async fn editors_on_two_gateways_converge_through_the_file_s_one_owner() {
         !clients[1].received().permission_denied.is_empty()
     })
     .await;
+
+    // Deleting the file closes every connection, on both gateways and both replicas, and the
+    // owner removes the document's rows.
+    let (status, body) = cluster
+        .request(reqwest::Method::DELETE, &format!("/api/files/{}", room.file_id), room.owner.token(), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    for client in &clients {
+        eventually("the connection is closed", PATIENCE, || client.received().close.is_some()).await;
+        assert_eq!(client.received().close.unwrap().0, 4404);
+    }
+    let rows = topology.database.query_one(&format!(
+        "SELECT (SELECT count(*) FROM document_updates WHERE file_id = '{0}') + \
+                (SELECT count(*) FROM document_snapshots WHERE file_id = '{0}')",
+        room.file_id
+    ));
+    assert_eq!(rows, "0", "the deleted file's document is gone");
 }
 
 /// A random place between two tokens (or at either end): a token is never split.
