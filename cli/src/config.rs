@@ -19,7 +19,7 @@ use codesync_execution::ExecutionConfig;
 use codesync_execution::sandbox::BackendConfig;
 use codesync_execution::sandbox::docker::DockerConfig;
 use codesync_execution::sandbox::kubernetes::KubernetesConfig;
-use codesync_gateway::{GatewayConfig, WebSource};
+use codesync_gateway::{GatewayConfig, Network, TrustedProxies, WebSource};
 use codesync_history::HistoryConfig;
 
 const ENV_PREFIX: &str = "CODESYNC_";
@@ -75,7 +75,15 @@ pub const KEYS: &[(&str, &str)] = &[
     ("ai_request_timeout_secs", "the longest one answer may take (default 120)"),
     (
         "jwt_signing_key_file",
-        "the access-token signing key, created with mode 0600 if missing (default <data_dir>/secrets/jwt-signing-key)",
+        "the access-token signing key (Ed25519), held by the auth service only, created with mode 0600 if missing (default <data_dir>/secrets/jwt-signing-key)",
+    ),
+    (
+        "jwt_public_key_file",
+        "the key access tokens are verified with, written by the auth service (default <data_dir>/secrets/jwt-public-key; asked of the auth service when missing)",
+    ),
+    (
+        "service_key_file",
+        "the key of the credentials CodeSync processes present to each other: the same file for all of them, created with mode 0600 if missing (default <data_dir>/secrets/service-key)",
     ),
     ("log_format", "text or json (default text); the level comes from CODESYNC_LOG or RUST_LOG"),
     ("migrate_on_start", "apply database migrations when services start (default true)"),
@@ -86,7 +94,14 @@ pub const KEYS: &[(&str, &str)] = &[
         "web_dir",
         "serve the web app from this built frontend/dist instead of the copy embedded in the binary (default: embedded)",
     ),
-    ("trust_forwarded_for", "take the client IP from X-Forwarded-For; only behind a trusted proxy (default false)"),
+    (
+        "trust_forwarded_for",
+        "the gateway's direct peer is a proxy: believe the X-Forwarded-For entry it appended (default false)",
+    ),
+    (
+        "trusted_proxies",
+        "addresses or networks of proxies (comma-separated, such as 10.0.0.0/8): X-Forwarded-For is read from the right past them (default none)",
+    ),
     ("access_token_ttl_secs", "lifetime of access tokens (default 900)"),
     ("refresh_token_ttl_secs", "lifetime of refresh tokens (default 604800)"),
     ("login_attempts_per_ip_per_minute", "login attempts per client IP per minute (default 20)"),
@@ -202,6 +217,8 @@ pub struct Config {
     /// The assistant service's settings, with the provider of `ai` resolved.
     pub assistant: AssistantConfig,
     pub jwt_signing_key_file: PathBuf,
+    pub jwt_public_key_file: PathBuf,
+    pub service_key_file: PathBuf,
     pub log_format: LogFormat,
     pub migrate_on_start: bool,
     pub access_token_ttl: Duration,
@@ -345,6 +362,12 @@ impl Config {
         let jwt_signing_key_file = sources
             .string("jwt_signing_key_file")
             .map_or_else(|| data_dir.join("secrets").join("jwt-signing-key"), PathBuf::from);
+        let jwt_public_key_file = sources
+            .string("jwt_public_key_file")
+            .map_or_else(|| data_dir.join("secrets").join("jwt-public-key"), PathBuf::from);
+        let service_key_file = sources
+            .string("service_key_file")
+            .map_or_else(|| data_dir.join("secrets").join("service-key"), PathBuf::from);
         let log_format = sources
             .parse("log_format", "text or json", |text| match text {
                 "text" => Some(LogFormat::Text),
@@ -374,9 +397,18 @@ impl Config {
                 .positive("rate_limit_per_minute")?
                 .unwrap_or(gateway_defaults.rate_limit_per_minute),
             max_body_bytes: sources.positive("max_body_bytes")?.unwrap_or(gateway_defaults.max_body_bytes),
-            trust_forwarded_for: sources
-                .boolean("trust_forwarded_for")?
-                .unwrap_or(gateway_defaults.trust_forwarded_for),
+            proxies: TrustedProxies {
+                peer: sources.boolean("trust_forwarded_for")?.unwrap_or(gateway_defaults.proxies.peer),
+                networks: sources
+                    .parse("trusted_proxies", "addresses or networks such as 10.0.0.0/8, comma-separated", |text| {
+                        text.split(',')
+                            .map(str::trim)
+                            .filter(|entry| !entry.is_empty())
+                            .map(|entry| entry.parse::<Network>().ok())
+                            .collect::<Option<Vec<_>>>()
+                    })?
+                    .unwrap_or_default(),
+            },
             ws_max_message_bytes: gateway_defaults.ws_max_message_bytes,
             ws_queue_bytes: gateway_defaults.ws_queue_bytes,
             ws_idle_timeout: sources
@@ -543,6 +575,8 @@ impl Config {
             ai,
             assistant,
             jwt_signing_key_file,
+            jwt_public_key_file,
+            service_key_file,
             log_format,
             migrate_on_start: sources.boolean("migrate_on_start")?.unwrap_or(true),
             access_token_ttl: Duration::from_secs(sources.positive("access_token_ttl_secs")?.unwrap_or(15 * 60)),
@@ -594,11 +628,14 @@ impl Config {
             format!("ai_streams_per_user = {}", self.assistant.streams_per_user),
             format!("ai_request_timeout_secs = {}", self.assistant.request_timeout.as_secs()),
             format!("jwt_signing_key_file = {:?}", self.jwt_signing_key_file.display().to_string()),
+            format!("jwt_public_key_file = {:?}", self.jwt_public_key_file.display().to_string()),
+            format!("service_key_file = {:?}", self.service_key_file.display().to_string()),
             format!("log_format = \"{}\"", if self.log_format == LogFormat::Json { "json" } else { "text" }),
             format!("migrate_on_start = {}", self.migrate_on_start),
             format!("rate_limit_per_minute = {}", self.gateway.rate_limit_per_minute),
             format!("max_body_bytes = {}", self.gateway.max_body_bytes),
-            format!("trust_forwarded_for = {}", self.gateway.trust_forwarded_for),
+            format!("trust_forwarded_for = {}", self.gateway.proxies.peer),
+            format!("trusted_proxies = {:?}", if self.gateway.proxies.networks.is_empty() { "" } else { "(set)" }),
             format!("ws_idle_timeout_secs = {}", self.gateway.ws_idle_timeout.as_secs()),
             format!(
                 "web_dir = {:?}",

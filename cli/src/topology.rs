@@ -13,7 +13,7 @@ use codesync_auth::store::AuthStore;
 use codesync_common::db::Database;
 use codesync_common::events::{EventBus, InProcessBus};
 use codesync_common::grpc::{InProcessRoutes, ServiceChannels, grpc_service_name};
-use codesync_common::identity::{SigningKey, TokenService};
+use codesync_common::identity::{PublicKey, ServiceCredential, ServiceKey, SigningKey, TokenService};
 use codesync_common::kafka::KafkaBus;
 use codesync_common::redis::Redis;
 use codesync_documents::DocumentsGrpcService;
@@ -21,6 +21,8 @@ use codesync_documents::ownership::Ownership;
 use codesync_documents::store::DocumentsStore;
 use codesync_presence::PresenceGrpcService;
 use codesync_presence::store::PresenceStore;
+use codesync_proto::auth::v1::GetTokenKeysRequest;
+use codesync_proto::auth::v1::auth_service_client::AuthServiceClient;
 use codesync_rooms::RoomsGrpcService;
 use codesync_rooms::store::RoomsStore;
 use tokio::sync::watch;
@@ -126,8 +128,6 @@ pub async fn run(config: Config, components: BTreeSet<Component>) -> anyhow::Res
     let names: Vec<&str> = components.iter().map(|component| component.name()).collect();
     tracing::info!(components = ?names, version = env!("CARGO_PKG_VERSION"), "starting codesync");
 
-    let signing_key = SigningKey::load_or_create(&config.jwt_signing_key_file)?;
-    let tokens = TokenService::new(&signing_key, config.access_token_ttl);
     // Calls between services that share this process stay in it.
     let in_process_routes = InProcessRoutes::default();
     let channels = ServiceChannels::connect_lazily(
@@ -137,6 +137,8 @@ pub async fn run(config: Config, components: BTreeSet<Component>) -> anyhow::Res
         config.calls,
     )
     .context("invalid service endpoint")?;
+    let service_key = ServiceKey::load_or_create(&config.service_key_file)?;
+    let tokens = token_service(&config, &components, &service_key, &channels).await?;
 
     let needs_database = components.iter().any(|component| *component != Component::Gateway);
     let database = if needs_database {
@@ -172,6 +174,7 @@ pub async fn run(config: Config, components: BTreeSet<Component>) -> anyhow::Res
         database,
         tokens: tokens.clone(),
         channels: channels.clone(),
+        service_key: service_key.clone(),
         events,
         redis: redis.clone(),
     };
@@ -231,8 +234,9 @@ pub async fn run(config: Config, components: BTreeSet<Component>) -> anyhow::Res
     }
 
     if components.contains(&Component::Gateway) {
+        let gateway_channels = channels.presenting(Arc::new(ServiceCredential::new("gateway", &service_key)));
         let app = codesync_gateway::router(
-            channels.clone(),
+            gateway_channels,
             tokens.clone(),
             &config.gateway,
             shutdown_receiver.clone(),
@@ -310,6 +314,47 @@ struct Dependencies<'a> {
     /// One bus per process: the embedded default delivers within it.
     events: Arc<dyn EventBus>,
     redis: Option<Redis>,
+    /// What each component presents to the others (its channels carry its credential).
+    service_key: ServiceKey,
+}
+
+/// Access tokens: a process that runs auth signs them with the private key (and writes the public
+/// key beside it for the others); every other process verifies them with the public key, read
+/// from its file or, where the files are not shared, asked of the auth service.
+async fn token_service(
+    config: &Config,
+    components: &BTreeSet<Component>,
+    service_key: &ServiceKey,
+    channels: &ServiceChannels,
+) -> anyhow::Result<TokenService> {
+    if components.contains(&Component::Auth) {
+        let signing_key = SigningKey::load_or_create(&config.jwt_signing_key_file)?;
+        signing_key.public_key().save_if_missing(&config.jwt_public_key_file)?;
+        return Ok(TokenService::signer(&signing_key, service_key, config.access_token_ttl));
+    }
+    if let Some(public_key) = PublicKey::load(&config.jwt_public_key_file)? {
+        return Ok(TokenService::verifier(&public_key, service_key, config.access_token_ttl));
+    }
+    let mut auth = AuthServiceClient::new(channels.auth.clone());
+    let started = std::time::Instant::now();
+    loop {
+        match auth.get_token_keys(GetTokenKeysRequest {}).await {
+            Ok(keys) => {
+                let first = keys.into_inner().ed25519_public_keys.into_iter().next().unwrap_or_default();
+                let public_key = PublicKey::decode(&first).context("the auth service answered no valid public key")?;
+                tracing::info!("verifying access tokens with the key the auth service gave");
+                return Ok(TokenService::verifier(&public_key, service_key, config.access_token_ttl));
+            }
+            Err(status) if started.elapsed() < std::time::Duration::from_secs(60) => {
+                tracing::info!(error = %status, "waiting for the auth service's public key");
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+            Err(status) => anyhow::bail!(
+                "no public key to verify access tokens with: {} is missing and the auth service did not answer ({status})",
+                config.jwt_public_key_file.display()
+            ),
+        }
+    }
 }
 
 /// What a graceful stop must hand over before the servers close.
@@ -325,7 +370,9 @@ async fn add_service(
     dependencies: &Dependencies<'_>,
     hosted: &mut Hosted,
 ) -> anyhow::Result<()> {
-    let Dependencies { config, database, tokens, channels, events, redis } = dependencies;
+    let Dependencies { config, database, tokens, channels, events, redis, service_key } = dependencies;
+    let credential = Arc::new(ServiceCredential::new(component.name(), service_key));
+    let channels = &channels.presenting(credential);
     let database = || database.clone().context("this service needs the database");
     match component {
         Component::Auth => {

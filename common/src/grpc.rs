@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 
 use tonic::metadata::MetadataValue;
 
-use crate::identity::{AUTHORIZATION_METADATA_KEY, CLIENT_IP_METADATA_KEY};
+use crate::identity::{
+    ACTING_FOR_METADATA_KEY, AUTHORIZATION_METADATA_KEY, CLIENT_IP_METADATA_KEY, SERVICE_METADATA_KEY,
+    ServiceCredential, TokenService,
+};
 
 /// The end user behind a call, carried from the gateway through every service, with the
 /// call's deadline.
@@ -20,11 +23,15 @@ pub struct CallContext {
     /// When the call that brought this context must be answered: calls made on its behalf
     /// carry what is left of it (unless they name a deadline of their own).
     pub deadline: Option<Instant>,
+    /// The user a service acts for (with its service credential), passed on to the services it
+    /// calls on that user's behalf.
+    pub acting_for: Option<String>,
 }
 
 impl CallContext {
-    /// The context of an incoming gRPC request, to pass on to the next service.
-    pub fn from_request<T>(request: &tonic::Request<T>) -> Self {
+    /// The context of an incoming gRPC request, to pass on to the next service: what `tokens`
+    /// believes of it (an address only the gateway vouches for, a user a service acts for).
+    pub fn from_request<T>(request: &tonic::Request<T>, tokens: &TokenService) -> Self {
         let authorization = request
             .metadata()
             .get(AUTHORIZATION_METADATA_KEY)
@@ -40,7 +47,16 @@ impl CallContext {
                 parse_grpc_timeout(&headers)
             })
             .map(|timeout| Instant::now() + timeout);
-        Self { authorization, client_ip: crate::identity::client_ip(request), deadline }
+        let acting_for = match &authorization {
+            Some(_) => None,
+            None => tokens.caller_from_metadata(request.metadata()).ok().flatten().map(|caller| caller.user_id),
+        };
+        Self { authorization, client_ip: tokens.client_ip(request), deadline, acting_for }
+    }
+
+    /// A context acting for `user_id`, for a service's own work on a user's behalf.
+    pub fn acting_for(user_id: &str) -> Self {
+        Self { acting_for: Some(user_id.to_string()), ..Self::default() }
     }
 
     /// This context with a deadline `timeout` from now.
@@ -61,6 +77,9 @@ impl CallContext {
         }
         if let Some(Ok(value)) = self.client_ip.map(|client_ip| MetadataValue::try_from(client_ip.to_string())) {
             metadata.insert(CLIENT_IP_METADATA_KEY, value);
+        }
+        if let Some(Ok(value)) = self.acting_for.as_deref().map(MetadataValue::try_from) {
+            metadata.insert(ACTING_FOR_METADATA_KEY, value);
         }
         crate::telemetry::inject_trace_context(metadata);
         request
@@ -192,6 +211,22 @@ impl ServiceChannels {
         })
     }
 
+    /// The same channels, each call carrying `credential` (what the calling component is).
+    pub fn presenting(&self, credential: Arc<ServiceCredential>) -> Self {
+        let present = |channel: &GrpcChannel| with_credential(channel.clone(), credential.clone());
+        Self {
+            auth: present(&self.auth),
+            rooms: present(&self.rooms),
+            documents: present(&self.documents),
+            presence: present(&self.presence),
+            history: present(&self.history),
+            execution: present(&self.execution),
+            assistant: present(&self.assistant),
+            notifications: present(&self.notifications),
+            analytics: present(&self.analytics),
+        }
+    }
+
     /// Each service's name with its channel.
     pub fn by_name(&self) -> [(&'static str, &GrpcChannel); 9] {
         [
@@ -292,6 +327,16 @@ fn balanced_channel(urls: &[String], backoff: Duration) -> Result<GrpcChannel, t
             }
         }
     })))
+}
+
+/// Every call through `inner` carries `credential` (replacing whatever the request said).
+pub fn with_credential(inner: GrpcChannel, credential: Arc<ServiceCredential>) -> GrpcChannel {
+    GrpcChannel::new(tower::service_fn(move |mut request: http::Request<tonic::body::Body>| {
+        if let Ok(value) = http::HeaderValue::try_from(credential.token()) {
+            request.headers_mut().insert(SERVICE_METADATA_KEY, value);
+        }
+        tower::ServiceExt::oneshot(inner.clone(), request)
+    }))
 }
 
 /// gRPC's deadline header: how long the caller waits for the answer.

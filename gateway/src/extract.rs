@@ -97,9 +97,12 @@ impl FromRequestParts<GatewayState> for MaybeSignedIn {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &GatewayState) -> Result<Self, Self::Rejection> {
-        let client_ip = client_ip(parts, state.trust_forwarded_for);
+        let client_ip = client_ip(parts, &state.proxies);
         let Some(header_value) = parts.headers.get(axum::http::header::AUTHORIZATION) else {
-            return Ok(Self { caller: None, context: CallContext { authorization: None, client_ip, deadline: None } });
+            return Ok(Self {
+                caller: None,
+                context: CallContext { authorization: None, client_ip, ..CallContext::default() },
+            });
         };
         let invalid = || {
             ApiError::new(
@@ -111,7 +114,8 @@ impl FromRequestParts<GatewayState> for MaybeSignedIn {
         let header_text = header_value.to_str().map_err(|_| invalid())?;
         let token = bearer_token(header_text).ok_or_else(invalid)?;
         let caller = state.tokens.verify_access_token(token)?;
-        let context = CallContext { authorization: Some(format!("Bearer {token}")), client_ip, deadline: None };
+        let context =
+            CallContext { authorization: Some(format!("Bearer {token}")), client_ip, ..CallContext::default() };
         Ok(Self { caller: Some(caller), context })
     }
 }
@@ -160,25 +164,102 @@ impl FromRequestParts<GatewayState> for ClientAddress {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &GatewayState) -> Result<Self, Self::Rejection> {
-        Ok(Self(client_ip(parts, state.trust_forwarded_for)))
+        Ok(Self(client_ip(parts, &state.proxies)))
     }
 }
 
-/// The end user's address: the TCP peer, or the first `X-Forwarded-For`
-/// entry when the gateway is configured to sit behind a trusted proxy.
-pub fn client_ip(parts: &Parts, trust_forwarded_for: bool) -> Option<IpAddr> {
-    if trust_forwarded_for {
-        let forwarded = parts
-            .headers
-            .get("x-forwarded-for")
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.split(',').next())
-            .and_then(|first| first.trim().parse().ok());
-        if forwarded.is_some() {
-            return forwarded;
+/// Which peers are proxies whose `X-Forwarded-For` entries are believed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedProxies {
+    /// The gateway's direct peer is a proxy, whatever its address (`trust_forwarded_for`).
+    pub peer: bool,
+    /// Addresses and networks of proxies (`trusted_proxies`).
+    pub networks: Vec<Network>,
+}
+
+/// An address and a prefix length: `10.0.0.0/8`, `fd00::/8`, or one address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Network {
+    address: IpAddr,
+    prefix: u8,
+}
+
+impl std::str::FromStr for Network {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let (address, prefix) = match text.trim().split_once('/') {
+            Some((address, prefix)) => (address, Some(prefix)),
+            None => (text.trim(), None),
+        };
+        let address: IpAddr = address.parse().map_err(|_| format!("'{text}' is not an address or a network"))?;
+        let bits = if address.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(prefix) => prefix
+                .parse::<u8>()
+                .ok()
+                .filter(|prefix| *prefix <= bits)
+                .ok_or_else(|| format!("'{text}' has no valid prefix length"))?,
+            None => bits,
+        };
+        Ok(Self { address, prefix })
+    }
+}
+
+impl Network {
+    fn contains(&self, candidate: IpAddr) -> bool {
+        let candidate = match candidate {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(candidate, IpAddr::V4),
+            other => other,
+        };
+        match (self.address, candidate) {
+            (IpAddr::V4(network), IpAddr::V4(candidate)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                u32::from(network) & mask == u32::from(candidate) & mask
+            }
+            (IpAddr::V6(network), IpAddr::V6(candidate)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                u128::from(network) & mask == u128::from(candidate) & mask
+            }
+            _ => false,
         }
     }
-    parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(address)| address.ip())
+}
+
+impl TrustedProxies {
+    fn trusts(&self, address: IpAddr) -> bool {
+        self.networks.iter().any(|network| network.contains(address))
+    }
+
+    /// The client's address behind the proxies: `X-Forwarded-For` read from its right end (the
+    /// entries the trusted proxies appended), skipping the trusted proxies themselves; the first
+    /// address no trusted proxy stands for is the client's. Entries to the left of it are what
+    /// the client wrote, and are never believed.
+    pub fn client(&self, peer: IpAddr, forwarded_for: Option<&str>) -> IpAddr {
+        if !(self.peer || self.trusts(peer)) {
+            return peer;
+        }
+        let Some(forwarded_for) = forwarded_for else { return peer };
+        let mut client = peer;
+        for entry in forwarded_for.rsplit(',') {
+            let Ok(address) = entry.trim().parse::<IpAddr>() else { return client };
+            client = address;
+            if !self.trusts(address) {
+                return client;
+            }
+        }
+        client
+    }
+}
+
+/// The end user's address: the TCP peer, or, behind trusted proxies, the address the proxies
+/// say they received the request from (see [`TrustedProxies::client`]).
+pub fn client_ip(parts: &Parts, proxies: &TrustedProxies) -> Option<IpAddr> {
+    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(address)| address.ip())?;
+    let forwarded_for: Vec<&str> =
+        parts.headers.get_all("x-forwarded-for").iter().filter_map(|value| value.to_str().ok()).collect();
+    let forwarded_for = (!forwarded_for.is_empty()).then(|| forwarded_for.join(","));
+    Some(proxies.client(peer, forwarded_for.as_deref()))
 }
 
 /// Path parameters; a parameter that cannot be decoded is 400 in the error shape.
@@ -196,5 +277,39 @@ where
             Ok(axum::extract::Path(value)) => Ok(Self(value)),
             Err(_) => Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", "a path parameter is not valid")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn address(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn only_what_trusted_proxies_appended_is_believed() {
+        let peer = address("10.0.0.2");
+        let none = TrustedProxies::default();
+        assert_eq!(none.client(peer, Some("1.1.1.1")), peer, "no proxy is trusted: the peer");
+        let one_hop = TrustedProxies { peer: true, networks: Vec::new() };
+        // A client behind an appending proxy wrote the first entry itself.
+        assert_eq!(one_hop.client(peer, Some("6.6.6.6, 198.51.100.7")), address("198.51.100.7"));
+        assert_eq!(one_hop.client(peer, Some("198.51.100.7")), address("198.51.100.7"));
+        assert_eq!(one_hop.client(peer, None), peer);
+        assert_eq!(one_hop.client(peer, Some("garbage")), peer);
+        let networks =
+            TrustedProxies { peer: false, networks: vec!["10.0.0.0/8".parse().unwrap(), "fd00::/8".parse().unwrap()] };
+        assert_eq!(networks.client(peer, Some("6.6.6.6, 198.51.100.7, 10.1.2.3")), address("198.51.100.7"));
+        assert_eq!(
+            networks.client(address("203.0.113.1"), Some("6.6.6.6")),
+            address("203.0.113.1"),
+            "an untrusted peer's header is ignored"
+        );
+        assert_eq!(networks.client(address("fd00::1"), Some("198.51.100.8")), address("198.51.100.8"));
+        assert_eq!(networks.client(peer, Some("10.9.9.9, 10.1.2.3")), address("10.9.9.9"), "all proxies: the leftmost");
+        assert!("10.0.0.0/33".parse::<Network>().is_err());
+        assert!("proxy".parse::<Network>().is_err());
     }
 }

@@ -43,6 +43,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 
 pub use crate::error::ApiError;
+pub use crate::extract::{Network, TrustedProxies};
 pub use crate::web::{WebSource, embedded_web_app_present};
 
 #[derive(Debug, Clone)]
@@ -51,8 +52,8 @@ pub struct GatewayConfig {
     pub rate_limit_per_minute: u32,
     /// The largest request body accepted, in bytes.
     pub max_body_bytes: usize,
-    /// Whether to take the client IP from `X-Forwarded-For` (behind a trusted proxy only).
-    pub trust_forwarded_for: bool,
+    /// The proxies whose `X-Forwarded-For` entries are believed.
+    pub proxies: TrustedProxies,
     /// The largest WebSocket message accepted, in bytes.
     pub ws_max_message_bytes: usize,
     /// Bytes queued toward one `/ws/files` socket before its client counts as too slow.
@@ -68,7 +69,7 @@ impl Default for GatewayConfig {
         Self {
             rate_limit_per_minute: 200,
             max_body_bytes: 2 * 1024 * 1024,
-            trust_forwarded_for: false,
+            proxies: TrustedProxies::default(),
             ws_max_message_bytes: 1024 * 1024,
             ws_queue_bytes: 16 * 1024 * 1024,
             web_source: WebSource::Embedded,
@@ -132,7 +133,7 @@ pub struct GatewayState {
     rate_limiter: Arc<RateLimiter>,
     metrics: Arc<metrics::Metrics>,
     openapi_json: Arc<String>,
-    trust_forwarded_for: bool,
+    proxies: TrustedProxies,
     max_body_bytes: usize,
     ws_max_message_bytes: usize,
     ws_queue_bytes: usize,
@@ -215,7 +216,7 @@ pub fn router(
         )),
         metrics: Arc::new(metrics::Metrics::default()),
         openapi_json: Arc::new(openapi_json),
-        trust_forwarded_for: config.trust_forwarded_for,
+        proxies: config.proxies.clone(),
         max_body_bytes: config.max_body_bytes,
         ws_max_message_bytes: config.ws_max_message_bytes,
         ws_queue_bytes: config.ws_queue_bytes,

@@ -15,7 +15,7 @@ pub async fn limit_per_ip(State(state): State<GatewayState>, request: Request, n
         return next.run(request).await;
     }
     let (parts, body) = request.into_parts();
-    let client_ip = crate::extract::client_ip(&parts, state.trust_forwarded_for);
+    let client_ip = crate::extract::client_ip(&parts, &state.proxies);
     let key = client_ip.map_or_else(|| "unknown".to_string(), address_key);
     if let Err(wait) = state.rate_limiter.try_acquire(&key).await {
         state.metrics.rate_limited.inc();

@@ -131,3 +131,117 @@ async fn delete_document_over_grpc_is_authorised_like_deleting_the_file() {
         }
     }
 }
+
+/// Finding 2 (medium): a direct gRPC caller chose its own address in `x-codesync-client-ip`, so
+/// 60 logins with 60 invented addresses were never limited, and gRPC `Register` had no limit.
+/// Only the gateway vouches for an address now (with its service credential): anyone else is
+/// limited by the address it connects from.
+#[tokio::test]
+async fn grpc_callers_cannot_choose_the_address_they_are_limited_by() {
+    use codesync_proto::auth::v1::auth_service_client::AuthServiceClient;
+    use codesync_proto::auth::v1::{LoginRequest, RegisterRequest};
+    let cluster = Cluster::one_process(&[
+        ("CODESYNC_LOGIN_ATTEMPTS_PER_IP_PER_MINUTE", "5"),
+        ("CODESYNC_REGISTRATIONS_PER_IP_PER_HOUR", "3"),
+    ])
+    .await;
+    let mut auth = AuthServiceClient::new(channel(&cluster).await);
+    let mut limited = 0;
+    for index in 0..60 {
+        let mut request =
+            tonic::Request::new(LoginRequest { email: "nobody@example.com".into(), password: "wrong password".into() });
+        request.metadata_mut().insert("x-codesync-client-ip", format!("203.0.113.{index}").parse().unwrap());
+        match auth.login(request).await {
+            Err(status) if status.code() == Code::ResourceExhausted => limited += 1,
+            Err(status) => assert_eq!(error_code(&status), "invalid_credentials", "{status:?}"),
+            Ok(_) => panic!("a wrong password signed in"),
+        }
+    }
+    assert_eq!(limited, 55, "five attempts a minute from this address, whatever it claims to be");
+    let mut registered = 0;
+    for index in 0..10 {
+        let mut request = tonic::Request::new(RegisterRequest {
+            username: format!("mass{index}"),
+            email: format!("mass{index}@example.com"),
+            password: "correct horse battery".into(),
+        });
+        request.metadata_mut().insert("x-codesync-client-ip", format!("198.51.100.{index}").parse().unwrap());
+        match auth.register(request).await {
+            Ok(_) => registered += 1,
+            Err(status) => assert_eq!((status.code(), error_code(&status)), (Code::ResourceExhausted, "rate_limited")),
+        }
+    }
+    assert_eq!(registered, 3, "registrations are limited per address, over gRPC too");
+}
+
+/// Finding 2, behind a proxy: with `CODESYNC_TRUST_FORWARDED_FOR=true` the gateway took the
+/// leftmost `X-Forwarded-For` entry, which the client writes itself behind an appending proxy
+/// (260 of 260 requests passed). The entry the proxy appended is the client's address now.
+#[tokio::test]
+async fn behind_an_appending_proxy_the_client_cannot_choose_its_address() {
+    let cluster =
+        Cluster::one_process(&[("CODESYNC_TRUST_FORWARDED_FOR", "true"), ("CODESYNC_RATE_LIMIT_PER_MINUTE", "10")])
+            .await;
+    let mut passed = 0;
+    for index in 0..40 {
+        let response = cluster
+            .http
+            .get(format!("{}/api/rooms", cluster.base_url))
+            .header("x-forwarded-for", format!("10.{index}.0.1, 198.51.100.7"))
+            .send()
+            .await
+            .unwrap();
+        if response.status() != StatusCode::TOO_MANY_REQUESTS {
+            passed += 1;
+        }
+    }
+    assert_eq!(passed, 10, "one client behind the proxy, whatever it prepends");
+    // Another client behind the same proxy has a limit of its own.
+    let response = cluster
+        .http
+        .get(format!("{}/api/rooms", cluster.base_url))
+        .header("x-forwarded-for", "198.51.100.8")
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+}
+
+/// Finding 3: services vouch for each other with a credential no client holds. A client that
+/// claims to be a service acting for a user, or forges a token with a key it guessed, gets
+/// nowhere; usernames are no longer given to anyone who asks (finding 6).
+#[tokio::test]
+async fn what_only_services_may_say_is_refused_from_clients() {
+    use codesync_proto::auth::v1::GetUserProfilesRequest;
+    use codesync_proto::auth::v1::auth_service_client::AuthServiceClient;
+    let cluster = Cluster::one_process(&[]).await;
+    let channel = channel(&cluster).await;
+    let roles = room_with_roles(&cluster, false).await;
+    let mut documents = DocumentsServiceClient::new(channel.clone());
+    let mut impersonating =
+        tonic::Request::new(GetDocumentRequest { file_id: roles.file_id.clone(), include_state: false });
+    impersonating.metadata_mut().insert("x-codesync-acting-for", roles.owner.user_id.parse().unwrap());
+    impersonating.metadata_mut().insert("x-codesync-service", "eyJhbGciOiJIUzI1NiJ9.e30.forged".parse().unwrap());
+    let refused =
+        documents.get_document(impersonating).await.expect_err("no one acts for the owner without a credential");
+    assert_eq!(refused.code(), Code::NotFound, "{refused:?}");
+    // The old signing key's algorithm: a token signed HS256 is no session, whatever the key.
+    let forged = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJ4IiwibmFtZSI6IngiLCJhZG0iOnRydWUsInR5cCI6ImFjY2VzcyIsImlzcyI6ImNvZGVzeW5jIiwiaWF0IjowLCJleHAiOjk5OTk5OTk5OTksImp0aSI6IngifQ.AAAA";
+    let (status, _) = cluster.get("/api/auth/me", Some(forged)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let mut auth = AuthServiceClient::new(channel);
+    let anonymous = auth
+        .get_user_profiles(GetUserProfilesRequest { user_ids: vec![roles.owner.user_id.clone()] })
+        .await
+        .expect_err("profiles need a signed-in caller or a service");
+    assert_eq!(anonymous.code(), Code::Unauthenticated);
+    let profiles = auth
+        .get_user_profiles(signed(
+            &roles.viewer,
+            GetUserProfilesRequest { user_ids: vec![roles.owner.user_id.clone()] },
+        ))
+        .await
+        .expect("a signed-in user may look names up")
+        .into_inner();
+    assert_eq!(profiles.profiles.len(), 1);
+}

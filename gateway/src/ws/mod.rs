@@ -49,7 +49,7 @@ pub fn socket_caller(
         ));
     };
     let caller = state.tokens.verify_access_token(&token)?;
-    let context = CallContext { authorization: Some(format!("Bearer {token}")), client_ip, deadline: None };
+    let context = CallContext { authorization: Some(format!("Bearer {token}")), client_ip, ..CallContext::default() };
     Ok((caller, context))
 }
 

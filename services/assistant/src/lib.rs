@@ -302,7 +302,7 @@ impl AssistantGrpcService {
 impl AssistantService for AssistantGrpcService {
     async fn ask(&self, request: Request<pb::AskRequest>) -> Result<Response<AskStream>, Status> {
         let caller = self.inner.tokens.require_caller(request.metadata())?;
-        let call = CallContext::from_request(&request);
+        let call = CallContext::from_request(&request, &self.inner.tokens);
         let request = request.into_inner();
         let provider = self.inner.config.provider.clone().ok_or_else(Self::not_configured)?;
         let mode =

@@ -13,7 +13,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use codesync_common::events::{ANALYTICS_EVENTS, Event, EventBus, SESSION_STARTED, USER_REGISTERED};
-use codesync_common::identity::{Caller, TokenService, client_ip};
+use codesync_common::identity::{Caller, TokenService};
 use codesync_common::rate_limit::{RateLimiter, address_key, retry_after_secs};
 use codesync_common::redis::Redis;
 use codesync_common::{ServiceError, ServiceResult, new_id, now_ms};
@@ -302,12 +302,12 @@ fn hash_refresh_token(token: &str) -> String {
 #[tonic::async_trait]
 impl AuthService for AuthGrpcService {
     async fn register(&self, request: Request<pb::RegisterRequest>) -> Result<Response<pb::AuthSession>, Status> {
-        let ip_key = client_ip(&request).map_or_else(|| "unknown".to_string(), address_key);
+        let ip_key = self.tokens.client_ip(&request).map_or_else(|| "unknown".to_string(), address_key);
         Ok(Response::new(self.register(request.into_inner(), ip_key).await?))
     }
 
     async fn login(&self, request: Request<pb::LoginRequest>) -> Result<Response<pb::AuthSession>, Status> {
-        let ip_key = client_ip(&request).map_or_else(|| "unknown".to_string(), address_key);
+        let ip_key = self.tokens.client_ip(&request).map_or_else(|| "unknown".to_string(), address_key);
         Ok(Response::new(self.login(request.into_inner(), ip_key).await?))
     }
 
@@ -331,6 +331,15 @@ impl AuthService for AuthGrpcService {
         &self,
         request: Request<pb::GetUserProfilesRequest>,
     ) -> Result<Response<pb::GetUserProfilesResponse>, Status> {
+        // Usernames are for signed-in users and the other services, not for anyone on the network.
+        self.tokens.require_caller_or_service(request.metadata())?;
         Ok(Response::new(self.user_profiles(request.into_inner()).await?))
+    }
+
+    async fn get_token_keys(
+        &self,
+        _request: Request<pb::GetTokenKeysRequest>,
+    ) -> Result<Response<pb::TokenKeys>, Status> {
+        Ok(Response::new(pb::TokenKeys { ed25519_public_keys: vec![self.tokens.public_key().encode()] }))
     }
 }

@@ -278,7 +278,7 @@ impl DocumentsGrpcService {
         forward: impl Fn(DocumentsServiceClient<GrpcChannel>, Request<T>) -> forward::UnaryCall<pb::ApplyUpdateResponse>,
     ) -> Result<Response<pb::ApplyUpdateResponse>, Status> {
         let caller = self.tokens.require_caller(request.metadata())?;
-        let context = CallContext::from_request(request);
+        let context = CallContext::from_request(request, &self.tokens);
         let access = self.file_access(caller, &context, file_id).await?;
         if !access.can_write {
             return Err(ServiceError::forbidden("read_only", "viewers cannot edit this file").into());
@@ -363,7 +363,7 @@ impl DocumentsService for DocumentsGrpcService {
         request: Request<Streaming<pb::CollaborateRequest>>,
     ) -> Result<Response<tonic::codegen::BoxStream<pb::CollaborateResponse>>, Status> {
         let caller = self.tokens.require_caller(request.metadata())?;
-        let context = CallContext::from_request(&request);
+        let context = CallContext::from_request(&request, &self.tokens);
         let forwarded = forward::is_forwarded(request.metadata());
         let mut inbound = request.into_inner();
         let open = match inbound.message().await? {
@@ -410,7 +410,7 @@ impl DocumentsService for DocumentsGrpcService {
         request: Request<pb::DeleteDocumentRequest>,
     ) -> Result<Response<pb::DeleteDocumentResponse>, Status> {
         self.tokens.require_caller(request.metadata())?;
-        let context = CallContext::from_request(&request);
+        let context = CallContext::from_request(&request, &self.tokens);
         let file_id = request.get_ref().file_id.clone();
         // Only the document of a deleted file may go, and only at the hands of someone who could
         // delete the file. "Not found" from an access check is not enough: a private room's live
@@ -459,7 +459,7 @@ impl DocumentsService for DocumentsGrpcService {
         // A token that is present must be valid; reading otherwise needs what
         // reading the file through the rooms service needs (public rooms are readable).
         self.tokens.caller_from_metadata(request.metadata())?;
-        let context = CallContext::from_request(&request);
+        let context = CallContext::from_request(&request, &self.tokens);
         let access = self.check_file(&context, &file_id).await?;
         self.refuse_while_draining()?;
         let opening = self.opening(&context, access.room_id);

@@ -167,7 +167,7 @@ impl ExecutionGrpcService {
     /// run happens here, before anything runs or streams.
     async fn admit(&self, request: Request<pb::ExecuteRequest>) -> Result<AdmittedRun, ServiceError> {
         let caller = self.tokens.require_caller(request.metadata())?;
-        let context = CallContext::from_request(&request);
+        let context = CallContext::from_request(&request, &self.tokens);
         let request = request.into_inner();
         let (program, room_id, file_id) = match request.source {
             Some(pb::execute_request::Source::Program(program)) => (program, String::new(), String::new()),

@@ -26,7 +26,7 @@ use codesync_common::events::{
     Staged, VERSION_CREATED,
 };
 use codesync_common::grpc::{CallContext, GrpcChannel};
-use codesync_common::identity::{Caller, TokenService};
+use codesync_common::identity::TokenService;
 use codesync_common::{ServiceError, ServiceResult, new_id, now_ms};
 use codesync_proto::auth::v1::GetUserProfilesRequest;
 use codesync_proto::auth::v1::auth_service_client::AuthServiceClient;
@@ -449,16 +449,13 @@ impl Inner {
         }
     }
 
-    /// A checkpoint reads and records the file as one of its editors would: with an access token
-    /// this service signs for that editor, so it never reads what its authors could not. The
-    /// editors are tried in turn: one may have left the room since.
+    /// A checkpoint reads and records the file as one of its editors would: this service acts for
+    /// that editor (with its service credential; it signs no user's token), so it never reads what
+    /// its authors could not. The editors are tried in turn: one may have left the room since.
     async fn checkpoint(&self, file_id: &str, authors: Vec<String>) -> ServiceResult<Option<pb::Version>> {
         let mut refusal = ServiceError::not_found("file_not_found", "no such file");
         for editor in &authors {
-            let caller = Caller { user_id: editor.clone(), username: String::new(), is_admin: false };
-            let token = self.tokens.issue_access_token(&caller)?;
-            let context =
-                CallContext { authorization: Some(format!("Bearer {token}")), client_ip: None, deadline: None };
+            let context = CallContext::acting_for(editor);
             // The room as the rooms service knows it now (a file never moves, but it may be gone).
             let room_id = match self.check_file(&context, file_id).await {
                 Ok(access) => access.room_id,
@@ -496,7 +493,7 @@ impl HistoryService for HistoryGrpcService {
         request: Request<pb::CreateVersionRequest>,
     ) -> Result<Response<pb::Version>, Status> {
         let caller = self.inner.tokens.require_caller(request.metadata())?;
-        let context = CallContext::from_request(&request);
+        let context = CallContext::from_request(&request, &self.inner.tokens);
         let request = request.into_inner();
         let message = request.message.trim().to_string();
         if message.chars().count() > MAX_MESSAGE_CHARS {
@@ -524,7 +521,7 @@ impl HistoryService for HistoryGrpcService {
         request: Request<pb::ListVersionsRequest>,
     ) -> Result<Response<pb::ListVersionsResponse>, Status> {
         self.inner.tokens.caller_from_metadata(request.metadata())?;
-        let context = CallContext::from_request(&request);
+        let context = CallContext::from_request(&request, &self.inner.tokens);
         let request = request.into_inner();
         self.inner.check_file(&context, &request.file_id).await?;
         let versions = self.inner.store.list(&request.file_id, request.before_number, request.limit).await?;
@@ -533,7 +530,7 @@ impl HistoryService for HistoryGrpcService {
 
     async fn get_version(&self, request: Request<pb::GetVersionRequest>) -> Result<Response<pb::Version>, Status> {
         self.inner.tokens.caller_from_metadata(request.metadata())?;
-        let context = CallContext::from_request(&request);
+        let context = CallContext::from_request(&request, &self.inner.tokens);
         let version = self.readable_version(&context, &request.get_ref().version_id).await?;
         let content = self.inner.store.content(&version.file_id, version.number).await?;
         Ok(Response::new(pb::Version { content: Some(content), ..version }))
@@ -544,7 +541,7 @@ impl HistoryService for HistoryGrpcService {
         request: Request<pb::DiffVersionsRequest>,
     ) -> Result<Response<pb::DiffVersionsResponse>, Status> {
         self.inner.tokens.caller_from_metadata(request.metadata())?;
-        let context = CallContext::from_request(&request);
+        let context = CallContext::from_request(&request, &self.inner.tokens);
         let request = request.into_inner();
         let from = self.readable_version(&context, &request.from_version_id).await?;
         let to = self
@@ -585,7 +582,7 @@ impl HistoryService for HistoryGrpcService {
         request: Request<pb::RestoreVersionRequest>,
     ) -> Result<Response<pb::Version>, Status> {
         let caller = self.inner.tokens.require_caller(request.metadata())?;
-        let context = CallContext::from_request(&request);
+        let context = CallContext::from_request(&request, &self.inner.tokens);
         let request = request.into_inner();
         let version = self.readable_version(&context, &request.version_id).await?;
         let room_id = self.inner.require_writer(&context, &version.file_id).await?;
@@ -615,7 +612,7 @@ impl HistoryService for HistoryGrpcService {
         request: Request<pb::ListRoomEventsRequest>,
     ) -> Result<Response<pb::ListRoomEventsResponse>, Status> {
         self.inner.tokens.caller_from_metadata(request.metadata())?;
-        let context = CallContext::from_request(&request);
+        let context = CallContext::from_request(&request, &self.inner.tokens);
         let request = request.into_inner();
         let access = self.inner.check_room(&context, &request.room_id).await?;
         // A public room is readable by all, its log (who joined, who ran what) only by members.

@@ -289,7 +289,8 @@ mod tests {
         let store = NotificationsStore::new(Database::connect(&url).await.unwrap());
         store.migrate().await.unwrap();
         let key = SigningKey::load_or_create(&directory.path().join("key")).unwrap();
-        let tokens = TokenService::new(&key, Duration::from_secs(60));
+        let service_key = codesync_common::identity::ServiceKey::from_secret(vec![3; 64]);
+        let tokens = TokenService::signer(&key, &service_key, Duration::from_secs(60));
         let bus = InProcessBus::shared();
         let mut dead_letters = bus.subscribe(DEAD_LETTER_EVENTS);
         let service = NotificationsGrpcService::new(store.clone(), tokens.clone(), bus.clone());

@@ -281,7 +281,7 @@ impl PresenceGrpcService {
     /// The caller, who must be a member of the room.
     async fn member<T>(&self, request: &Request<T>, room_id: &str) -> ServiceResult<Caller> {
         let caller = self.tokens.require_caller(request.metadata())?;
-        self.require_member(&CallContext::from_request(request), room_id).await?;
+        self.require_member(&CallContext::from_request(request, &self.tokens), room_id).await?;
         Ok(caller)
     }
 
@@ -419,7 +419,7 @@ impl PresenceService for PresenceGrpcService {
         request: Request<Streaming<pb::RoomClientEvent>>,
     ) -> Result<Response<BoxStream<pb::RoomServerEvent>>, Status> {
         let caller = self.tokens.require_caller(request.metadata())?;
-        let context = CallContext::from_request(&request);
+        let context = CallContext::from_request(&request, &self.tokens);
         let mut inbound = request.into_inner();
         let room_id = match inbound.message().await? {
             Some(pb::RoomClientEvent { event: Some(pb::room_client_event::Event::Open(open)) }) => open.room_id,

@@ -553,7 +553,7 @@ impl RoomsService for RoomsGrpcService {
         let caller = self.tokens.caller_from_metadata(request.metadata())?;
         let access = self.room_access(&request.get_ref().room_id, caller.as_ref()).await?;
         let records = self.store.list_members(&access.room().id).await?;
-        let members = self.members(&CallContext::from_request(&request), records).await?;
+        let members = self.members(&CallContext::from_request(&request, &self.tokens), records).await?;
         Ok(Response::new(pb::ListMembersResponse { members }))
     }
 
@@ -562,7 +562,7 @@ impl RoomsService for RoomsGrpcService {
         request: Request<pb::UpdateMemberRoleRequest>,
     ) -> Result<Response<pb::Member>, Status> {
         let caller = self.tokens.require_caller(request.metadata())?;
-        let context = CallContext::from_request(&request);
+        let context = CallContext::from_request(&request, &self.tokens);
         Ok(Response::new(self.update_member_role(&context, caller, request.into_inner()).await?))
     }
 
