@@ -36,7 +36,8 @@ wait_for_port() {
 
 echo "== one process (embedded defaults)"
 (cd "$work" && CODESYNC_HTTP_ADDR=127.0.0.1:18490 CODESYNC_GRPC_ADDR=127.0.0.1:18491 \
-  CODESYNC_RATE_LIMIT_PER_MINUTE=100000000 CODESYNC_LOG=warn exec "$binary" run >one-process.log 2>&1) &
+  CODESYNC_RATE_LIMIT_PER_MINUTE=100000000 CODESYNC_MAX_CONNECTIONS_PER_ADDRESS=100000 CODESYNC_LOG=warn \
+  exec "$binary" run >one-process.log 2>&1) &
 pids+=($!)
 one_process_pid=$!
 wait_for_port 18490

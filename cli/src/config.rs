@@ -91,6 +91,14 @@ pub const KEYS: &[(&str, &str)] = &[
     ("max_body_bytes", "largest REST request body in bytes (default 2097152)"),
     ("ws_idle_timeout_secs", "a WebSocket client silent this long is dropped; it is pinged at half of it (default 60)"),
     (
+        "http_header_timeout_secs",
+        "a request's headers must arrive within this, and a keep-alive connection idle this long is closed (default 10)",
+    ),
+    (
+        "max_connections_per_address",
+        "connections one client address may hold open at the gateway; trusted proxies are exempt (default 256)",
+    ),
+    (
         "web_dir",
         "serve the web app from this built frontend/dist instead of the copy embedded in the binary (default: embedded)",
     ),
@@ -414,6 +422,12 @@ impl Config {
             ws_idle_timeout: sources
                 .positive::<u64>("ws_idle_timeout_secs")?
                 .map_or(gateway_defaults.ws_idle_timeout, Duration::from_secs),
+            header_timeout: sources
+                .positive::<u64>("http_header_timeout_secs")?
+                .map_or(gateway_defaults.header_timeout, Duration::from_secs),
+            max_connections_per_address: sources
+                .positive("max_connections_per_address")?
+                .unwrap_or(gateway_defaults.max_connections_per_address),
             web_source: sources
                 .parse("web_dir", "a directory holding a built web app (with index.html)", |text| {
                     let directory = std::fs::canonicalize(text).ok()?;
@@ -637,6 +651,8 @@ impl Config {
             format!("trust_forwarded_for = {}", self.gateway.proxies.peer),
             format!("trusted_proxies = {:?}", if self.gateway.proxies.networks.is_empty() { "" } else { "(set)" }),
             format!("ws_idle_timeout_secs = {}", self.gateway.ws_idle_timeout.as_secs()),
+            format!("http_header_timeout_secs = {}", self.gateway.header_timeout.as_secs()),
+            format!("max_connections_per_address = {}", self.gateway.max_connections_per_address),
             format!(
                 "web_dir = {:?}",
                 match &self.gateway.web_source {

@@ -247,8 +247,9 @@ pub async fn run(config: Config, components: BTreeSet<Component>) -> anyhow::Res
             .with_context(|| format!("cannot listen for HTTP on {} (set CODESYNC_HTTP_ADDR)", config.http_addr))?;
         let http_addr = listener.local_addr()?;
         let shutdown = wait_for(shutdown_receiver.clone());
+        let limits = config.gateway.server_limits();
         tasks.spawn(async move {
-            codesync_gateway::serve(listener, app, shutdown).await.context("the HTTP gateway failed")
+            codesync_gateway::serve(listener, app, shutdown, limits).await.context("the HTTP gateway failed")
         });
         match &config.gateway.web_source {
             codesync_gateway::WebSource::Directory(directory) => {

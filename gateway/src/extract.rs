@@ -231,6 +231,12 @@ impl TrustedProxies {
         self.networks.iter().any(|network| network.contains(address))
     }
 
+    /// Whether a direct peer is one of the trusted proxies (listed; `trust_forwarded_for` names
+    /// no address, so it exempts nothing from the limits on connections).
+    pub fn is_trusted(&self, address: IpAddr) -> bool {
+        self.trusts(address)
+    }
+
     /// The client's address behind the proxies: `X-Forwarded-For` read from its right end (the
     /// entries the trusted proxies appended), skipping the trusted proxies themselves; the first
     /// address no trusted proxy stands for is the client's. Entries to the left of it are what

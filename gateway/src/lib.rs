@@ -10,11 +10,11 @@ mod extract;
 mod metrics;
 mod rate_limit;
 mod routes;
+mod server;
 mod sse;
 mod web;
 mod ws;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -62,6 +62,22 @@ pub struct GatewayConfig {
     pub web_source: WebSource,
     /// A WebSocket client silent this long is dropped (pinged at half of it).
     pub ws_idle_timeout: Duration,
+    /// A request's headers must arrive within this (and a keep-alive connection idle this long
+    /// is closed).
+    pub header_timeout: Duration,
+    /// Connections one client address may hold at once.
+    pub max_connections_per_address: usize,
+}
+
+impl GatewayConfig {
+    /// The limits of the HTTP server's connections.
+    pub fn server_limits(&self) -> ServerLimits {
+        ServerLimits {
+            header_timeout: self.header_timeout,
+            max_connections_per_address: self.max_connections_per_address,
+            proxies: self.proxies.clone(),
+        }
+    }
 }
 
 impl Default for GatewayConfig {
@@ -74,6 +90,8 @@ impl Default for GatewayConfig {
             ws_queue_bytes: 16 * 1024 * 1024,
             web_source: WebSource::Embedded,
             ws_idle_timeout: Duration::from_secs(60),
+            header_timeout: Duration::from_secs(10),
+            max_connections_per_address: 256,
         }
     }
 }
@@ -245,24 +263,7 @@ pub fn router(
         .with_state(state)
 }
 
-/// Serves the gateway on `listener` until `shutdown` completes.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    app: Router,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    // Without TCP_NODELAY, a small WebSocket frame written right after another
-    // waits for the client's delayed ACK: up to 40 ms of tail latency.
-    let listener = listener.tap_io(|stream| {
-        if let Err(error) = stream.set_nodelay(true) {
-            tracing::debug!(%error, "cannot set TCP_NODELAY");
-        }
-    });
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
-}
+pub use crate::server::{ServerLimits, serve};
 
 #[derive(serde::Serialize, utoipa::ToSchema)]
 struct HealthBody {

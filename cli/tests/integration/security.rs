@@ -245,3 +245,51 @@ async fn what_only_services_may_say_is_refused_from_clients() {
         .into_inner();
     assert_eq!(profiles.profiles.len(), 1);
 }
+
+/// Finding 4 (medium): requests whose headers never finish held their connections for good:
+/// 20,000 of them exhausted the file descriptors and `/healthz` timed out. Now one address holds
+/// at most `max_connections_per_address` connections, unfinished headers are dropped after
+/// `http_header_timeout_secs`, and the health probe (from another address) keeps answering.
+#[tokio::test]
+async fn slow_headers_cannot_hold_the_server() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let cluster = Cluster::one_process(&[
+        ("CODESYNC_MAX_CONNECTIONS_PER_ADDRESS", "50"),
+        ("CODESYNC_HTTP_HEADER_TIMEOUT_SECS", "2"),
+    ])
+    .await;
+    let address = cluster.base_url.trim_start_matches("http://").to_string();
+    let mut held = Vec::new();
+    for _ in 0..400 {
+        let mut stream = tokio::net::TcpStream::connect(&address).await.expect("connect");
+        let _ = stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: codesync\r\nX-Slow: ").await;
+        held.push(stream);
+    }
+    let started = std::time::Instant::now();
+    let probe = reqwest::Client::builder()
+        .local_address(Some("127.0.0.2".parse().unwrap()))
+        .timeout(std::time::Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let answer = probe.get(format!("{}/healthz", cluster.base_url)).send().await.expect("the probe is answered");
+    assert_eq!(answer.status(), StatusCode::OK);
+    eprintln!("/healthz answered in {} ms while 400 slow requests were held", started.elapsed().as_millis());
+    // Everything held is closed by the server: the excess at once, the rest at the timeout.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut buffer = [0u8; 256];
+    let mut open = held.len();
+    while open > 0 {
+        assert!(std::time::Instant::now() < deadline, "{open} slow connections are still open");
+        open = 0;
+        for stream in &mut held {
+            match tokio::time::timeout(std::time::Duration::from_millis(5), stream.read(&mut buffer)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => {}
+                // Still open (or a 408 answer on its way before the close).
+                Ok(Ok(_)) | Err(_) => open += 1,
+            }
+        }
+    }
+    // The address may connect again.
+    let (status, _) = cluster.get("/healthz", None).await;
+    assert_eq!(status, StatusCode::OK);
+}
