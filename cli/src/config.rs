@@ -66,6 +66,11 @@ pub const KEYS: &[(&str, &str)] = &[
     ("execution_concurrency", "runs at once (default: the number of CPUs, at least 2)"),
     ("execution_queue", "runs waiting for a slot before more are refused with 429 (default 4 x concurrency)"),
     ("execution_runs_per_minute", "runs each user may start per minute (default 30)"),
+    (
+        "execution_runs_per_user",
+        "runs one user may have going at once, so that nobody takes every slot (default: half of execution_concurrency, at least 1)",
+    ),
+    ("execution_queue_per_user", "runs one user may have waiting for a slot (default 2)"),
     ("ai_provider", "openai (and OpenAI-compatible servers), anthropic or gemini (default: none, assistant off)"),
     ("ai_base_url", "the AI provider's endpoint (default: the vendor's public endpoint)"),
     ("ai_api_key", "the AI provider's API key"),
@@ -514,12 +519,19 @@ impl Config {
         if let Some(concurrency) = sources.positive::<usize>("execution_concurrency")? {
             execution.admission.concurrent_runs = concurrency;
             execution.admission.queued_runs = 4 * concurrency;
+            execution.admission.runs_per_user_at_once = (concurrency / 2).max(1);
         }
         if let Some(queued) = sources.positive::<usize>("execution_queue")? {
             execution.admission.queued_runs = queued;
         }
         if let Some(per_minute) = sources.positive::<u32>("execution_runs_per_minute")? {
             execution.admission.runs_per_user_per_minute = per_minute;
+        }
+        if let Some(at_once) = sources.positive::<usize>("execution_runs_per_user")? {
+            execution.admission.runs_per_user_at_once = at_once;
+        }
+        if let Some(queued) = sources.positive::<usize>("execution_queue_per_user")? {
+            execution.admission.queued_runs_per_user = queued;
         }
         execution.backend = match sandbox {
             SandboxBackend::Local => BackendConfig::Local,
@@ -700,6 +712,8 @@ impl Config {
             format!("execution_concurrency = {}", self.execution.admission.concurrent_runs),
             format!("execution_queue = {}", self.execution.admission.queued_runs),
             format!("execution_runs_per_minute = {}", self.execution.admission.runs_per_user_per_minute),
+            format!("execution_runs_per_user = {}", self.execution.admission.runs_per_user_at_once),
+            format!("execution_queue_per_user = {}", self.execution.admission.queued_runs_per_user),
         ];
         for (service, endpoints) in &self.endpoints {
             lines.push(format!("{service}_endpoint = {:?}", endpoints.join(",")));

@@ -293,3 +293,66 @@ async fn slow_headers_cannot_hold_the_server() {
     let (status, _) = cluster.get("/healthz", None).await;
     assert_eq!(status, StatusCode::OK);
 }
+
+/// Finding 5 (medium): ten endless loops from one user held both run slots and the queue, and
+/// everyone else got 429 or 503. A user now holds at most a share of the slots and of the queue,
+/// and is told why when refused; someone else's run starts at once meanwhile.
+#[tokio::test]
+async fn one_user_cannot_take_all_code_execution() {
+    let cluster =
+        Cluster::one_process(&[("CODESYNC_EXECUTION_CONCURRENCY", "2"), ("CODESYNC_EXECUTION_TIME_LIMIT_SECS", "4")])
+            .await;
+    let hog = cluster.register("hog").await;
+    let other = cluster.register("other").await;
+    let loop_forever =
+        json!({"language": "python", "files": [{"name": "main.py", "content": "while True:\n    pass\n"}]});
+    let mut runs = Vec::new();
+    for _ in 0..10 {
+        let (http, url, token, body) = (
+            cluster.http.clone(),
+            format!("{}/api/executions", cluster.base_url),
+            hog.access_token.clone(),
+            loop_forever.clone(),
+        );
+        runs.push(tokio::spawn(async move {
+            let response = http.post(url).bearer_auth(token).json(&body).send().await.unwrap();
+            let status = response.status();
+            (status, response.json::<serde_json::Value>().await.unwrap_or_default())
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let started = std::time::Instant::now();
+    let (status, result) = cluster
+        .post(
+            "/api/executions",
+            other.token(),
+            json!({"language": "python", "files": [{"name": "main.py", "content": "print('mine')"}]}),
+        )
+        .await;
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        assert_ne!(std::env::var("CODESYNC_TEST_REQUIRE_SANDBOX").as_deref(), Ok("1"), "{result}");
+        return;
+    }
+    assert_eq!((status, result["stdout"].as_str()), (StatusCode::OK, Some("mine\n")), "{result}");
+    let waited = started.elapsed();
+    eprintln!("another user's run finished in {} ms while ten endless loops were sent", waited.as_millis());
+    assert!(waited < std::time::Duration::from_secs(3), "it did not wait for the loops: {waited:?}");
+    let mut refused = 0;
+    let mut timed_out = 0;
+    for run in runs {
+        let (status, body) = run.await.unwrap();
+        match status {
+            StatusCode::TOO_MANY_REQUESTS => {
+                let message = body["error"]["message"].as_str().unwrap_or_default();
+                assert!(message.contains("as many as one person may"), "{body}");
+                refused += 1;
+            }
+            StatusCode::OK => {
+                assert_eq!(body["status"], "time_limit", "{body}");
+                timed_out += 1;
+            }
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert_eq!((timed_out, refused), (3, 7), "one running and two waiting, seven told why not");
+}

@@ -14,6 +14,10 @@ use crate::extract::{ApiJson, SignedIn};
 use crate::routes::timestamp;
 use crate::sse::Relayed;
 
+/// A run's deadline: its wait for a slot, its compile and its run each end well before (the
+/// execution service bounds them), so this only catches an execution service that hangs.
+const RUN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
 pub fn router() -> OpenApiRouter<GatewayState> {
     OpenApiRouter::new()
         .routes(routes!(list_languages))
@@ -123,7 +127,8 @@ async fn execute(
     caller: SignedIn,
     ApiJson(body): ApiJson<ExecuteBody>,
 ) -> Result<axum::Json<ExecutionBody>, ApiError> {
-    let result = state.clients.execution().execute(caller.context.request(body.into_request())).await?.into_inner();
+    let context = caller.context.with_timeout(RUN_DEADLINE);
+    let result = state.clients.execution().execute(context.request(body.into_request())).await?.into_inner();
     Ok(axum::Json(ExecutionBody::from(result)))
 }
 
@@ -144,7 +149,8 @@ async fn execute_stream(
     caller: SignedIn,
     ApiJson(body): ApiJson<ExecuteBody>,
 ) -> Result<impl axum::response::IntoResponse, ApiError> {
-    let events = state.clients.execution().execute_stream(caller.context.request(body.into_request())).await?;
+    let context = caller.context.with_timeout(RUN_DEADLINE);
+    let events = state.clients.execution().execute_stream(context.request(body.into_request())).await?;
     let events = events.into_inner();
     let mut stdout = Utf8Chunks::default();
     let mut stderr = Utf8Chunks::default();

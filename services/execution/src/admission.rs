@@ -1,15 +1,17 @@
-//! Who may start a run now: a per-user rate, then a bounded number of runs at once with a
-//! bounded queue behind them. Past the queue, or after waiting too long, the caller is told to
-//! come back (429 or 503 with a clear sentence) instead of piling more work on the machine.
+//! Who may start a run now, shared fairly: a per-user rate, a number of runs at once with a cap
+//! per user, and a queue behind them with a cap per user too, served in order to the first run
+//! whose user is under the cap. One user's endless loops hold at most their share of the slots
+//! and of the queue; everyone else still runs. Every refusal says why (429 or 503 with a
+//! sentence), never piling more work on the machine.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use codesync_common::ServiceError;
 use codesync_common::rate_limit::{RateLimiter, retry_after_secs};
 use codesync_common::redis::Redis;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::oneshot;
 
 #[derive(Debug, Clone, Copy)]
 pub struct AdmissionConfig {
@@ -21,40 +23,121 @@ pub struct AdmissionConfig {
     pub queue_wait: Duration,
     /// Runs each user may start per minute.
     pub runs_per_user_per_minute: u32,
+    /// Runs one user may have going at once.
+    pub runs_per_user_at_once: usize,
+    /// Runs one user may have waiting at once.
+    pub queued_runs_per_user: usize,
 }
 
 impl Default for AdmissionConfig {
     fn default() -> Self {
         let cpus = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        let concurrent_runs = cpus.max(2);
         Self {
-            concurrent_runs: cpus.max(2),
-            queued_runs: 4 * cpus.max(2),
+            concurrent_runs,
+            queued_runs: 4 * concurrent_runs,
             queue_wait: Duration::from_secs(20),
             runs_per_user_per_minute: 30,
+            runs_per_user_at_once: (concurrent_runs / 2).max(1),
+            queued_runs_per_user: 2,
+        }
+    }
+}
+
+struct Waiter {
+    ticket: u64,
+    user_id: String,
+    wake: oneshot::Sender<()>,
+}
+
+#[derive(Default)]
+struct State {
+    running: usize,
+    running_by_user: HashMap<String, usize>,
+    waiting: VecDeque<Waiter>,
+    next_ticket: u64,
+}
+
+impl State {
+    fn running_of(&self, user_id: &str) -> usize {
+        self.running_by_user.get(user_id).copied().unwrap_or(0)
+    }
+
+    fn waiting_of(&self, user_id: &str) -> usize {
+        self.waiting.iter().filter(|waiter| waiter.user_id == user_id).count()
+    }
+
+    fn start(&mut self, user_id: &str) {
+        self.running += 1;
+        *self.running_by_user.entry(user_id.to_string()).or_insert(0) += 1;
+    }
+
+    fn finish(&mut self, user_id: &str) {
+        self.running = self.running.saturating_sub(1);
+        if let Some(count) = self.running_by_user.get_mut(user_id) {
+            *count -= 1;
+            if *count == 0 {
+                self.running_by_user.remove(user_id);
+            }
         }
     }
 }
 
 pub struct Admission {
     config: AdmissionConfig,
-    slots: Arc<Semaphore>,
-    waiting: AtomicUsize,
+    state: Arc<Mutex<State>>,
     per_user: RateLimiter,
 }
 
-/// Held for the length of a run; the slot frees when it drops.
+/// Held for the length of a run; its slot goes to the next eligible waiting run when it drops.
 pub struct Admitted {
-    _permit: OwnedSemaphorePermit,
+    state: Arc<Mutex<State>>,
+    user_id: String,
+    config: AdmissionConfig,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        let mut state = lock(&self.state);
+        state.finish(&self.user_id);
+        grant_waiting(&mut state, &self.config);
+    }
+}
+
+fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    // Every critical section is a few counter and queue operations that cannot stop half-way.
+    state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Gives free slots to the waiting runs, in order, skipping those whose user is at the cap.
+fn grant_waiting(state: &mut State, config: &AdmissionConfig) {
+    while state.running < config.concurrent_runs {
+        let Some(position) =
+            state.waiting.iter().position(|waiter| state.running_of(&waiter.user_id) < config.runs_per_user_at_once)
+        else {
+            return;
+        };
+        let Some(waiter) = state.waiting.remove(position) else { return };
+        state.start(&waiter.user_id);
+        if waiter.wake.send(()).is_err() {
+            // It gave up meanwhile: the slot goes to the next.
+            state.finish(&waiter.user_id);
+        }
+    }
 }
 
 impl Admission {
     /// With `redis`, the per-user rate is shared by every execution replica.
     pub fn new(config: AdmissionConfig, redis: Option<Redis>) -> Self {
         let per_minute = config.runs_per_user_per_minute.max(1);
+        let config = AdmissionConfig {
+            concurrent_runs: config.concurrent_runs.max(1),
+            runs_per_user_at_once: config.runs_per_user_at_once.max(1),
+            ..config
+        };
         Self {
             config,
-            slots: Arc::new(Semaphore::new(config.concurrent_runs.max(1))),
-            waiting: AtomicUsize::new(0),
+            state: Arc::default(),
             per_user: RateLimiter::shared("runs", per_minute, Duration::from_secs(60), redis),
         }
     }
@@ -66,28 +149,63 @@ impl Admission {
                 retry_after_secs: retry_after_secs(wait),
             });
         }
-        if let Ok(permit) = self.slots.clone().try_acquire_owned() {
-            return Ok(Admitted { _permit: permit });
-        }
-        if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.config.queued_runs {
-            self.waiting.fetch_sub(1, Ordering::SeqCst);
-            return Err(ServiceError::RateLimited {
-                message:
-                    "the server is running as much code as it can and its queue is full; try again in a few seconds"
-                        .into(),
-                retry_after_secs: 5,
-            });
-        }
-        let waited = tokio::time::timeout(self.config.queue_wait, self.slots.clone().acquire_owned()).await;
-        self.waiting.fetch_sub(1, Ordering::SeqCst);
-        match waited {
-            Ok(Ok(permit)) => Ok(Admitted { _permit: permit }),
-            _ => Err(ServiceError::Unavailable {
-                message: format!(
-                    "the server was too busy to start the run within {} s; try again",
-                    self.config.queue_wait.as_secs()
-                ),
-            }),
+        let admitted = || Admitted { state: self.state.clone(), user_id: user_id.to_string(), config: self.config };
+        let (ticket, woken) = {
+            let mut state = lock(&self.state);
+            let own_running = state.running_of(user_id);
+            if state.running < self.config.concurrent_runs && own_running < self.config.runs_per_user_at_once {
+                state.start(user_id);
+                return Ok(admitted());
+            }
+            let own_waiting = state.waiting_of(user_id);
+            if own_running >= self.config.runs_per_user_at_once && own_waiting >= self.config.queued_runs_per_user {
+                return Err(ServiceError::RateLimited {
+                    message: format!(
+                        "you have {own_running} runs going and {own_waiting} waiting, as many as one person may: \
+                         wait for one to finish (or stop one)"
+                    ),
+                    retry_after_secs: 5,
+                });
+            }
+            if state.waiting.len() >= self.config.queued_runs {
+                return Err(ServiceError::RateLimited {
+                    message:
+                        "the server is running as much code as it can and its queue is full; try again in a few seconds"
+                            .into(),
+                    retry_after_secs: 5,
+                });
+            }
+            let ticket = state.next_ticket;
+            state.next_ticket += 1;
+            let (wake, woken) = oneshot::channel();
+            state.waiting.push_back(Waiter { ticket, user_id: user_id.to_string(), wake });
+            (ticket, woken)
+        };
+        match tokio::time::timeout(self.config.queue_wait, woken).await {
+            Ok(Ok(())) => Ok(admitted()),
+            _ => {
+                let mut state = lock(&self.state);
+                let still_waiting = state.waiting.iter().position(|waiter| waiter.ticket == ticket);
+                match still_waiting {
+                    Some(position) => {
+                        state.waiting.remove(position);
+                        let own_running = state.running_of(user_id);
+                        let reason = if own_running >= self.config.runs_per_user_at_once {
+                            format!("your other {own_running} runs kept the slots one person may use")
+                        } else {
+                            "the server was too busy".to_string()
+                        };
+                        Err(ServiceError::Unavailable {
+                            message: format!(
+                                "the run could not start within {} s: {reason}; try again",
+                                self.config.queue_wait.as_secs()
+                            ),
+                        })
+                    }
+                    // Granted just as the wait ended: the slot is this run's.
+                    None => Ok(admitted()),
+                }
+            }
         }
     }
 }
@@ -102,6 +220,8 @@ mod tests {
             queued_runs,
             queue_wait: Duration::from_millis(queue_wait_ms),
             runs_per_user_per_minute: per_minute,
+            runs_per_user_at_once: concurrent_runs,
+            queued_runs_per_user: queued_runs,
         }
     }
 
@@ -128,6 +248,44 @@ mod tests {
         let _running = admission.admit("a").await.unwrap();
         let refused = admission.admit("b").await.err().unwrap();
         assert!(matches!(refused, ServiceError::Unavailable { .. }), "{refused}");
+    }
+
+    #[tokio::test]
+    async fn one_user_holds_at_most_a_share_and_the_others_still_run() {
+        let fair = AdmissionConfig { runs_per_user_at_once: 1, queued_runs_per_user: 2, ..config(2, 8, 5_000, 100) };
+        let admission = Arc::new(Admission::new(fair, None));
+        // Ten endless runs from one user: one runs, two wait, the rest are told why not.
+        let hog_running = admission.admit("hog").await.unwrap();
+        let mut hog_waiting = Vec::new();
+        for _ in 0..2 {
+            let admission = admission.clone();
+            hog_waiting.push(tokio::spawn(async move { admission.admit("hog").await.map(|_| ()) }));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        for _ in 0..7 {
+            let refused = admission.admit("hog").await.err().unwrap();
+            assert!(refused.to_string().contains("as many as one person may"), "{refused}");
+        }
+        // Someone else runs at once, in the slot the hog may not take.
+        let other = tokio::time::timeout(Duration::from_millis(100), admission.admit("ada")).await;
+        let other = other.expect("another user is not kept waiting").unwrap();
+        // When the other's run ends, the slot is not the hog's (it is at its cap): a third user's.
+        drop(other);
+        let third = tokio::time::timeout(Duration::from_millis(100), admission.admit("bob")).await.unwrap().unwrap();
+        drop(third);
+        // When the hog's run ends, its next waiting run starts.
+        drop(hog_running);
+        let next = tokio::time::timeout(Duration::from_secs(1), hog_waiting.remove(0)).await.unwrap().unwrap();
+        assert!(next.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_run_waiting_behind_its_own_runs_is_told_so() {
+        let fair = AdmissionConfig { runs_per_user_at_once: 1, queued_runs_per_user: 2, ..config(2, 8, 50, 100) };
+        let admission = Admission::new(fair, None);
+        let _running = admission.admit("a").await.unwrap();
+        let refused = admission.admit("a").await.err().unwrap();
+        assert!(refused.to_string().contains("your other 1 runs"), "{refused}");
     }
 
     #[tokio::test]
