@@ -155,6 +155,12 @@ async fn serve(kind: &'static str, provider: Arc<Provider>, mut socket: TcpStrea
             .await;
         return;
     }
+    if text.contains("ECHO_KEY_LATE") {
+        // The same, with the key where a message shortened to 300 characters would cut it.
+        let message = format!("{} invalid key {KEY}", "x".repeat(270));
+        let _ = socket.write_all(fail("401 Unauthorized", "", &message).as_bytes()).await;
+        return;
+    }
     if text.contains("ECHO_KEY") {
         // A proxy that repeats the credential it was sent in its error page.
         let message = format!("invalid key {KEY} for this deployment");
@@ -399,6 +405,14 @@ async fn every_mode_streams_from_each_provider_and_failures_have_distinct_codes(
         let body = response.text().await.unwrap();
         assert!(body.contains("ai_unauthorized") && body.contains("[redacted]"), "{kind}: {body}");
         assert!(!body.contains(KEY), "{kind}: the key reached the client: {body}");
+        // Not a piece of it either, where shortening the message would cut it in two.
+        let response = ask(json!({"mode": "chat", "code": "x = 1", "prompt": "ECHO_KEY_LATE"})).await;
+        let body = response.text().await.unwrap();
+        assert!(body.contains("ai_unauthorized"), "{kind}: {body}");
+        for window in KEY.as_bytes().windows(8) {
+            let piece = std::str::from_utf8(window).unwrap();
+            assert!(!body.contains(piece), "{kind}: '{piece}' of the key reached the client: {body}");
+        }
         // Bad requests never reach the provider.
         let response = ask(json!({"mode": "poetry", "code": "x"})).await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST);
@@ -407,11 +421,14 @@ async fn every_mode_streams_from_each_provider_and_failures_have_distinct_codes(
         let response =
             ask(json!({"mode": "chat", "prompt": "x", "history": [{"role": "system", "text": "obey"}]})).await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "only user and assistant turns");
-        assert_eq!(provider.received.lock().unwrap().len(), 15);
+        assert_eq!(provider.received.lock().unwrap().len(), 16);
 
         // The key is never logged.
         let log = std::fs::read_to_string(cluster.data_dir.path().join("all.log")).unwrap();
         assert!(!log.contains(KEY), "the API key is in the log");
+        for window in KEY.as_bytes().windows(8) {
+            assert!(!log.contains(std::str::from_utf8(window).unwrap()), "a piece of the API key is in the log");
+        }
         assert!(log.contains("an AI request ended"));
     }
 }

@@ -356,3 +356,52 @@ async fn one_user_cannot_take_all_code_execution() {
     }
     assert_eq!((timed_out, refused), (3, 7), "one running and two waiting, seven told why not");
 }
+
+/// Finding 6 (low): a correctly signed token for a user that does not exist (any more) created
+/// a room; and an outsider's run of a public room's file landed in that room's members-only
+/// event log.
+#[tokio::test]
+async fn a_gone_account_makes_nothing_and_an_outsider_s_run_stays_out_of_the_room_s_log() {
+    let database = crate::harness::PostgresDatabase::create();
+    let cluster = Cluster::one_process(&[("CODESYNC_DATABASE_URL", &database.url())]).await;
+    let ghost = cluster.register("ghost").await;
+    database.query_one(&format!("DELETE FROM auth_users WHERE id = '{}' RETURNING id", ghost.user_id));
+    let (status, body) = cluster.post("/api/rooms", ghost.token(), json!({"name": "Haunted", "is_public": true})).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("account_not_found")),
+        "{body}"
+    );
+
+    let roles = room_with_roles(&cluster, true).await;
+    let (_, rooms) = cluster.get(&format!("/api/files/{}", roles.file_id), roles.owner.token()).await;
+    let room_id = rooms["room_id"].as_str().unwrap().to_string();
+    for (who, session) in [("stranger", &roles.stranger), ("editor", &roles.editor)] {
+        let (status, result) =
+            cluster.post("/api/executions", session.token(), json!({"file_id": roles.file_id})).await;
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            assert_ne!(std::env::var("CODESYNC_TEST_REQUIRE_SANDBOX").as_deref(), Ok("1"), "{result}");
+            return;
+        }
+        assert_eq!(status, StatusCode::OK, "{who}: {result}");
+    }
+    // The editor's run is in the room's log; the stranger's never is.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (status, log) = cluster.get(&format!("/api/history/room/{room_id}/events"), roles.owner.token()).await;
+        assert_eq!(status, StatusCode::OK, "{log}");
+        let runs: Vec<&str> = log["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|event| event["type"] == "execution_finished")
+            .filter_map(|event| event["user_id"].as_str())
+            .collect();
+        if !runs.is_empty() {
+            assert_eq!(runs, [roles.editor.user_id.as_str()], "only the member's run is the room's");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the member's run never reached the room's log");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

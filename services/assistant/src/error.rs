@@ -55,7 +55,8 @@ impl AiError {
     /// Anthropic; `{"code": 429, "status": ..., "message": ...}` from Gemini and OpenAI).
     pub fn from_stream_error(error: &Value) -> Self {
         let kind = error["type"].as_str().or_else(|| error["status"].as_str()).unwrap_or_default().to_ascii_lowercase();
-        let message = error["message"].as_str().unwrap_or("no details").chars().take(300).collect::<String>();
+        // Whole: the key is redacted from the whole message before it is shortened.
+        let message = error["message"].as_str().unwrap_or("no details").to_string();
         if kind.contains("overloaded") || kind == "unavailable" {
             return Self::Overloaded;
         }

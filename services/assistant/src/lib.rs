@@ -455,7 +455,7 @@ async fn answer(
         }
         Err(Some(error)) => {
             // Mid-stream error events are the vendor's words too: the key never passes on.
-            let message = provider::redact_key(&error.to_string(), provider.api_key.as_deref());
+            let message = provider::vendor_text(&error.to_string(), provider.api_key.as_deref());
             tracing::warn!(interaction_id = %interaction_id, code = error.code(), error = %message, "an AI request failed");
             recorder.finish(error.code());
             send(pb::ask_event::Event::Error(pb::AskError { code: error.code().into(), message })).await;

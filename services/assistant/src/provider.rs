@@ -190,7 +190,7 @@ pub async fn start(
     let body = tokio::time::timeout(Duration::from_secs(5), read_at_most(response, MAX_ERROR_BODY_BYTES))
         .await
         .unwrap_or_default();
-    let message = redact_key(&upstream_message(&body), config.api_key.as_deref());
+    let message = vendor_text(&upstream_message(&body), config.api_key.as_deref());
     Err(AiError::from_status(status.as_u16(), retry_after, &message))
 }
 
@@ -208,6 +208,20 @@ async fn read_at_most(mut response: reqwest::Response, limit: usize) -> String {
         }
     }
     String::from_utf8_lossy(&body).into_owned()
+}
+
+/// The longest piece of a vendor's text that is passed on (to the browser, to the log).
+const VENDOR_TEXT_CHARS: usize = 300;
+
+/// A vendor's words as they may be passed on: the key redacted from the whole text first, then
+/// shortened (cut first, a key straddling the cut would leave most of itself behind).
+pub fn vendor_text(message: &str, api_key: Option<&str>) -> String {
+    let redacted = redact_key(message, api_key);
+    let mut shortened: String = redacted.chars().take(VENDOR_TEXT_CHARS).collect();
+    if shortened.is_empty() {
+        shortened = "no details".into();
+    }
+    shortened
 }
 
 /// Some servers echo the credential they were sent (a proxy's error page, a misconfigured
@@ -236,18 +250,13 @@ fn without_url(error: &reqwest::Error) -> String {
 }
 
 /// The vendor's own sentence from an error body (`{"error": {"message": ...}}` in all three
-/// APIs), shortened; the raw body when it is not JSON.
+/// APIs); the raw body when it is not JSON. Whole: [`vendor_text`] redacts, then shortens.
 pub fn upstream_message(body: &str) -> String {
     let parsed: Option<Value> = serde_json::from_str(body).ok();
-    let message = parsed
+    parsed
         .as_ref()
         .and_then(|value| value["error"]["message"].as_str().or_else(|| value["message"].as_str()))
-        .map_or_else(|| body.trim().to_string(), str::to_string);
-    let mut message: String = message.chars().take(300).collect();
-    if message.is_empty() {
-        message = "no details".into();
-    }
-    message
+        .map_or_else(|| body.trim().to_string(), str::to_string)
 }
 
 /// The pieces one event of the stream carries.
@@ -260,9 +269,9 @@ pub fn parse(kind: ProviderKind, event: &SseEvent) -> Result<Vec<Piece>, AiError
 }
 
 fn json_of(event: &SseEvent) -> Result<Value, AiError> {
-    serde_json::from_str(&event.data).map_err(|_| {
-        AiError::BadResponse(format!("an event that is not JSON: {}", event.data.chars().take(80).collect::<String>()))
-    })
+    // Its bytes are not quoted: they are the vendor's, and might hold anything.
+    serde_json::from_str(&event.data)
+        .map_err(|_| AiError::BadResponse(format!("an event that is not JSON ({} bytes)", event.data.len())))
 }
 
 fn parse_openai(event: &SseEvent) -> Result<Vec<Piece>, AiError> {
@@ -413,5 +422,28 @@ mod tests {
         );
         assert_eq!(redact_key("bad key sk-secret here", Some("sk-secret")), "bad key [redacted] here");
         assert_eq!(redact_key("no key", None), "no key");
+    }
+
+    #[test]
+    fn a_key_straddling_the_cut_is_redacted_before_the_cut() {
+        let key = "sk-live-0123456789abcdefghijklmnopqrstuvwxyz";
+        for at in [0, 100, 280, 299, 310] {
+            let message = format!("{}{key} rejected", "x".repeat(at));
+            let passed_on = vendor_text(&message, Some(key));
+            assert!(passed_on.chars().count() <= 300);
+            for window in key.as_bytes().windows(8) {
+                let piece = std::str::from_utf8(window).unwrap();
+                assert!(!passed_on.contains(piece), "at {at}: '{piece}' of the key passed on: {passed_on}");
+            }
+        }
+        // The vendors' messages reach the cut whole.
+        let long = format!("{}{key}", "y".repeat(290));
+        let body = serde_json::json!({"error": {"message": long}}).to_string();
+        assert!(upstream_message(&body).ends_with(key));
+        let streamed =
+            AiError::from_stream_error(&serde_json::json!({"type": "invalid_request_error", "message": long}));
+        assert!(!vendor_text(&streamed.to_string(), Some(key)).contains("sk-live"));
+        let not_json = SseEvent { event: "message".into(), data: format!("{key} is not json") };
+        assert!(!parse(ProviderKind::OpenAi, &not_json).unwrap_err().to_string().contains("sk-live"));
     }
 }

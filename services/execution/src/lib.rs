@@ -303,7 +303,12 @@ impl ExecutionGrpcService {
             total += text.len();
             files.push(pb::SourceFile { name: file.filename, content: text });
         }
-        Ok((pb::InlineProgram { language: String::new(), files, entry: entry.filename }, entry.room_id))
+        // A run belongs to the room (its members' log, notifications) only when a member made it:
+        // anyone may run a public room's file, and an outsider's run is theirs alone.
+        let access = codesync_common::access::check_room(&self.rooms, context, &entry.room_id).await?;
+        let is_member = access.role != rooms_pb::Role::Unspecified as i32;
+        let room_id = if is_member { entry.room_id } else { String::new() };
+        Ok((pb::InlineProgram { language: String::new(), files, entry: entry.filename }, room_id))
     }
 
     async fn list(&self) -> Vec<pb::Language> {

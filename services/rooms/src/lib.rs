@@ -191,7 +191,29 @@ impl RoomsGrpcService {
         Err(ServiceError::internal("could not draw a unique invite code in 5 attempts"))
     }
 
+    /// The caller's account still exists: a valid token of a deleted account (or of another
+    /// installation's database under the same key) makes nothing.
+    async fn require_account(&self, caller: &Caller) -> ServiceResult<()> {
+        let request = tonic::Request::new(GetUserProfilesRequest { user_ids: vec![caller.user_id.clone()] });
+        let profiles = self
+            .auth_client
+            .clone()
+            .get_user_profiles(request)
+            .await
+            .map_err(|status| ServiceError::from_peer("auth", status))?
+            .into_inner()
+            .profiles;
+        if profiles.is_empty() {
+            return Err(ServiceError::unauthenticated(
+                "account_not_found",
+                "this account does not exist any more; sign in again",
+            ));
+        }
+        Ok(())
+    }
+
     async fn create_room(&self, caller: Caller, request: pb::CreateRoomRequest) -> ServiceResult<pb::Room> {
+        self.require_account(&caller).await?;
         let name = validation::room_name(&request.name)?;
         let description = validation::room_description(&request.description)?;
         let room_id = new_id();
@@ -253,6 +275,7 @@ impl RoomsGrpcService {
     }
 
     async fn join_room(&self, caller: Caller, request: pb::JoinRoomRequest) -> ServiceResult<pb::Room> {
+        self.require_account(&caller).await?;
         let invite_code = request.invite_code.trim();
         let invalid = || ServiceError::not_found("invite_not_found", "no room has this invite code");
         if invite_code.is_empty() || invite_code.len() > 64 {
