@@ -29,7 +29,7 @@ wait_for_port() {
 
 # CodeSync on embedded defaults, with the REST rate limit out of the benchmark's way.
 (cd "$work" && CODESYNC_HTTP_ADDR=127.0.0.1:18480 CODESYNC_GRPC_ADDR=127.0.0.1:18481 \
-  CODESYNC_RATE_LIMIT_PER_MINUTE=1000000 CODESYNC_MAX_CONNECTIONS_PER_ADDRESS=100000 CODESYNC_LOG=warn \
+  CODESYNC_RATE_LIMIT_PER_MINUTE=1000000 CODESYNC_MAX_CONNECTIONS_PER_ADDRESS=100000 CODESYNC_MAX_STREAMS_PER_USER=100000 CODESYNC_LOG=warn \
   exec "$binary" run >codesync.log 2>&1) &
 pids+=($!)
 codesync_pid=$!

@@ -29,6 +29,10 @@ pub const KEYS: &[(&str, &str)] = &[
     ("data_dir", "where the embedded database, keys and work files live (default ./data)"),
     ("http_addr", "the gateway's address: web app, REST, WebSockets (default 127.0.0.1:8080)"),
     ("grpc_addr", "the gRPC address of the services in this process (default 127.0.0.1:50051)"),
+    (
+        "metrics_addr",
+        "serve /metrics on this address only, out of the clients' reach (default: on http_addr with the rest)",
+    ),
     ("database_url", "sqlite://... or postgres://... (default: SQLite file codesync.db in the data dir)"),
     ("redis_url", "Redis for cross-node fan-out, presence and rate limits (default: none, in-process)"),
     (
@@ -99,6 +103,7 @@ pub const KEYS: &[(&str, &str)] = &[
         "http_header_timeout_secs",
         "a request's headers must arrive within this, and a keep-alive connection idle this long is closed (default 10)",
     ),
+    ("max_streams_per_user", "WebSockets and event streams one user may hold open at once (default 64)"),
     (
         "max_connections_per_address",
         "connections one client address may hold open at the gateway; trusted proxies are exempt (default 256)",
@@ -221,6 +226,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub http_addr: SocketAddr,
     pub grpc_addr: SocketAddr,
+    /// `/metrics` on an address of its own (and not on `http_addr`).
+    pub metrics_addr: Option<SocketAddr>,
     pub database_url: String,
     pub redis_url: Option<String>,
     pub redis_key_prefix: String,
@@ -346,6 +353,7 @@ impl Config {
         let grpc_addr = sources
             .parsed("grpc_addr", "a socket address such as 127.0.0.1:50051")?
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 50051)));
+        let metrics_addr = sources.parsed("metrics_addr", "a socket address such as 127.0.0.1:9090")?;
         let database_url = match sources.parse("database_url", "a sqlite://... or postgres://... URL", |text| {
             let supported = ["sqlite:", "postgres:", "postgresql:"].iter().any(|scheme| text.starts_with(scheme));
             supported.then(|| text.to_string())
@@ -433,6 +441,10 @@ impl Config {
             max_connections_per_address: sources
                 .positive("max_connections_per_address")?
                 .unwrap_or(gateway_defaults.max_connections_per_address),
+            max_streams_per_user: sources
+                .positive("max_streams_per_user")?
+                .unwrap_or(gateway_defaults.max_streams_per_user),
+            metrics_on_main_address: gateway_defaults.metrics_on_main_address,
             web_source: sources
                 .parse("web_dir", "a directory holding a built web app (with index.html)", |text| {
                     let directory = std::fs::canonicalize(text).ok()?;
@@ -589,10 +601,12 @@ impl Config {
         };
         let shutdown_grace = Duration::from_secs(sources.positive("shutdown_grace_secs")?.unwrap_or(20));
 
+        let gateway = GatewayConfig { metrics_on_main_address: metrics_addr.is_none(), ..gateway };
         Ok(Self {
             data_dir,
             http_addr,
             grpc_addr,
+            metrics_addr,
             database_url,
             redis_url: sources.string("redis_url"),
             redis_key_prefix: sources.string("redis_key_prefix").unwrap_or_else(|| "codesync:".to_string()),
@@ -626,6 +640,7 @@ impl Config {
             format!("data_dir = {:?}", self.data_dir.display().to_string()),
             format!("http_addr = \"{}\"", self.http_addr),
             format!("grpc_addr = \"{}\"", self.grpc_addr),
+            format!("metrics_addr = {:?}", self.metrics_addr.map(|address| address.to_string()).unwrap_or_default()),
             format!("database_url = {:?}", redact_url_password(&self.database_url)),
             format!("redis_url = {:?}", redact_url_password(&optional(&self.redis_url))),
             format!("redis_key_prefix = {:?}", self.redis_key_prefix),
@@ -665,6 +680,7 @@ impl Config {
             format!("ws_idle_timeout_secs = {}", self.gateway.ws_idle_timeout.as_secs()),
             format!("http_header_timeout_secs = {}", self.gateway.header_timeout.as_secs()),
             format!("max_connections_per_address = {}", self.gateway.max_connections_per_address),
+            format!("max_streams_per_user = {}", self.gateway.max_streams_per_user),
             format!(
                 "web_dir = {:?}",
                 match &self.gateway.web_source {

@@ -11,7 +11,7 @@ use anyhow::Context;
 use codesync_auth::AuthGrpcService;
 use codesync_auth::store::AuthStore;
 use codesync_common::db::Database;
-use codesync_common::events::{EventBus, InProcessBus};
+use codesync_common::events::{ANALYTICS_EVENTS, Event, EventBus, InProcessBus, SESSION_ENDED};
 use codesync_common::grpc::{InProcessRoutes, ServiceChannels, grpc_service_name};
 use codesync_common::identity::{PublicKey, ServiceCredential, ServiceKey, SigningKey, TokenService};
 use codesync_common::kafka::KafkaBus;
@@ -157,6 +157,7 @@ pub async fn run(config: Config, components: BTreeSet<Component>) -> anyhow::Res
         }
         None => InProcessBus::shared(),
     };
+    tokio::spawn(end_sessions_when_told(events.subscribe(ANALYTICS_EVENTS), tokens.clone()));
     let all_services_here = Component::ALL.iter().all(|component| components.contains(component));
     let services_here = components.iter().any(|component| *component != Component::Gateway);
     if config.kafka_brokers.is_none() && services_here && !all_services_here {
@@ -235,13 +236,29 @@ pub async fn run(config: Config, components: BTreeSet<Component>) -> anyhow::Res
 
     if components.contains(&Component::Gateway) {
         let gateway_channels = channels.presenting(Arc::new(ServiceCredential::new("gateway", &service_key)));
+        let gateway_metrics = Arc::new(codesync_gateway::GatewayMetrics::default());
         let app = codesync_gateway::router(
             gateway_channels,
             tokens.clone(),
             &config.gateway,
             shutdown_receiver.clone(),
             redis,
+            gateway_metrics.clone(),
         );
+        if let Some(metrics_addr) = config.metrics_addr {
+            let listener = tokio::net::TcpListener::bind(metrics_addr)
+                .await
+                .with_context(|| format!("cannot listen for metrics on {metrics_addr} (CODESYNC_METRICS_ADDR)"))?;
+            let metrics_app = codesync_gateway::metrics_router(gateway_metrics);
+            let shutdown = wait_for(shutdown_receiver.clone());
+            tasks.spawn(async move {
+                let limits = codesync_gateway::ServerLimits::default();
+                codesync_gateway::serve(listener, metrics_app, shutdown, limits)
+                    .await
+                    .context("the metrics server failed")
+            });
+            tracing::info!(address = %metrics_addr, "metrics are served on their own address");
+        }
         let listener = tokio::net::TcpListener::bind(config.http_addr)
             .await
             .with_context(|| format!("cannot listen for HTTP on {} (set CODESYNC_HTTP_ADDR)", config.http_addr))?;
@@ -354,6 +371,25 @@ async fn token_service(
                 "no public key to verify access tokens with: {} is missing and the auth service did not answer ({status})",
                 config.jwt_public_key_file.display()
             ),
+        }
+    }
+}
+
+/// Sign-ins that end anywhere (a sign-out in the auth service) end in this process too: their
+/// access tokens are refused, their streams closed.
+async fn end_sessions_when_told(mut analytics: tokio::sync::broadcast::Receiver<Event>, tokens: TokenService) {
+    loop {
+        match analytics.recv().await {
+            Ok(event) if event.kind == SESSION_ENDED => {
+                if let Some(session_id) = event.payload["session_id"].as_str() {
+                    tokens.end_session(session_id);
+                }
+            }
+            Ok(_) => {}
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                tracing::warn!(missed, "sign-outs may have been missed: their tokens still work until they expire");
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
         }
     }
 }
@@ -487,8 +523,13 @@ async fn add_service(
                 store.migrate().await?;
             }
             routes.add_service(
-                codesync_notifications::NotificationsGrpcService::new(store, tokens.clone(), events.clone())
-                    .into_grpc_server(),
+                codesync_notifications::NotificationsGrpcService::new(
+                    store,
+                    tokens.clone(),
+                    events.clone(),
+                    channels.auth.clone(),
+                )
+                .into_grpc_server(),
             );
         }
         Component::Analytics => {

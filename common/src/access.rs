@@ -3,6 +3,8 @@
 //! for a private room of others) is passed on as it came; an id that cannot be one is refused
 //! here, without a call.
 
+use codesync_proto::auth::v1::GetCurrentUserRequest;
+use codesync_proto::auth::v1::auth_service_client::AuthServiceClient;
 use codesync_proto::rooms::v1::rooms_service_client::RoomsServiceClient;
 use codesync_proto::rooms::v1::{CheckAccessRequest, CheckAccessResponse, check_access_request};
 
@@ -41,4 +43,29 @@ async fn check(
     let request = context.request(CheckAccessRequest { resource: Some(resource) });
     let access = rooms.clone().check_access(request).await;
     Ok(access.map_err(|status| ServiceError::from_peer("rooms", status))?.into_inner())
+}
+
+/// The caller is an administrator now, as the auth service's records say: the claim in an access
+/// token holds until the token expires, and a right taken away (`codesync admin revoke`) must end
+/// at once.
+pub async fn require_admin(
+    auth: &AuthServiceClient<GrpcChannel>,
+    context: &CallContext,
+    caller: &crate::identity::Caller,
+    refusal: &'static str,
+) -> ServiceResult<()> {
+    let forbidden = || ServiceError::forbidden("admin_required", refusal);
+    if !caller.is_admin {
+        return Err(forbidden());
+    }
+    let user = auth
+        .clone()
+        .get_current_user(context.request(GetCurrentUserRequest {}))
+        .await
+        .map_err(|status| ServiceError::from_peer("auth", status))?
+        .into_inner();
+    if !user.is_admin {
+        return Err(forbidden());
+    }
+    Ok(())
 }

@@ -21,6 +21,8 @@ pub enum DatabaseError {
     Connect { url: String, source: sqlx::Error },
     #[error("cannot create the directory of the database file {path}: {source}")]
     CreateDirectory { path: String, source: std::io::Error },
+    #[error("cannot create the database file {path}: {source}")]
+    CreateFile { path: String, source: std::io::Error },
     #[error("migration {version} ({name}) of the {service} service failed: {source}")]
     Migration { service: String, version: i64, name: String, source: sqlx::Error },
     #[error(
@@ -244,6 +246,16 @@ fn sqlite_url_with_create_mode(url: &str) -> Result<String, DatabaseError> {
     if let Some(directory) = directory.filter(|_| path != ":memory:") {
         std::fs::create_dir_all(directory)
             .map_err(|source| DatabaseError::CreateDirectory { path: directory.display().to_string(), source })?;
+    }
+    // A new database file is the owner's alone (it holds password hashes and every file).
+    if path != ":memory:" && !path.is_empty() && !std::path::Path::new(path).exists() {
+        use std::os::unix::fs::OpenOptionsExt;
+        let created = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path);
+        if let Err(error) = created
+            && error.kind() != std::io::ErrorKind::AlreadyExists
+        {
+            return Err(DatabaseError::CreateFile { path: path.to_string(), source: error });
+        }
     }
     if url.contains("mode=") {
         return Ok(url.to_string());

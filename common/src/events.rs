@@ -45,6 +45,9 @@ pub const ROOM_PRESENCE: &str = "room_presence";
 /// session began (registering or signing in).
 pub const USER_REGISTERED: &str = "user_registered";
 pub const SESSION_STARTED: &str = "session_started";
+/// `analytics-events` from auth (payload: `user_id`, `session_id`): a sign-in ended (signed out,
+/// or its refresh token was reused): every process refuses its access tokens and ends its streams.
+pub const SESSION_ENDED: &str = "session_ended";
 /// `notification-events`: a notice for one user (payload: `user_id`, `title`, `message`), and
 /// the notifications service's own announcement of a stored notification (for live pushes).
 pub const SYSTEM_NOTICE: &str = "system_notice";

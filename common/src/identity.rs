@@ -252,6 +252,25 @@ struct AccessClaims {
     iat: i64,
     exp: i64,
     jti: String,
+    /// The sign-in this token belongs to (its refresh-token family): signing out ends it.
+    #[serde(default)]
+    sid: String,
+}
+
+/// A verified access token: who, which sign-in, and until when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub caller: Caller,
+    pub session_id: String,
+    pub expires_at_ms: i64,
+}
+
+/// Sign-ins that ended (sign-out, a reused refresh token) before their access tokens expired:
+/// refused until then, and announced to the streams open under them.
+#[derive(Debug)]
+struct EndedSessions {
+    until_ms: Mutex<std::collections::HashMap<String, i64>>,
+    announced: tokio::sync::broadcast::Sender<String>,
 }
 
 /// The claims of a service credential.
@@ -276,6 +295,7 @@ pub struct Caller {
 #[derive(Clone)]
 pub struct TokenService {
     signer: Option<EncodingKey>,
+    ended: std::sync::Arc<EndedSessions>,
     public_key: PublicKey,
     decoding_key: DecodingKey,
     validation: Validation,
@@ -306,6 +326,10 @@ impl TokenService {
         service_validation.validate_aud = false;
         Self {
             signer: None,
+            ended: std::sync::Arc::new(EndedSessions {
+                until_ms: Mutex::default(),
+                announced: tokio::sync::broadcast::channel(256).0,
+            }),
             public_key: *public_key,
             decoding_key: public_key.decoding_key(),
             validation,
@@ -324,7 +348,8 @@ impl TokenService {
         self.public_key
     }
 
-    pub fn issue_access_token(&self, caller: &Caller) -> Result<String, ServiceError> {
+    /// An access token for `caller`, of the sign-in `session_id`.
+    pub fn issue_access_token(&self, caller: &Caller, session_id: &str) -> Result<String, ServiceError> {
         let Some(signer) = &self.signer else {
             return Err(ServiceError::internal(
                 "this process holds no signing key: only the auth service signs tokens",
@@ -341,13 +366,20 @@ impl TokenService {
             iat: issued_at_secs,
             exp: issued_at_secs.saturating_add(ttl_secs),
             jti: crate::new_id(),
+            sid: session_id.to_string(),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, signer)
             .map_err(|error| ServiceError::internal(format_args!("cannot sign an access token: {error}")))
     }
 
-    /// Verifies signature, algorithm, issuer, type and expiry.
+    /// Verifies signature, algorithm, issuer, type and expiry, and that its sign-in goes on.
     pub fn verify_access_token(&self, token: &str) -> Result<Caller, ServiceError> {
+        self.verify_session(token).map(|session| session.caller)
+    }
+
+    /// Like [`Self::verify_access_token`], with the sign-in and the expiry (for the streams that
+    /// stay open: they end with the session).
+    pub fn verify_session(&self, token: &str) -> Result<Session, ServiceError> {
         let claims = jsonwebtoken::decode::<AccessClaims>(token, &self.decoding_key, &self.validation)
             .map_err(|error| match error.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
@@ -359,7 +391,40 @@ impl TokenService {
         if claims.typ != ACCESS_TOKEN_TYPE {
             return Err(ServiceError::unauthenticated("invalid_token", "the access token is not valid"));
         }
-        Ok(Caller { user_id: claims.sub, username: claims.name, is_admin: claims.adm })
+        if !claims.sid.is_empty() && self.has_ended(&claims.sid) {
+            return Err(ServiceError::unauthenticated("session_ended", "this sign-in has ended; sign in again"));
+        }
+        Ok(Session {
+            caller: Caller { user_id: claims.sub, username: claims.name, is_admin: claims.adm },
+            session_id: claims.sid,
+            expires_at_ms: claims.exp.saturating_mul(1000),
+        })
+    }
+
+    fn has_ended(&self, session_id: &str) -> bool {
+        let ended = self.ended.until_ms.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        ended.get(session_id).is_some_and(|until| *until > crate::now_ms())
+    }
+
+    /// The sign-in `session_id` ended: its access tokens are refused until they would have
+    /// expired, and the streams open under it are told.
+    pub fn end_session(&self, session_id: &str) {
+        if session_id.is_empty() {
+            return;
+        }
+        let until = crate::now_ms() + i64::try_from(self.access_token_ttl.as_millis()).unwrap_or(i64::MAX / 2) + 60_000;
+        {
+            let mut ended = self.ended.until_ms.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let now = crate::now_ms();
+            ended.retain(|_, until| *until > now);
+            ended.insert(session_id.to_string(), until);
+        }
+        let _ = self.ended.announced.send(session_id.to_string());
+    }
+
+    /// The sign-ins that end from now on.
+    pub fn ended_sessions(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.ended.announced.subscribe()
     }
 
     /// The calling component named by a valid service credential in `metadata`, if any.
@@ -495,7 +560,7 @@ mod tests {
     #[test]
     fn a_token_verifies_with_its_key_only() {
         let tokens = service(7, 900);
-        let token = tokens.issue_access_token(&alice()).unwrap();
+        let token = tokens.issue_access_token(&alice(), "s-1").unwrap();
         assert_eq!(tokens.verify_access_token(&token).unwrap(), alice());
         let other = service(8, 900);
         assert_eq!(other.verify_access_token(&token).unwrap_err().code(), "invalid_token");
@@ -507,10 +572,10 @@ mod tests {
         let service_key = ServiceKey::from_secret(vec![9; 64]);
         let auth = TokenService::signer(&signing_key, &service_key, Duration::from_secs(900));
         let verifier = TokenService::verifier(&signing_key.public_key(), &service_key, Duration::from_secs(900));
-        let token = auth.issue_access_token(&alice()).unwrap();
+        let token = auth.issue_access_token(&alice(), "s-1").unwrap();
         assert_eq!(verifier.verify_access_token(&token).unwrap(), alice());
         assert_eq!(
-            verifier.issue_access_token(&alice()).unwrap_err().code(),
+            verifier.issue_access_token(&alice(), "s-1").unwrap_err().code(),
             "internal_error",
             "a verifier cannot mint"
         );
@@ -525,7 +590,7 @@ mod tests {
     #[test]
     fn tampered_tokens_are_refused() {
         let tokens = service(7, 900);
-        let token = tokens.issue_access_token(&alice()).unwrap();
+        let token = tokens.issue_access_token(&alice(), "s-1").unwrap();
         let mut parts: Vec<String> = token.split('.').map(str::to_string).collect();
         let mut claims: serde_json::Value =
             serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&parts[1]).unwrap()).unwrap();
@@ -541,9 +606,24 @@ mod tests {
     #[test]
     fn expired_tokens_say_so() {
         let tokens = service(7, 0);
-        let token = tokens.issue_access_token(&alice()).unwrap();
+        let token = tokens.issue_access_token(&alice(), "s-1").unwrap();
         std::thread::sleep(Duration::from_millis(1100));
         assert_eq!(tokens.verify_access_token(&token).unwrap_err().code(), "token_expired");
+    }
+
+    #[test]
+    fn an_ended_sign_in_refuses_its_tokens_and_says_so_to_its_streams() {
+        let tokens = service(7, 900);
+        let first = tokens.issue_access_token(&alice(), "s-1").unwrap();
+        let second = tokens.issue_access_token(&alice(), "s-2").unwrap();
+        let session = tokens.verify_session(&first).unwrap();
+        assert_eq!(session.session_id, "s-1");
+        assert!(session.expires_at_ms > crate::now_ms());
+        let mut ended = tokens.ended_sessions();
+        tokens.clone().end_session("s-1");
+        assert_eq!(tokens.verify_access_token(&first).unwrap_err().code(), "session_ended");
+        assert!(tokens.verify_access_token(&second).is_ok(), "another sign-in goes on");
+        assert_eq!(ended.try_recv().unwrap(), "s-1");
     }
 
     #[test]

@@ -68,6 +68,7 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
       // Every browser of the suite shares 127.0.0.1: the per-IP limits are for the real world.
       CODESYNC_RATE_LIMIT_PER_MINUTE: '100000',
       CODESYNC_MAX_CONNECTIONS_PER_ADDRESS: '100000',
+      CODESYNC_MAX_STREAMS_PER_USER: '100000',
       CODESYNC_LOGIN_ATTEMPTS_PER_IP_PER_MINUTE: '10000',
       CODESYNC_REGISTRATIONS_PER_IP_PER_HOUR: '10000',
       // Short-lived access tokens, so every test also exercises the silent refresh.

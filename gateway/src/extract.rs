@@ -6,7 +6,7 @@ use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use codesync_common::grpc::CallContext;
-use codesync_common::identity::{Caller, bearer_token};
+use codesync_common::identity::{Caller, Session, bearer_token};
 use serde::de::DeserializeOwned;
 
 use crate::GatewayState;
@@ -86,11 +86,14 @@ where
 pub struct MaybeSignedIn {
     pub caller: Option<Caller>,
     pub context: CallContext,
+    /// The sign-in and its expiry, for the streams that stay open.
+    pub session: Option<Session>,
 }
 
 /// The caller of a request that needs one: 401 without a valid token.
 pub struct SignedIn {
     pub context: CallContext,
+    pub session: Session,
 }
 
 impl FromRequestParts<GatewayState> for MaybeSignedIn {
@@ -102,6 +105,7 @@ impl FromRequestParts<GatewayState> for MaybeSignedIn {
             return Ok(Self {
                 caller: None,
                 context: CallContext { authorization: None, client_ip, ..CallContext::default() },
+                session: None,
             });
         };
         let invalid = || {
@@ -113,10 +117,10 @@ impl FromRequestParts<GatewayState> for MaybeSignedIn {
         };
         let header_text = header_value.to_str().map_err(|_| invalid())?;
         let token = bearer_token(header_text).ok_or_else(invalid)?;
-        let caller = state.tokens.verify_access_token(token)?;
+        let session = state.tokens.verify_session(token)?;
         let context =
             CallContext { authorization: Some(format!("Bearer {token}")), client_ip, ..CallContext::default() };
-        Ok(Self { caller: Some(caller), context })
+        Ok(Self { caller: Some(session.caller.clone()), context, session: Some(session) })
     }
 }
 
@@ -124,9 +128,9 @@ impl FromRequestParts<GatewayState> for SignedIn {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &GatewayState) -> Result<Self, Self::Rejection> {
-        let MaybeSignedIn { caller, context } = MaybeSignedIn::from_request_parts(parts, state).await?;
-        caller.ok_or_else(authentication_required)?;
-        Ok(Self { context })
+        let MaybeSignedIn { context, session, .. } = MaybeSignedIn::from_request_parts(parts, state).await?;
+        let session = session.ok_or_else(authentication_required)?;
+        Ok(Self { context, session })
     }
 }
 
@@ -148,7 +152,7 @@ impl FromRequestParts<GatewayState> for SignedInAdmin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &GatewayState) -> Result<Self, Self::Rejection> {
-        let MaybeSignedIn { caller, context } = MaybeSignedIn::from_request_parts(parts, state).await?;
+        let MaybeSignedIn { caller, context, .. } = MaybeSignedIn::from_request_parts(parts, state).await?;
         let caller = caller.ok_or_else(authentication_required)?;
         if !caller.is_admin {
             return Err(ApiError::new(StatusCode::FORBIDDEN, "admin_required", "only administrators may do this"));

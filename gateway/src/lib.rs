@@ -12,6 +12,7 @@ mod rate_limit;
 mod routes;
 mod server;
 mod sse;
+mod streams;
 mod web;
 mod ws;
 
@@ -44,6 +45,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 pub use crate::error::ApiError;
 pub use crate::extract::{Network, TrustedProxies};
+pub use crate::metrics::Metrics as GatewayMetrics;
 pub use crate::web::{WebSource, embedded_web_app_present};
 
 #[derive(Debug, Clone)]
@@ -67,6 +69,10 @@ pub struct GatewayConfig {
     pub header_timeout: Duration,
     /// Connections one client address may hold at once.
     pub max_connections_per_address: usize,
+    /// `/metrics` on the gateway's own address (else only on `CODESYNC_METRICS_ADDR`).
+    pub metrics_on_main_address: bool,
+    /// WebSockets and event streams one user may hold open at once.
+    pub max_streams_per_user: usize,
 }
 
 impl GatewayConfig {
@@ -92,6 +98,8 @@ impl Default for GatewayConfig {
             ws_idle_timeout: Duration::from_secs(60),
             header_timeout: Duration::from_secs(10),
             max_connections_per_address: 256,
+            metrics_on_main_address: true,
+            max_streams_per_user: 64,
         }
     }
 }
@@ -159,6 +167,8 @@ pub struct GatewayState {
     web_source: WebSource,
     /// Turns true when the gateway stops: open WebSockets and event streams end.
     stopping: tokio::sync::watch::Receiver<bool>,
+    /// The long-lived connections each user holds.
+    streams: Arc<streams::StreamSlots>,
 }
 
 #[derive(OpenApi)]
@@ -211,6 +221,27 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     api_router().split_for_parts().1
 }
 
+/// `/metrics` alone, for `CODESYNC_METRICS_ADDR` (an address of its own, out of the clients'
+/// reach); the router [`router`] made with the same `metrics`.
+pub fn metrics_router(metrics: Arc<GatewayMetrics>) -> Router {
+    Router::new().route(
+        "/metrics",
+        get(move || {
+            let metrics = metrics.clone();
+            async move { metrics_response(&metrics) }
+        }),
+    )
+}
+
+fn metrics_response(metrics: &metrics::Metrics) -> Response {
+    let mut response = metrics.encode().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    response
+}
+
 /// The gateway's whole HTTP application. When `stopping` turns true, its WebSockets close with
 /// 1012 (service restart) and its event streams end, so that clients reconnect elsewhere. With
 /// `redis`, the per-address limit is shared by every gateway.
@@ -220,6 +251,7 @@ pub fn router(
     config: &GatewayConfig,
     stopping: tokio::sync::watch::Receiver<bool>,
     redis: Option<codesync_common::redis::Redis>,
+    metrics: Arc<GatewayMetrics>,
 ) -> Router {
     let (api_routes, openapi) = api_router().split_for_parts();
     let openapi_json = openapi.to_pretty_json().unwrap_or_else(|_| "{}".to_string());
@@ -232,7 +264,7 @@ pub fn router(
             Duration::from_secs(60),
             redis,
         )),
-        metrics: Arc::new(metrics::Metrics::default()),
+        metrics,
         openapi_json: Arc::new(openapi_json),
         proxies: config.proxies.clone(),
         max_body_bytes: config.max_body_bytes,
@@ -241,10 +273,12 @@ pub fn router(
         ws_idle_timeout: config.ws_idle_timeout,
         web_source: config.web_source.clone(),
         stopping,
+        streams: streams::StreamSlots::new(config.max_streams_per_user),
     };
-    api_routes
-        .route("/api/openapi.json", get(openapi_document))
-        .route("/metrics", get(prometheus_metrics))
+    let metrics_here = config.metrics_on_main_address;
+    let routes = api_routes.route("/api/openapi.json", get(openapi_document));
+    let routes = if metrics_here { routes.route("/metrics", get(prometheus_metrics)) } else { routes };
+    routes
         .route("/ws/files/{file_id}", get(ws::files::file_socket))
         .route("/ws/rooms/{room_id}", get(ws::rooms::room_socket))
         .route_layer(middleware::from_fn(metrics::remember_route))
@@ -254,6 +288,7 @@ pub fn router(
         .layer(middleware::from_fn_with_state(state.clone(), body_limit::limit_declared_length))
         .layer(middleware::from_fn_with_state(state.clone(), rate_limit::limit_per_ip))
         .layer(CatchPanicLayer::custom(error::panic_response))
+        .layer(middleware::from_fn(rate_limit::api_headers))
         .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
             let span = tracing::info_span!("http", method = %request.method(), path = %request.uri().path());
@@ -320,12 +355,7 @@ async fn openapi_document(State(state): State<GatewayState>) -> Response {
 }
 
 async fn prometheus_metrics(State(state): State<GatewayState>) -> Response {
-    let mut response = state.metrics.encode().into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
-    );
-    response
+    metrics_response(&state.metrics)
 }
 
 #[cfg(test)]

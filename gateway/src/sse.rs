@@ -24,7 +24,7 @@ where
     T: Send + 'static,
     F: FnMut(T) -> Relayed + Send + 'static,
 {
-    relay_with_greeting(upstream, None, convert, |_| None, None)
+    relay_with_greeting(upstream, None, convert, |_| None, None, None)
 }
 
 /// Like [`relay`], with an event sent first (so that the client knows the stream listens), and
@@ -36,6 +36,7 @@ pub fn relay_with_greeting<T, F, E>(
     mut convert: F,
     on_error: E,
     stopping: Option<tokio::sync::watch::Receiver<bool>>,
+    session_end: Option<crate::ws::SessionEnd>,
 ) -> impl IntoResponse
 where
     T: Send + 'static,
@@ -59,10 +60,24 @@ where
             }
         };
         tokio::pin!(stopped);
+        let mut session_end = session_end;
+        let session_ended = async move {
+            match session_end.as_mut() {
+                Some(session_end) => session_end.wait().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(session_ended);
         loop {
             let message = tokio::select! {
                 message = upstream.next() => message,
                 () = &mut stopped => return,
+                // The client reconnects with a fresh token (or not at all, signed out).
+                () = &mut session_ended => {
+                    let body = serde_json::json!({"error": {"code": "session_ended", "message": "the session ended; reconnect with a fresh token"}});
+                    let _ = sender.send(Ok(Event::default().event("error").data(body.to_string()))).await;
+                    return;
+                }
             };
             let Some(message) = message else { return };
             let relayed = match message {

@@ -137,6 +137,7 @@ impl Cluster {
             ("CODESYNC_DOCUMENTS_LEASE_TTL_MS".into(), args.lease_ttl_ms.to_string()),
             ("CODESYNC_RATE_LIMIT_PER_MINUTE".into(), "100000000".into()),
             ("CODESYNC_MAX_CONNECTIONS_PER_ADDRESS".into(), "100000".into()),
+            ("CODESYNC_MAX_STREAMS_PER_USER".into(), "100000".into()),
             ("CODESYNC_LOG".into(), "warn".into()),
         ];
         for service in SERVICES {

@@ -27,6 +27,7 @@ pub fn relaxed_limits() -> Vec<(String, String)> {
         ("CODESYNC_LOGIN_FAILURES_PER_ACCOUNT".into(), "1000000".into()),
         ("CODESYNC_REGISTRATIONS_PER_IP_PER_HOUR".into(), "1000000".into()),
         ("CODESYNC_MAX_CONNECTIONS_PER_ADDRESS".into(), "100000".into()),
+        ("CODESYNC_MAX_STREAMS_PER_USER".into(), "100000".into()),
     ]
 }
 

@@ -405,3 +405,152 @@ async fn a_gone_account_makes_nothing_and_an_outsider_s_run_stays_out_of_the_roo
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
+
+/// Hardening: sessions end when they should. An open WebSocket and event stream end at sign-out
+/// (and the access token stops working at once, REST and gRPC alike), and at the token's expiry
+/// (the client reconnects with the fresh token it refreshed meanwhile).
+#[tokio::test]
+async fn streams_end_at_sign_out_and_at_expiry_and_a_signed_out_token_is_refused() {
+    use futures::StreamExt;
+    let cluster = Cluster::one_process(&[("CODESYNC_ACCESS_TOKEN_TTL_SECS", "4")]).await;
+    let roles = room_with_roles(&cluster, false).await;
+    let file_url = cluster.ws_url(&format!("/ws/files/{}?token={}", roles.file_id, roles.editor.access_token));
+    let mut editor = crate::yjs_client::YjsClient::new(file_url);
+    editor.connect().await.unwrap();
+    let stream = cluster
+        .http
+        .get(format!("{}/api/notifications/stream", cluster.base_url))
+        .bearer_auth(&roles.editor.access_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    let mut events = stream.bytes_stream();
+    let (status, _) =
+        cluster.post("/api/auth/logout", None, json!({"refresh_token": roles.editor.refresh_token})).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    crate::yjs_client::eventually("the socket closes at sign-out", std::time::Duration::from_secs(3), || {
+        editor.received().close.is_some()
+    })
+    .await;
+    assert_eq!(editor.received().close.unwrap().0, 4401);
+    let mut seen = String::new();
+    while let Ok(Some(Ok(chunk))) = tokio::time::timeout(std::time::Duration::from_secs(3), events.next()).await {
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(seen.contains("session_ended"), "the event stream says why it ends: {seen}");
+    let (status, body) = cluster.get("/api/auth/me", roles.editor.token()).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("session_ended")));
+    let refused = DocumentsServiceClient::new(channel(&cluster).await)
+        .get_document(signed(
+            &roles.editor,
+            GetDocumentRequest { file_id: roles.file_id.clone(), include_state: false },
+        ))
+        .await
+        .expect_err("the token is refused over gRPC too");
+    assert_eq!((refused.code(), error_code(&refused)), (Code::Unauthenticated, "session_ended"));
+    // Another sign-in's socket goes on until its token expires.
+    let (status, body) = cluster.get("/api/auth/me", roles.owner.token()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let mut owner = crate::yjs_client::YjsClient::new(
+        cluster.ws_url(&format!("/ws/files/{}?token={}", roles.file_id, roles.owner.access_token)),
+    );
+    owner.connect().await.unwrap();
+    crate::yjs_client::eventually(
+        "the socket closes when its token expires",
+        std::time::Duration::from_secs(8),
+        || owner.received().close.is_some(),
+    )
+    .await;
+    assert_eq!(owner.received().close.unwrap().0, 4401);
+}
+
+/// Hardening: a member removed from a room cannot walk straight back in with the invite code
+/// they joined with; streams per user are capped; API answers are neither sniffed nor cached;
+/// the SQLite file is the owner's alone; `/metrics` can live on an address of its own.
+#[tokio::test]
+async fn removal_invite_codes_stream_caps_headers_files_and_metrics() {
+    let metrics_port = crate::harness::free_port();
+    let metrics_addr = format!("127.0.0.1:{metrics_port}");
+    let cluster =
+        Cluster::one_process(&[("CODESYNC_MAX_STREAMS_PER_USER", "2"), ("CODESYNC_METRICS_ADDR", &metrics_addr)]).await;
+    let roles = room_with_roles(&cluster, false).await;
+    let (_, file) = cluster.get(&format!("/api/files/{}", roles.file_id), roles.owner.token()).await;
+    let room_id = file["room_id"].as_str().unwrap().to_string();
+    let (_, room) = cluster.get(&format!("/api/rooms/{room_id}"), roles.owner.token()).await;
+    let old_code = room["invite_code"].as_str().unwrap().to_string();
+    let (status, _) = cluster
+        .request(
+            reqwest::Method::DELETE,
+            &format!("/api/rooms/{room_id}/members/{}", roles.editor.user_id),
+            roles.owner.token(),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, body) = cluster.post("/api/rooms/join", roles.editor.token(), json!({"invite_code": old_code})).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("invite_not_found")), "{body}");
+    let (_, room) = cluster.get(&format!("/api/rooms/{room_id}"), roles.owner.token()).await;
+    assert_ne!(room["invite_code"].as_str().unwrap(), old_code, "the owner has a new code to share");
+
+    // Two sockets per user at most here.
+    let url = cluster.ws_url(&format!("/ws/files/{}?token={}", roles.file_id, roles.owner.access_token));
+    let mut first = crate::yjs_client::YjsClient::new(url.clone());
+    first.connect().await.unwrap();
+    let mut second = crate::yjs_client::YjsClient::new(url.clone());
+    second.connect().await.unwrap();
+    let mut third = crate::yjs_client::YjsClient::new(url.clone());
+    assert_eq!(third.connect().await, Err(429));
+    first.disconnect().await;
+    let mut again = crate::yjs_client::YjsClient::new(url);
+    let mut connected = false;
+    for _ in 0..50 {
+        if again.connect().await.is_ok() {
+            connected = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(connected, "a place frees when a socket closes");
+
+    let response = cluster
+        .http
+        .get(format!("{}/api/rooms", cluster.base_url))
+        .bearer_auth(&roles.owner.access_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let refused = cluster.http.get(format!("{}/api/rooms/{room_id}", cluster.base_url)).send().await.unwrap();
+    assert_eq!(refused.headers()["cache-control"], "no-store", "errors too");
+
+    use std::os::unix::fs::PermissionsExt;
+    let database = cluster.data_dir.path().join("data").join("codesync.db");
+    let mode = std::fs::metadata(&database).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "{}", database.display());
+
+    let public = cluster.http.get(format!("{}/metrics", cluster.base_url)).send().await.unwrap();
+    assert!(!public.text().await.unwrap().contains("codesync_http_requests_total"), "not on the clients' address");
+    let private = cluster.http.get(format!("http://{metrics_addr}/metrics")).send().await.unwrap();
+    assert_eq!(private.status(), StatusCode::OK);
+    assert!(private.text().await.unwrap().contains("codesync_http_requests_total"));
+}
+
+/// Hardening: `codesync admin revoke` takes effect at once, not when the token expires.
+#[tokio::test]
+async fn an_administrator_s_rights_end_at_once() {
+    let cluster = Cluster::one_process(&[]).await;
+    let admin = cluster.register("chief").await;
+    let (status, _) = cluster.get("/api/analytics/overview", admin.token()).await;
+    assert_eq!(status, StatusCode::OK);
+    let output = std::process::Command::new(crate::harness::binary())
+        .args(["admin", "revoke", "chief"])
+        .env("CODESYNC_DATA_DIR", cluster.data_dir.path().join("data"))
+        .env_remove("CODESYNC_DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let (status, body) = cluster.get("/api/analytics/overview", admin.token()).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("admin_required")), "{body}");
+}

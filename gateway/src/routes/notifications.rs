@@ -197,20 +197,26 @@ async fn mark_all_read(State(state): State<GatewayState>, user: SignedIn) -> Res
     (status = 200, description = "text/event-stream: ready, then notifications", content_type = "text/event-stream", body = String),
 ))]
 async fn stream(State(state): State<GatewayState>, user: SignedIn) -> Result<impl IntoResponse, ApiError> {
+    let slot = state.streams.take(&user.session.caller.user_id)?;
     let request = pb::SubscribeRequest {};
     let notifications = state.clients.notifications().subscribe(user.context.request(request)).await?.into_inner();
     Ok(crate::sse::relay_with_greeting(
         notifications,
         Some(("ready", serde_json::json!({}))),
-        |notification: pb::Notification| Relayed {
-            event: Some((
-                "notification",
-                serde_json::to_value(NotificationBody::from(notification)).unwrap_or_default(),
-            )),
-            last: false,
+        move |notification: pb::Notification| {
+            // The slot is held as long as the stream is.
+            let _held = &slot;
+            Relayed {
+                event: Some((
+                    "notification",
+                    serde_json::to_value(NotificationBody::from(notification)).unwrap_or_default(),
+                )),
+                last: false,
+            }
         },
         |status| (status.code() == tonic::Code::ResourceExhausted).then(|| ("resync", serde_json::json!({}))),
         Some(state.stopping.clone()),
+        Some(crate::ws::SessionEnd::of(&user.session, &state.tokens)),
     ))
 }
 

@@ -30,7 +30,9 @@ pub async fn file_socket(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    let (_caller, context) = socket_caller(&state, &params, &headers, client_ip)?;
+    let (session, context) = socket_caller(&state, &params, &headers, client_ip)?;
+    let session_end = super::SessionEnd::of(&session, &state.tokens);
+    let slot = state.streams.take(&session.caller.user_id)?;
     let acknowledge = params.ack.as_deref().is_some_and(|value| matches!(value, "1" | "true" | "yes"));
     let (requests, request_stream) = mpsc::channel(INBOUND_QUEUE);
     let open = pb::CollaborateRequest {
@@ -46,9 +48,10 @@ pub async fn file_socket(
         max_queued_bytes: state.ws_queue_bytes,
         idle_timeout: state.ws_idle_timeout,
     };
-    Ok(upgrade
-        .max_message_size(limits.max_message_bytes)
-        .on_upgrade(move |socket| bridge(socket, requests, responses, limits, stopping)))
+    Ok(upgrade.max_message_size(limits.max_message_bytes).on_upgrade(move |socket| async move {
+        bridge(socket, requests, responses, limits, stopping, session_end).await;
+        drop(slot);
+    }))
 }
 
 async fn bridge(
@@ -57,6 +60,7 @@ async fn bridge(
     mut responses: tonic::Streaming<pb::CollaborateResponse>,
     limits: SocketLimits,
     mut stopping: tokio::sync::watch::Receiver<bool>,
+    mut session_end: super::SessionEnd,
 ) {
     let (out, mut incoming) = split(socket, limits.max_queued_bytes);
     // A message larger than the socket's queue could never be sent anyway.
@@ -72,6 +76,7 @@ async fn bridge(
             () = super::stopped(&mut stopping) => {
                 return out.close(Some(CloseFrame { code: 1012, reason: "the server is restarting".into() })).await;
             }
+            () = session_end.wait() => return out.close(Some(super::session_end_frame())).await,
             // Only while the socket is read: a slow service is not the client's silence.
             silence = liveness.wait(), if pending.is_empty() => {
                 if !silence.ping_or_give_up(&out) {

@@ -12,7 +12,7 @@ pub mod socket;
 use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use codesync_common::grpc::CallContext;
-use codesync_common::identity::{Caller, bearer_token};
+use codesync_common::identity::{Session, bearer_token};
 use codesync_common::queue::{self, BoundedSender, SendProblem, Weighed};
 use serde::Deserialize;
 
@@ -35,7 +35,7 @@ pub fn socket_caller(
     params: &SocketParams,
     headers: &HeaderMap,
     client_ip: Option<std::net::IpAddr>,
-) -> Result<(Caller, CallContext), ApiError> {
+) -> Result<(Session, CallContext), ApiError> {
     let header_token = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
@@ -48,9 +48,51 @@ pub fn socket_caller(
             "connect with ?token=<access token>",
         ));
     };
-    let caller = state.tokens.verify_access_token(&token)?;
+    let session = state.tokens.verify_session(&token)?;
     let context = CallContext { authorization: Some(format!("Bearer {token}")), client_ip, ..CallContext::default() };
-    Ok((caller, context))
+    Ok((session, context))
+}
+
+/// When a stream opened under a sign-in must end: its access token expired (the client
+/// reconnects with the fresh one it refreshed meanwhile), or the sign-in ended (signed out, or a
+/// stolen refresh token was reused).
+pub struct SessionEnd {
+    expires_at: tokio::time::Instant,
+    session_id: String,
+    ended: tokio::sync::broadcast::Receiver<String>,
+}
+
+impl SessionEnd {
+    pub fn of(session: &Session, tokens: &codesync_common::identity::TokenService) -> Self {
+        let left = u64::try_from(session.expires_at_ms - codesync_common::now_ms()).unwrap_or(0);
+        Self {
+            expires_at: tokio::time::Instant::now() + std::time::Duration::from_millis(left),
+            session_id: session.session_id.clone(),
+            ended: tokens.ended_sessions(),
+        }
+    }
+
+    /// Completes when the session ends.
+    pub async fn wait(&mut self) {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep_until(self.expires_at) => return,
+                ended = self.ended.recv() => match ended {
+                    Ok(session_id) if session_id == self.session_id => return,
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                        tokio::time::sleep_until(self.expires_at).await;
+                        return;
+                    }
+                },
+            }
+        }
+    }
+}
+
+/// The close frame of a socket whose session ended.
+pub fn session_end_frame() -> CloseFrame {
+    CloseFrame { code: 4401, reason: "the session ended; reconnect with a fresh token".into() }
 }
 
 /// Completes once the gateway is stopping.

@@ -45,7 +45,9 @@ pub async fn room_socket(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    let (_caller, context) = socket_caller(&state, &params, &headers, client_ip)?;
+    let (session, context) = socket_caller(&state, &params, &headers, client_ip)?;
+    let session_end = super::SessionEnd::of(&session, &state.tokens);
+    let slot = state.streams.take(&session.caller.user_id)?;
     let (requests, request_stream) = mpsc::channel(64);
     let open = pb::RoomClientEvent { event: Some(pb::room_client_event::Event::Open(pb::OpenRoom { room_id })) };
     let _ = requests.try_send(open);
@@ -57,9 +59,10 @@ pub async fn room_socket(
         max_queued_bytes: MAX_QUEUED_BYTES,
         idle_timeout: state.ws_idle_timeout,
     };
-    Ok(upgrade
-        .max_message_size(MAX_MESSAGE_BYTES)
-        .on_upgrade(move |socket| bridge(socket, requests, responses, limits, stopping)))
+    Ok(upgrade.max_message_size(MAX_MESSAGE_BYTES).on_upgrade(move |socket| async move {
+        bridge(socket, requests, responses, limits, stopping, session_end).await;
+        drop(slot);
+    }))
 }
 
 async fn bridge(
@@ -68,6 +71,7 @@ async fn bridge(
     mut responses: tonic::Streaming<pb::RoomServerEvent>,
     limits: SocketLimits,
     mut stopping: tokio::sync::watch::Receiver<bool>,
+    mut session_end: super::SessionEnd,
 ) {
     let (out, mut incoming) = split(socket, limits.max_queued_bytes);
     let text = |value: Value| Message::Text(value.to_string());
@@ -81,6 +85,7 @@ async fn bridge(
             () = super::stopped(&mut stopping) => {
                 return out.close(Some(CloseFrame { code: 1012, reason: "the server is restarting".into() })).await;
             }
+            () = session_end.wait() => return out.close(Some(super::session_end_frame())).await,
             // Only while the socket is read: a slow service is not the client's silence.
             silence = liveness.wait(), if pending.is_none() => {
                 if !silence.ping_or_give_up(&out) {

@@ -19,11 +19,12 @@ use codesync_common::events::{
     MEMBER_REMOVED, NOTIFICATION_CREATED, NOTIFICATION_EVENTS, ROOM_CREATED, ROOM_DELETED, ROOM_EVENTS, ROOM_PRESENCE,
     TOPICS,
 };
-use codesync_common::grpc::{ServiceChannels, grpc_service_name};
+use codesync_common::grpc::{CallContext, ServiceChannels, grpc_service_name};
 use codesync_common::identity::TokenService;
 use codesync_common::{ServiceError, ServiceResult, new_id, now_ms};
 use codesync_proto::analytics::v1 as pb;
 use codesync_proto::analytics::v1::analytics_service_server::{AnalyticsService, AnalyticsServiceServer};
+use codesync_proto::auth::v1::auth_service_client::AuthServiceClient;
 use tonic::{Request, Response, Status};
 
 use crate::store::{AnalyticsStore, Recorded, RoomChange};
@@ -62,12 +63,17 @@ impl AnalyticsGrpcService {
         AnalyticsServiceServer::new(self)
     }
 
-    fn require_admin<T>(&self, request: &Request<T>) -> ServiceResult<()> {
+    async fn require_admin<T>(&self, request: &Request<T>) -> ServiceResult<()> {
         let caller = self.tokens.require_caller(request.metadata())?;
-        if !caller.is_admin {
-            return Err(ServiceError::forbidden("admin_required", "only administrators see the platform's analytics"));
-        }
-        Ok(())
+        let context = CallContext::from_request(request, &self.tokens);
+        let auth = AuthServiceClient::new(self.channels.auth.clone());
+        codesync_common::access::require_admin(
+            &auth,
+            &context,
+            &caller,
+            "only administrators see the platform's analytics",
+        )
+        .await
     }
 }
 
@@ -141,7 +147,7 @@ pub fn what_to_record(event: &Event) -> Result<Option<(Recorded, Option<RoomChan
 #[tonic::async_trait]
 impl AnalyticsService for AnalyticsGrpcService {
     async fn get_overview(&self, request: Request<pb::GetOverviewRequest>) -> Result<Response<pb::Overview>, Status> {
-        self.require_admin(&request)?;
+        self.require_admin(&request).await?;
         Ok(Response::new(self.store.overview(now_ms() - DAY_MS).await?))
     }
 
@@ -149,12 +155,12 @@ impl AnalyticsService for AnalyticsGrpcService {
         &self,
         request: Request<pb::GetExecutionStatsRequest>,
     ) -> Result<Response<pb::ExecutionStats>, Status> {
-        self.require_admin(&request)?;
+        self.require_admin(&request).await?;
         Ok(Response::new(self.store.execution_stats(request.get_ref().since_ms.max(0)).await?))
     }
 
     async fn get_ai_stats(&self, request: Request<pb::GetAiStatsRequest>) -> Result<Response<pb::AiStats>, Status> {
-        self.require_admin(&request)?;
+        self.require_admin(&request).await?;
         Ok(Response::new(self.store.ai_stats(request.get_ref().since_ms.max(0)).await?))
     }
 
@@ -162,7 +168,7 @@ impl AnalyticsService for AnalyticsGrpcService {
         &self,
         request: Request<pb::ListActiveRoomsRequest>,
     ) -> Result<Response<pb::ListActiveRoomsResponse>, Status> {
-        self.require_admin(&request)?;
+        self.require_admin(&request).await?;
         let limit = match request.get_ref().limit {
             0 => 10,
             limit => limit.min(100),
@@ -175,7 +181,7 @@ impl AnalyticsService for AnalyticsGrpcService {
         &self,
         request: Request<pb::ListEventsRequest>,
     ) -> Result<Response<pb::ListEventsResponse>, Status> {
-        self.require_admin(&request)?;
+        self.require_admin(&request).await?;
         let request = request.into_inner();
         let limit = match request.limit {
             0 => 100,
@@ -189,7 +195,7 @@ impl AnalyticsService for AnalyticsGrpcService {
         &self,
         request: Request<pb::GetServiceHealthRequest>,
     ) -> Result<Response<pb::ServiceHealthReport>, Status> {
-        self.require_admin(&request)?;
+        self.require_admin(&request).await?;
         let checks = self.channels.by_name().map(|(service, channel)| {
             let mut client = tonic_health::pb::health_client::HealthClient::new(channel.clone());
             async move {
@@ -217,7 +223,7 @@ impl AnalyticsService for AnalyticsGrpcService {
         &self,
         request: Request<pb::RecordEventRequest>,
     ) -> Result<Response<pb::RecordEventResponse>, Status> {
-        self.require_admin(&request)?;
+        self.require_admin(&request).await?;
         let event =
             request.into_inner().event.ok_or_else(|| ServiceError::invalid("missing_event", "send an event"))?;
         if !TOPICS.contains(&event.topic.as_str()) || event.event_type.trim().is_empty() {

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use codesync_common::events::{ANALYTICS_EVENTS, Event, EventBus, SESSION_STARTED, USER_REGISTERED};
+use codesync_common::events::{ANALYTICS_EVENTS, Event, EventBus, SESSION_ENDED, SESSION_STARTED, USER_REGISTERED};
 use codesync_common::identity::{Caller, TokenService};
 use codesync_common::rate_limit::{RateLimiter, address_key, retry_after_secs};
 use codesync_common::redis::Redis;
@@ -84,6 +84,13 @@ impl AuthGrpcService {
         Self { store, tokens, config, login_attempts_per_ip, login_failures_per_account, registrations_per_ip, events }
     }
 
+    /// A sign-in ended: its access tokens stop working in every process, and its open streams end.
+    fn end_session(&self, user_id: &str, family_id: &str) {
+        self.tokens.end_session(family_id);
+        let payload = serde_json::json!({"user_id": user_id, "session_id": family_id});
+        self.events.publish(Event::new(ANALYTICS_EVENTS, SESSION_ENDED, user_id, payload));
+    }
+
     fn announce(&self, kind: &str, user: &UserRecord) {
         let payload = serde_json::json!({"user_id": user.id, "username": user.username});
         self.events.publish(Event::new(ANALYTICS_EVENTS, kind, &user.id, payload));
@@ -94,9 +101,9 @@ impl AuthGrpcService {
     }
 
     async fn issue_session(&self, user: &UserRecord, family_id: Option<String>) -> ServiceResult<pb::TokenPair> {
-        let access_token = self.tokens.issue_access_token(&caller_of(user))?;
-        let (refresh_token, record) =
-            self.new_refresh_token(family_id.unwrap_or_else(new_id), user.id.clone(), now_ms());
+        let family_id = family_id.unwrap_or_else(new_id);
+        let access_token = self.tokens.issue_access_token(&caller_of(user), &family_id)?;
+        let (refresh_token, record) = self.new_refresh_token(family_id, user.id.clone(), now_ms());
         self.store.insert_refresh_token(&record).await?;
         Ok(self.token_pair(access_token, refresh_token))
     }
@@ -225,6 +232,7 @@ impl AuthGrpcService {
             }
             Err(RefreshRefusal::Reused { family_id, user_id }) => {
                 tracing::warn!(user.id = %user_id, token.family = %family_id, "a used refresh token was presented again; revoked its family");
+                self.end_session(&user_id, &family_id);
                 return Err(ServiceError::unauthenticated(
                     "refresh_token_reused",
                     "the refresh token was already used; every session of this login was signed out",
@@ -235,7 +243,7 @@ impl AuthGrpcService {
             self.store.find_user_by_id(&new_record.user_id).await?.ok_or_else(|| {
                 ServiceError::unauthenticated("invalid_refresh_token", "the account no longer exists")
             })?;
-        let access_token = self.tokens.issue_access_token(&caller_of(&user))?;
+        let access_token = self.tokens.issue_access_token(&caller_of(&user), &new_record.family_id)?;
         Ok(self.token_pair(access_token, new_token_secret))
     }
 
@@ -244,8 +252,11 @@ impl AuthGrpcService {
         if presented.is_empty() {
             return Err(ServiceError::invalid("missing_refresh_token", "the refresh token is required"));
         }
-        if presented.len() <= MAX_REFRESH_TOKEN_CHARS {
-            self.store.revoke_family_of(&hash_refresh_token(presented), now_ms()).await?;
+        if presented.len() <= MAX_REFRESH_TOKEN_CHARS
+            && let Some((family_id, user_id)) =
+                self.store.revoke_family_of(&hash_refresh_token(presented), now_ms()).await?
+        {
+            self.end_session(&user_id, &family_id);
         }
         Ok(pb::LogoutResponse {})
     }

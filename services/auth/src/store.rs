@@ -274,17 +274,23 @@ impl AuthStore {
     }
 
     /// Revokes the family of the token with `token_hash`; false if there is no such token.
-    pub async fn revoke_family_of(&self, token_hash: &str, now_ms: i64) -> ServiceResult<bool> {
+    /// Revokes the family of the token; its family and user when there was something to revoke.
+    pub async fn revoke_family_of(&self, token_hash: &str, now_ms: i64) -> ServiceResult<Option<(String, String)>> {
+        let family = sqlx::query("SELECT family_id, user_id FROM auth_refresh_tokens WHERE token_hash = $1")
+            .bind(token_hash)
+            .fetch_optional(self.database.pool())
+            .await?;
+        let Some(family) = family else { return Ok(None) };
+        let family_id: String = family.try_get("family_id")?;
+        let user_id: String = family.try_get("user_id")?;
         let revoked = sqlx::query(
-            "UPDATE auth_refresh_tokens SET revoked_at_ms = $1 \
-             WHERE revoked_at_ms IS NULL AND family_id IN \
-               (SELECT family_id FROM auth_refresh_tokens WHERE token_hash = $2)",
+            "UPDATE auth_refresh_tokens SET revoked_at_ms = $1 WHERE revoked_at_ms IS NULL AND family_id = $2",
         )
         .bind(now_ms)
-        .bind(token_hash)
+        .bind(&family_id)
         .execute(self.database.pool())
         .await?
         .rows_affected();
-        Ok(revoked > 0)
+        Ok((revoked > 0).then_some((family_id, user_id)))
     }
 }

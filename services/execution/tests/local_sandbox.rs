@@ -344,3 +344,43 @@ print('unix sockets work')
     assert_eq!(descriptors.matches(": '").count(), 4, "stdio and the closed listing only: {descriptors}");
     assert!(descriptors.contains("3: 'closed'"), "{descriptors}");
 }
+
+/// The hardening of issue 15: a program sees nothing of the host it runs on: not the
+/// environment or command line of the processes that started it (`/proc/1`), not the host's
+/// name, not the server's working directory, and no descriptor beyond stdio.
+#[tokio::test]
+async fn the_host_is_not_visible_from_inside() {
+    let Some((sandbox, _runs)) = sandbox() else { return };
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let program = r#"
+import os, socket
+def read(path):
+    try:
+        return open(path, "rb").read().replace(b"\0", b" ").decode("utf-8", "replace")
+    except Exception as error:
+        return "unreadable: " + type(error).__name__
+print("ENVIRON1=" + read("/proc/1/environ"))
+print("CMDLINE1=" + read("/proc/1/cmdline"))
+print("ENVIRON=" + read("/proc/self/environ"))
+print("HOSTNAME=" + socket.gethostname())
+print("FDS=" + ",".join(sorted(os.listdir("/proc/self/fd"))))
+print("MOUNTS=" + read("/proc/self/mountinfo"))
+"#;
+    let outcome = run(&sandbox, &[("main.py", program)], &["/usr/bin/python3", "main.py"], "", Limits::default()).await;
+    let report = text(&outcome.stdout);
+    let line = |key: &str| {
+        report.lines().find_map(|line| line.strip_prefix(&format!("{key}="))).unwrap_or_default().to_string()
+    };
+    assert_eq!(line("ENVIRON1").trim(), "", "pid 1's environment is empty: {report}");
+    let server_directory = std::env::current_dir().unwrap().display().to_string();
+    let runs_directory = codesync_execution::default_runs_dir().display().to_string();
+    for (what, text) in [("cmdline", line("CMDLINE1")), ("environ", line("ENVIRON")), ("mounts", line("MOUNTS"))] {
+        assert!(!text.contains(&server_directory), "{what} shows the server's directory {server_directory}: {text}");
+        assert!(!text.contains(&runs_directory), "{what} shows where runs live on the host {runs_directory}: {text}");
+    }
+    let host_name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim().to_string();
+    assert_eq!(line("HOSTNAME"), "sandbox");
+    assert_ne!(line("HOSTNAME"), host_name);
+    // stdin, stdout, stderr, and the descriptor Python's listing itself opens.
+    assert!(line("FDS").split(',').count() <= 4, "descriptors beyond stdio: {report}");
+}

@@ -18,8 +18,10 @@ use codesync_common::consumer::{self, HandleError};
 use codesync_common::events::{
     EXECUTION_EVENTS, Event, EventBus, NOTIFICATION_CREATED, NOTIFICATION_EVENTS, ROOM_EVENTS,
 };
+use codesync_common::grpc::{CallContext, GrpcChannel};
 use codesync_common::identity::TokenService;
 use codesync_common::{ServiceError, new_id, now_ms};
+use codesync_proto::auth::v1::auth_service_client::AuthServiceClient;
 use codesync_proto::notifications::v1 as pb;
 use codesync_proto::notifications::v1::notifications_service_server::{
     NotificationsService, NotificationsServiceServer,
@@ -44,11 +46,18 @@ pub struct NotificationsGrpcService {
     events: Arc<dyn EventBus>,
     /// Every notification stored by any replica, for the live streams of this one.
     live: broadcast::Sender<pb::Notification>,
+    auth: AuthServiceClient<GrpcChannel>,
 }
 
 impl NotificationsGrpcService {
     /// Starts consuming events and relaying stored notifications to live streams.
-    pub fn new(store: NotificationsStore, tokens: TokenService, events: Arc<dyn EventBus>) -> Self {
+    /// `auth_channel` reaches the auth service (who is an administrator now).
+    pub fn new(
+        store: NotificationsStore,
+        tokens: TokenService,
+        events: Arc<dyn EventBus>,
+        auth_channel: GrpcChannel,
+    ) -> Self {
         let live = broadcast::channel(LIVE_BUFFER).0;
         tokio::spawn(relay_stored_notifications(events.subscribe(NOTIFICATION_EVENTS), live.clone()));
         let consuming = (store.clone(), events.clone());
@@ -63,7 +72,7 @@ impl NotificationsGrpcService {
                 async move { handle(&store, events.as_ref(), &event).await }
             },
         ));
-        Self { store, tokens, events, live }
+        Self { store, tokens, events, live, auth: AuthServiceClient::new(auth_channel) }
     }
 
     pub fn into_grpc_server(self) -> NotificationsServiceServer<Self> {
@@ -233,9 +242,14 @@ impl NotificationsService for NotificationsGrpcService {
         request: Request<pb::CreateNotificationRequest>,
     ) -> Result<Response<pb::Notification>, Status> {
         let caller = self.tokens.require_caller(request.metadata())?;
-        if !caller.is_admin {
-            return Err(ServiceError::forbidden("admin_required", "only administrators send system notices").into());
-        }
+        let context = CallContext::from_request(&request, &self.tokens);
+        codesync_common::access::require_admin(
+            &self.auth,
+            &context,
+            &caller,
+            "only administrators send system notices",
+        )
+        .await?;
         let request = request.into_inner();
         let title = request.title.trim();
         if title.is_empty() || title.chars().count() > 200 {
@@ -293,12 +307,15 @@ mod tests {
         let tokens = TokenService::signer(&key, &service_key, Duration::from_secs(60));
         let bus = InProcessBus::shared();
         let mut dead_letters = bus.subscribe(DEAD_LETTER_EVENTS);
-        let service = NotificationsGrpcService::new(store.clone(), tokens.clone(), bus.clone());
+        let nowhere =
+            codesync_common::grpc::remote_channel(&["http://127.0.0.1:1".to_string()], "auth", Default::default())
+                .unwrap();
+        let service = NotificationsGrpcService::new(store.clone(), tokens.clone(), bus.clone(), nowhere);
         tokio::task::yield_now().await;
 
         let ada = Caller { user_id: new_id(), username: "ada".into(), is_admin: false };
         let mut request = Request::new(pb::SubscribeRequest {});
-        let bearer = format!("Bearer {}", tokens.issue_access_token(&ada).unwrap());
+        let bearer = format!("Bearer {}", tokens.issue_access_token(&ada, "s-1").unwrap());
         request.metadata_mut().insert("authorization", bearer.parse().unwrap());
         let mut live = service.subscribe(request).await.unwrap().into_inner();
 

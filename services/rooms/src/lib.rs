@@ -376,6 +376,15 @@ impl RoomsGrpcService {
         }
         tracing::info!(room.id = %access.room().id, user.id = %request.user_id, by = %caller.user_id, "removed a member");
         staged.committed();
+        if !leaving_self {
+            // The code they joined with must not let them straight back in.
+            let room_id = access.room().id.clone();
+            self.unique_invite_code_write(|invite_code| {
+                let room_id = room_id.clone();
+                async move { self.store.set_invite_code(&room_id, &invite_code, now_ms()).await }
+            })
+            .await?;
+        }
         Ok(pb::RemoveMemberResponse {})
     }
 

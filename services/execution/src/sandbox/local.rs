@@ -149,6 +149,10 @@ impl LocalSandbox {
             &format!("{}-{phase}", directory.name),
             CgroupLimits { memory_bytes: limits.memory_bytes, pids: limits.pids, cpu_percent: limits.cpu_percent },
         )?;
+        // bwrap's arguments (host paths, the command) go through a descriptor, not its command
+        // line: the sandbox's pid 1 is a copy of bwrap, and a program reads its /proc/1/cmdline.
+        let arguments =
+            SandboxArguments::write(&self.runs_dir, &directory.name, phase, &bwrap_options(&directory.path, limits))?;
         let mut process = tokio::process::Command::new(ROOT_SHELL);
         process
             .arg("-c")
@@ -156,20 +160,26 @@ impl LocalSandbox {
                 // Descriptors this process inherited without close-on-exec (from whatever started
                 // the server) must not reach the program: close all but stdio.
                 r#"for fd in /proc/self/fd/*; do fd=${fd##*/}; [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done; "#,
-                r#"exec 3< "$1" || exit 125; shift; "#,
+                r#"exec 3< "$1" || exit 125; exec 4< "$2" || exit 125; shift 2; "#,
                 // bash counts file sizes in KiB; limits are only lowered here, which root may do.
                 r#"ulimit -f "$1" -c 0 -n "$2" || exit 125; shift 2; "#,
-                r#"for procs do shift; [ "$procs" = -- ] && break; echo $$ > "$procs" || exit 125; done; exec "$@""#
+                // No environment at all from here: bwrap's (the sandbox's /proc/1/environ) is empty.
+                r#"for procs do shift; [ "$procs" = -- ] && break; echo $$ > "$procs" || exit 125; done; exec /usr/bin/env -i "$@""#
             ))
             .arg("sh")
             .arg(&self.seccomp_program)
+            .arg(arguments.path())
             .arg((limits.file_size_bytes / 1024).max(1).to_string())
             .arg(limits.open_files.to_string())
             .args(group.procs_files())
             .arg("--")
-            .args(sandbox_chain(&directory.path, limits))
+            .args(sandbox_chain())
+            // bwrap takes the command from its own command line only (after the options it read).
+            .arg("--")
             .args(command)
             .env_clear()
+            // The server's working directory is nobody's business inside.
+            .current_dir("/")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -248,17 +258,68 @@ impl LocalSandbox {
     }
 }
 
-/// `setpriv … bwrap …`, up to the command.
-fn sandbox_chain(work: &Path, limits: &Limits) -> Vec<String> {
+/// `setpriv … bwrap --args 4`: bwrap reads the rest from the descriptor the root shell opened.
+fn sandbox_chain() -> Vec<String> {
     let uid = SANDBOX_UID.to_string();
-    let mut chain: Vec<String> =
-        ["/usr/bin/setpriv", "--reuid", &uid, "--regid", &uid, "--clear-groups", "--no-new-privs", "--"]
-            .iter()
-            .map(|part| part.to_string())
-            .collect();
+    [
+        "/usr/bin/setpriv",
+        "--reuid",
+        &uid,
+        "--regid",
+        &uid,
+        "--clear-groups",
+        "--no-new-privs",
+        "--",
+        "/usr/bin/bwrap",
+        "--args",
+        "4",
+    ]
+    .iter()
+    .map(|part| part.to_string())
+    .collect()
+}
+
+/// bwrap's options for a run (they name host paths), written to a root-only file the root shell
+/// opens as descriptor 4 (and removed when the run ends).
+struct SandboxArguments {
+    path: PathBuf,
+}
+
+impl SandboxArguments {
+    fn write(runs_dir: &Path, run: &str, phase: &str, arguments: &[String]) -> Result<Self, SandboxError> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = runs_dir.join(format!(".{run}-{phase}.args"));
+        let mut bytes = Vec::new();
+        for argument in arguments {
+            if argument.as_bytes().contains(&0) {
+                return Err(SandboxError::Setup("a sandbox argument holds a NUL byte".into()));
+            }
+            bytes.extend_from_slice(argument.as_bytes());
+            bytes.push(0);
+        }
+        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path)?;
+        file.write_all(&bytes)?;
+        Ok(Self { path })
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for SandboxArguments {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// bwrap's options for a run in `work`.
+fn bwrap_options(work: &Path, limits: &Limits) -> Vec<String> {
+    let uid = SANDBOX_UID.to_string();
+    let mut chain: Vec<String> = Vec::new();
     chain.extend(
         [
-            "/usr/bin/bwrap",
             "--unshare-all",
             "--unshare-user",
             "--disable-userns",
@@ -268,6 +329,9 @@ fn sandbox_chain(work: &Path, limits: &Limits) -> Vec<String> {
             &uid,
             "--gid",
             &uid,
+            // Its own host name: the server's is not the program's to know.
+            "--hostname",
+            "sandbox",
             "--cap-drop",
             "ALL",
             // The filter the root shell opened as descriptor 3; bwrap reads and closes it.
@@ -321,7 +385,6 @@ fn sandbox_chain(work: &Path, limits: &Limits) -> Vec<String> {
             "--setenv",
             "TMPDIR",
             "/tmp",
-            "--",
         ]
         .iter()
         .map(|part| part.to_string()),
