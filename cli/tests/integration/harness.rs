@@ -227,6 +227,8 @@ impl Cluster {
             spawn(&["run", "--service", "gateway"], &gateway_env, data_dir.path(), "gateway"),
         ));
         let mut cluster = Self::new(children, data_dir, http_port, ports[0].1);
+        cluster.grpc_addrs =
+            ports.iter().map(|(service, port)| (service.to_string(), format!("127.0.0.1:{port}"))).collect();
         cluster.wait_until_ready().await.then_some(cluster)
     }
 
@@ -335,6 +337,12 @@ impl Cluster {
     /// The gRPC address of the process `name` of a topology.
     pub fn grpc_addr_of(&self, name: &str) -> &str {
         &self.grpc_addrs.iter().find(|(process, _)| process == name).expect("a process of the topology").1
+    }
+
+    /// Where a gRPC client reaches `service`: its own process in the split topology, the one
+    /// process otherwise.
+    pub fn grpc_addr_for(&self, service: &str) -> &str {
+        self.grpc_addrs.iter().find(|(process, _)| process == service).map_or(self.grpc_addr.as_str(), |(_, addr)| addr)
     }
 
     /// The log of the process `name` so far.

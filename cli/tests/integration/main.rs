@@ -4,6 +4,7 @@
 mod analytics;
 mod assistant;
 mod auth;
+mod authorization_matrix;
 mod bench;
 mod cli;
 mod cluster;

@@ -280,6 +280,10 @@ impl DocumentsGrpcService {
         let caller = self.tokens.require_caller(request.metadata())?;
         let context = CallContext::from_request(request, &self.tokens);
         let access = self.file_access(caller, &context, file_id).await?;
+        // The same answers as rooms gives a REST caller: an outsider is told to join first.
+        if !access.is_member {
+            return Err(ServiceError::forbidden("not_a_member", "only members of this room may do this").into());
+        }
         if !access.can_write {
             return Err(ServiceError::forbidden("read_only", "viewers cannot edit this file").into());
         }
