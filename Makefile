@@ -14,6 +14,11 @@ CARGO_FUZZ := $(HOME)/.cargo/bin/cargo-fuzz
 # Offline schema validation of the Kubernetes objects the execution service sends.
 KUBERNETES_VALIDATE := $(TOOLS_VENV)/bin/kubernetes-validate
 KUBERNETES_VALIDATE_VERSION := 1.37.0
+# Property-based tests of the REST API from its OpenAPI document, in a virtualenv of their own
+# (their dependencies stay apart from the other tools').
+API_VENV := .cache/api-venv
+SCHEMATHESIS := $(API_VENV)/bin/schemathesis
+SCHEMATHESIS_VERSION := 4.32.5
 
 .PHONY: help run build release web test test-rust test-web test-e2e test-deps lint fmt migrate clean fuzz
 
@@ -62,9 +67,10 @@ test-rust:
 		CODESYNC_TEST_TANSU="$(abspath $(TANSU))" CODESYNC_TEST_EXPECT_WEB_APP=1 \
 		CODESYNC_TEST_REQUIRE_SANDBOX=1 CODESYNC_TEST_REQUIRE_DOCKER=1 \
 		CODESYNC_TEST_KUBERNETES_VALIDATE="$(abspath $(KUBERNETES_VALIDATE))" \
+		CODESYNC_TEST_SCHEMATHESIS="$(abspath $(SCHEMATHESIS))" \
 		$(CARGO) test --workspace --no-fail-fast
 
-test-deps: $(GRPCURL) $(TANSU) $(KUBERNETES_VALIDATE) tests/interop/node_modules/.package-lock.json web
+test-deps: $(GRPCURL) $(TANSU) $(KUBERNETES_VALIDATE) $(SCHEMATHESIS) tests/interop/node_modules/.package-lock.json web
 	@scripts/ensure-postgres.sh
 	@scripts/ensure-package.sh chromium chromium
 	@scripts/ensure-package.sh bwrap bubblewrap
@@ -76,8 +82,10 @@ test-deps: $(GRPCURL) $(TANSU) $(KUBERNETES_VALIDATE) tests/interop/node_modules
 	@scripts/ensure-package.sh podman podman
 	@scripts/ensure-package.sh runc runc
 
-# The web app's unit tests (Vitest): token refresh, stores, protocol helpers.
+# The web app's unit tests (Vitest): token refresh, stores, protocol helpers; and its API types
+# are those generated from docs/openapi.json (which a gateway test holds to the served document).
 test-web: $(WEB_MODULES)
+	npm run --prefix frontend --silent api-types:check
 	npm test --prefix frontend --silent
 
 # Browser end-to-end tests: Playwright drives Debian's Chromium against a real `codesync run`
@@ -98,6 +106,11 @@ $(TANSU): $(GRPCURL)
 
 $(KUBERNETES_VALIDATE): $(GRPCURL)
 	$(TOOLS_VENV)/bin/pip install --quiet --disable-pip-version-check kubernetes-validate==$(KUBERNETES_VALIDATE_VERSION)
+
+$(SCHEMATHESIS):
+	/usr/bin/python3 -m venv $(API_VENV)
+	$(API_VENV)/bin/pip install --quiet --disable-pip-version-check schemathesis==$(SCHEMATHESIS_VERSION)
+	$(SCHEMATHESIS) --version
 
 $(GRPCURL):
 	/usr/bin/python3 -m venv $(TOOLS_VENV)

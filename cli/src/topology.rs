@@ -16,9 +16,9 @@ use codesync_common::grpc::{InProcessRoutes, ServiceChannels, grpc_service_name}
 use codesync_common::identity::{PublicKey, ServiceCredential, ServiceKey, SigningKey, TokenService};
 use codesync_common::kafka::KafkaBus;
 use codesync_common::redis::Redis;
-use codesync_documents::DocumentsGrpcService;
 use codesync_documents::ownership::Ownership;
 use codesync_documents::store::DocumentsStore;
+use codesync_documents::{DocumentsGrpcService, Replicas};
 use codesync_presence::PresenceGrpcService;
 use codesync_presence::store::PresenceStore;
 use codesync_proto::auth::v1::GetTokenKeysRequest;
@@ -220,12 +220,22 @@ pub async fn run(config: Config, components: BTreeSet<Component>) -> anyhow::Res
             .with_context(|| format!("cannot listen for gRPC on {} (set CODESYNC_GRPC_ADDR)", config.grpc_addr))?;
         let grpc_addr = listener.local_addr()?;
         let shutdown = wait_for(shutdown_receiver.clone());
+        let client_limit = codesync_common::grpc::ClientLimitLayer::new(
+            tokens.clone(),
+            Arc::new(codesync_common::rate_limit::RateLimiter::shared(
+                codesync_common::rate_limit::CLIENT_ADDRESS_LIMIT,
+                config.gateway.rate_limit_per_minute,
+                std::time::Duration::from_secs(60),
+                redis.clone(),
+            )),
+        );
         tasks.spawn(async move {
             tonic::transport::Server::builder()
                 // Every open WebSocket is one stream from the gateway: allow many.
                 .max_concurrent_streams(Some(100_000))
                 .tcp_nodelay(true)
                 .trace_fn(codesync_common::telemetry::grpc_request_span)
+                .layer(client_limit)
                 .add_routes(routes)
                 .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown)
                 .await
@@ -353,7 +363,11 @@ async fn token_service(
     if let Some(public_key) = PublicKey::load(&config.jwt_public_key_file)? {
         return Ok(TokenService::verifier(&public_key, service_key, config.access_token_ttl));
     }
-    let mut auth = AuthServiceClient::new(channels.auth.clone());
+    // Presented as this process's, so that asking (again, while auth starts) costs no client's
+    // allowance on the auth replica's port.
+    let name = components.iter().next().map_or("gateway", |component| component.name());
+    let credential = Arc::new(ServiceCredential::new(name, service_key));
+    let mut auth = AuthServiceClient::new(codesync_common::grpc::with_credential(channels.auth.clone(), credential));
     let started = std::time::Instant::now();
     loop {
         match auth.get_token_keys(GetTokenKeysRequest {}).await {
@@ -409,7 +423,7 @@ async fn add_service(
 ) -> anyhow::Result<()> {
     let Dependencies { config, database, tokens, channels, events, redis, service_key } = dependencies;
     let credential = Arc::new(ServiceCredential::new(component.name(), service_key));
-    let channels = &channels.presenting(credential);
+    let channels = &channels.presenting(credential.clone());
     let database = || database.clone().context("this service needs the database");
     match component {
         Component::Auth => {
@@ -446,8 +460,7 @@ async fn add_service(
                 channels.rooms.clone(),
                 events.clone(),
                 config.documents.clone(),
-                ownership,
-                config.calls,
+                Replicas { ownership, calls: config.calls, credential: credential.clone() },
             );
             hosted.documents = Some(service.clone());
             routes.add_service(service.into_grpc_server());

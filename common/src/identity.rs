@@ -429,7 +429,11 @@ impl TokenService {
 
     /// The calling component named by a valid service credential in `metadata`, if any.
     pub fn service(&self, metadata: &MetadataMap) -> Option<String> {
-        let token = metadata.get(SERVICE_METADATA_KEY)?.to_str().ok()?;
+        self.service_named_by(metadata.get(SERVICE_METADATA_KEY)?.to_str().ok()?)
+    }
+
+    /// The calling component named by the service credential `token`, if it is valid.
+    pub fn service_named_by(&self, token: &str) -> Option<String> {
         let claims =
             jsonwebtoken::decode::<ServiceClaims>(token, &self.service_key, &self.service_validation).ok()?.claims;
         (claims.typ == SERVICE_TOKEN_TYPE).then_some(claims.sub)

@@ -11,6 +11,7 @@ pub mod events;
 pub mod grpc;
 pub mod identity;
 pub mod kafka;
+pub mod limits;
 pub mod outbox;
 pub mod queue;
 pub mod rate_limit;

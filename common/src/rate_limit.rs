@@ -15,6 +15,10 @@ use fred::prelude::LuaInterface;
 
 use crate::redis::Redis;
 
+/// The name of the per-address request limit (`CODESYNC_RATE_LIMIT_PER_MINUTE`), which the
+/// gateway's REST API and the services' gRPC ports share.
+pub const CLIENT_ADDRESS_LIMIT: &str = "rest-ip";
+
 /// Buckets held in memory at most (for all keys of one limit).
 const MAX_KEYS: usize = 100_000;
 const SHARDS: usize = 16;

@@ -23,8 +23,16 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let axum::Json(value) = axum::Json::<T>::from_request(request, state).await?;
-        Ok(Self(value))
+        let declares_json = declares_json(&request);
+        let bytes = read_body(request, state).await?;
+        if !declares_json {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as JSON, with 'Content-Type: application/json'",
+            ));
+        }
+        json_object(&bytes).map(Self)
     }
 }
 
@@ -40,14 +48,8 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let declares_json = request
-            .headers()
-            .get(axum::http::header::CONTENT_TYPE)
-            .and_then(|value| value.to_str().ok())
-            .is_some_and(|value| value.trim_start().to_ascii_lowercase().starts_with("application/json"));
-        let bytes = axum::body::Bytes::from_request(request, state).await.map_err(|_| {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "the request body is too large")
-        })?;
+        let declares_json = declares_json(&request);
+        let bytes = read_body(request, state).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self(T::default()));
         }
@@ -58,9 +60,35 @@ where
                 "send the body as JSON with 'Content-Type: application/json', or no body",
             ));
         }
-        let axum::Json(value) = axum::Json::<T>::from_bytes(&bytes)?;
-        Ok(Self(value))
+        json_object(&bytes).map(Self)
     }
+}
+
+/// `Content-Type: application/json`, or another JSON type (`application/*+json`).
+fn declares_json(request: &Request) -> bool {
+    let Some(value) = request.headers().get(axum::http::header::CONTENT_TYPE).and_then(|value| value.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<axum::body::Bytes, ApiError> {
+    axum::body::Bytes::from_request(request, state).await.map_err(|_| crate::error::payload_too_large())
+}
+
+/// Every body of this API is a JSON object: serde would also read a struct from an array.
+fn json_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let is_object = bytes.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'{');
+    if !is_object && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+            "the request body does not have the expected fields: send a JSON object",
+        ));
+    }
+    axum::Json::<T>::from_bytes(bytes).map(|axum::Json(value)| value).map_err(ApiError::from)
 }
 
 /// Query parameters; ones that cannot be read are 400 in the error shape.

@@ -8,6 +8,7 @@ mod body_limit;
 mod error;
 mod extract;
 mod metrics;
+mod openapi;
 mod rate_limit;
 mod routes;
 mod server;
@@ -40,7 +41,6 @@ use codesync_proto::rooms::v1::rooms_service_client::RoomsServiceClient;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 
 pub use crate::error::ApiError;
@@ -158,7 +158,7 @@ pub struct GatewayState {
     tokens: TokenService,
     rate_limiter: Arc<RateLimiter>,
     metrics: Arc<metrics::Metrics>,
-    openapi_json: Arc<String>,
+    openapi: Arc<openapi::Served>,
     proxies: TrustedProxies,
     max_body_bytes: usize,
     ws_max_message_bytes: usize,
@@ -171,39 +171,8 @@ pub struct GatewayState {
     streams: Arc<streams::StreamSlots>,
 }
 
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "CodeSync API", description = "The REST API of CodeSync, a self-hosted collaborative development platform."),
-    modifiers(&BearerSecurity),
-    tags(
-        (name = "auth", description = "Accounts and sessions"),
-        (name = "rooms", description = "Rooms and invite codes"),
-        (name = "members", description = "Room members and roles"),
-        (name = "files", description = "Files of a room"),
-        (name = "executions", description = "Running code in the sandbox"),
-        (name = "assistant", description = "The AI assistant"),
-        (name = "history", description = "File versions and room event logs"),
-        (name = "notifications", description = "Notifications, live and listed"),
-        (name = "analytics", description = "The administrators' dashboard"),
-        (name = "operations", description = "Probes and metrics"),
-    )
-)]
-struct ApiDoc;
-
-struct BearerSecurity;
-
-impl utoipa::Modify for BearerSecurity {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
-        );
-    }
-}
-
 fn api_router() -> OpenApiRouter<GatewayState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(routes::auth::router())
         .merge(routes::rooms::router())
         .merge(routes::files::router())
@@ -217,8 +186,10 @@ fn api_router() -> OpenApiRouter<GatewayState> {
 }
 
 /// The OpenAPI document of the REST API, as served at `/api/openapi.json`.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_router().split_for_parts().1
+pub fn openapi() -> serde_json::Value {
+    let mut document = serde_json::to_value(api_router().split_for_parts().1).unwrap_or_default();
+    openapi::complete(&mut document);
+    document
 }
 
 /// `/metrics` alone, for `CODESYNC_METRICS_ADDR` (an address of its own, out of the clients'
@@ -253,19 +224,18 @@ pub fn router(
     redis: Option<codesync_common::redis::Redis>,
     metrics: Arc<GatewayMetrics>,
 ) -> Router {
-    let (api_routes, openapi) = api_router().split_for_parts();
-    let openapi_json = openapi.to_pretty_json().unwrap_or_else(|_| "{}".to_string());
+    let (api_routes, _) = api_router().split_for_parts();
     let state = GatewayState {
         clients: ServiceClients { channels },
         tokens,
         rate_limiter: Arc::new(RateLimiter::shared(
-            "rest-ip",
+            codesync_common::rate_limit::CLIENT_ADDRESS_LIMIT,
             config.rate_limit_per_minute,
             Duration::from_secs(60),
             redis,
         )),
         metrics,
-        openapi_json: Arc::new(openapi_json),
+        openapi: Arc::new(openapi::Served::new(openapi())),
         proxies: config.proxies.clone(),
         max_body_bytes: config.max_body_bytes,
         ws_max_message_bytes: config.ws_max_message_bytes,
@@ -349,7 +319,8 @@ async fn readyz(State(state): State<GatewayState>) -> Response {
 }
 
 async fn openapi_document(State(state): State<GatewayState>) -> Response {
-    let mut response = state.openapi_json.as_str().to_string().into_response();
+    let document = state.openapi.current(&state.clients).await;
+    let mut response = document.as_str().to_string().into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }
@@ -363,7 +334,7 @@ mod tests {
     #[test]
     fn the_openapi_document_covers_the_rest_contract() {
         let document = super::openapi();
-        let paths: Vec<&str> = document.paths.paths.keys().map(String::as_str).collect();
+        let paths: Vec<&str> = document["paths"].as_object().unwrap().keys().map(String::as_str).collect();
         for expected in [
             "/api/auth/register",
             "/api/auth/login",
@@ -397,7 +368,7 @@ mod tests {
         ] {
             assert!(paths.contains(&expected), "{expected} is missing from {paths:?}");
         }
-        let json = document.to_json().unwrap();
+        let json = document.to_string();
         assert!(json.contains("ErrorBody") && json.contains("bearer"));
     }
 }

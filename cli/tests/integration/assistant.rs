@@ -232,6 +232,23 @@ async fn serve(kind: &'static str, provider: Arc<Provider>, mut socket: TcpStrea
     }
 }
 
+/// Limits out of the way, and the assistant configured with an OpenAI-style stand-in, so that
+/// asking gets past configuration (for the tests that go through every operation).
+pub async fn configured_with_stand_in() -> (Vec<(String, String)>, Arc<Provider>) {
+    let (base_url, provider) = stand_in("openai").await;
+    let mut env = crate::harness::relaxed_limits();
+    for (key, value) in [
+        ("CODESYNC_AI_PROVIDER", "openai"),
+        ("CODESYNC_AI_BASE_URL", base_url.as_str()),
+        ("CODESYNC_AI_API_KEY", "sk-stand-in-test-key"),
+        ("CODESYNC_AI_MODEL", "test-model"),
+        ("CODESYNC_AI_REQUESTS_PER_MINUTE", "1000000"),
+    ] {
+        env.push((key.into(), value.into()));
+    }
+    (env, provider)
+}
+
 pub async fn stand_in(kind: &'static str) -> (String, Arc<Provider>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();

@@ -26,7 +26,7 @@ use codesync_proto::notifications::v1 as notifications;
 use codesync_proto::presence::v1 as presence;
 use codesync_proto::rooms::v1 as rooms;
 
-use crate::harness::{Cluster, Session, relaxed_limits};
+use crate::harness::{Cluster, Session};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Role {
@@ -1144,33 +1144,16 @@ async fn run(cluster: Cluster) {
     assert!(failures.is_empty(), "{} disagreements:\n{}", failures.len(), failures.join("\n"));
 }
 
-/// Limits out of the way, and an AI provider (a stand-in for the vendor's API) so that asking
-/// gets past configuration to authorisation.
-async fn settings() -> (Vec<(String, String)>, std::sync::Arc<crate::assistant::Provider>) {
-    let (base_url, provider) = crate::assistant::stand_in("openai").await;
-    let mut env = relaxed_limits();
-    for (key, value) in [
-        ("CODESYNC_AI_PROVIDER", "openai"),
-        ("CODESYNC_AI_BASE_URL", base_url.as_str()),
-        ("CODESYNC_AI_API_KEY", "sk-matrix-test-key"),
-        ("CODESYNC_AI_MODEL", "test-model"),
-        ("CODESYNC_AI_REQUESTS_PER_MINUTE", "100000"),
-    ] {
-        env.push((key.into(), value.into()));
-    }
-    (env, provider)
-}
-
 #[tokio::test]
 async fn every_rpc_answers_each_role_as_rest_does_in_one_process() {
-    let (env, _provider) = settings().await;
+    let (env, _provider) = crate::assistant::configured_with_stand_in().await;
     let env: Vec<(&str, &str)> = env.iter().map(|(key, value)| (key.as_str(), value.as_str())).collect();
     run(Cluster::one_process(&env).await).await;
 }
 
 #[tokio::test]
 async fn every_rpc_answers_each_role_as_rest_does_split_across_processes() {
-    let (env, _provider) = settings().await;
+    let (env, _provider) = crate::assistant::configured_with_stand_in().await;
     let env: Vec<(&str, &str)> = env.iter().map(|(key, value)| (key.as_str(), value.as_str())).collect();
     run(Cluster::ten_processes(&env).await).await;
 }

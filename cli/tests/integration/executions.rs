@@ -47,9 +47,12 @@ async fn code_runs_in_the_sandbox_through_the_api() {
     assert_eq!(result["language"], "python");
     assert!(result["wall_time_ms"].as_i64().unwrap() > 0 && result["peak_memory_bytes"].as_i64().unwrap() > 0);
 
-    // The language follows the entry's extension; a compile error is a result, not an HTTP error.
+    // A compile error is a result, not an HTTP error; an inline program names its language.
+    let (status, result) = run(json!({"files": [{"name": "main.c", "content": "x"}]})).await;
+    assert_eq!((status, result["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("no_program")), "{result}");
     let (status, result) =
-        run(json!({"files": [{"name": "main.c", "content": "int main(void) { return oops; }"}]})).await;
+        run(json!({"language": "c", "files": [{"name": "main.c", "content": "int main(void) { return oops; }"}]}))
+            .await;
     assert_eq!((status, result["status"].as_str()), (StatusCode::OK, Some("compile_error")), "{result}");
     assert!(result["stderr"].as_str().unwrap().contains("oops"));
     let (_, result) =

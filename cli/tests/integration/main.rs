@@ -2,6 +2,7 @@
 //! ephemeral ports, driven over HTTP and gRPC exactly as clients drive it.
 
 mod analytics;
+mod api_contract;
 mod assistant;
 mod auth;
 mod authorization_matrix;

@@ -231,7 +231,7 @@ async fn private_room_endpoints_for_every_caller() {
         Method::PATCH,
         &format!("{room_path}/members/{}", owner.user_id),
         Some(json!({"role": "viewer"})),
-        &[("owner", Some(&owner), S::BAD_REQUEST)],
+        &[("owner", Some(&owner), S::CONFLICT)],
     )
     .await;
     for role in ["owner", "admin", ""] {

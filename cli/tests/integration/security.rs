@@ -174,6 +174,49 @@ async fn grpc_callers_cannot_choose_the_address_they_are_limited_by() {
     assert_eq!(registered, 3, "registrations are limited per address, over gRPC too");
 }
 
+/// A pod that calls the services' gRPC port directly is limited per address as a browser is at
+/// the gateway (`CODESYNC_RATE_LIMIT_PER_MINUTE`), while the gateway's own calls, which it has
+/// limited already, and the health probes pass.
+#[tokio::test]
+async fn direct_grpc_callers_are_limited_per_address_like_rest_callers() {
+    use codesync_proto::rooms::v1::ListRoomsRequest;
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_client::HealthClient;
+    let cluster = Cluster::one_process(&[("CODESYNC_RATE_LIMIT_PER_MINUTE", "30")]).await;
+    let alice = cluster.register("alice").await;
+    let mut rooms = RoomsServiceClient::new(channel(&cluster).await);
+    let mut answered = 0;
+    let refusal = loop {
+        match rooms.list_rooms(signed(&alice, ListRoomsRequest::default())).await {
+            Ok(_) => answered += 1,
+            Err(status) => break status,
+        }
+        assert!(answered <= 30, "more direct calls than the per-address limit were answered");
+    };
+    assert_eq!((refusal.code(), error_code(&refusal)), (Code::ResourceExhausted, "rate_limited"), "{refusal:?}");
+    let retry_after: u64 = refusal
+        .metadata()
+        .get("retry-after")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse().ok())
+        .expect("a retry-after in seconds");
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    assert!(answered >= 25, "the whole allowance was there ({answered})");
+
+    // Forged metadata buys nothing: a made-up service credential or client address.
+    let mut forged = signed(&alice, ListRoomsRequest::default());
+    forged.metadata_mut().insert("x-codesync-service", MetadataValue::from_static("eyJhbGciOiJIUzI1NiJ9.e30.x"));
+    forged.metadata_mut().insert("x-codesync-client-ip", MetadataValue::from_static("203.0.113.9"));
+    let status = rooms.list_rooms(forged).await.expect_err("still limited");
+    assert_eq!(status.code(), Code::ResourceExhausted);
+
+    // The probes and the gateway, which presents its credential, are not held up.
+    let mut health = HealthClient::new(channel(&cluster).await);
+    health.check(HealthCheckRequest { service: String::new() }).await.expect("health answers");
+    let (status, body) = cluster.get("/api/rooms", alice.token()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
 /// Finding 2, behind a proxy: with `CODESYNC_TRUST_FORWARDED_FOR=true` the gateway took the
 /// leftmost `X-Forwarded-For` entry, which the client writes itself behind an appending proxy
 /// (260 of 260 requests passed). The entry the proxy appended is the client's address now.

@@ -3,54 +3,15 @@
 
 import { useQuery } from '@tanstack/react-query'
 import { api } from '../state/session'
+import type { Schemas } from './types'
 
-export interface Overview {
-  users: number
-  sessions: number
-  rooms: number
-  executions: number
-  ai_calls: number
-  collaboration_ops: number
-  executions_last_day: number
-  ai_calls_last_day: number
-  collaboration_ops_last_day: number
-  online_users: number
-}
-
-export interface Bucket {
-  /** null for the last bucket: everything longer. */
-  upper_ms: number | null
-  count: number
-}
-
-export interface ExecutionStats {
-  languages: { language: string; count: number; average_wall_time_ms: number; success_rate: number }[]
-  wall_time_histogram: Bucket[]
-}
-
-export interface AiStats {
-  modes: { mode: string; count: number; average_latency_ms: number; success_rate: number; average_time_to_first_token_ms: number }[]
-  latency_histogram: Bucket[]
-}
-
-export interface ActiveRoom {
-  room_id: string
-  name: string
-  member_count: number
-  online_count: number
-  events_last_day: number
-}
-
-export interface PlatformEvent {
-  id: string
-  topic: string
-  type: string
-  user_id: string
-  room_id: string
-  metadata: Record<string, unknown>
-  created_at: string
-  created_at_ms: number
-}
+export type Overview = Schemas['OverviewBody']
+/** `upper_ms` is null for the last bucket: everything longer. */
+export type Bucket = Schemas['BucketBody']
+export type ExecutionStats = Schemas['ExecutionStatsBody']
+export type AiStats = Schemas['AiStatsBody']
+export type ActiveRoom = Schemas['ActiveRoomBody']
+export type PlatformEvent = Schemas['PlatformEventBody']
 
 export interface ServiceHealth {
   service: string

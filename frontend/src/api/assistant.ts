@@ -5,16 +5,12 @@ import { useQuery } from '@tanstack/react-query'
 import { ApiError } from './client'
 import { SseParser } from './executions'
 import { api } from '../state/session'
+import type { Schemas } from './types'
 
 export const MODES = ['chat', 'explain', 'generate', 'complete', 'review', 'debug', 'refactor', 'docs'] as const
 export type Mode = (typeof MODES)[number]
 
-export interface AssistantStatus {
-  configured: boolean
-  provider: string
-  model: string
-  message: string
-}
+export type AssistantStatus = Schemas['AssistantStatusBody']
 
 export interface AskBody {
   mode: Mode

@@ -4,32 +4,11 @@
 import { useQuery } from '@tanstack/react-query'
 import { ApiError } from './client'
 import { api } from '../state/session'
+import type { Schemas } from './types'
 
-export type ExecutionStatus = 'ok' | 'compile_error' | 'runtime_error' | 'time_limit' | 'memory_limit' | 'output_limit' | 'internal_error'
-
-export interface ExecutionResult {
-  id: string
-  language: string
-  status: ExecutionStatus
-  stdout: string
-  stderr: string
-  exit_code: number
-  signal: number
-  wall_time_ms: number
-  peak_memory_bytes: number
-  stdout_truncated: boolean
-  stderr_truncated: boolean
-  room_id: string
-  file_id: string
-  created_at: string
-}
-
-export interface Language {
-  name: string
-  version: string
-  extensions: string[]
-  available: boolean
-}
+export type ExecutionStatus = ExecutionResult['status']
+export type ExecutionResult = Schemas['ExecutionBody']
+export type Language = Schemas['LanguageBody']
 
 export function useLanguages() {
   return useQuery({

@@ -3,40 +3,12 @@
 
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query'
 import { api } from '../state/session'
+import type { Schemas } from './types'
 
-export type VersionKind = 'save' | 'checkpoint' | 'restore'
-
-export interface Author {
-  id: string
-  username: string
-}
-
-export interface Version {
-  id: string
-  file_id: string
-  room_id: string
-  number: number
-  kind: VersionKind
-  author_id: string
-  author_username: string
-  authors: Author[]
-  message: string
-  lines_added: number
-  lines_removed: number
-  size_bytes: number
-  created_at: string
-  content?: string
-}
-
-export interface RoomEvent {
-  id: string
-  room_id: string
-  type: string
-  user_id: string
-  metadata: Record<string, unknown>
-  created_at: string
-  created_at_ms: number
-}
+export type VersionKind = Version['kind']
+export type Author = Schemas['AuthorBody']
+export type Version = Schemas['VersionBody']
+export type RoomEvent = Schemas['RoomEventBody']
 
 export const historyKeys = {
   versions: (fileId: string) => ['history', 'file', fileId] as const,

@@ -2,26 +2,13 @@
 // event stream (GET /api/notifications/stream, read with fetch so the token travels in a header).
 
 import { api } from '../state/session'
+import type { Schemas } from './types'
 import { ApiError } from './client'
 import { SseParser } from './executions'
 
-export type NotificationType = 'execution' | 'invite' | 'room' | 'system'
-
-export interface AppNotification {
-  id: string
-  type: NotificationType
-  title: string
-  message: string
-  metadata: Record<string, unknown>
-  read: boolean
-  created_at: string
-  created_at_ms: number
-}
-
-export interface NotificationList {
-  notifications: AppNotification[]
-  unread_count: number
-}
+export type NotificationType = AppNotification['type']
+export type AppNotification = Schemas['NotificationBody']
+export type NotificationList = Schemas['NotificationListBody']
 
 export interface NotificationFilter {
   type?: NotificationType | ''

@@ -1,62 +1,21 @@
-// The shapes of the REST API (docs/protocol.md); times are RFC 3339 strings.
+// The shapes of the REST API and of the room WebSocket; times are RFC 3339 strings.
 
-export type Role = 'owner' | 'editor' | 'viewer'
+import type { components } from './schema'
 
-export interface User {
-  id: string
-  username: string
-  email: string
-  is_admin: boolean
-  created_at: string
-}
+/** The REST API's bodies, generated from docs/openapi.json (`npm run api-types`). */
+export type Schemas = components['schemas']
 
-export interface AuthResponse {
-  user: User
-  access_token: string
-  refresh_token: string
-}
+export type Role = NonNullable<Schemas['RoomBody']['my_role']>
+export type User = Schemas['UserBody']
+export type AuthResponse = Schemas['SessionBody']
+export type TokenPair = Schemas['TokenPairBody']
+/** `invite_code`: only the owner and editors see it; `my_role`: `null` for non-members. */
+export type Room = Schemas['RoomBody']
+export type Member = Schemas['MemberBody']
+export type FileEntry = Schemas['FileBody']
 
-export interface TokenPair {
-  access_token: string
-  refresh_token: string
-}
-
-export interface Room {
-  id: string
-  name: string
-  description: string
-  is_public: boolean
-  owner_id: string
-  /** Only the owner and editors see it. */
-  invite_code: string | null
-  /** `null` when the caller is not a member (a public room). */
-  my_role: Role | null
-  member_count: number
-  created_at: string
-  updated_at: string
-}
-
-export interface Member {
-  room_id: string
-  user_id: string
-  username: string
-  role: Role
-  joined_at: string
-}
-
-export interface FileEntry {
-  id: string
-  room_id: string
-  filename: string
-  language: string
-  size_bytes: number
-  created_by: string
-  updated_by: string
-  created_at: string
-  updated_at: string
-  content?: string
-}
-
+// What travels over the room WebSocket (docs/protocol.md), which the OpenAPI document does not
+// describe.
 export interface ChatMessage {
   id: string
   room_id: string

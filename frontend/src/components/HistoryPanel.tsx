@@ -181,7 +181,8 @@ export function describeRoomEvent(event: RoomEvent): string {
     case 'execution_finished':
       return `A ${data.language ?? ''} run ended: ${data.status ?? ''}`
     default:
-      return event.type.replace(/_/g, ' ')
+      // A kind this build of the app does not know yet.
+      return (event.type as string).replace(/_/g, ' ')
   }
 }
 

@@ -68,8 +68,10 @@ async fn overview(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SinceParams {
     /// Only what happened since: milliseconds since 1970, an RFC 3339 time, or a date (UTC).
+    #[param(schema_with = super::time_query_schema)]
     pub since: Option<String>,
 }
 
@@ -77,6 +79,7 @@ pub struct SinceParams {
 pub struct BucketBody {
     /// The bucket holds durations up to this (and above the bucket before); `null` for the
     /// last bucket, which holds everything longer.
+    #[schema(required = true)]
     pub upper_ms: Option<i64>,
     pub count: i64,
 }
@@ -175,7 +178,10 @@ async fn ai(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LimitParams {
+    /// At most 100 (default 10).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     pub limit: Option<String>,
 }
 
@@ -221,8 +227,10 @@ async fn active_rooms(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EventsParams {
     /// At most 500 (default 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
     pub limit: Option<String>,
     /// Only this kind, e.g. `execution_finished`.
     #[serde(rename = "type")]

@@ -23,7 +23,9 @@ pub fn router() -> OpenApiRouter<GatewayState> {
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PositionBody {
+    #[serde(deserialize_with = "super::whole_number")]
     pub line: u32,
+    #[serde(deserialize_with = "super::whole_number")]
     pub column: u32,
 }
 
@@ -75,7 +77,7 @@ const MODES: &str = "generate, chat, review, debug, explain, refactor, complete 
 /// output_tokens}`) or `error` (`{"error": {code, message}}`: `ai_unauthorized`,
 /// `ai_rate_limited`, `ai_overloaded`, `ai_upstream_error`, `ai_request_rejected`, `ai_timeout`,
 /// `ai_bad_response`, `ai_unreachable`). Closing the stream aborts the upstream request.
-#[utoipa::path(post, path = "/api/ai/stream", tag = "assistant", security(("bearer" = [])), request_body = AskBody, responses(
+#[utoipa::path(post, path = "/api/ai/stream", operation_id = "ask", tag = "assistant", security(("bearer" = [])), request_body = AskBody, responses(
     (status = 200, description = "text/event-stream: start, token..., then done or error", content_type = "text/event-stream", body = String),
     (status = 400, description = "an unknown mode, nothing to ask about", body = ErrorBody),
     (status = 404, description = "the file does not exist or is not the caller's to read", body = ErrorBody),
@@ -93,6 +95,10 @@ async fn stream(
     if let Some(turn) = body.history.iter().find(|turn| turn.role != "user" && turn.role != "assistant") {
         let message = format!("a history turn's role is \"user\" or \"assistant\", not {:?}", turn.role);
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_history", message));
+    }
+    // An id that cannot name a file names none the caller may read.
+    if body.file_id.as_deref().is_some_and(|file_id| !codesync_common::is_valid_id(file_id)) {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "file_not_found", "no such file"));
     }
     let position = |position: PositionBody| pb::Position { line: position.line, column: position.column };
     let request = pb::AskRequest {
@@ -145,7 +151,7 @@ async fn stream(
 }
 
 /// Stops one of the caller's answers in flight, and its upstream request.
-#[utoipa::path(post, path = "/api/ai/cancel/{id}", tag = "assistant", security(("bearer" = [])), params(("id" = String, Path, description = "the interaction id of the `start` event")), responses(
+#[utoipa::path(post, path = "/api/ai/cancel/{id}", operation_id = "cancel_answer", tag = "assistant", security(("bearer" = [])), params(("id" = String, Path, description = "the interaction id of the `start` event")), responses(
     (status = 204, description = "stopped"),
     (status = 404, description = "no answer of the caller's with this id is in flight", body = ErrorBody),
 ))]
@@ -169,7 +175,7 @@ pub struct AssistantStatusBody {
 }
 
 /// Whether an AI provider is configured, and which; the key is never shown.
-#[utoipa::path(get, path = "/api/ai/status", tag = "assistant", security(("bearer" = [])), responses(
+#[utoipa::path(get, path = "/api/ai/status", operation_id = "assistant_status", tag = "assistant", security(("bearer" = [])), responses(
     (status = 200, description = "the assistant's status", body = AssistantStatusBody),
 ))]
 async fn status(

@@ -1,7 +1,7 @@
 //! `/api/executions`: running code in the sandbox (to the end, or streamed as server-sent
 //! events), the caller's past runs, and the languages it runs.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use codesync_proto::execution::v1 as pb;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -10,7 +10,7 @@ use utoipa_axum::routes;
 
 use crate::GatewayState;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ApiJson, SignedIn};
+use crate::extract::{ApiJson, ApiQuery, SignedIn};
 use crate::routes::timestamp;
 use crate::sse::Relayed;
 
@@ -38,17 +38,17 @@ pub struct SourceFileBody {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExecuteBody {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::present")]
     pub file_id: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::present")]
     #[schema(example = "python")]
     pub language: Option<String>,
-    #[serde(default)]
-    pub files: Vec<SourceFileBody>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::present")]
+    pub files: Option<Vec<SourceFileBody>>,
+    #[serde(default, deserialize_with = "super::present")]
     pub entry: Option<String>,
     /// At most 1 MiB.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::present")]
     pub stdin: Option<String>,
 }
 
@@ -97,20 +97,32 @@ impl From<pb::ExecutionResult> for ExecutionBody {
 }
 
 impl ExecuteBody {
-    fn into_request(self) -> pb::ExecuteRequest {
-        let source = match self.file_id {
-            Some(file_id) => pb::execute_request::Source::FileId(file_id),
-            None => pb::execute_request::Source::Program(pb::InlineProgram {
-                language: self.language.unwrap_or_default(),
-                files: self
-                    .files
+    /// The run asked for: a room's file, or an inline program that names its language and files
+    /// (SPEC section 3), never a mix of the two.
+    fn into_request(self) -> Result<pb::ExecuteRequest, ApiError> {
+        let invalid = |code: &str, message: &str| ApiError::new(axum::http::StatusCode::BAD_REQUEST, code, message);
+        let inline = self.language.is_some() || self.files.is_some() || self.entry.is_some();
+        let source = match (self.file_id, self.language, self.files) {
+            (Some(_), ..) if inline => {
+                return Err(invalid("ambiguous_program", "send a file_id, or a language and files, not both"));
+            }
+            (Some(file_id), ..) => pb::execute_request::Source::FileId(file_id),
+            (None, Some(language), Some(files)) => pb::execute_request::Source::Program(pb::InlineProgram {
+                language,
+                files: files
                     .into_iter()
                     .map(|file| pb::SourceFile { name: file.name, content: file.content })
                     .collect(),
                 entry: self.entry.unwrap_or_default(),
             }),
+            (None, ..) => {
+                return Err(invalid(
+                    "no_program",
+                    "send a file_id, or a language and files (SPEC: {language, files, entry?})",
+                ));
+            }
         };
-        pb::ExecuteRequest { source: Some(source), stdin: self.stdin.unwrap_or_default() }
+        Ok(pb::ExecuteRequest { source: Some(source), stdin: self.stdin.unwrap_or_default() })
     }
 }
 
@@ -118,6 +130,7 @@ impl ExecuteBody {
 #[utoipa::path(post, path = "/api/executions", tag = "executions", security(("bearer" = [])), request_body = ExecuteBody, responses(
     (status = 200, description = "the run's result, whatever the program did", body = ExecutionBody),
     (status = 400, description = "no program, an unknown language or entry, a bad file name", body = ErrorBody),
+    (status = 404, description = "no such file, or the entry names none of the files", body = ErrorBody),
     (status = 413, description = "files or stdin too large", body = ErrorBody),
     (status = 422, description = "the language is not installed here", body = ErrorBody),
     (status = 503, description = "this server cannot run code (no sandbox)", body = ErrorBody),
@@ -128,7 +141,7 @@ async fn execute(
     ApiJson(body): ApiJson<ExecuteBody>,
 ) -> Result<axum::Json<ExecutionBody>, ApiError> {
     let context = caller.context.with_timeout(RUN_DEADLINE);
-    let result = state.clients.execution().execute(context.request(body.into_request())).await?.into_inner();
+    let result = state.clients.execution().execute(context.request(body.into_request()?)).await?.into_inner();
     Ok(axum::Json(ExecutionBody::from(result)))
 }
 
@@ -140,6 +153,7 @@ async fn execute(
 #[utoipa::path(post, path = "/api/executions/stream", tag = "executions", security(("bearer" = [])), request_body = ExecuteBody, responses(
     (status = 200, description = "text/event-stream: stdout, stderr, then result", content_type = "text/event-stream", body = String),
     (status = 400, description = "no program, an unknown language or entry, a bad file name", body = ErrorBody),
+    (status = 404, description = "no such file, or the entry names none of the files", body = ErrorBody),
     (status = 413, description = "files or stdin too large", body = ErrorBody),
     (status = 429, description = "too many runs", body = ErrorBody),
     (status = 503, description = "this server cannot run code now", body = ErrorBody),
@@ -150,7 +164,7 @@ async fn execute_stream(
     ApiJson(body): ApiJson<ExecuteBody>,
 ) -> Result<impl axum::response::IntoResponse, ApiError> {
     let context = caller.context.with_timeout(RUN_DEADLINE);
-    let events = state.clients.execution().execute_stream(context.request(body.into_request())).await?;
+    let events = state.clients.execution().execute_stream(context.request(body.into_request()?)).await?;
     let events = events.into_inner();
     let mut stdout = Utf8Chunks::default();
     let mut stderr = Utf8Chunks::default();
@@ -200,10 +214,13 @@ impl Utf8Chunks {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListExecutionsParams {
     /// At most 100 (default 20).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     pub limit: Option<String>,
     /// Only runs of this room's files.
+    #[param(schema_with = super::uuid_schema)]
     pub room_id: Option<String>,
 }
 
@@ -220,14 +237,9 @@ pub struct ExecutionListBody {
 async fn list_executions(
     State(state): State<GatewayState>,
     caller: SignedIn,
-    Query(params): Query<ListExecutionsParams>,
+    ApiQuery(params): ApiQuery<ListExecutionsParams>,
 ) -> Result<axum::Json<ExecutionListBody>, ApiError> {
-    let limit = match params.limit.as_deref() {
-        None | Some("") => 0,
-        Some(text) => text.parse::<u32>().ok().filter(|limit| (1..=100).contains(limit)).ok_or_else(|| {
-            ApiError::new(axum::http::StatusCode::BAD_REQUEST, "invalid_limit", "limit must be a number from 1 to 100")
-        })?,
-    };
+    let limit = super::limit_param(params.limit.as_deref(), 100)?;
     let request = pb::ListExecutionsRequest { limit, room_id: params.room_id.unwrap_or_default() };
     let listed = state.clients.execution().list_executions(caller.context.request(request)).await?.into_inner();
     Ok(axum::Json(ExecutionListBody { executions: listed.executions.into_iter().map(ExecutionBody::from).collect() }))

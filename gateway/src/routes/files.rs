@@ -49,6 +49,7 @@ pub struct FileBody {
     pub language: String,
     /// Present when one file is fetched, created or updated.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub content: Option<String>,
     pub size_bytes: i64,
     pub created_by: String,

@@ -36,7 +36,7 @@ pub struct SaveBody {
 pub struct RestoreBody {
     /// The newest version number the client saw: if another version came since, the restore
     /// is refused with 409 rather than undoing it unseen.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::optional_whole_number")]
     pub expected_head: Option<i64>,
 }
 
@@ -67,6 +67,7 @@ pub struct VersionBody {
     pub created_at: String,
     /// Present when one version is fetched.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub content: Option<String>,
 }
 
@@ -106,15 +107,18 @@ pub struct VersionListBody {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListVersionsParams {
     /// At most 200 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
     pub limit: Option<String>,
     /// Versions numbered below this one (for the next page).
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 9223372036854775807_i64)]
     pub before: Option<String>,
 }
 
 /// Saves the file's current content as a new version (owner and editors).
-#[utoipa::path(post, path = "/api/history/file/{file_id}", tag = "history", security(("bearer" = [])), request_body = SaveBody, responses(
+#[utoipa::path(post, path = "/api/history/file/{file_id}", tag = "history", security(("bearer" = [])), request_body = Option<SaveBody>, responses(
     (status = 201, description = "the new version", body = VersionBody),
     (status = 400, description = "a message over 500 characters", body = ErrorBody),
     (status = 403, description = "a viewer", body = ErrorBody),
@@ -166,10 +170,13 @@ async fn get_version(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DiffParams {
     /// The older version's id.
+    #[param(required = true, schema_with = super::uuid_schema)]
     pub from: Option<String>,
     /// The newer version's id.
+    #[param(required = true, schema_with = super::uuid_schema)]
     pub to: Option<String>,
 }
 
@@ -210,7 +217,7 @@ async fn diff_versions(
 
 /// Makes a version's content current again, as an edit every connected client sees at once
 /// (edits made elsewhere in the file meanwhile are kept), recorded as a new version.
-#[utoipa::path(post, path = "/api/history/restore/{version_id}", tag = "history", security(("bearer" = [])), request_body = RestoreBody, responses(
+#[utoipa::path(post, path = "/api/history/restore/{version_id}", tag = "history", security(("bearer" = [])), request_body = Option<RestoreBody>, responses(
     (status = 201, description = "the new version holding the restored content", body = VersionBody),
     (status = 403, description = "a viewer", body = ErrorBody),
     (status = 404, description = "no such version", body = ErrorBody),
@@ -228,10 +235,13 @@ async fn restore_version(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RoomEventsParams {
     /// At most 200 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
     pub limit: Option<String>,
     /// For the next page: the last event's `created_at_ms`...
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 9223372036854775807_i64)]
     pub before: Option<String>,
     /// ...and its `id` (events of the same millisecond are then neither repeated nor skipped).
     pub before_id: Option<String>,

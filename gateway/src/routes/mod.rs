@@ -9,6 +9,7 @@ pub mod history;
 pub mod notifications;
 pub mod rooms;
 
+use serde::Deserialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -21,10 +22,10 @@ pub fn timestamp(milliseconds: i64) -> String {
         .unwrap_or_default()
 }
 
-/// A `limit` query parameter: absent or empty for the service's default (0), else 1 to `max`.
+/// A `limit` query parameter: absent for the service's default (0), else 1 to `max`.
 pub fn limit_param(text: Option<&str>, max: u32) -> Result<u32, crate::error::ApiError> {
-    match text.map(str::trim) {
-        None | Some("") => Ok(0),
+    match text {
+        None => Ok(0),
         Some(text) => text.parse::<u32>().ok().filter(|limit| (1..=max).contains(limit)).ok_or_else(|| {
             crate::error::ApiError::new(
                 axum::http::StatusCode::BAD_REQUEST,
@@ -35,10 +36,10 @@ pub fn limit_param(text: Option<&str>, max: u32) -> Result<u32, crate::error::Ap
     }
 }
 
-/// A whole-number query parameter: absent or empty for 0.
+/// A whole-number query parameter: absent for 0.
 pub fn number_param(name: &str, text: Option<&str>) -> Result<i64, crate::error::ApiError> {
-    match text.map(str::trim) {
-        None | Some("") => Ok(0),
+    match text {
+        None => Ok(0),
         Some(text) => text.parse::<i64>().ok().filter(|number| *number >= 0).ok_or_else(|| {
             crate::error::ApiError::new(
                 axum::http::StatusCode::BAD_REQUEST,
@@ -50,12 +51,9 @@ pub fn number_param(name: &str, text: Option<&str>) -> Result<i64, crate::error:
 }
 
 /// A point in time as a query parameter: milliseconds since the epoch, an RFC 3339 time, or a
-/// date (`2026-12-01`, its start in UTC). Absent or empty for 0.
+/// date (`2026-12-01`, its start in UTC). Absent for 0.
 pub fn time_param(name: &str, text: Option<&str>) -> Result<i64, crate::error::ApiError> {
-    let text = match text.map(str::trim) {
-        None | Some("") => return Ok(0),
-        Some(text) => text,
-    };
+    let Some(text) = text else { return Ok(0) };
     let invalid = || {
         crate::error::ApiError::new(
             axum::http::StatusCode::BAD_REQUEST,
@@ -75,6 +73,24 @@ pub fn time_param(name: &str, text: Option<&str>) -> Result<i64, crate::error::A
     i64::try_from(start.unix_timestamp_nanos() / 1_000_000).map_err(|_| invalid())
 }
 
+/// An id, as a parameter's schema.
+pub fn uuid_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaFormat, Type};
+    ObjectBuilder::new().schema_type(Type::String).format(Some(SchemaFormat::Custom("uuid".into()))).into()
+}
+
+/// The schema of a [`time_param`]: what the document says it takes.
+pub fn time_query_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{AnyOfBuilder, KnownFormat, ObjectBuilder, SchemaFormat, Type};
+    let string =
+        |format| ObjectBuilder::new().schema_type(Type::String).format(Some(SchemaFormat::KnownFormat(format)));
+    AnyOfBuilder::new()
+        .item(ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0)).maximum(Some(i64::MAX)))
+        .item(string(KnownFormat::DateTime))
+        .item(string(KnownFormat::Date))
+        .into()
+}
+
 /// Serde helper: `"field": null` and an absent field both mean "not given",
 /// so that PATCH bodies may send either.
 pub fn none_if_null<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
@@ -83,6 +99,52 @@ where
     T: serde::Deserialize<'de>,
 {
     <Option<T> as serde::Deserialize>::deserialize(deserializer)
+}
+
+/// Serde helper for whole numbers: JSON does not tell `2` from `2.0`, and neither does the
+/// document's `integer`, so an integral float is read as its integer.
+pub fn whole_number<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<i64> + TryFrom<u64>,
+{
+    use serde::de::Error;
+    let number = serde_json::Number::deserialize(deserializer)?;
+    let out_of_range = || D::Error::custom(format!("{number} is out of range"));
+    if let Some(value) = number.as_i64() {
+        return T::try_from(value).map_err(|_| out_of_range());
+    }
+    if let Some(value) = number.as_u64() {
+        return T::try_from(value).map_err(|_| out_of_range());
+    }
+    match number.as_f64() {
+        #[allow(clippy::cast_possible_truncation)]
+        Some(value) if value.fract() == 0.0 && value.abs() < 9.0e15 => {
+            T::try_from(value as i64).map_err(|_| out_of_range())
+        }
+        _ => Err(D::Error::custom(format!("expected a whole number, not {number}"))),
+    }
+}
+
+/// [`whole_number`] for a field that may be left out or `null`.
+pub fn optional_whole_number<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<i64> + TryFrom<u64>,
+{
+    #[derive(serde::Deserialize)]
+    struct Whole<T: TryFrom<i64> + TryFrom<u64>>(#[serde(deserialize_with = "whole_number")] T);
+    Ok(Option::<Whole<T>>::deserialize(deserializer)?.map(|Whole(value)| value))
+}
+
+/// Serde helper for fields that may be left out but, when sent, hold a value: `null` is refused
+/// (as the document's schema says), not read as "left out".
+pub fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
 }
 
 #[cfg(test)]

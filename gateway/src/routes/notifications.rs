@@ -34,6 +34,13 @@ fn type_name(kind: i32) -> &'static str {
     }
 }
 
+fn notification_type_schema() -> utoipa::openapi::schema::Schema {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(["execution", "invite", "room", "system"]))
+        .into()
+}
+
 fn type_from_name(name: &str) -> Option<pb::NotificationType> {
     match name {
         "execution" => Some(pb::NotificationType::Execution),
@@ -83,17 +90,23 @@ pub struct NotificationListBody {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListNotificationsParams {
     /// execution, invite, room or system; all types when absent.
     #[serde(rename = "type")]
+    #[param(rename = "type", schema_with = notification_type_schema)]
     pub kind: Option<String>,
     /// Created at or after: milliseconds since 1970, an RFC 3339 time, or a date (UTC).
+    #[param(schema_with = super::time_query_schema)]
     pub since: Option<String>,
     /// Created before: likewise.
+    #[param(schema_with = super::time_query_schema)]
     pub until: Option<String>,
     /// `true` for unread ones only.
+    #[param(value_type = Option<bool>)]
     pub unread: Option<String>,
     /// At most 200 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
     pub limit: Option<String>,
 }
 
@@ -107,15 +120,15 @@ async fn list_notifications(
     user: SignedIn,
     ApiQuery(params): ApiQuery<ListNotificationsParams>,
 ) -> Result<axum::Json<NotificationListBody>, ApiError> {
-    let kind = match params.kind.as_deref().map(str::trim) {
-        None | Some("") => pb::NotificationType::Unspecified,
+    let kind = match params.kind.as_deref() {
+        None => pb::NotificationType::Unspecified,
         Some(name) => type_from_name(name).ok_or_else(|| {
             ApiError::new(StatusCode::BAD_REQUEST, "invalid_type", "type must be execution, invite, room or system")
         })?,
     };
-    let unread_only = match params.unread.as_deref().map(str::trim) {
-        None | Some("") | Some("false") | Some("0") => false,
-        Some("true") | Some("1") => true,
+    let unread_only = match params.unread.as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
         Some(_) => return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", "unread must be true or false")),
     };
     let request = pb::ListNotificationsRequest {
@@ -193,7 +206,7 @@ async fn mark_all_read(State(state): State<GatewayState>, user: SignedIn) -> Res
 /// the stream is listening, then one `notification` event each (the body of a listed
 /// notification). A `resync` event means some were missed: list them again. Send the token in
 /// the `Authorization` header (read the stream with `fetch`).
-#[utoipa::path(get, path = "/api/notifications/stream", tag = "notifications", security(("bearer" = [])), responses(
+#[utoipa::path(get, path = "/api/notifications/stream", operation_id = "notification_stream", tag = "notifications", security(("bearer" = [])), responses(
     (status = 200, description = "text/event-stream: ready, then notifications", content_type = "text/event-stream", body = String),
 ))]
 async fn stream(State(state): State<GatewayState>, user: SignedIn) -> Result<impl IntoResponse, ApiError> {

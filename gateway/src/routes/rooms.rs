@@ -69,8 +69,10 @@ pub struct RoomBody {
     pub is_public: bool,
     pub owner_id: String,
     /// Shown to the owner and editors only; `null` for everyone else.
+    #[schema(required = true)]
     pub invite_code: Option<String>,
     /// The caller's role (`owner`, `editor`, `viewer`), `null` when not a member.
+    #[schema(required = true)]
     pub my_role: Option<&'static str>,
     pub member_count: i64,
     pub created_at: String,

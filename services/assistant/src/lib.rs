@@ -68,8 +68,8 @@ impl Default for AssistantConfig {
             streams_per_user: 2,
             request_timeout: Duration::from_secs(120),
             idle_timeout: Duration::from_secs(30),
-            max_prompt_chars: 16_000,
-            max_code_bytes: 1024 * 1024,
+            max_prompt_chars: codesync_common::limits::PROMPT_MAX_CHARS,
+            max_code_bytes: codesync_common::limits::ASSISTANT_CODE_MAX_BYTES,
             max_answer_tokens: 2048,
         }
     }

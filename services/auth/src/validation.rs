@@ -3,12 +3,12 @@
 use codesync_common::ServiceError;
 use codesync_common::validate::has_forbidden_characters;
 
-pub const USERNAME_MIN_CHARS: usize = 3;
-pub const USERNAME_MAX_CHARS: usize = 32;
-pub const EMAIL_MAX_CHARS: usize = 254;
-pub const PASSWORD_MIN_CHARS: usize = 8;
-/// Long enough for any passphrase, short enough that hashing stays cheap.
-pub const PASSWORD_MAX_CHARS: usize = 1024;
+// The password's upper bound is long enough for any passphrase, short enough that hashing
+// stays cheap.
+pub use codesync_common::limits::{
+    EMAIL_LOCAL_MAX_CHARS, EMAIL_MAX_CHARS, PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS, USERNAME_MAX_CHARS,
+    USERNAME_MIN_CHARS,
+};
 
 /// 3 to 32 ASCII letters, digits, `_`, `-` or `.`, starting with a letter or digit.
 pub fn username(value: &str) -> Result<String, ServiceError> {
@@ -31,11 +31,11 @@ pub fn username(value: &str) -> Result<String, ServiceError> {
     Ok(value.to_string())
 }
 
-/// A plausible address: `local@domain.tld`, no spaces or control characters;
-/// returned lower-cased, the form accounts are looked up by.
+/// A plausible address: `local@domain.tld`, no spaces or control characters (none around it
+/// either: the API document's pattern says exactly this); returned lower-cased, the form
+/// accounts are looked up by.
 pub fn email(value: &str) -> Result<String, ServiceError> {
     let invalid = || ServiceError::invalid("invalid_email", "the email address is not valid");
-    let value = value.trim();
     if value.is_empty() || value.chars().count() > EMAIL_MAX_CHARS || has_forbidden_characters(value) {
         return Err(invalid());
     }
@@ -52,7 +52,7 @@ pub fn email(value: &str) -> Result<String, ServiceError> {
         && !domain.ends_with('.')
         && !domain.contains("..")
         && domain.split('.').all(|label| !label.is_empty() && !label.starts_with('-') && !label.ends_with('-'));
-    if local.is_empty() || local.len() > 64 || local.contains('@') || !domain_is_valid {
+    if local.is_empty() || local.chars().count() > EMAIL_LOCAL_MAX_CHARS || local.contains('@') || !domain_is_valid {
         return Err(invalid());
     }
     Ok(value.to_lowercase())
@@ -91,7 +91,8 @@ mod tests {
 
     #[test]
     fn emails() {
-        assert_eq!(email(" Alice@Example.COM ").unwrap(), "alice@example.com");
+        assert_eq!(email("Alice@Example.COM").unwrap(), "alice@example.com");
+        assert!(email(" alice@example.com").is_err());
         assert!(email("a.b+tag@sub.example.org").is_ok());
         for bad in [
             "",

@@ -8,7 +8,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
-use codesync_common::grpc::{CallContext, CallPolicy, GrpcChannel, is_transport_failure, remote_channel};
+use codesync_common::grpc::{
+    CallContext, CallPolicy, GrpcChannel, is_transport_failure, remote_channel, with_credential,
+};
+use codesync_common::identity::ServiceCredential;
 use codesync_common::{ServiceError, ServiceResult};
 use codesync_proto::documents::v1 as pb;
 use codesync_proto::documents::v1::documents_service_client::DocumentsServiceClient;
@@ -39,11 +42,14 @@ pub struct Peers {
     channels: Arc<Mutex<HashMap<String, GrpcChannel>>>,
     calls: CallPolicy,
     max_message_bytes: usize,
+    /// Presented to the other replicas: a forwarded call is this replica's, not a stranger's
+    /// (whose calls the gRPC port limits per address).
+    credential: Arc<ServiceCredential>,
 }
 
 impl Peers {
-    pub fn new(calls: CallPolicy, max_message_bytes: usize) -> Self {
-        Self { channels: Arc::default(), calls, max_message_bytes }
+    pub fn new(calls: CallPolicy, max_message_bytes: usize, credential: Arc<ServiceCredential>) -> Self {
+        Self { channels: Arc::default(), calls, max_message_bytes, credential }
     }
 
     pub fn client(&self, address: &str) -> ServiceResult<DocumentsServiceClient<GrpcChannel>> {
@@ -55,6 +61,7 @@ impl Peers {
                     remote_channel(&[format!("http://{address}")], "documents", self.calls).map_err(|error| {
                         ServiceError::internal(format_args!("a replica's address {address} is not usable: {error}"))
                     })?;
+                let channel = with_credential(channel, self.credential.clone());
                 channels.insert(address.to_string(), channel.clone());
                 channel
             }

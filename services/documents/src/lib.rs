@@ -156,18 +156,26 @@ struct FileAccess {
     can_write: bool,
 }
 
+/// How a replica stands among the others: which files it may load, and how it reaches the
+/// replicas that own the rest.
+pub struct Replicas {
+    pub ownership: Ownership,
+    pub calls: CallPolicy,
+    /// Presented to the other replicas on the calls it forwards to them.
+    pub credential: Arc<codesync_common::identity::ServiceCredential>,
+}
+
 impl DocumentsGrpcService {
-    /// Starts the writer and the registry; call inside the runtime. `ownership` says which
-    /// files this replica may load; `calls` how it reaches the replicas that own the others.
+    /// Starts the writer and the registry; call inside the runtime.
     pub fn new(
         store: DocumentsStore,
         tokens: TokenService,
         rooms_channel: GrpcChannel,
         events: Arc<dyn EventBus>,
         config: DocumentsConfig,
-        ownership: Ownership,
-        calls: CallPolicy,
+        replicas: Replicas,
     ) -> Self {
+        let Replicas { ownership, calls, credential } = replicas;
         let metrics = Arc::new(Metrics::default());
         let writer = Writer::start(store.clone(), 65_536, metrics.clone(), ownership.clone());
         let actor_config = ActorConfig {
@@ -198,7 +206,7 @@ impl DocumentsGrpcService {
             next_connection: Arc::new(AtomicU64::new(1)),
             metrics,
             ownership,
-            peers: Peers::new(calls, max_message_bytes),
+            peers: Peers::new(calls, max_message_bytes, credential),
             draining: Arc::new(AtomicBool::new(false)),
         }
     }

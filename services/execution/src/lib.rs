@@ -424,7 +424,8 @@ impl ExecutionService for ExecutionGrpcService {
         &self,
         request: Request<pb::ListLanguagesRequest>,
     ) -> Result<Response<pb::ListLanguagesResponse>, Status> {
-        self.tokens.require_caller(request.metadata())?;
+        // The gateway asks too, for the API document's list of languages.
+        self.tokens.require_caller_or_service(request.metadata())?;
         let languages = self.listed.get_or_init(|| self.list()).await.clone();
         Ok(Response::new(pb::ListLanguagesResponse { languages }))
     }

@@ -11,10 +11,9 @@ use crate::sandbox::kubernetes::JobRequest;
 use crate::sandbox::{Ending, Limits, LiveOutput, PhaseOutcome, Sandbox, SandboxError};
 
 /// At most this many files in one run, together at most `MAX_SOURCE_BYTES`.
-pub const MAX_FILES: usize = 100;
-pub const MAX_SOURCE_BYTES: usize = 1024 * 1024;
-/// The largest stdin a run accepts.
-pub const MAX_STDIN_BYTES: usize = 1024 * 1024;
+pub use codesync_common::limits::{
+    RUN_MAX_FILES as MAX_FILES, RUN_SOURCE_MAX_BYTES as MAX_SOURCE_BYTES, RUN_STDIN_MAX_BYTES as MAX_STDIN_BYTES,
+};
 /// A compile phase gets this long unless the language says otherwise.
 const DEFAULT_COMPILE_TIME: Duration = Duration::from_secs(20);
 
@@ -46,7 +45,7 @@ pub fn resolve<'t>(table: &'t LanguageTable, program: &Program<'_>) -> Result<(&
     }
     let entry = if program.entry.is_empty() { program.files[0].name.clone() } else { program.entry.to_string() };
     if !program.files.iter().any(|file| file.name == entry) {
-        return Err(ServiceError::invalid("unknown_entry", format!("the entry {entry:?} is not one of the files")));
+        return Err(ServiceError::not_found("unknown_entry", format!("the entry {entry:?} is not one of the files")));
     }
     let language = if program.language.is_empty() {
         table.for_file(&entry).ok_or_else(|| {

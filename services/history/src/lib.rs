@@ -43,7 +43,7 @@ use crate::store::{HistoryStore, Inserted, NewVersion, PendingCheckpoint};
 /// The consumer group of this service.
 pub const CONSUMER_GROUP: &str = "history";
 /// A save's message is at most this long.
-const MAX_MESSAGE_CHARS: usize = 500;
+const MAX_MESSAGE_CHARS: usize = codesync_common::limits::VERSION_MESSAGE_MAX_CHARS;
 /// A version's number is taken again at most this often when other writers keep winning.
 const NUMBER_ATTEMPTS: usize = 8;
 /// A diff between two versions is at most this large; larger ones are refused.

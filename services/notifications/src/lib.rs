@@ -20,6 +20,7 @@ use codesync_common::events::{
 };
 use codesync_common::grpc::{CallContext, GrpcChannel};
 use codesync_common::identity::TokenService;
+use codesync_common::limits::{NOTICE_MESSAGE_MAX_CHARS, NOTICE_TITLE_MAX_CHARS};
 use codesync_common::{ServiceError, new_id, now_ms};
 use codesync_proto::auth::v1::auth_service_client::AuthServiceClient;
 use codesync_proto::notifications::v1 as pb;
@@ -34,7 +35,7 @@ use crate::store::{Filter, NotificationsStore};
 /// The consumer group of this service.
 pub const CONSUMER_GROUP: &str = "notifications";
 /// A request may mark at most this many notifications read by id.
-const MAX_MARKED_PER_REQUEST: usize = 500;
+const MAX_MARKED_PER_REQUEST: usize = codesync_common::limits::MARK_READ_MAX_IDS;
 /// Notifications held for live streams that fall behind; a stream that misses some says so.
 const LIVE_BUFFER: usize = 1024;
 
@@ -252,11 +253,13 @@ impl NotificationsService for NotificationsGrpcService {
         .await?;
         let request = request.into_inner();
         let title = request.title.trim();
-        if title.is_empty() || title.chars().count() > 200 {
-            return Err(ServiceError::invalid("invalid_title", "a title of 1 to 200 characters").into());
+        if title.is_empty() || title.chars().count() > NOTICE_TITLE_MAX_CHARS {
+            let message = format!("a title of 1 to {NOTICE_TITLE_MAX_CHARS} characters");
+            return Err(ServiceError::invalid("invalid_title", message).into());
         }
-        if request.message.chars().count() > 2000 {
-            return Err(ServiceError::too_large("message_too_long", "a message of at most 2000 characters").into());
+        if request.message.chars().count() > NOTICE_MESSAGE_MAX_CHARS {
+            let message = format!("a message of at most {NOTICE_MESSAGE_MAX_CHARS} characters");
+            return Err(ServiceError::too_large("message_too_long", message).into());
         }
         if !codesync_common::is_valid_id(&request.user_id) {
             return Err(ServiceError::invalid("invalid_user_id", "user_id must name a user").into());

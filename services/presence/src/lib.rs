@@ -39,7 +39,7 @@ use crate::store::PresenceStore;
 /// Chat messages replayed when someone joins.
 pub const CHAT_HISTORY_ON_JOIN: u32 = 100;
 /// The longest chat message, in characters.
-pub const MAX_CHAT_CHARS: usize = 2000;
+pub const MAX_CHAT_CHARS: usize = codesync_common::limits::CHAT_MESSAGE_MAX_CHARS;
 /// A typing indicator that is not renewed goes out after this long.
 const TYPING_TIMEOUT: Duration = Duration::from_secs(6);
 /// Events queued for one room before slow sessions start missing them.

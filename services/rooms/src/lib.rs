@@ -32,7 +32,7 @@ use crate::access::RoomAccess;
 use crate::store::{DeletedFile, FileChanges, FileRecord, MemberRecord, RoomRecord, RoomsStore, UniqueWrite};
 
 /// The largest file content the service stores, in bytes.
-pub const MAX_FILE_BYTES: usize = 1024 * 1024;
+pub const MAX_FILE_BYTES: usize = codesync_common::limits::FILE_MAX_BYTES;
 /// The most files one room may hold.
 pub const MAX_FILES_PER_ROOM: i64 = 1000;
 const INVITE_CODE_LENGTH: usize = 12;
@@ -338,7 +338,7 @@ impl RoomsGrpcService {
         let member_not_found = || ServiceError::not_found("member_not_found", "this user is not a member of the room");
         let target = self.store.find_member(&access.room().id, &request.user_id).await?.ok_or_else(member_not_found)?;
         if target.role == Role::Owner {
-            return Err(ServiceError::invalid("owner_role_fixed", "the owner's role cannot be changed"));
+            return Err(ServiceError::conflict("owner_role_fixed", "the owner's role cannot be changed"));
         }
         let changed = Self::membership_event(MEMBER_ROLE_CHANGED, access.room(), &target.user_id, Some(role), &caller);
         let mut staged = self.staged(changed);

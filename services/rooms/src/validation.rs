@@ -5,9 +5,7 @@ use codesync_common::validate::{has_forbidden_characters, multi_line, single_lin
 
 use crate::MAX_FILE_BYTES;
 
-pub const ROOM_NAME_MAX_CHARS: usize = 100;
-pub const ROOM_DESCRIPTION_MAX_CHARS: usize = 2000;
-pub const FILENAME_MAX_BYTES: usize = 255;
+pub use codesync_common::limits::{FILENAME_MAX_BYTES, ROOM_DESCRIPTION_MAX_CHARS, ROOM_NAME_MAX_CHARS};
 
 pub fn room_name(value: &str) -> Result<String, ServiceError> {
     single_line("the room name", value, ROOM_NAME_MAX_CHARS, "invalid_room_name")

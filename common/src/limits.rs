@@ -1,0 +1,37 @@
+//! The limits clients meet, defined once: the services enforce them and the API document
+//! states them.
+
+/// Usernames: this many characters of ASCII letters, digits, `_`, `-` and `.`.
+pub const USERNAME_MIN_CHARS: usize = 3;
+pub const USERNAME_MAX_CHARS: usize = 32;
+pub const EMAIL_MAX_CHARS: usize = 254;
+/// The part of an email address before its `@`.
+pub const EMAIL_LOCAL_MAX_CHARS: usize = 64;
+pub const PASSWORD_MIN_CHARS: usize = 8;
+pub const PASSWORD_MAX_CHARS: usize = 1024;
+
+pub const ROOM_NAME_MAX_CHARS: usize = 100;
+pub const ROOM_DESCRIPTION_MAX_CHARS: usize = 2000;
+/// File names: a file system's limit, in bytes of UTF-8.
+pub const FILENAME_MAX_BYTES: usize = 255;
+/// A file's text, in bytes of UTF-8.
+pub const FILE_MAX_BYTES: usize = 1024 * 1024;
+
+/// A saved version's message, trimmed.
+pub const VERSION_MESSAGE_MAX_CHARS: usize = 500;
+
+/// A run: at most this many files, together at most `RUN_SOURCE_MAX_BYTES`.
+pub const RUN_MAX_FILES: usize = 100;
+pub const RUN_SOURCE_MAX_BYTES: usize = 1024 * 1024;
+pub const RUN_STDIN_MAX_BYTES: usize = 1024 * 1024;
+
+pub const NOTICE_TITLE_MAX_CHARS: usize = 200;
+pub const NOTICE_MESSAGE_MAX_CHARS: usize = 2000;
+/// Notifications marked read in one request.
+pub const MARK_READ_MAX_IDS: usize = 500;
+
+pub const CHAT_MESSAGE_MAX_CHARS: usize = 2000;
+
+/// The assistant's inputs: a prompt in characters, inline code in bytes.
+pub const PROMPT_MAX_CHARS: usize = 16_000;
+pub const ASSISTANT_CODE_MAX_BYTES: usize = 1024 * 1024;
