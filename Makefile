@@ -20,7 +20,20 @@ API_VENV := .cache/api-venv
 SCHEMATHESIS := $(API_VENV)/bin/schemathesis
 SCHEMATHESIS_VERSION := 4.32.5
 
-.PHONY: help run build release web test test-rust test-web test-e2e test-deps lint fmt migrate clean fuzz
+# The Helm chart's offline checks (helm-python-sdk bundles Helm's engine; no helm binary or
+# cluster is needed), in a virtualenv of their own; checkov in another (it pins old packages).
+DEPLOY_VENV := .cache/deploy-venv
+DEPLOY_PYTHON := $(DEPLOY_VENV)/bin/python
+HELM_PYTHON_SDK_VERSION := 0.2.2
+CHECKOV_VENV := .cache/checkov-venv
+CHECKOV := $(CHECKOV_VENV)/bin/checkov
+CHECKOV_VERSION := 3.2.533
+# docker or podman, whichever is here.
+CONTAINER_ENGINE ?= $(shell command -v docker 2>/dev/null || command -v podman 2>/dev/null)
+IMAGE ?= codesync:dev
+RUNNER_IMAGE ?= codesync-runner:latest
+
+.PHONY: help run build release web test test-rust test-web test-e2e test-deploy test-deps lint fmt migrate clean fuzz image runner-image
 
 # The web app: built with Node (npm ci from the lock file), embedded into the binary by
 # gateway/build.rs, so `codesync` needs no Node.js at run time.
@@ -39,6 +52,8 @@ help:
 	@echo "make fuzz     run the WebSocket message fuzz target for FUZZ_SECONDS (part of make test)"
 	@echo "make lint     rustfmt check, clippy, and the web app's type check and formatting check"
 	@echo "make migrate  apply database migrations to the configured database"
+	@echo "make image    build the container image (docker or podman; IMAGE=codesync:dev)"
+	@echo "make test-deploy  lint, render and check the Helm chart offline (part of make test)"
 
 run: release
 	$(CARGO) run --release --quiet -p codesync -- run
@@ -60,7 +75,7 @@ $(WEB_MODULES): frontend/package-lock.json
 migrate:
 	$(CARGO) run --release --quiet -p codesync -- migrate
 
-test: test-deps test-rust test-web test-e2e fuzz
+test: test-deps test-rust test-web test-deploy test-e2e fuzz
 
 test-rust:
 	CODESYNC_TEST_GRPCURL="$(abspath $(GRPCURL))" CODESYNC_TEST_INTEROP_DIR="$(abspath tests/interop)" \
@@ -70,7 +85,7 @@ test-rust:
 		CODESYNC_TEST_SCHEMATHESIS="$(abspath $(SCHEMATHESIS))" \
 		$(CARGO) test --workspace --no-fail-fast
 
-test-deps: $(GRPCURL) $(TANSU) $(KUBERNETES_VALIDATE) $(SCHEMATHESIS) tests/interop/node_modules/.package-lock.json web
+test-deps: $(GRPCURL) $(TANSU) $(KUBERNETES_VALIDATE) $(SCHEMATHESIS) $(DEPLOY_PYTHON) $(CHECKOV) tests/interop/node_modules/.package-lock.json web
 	@scripts/ensure-postgres.sh
 	@scripts/ensure-package.sh chromium chromium
 	@scripts/ensure-package.sh bwrap bubblewrap
@@ -94,6 +109,32 @@ test-e2e: web
 	@scripts/ensure-package.sh chromium chromium
 	$(CARGO) build -p codesync
 	CODESYNC_E2E_BINARY="$(abspath $(TARGET_DIR))/debug/codesync" npm run --prefix frontend --silent e2e
+
+# The Helm chart: lint, render (default, high-availability and minimal values), Kubernetes
+# schemas, every pod's security properties, RBAC, network policies, checkov.
+test-deploy: $(DEPLOY_PYTHON) $(CHECKOV)
+	$(DEPLOY_PYTHON) deploy/tests/test_chart.py
+	CHECKOV="$(abspath $(CHECKOV))" $(DEPLOY_PYTHON) deploy/tests/checkov_chart.py
+
+$(DEPLOY_PYTHON):
+	/usr/bin/python3 -m venv $(DEPLOY_VENV)
+	$(DEPLOY_VENV)/bin/pip install --quiet --disable-pip-version-check helm-python-sdk==$(HELM_PYTHON_SDK_VERSION) \
+		kubernetes-validate==$(KUBERNETES_VALIDATE_VERSION) pyyaml
+
+$(CHECKOV):
+	/usr/bin/python3 -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
+
+# The image (deploy/container/Dockerfile) with docker or podman: `make image` builds the web app
+# and the binary inside it; IMAGE_TARGET=prebuilt takes target/release/codesync from the host.
+IMAGE_TARGET ?= runtime
+image:
+	@test -n "$(CONTAINER_ENGINE)" || { echo "make image needs docker or podman"; exit 1; }
+	$(CONTAINER_ENGINE) build -f deploy/container/Dockerfile --target $(IMAGE_TARGET) -t $(IMAGE) .
+
+runner-image:
+	@test -n "$(CONTAINER_ENGINE)" || { echo "make runner-image needs docker or podman"; exit 1; }
+	$(CONTAINER_ENGINE) build -f deploy/container/runner.Dockerfile -t $(RUNNER_IMAGE) deploy/container
 
 # Stock npm Yjs clients for the interoperability test.
 tests/interop/node_modules/.package-lock.json: tests/interop/package-lock.json
