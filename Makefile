@@ -33,7 +33,7 @@ CONTAINER_ENGINE ?= $(shell command -v docker 2>/dev/null || command -v podman 2
 IMAGE ?= codesync:dev
 RUNNER_IMAGE ?= codesync-runner:latest
 
-.PHONY: help run build release web test test-rust test-web test-e2e test-deploy test-deps lint fmt migrate clean fuzz image runner-image
+.PHONY: help run build release web test test-rust test-web test-e2e test-deploy test-deps lint fmt migrate clean fuzz image runner-image kind-up deploy tilt
 
 # The web app: built with Node (npm ci from the lock file), embedded into the binary by
 # gateway/build.rs, so `codesync` needs no Node.js at run time.
@@ -53,7 +53,8 @@ help:
 	@echo "make lint     rustfmt check, clippy, and the web app's type check and formatting check"
 	@echo "make migrate  apply database migrations to the configured database"
 	@echo "make image    build the container image (docker or podman; IMAGE=codesync:dev)"
-	@echo "make test-deploy  lint, render and check the Helm chart offline (part of make test)"
+	@echo "make test-deploy  lint, render and check the Helm chart, Tiltfile and kind config offline (part of make test)"
+	@echo "make kind-up / deploy / tilt  a kind cluster; the chart on it; Tilt's edit loop (docs/deployment.md)"
 
 run: release
 	$(CARGO) run --release --quiet -p codesync -- run
@@ -114,12 +115,13 @@ test-e2e: web
 # schemas, every pod's security properties, RBAC, network policies, checkov.
 test-deploy: $(DEPLOY_PYTHON) $(CHECKOV)
 	$(DEPLOY_PYTHON) deploy/tests/test_chart.py
+	$(DEPLOY_PYTHON) deploy/tests/test_tilt.py
 	CHECKOV="$(abspath $(CHECKOV))" $(DEPLOY_PYTHON) deploy/tests/checkov_chart.py
 
 $(DEPLOY_PYTHON):
 	/usr/bin/python3 -m venv $(DEPLOY_VENV)
 	$(DEPLOY_VENV)/bin/pip install --quiet --disable-pip-version-check helm-python-sdk==$(HELM_PYTHON_SDK_VERSION) \
-		kubernetes-validate==$(KUBERNETES_VALIDATE_VERSION) pyyaml
+		kubernetes-validate==$(KUBERNETES_VALIDATE_VERSION) starlark-go==1.0.1 jsonschema==4.26.0 pyyaml
 
 $(CHECKOV):
 	/usr/bin/python3 -m venv $(CHECKOV_VENV)
@@ -130,7 +132,26 @@ $(CHECKOV):
 IMAGE_TARGET ?= runtime
 image:
 	@test -n "$(CONTAINER_ENGINE)" || { echo "make image needs docker or podman"; exit 1; }
-	$(CONTAINER_ENGINE) build -f deploy/container/Dockerfile --target $(IMAGE_TARGET) -t $(IMAGE) .
+	$(CONTAINER_ENGINE) build -f deploy/container/Dockerfile --target $(IMAGE_TARGET) $(IMAGE_BUILD_ARGS) -t $(IMAGE) .
+
+# kind and Tilt (tools on your machine; not run by the tests): a cluster with ingress-nginx,
+# the chart installed from a host-built binary, or Tilt's rebuild-on-save loop.
+KIND_CLUSTER := codesync
+INGRESS_NGINX_MANIFEST ?= https://raw.githubusercontent.com/kubernetes/ingress-nginx/main/deploy/static/provider/kind/deploy.yaml
+kind-up:
+	kind create cluster --config deploy/kind/cluster.yaml
+	kubectl --context kind-$(KIND_CLUSTER) apply -f $(INGRESS_NGINX_MANIFEST)
+
+deploy: release
+	mkdir -p .tilt && cp "$(TARGET_DIR)/release/codesync" .tilt/codesync
+	$(MAKE) image IMAGE=codesync:dev IMAGE_TARGET=prebuilt IMAGE_BUILD_ARGS="--build-arg BINARY=.tilt/codesync"
+	$(MAKE) runner-image
+	kind load docker-image codesync:dev $(RUNNER_IMAGE) --name $(KIND_CLUSTER)
+	helm upgrade --install codesync deploy/helm/codesync --kube-context kind-$(KIND_CLUSTER) \
+		-n codesync --create-namespace -f deploy/kind/values.yaml --wait --timeout 10m
+
+tilt:
+	tilt up
 
 runner-image:
 	@test -n "$(CONTAINER_ENGINE)" || { echo "make runner-image needs docker or podman"; exit 1; }
