@@ -84,6 +84,7 @@ test-rust:
 		CODESYNC_TEST_REQUIRE_SANDBOX=1 CODESYNC_TEST_REQUIRE_DOCKER=1 \
 		CODESYNC_TEST_KUBERNETES_VALIDATE="$(abspath $(KUBERNETES_VALIDATE))" \
 		CODESYNC_TEST_SCHEMATHESIS="$(abspath $(SCHEMATHESIS))" \
+		CODESYNC_TEST_DEPLOY_PYTHON="$(abspath $(DEPLOY_PYTHON))" CODESYNC_TEST_REQUIRE_PODMAN=1 \
 		$(CARGO) test --workspace --no-fail-fast
 
 test-deps: $(GRPCURL) $(TANSU) $(KUBERNETES_VALIDATE) $(SCHEMATHESIS) $(DEPLOY_PYTHON) $(CHECKOV) tests/interop/node_modules/.package-lock.json web
@@ -97,6 +98,7 @@ test-deps: $(GRPCURL) $(TANSU) $(KUBERNETES_VALIDATE) $(SCHEMATHESIS) $(DEPLOY_P
 	@scripts/ensure-package.sh g++ g++
 	@scripts/ensure-package.sh podman podman
 	@scripts/ensure-package.sh runc runc
+	@scripts/ensure-package.sh mmdebstrap mmdebstrap
 
 # The web app's unit tests (Vitest): token refresh, stores, protocol helpers; and its API types
 # are those generated from docs/openapi.json (which a gateway test holds to the served document).

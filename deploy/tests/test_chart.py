@@ -22,10 +22,10 @@ SERVICES = ["auth", "rooms", "documents", "presence", "history", "execution", "a
 WORKLOADS = {"Deployment", "StatefulSet", "Job", "DaemonSet"}
 
 
-def render(values=None):
+def render(values=None, name="cs", namespace="codesync"):
     chart = helm_python.Chart.load(str(CHART))
     try:
-        manifests = chart.render(values=values or {}, name="cs", namespace="codesync", is_install=True)
+        manifests = chart.render(values=values or {}, name=name, namespace=namespace, is_install=True)
     finally:
         chart.close()
     objects = []
@@ -34,7 +34,7 @@ def render(values=None):
             continue
         for document in yaml.safe_load_all(text):
             if document:
-                document.setdefault("metadata", {}).setdefault("namespace", "codesync")
+                document.setdefault("metadata", {}).setdefault("namespace", namespace)
                 objects.append((path, document))
     return objects
 

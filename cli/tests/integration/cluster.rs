@@ -651,7 +651,12 @@ async fn kafka_down_for_60_seconds_loses_no_event_and_duplicates_none() {
             .as_array()
             .map(|events| events.iter().filter_map(|e| e["type"].as_str()).collect())
             .unwrap_or_default();
-        kinds.contains(&"version_created") && kinds.contains(&"member_joined") && kinds.contains(&"file_created")
+        // The runs' entries come on another topic, consumed on its own: wait for them too.
+        let runs_logged = kinds.iter().filter(|kind| **kind == "execution_finished").count() as i64;
+        kinds.contains(&"version_created")
+            && kinds.contains(&"member_joined")
+            && kinds.contains(&"file_created")
+            && runs_logged >= runs
     })
     .await;
     let kinds: Vec<&str> = log["events"].as_array().unwrap().iter().filter_map(|e| e["type"].as_str()).collect();

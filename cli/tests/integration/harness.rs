@@ -350,6 +350,12 @@ impl Cluster {
         std::fs::read_to_string(self.data_dir.path().join(format!("{name}.log"))).unwrap_or_default()
     }
 
+    /// CodeSync started by something else (podman, from the Helm chart), reached at
+    /// 127.0.0.1: the same helpers, nothing to stop.
+    pub fn external(http_port: u16, grpc_port: u16) -> Self {
+        Self::new(Vec::new(), tempfile::tempdir().expect("temp dir"), http_port, grpc_port)
+    }
+
     fn new(children: Vec<(String, Child)>, data_dir: tempfile::TempDir, http_port: u16, grpc_port: u16) -> Self {
         let base_url = format!("http://127.0.0.1:{http_port}");
         Self {

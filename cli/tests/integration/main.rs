@@ -10,6 +10,7 @@ mod bench;
 mod cli;
 mod cluster;
 mod collaboration;
+mod deployment;
 mod executions;
 mod grpc;
 mod harness;

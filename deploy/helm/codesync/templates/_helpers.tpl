@@ -73,27 +73,17 @@ redis://{{ include "codesync.fullname" . }}-redis:6379
 - name: {{ $key }}
   value: {{ $value | quote }}
 {{- end }}
-- name: POD_IP
-  valueFrom:
-    fieldRef:
-      fieldPath: status.podIP
-- name: CODESYNC_ADVERTISE_ADDR
-  value: "$(POD_IP):{{ .Values.grpcPort }}"
-- name: CODESYNC_HTTP_ADDR
-  value: "0.0.0.0:{{ .Values.httpPort }}"
-- name: CODESYNC_GRPC_ADDR
-  value: "0.0.0.0:{{ .Values.grpcPort }}"
 - name: CODESYNC_SERVICE_KEY_FILE
-  value: /etc/codesync/service/key
+  value: /etc/codesync/service/service-key
 - name: CODESYNC_JWT_SIGNING_KEY_FILE
-  value: /etc/codesync/jwt/signing-key
+  value: /etc/codesync/jwt/jwt-signing-key
 - name: CODESYNC_JWT_PUBLIC_KEY_FILE
   value: /var/lib/codesync/jwt-public-key
 - name: CODESYNC_MIGRATE_ON_START
   value: {{ ternary "false" "true" (and .Values.migrations.enabled (not .Values.postgresql.enabled)) | quote }}
 {{- range $name := splitList " " (include "codesync.serviceNames" .) }}
 - name: CODESYNC_{{ upper $name }}_ENDPOINT
-  value: "http://{{ $fullname }}-{{ $name }}:{{ $root.Values.grpcPort }}"
+  value: {{ include "codesync.endpoint" (dict "root" $root "component" $name) | quote }}
 {{- end }}
 {{ include "codesync.databaseEnv" . }}
 {{- with (include "codesync.redisUrl" .) }}
@@ -115,32 +105,34 @@ redis://{{ include "codesync.fullname" . }}-redis:6379
 {{/* The pod's volumes: a writable data directory and /tmp, the service key, and the token
 signing key for the auth service only. (dict "root" $ "signs" bool) */}}
 {{- define "codesync.volumes" -}}
-- name: data
+- name: codesync-data
   emptyDir: {}
-- name: tmp
+- name: codesync-tmp
   emptyDir: {}
 - name: service-key
   secret:
     secretName: {{ include "codesync.secretName" .root }}
     defaultMode: 0440
+    optional: false
     items:
       - key: service-key
-        path: key
+        path: service-key
 {{- if .signs }}
 - name: jwt-signing-key
   secret:
     secretName: {{ include "codesync.secretName" .root }}
     defaultMode: 0440
+    optional: false
     items:
       - key: jwt-signing-key
-        path: signing-key
+        path: jwt-signing-key
 {{- end }}
 {{- end -}}
 
 {{- define "codesync.volumeMounts" -}}
-- name: data
+- name: codesync-data
   mountPath: /var/lib/codesync
-- name: tmp
+- name: codesync-tmp
   mountPath: /tmp
 - name: service-key
   mountPath: /etc/codesync/service
@@ -192,4 +184,55 @@ checksum/settings: {{ toJson (list .Values.postgresql .Values.redis .Values.kafk
 {{- range $index, $skip := concat $skips (.extra | default list) }}
 checkov.io/skip{{ add1 $index }}: {{ $skip | quote }}
 {{- end }}
+{{- end -}}
+
+{{/* A component's gRPC port: `grpcPort`, or with hostNetwork one of its own (the base plus its
+place in the list of services). (dict "root" $ "component" NAME) */}}
+{{- define "codesync.grpcPort" -}}
+{{- if .root.Values.hostNetwork.enabled -}}
+{{- $index := 0 -}}
+{{- range $place, $name := splitList " " (include "codesync.serviceNames" .root) -}}
+{{- if eq $name $.component }}{{ $index = add1 $place }}{{ end -}}
+{{- end -}}
+{{- add .root.Values.hostNetwork.grpcPortBase $index -}}
+{{- else -}}
+{{- .root.Values.grpcPort -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "codesync.httpPort" -}}
+{{- ternary .Values.hostNetwork.httpPort .Values.httpPort .Values.hostNetwork.enabled -}}
+{{- end -}}
+
+{{/* Where the others reach a service. (dict "root" $ "component" NAME) */}}
+{{- define "codesync.endpoint" -}}
+{{- if .root.Values.hostNetwork.enabled -}}
+http://{{ .root.Values.hostNetwork.address }}:{{ include "codesync.grpcPort" . }}
+{{- else -}}
+http://{{ include "codesync.fullname" .root }}-{{ .component }}:{{ .root.Values.grpcPort }}
+{{- end -}}
+{{- end -}}
+
+{{/* Where a component listens, and the address it gives the other replicas. (dict "root" $ "component" NAME) */}}
+{{- define "codesync.addressEnv" -}}
+{{- $port := include "codesync.grpcPort" . -}}
+{{- if .root.Values.hostNetwork.enabled -}}
+- name: CODESYNC_HTTP_ADDR
+  value: "{{ .root.Values.hostNetwork.address }}:{{ include "codesync.httpPort" .root }}"
+- name: CODESYNC_GRPC_ADDR
+  value: "{{ .root.Values.hostNetwork.address }}:{{ $port }}"
+- name: CODESYNC_ADVERTISE_ADDR
+  value: "{{ .root.Values.hostNetwork.address }}:{{ $port }}"
+{{- else -}}
+- name: POD_IP
+  valueFrom:
+    fieldRef:
+      fieldPath: status.podIP
+- name: CODESYNC_HTTP_ADDR
+  value: "0.0.0.0:{{ .root.Values.httpPort }}"
+- name: CODESYNC_GRPC_ADDR
+  value: "0.0.0.0:{{ $port }}"
+- name: CODESYNC_ADVERTISE_ADDR
+  value: "$(POD_IP):{{ $port }}"
+{{- end -}}
 {{- end -}}
