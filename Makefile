@@ -149,6 +149,7 @@ deploy: release
 	$(MAKE) image IMAGE=codesync:dev IMAGE_TARGET=prebuilt IMAGE_BUILD_ARGS="--build-arg BINARY=.tilt/codesync"
 	$(MAKE) runner-image
 	kind load docker-image codesync:dev $(RUNNER_IMAGE) --name $(KIND_CLUSTER)
+	deploy/kind/create-keys.sh kind-$(KIND_CLUSTER) codesync
 	helm upgrade --install codesync deploy/helm/codesync --kube-context kind-$(KIND_CLUSTER) \
 		-n codesync --create-namespace -f deploy/kind/values.yaml --wait --timeout 10m
 

@@ -211,6 +211,27 @@ class ChartTest(unittest.TestCase):
         self.assertEqual(env["CODESYNC_DATABASE_URL"]["valueFrom"]["secretKeyRef"]["key"], "database-url")
         self.assertFalse([r for _, r in objects if r["kind"] == "Secret"], "existingSecret: nothing generated")
 
+    def test_an_external_store_without_its_address_fails_with_a_message(self):
+        for values, words in [
+            ({"postgresql": {"enabled": False}}, "postgresql.externalUrl"),
+            ({"kafka": {"enabled": False}}, "kafka.externalBrokers"),
+        ]:
+            with self.subTest(values=values):
+                with self.assertRaises(helm_python.HelmRenderError) as refusal:
+                    render(copy.deepcopy(values))
+                self.assertIn(words, str(refusal.exception))
+
+    def test_kafka_brokers_know_their_node_ids_and_voters(self):
+        objects = render({"kafka": {"replicas": 3}})
+        kafka = named(objects, "StatefulSet", "cs-codesync-kafka")
+        env = {e["name"]: e for e in pod_spec(kafka)["containers"][0]["env"]}
+        self.assertEqual(
+            env["KAFKA_NODE_ID"]["valueFrom"]["fieldRef"]["fieldPath"], "metadata.labels['apps.kubernetes.io/pod-index']"
+        )
+        voters = env["KAFKA_CONTROLLER_QUORUM_VOTERS"]["value"].split(",")
+        self.assertEqual([voter.split("@")[0] for voter in voters], ["0", "1", "2"])
+        self.assertEqual(env["KAFKA_MIN_INSYNC_REPLICAS"]["value"], "2")
+
     def test_the_schema_refuses_typos_with_a_clear_message(self):
         for values, words in [
             ({"gateway": {"replica": 2}}, "replica"),

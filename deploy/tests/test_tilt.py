@@ -67,7 +67,10 @@ class TiltfileTest(unittest.TestCase):
         named = {resource["workload"] for resource in self.of("k8s_resource")}
         self.assertEqual(named - workloads, set(), "names the chart does not render")
         self.assertEqual(workloads - named, set(), "workloads left ungrouped")
-        self.assertIn(["8080:8080"], [resource["port_forwards"] for resource in self.of("k8s_resource")])
+        forwards = [forward for resource in self.of("k8s_resource") for forward in resource["port_forwards"]]
+        self.assertIn("8081:8080", forwards)
+        # The ingress has the host's 8080 (deploy/kind/cluster.yaml): nothing forwards there.
+        self.assertNotIn("8080", [forward.split(":")[0] for forward in forwards])
 
     def test_resources_depend_only_on_resources_that_exist(self):
         names = {resource["workload"] for resource in self.of("k8s_resource")}

@@ -297,6 +297,14 @@ impl Cluster {
                 return None;
             }
         }
+        // A gateway is ready once one replica of each service answers: wait for every process,
+        // so that a test may talk to any replica straight away.
+        for (process, grpc_port) in processes.iter().zip(&grpc_ports) {
+            let serves_grpc = process.components.iter().any(|component| *component != "gateway");
+            if serves_grpc && !cluster.wait_until_serving(&format!("127.0.0.1:{grpc_port}")).await {
+                return None;
+            }
+        }
         Some(cluster)
     }
 
@@ -376,6 +384,36 @@ impl Cluster {
     async fn wait_until_ready(&mut self) -> bool {
         let url = self.base_url.clone();
         self.wait_until_ready_at(&url).await
+    }
+
+    /// Waits until the process at `grpc_addr` answers its gRPC health check with SERVING;
+    /// false if a process exited first.
+    async fn wait_until_serving(&mut self, grpc_addr: &str) -> bool {
+        use tonic_health::pb::health_client::HealthClient;
+        use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
+        let started = Instant::now();
+        loop {
+            if let Ok(channel) = tonic::transport::Channel::from_shared(format!("http://{grpc_addr}"))
+                .expect("an endpoint")
+                .connect()
+                .await
+            {
+                let answer = HealthClient::new(channel).check(HealthCheckRequest { service: String::new() }).await;
+                if answer.is_ok_and(|answer| answer.get_ref().status == ServingStatus::Serving as i32) {
+                    return true;
+                }
+            }
+            for (name, child) in &mut self.children {
+                if let Ok(Some(status)) = child.try_wait() {
+                    eprintln!("codesync ({name}) exited at start with {status}");
+                    return false;
+                }
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                panic!("{grpc_addr} did not serve within 30 s; logs are in {}", self.data_dir.path().display());
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
     }
 
     async fn wait_until_ready_at(&mut self, base_url: &str) -> bool {

@@ -53,6 +53,9 @@ redis://{{ include "codesync.fullname" . }}-redis:6379
 {{- end -}}
 
 {{- define "codesync.kafkaBrokers" -}}
+{{- if not (or .Values.kafka.enabled .Values.kafka.externalBrokers) -}}
+{{- fail "kafka.enabled is false: set kafka.externalBrokers (without a broker, events would stay in each process)" -}}
+{{- end -}}
 {{- if .Values.kafka.enabled -}}
 {{- $fullname := include "codesync.fullname" . -}}
 {{- $brokers := list -}}
@@ -148,11 +151,15 @@ signing key for the auth service only. (dict "root" $ "signs" bool) */}}
 {{- define "codesync.checksums" -}}
 checksum/config: {{ toJson .Values.config | sha256sum }}
 checksum/settings: {{ toJson (list .Values.postgresql .Values.redis .Values.kafka .Values.execution) | sha256sum }}
+checksum/secrets: {{ toJson .Values.secrets | sha256sum }}
 {{- end -}}
 
 
 {{/* Where the database is: all `codesync migrate` needs. */}}
 {{- define "codesync.databaseEnv" -}}
+{{- if not (or .Values.postgresql.enabled .Values.postgresql.externalUrl .Values.secrets.existingSecret) -}}
+{{- fail "postgresql.enabled is false: set postgresql.externalUrl, or secrets.existingSecret with a database-url key" -}}
+{{- end -}}
 - name: CODESYNC_DATA_DIR
   value: /var/lib/codesync
 {{- if .Values.postgresql.enabled }}
