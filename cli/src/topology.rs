@@ -244,6 +244,7 @@ pub async fn run(config: Config, components: BTreeSet<Component>) -> anyhow::Res
         tracing::info!(address = %grpc_addr, services = ?grpc_services.iter().map(|c| c.name()).collect::<Vec<_>>(), "gRPC is listening");
     }
 
+    let mut served_gateway_metrics = None;
     if components.contains(&Component::Gateway) {
         let gateway_channels = channels.presenting(Arc::new(ServiceCredential::new("gateway", &service_key)));
         let gateway_metrics = Arc::new(codesync_gateway::GatewayMetrics::default());
@@ -255,20 +256,7 @@ pub async fn run(config: Config, components: BTreeSet<Component>) -> anyhow::Res
             redis,
             gateway_metrics.clone(),
         );
-        if let Some(metrics_addr) = config.metrics_addr {
-            let listener = tokio::net::TcpListener::bind(metrics_addr)
-                .await
-                .with_context(|| format!("cannot listen for metrics on {metrics_addr} (CODESYNC_METRICS_ADDR)"))?;
-            let metrics_app = codesync_gateway::metrics_router(gateway_metrics);
-            let shutdown = wait_for(shutdown_receiver.clone());
-            tasks.spawn(async move {
-                let limits = codesync_gateway::ServerLimits::default();
-                codesync_gateway::serve(listener, metrics_app, shutdown, limits)
-                    .await
-                    .context("the metrics server failed")
-            });
-            tracing::info!(address = %metrics_addr, "metrics are served on their own address");
-        }
+        served_gateway_metrics = Some(gateway_metrics.clone());
         let listener = tokio::net::TcpListener::bind(config.http_addr)
             .await
             .with_context(|| format!("cannot listen for HTTP on {} (set CODESYNC_HTTP_ADDR)", config.http_addr))?;
@@ -290,6 +278,20 @@ pub async fn run(config: Config, components: BTreeSet<Component>) -> anyhow::Res
             codesync_gateway::WebSource::Embedded => {}
         }
         tracing::info!(address = %http_addr, "codesync is ready: open http://{http_addr}");
+    }
+
+    // Any process, services only too, serves its figures on a metrics address of its own.
+    if let Some(metrics_addr) = config.metrics_addr {
+        let listener = tokio::net::TcpListener::bind(metrics_addr)
+            .await
+            .with_context(|| format!("cannot listen for metrics on {metrics_addr} (CODESYNC_METRICS_ADDR)"))?;
+        let metrics_app = codesync_gateway::metrics_router(served_gateway_metrics);
+        let shutdown = wait_for(shutdown_receiver.clone());
+        tasks.spawn(async move {
+            let limits = codesync_gateway::ServerLimits::default();
+            codesync_gateway::serve(listener, metrics_app, shutdown, limits).await.context("the metrics server failed")
+        });
+        tracing::info!(address = %metrics_addr, "metrics are served on their own address");
     }
 
     tokio::select! {

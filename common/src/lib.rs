@@ -12,6 +12,7 @@ pub mod grpc;
 pub mod identity;
 pub mod kafka;
 pub mod limits;
+pub mod metrics;
 pub mod outbox;
 pub mod queue;
 pub mod rate_limit;

@@ -89,8 +89,12 @@ class ChartTest(unittest.TestCase):
             deployment = named(objects, "Deployment", f"cs-codesync-{component}")
             container = pod_spec(deployment)["containers"][0]
             self.assertEqual(container["args"], ["run", "--service", component])
-            named(objects, "Service", f"cs-codesync-{component}")
+            service = named(objects, "Service", f"cs-codesync-{component}")
             named(objects, "PodDisruptionBudget", f"cs-codesync-{component}")
+            # Every component's figures on the metrics port, which the ServiceMonitor scrapes.
+            self.assertIn({"name": "metrics", "port": 9090, "targetPort": 9090}, service["spec"]["ports"])
+            env = {e["name"]: e.get("value") for e in container["env"]}
+            self.assertEqual(env["CODESYNC_METRICS_ADDR"], "0.0.0.0:9090")
             if component == "gateway":
                 self.assertEqual(container["readinessProbe"]["httpGet"]["path"], "/readyz")
                 self.assertEqual(container["livenessProbe"]["httpGet"]["path"], "/healthz")

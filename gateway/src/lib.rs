@@ -193,19 +193,24 @@ pub fn openapi() -> serde_json::Value {
 }
 
 /// `/metrics` alone, for `CODESYNC_METRICS_ADDR` (an address of its own, out of the clients'
-/// reach); the router [`router`] made with the same `metrics`.
-pub fn metrics_router(metrics: Arc<GatewayMetrics>) -> Router {
+/// reach): the gateway's HTTP figures when this process runs it (`metrics`, the same the
+/// [`router`] was made with), and every service's of this process.
+pub fn metrics_router(metrics: Option<Arc<GatewayMetrics>>) -> Router {
     Router::new().route(
         "/metrics",
         get(move || {
             let metrics = metrics.clone();
-            async move { metrics_response(&metrics) }
+            async move { metrics_response(metrics.as_deref()) }
         }),
     )
 }
 
-fn metrics_response(metrics: &metrics::Metrics) -> Response {
-    let mut response = metrics.encode().into_response();
+fn metrics_response(metrics: Option<&metrics::Metrics>) -> Response {
+    // Two encodings in one exposition: the first loses its end-of-exposition marker.
+    let gateway = metrics.map(metrics::Metrics::encode).unwrap_or_default();
+    let mut text = gateway.strip_suffix("# EOF\n").unwrap_or(&gateway).to_string();
+    text.push_str(&codesync_common::metrics::encode());
+    let mut response = text.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
@@ -326,7 +331,7 @@ async fn openapi_document(State(state): State<GatewayState>) -> Response {
 }
 
 async fn prometheus_metrics(State(state): State<GatewayState>) -> Response {
-    metrics_response(&state.metrics)
+    metrics_response(Some(&state.metrics))
 }
 
 #[cfg(test)]

@@ -87,3 +87,74 @@ async fn traces_are_exported_over_otlp_and_cross_the_grpc_hop() {
     assert_eq!(shared_trace.trace_id.len(), 16);
     server.abort();
 }
+
+/// Every process's figures at `CODESYNC_METRICS_ADDR`: the gateway's HTTP ones and the services'
+/// (documents' group commits, execution's slots), in one exposition, and none on the clients'
+/// address.
+#[tokio::test]
+async fn the_services_figures_are_served_at_the_metrics_address() {
+    use reqwest::StatusCode;
+    use serde_json::json;
+    let metrics_addr = format!("127.0.0.1:{}", crate::harness::free_port());
+    let cluster = Cluster::one_process(&[("CODESYNC_METRICS_ADDR", &metrics_addr)]).await;
+    let owner = cluster.register("owner").await;
+    let (status, room) = cluster.post("/api/rooms", owner.token(), json!({"name": "M", "is_public": false})).await;
+    assert_eq!(status, StatusCode::CREATED, "{room}");
+    let (status, file) = cluster
+        .post(&format!("/api/rooms/{}/files", room["id"].as_str().unwrap()), owner.token(), json!({"filename": "a.py"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{file}");
+    // An edit over the collaboration socket: acknowledged once a group commit made it durable.
+    let url = cluster.ws_url(&format!("/ws/files/{}?token={}", file["id"].as_str().unwrap(), owner.access_token));
+    let mut editor = crate::yjs_client::YjsClient::new(url);
+    editor.connect().await.unwrap();
+    editor.insert(0, "print(1)\n");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while editor.received().saved == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let url = format!("http://{metrics_addr}/metrics");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let text = loop {
+        let text = cluster.http.get(&url).send().await.unwrap().text().await.unwrap();
+        let commits = text
+            .lines()
+            .find_map(|line| line.strip_prefix("codesync_documents_commits_total "))
+            .and_then(|value| value.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        if commits > 0 || Instant::now() > deadline {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    for series in [
+        "codesync_http_requests_total{",
+        "codesync_documents_commits_total ",
+        "codesync_documents_commit_seconds_total ",
+        "codesync_documents_loads_total ",
+        "codesync_execution_runs_running ",
+        "codesync_execution_slots ",
+    ] {
+        assert!(text.contains(series), "{series} is missing:\n{text}");
+    }
+    assert!(!text.contains("codesync_documents_commits_total 0\n"), "the edit was committed:\n{text}");
+    // The Grafana dashboard (deploy/grafana/codesync.json) plots only series that exist.
+    let dashboard = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/grafana/codesync.json"))
+        .expect("the dashboard");
+    let mut plotted: Vec<&str> = dashboard
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|word| word.starts_with("codesync_"))
+        .collect();
+    plotted.sort_unstable();
+    plotted.dedup();
+    assert!(plotted.len() >= 10, "{plotted:?}");
+    for series in plotted {
+        let family = series.strip_suffix("_bucket").unwrap_or(series);
+        assert!(text.contains(family), "the dashboard plots {series}, which /metrics does not serve");
+    }
+    assert_eq!(text.matches("# EOF").count(), 1, "one exposition:\n{text}");
+    assert!(text.ends_with("# EOF\n"));
+    let public = cluster.http.get(format!("{}/metrics", cluster.base_url)).send().await.unwrap().text().await.unwrap();
+    assert!(!public.contains("# TYPE"), "not on the clients' address: {public}");
+}

@@ -87,6 +87,29 @@ pub struct Admission {
     config: AdmissionConfig,
     state: Arc<Mutex<State>>,
     per_user: RateLimiter,
+    /// Reported at `/metrics` for as long as this admission lives.
+    _readings: Arc<Readings>,
+}
+
+/// Runs going and waiting, for `/metrics`.
+struct Readings {
+    state: Arc<Mutex<State>>,
+    slots: usize,
+}
+
+impl codesync_common::metrics::Source for Readings {
+    fn readings(&self) -> Vec<codesync_common::metrics::Reading> {
+        use codesync_common::metrics::Reading;
+        let (running, waiting) = {
+            let state = lock(&self.state);
+            (state.running, state.waiting.len())
+        };
+        vec![
+            Reading::gauge("execution_runs_running", "Runs holding a slot now", running as f64),
+            Reading::gauge("execution_runs_waiting", "Runs waiting for a slot now", waiting as f64),
+            Reading::gauge("execution_slots", "Runs this replica runs at once at most", self.slots as f64),
+        ]
+    }
 }
 
 /// Held for the length of a run; its slot goes to the next eligible waiting run when it drops.
@@ -135,10 +158,14 @@ impl Admission {
             runs_per_user_at_once: config.runs_per_user_at_once.max(1),
             ..config
         };
+        let state: Arc<Mutex<State>> = Arc::default();
+        let readings = Arc::new(Readings { state: state.clone(), slots: config.concurrent_runs });
+        codesync_common::metrics::register(readings.clone());
         Self {
             config,
-            state: Arc::default(),
+            state,
             per_user: RateLimiter::shared("runs", per_minute, Duration::from_secs(60), redis),
+            _readings: readings,
         }
     }
 

@@ -241,5 +241,7 @@ http://{{ include "codesync.fullname" .root }}-{{ .component }}:{{ .root.Values.
   value: "0.0.0.0:{{ $port }}"
 - name: CODESYNC_ADVERTISE_ADDR
   value: "$(POD_IP):{{ $port }}"
+- name: CODESYNC_METRICS_ADDR
+  value: "0.0.0.0:{{ .root.Values.metricsPort }}"
 {{- end -}}
 {{- end -}}
