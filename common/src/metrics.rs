@@ -7,7 +7,7 @@
 use std::sync::{Arc, Mutex, Weak};
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
@@ -28,20 +28,27 @@ pub struct Reading {
     pub help: &'static str,
     pub kind: Kind,
     pub value: f64,
+    /// The series' labels (`topic="room-events"`); readings of one name share its help and kind.
+    pub labels: Vec<(&'static str, String)>,
 }
 
 impl Reading {
     pub fn counter(name: &'static str, help: &'static str, value: u64) -> Self {
-        Self { name, help, kind: Kind::Counter, value: value as f64 }
+        Self { name, help, kind: Kind::Counter, value: value as f64, labels: Vec::new() }
     }
 
     /// A counter of a quantity that is not a count (seconds spent).
     pub fn total(name: &'static str, help: &'static str, value: f64) -> Self {
-        Self { name, help, kind: Kind::Counter, value }
+        Self { name, help, kind: Kind::Counter, value, labels: Vec::new() }
     }
 
     pub fn gauge(name: &'static str, help: &'static str, value: f64) -> Self {
-        Self { name, help, kind: Kind::Gauge, value }
+        Self { name, help, kind: Kind::Gauge, value, labels: Vec::new() }
+    }
+
+    pub fn with_label(mut self, key: &'static str, value: impl Into<String>) -> Self {
+        self.labels.push((key, value.into()));
+        self
     }
 }
 
@@ -69,33 +76,48 @@ struct Readings;
 impl Collector for Readings {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let live: Vec<Arc<dyn Source>> = sources().iter().filter_map(Weak::upgrade).collect();
+        // The readings by name, in the order names first appear; one series per name and labels
+        // (a second live source of the same series, as in tests that start a service twice in
+        // one process, is left out rather than exposed twice).
+        let mut families: Vec<(&'static str, Vec<Reading>)> = Vec::new();
         let mut seen = std::collections::BTreeSet::new();
         for reading in live.iter().flat_map(|source| source.readings()) {
-            // One series per name: a second live source of the same name (tests that start a
-            // service twice in one process) is left out rather than exposed twice.
-            if !seen.insert(reading.name) {
+            if !seen.insert((reading.name, reading.labels.clone())) {
                 continue;
             }
-            match reading.kind {
-                // Counts print as whole numbers; seconds and the like as they are.
-                Kind::Counter if reading.value.fract() == 0.0 => {
-                    let counter = ConstCounter::new(reading.value.max(0.0) as u64);
-                    let metric = encoder.encode_descriptor(reading.name, reading.help, None, counter.metric_type())?;
-                    counter.encode(metric)?;
-                }
-                Kind::Counter => {
-                    let counter = ConstCounter::new(reading.value.max(0.0));
-                    let metric = encoder.encode_descriptor(reading.name, reading.help, None, counter.metric_type())?;
-                    counter.encode(metric)?;
-                }
-                Kind::Gauge => {
-                    let gauge = ConstGauge::new(reading.value);
-                    let metric = encoder.encode_descriptor(reading.name, reading.help, None, gauge.metric_type())?;
-                    gauge.encode(metric)?;
+            match families.iter_mut().find(|(name, _)| *name == reading.name) {
+                Some((_, readings)) => readings.push(reading),
+                None => families.push((reading.name, vec![reading])),
+            }
+        }
+        for (name, readings) in families {
+            let first = &readings[0];
+            // Counts print as whole numbers; seconds and the like as they are.
+            let whole = first.kind == Kind::Counter && readings.iter().all(|reading| reading.value.fract() == 0.0);
+            let metric_type = match first.kind {
+                Kind::Counter => ConstCounter::new(0u64).metric_type(),
+                Kind::Gauge => ConstGauge::new(0.0f64).metric_type(),
+            };
+            let mut family = encoder.encode_descriptor(name, first.help, None, metric_type)?;
+            if readings.len() == 1 && first.labels.is_empty() {
+                encode_value(first, whole, family)?;
+            } else {
+                for reading in &readings {
+                    let labels: Vec<(&str, &str)> =
+                        reading.labels.iter().map(|(key, value)| (*key, value.as_str())).collect();
+                    encode_value(reading, whole, family.encode_family(&labels)?)?;
                 }
             }
         }
         Ok(())
+    }
+}
+
+fn encode_value(reading: &Reading, whole: bool, target: MetricEncoder<'_>) -> Result<(), std::fmt::Error> {
+    match reading.kind {
+        Kind::Counter if whole => ConstCounter::new(reading.value.max(0.0) as u64).encode(target),
+        Kind::Counter => ConstCounter::new(reading.value.max(0.0)).encode(target),
+        Kind::Gauge => ConstGauge::new(reading.value).encode(target),
     }
 }
 
@@ -137,5 +159,15 @@ mod tests {
         assert!(text.ends_with("# EOF\n"), "{text}");
         drop(source);
         assert!(!encode().contains("codesync_test_commits"));
+
+        let labelled = Arc::new(Fixed(vec![
+            Reading::gauge("test_backlog", "Waiting", 3.0).with_label("topic", "room-events"),
+            Reading::gauge("test_backlog", "Waiting", 0.0).with_label("topic", "ai-events"),
+        ]));
+        register(labelled.clone());
+        let text = encode();
+        assert_eq!(text.matches("# TYPE codesync_test_backlog gauge").count(), 1, "{text}");
+        assert!(text.contains("codesync_test_backlog{topic=\"room-events\"} 3"), "{text}");
+        assert!(text.contains("codesync_test_backlog{topic=\"ai-events\"} 0"), "{text}");
     }
 }

@@ -62,7 +62,55 @@ pub async fn stage(connection: &mut sqlx::AnyConnection, event: &Event) -> Resul
 pub struct Outbox {
     writes: mpsc::UnboundedSender<Event>,
     wake: Arc<Notify>,
+    /// Reported at `/metrics` for as long as this outbox lives.
+    _figures: Arc<Figures>,
 }
+
+/// What the relay did and what waits, for `/metrics`.
+#[derive(Default)]
+struct Figures {
+    relayed: std::sync::atomic::AtomicU64,
+    failures: std::sync::atomic::AtomicU64,
+    leading: std::sync::atomic::AtomicBool,
+    /// Events waiting, by topic, as the relay last counted them (only the relaying process
+    /// counts: the others report none).
+    backlog: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
+}
+
+impl crate::metrics::Source for Figures {
+    fn readings(&self) -> Vec<crate::metrics::Reading> {
+        use crate::metrics::Reading;
+        use std::sync::atomic::Ordering;
+        let mut readings = vec![
+            Reading::counter(
+                "outbox_relayed_events",
+                "Events this process relayed from the outbox to Kafka",
+                self.relayed.load(Ordering::Relaxed),
+            ),
+            Reading::counter(
+                "outbox_relay_failures",
+                "Relay rounds the brokers or the database failed",
+                self.failures.load(Ordering::Relaxed),
+            ),
+            Reading::gauge(
+                "outbox_relaying",
+                "1 while this process holds the relay's lease",
+                f64::from(u8::from(self.leading.load(Ordering::Relaxed))),
+            ),
+        ];
+        let backlog = self.backlog.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (topic, waiting) in backlog.iter() {
+            readings.push(
+                Reading::gauge("outbox_backlog", "Events waiting in the outbox for Kafka, by topic", *waiting as f64)
+                    .with_label("topic", topic.clone()),
+            );
+        }
+        readings
+    }
+}
+
+/// How often the relay counts what waits.
+const COUNT_EVERY: Duration = Duration::from_secs(5);
 
 impl std::fmt::Debug for Outbox {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -75,9 +123,11 @@ impl Outbox {
     pub fn start(database: Database, producer: FutureProducer) -> Self {
         let (writes, pending) = mpsc::unbounded_channel();
         let wake = Arc::new(Notify::new());
+        let figures = Arc::new(Figures::default());
+        crate::metrics::register(figures.clone());
         tokio::spawn(write_events(database.clone(), pending, wake.clone()));
-        tokio::spawn(relay(database, producer, wake.clone()));
-        Self { writes, wake }
+        tokio::spawn(relay(database, producer, wake.clone(), Arc::downgrade(&figures)));
+        Self { writes, wake, _figures: figures }
     }
 
     /// Stores `event` (soon, in a batch) and relays it.
@@ -133,11 +183,14 @@ async fn store_batch(database: &Database, events: &[Event]) -> Result<(), sqlx::
 
 /// The relay: while this process holds the lease, sends the stored events in order and removes
 /// each once the brokers acknowledged it.
-async fn relay(database: Database, producer: FutureProducer, wake: Arc<Notify>) {
+async fn relay(database: Database, producer: FutureProducer, wake: Arc<Notify>, figures: std::sync::Weak<Figures>) {
+    use std::sync::atomic::Ordering;
     let me = crate::new_id();
     let mut backoff = Duration::from_millis(200);
     let mut leading = false;
+    let mut counted_at: Option<std::time::Instant> = None;
     loop {
+        let Some(figures) = figures.upgrade() else { return };
         match hold_lease(&database, &me).await {
             Ok(holds) => {
                 if holds && !leading {
@@ -150,11 +203,36 @@ async fn relay(database: Database, producer: FutureProducer, wake: Arc<Notify>) 
                 leading = false;
             }
         }
+        figures.leading.store(leading, Ordering::Relaxed);
         if !leading {
+            figures.backlog.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+            drop(figures);
             tokio::time::sleep(RELAY_LEASE / 3).await;
             continue;
         }
-        match relay_batch(&database, &producer).await {
+        if counted_at.is_none_or(|at| at.elapsed() >= COUNT_EVERY) {
+            counted_at = Some(std::time::Instant::now());
+            if let Ok(backlog) = count_backlog(&database).await {
+                let mut figures_backlog = figures.backlog.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                // Every topic is reported, a drained one as 0.
+                figures_backlog.values_mut().for_each(|waiting| *waiting = 0);
+                for topic in crate::events::TOPICS {
+                    figures_backlog.entry(topic.to_string()).or_insert(0);
+                }
+                figures_backlog.extend(backlog);
+            }
+        }
+        let result = relay_batch(&database, &producer).await;
+        match &result {
+            Ok(relayed) => {
+                figures.relayed.fetch_add(*relayed as u64, Ordering::Relaxed);
+            }
+            Err(_) => {
+                figures.failures.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        drop(figures);
+        match result {
             Ok(0) => {
                 backoff = Duration::from_millis(200);
                 let _ = tokio::time::timeout(POLL_INTERVAL, wake.notified()).await;
@@ -167,6 +245,20 @@ async fn relay(database: Database, producer: FutureProducer, wake: Arc<Notify>) 
             }
         }
     }
+}
+
+/// Events waiting, by topic.
+async fn count_backlog(database: &Database) -> Result<std::collections::BTreeMap<String, u64>, sqlx::Error> {
+    let rows = sqlx::query("SELECT topic, COUNT(*) AS waiting FROM event_outbox GROUP BY topic")
+        .fetch_all(database.pool())
+        .await?;
+    let mut backlog = std::collections::BTreeMap::new();
+    for row in rows {
+        let topic: String = row.try_get("topic")?;
+        let waiting: i64 = row.try_get("waiting")?;
+        backlog.insert(topic, u64::try_from(waiting).unwrap_or(0));
+    }
+    Ok(backlog)
 }
 
 /// Takes or renews the relay's lease; true while this process holds it.

@@ -96,7 +96,11 @@ async fn the_services_figures_are_served_at_the_metrics_address() {
     use reqwest::StatusCode;
     use serde_json::json;
     let metrics_addr = format!("127.0.0.1:{}", crate::harness::free_port());
-    let cluster = Cluster::one_process(&[("CODESYNC_METRICS_ADDR", &metrics_addr)]).await;
+    // With Kafka, events go through the outbox, whose relay reports too.
+    let broker = codesync_common::kafka::test_support::TansuBroker::start().await;
+    let cluster =
+        Cluster::one_process(&[("CODESYNC_METRICS_ADDR", &metrics_addr), ("CODESYNC_KAFKA_BROKERS", &broker.address)])
+            .await;
     let owner = cluster.register("owner").await;
     let (status, room) = cluster.post("/api/rooms", owner.token(), json!({"name": "M", "is_public": false})).await;
     assert_eq!(status, StatusCode::CREATED, "{room}");
@@ -118,12 +122,15 @@ async fn the_services_figures_are_served_at_the_metrics_address() {
     let deadline = Instant::now() + Duration::from_secs(10);
     let text = loop {
         let text = cluster.http.get(&url).send().await.unwrap().text().await.unwrap();
-        let commits = text
-            .lines()
-            .find_map(|line| line.strip_prefix("codesync_documents_commits_total "))
-            .and_then(|value| value.trim().parse::<u64>().ok())
-            .unwrap_or(0);
-        if commits > 0 || Instant::now() > deadline {
+        let count = |series: &str| {
+            text.lines()
+                .find_map(|line| line.strip_prefix(series))
+                .and_then(|value| value.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        let moved =
+            count("codesync_documents_commits_total ") > 0 && count("codesync_outbox_relayed_events_total ") > 0;
+        if moved || Instant::now() > deadline {
             break text;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -135,10 +142,13 @@ async fn the_services_figures_are_served_at_the_metrics_address() {
         "codesync_documents_loads_total ",
         "codesync_execution_runs_running ",
         "codesync_execution_slots ",
+        "codesync_outbox_relaying 1",
+        "codesync_outbox_backlog{topic=",
     ] {
         assert!(text.contains(series), "{series} is missing:\n{text}");
     }
     assert!(!text.contains("codesync_documents_commits_total 0\n"), "the edit was committed:\n{text}");
+    assert!(!text.contains("codesync_outbox_relayed_events_total 0\n"), "the events were relayed:\n{text}");
     // The Grafana dashboard (deploy/grafana/codesync.json) plots only series that exist.
     let dashboard = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/grafana/codesync.json"))
         .expect("the dashboard");

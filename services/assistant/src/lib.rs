@@ -94,6 +94,38 @@ struct Inner {
     streaming: Mutex<HashMap<String, usize>>,
     /// Answers in flight by interaction id: who asked, and how to stop it.
     in_flight: Mutex<HashMap<String, (String, tokio::task::AbortHandle)>>,
+    /// Answers finished, failed, and the tokens they took, for `/metrics`.
+    answered: std::sync::atomic::AtomicU64,
+    failed: std::sync::atomic::AtomicU64,
+    input_tokens: std::sync::atomic::AtomicU64,
+    output_tokens: std::sync::atomic::AtomicU64,
+}
+
+impl codesync_common::metrics::Source for Inner {
+    fn readings(&self) -> Vec<codesync_common::metrics::Reading> {
+        use codesync_common::metrics::Reading;
+        use std::sync::atomic::Ordering;
+        let streaming: usize = locked(&self.streaming).values().sum();
+        vec![
+            Reading::gauge("assistant_streams", "Answers streaming now", streaming as f64),
+            Reading::counter("assistant_answers", "Answers that ended well", self.answered.load(Ordering::Relaxed)),
+            Reading::counter(
+                "assistant_failures",
+                "Answers that ended with the provider's or a network error",
+                self.failed.load(Ordering::Relaxed),
+            ),
+            Reading::counter(
+                "assistant_input_tokens",
+                "Prompt tokens sent, as the providers counted them",
+                self.input_tokens.load(Ordering::Relaxed),
+            ),
+            Reading::counter(
+                "assistant_output_tokens",
+                "Answer tokens received, as the providers counted them",
+                self.output_tokens.load(Ordering::Relaxed),
+            ),
+        ]
+    }
 }
 
 fn locked<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -204,20 +236,24 @@ impl AssistantGrpcService {
             .unwrap_or_else(|_| reqwest::Client::new());
         let per_user =
             RateLimiter::shared("ai", config.requests_per_user_per_minute.max(1), Duration::from_secs(60), redis);
-        Self {
-            inner: Arc::new(Inner {
-                tokens,
-                config,
-                http,
-                store,
-                events,
-                rooms: RoomsServiceClient::new(rooms_channel),
-                documents: DocumentsServiceClient::new(documents_channel).max_decoding_message_size(64 * 1024 * 1024),
-                per_user,
-                streaming: Mutex::default(),
-                in_flight: Mutex::default(),
-            }),
-        }
+        let inner = Arc::new(Inner {
+            tokens,
+            config,
+            http,
+            store,
+            events,
+            rooms: RoomsServiceClient::new(rooms_channel),
+            documents: DocumentsServiceClient::new(documents_channel).max_decoding_message_size(64 * 1024 * 1024),
+            per_user,
+            streaming: Mutex::default(),
+            in_flight: Mutex::default(),
+            answered: Default::default(),
+            failed: Default::default(),
+            input_tokens: Default::default(),
+            output_tokens: Default::default(),
+        });
+        codesync_common::metrics::register(inner.clone());
+        Self { inner }
     }
 
     pub fn into_grpc_server(self) -> AssistantServiceServer<Self> {
@@ -450,6 +486,10 @@ async fn answer(
                 input_tokens: interaction.input_tokens,
                 time_to_first_token_ms: interaction.time_to_first_token_ms,
             };
+            inner.answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let tokens = |count: i64| u64::try_from(count).unwrap_or(0);
+            inner.input_tokens.fetch_add(tokens(interaction.input_tokens), std::sync::atomic::Ordering::Relaxed);
+            inner.output_tokens.fetch_add(tokens(interaction.output_tokens), std::sync::atomic::Ordering::Relaxed);
             recorder.finish("ok");
             send(pb::ask_event::Event::Done(done)).await;
         }
@@ -457,6 +497,7 @@ async fn answer(
             // Mid-stream error events are the vendor's words too: the key never passes on.
             let message = provider::vendor_text(&error.to_string(), provider.api_key.as_deref());
             tracing::warn!(interaction_id = %interaction_id, code = error.code(), error = %message, "an AI request failed");
+            inner.failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             recorder.finish(error.code());
             send(pb::ask_event::Event::Error(pb::AskError { code: error.code().into(), message })).await;
         }
