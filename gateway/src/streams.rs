@@ -33,9 +33,27 @@ impl Drop for StreamSlot {
     }
 }
 
+impl codesync_common::metrics::Source for StreamSlots {
+    fn readings(&self) -> Vec<codesync_common::metrics::Reading> {
+        use codesync_common::metrics::Reading;
+        let open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        vec![
+            Reading::gauge(
+                "gateway_streams_open",
+                "WebSockets (/ws/files, /ws/rooms) and event streams open at this gateway",
+                open.values().sum::<usize>() as f64,
+            ),
+            Reading::gauge("gateway_stream_users", "Users holding a WebSocket or event stream here", open.len() as f64),
+        ]
+    }
+}
+
 impl StreamSlots {
+    /// The slots, reported at `/metrics` for as long as they live.
     pub fn new(limit: usize) -> Arc<Self> {
-        Arc::new(Self { limit: limit.max(1), open: Mutex::default() })
+        let slots = Arc::new(Self { limit: limit.max(1), open: Mutex::default() });
+        codesync_common::metrics::register(slots.clone());
+        slots
     }
 
     /// A slot for one more stream of `user_id`, or 429 saying why.

@@ -143,6 +143,7 @@ async fn the_services_figures_are_served_at_the_metrics_address() {
         "codesync_execution_runs_running ",
         "codesync_execution_slots ",
         "codesync_outbox_relaying 1",
+        "codesync_gateway_streams_open 1",
         "codesync_outbox_backlog{topic=",
     ] {
         assert!(text.contains(series), "{series} is missing:\n{text}");
