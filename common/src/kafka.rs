@@ -10,15 +10,17 @@
 //! must not miss events across restarts (notifications, analytics) need
 //! committed group offsets; they come with those services.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::util::Timeout;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
@@ -32,6 +34,87 @@ use crate::outbox::Outbox;
 /// Partitions of each topic the bus creates; events are keyed by room or file.
 const PARTITIONS: i32 = 3;
 const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often librdkafka reports a group member's figures (its lag among them).
+const STATISTICS_EVERY: &str = "5000";
+
+/// How far behind the consumer groups' members in this process are: per member, group, topic
+/// and partition held, the broker's high watermark less the group's committed offset, from
+/// librdkafka's statistics. Reported summed by group and topic; Prometheus sums the replicas.
+#[derive(Default)]
+struct ConsumerLag {
+    by_partition: Mutex<HashMap<(u64, String, String, i32), i64>>,
+}
+
+static CONSUMER_LAG: LazyLock<Arc<ConsumerLag>> = LazyLock::new(|| {
+    let lag = Arc::new(ConsumerLag::default());
+    crate::metrics::register(lag.clone());
+    lag
+});
+
+impl ConsumerLag {
+    fn by_partition(&self) -> std::sync::MutexGuard<'_, HashMap<(u64, String, String, i32), i64>> {
+        self.by_partition.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl crate::metrics::Source for ConsumerLag {
+    fn readings(&self) -> Vec<crate::metrics::Reading> {
+        let mut by_topic: BTreeMap<(String, String), i64> = BTreeMap::new();
+        for ((_, group, topic, _), lag) in self.by_partition().iter() {
+            *by_topic.entry((group.clone(), topic.clone())).or_default() += lag;
+        }
+        by_topic
+            .into_iter()
+            .map(|((group, topic), lag)| {
+                crate::metrics::Reading::gauge(
+                    "consumer_lag",
+                    "Events on a topic that a consumer group has not committed yet, on the partitions this process holds",
+                    lag as f64,
+                )
+                .with_label("group", group)
+                .with_label("topic", topic)
+            })
+            .collect()
+    }
+}
+
+/// A group member's client context: it keeps the member's lag from each statistics report.
+struct GroupMember {
+    id: u64,
+    group: String,
+}
+
+impl GroupMember {
+    fn new(group: &str) -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        Self { id: NEXT.fetch_add(1, Ordering::Relaxed), group: format!("codesync-{group}") }
+    }
+}
+
+impl ClientContext for GroupMember {
+    fn stats(&self, statistics: Statistics) {
+        let mut lag = CONSUMER_LAG.by_partition();
+        // Partitions handed to another member since the last report go.
+        lag.retain(|(member, ..), _| *member != self.id);
+        for (topic, figures) in statistics.topics {
+            for (partition, figures) in figures.partitions {
+                // -1: librdkafka's internal partition; a negative lag: not known yet.
+                if partition >= 0 && figures.consumer_lag >= 0 {
+                    lag.insert((self.id, self.group.clone(), topic.clone(), partition), figures.consumer_lag);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for GroupMember {}
+
+impl Drop for GroupMember {
+    fn drop(&mut self) {
+        CONSUMER_LAG.by_partition().retain(|(member, ..), _| *member != self.id);
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum KafkaBusError {
@@ -219,7 +302,7 @@ async fn consume_as_group(
 ) {
     let topic_names: Vec<&str> = topics.iter().map(String::as_str).collect();
     let consumer = loop {
-        let created: Result<StreamConsumer, KafkaError> = ClientConfig::new()
+        let created: Result<StreamConsumer<GroupMember>, KafkaError> = ClientConfig::new()
             .set("bootstrap.servers", &brokers)
             .set("group.id", format!("codesync-{group}"))
             .set("enable.auto.commit", "true")
@@ -233,7 +316,8 @@ async fn consume_as_group(
             .set("session.timeout.ms", "6000")
             .set("heartbeat.interval.ms", "2000")
             .set("fetch.wait.max.ms", "100")
-            .create();
+            .set("statistics.interval.ms", STATISTICS_EVERY)
+            .create_with_context(GroupMember::new(&group));
         let consumer = match created {
             Ok(consumer) => Arc::new(consumer),
             Err(error) => {
@@ -300,7 +384,10 @@ async fn consume_as_group(
 
 /// For the partitions of `topics` on which the consumer's group has committed nothing (a new
 /// group), commits their current ends: the group starts from now there. How many it committed.
-fn commit_ends_of_new_partitions(consumer: &StreamConsumer, topics: &[String]) -> Result<usize, KafkaError> {
+fn commit_ends_of_new_partitions(
+    consumer: &StreamConsumer<GroupMember>,
+    topics: &[String],
+) -> Result<usize, KafkaError> {
     let mut partitions = TopicPartitionList::new();
     for topic in topics {
         let metadata = consumer.fetch_metadata(Some(topic), Timeout::After(BROKER_TIMEOUT))?;

@@ -119,7 +119,8 @@ async fn the_services_figures_are_served_at_the_metrics_address() {
     }
 
     let url = format!("http://{metrics_addr}/metrics");
-    let deadline = Instant::now() + Duration::from_secs(10);
+    // The consumer groups' lag comes with librdkafka's statistics, every 5 s.
+    let deadline = Instant::now() + Duration::from_secs(20);
     let text = loop {
         let text = cluster.http.get(&url).send().await.unwrap().text().await.unwrap();
         let count = |series: &str| {
@@ -128,8 +129,9 @@ async fn the_services_figures_are_served_at_the_metrics_address() {
                 .and_then(|value| value.trim().parse::<u64>().ok())
                 .unwrap_or(0)
         };
-        let moved =
-            count("codesync_documents_commits_total ") > 0 && count("codesync_outbox_relayed_events_total ") > 0;
+        let moved = count("codesync_documents_commits_total ") > 0
+            && count("codesync_outbox_relayed_events_total ") > 0
+            && text.contains("codesync_consumer_lag{");
         if moved || Instant::now() > deadline {
             break text;
         }
@@ -145,6 +147,10 @@ async fn the_services_figures_are_served_at_the_metrics_address() {
         "codesync_outbox_relaying 1",
         "codesync_gateway_streams_open 1",
         "codesync_outbox_backlog{topic=",
+        "codesync_consumer_lag{group=\"codesync-notifications\",topic=\"room-events\"}",
+        "codesync_presence_sessions ",
+        "codesync_presence_shared 0",
+        "codesync_history_versions_total{kind=\"checkpoint\"}",
     ] {
         assert!(text.contains(series), "{series} is missing:\n{text}");
     }

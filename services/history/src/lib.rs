@@ -78,6 +78,55 @@ struct Inner {
     config: HistoryConfig,
     /// One version of a file at a time in this process.
     file_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    figures: Arc<Figures>,
+}
+
+/// What an operator watches of history in this process (`/metrics`).
+#[derive(Default)]
+struct Figures {
+    /// Versions made, by kind: save, checkpoint, restore.
+    versions: [std::sync::atomic::AtomicU64; 3],
+    version_bytes: std::sync::atomic::AtomicU64,
+    failed_checkpoints: std::sync::atomic::AtomicU64,
+}
+
+const FIGURE_KINDS: [pb::VersionKind; 3] =
+    [pb::VersionKind::Save, pb::VersionKind::Checkpoint, pb::VersionKind::Restore];
+
+impl Figures {
+    fn made(&self, version: &pb::Version) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let kind = pb::VersionKind::try_from(version.kind).unwrap_or(pb::VersionKind::Save);
+        let index = FIGURE_KINDS.iter().position(|known| *known == kind).unwrap_or(0);
+        self.versions[index].fetch_add(1, Relaxed);
+        self.version_bytes.fetch_add(u64::try_from(version.size_bytes).unwrap_or(0), Relaxed);
+    }
+}
+
+impl codesync_common::metrics::Source for Figures {
+    fn readings(&self) -> Vec<codesync_common::metrics::Reading> {
+        use codesync_common::metrics::Reading;
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut readings: Vec<Reading> = FIGURE_KINDS
+            .iter()
+            .zip(&self.versions)
+            .map(|(kind, count)| {
+                Reading::counter("history_versions", "Versions made, by kind", count.load(Relaxed))
+                    .with_label("kind", store::kind_name(*kind))
+            })
+            .collect();
+        readings.push(Reading::counter(
+            "history_version_bytes",
+            "Size of the files' texts kept as versions",
+            self.version_bytes.load(Relaxed),
+        ));
+        readings.push(Reading::counter(
+            "history_failed_checkpoints",
+            "Checkpoints that failed and wait to be tried again",
+            self.failed_checkpoints.load(Relaxed),
+        ));
+        readings
+    }
 }
 
 /// The gRPC implementation of `HistoryService`.
@@ -129,7 +178,9 @@ impl HistoryGrpcService {
             events: events.clone(),
             config,
             file_locks: Mutex::default(),
+            figures: Arc::default(),
         });
+        codesync_common::metrics::register(inner.figures.clone());
         let consuming = Arc::downgrade(&inner);
         tokio::spawn(consumer::run(
             events,
@@ -347,6 +398,7 @@ impl Inner {
             match self.store.insert(new_version, &mut staged).await? {
                 Inserted::Done => {
                     staged.committed();
+                    self.figures.made(&version);
                     return Ok(Some(version));
                 }
                 // Another process made this number meanwhile: the next one is ours.
@@ -442,6 +494,7 @@ impl Inner {
                 Err(error) if matches!(error.code(), "file_not_found" | "room_not_found") => {}
                 Err(error) => {
                     tracing::warn!(file.id = %file_id, %error, "a checkpoint failed; trying again later");
+                    self.figures.failed_checkpoints.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let retry_at_ms = codesync_common::now_ms() + millis(CHECKPOINT_RETRY);
                     self.put_back_unsaved(Some(pending), retry_at_ms).await;
                 }

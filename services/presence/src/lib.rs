@@ -146,6 +146,45 @@ impl RoomPresence {
     }
 }
 
+/// What an operator watches of presence on this replica (`/metrics`).
+struct Figures {
+    rooms: std::sync::Weak<Mutex<HashMap<String, RoomPresence>>>,
+    chat_messages: AtomicU64,
+    shared: bool,
+}
+
+impl codesync_common::metrics::Source for Figures {
+    fn readings(&self) -> Vec<codesync_common::metrics::Reading> {
+        use codesync_common::metrics::Reading;
+        let (rooms, sessions) = match self.rooms.upgrade() {
+            Some(rooms) => {
+                let rooms = rooms.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let occupied = rooms.values().filter(|room| !room.sessions.is_empty()).count();
+                (occupied, rooms.values().map(|room| room.sessions.len()).sum::<usize>())
+            }
+            None => (0, 0),
+        };
+        vec![
+            Reading::gauge(
+                "presence_sessions",
+                "Room sessions (a tab in a room) held by this replica",
+                sessions as f64,
+            ),
+            Reading::gauge("presence_rooms", "Rooms with a session on this replica", rooms as f64),
+            Reading::counter(
+                "presence_chat_messages",
+                "Chat messages posted through this replica",
+                self.chat_messages.load(Ordering::Relaxed),
+            ),
+            Reading::gauge(
+                "presence_shared",
+                "1 when presence and chat are shared with the other replicas through Redis",
+                if self.shared { 1.0 } else { 0.0 },
+            ),
+        ]
+    }
+}
+
 #[derive(Clone)]
 pub struct PresenceGrpcService {
     store: PresenceStore,
@@ -160,6 +199,7 @@ pub struct PresenceGrpcService {
     shared: Option<Arc<SharedPresence>>,
     /// Turns true on a graceful stop: every session ends with `service_restarting`.
     stopping: Arc<tokio::sync::watch::Sender<bool>>,
+    figures: Arc<Figures>,
 }
 
 impl PresenceGrpcService {
@@ -180,7 +220,14 @@ impl PresenceGrpcService {
                 None
             }
         };
+        let figures = Arc::new(Figures {
+            rooms: Arc::downgrade(&rooms_state),
+            chat_messages: AtomicU64::new(0),
+            shared: shared.is_some(),
+        });
+        codesync_common::metrics::register(figures.clone());
         let service = Self {
+            figures,
             store,
             tokens,
             rooms: RoomsServiceClient::new(rooms_channel),
@@ -310,6 +357,7 @@ impl PresenceGrpcService {
             sent_at_ms: codesync_common::now_ms(),
         };
         self.store.insert_message(&message).await?;
+        self.figures.chat_messages.fetch_add(1, Ordering::Relaxed);
         if let Some(room) = self.rooms_state().get(room_id) {
             room.publish(pb::room_server_event::Event::Chat(message.clone()));
         }
