@@ -28,8 +28,9 @@ HELM_PYTHON_SDK_VERSION := 0.2.2
 CHECKOV_VENV := .cache/checkov-venv
 CHECKOV := $(CHECKOV_VENV)/bin/checkov
 CHECKOV_VERSION := 3.2.533
-# docker or podman, whichever is here.
-CONTAINER_ENGINE ?= $(shell command -v docker 2>/dev/null || command -v podman 2>/dev/null)
+# docker or podman, whichever is here and working: a docker client without an engine behind it
+# (`docker info` fails) gives way to podman.
+CONTAINER_ENGINE ?= $(shell (docker info >/dev/null 2>&1 && command -v docker) || command -v podman 2>/dev/null || command -v docker 2>/dev/null)
 IMAGE ?= codesync:dev
 RUNNER_IMAGE ?= codesync-runner:latest
 
