@@ -23,8 +23,8 @@ use codesync_presence::PresenceGrpcService;
 use codesync_presence::store::PresenceStore;
 use codesync_proto::auth::v1::GetTokenKeysRequest;
 use codesync_proto::auth::v1::auth_service_client::AuthServiceClient;
-use codesync_rooms::RoomsGrpcService;
 use codesync_rooms::store::RoomsStore;
+use codesync_rooms::{RoomsGrpcService, RoomsPeers};
 use tokio::sync::watch;
 use tonic_health::ServingStatus;
 
@@ -444,7 +444,13 @@ async fn add_service(
                 store.migrate().await?;
             }
             routes.add_service(
-                RoomsGrpcService::new(store, tokens.clone(), channels.auth.clone(), events.clone()).into_grpc_server(),
+                RoomsGrpcService::new(
+                    store,
+                    tokens.clone(),
+                    RoomsPeers { auth: channels.auth.clone(), documents: channels.documents.clone() },
+                    events.clone(),
+                )
+                .into_grpc_server(),
             );
         }
         Component::Documents => {

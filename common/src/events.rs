@@ -23,8 +23,8 @@ pub const MEMBER_JOINED: &str = "member_joined";
 pub const MEMBER_ROLE_CHANGED: &str = "member_role_changed";
 pub const MEMBER_REMOVED: &str = "member_removed";
 /// Kinds of `room-events` about rooms and files (payload: `room_id`, `by`, `by_username`, and
-/// `room_name`, `owner_id`, `is_public` for rooms; `file_id`, `filename` (and `old_filename`)
-/// for files).
+/// `room_name`, `owner_id`, `is_public` for rooms, with `file_ids` for a deleted room (the files
+/// that went with it); `file_id`, `filename` (and `old_filename`) for files).
 pub const ROOM_CREATED: &str = "room_created";
 pub const ROOM_DELETED: &str = "room_deleted";
 pub const FILE_CREATED: &str = "file_created";
@@ -162,6 +162,11 @@ pub struct Staged<'a> {
 impl<'a> Staged<'a> {
     pub fn new(bus: &'a dyn EventBus, events: Vec<Event>) -> Self {
         Self { bus, events, stored: false }
+    }
+
+    /// The events, for a write to complete with what it learns inside its transaction.
+    pub fn events_mut(&mut self) -> &mut [Event] {
+        &mut self.events
     }
 
     /// Stores the events within the write's transaction (when the bus has an outbox).

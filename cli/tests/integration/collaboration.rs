@@ -11,7 +11,7 @@ use serde_json::json;
 
 use codesync_common::kafka::test_support::TansuBroker;
 
-use crate::harness::{Cluster, PostgresDatabase, Session};
+use crate::harness::{Cluster, PostgresDatabase, Session, signed};
 use crate::yjs_client::{YjsClient, eventually};
 
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -26,13 +26,18 @@ struct Room {
 }
 
 async fn room_with_file(cluster: &Cluster, content: &str) -> Room {
-    let owner = cluster.register("owner").await;
+    room_with_file_of(cluster, content, "").await
+}
+
+/// A room of people whose names end in `suffix`: several rooms in one cluster.
+async fn room_with_file_of(cluster: &Cluster, content: &str, suffix: &str) -> Room {
+    let owner = cluster.register(&format!("owner{suffix}")).await;
     let (status, room) = cluster.post("/api/rooms", owner.token(), json!({"name": "Collab", "is_public": false})).await;
     assert_eq!(status, StatusCode::CREATED, "{room}");
     let room_id = room["id"].as_str().unwrap().to_string();
     let invite_code = room["invite_code"].as_str().unwrap().to_string();
-    let editor = cluster.register("editor").await;
-    let viewer = cluster.register("viewer").await;
+    let editor = cluster.register(&format!("editor{suffix}")).await;
+    let viewer = cluster.register(&format!("viewer{suffix}")).await;
     for member in [&editor, &viewer] {
         let (status, body) = cluster.post("/api/rooms/join", member.token(), json!({"invite_code": invite_code})).await;
         assert_eq!(status, StatusCode::OK, "{body}");
@@ -147,14 +152,51 @@ async fn large_messages_arrive_whole_through_every_hop() {
     assert_eq!(server_text(&cluster, &room).await, pasted);
 }
 
-/// Deleting a file closes its editors' connections and removes its document
-/// (the log and the snapshots), on PostgreSQL.
+/// How a file goes: deleted over REST, over gRPC (no gateway involved), or with its room.
+#[derive(Debug, Clone, Copy)]
+enum Deletion {
+    FileOverRest,
+    FileOverGrpc,
+    RoomOverRest,
+}
+
+/// Deleting a file, however it is deleted, closes its editors' connections and removes its
+/// document (the log and the snapshots), on PostgreSQL: the documents service does it when it
+/// hears of the deletion (`file_deleted`, `room_deleted`), so a direct gRPC caller gets what a
+/// REST caller gets. A PATCH of the content over gRPC reaches the editors as over REST.
 #[tokio::test]
 async fn deleting_a_file_closes_its_editors_and_removes_its_document() {
     let database = PostgresDatabase::create();
     let cluster = Cluster::one_process(&[("CODESYNC_DATABASE_URL", &database.url())]).await;
-    let room = room_with_file(&cluster, "start\n").await;
-    let mut alice = connected(file_url(&cluster, &room.file_id, &room.owner, "&ack=1")).await;
+    for deletion in [Deletion::FileOverRest, Deletion::FileOverGrpc, Deletion::RoomOverRest] {
+        deleting_removes_the_document(&cluster, &database, deletion).await;
+    }
+}
+
+/// The same with every service in a process of its own, the deletions carried by Kafka to the
+/// documents service's consumer group.
+#[tokio::test]
+async fn deleting_a_file_removes_its_document_across_processes_over_kafka() {
+    let broker = TansuBroker::start().await;
+    let database = PostgresDatabase::create();
+    let cluster = Cluster::ten_processes(&[
+        ("CODESYNC_DATABASE_URL", &database.url()),
+        ("CODESYNC_KAFKA_BROKERS", &broker.address),
+    ])
+    .await;
+    for deletion in [Deletion::FileOverGrpc, Deletion::RoomOverRest] {
+        deleting_removes_the_document(&cluster, &database, deletion).await;
+    }
+}
+
+async fn deleting_removes_the_document(cluster: &Cluster, database: &PostgresDatabase, deletion: Deletion) {
+    use codesync_proto::rooms::v1::rooms_service_client::RoomsServiceClient;
+    use codesync_proto::rooms::v1::{DeleteFileRequest, UpdateFileRequest};
+
+    let suffix = format!("{}", deletion as u8);
+    let room = room_with_file_of(cluster, "start\n", &suffix).await;
+    let mut alice = connected(file_url(cluster, &room.file_id, &room.owner, "&ack=1")).await;
+    let bob = connected(file_url(cluster, &room.file_id, &room.editor, "")).await;
     alice.insert(0, "edited ");
     eventually("the edit is stored", PATIENCE, || alice.received().saved >= 1).await;
     let stored_rows = |file_id: &str| {
@@ -164,14 +206,34 @@ async fn deleting_a_file_closes_its_editors_and_removes_its_document() {
         ))
     };
     assert_ne!(stored_rows(&room.file_id), "0");
+    let mut rooms = RoomsServiceClient::new(cluster.grpc_channel("rooms").await);
 
-    let (status, body) = cluster
-        .request(reqwest::Method::DELETE, &format!("/api/files/{}", room.file_id), room.owner.token(), None)
-        .await;
-    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    // New content over gRPC is a minimal edit of the live document, as over REST.
+    let update =
+        UpdateFileRequest { file_id: room.file_id.clone(), filename: None, content: Some("over grpc\n".into()) };
+    let file = rooms.update_file(signed(&room.owner, update)).await.expect("update over gRPC").into_inner();
+    assert_eq!(file.content.as_deref(), Some("over grpc\n"), "{deletion:?}");
+    eventually("bob sees the gRPC update", PATIENCE, || bob.content() == "over grpc\n").await;
+
+    match deletion {
+        Deletion::FileOverRest => {
+            let path = format!("/api/files/{}", room.file_id);
+            let (status, body) = cluster.request(reqwest::Method::DELETE, &path, room.owner.token(), None).await;
+            assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+        }
+        Deletion::FileOverGrpc => {
+            let delete = DeleteFileRequest { file_id: room.file_id.clone() };
+            rooms.delete_file(signed(&room.editor, delete)).await.expect("an editor deletes the file over gRPC");
+        }
+        Deletion::RoomOverRest => {
+            let path = format!("/api/rooms/{}", room.room_id);
+            let (status, body) = cluster.request(reqwest::Method::DELETE, &path, room.owner.token(), None).await;
+            assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+        }
+    }
     eventually("alice's connection is closed", PATIENCE, || alice.received().close.is_some()).await;
-    assert_eq!(alice.received().close.unwrap().0, 4404, "closed because the file was deleted");
-    assert_eq!(stored_rows(&room.file_id), "0", "the document's rows are gone");
+    assert_eq!(alice.received().close.unwrap().0, 4404, "closed because the file was deleted ({deletion:?})");
+    eventually("the document's rows are gone", PATIENCE, || stored_rows(&room.file_id) == "0").await;
     let (status, _) = cluster.get(&format!("/api/files/{}", room.file_id), room.owner.token()).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }

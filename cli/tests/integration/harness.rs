@@ -14,6 +14,15 @@ pub const SERVICES: [&str; 9] =
 
 /// A port that was free a moment ago. The OS hands out ephemeral ports in
 /// sequence, so a port just released is not handed to the next caller at once.
+/// A request carrying `session`'s access token, as any gRPC tool would send it.
+pub fn signed<T>(session: &Session, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    let bearer =
+        tonic::metadata::MetadataValue::try_from(format!("Bearer {}", session.access_token)).expect("ascii token");
+    request.metadata_mut().insert("authorization", bearer);
+    request
+}
+
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
     listener.local_addr().expect("local address").port()
@@ -351,6 +360,15 @@ impl Cluster {
     /// process otherwise.
     pub fn grpc_addr_for(&self, service: &str) -> &str {
         self.grpc_addrs.iter().find(|(process, _)| process == service).map_or(self.grpc_addr.as_str(), |(_, addr)| addr)
+    }
+
+    /// A gRPC channel to `service` (see [`Self::grpc_addr_for`]), as any gRPC tool would open one.
+    pub async fn grpc_channel(&self, service: &str) -> tonic::transport::Channel {
+        tonic::transport::Channel::from_shared(format!("http://{}", self.grpc_addr_for(service)))
+            .expect("endpoint")
+            .connect()
+            .await
+            .expect("connect")
     }
 
     /// The log of the process `name` so far.

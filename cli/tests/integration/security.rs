@@ -12,18 +12,10 @@ use codesync_proto::documents::v1::{DeleteDocumentRequest, GetDocumentRequest, I
 use codesync_proto::rooms::v1::DeleteFileRequest;
 use codesync_proto::rooms::v1::rooms_service_client::RoomsServiceClient;
 
-use crate::harness::{Cluster, Session};
-
-/// A request carrying `session`'s access token, as any gRPC tool would send it.
-fn signed<T>(session: &Session, message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    let bearer = MetadataValue::try_from(format!("Bearer {}", session.access_token)).expect("ascii token");
-    request.metadata_mut().insert("authorization", bearer);
-    request
-}
+use crate::harness::{Cluster, Session, signed};
 
 async fn channel(cluster: &Cluster) -> Channel {
-    Channel::from_shared(format!("http://{}", cluster.grpc_addr)).expect("endpoint").connect().await.expect("connect")
+    cluster.grpc_channel("rooms").await
 }
 
 /// The error code the service put in the status's metadata.

@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use codesync_proto::documents::v1::{self as documents_pb, GetDocumentRequest, ReplaceTextRequest};
+use codesync_proto::documents::v1::GetDocumentRequest;
 use codesync_proto::rooms::v1 as pb;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -157,16 +157,10 @@ async fn update_file(
             "give a new filename, new content, or both",
         ));
     }
-    let new_content = body.content.clone();
-    let message = pb::UpdateFileRequest { file_id: file_id.clone(), filename: body.filename, content: body.content };
-    let mut file = state.clients.rooms().update_file(user.context.request(message)).await?.into_inner();
-    if let Some(text) = new_content {
-        // A minimal edit of the live document, so connected editors see it and keep their cursors.
-        let replace = ReplaceTextRequest { file_id, text };
-        let text = state.clients.documents().replace_text(user.context.request(replace)).await?.into_inner().text;
-        file.size_bytes = i64::try_from(text.len()).unwrap_or(i64::MAX);
-        file.content = Some(text);
-    }
+    // The rooms service renames and replaces the live text (a minimal edit that connected editors
+    // see), as it does for a direct gRPC caller.
+    let message = pb::UpdateFileRequest { file_id, filename: body.filename, content: body.content };
+    let file = state.clients.rooms().update_file(user.context.request(message)).await?.into_inner();
     Ok(axum::Json(file_body(file)))
 }
 
@@ -181,13 +175,8 @@ async fn delete_file(
     user: SignedIn,
     ApiPath(file_id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.clients.rooms().delete_file(user.context.request(pb::DeleteFileRequest { file_id: file_id.clone() })).await?;
-    // The file is gone; its document (the live text and its history) goes too.
-    // Should that fail, the rows are unreachable (no file to authorise a read)
-    // and the deletion stands.
-    let purge = documents_pb::DeleteDocumentRequest { file_id: file_id.clone() };
-    if let Err(status) = state.clients.documents().delete_document(user.context.request(purge)).await {
-        tracing::warn!(file.id = %file_id, error = %status, "a deleted file's document was not removed");
-    }
+    // The documents service removes the file's document when it hears of the deletion
+    // (`file_deleted`), as it does after a direct gRPC `DeleteFile`.
+    state.clients.rooms().delete_file(user.context.request(pb::DeleteFileRequest { file_id })).await?;
     Ok(StatusCode::NO_CONTENT)
 }

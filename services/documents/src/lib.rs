@@ -26,7 +26,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use codesync_common::events::{EventBus, ROOM_EVENTS};
+use codesync_common::consumer::{self, HandleError, StartFrom};
+use codesync_common::events::{Event, EventBus, FILE_DELETED, ROOM_DELETED, ROOM_EVENTS};
 use codesync_common::grpc::{CallContext, CallPolicy, GrpcChannel, is_transport_failure};
 use codesync_common::identity::{Caller, TokenService};
 use codesync_common::{ServiceError, ServiceResult};
@@ -47,6 +48,11 @@ use crate::ownership::Ownership;
 use crate::registry::Registry;
 use crate::store::DocumentsStore;
 use crate::writer::Writer;
+
+/// The consumer group that ends the documents of deleted files and rooms.
+pub const CONSUMER_GROUP: &str = "documents";
+/// How long the removal of one deleted file's document may take (it may be forwarded).
+const PURGE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The service's settings, from the `documents_*` configuration keys.
 #[derive(Debug, Clone)]
@@ -229,6 +235,7 @@ impl DocumentsGrpcService {
             activity_window: config.activity_window,
         };
         let room_events = events.subscribe(ROOM_EVENTS);
+        let consumer_events = events.clone();
         let shared = Shared {
             config: actor_config,
             store: store.clone(),
@@ -241,7 +248,7 @@ impl DocumentsGrpcService {
         tokio::spawn(apply_membership_changes(room_events, Arc::downgrade(&registry)));
         tokio::spawn(close_when_ownership_is_lost(ownership.clone(), Arc::downgrade(&registry)));
         let max_message_bytes = config.max_message_bytes + 64 * 1024;
-        Self {
+        let service = Self {
             registry,
             store,
             tokens,
@@ -252,7 +259,14 @@ impl DocumentsGrpcService {
             ownership,
             peers: Peers::new(calls, max_message_bytes, credential),
             draining: Arc::new(AtomicBool::new(false)),
-        }
+        };
+        // Deleting a file or a room (REST or gRPC, on any replica) ends its documents here.
+        let deleting = service.clone();
+        tokio::spawn(consumer::run(consumer_events, CONSUMER_GROUP, &[ROOM_EVENTS], StartFrom::Latest, move |event| {
+            let service = deleting.clone();
+            async move { service.delete_documents_of_deleted(&event).await }
+        }));
+        service
     }
 
     /// A graceful stop: nothing is opened here any more; every open document makes what it
@@ -290,6 +304,79 @@ impl DocumentsGrpcService {
     /// refusal (404 for a private room of others) is the answer to give.
     async fn check_file(&self, context: &CallContext, file_id: &str) -> ServiceResult<rooms_pb::CheckAccessResponse> {
         codesync_common::access::check_file(&self.rooms, context, file_id).await
+    }
+
+    /// Removes a deleted file's document (its live copy, log and snapshots), for a caller who
+    /// could have deleted the file: the `DeleteDocument` call, and this service's own reaction to
+    /// `file_deleted` and `room_deleted` (acting for whoever deleted them). "Not found" from an
+    /// access check is not enough: a private room's live file is not found for outsiders too.
+    async fn delete_document_of(&self, context: &CallContext, file_id: &str, forwarded: bool) -> Result<(), Status> {
+        match self.check_file(context, file_id).await {
+            Ok(_) => {
+                return Err(ServiceError::FailedPrecondition {
+                    code: "file_exists",
+                    message: "delete the file through the rooms service first".into(),
+                }
+                .into());
+            }
+            Err(error) if error.code() == "file_not_found" => {}
+            Err(error) => return Err(error.into()),
+        }
+        let check = context.request(rooms_pb::CheckDeletedFileRequest { file_id: file_id.to_string() });
+        self.rooms
+            .clone()
+            .check_deleted_file(check)
+            .await
+            .map_err(|status| ServiceError::from_peer("rooms", status))?;
+        // Where the document is open, its actor closes it and deletes it; elsewhere the rows go.
+        if let Some(mailbox) = self.registry.mailbox_if_loaded(file_id) {
+            let (reply, answer) = oneshot::channel();
+            if mailbox.send(Command::Delete { reply }).await.is_ok() {
+                answer.await.map_err(|_| ServiceError::Unavailable {
+                    message: "the document was unloaded during deletion; try again".into(),
+                })??;
+                self.ownership.forget(file_id).await?;
+                return Ok(());
+            }
+        }
+        if !forwarded && let Some(owner) = self.ownership.live_owner_elsewhere(file_id).await? {
+            let mut client = self.peers.client(&owner)?;
+            let request = pb::DeleteDocumentRequest { file_id: file_id.to_string() };
+            client.delete_document(forward::forwarded(context, request)).await?;
+            return Ok(());
+        }
+        self.store.delete_document(file_id).await?;
+        self.ownership.forget(file_id).await?;
+        Ok(())
+    }
+
+    /// A room event that ends documents: a file deleted, or a room with its files. Each is
+    /// removed as whoever deleted it, wherever it is open, whoever deleted it (REST or gRPC).
+    async fn delete_documents_of_deleted(&self, event: &Event) -> Result<(), HandleError> {
+        let file_ids: Vec<String> = match event.kind.as_str() {
+            FILE_DELETED => event.payload["file_id"].as_str().map(String::from).into_iter().collect(),
+            ROOM_DELETED => serde_json::from_value(event.payload["file_ids"].clone()).unwrap_or_default(),
+            _ => return Ok(()),
+        };
+        let Some(by) = event.payload["by"].as_str().filter(|by| !by.is_empty()) else {
+            return Err(HandleError::poisoned(format!("a {} event without who deleted it", event.kind)));
+        };
+        for file_id in file_ids {
+            let context = CallContext::acting_for(by).with_timeout(PURGE_TIMEOUT);
+            match self.delete_document_of(&context, &file_id, false).await {
+                Ok(()) => tracing::info!(file.id = %file_id, "removed a deleted file's document"),
+                // Never a file here, or its room is gone with its rows: nothing to remove.
+                Err(status) if status.code() == tonic::Code::NotFound => {}
+                Err(status) if status.code() == tonic::Code::FailedPrecondition => {
+                    return Err(HandleError::poisoned(format!(
+                        "the file {file_id} is not deleted: {}",
+                        status.message()
+                    )));
+                }
+                Err(status) => return Err(HandleError::transient(status.message())),
+            }
+        }
+        Ok(())
     }
 
     async fn file_access(&self, caller: Caller, context: &CallContext, file_id: &str) -> ServiceResult<FileAccess> {
@@ -467,46 +554,8 @@ impl DocumentsService for DocumentsGrpcService {
     ) -> Result<Response<pb::DeleteDocumentResponse>, Status> {
         self.tokens.require_caller(request.metadata())?;
         let context = CallContext::from_request(&request, &self.tokens);
-        let file_id = request.get_ref().file_id.clone();
-        // Only the document of a deleted file may go, and only at the hands of someone who could
-        // delete the file. "Not found" from an access check is not enough: a private room's live
-        // file is not found for outsiders too.
-        match self.check_file(&context, &file_id).await {
-            Ok(_) => {
-                return Err(ServiceError::FailedPrecondition {
-                    code: "file_exists",
-                    message: "delete the file through the rooms service first".into(),
-                }
-                .into());
-            }
-            Err(error) if error.code() == "file_not_found" => {}
-            Err(error) => return Err(error.into()),
-        }
-        let check = context.request(rooms_pb::CheckDeletedFileRequest { file_id: file_id.clone() });
-        self.rooms
-            .clone()
-            .check_deleted_file(check)
-            .await
-            .map_err(|status| ServiceError::from_peer("rooms", status))?;
-        // Where the document is open, its actor closes it and deletes it; elsewhere the rows go.
-        if let Some(mailbox) = self.registry.mailbox_if_loaded(&file_id) {
-            let (reply, answer) = oneshot::channel();
-            if mailbox.send(Command::Delete { reply }).await.is_ok() {
-                answer.await.map_err(|_| ServiceError::Unavailable {
-                    message: "the document was unloaded during deletion; try again".into(),
-                })??;
-                self.ownership.forget(&file_id).await?;
-                return Ok(Response::new(pb::DeleteDocumentResponse {}));
-            }
-        }
-        if !forward::is_forwarded(request.metadata())
-            && let Some(owner) = self.ownership.live_owner_elsewhere(&file_id).await?
-        {
-            let mut client = self.peers.client(&owner)?;
-            return client.delete_document(forward::forwarded(&context, request.into_inner())).await;
-        }
-        self.store.delete_document(&file_id).await?;
-        self.ownership.forget(&file_id).await?;
+        let forwarded = forward::is_forwarded(request.metadata());
+        self.delete_document_of(&context, &request.get_ref().file_id, forwarded).await?;
         Ok(Response::new(pb::DeleteDocumentResponse {}))
     }
 

@@ -23,6 +23,8 @@ use codesync_common::identity::{Caller, TokenService};
 use codesync_common::{ServiceError, ServiceResult, new_id, now_ms};
 use codesync_proto::auth::v1::GetUserProfilesRequest;
 use codesync_proto::auth::v1::auth_service_client::AuthServiceClient;
+use codesync_proto::documents::v1::ReplaceTextRequest;
+use codesync_proto::documents::v1::documents_service_client::DocumentsServiceClient;
 use codesync_proto::rooms::v1 as pb;
 use codesync_proto::rooms::v1::rooms_service_server::{RoomsService, RoomsServiceServer};
 use rand::Rng;
@@ -83,14 +85,23 @@ pub struct RoomsGrpcService {
     store: RoomsStore,
     tokens: TokenService,
     auth_client: AuthServiceClient<GrpcChannel>,
+    documents: DocumentsServiceClient<GrpcChannel>,
     events: Arc<dyn EventBus>,
 }
 
+/// The services rooms calls: auth for members' usernames, documents for a file's live text.
+pub struct RoomsPeers {
+    pub auth: GrpcChannel,
+    pub documents: GrpcChannel,
+}
+
 impl RoomsGrpcService {
-    /// `auth_channel` reaches the auth service, for members' usernames.
-    /// Membership changes are published on `room-events`.
-    pub fn new(store: RoomsStore, tokens: TokenService, auth_channel: GrpcChannel, events: Arc<dyn EventBus>) -> Self {
-        Self { store, tokens, auth_client: AuthServiceClient::new(auth_channel), events }
+    /// Membership, room and file changes are published on `room-events`.
+    pub fn new(store: RoomsStore, tokens: TokenService, peers: RoomsPeers, events: Arc<dyn EventBus>) -> Self {
+        let documents = DocumentsServiceClient::new(peers.documents)
+            .max_decoding_message_size(64 * 1024 * 1024)
+            .max_encoding_message_size(64 * 1024 * 1024);
+        Self { store, tokens, auth_client: AuthServiceClient::new(peers.auth), documents, events }
     }
 
     /// A member joined, changed role or left: `room-events`, keyed by room, with
@@ -422,7 +433,15 @@ impl RoomsGrpcService {
         Ok(file_message(file))
     }
 
-    async fn update_file(&self, caller: Caller, request: pb::UpdateFileRequest) -> ServiceResult<pb::File> {
+    /// A rename, new content, or both. The content replaces the live document by a minimal edit
+    /// (connected editors see it and keep their cursors), after the rename: both parts are
+    /// idempotent, so a call that failed half-way (the documents service away) is retried whole.
+    async fn update_file(
+        &self,
+        caller: Caller,
+        context: &CallContext,
+        request: pb::UpdateFileRequest,
+    ) -> ServiceResult<pb::File> {
         let (file, access) = self.file_access(&request.file_id, Some(&caller), false).await?;
         access.require_write()?;
         let rename = match request.filename.as_deref() {
@@ -437,6 +456,7 @@ impl RoomsGrpcService {
             validation::file_content(content)?;
         }
         let renamed_to = rename.as_ref().map(|(filename, _)| filename.clone()).filter(|name| *name != file.filename);
+        let new_text = request.content.clone();
         let changes = FileChanges { rename, content: request.content };
         let renamed = renamed_to.as_ref().map(|filename| {
             let details = serde_json::json!({"file_id": file.id, "filename": filename, "old_filename": file.filename});
@@ -454,7 +474,21 @@ impl RoomsGrpcService {
             .find_file(&file.id, true)
             .await?
             .ok_or_else(|| ServiceError::not_found("file_not_found", "no such file"))?;
-        Ok(file_message(updated))
+        let mut message = file_message(updated);
+        if let Some(text) = new_text {
+            let replace = context.request(ReplaceTextRequest { file_id: file.id.clone(), text });
+            let text = self
+                .documents
+                .clone()
+                .replace_text(replace)
+                .await
+                .map_err(|status| ServiceError::from_peer("documents", status))?
+                .into_inner()
+                .text;
+            message.size_bytes = i64::try_from(text.len()).unwrap_or(i64::MAX);
+            message.content = Some(text);
+        }
+        Ok(message)
     }
 }
 
@@ -629,7 +663,8 @@ impl RoomsService for RoomsGrpcService {
 
     async fn update_file(&self, request: Request<pb::UpdateFileRequest>) -> Result<Response<pb::File>, Status> {
         let caller = self.tokens.require_caller(request.metadata())?;
-        Ok(Response::new(self.update_file(caller, request.into_inner()).await?))
+        let context = CallContext::from_request(&request, &self.tokens);
+        Ok(Response::new(self.update_file(caller, &context, request.into_inner()).await?))
     }
 
     async fn delete_file(

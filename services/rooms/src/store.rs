@@ -272,6 +272,17 @@ impl RoomsStore {
         staged: &mut Staged<'_>,
     ) -> ServiceResult<()> {
         let mut transaction = self.database.pool().begin().await?;
+        // The files that go with the room, in its event: their documents go too.
+        let file_ids: Vec<String> = sqlx::query("SELECT id FROM room_files WHERE room_id = $1")
+            .bind(room_id)
+            .fetch_all(&mut *transaction)
+            .await?
+            .iter()
+            .map(|row| row.get::<String, _>("id"))
+            .collect();
+        for event in staged.events_mut() {
+            event.payload["file_ids"] = serde_json::json!(file_ids);
+        }
         sqlx::query(
             "INSERT INTO deleted_files (file_id, room_id, deleted_by, deleted_at_ms) \
              SELECT id, room_id, $1, $2 FROM room_files WHERE room_id = $3 ON CONFLICT (file_id) DO NOTHING",
