@@ -79,14 +79,18 @@ migrate:
 
 test: test-deps test-rust test-web test-deploy test-e2e fuzz
 
-test-rust:
-	CODESYNC_TEST_GRPCURL="$(abspath $(GRPCURL))" CODESYNC_TEST_INTEROP_DIR="$(abspath tests/interop)" \
+# The integration tests start the binary that `make release` ships (CODESYNC_TEST_BINARY).
+test-rust: release
+	CODESYNC_TEST_BINARY="$(abspath $(TARGET_DIR))/release/codesync" \
+		CODESYNC_TEST_GRPCURL="$(abspath $(GRPCURL))" CODESYNC_TEST_INTEROP_DIR="$(abspath tests/interop)" \
 		CODESYNC_TEST_TANSU="$(abspath $(TANSU))" CODESYNC_TEST_EXPECT_WEB_APP=1 \
 		CODESYNC_TEST_REQUIRE_SANDBOX=1 CODESYNC_TEST_REQUIRE_DOCKER=1 \
 		CODESYNC_TEST_KUBERNETES_VALIDATE="$(abspath $(KUBERNETES_VALIDATE))" \
 		CODESYNC_TEST_SCHEMATHESIS="$(abspath $(SCHEMATHESIS))" \
 		CODESYNC_TEST_DEPLOY_PYTHON="$(abspath $(DEPLOY_PYTHON))" CODESYNC_TEST_REQUIRE_PODMAN=1 \
 		$(CARGO) test --workspace --no-fail-fast
+	# The documents crate's fault injection, built apart: the workspace's build stays the shipped one.
+	$(CARGO) test -p codesync-documents --features failpoints --test actor
 
 test-deps: $(GRPCURL) $(TANSU) $(KUBERNETES_VALIDATE) $(SCHEMATHESIS) $(DEPLOY_PYTHON) $(CHECKOV) tests/interop/node_modules/.package-lock.json web
 	@scripts/ensure-postgres.sh

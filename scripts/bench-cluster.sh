@@ -5,12 +5,15 @@
 # (127.0.0.1:6379, under a key prefix of its own) and Kafka (a Tansu broker started here). Prints
 # the fan-out figures of both, and the cluster's failover time after kill -9 of a file's owner.
 # The load is CLIENTS (500) on DOCUMENTS (100) typing RATE (5) edits/s for SECONDS_OF_LOAD (20)
-# in both; extra arguments go to `codesync bench cluster` (e.g. --failover-rounds 5).
+# in both; extra arguments go to `codesync-bench cluster` (e.g. --failover-rounds 5).
 # Usage: [CLIENTS=...] scripts/bench-cluster.sh [path/to/codesync] [bench cluster arguments...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 binary=$(realpath "${1:-target/release/codesync}")
 shift || true
+# The benchmark binary beside the server's (cargo build --release -p codesync -p codesync-bench).
+bench="$(dirname "$binary")/codesync-bench"
+[ -x "$bench" ] || { echo "no $bench: cargo build --release -p codesync-bench" >&2; exit 1; }
 load=(--fanout-clients "${CLIENTS:-500}" --fanout-documents "${DOCUMENTS:-100}" --fanout-rate "${RATE:-5}"
   --fanout-seconds "${SECONDS_OF_LOAD:-20}")
 tansu=.cache/tools-venv/bin/tansu
@@ -41,7 +44,7 @@ echo "== one process (embedded defaults)"
 pids+=($!)
 one_process_pid=$!
 wait_for_port 18490
-"$binary" bench collab --only fanout --server codesync=http://127.0.0.1:18490 --pid "codesync=$one_process_pid" \
+"$bench" collab --only fanout --server codesync=http://127.0.0.1:18490 --pid "codesync=$one_process_pid" \
   "${load[@]}" 2>&1 | grep -E '^(fanout|==)'
 kill "$one_process_pid"
 
@@ -51,6 +54,6 @@ psql -h 127.0.0.1 -U postgres -d postgres -qc "CREATE DATABASE $database" >/dev/
   --storage-engine memory://tansu/ >"$work/tansu.log" 2>&1) &
 pids+=($!)
 wait_for_port 18492
-"$binary" bench cluster --database-url "postgres://postgres@127.0.0.1:5432/$database" \
+"$bench" cluster --codesync "$binary" --database-url "postgres://postgres@127.0.0.1:5432/$database" \
   --redis-url redis://127.0.0.1:6379 --redis-key-prefix "codesync-bench-$$:" --kafka-brokers 127.0.0.1:18492 \
   "${load[@]}" "$@"

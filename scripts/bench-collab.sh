@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Runs `codesync bench collab` against CodeSync, the reference y-websocket server
+# Runs `codesync-bench collab` against CodeSync, the reference y-websocket server
 # (@y/websocket-server) and Hocuspocus (@hocuspocus/server), one after the other on
 # this machine, and prints their figures side by side. Extra arguments go to
-# `codesync bench collab` (e.g. --only replay --fanout-seconds 10).
+# `codesync-bench collab` (e.g. --only replay --fanout-seconds 10).
 # Usage: scripts/bench-collab.sh [path/to/codesync] [bench arguments...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 binary=$(realpath "${1:-target/release/codesync}")
 shift || true
+# The benchmark binary beside the server's (cargo build --release -p codesync -p codesync-bench).
+bench="$(dirname "$binary")/codesync-bench"
+[ -x "$bench" ] || { echo "no $bench: cargo build --release -p codesync-bench" >&2; exit 1; }
 work=$(mktemp -d)
 pids=()
 cleanup() {
@@ -43,7 +46,7 @@ wait_for_port 18480
 wait_for_port 18482
 wait_for_port 18483
 
-"$binary" bench collab \
+"$bench" collab \
   --server codesync=http://127.0.0.1:18480 --pid "codesync=$codesync_pid" \
   --server y-websocket=ws://127.0.0.1:18482 --pid "y-websocket=$y_websocket_pid" \
   --server hocuspocus=ws://127.0.0.1:18483 --pid "hocuspocus=$hocuspocus_pid" \

@@ -1,8 +1,12 @@
 //! The configuration of a `codesync` process, parsed once into typed structs:
 //! environment variables (`CODESYNC_<KEY>`) over an optional TOML file (`<key>
-//! = value`) over defaults. Every key has the same name in both places, and a
-//! bad value is reported with where it came from and what was expected.
+//! = value`) over defaults. Every key is declared once, in [`keys`]: its name (the
+//! same in both places), what it does, its default and whether it is secret. That
+//! declaration drives the parsing (a bad value is reported with where it came from and
+//! what was expected), `codesync config`, `codesync config --keys` and the table of
+//! docs/configuration.md, which a test keeps equal to [`reference_table`].
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -24,152 +28,204 @@ use codesync_history::HistoryConfig;
 
 const ENV_PREFIX: &str = "CODESYNC_";
 
-/// Every key, with what it means, for `--help`, the docs and error messages.
-pub const KEYS: &[(&str, &str)] = &[
-    ("data_dir", "where the embedded database, keys and work files live (default ./data)"),
-    ("http_addr", "the gateway's address: web app, REST, WebSockets (default 127.0.0.1:8080)"),
-    ("grpc_addr", "the gRPC address of the services in this process (default 127.0.0.1:50051)"),
-    (
-        "metrics_addr",
-        "serve /metrics on this address only, out of the clients' reach (default: on http_addr with the rest)",
-    ),
-    ("database_url", "sqlite://... or postgres://... (default: SQLite file codesync.db in the data dir)"),
-    ("redis_url", "Redis for cross-node fan-out, presence and rate limits (default: none, in-process)"),
-    (
-        "redis_key_prefix",
-        "the prefix of every Redis key and channel, so that installations (or tests) can share a Redis (default codesync:)",
-    ),
-    ("kafka_brokers", "Kafka bootstrap servers for the event bus (default: none, in-process bus)"),
-    ("sandbox", "code execution backend: local, docker or kubernetes (default local)"),
-    (
-        "sandbox_runs_dir",
-        "where runs' work directories are made; every ancestor must be traversable by others (default $TMPDIR/codesync-runs)",
-    ),
-    ("docker_socket", "sandbox=docker: the Docker Engine API socket (default unix:///var/run/docker.sock)"),
-    (
-        "docker_image",
-        "sandbox=docker: the image runs start from, holding the runtimes (default codesync-runner:latest)",
-    ),
-    ("docker_runtime", "sandbox=docker: the OCI runtime to ask for, such as runc (default: the engine's)"),
-    (
-        "docker_read_only_binds",
-        "sandbox=docker: host paths lent read-only to every container, comma-separated, such as /usr (default none)",
-    ),
-    (
-        "kubernetes_api_url",
-        "sandbox=kubernetes: the API server (default: the in-cluster service account, else kubeconfig)",
-    ),
-    ("kubernetes_namespace", "sandbox=kubernetes: the namespace runs' Jobs go in (default codesync-runs)"),
-    (
-        "kubernetes_image",
-        "sandbox=kubernetes: the image runs start from, holding the runtimes (default codesync-runner:latest)",
-    ),
-    ("execution_time_limit_secs", "wall time of a run (and of a compile) at most (default 30)"),
-    ("execution_memory_limit_mb", "memory of a run, unless its language needs more (default 128)"),
-    ("execution_output_limit_bytes", "stdout and stderr of a run, each, before it is stopped (default 1048576)"),
-    ("execution_concurrency", "runs at once (default: the number of CPUs, at least 2)"),
-    ("execution_queue", "runs waiting for a slot before more are refused with 429 (default 4 x concurrency)"),
-    ("execution_runs_per_minute", "runs each user may start per minute (default 30)"),
-    (
-        "execution_runs_per_user",
-        "runs one user may have going at once, so that nobody takes every slot (default: half of execution_concurrency, at least 1)",
-    ),
-    ("execution_queue_per_user", "runs one user may have waiting for a slot (default 2)"),
-    ("ai_provider", "openai (and OpenAI-compatible servers), anthropic or gemini (default: none, assistant off)"),
-    ("ai_base_url", "the AI provider's endpoint (default: the vendor's public endpoint)"),
-    ("ai_api_key", "the AI provider's API key"),
-    ("ai_model", "the AI provider's model"),
-    ("ai_requests_per_minute", "assistant requests each user may make per minute (default 20)"),
-    ("ai_streams_per_user", "answers one user may have streaming at once (default 2)"),
-    ("ai_request_timeout_secs", "the longest one answer may take (default 120)"),
-    (
-        "jwt_signing_key_file",
-        "the access-token signing key (Ed25519), held by the auth service only, created with mode 0600 if missing (default <data_dir>/secrets/jwt-signing-key)",
-    ),
-    (
-        "jwt_public_key_file",
-        "the key access tokens are verified with, written by the auth service (default <data_dir>/secrets/jwt-public-key; asked of the auth service when missing)",
-    ),
-    (
-        "service_key_file",
-        "the key of the credentials CodeSync processes present to each other: the same file for all of them, created with mode 0600 if missing (default <data_dir>/secrets/service-key)",
-    ),
-    ("log_format", "text or json (default text); the level comes from CODESYNC_LOG or RUST_LOG"),
-    ("migrate_on_start", "apply database migrations when services start (default true)"),
-    ("rate_limit_per_minute", "REST requests per minute per client IP (default 200)"),
-    ("max_body_bytes", "largest REST request body in bytes (default 2097152)"),
-    ("ws_idle_timeout_secs", "a WebSocket client silent this long is dropped; it is pinged at half of it (default 60)"),
-    (
-        "http_header_timeout_secs",
-        "a request's headers must arrive within this, and a keep-alive connection idle this long is closed (default 10)",
-    ),
-    ("max_streams_per_user", "WebSockets and event streams one user may hold open at once (default 64)"),
-    (
-        "max_connections_per_address",
-        "connections one client address may hold open at the gateway; trusted proxies are exempt (default 256)",
-    ),
-    (
-        "web_dir",
-        "serve the web app from this built frontend/dist instead of the copy embedded in the binary (default: embedded)",
-    ),
-    (
-        "trust_forwarded_for",
-        "the gateway's direct peer is a proxy: believe the X-Forwarded-For entry it appended (default false)",
-    ),
-    (
-        "trusted_proxies",
-        "addresses or networks of proxies (comma-separated, such as 10.0.0.0/8): X-Forwarded-For is read from the right past them (default none)",
-    ),
-    ("access_token_ttl_secs", "lifetime of access tokens (default 900)"),
-    ("refresh_token_ttl_secs", "lifetime of refresh tokens (default 604800)"),
-    ("login_attempts_per_ip_per_minute", "login attempts per client IP per minute (default 20)"),
-    (
-        "login_failures_per_account",
-        "failed logins per account from one address per 15 minutes before that address waits (default 10)",
-    ),
-    ("registrations_per_ip_per_hour", "accounts one client address may register per hour (default 20)"),
-    (
-        "documents_memory_budget_bytes",
-        "estimated memory of loaded documents before idle ones are unloaded (default 536870912)",
-    ),
-    ("documents_max_message_bytes", "largest WebSocket message on /ws/files in bytes (default 1048576)"),
-    ("documents_max_document_bytes", "largest stored size of one document in bytes (default 16777216)"),
-    ("documents_snapshot_every_updates", "log entries before a document is compacted into a snapshot (default 1000)"),
-    ("documents_idle_unload_secs", "seconds a document without connections stays loaded (default 60)"),
-    ("documents_connection_queue", "messages queued for one connection before it is closed as too slow (default 4096)"),
-    (
-        "documents_connection_queue_bytes",
-        "bytes queued for one connection before it is closed as too slow (default 16777216)",
-    ),
-    (
-        "documents_activity_window_ms",
-        "a file's edits are announced (for checkpoints and analytics) at most this often (default 10000)",
-    ),
-    ("history_checkpoint_idle_secs", "a checkpoint is taken after editing pauses this long (default 30)"),
-    ("history_checkpoint_interval_secs", "and at least this often while editing goes on (default 300)"),
-    (
-        "auth_endpoint",
-        "gRPC endpoint of the auth service when not in this process; several replicas comma-separated (default http://<grpc_addr>)",
-    ),
-    ("rooms_endpoint", "likewise for the rooms service"),
-    ("documents_endpoint", "likewise for the documents service"),
-    ("presence_endpoint", "likewise for the presence service"),
-    ("history_endpoint", "likewise for the history service"),
-    ("execution_endpoint", "likewise for the execution service"),
-    ("assistant_endpoint", "likewise for the assistant service"),
-    ("notifications_endpoint", "likewise for the notifications service"),
-    ("analytics_endpoint", "likewise for the analytics service"),
-    (
-        "advertise_addr",
-        "the host:port other replicas reach this process's gRPC at (default: grpc_addr, with this host's name for a wildcard address)",
-    ),
-    ("call_timeout_ms", "deadline of a call between services that names none of its own (default 10000)"),
-    ("shutdown_grace_secs", "on SIGTERM, how long open requests and streams may take to finish (default 20)"),
-    (
-        "documents_lease_ttl_ms",
-        "how long a documents replica's claim on its files outlives its last renewal: the failover time (default 4000)",
-    ),
-];
+/// A key's default, as docs/configuration.md and `codesync config --keys` give it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DefaultValue {
+    /// What parsing gives with nothing set, shown as it is.
+    Fixed,
+    /// Worked out at start (from the CPUs, the data directory, the host's name) or absent:
+    /// described.
+    Described(&'static str),
+}
+
+/// How `codesync config` shows a key's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shown {
+    Plain,
+    /// Never shown: `<redacted>` when set.
+    Secret,
+    /// A URL whose credentials are hidden.
+    UrlWithCredentials,
+}
+
+/// One configuration key.
+#[derive(Debug)]
+pub struct Key {
+    /// The TOML key; `CODESYNC_<NAME>` in the environment.
+    pub name: &'static str,
+    pub default: DefaultValue,
+    pub shown: Shown,
+    /// What the key does (Markdown, one paragraph).
+    pub meaning: &'static str,
+}
+
+impl Key {
+    pub fn env_name(&self) -> String {
+        env_name(self.name)
+    }
+}
+
+macro_rules! declare_keys {
+    ($($id:ident = $name:literal, $default:expr, $shown:ident, $meaning:expr;)*) => {
+        /// Every key, once. The order is that of `codesync config` and of the docs.
+        pub mod keys {
+            use super::{DefaultValue::*, Key, Shown::*};
+            $(pub const $id: Key = Key { name: $name, default: $default, shown: $shown, meaning: $meaning };)*
+            pub const ALL: &[Key] = &[$($id),*];
+        }
+    };
+}
+
+declare_keys! {
+    DATA_DIR = "data_dir", Fixed, Plain,
+        "where the embedded database, keys and work files live";
+    HTTP_ADDR = "http_addr", Fixed, Plain,
+        "the gateway's address (web app, REST, WebSockets)";
+    GRPC_ADDR = "grpc_addr", Fixed, Plain,
+        "the gRPC address of the services in this process";
+    METRICS_ADDR = "metrics_addr", Described("none: `/metrics` on the gateway's address"), Plain,
+        "serve `/metrics` on this address (for Prometheus on a private network): in any process, with the figures of the gateway and the services it runs; the gateway's `CODESYNC_HTTP_ADDR` then serves none";
+    DATABASE_URL = "database_url", Described("`sqlite://<data_dir>/codesync.db`"), UrlWithCredentials,
+        "`sqlite://...` or `postgres://...`";
+    REDIS_URL = "redis_url", Described("none (in-process)"), UrlWithCredentials,
+        "Redis (`redis://host:port[/db]`) for what replicas share: the REST, login, registration, run, assistant and chat limits, and presence, typing and chat across presence replicas. Redis that cannot be reached is never waited for: each process then limits alone and presence shows each replica's own sessions (docs/operations.md)";
+    REDIS_KEY_PREFIX = "redis_key_prefix", Fixed, Plain,
+        "the prefix of every Redis key and channel, so that installations or tests can share one Redis";
+    KAFKA_BROKERS = "kafka_brokers", Described("none (in-process bus)"), Plain,
+        "Kafka bootstrap servers for the event bus (`host:port,...`); the topics are created if missing; start-up fails if the brokers do not answer";
+    SANDBOX = "sandbox", Fixed, Plain,
+        "`local`, `docker` or `kubernetes` (see \"Code execution backends\" below); a backend that cannot be set up leaves the rest running and runs answer 503 with the reason";
+    SANDBOX_RUNS_DIR = "sandbox_runs_dir", Described("`$TMPDIR/codesync-runs`"), Plain,
+        "`local` and `docker`: where runs' work directories are made; the local sandbox's uid (65534) must be able to traverse every ancestor";
+    DOCKER_SOCKET = "docker_socket", Fixed, Plain,
+        "`docker`: the Docker Engine API socket (podman's compatible socket works)";
+    DOCKER_IMAGE = "docker_image", Fixed, Plain,
+        "`docker`: the image runs start from; it must hold the runtimes at the paths of `services/execution/languages.toml`";
+    DOCKER_RUNTIME = "docker_runtime", Described("the engine's default"), Plain,
+        "`docker`: the OCI runtime to ask for (`runc`)";
+    DOCKER_READ_ONLY_BINDS = "docker_read_only_binds", Described("none"), Plain,
+        "`docker`: host paths bound read-only into every container, comma-separated (`/usr` lends the host's runtimes to a skeleton image)";
+    KUBERNETES_API_URL = "kubernetes_api_url", Described("the in-cluster service account, else kubeconfig"), Plain,
+        "`kubernetes`: the API server";
+    KUBERNETES_NAMESPACE = "kubernetes_namespace", Fixed, Plain,
+        "`kubernetes`: the namespace of the runs' Jobs and ConfigMaps (the service account needs create, get, list, delete on jobs and configmaps, get, list and delete on pods, and get on pods/log there)";
+    KUBERNETES_IMAGE = "kubernetes_image", Fixed, Plain,
+        "`kubernetes`: the image runs start from, as for docker";
+    EXECUTION_TIME_LIMIT_SECS = "execution_time_limit_secs", Fixed, Plain,
+        "wall time of a run, and of its compile phase at most";
+    EXECUTION_MEMORY_LIMIT_MB = "execution_memory_limit_mb", Fixed, Plain,
+        "memory of a run unless its language needs more (Java: 256)";
+    EXECUTION_OUTPUT_LIMIT_BYTES = "execution_output_limit_bytes", Fixed, Plain,
+        "stdout and stderr of a run, each; past it the run is stopped with `output_limit`";
+    EXECUTION_CONCURRENCY = "execution_concurrency", Described("the number of CPUs, at least 2"), Plain,
+        "runs at once";
+    EXECUTION_QUEUE = "execution_queue", Described("4 × concurrency"), Plain,
+        "runs waiting for a slot; one more is refused with 429, and one that waits 20 s with 503";
+    EXECUTION_RUNS_PER_MINUTE = "execution_runs_per_minute", Fixed, Plain,
+        "runs each user may start per minute (429 past it)";
+    EXECUTION_RUNS_PER_USER = "execution_runs_per_user", Described("half of `execution_concurrency`, at least 1"), Plain,
+        "runs one user may have going at once: one person's endless loops hold at most this many slots, and everyone else's runs take the others";
+    EXECUTION_QUEUE_PER_USER = "execution_queue_per_user", Fixed, Plain,
+        "runs one user may have waiting for a slot; past it, 429 saying how many runs the user has going and waiting. Waiting runs start in order, each as soon as a slot is free and its user is under the cap";
+    AI_PROVIDER = "ai_provider", Described("none (assistant off)"), Plain,
+        "`openai` (and OpenAI-compatible), `anthropic`, `gemini`";
+    AI_BASE_URL = "ai_base_url", Described("`https://api.openai.com/v1`, `https://api.anthropic.com`, `https://generativelanguage.googleapis.com`"), Plain,
+        "the provider's endpoint: for `openai` the part before `/chat/completions` (`http://127.0.0.1:11434/v1` for Ollama, vLLM's or llama.cpp's server likewise)";
+    AI_API_KEY = "ai_api_key", Described("none"), Secret,
+        "the provider's key; sent only to the provider, never to browsers or the logs (`codesync config` shows `<redacted>`)";
+    AI_MODEL = "ai_model", Described("`gpt-4o-mini`, `claude-3-5-haiku-latest` or `gemini-2.0-flash`"), Plain,
+        "the provider's model";
+    AI_REQUESTS_PER_MINUTE = "ai_requests_per_minute", Fixed, Plain,
+        "assistant requests each user may make per minute (429 past it)";
+    AI_STREAMS_PER_USER = "ai_streams_per_user", Fixed, Plain,
+        "answers one user may have streaming at once (429 past it)";
+    AI_REQUEST_TIMEOUT_SECS = "ai_request_timeout_secs", Fixed, Plain,
+        "the longest one answer may take (then `ai_timeout`); the provider may also go at most 30 s without sending anything";
+    JWT_SIGNING_KEY_FILE = "jwt_signing_key_file", Described("`<data_dir>/secrets/jwt-signing-key`"), Plain,
+        "the access-token signing key (Ed25519; its first 32 bytes, base64url, are the seed), created with mode 0600 if missing. Only processes that run the auth service read it: no other process can mint a session";
+    JWT_PUBLIC_KEY_FILE = "jwt_public_key_file", Described("`<data_dir>/secrets/jwt-public-key`"), Plain,
+        "the key every process verifies access tokens with, written (0644) by the auth service beside its signing key; a process that finds no file asks the auth service (`GetTokenKeys`) at start";
+    SERVICE_KEY_FILE = "service_key_file", Described("`<data_dir>/secrets/service-key`"), Plain,
+        "the key of the credentials CodeSync processes present to each other (only a credential from the gateway makes a service believe a client's address; only one from a service lets it act for a user): every process of an installation needs the same file, no client ever sees it; created with mode 0600 if missing";
+    LOG_FORMAT = "log_format", Fixed, Plain,
+        "`text` or `json`";
+    MIGRATE_ON_START = "migrate_on_start", Fixed, Plain,
+        "apply migrations when services start";
+    RATE_LIMIT_PER_MINUTE = "rate_limit_per_minute", Fixed, Plain,
+        "REST requests per minute per client IP";
+    MAX_BODY_BYTES = "max_body_bytes", Fixed, Plain,
+        "largest REST request body";
+    WS_IDLE_TIMEOUT_SECS = "ws_idle_timeout_secs", Fixed, Plain,
+        "a WebSocket client (`/ws/files`, `/ws/rooms`) that sends nothing for this long is dropped; the server pings it at half the time, and browsers answer pings by themselves";
+    HTTP_HEADER_TIMEOUT_SECS = "http_header_timeout_secs", Fixed, Plain,
+        "a request's headers must arrive within this, and a keep-alive connection idle this long is closed: a client that sends its headers slowly (slowloris) holds nothing for long";
+    MAX_CONNECTIONS_PER_ADDRESS = "max_connections_per_address", Fixed, Plain,
+        "connections one client address may hold open at the gateway at once (further ones are closed at once); the trusted proxies (`CODESYNC_TRUSTED_PROXIES`) are exempt. The gateway also stops accepting 256 short of the process's open-file limit, so the health probes keep being answered";
+    MAX_STREAMS_PER_USER = "max_streams_per_user", Fixed, Plain,
+        "WebSockets (`/ws/files`, `/ws/rooms`) and notification streams one user may hold open at once; one more is refused with 429 `too_many_connections`. WebSocket upgrades also count against `CODESYNC_RATE_LIMIT_PER_MINUTE`";
+    WEB_DIR = "web_dir", Described("none (embedded)"), Plain,
+        "serve the web app from this directory (a built `frontend/dist`, with `index.html`) instead of the copy embedded in the binary; checked at start";
+    TRUST_FORWARDED_FOR = "trust_forwarded_for", Fixed, Plain,
+        "the gateway's direct peer is a proxy (one that appends to `X-Forwarded-For`): the client's address is the entry it appended, the rightmost, never the leftmost, which the client writes itself";
+    TRUSTED_PROXIES = "trusted_proxies", Described("none"), Plain,
+        "addresses or networks of the proxies in front of the gateway, comma-separated (`10.0.0.0/8,fd00::/8`): when the peer is one, `X-Forwarded-For` is read from the right past every trusted proxy, and the first address that is none is the client's";
+    ACCESS_TOKEN_TTL_SECS = "access_token_ttl_secs", Fixed, Plain,
+        "access-token lifetime";
+    REFRESH_TOKEN_TTL_SECS = "refresh_token_ttl_secs", Fixed, Plain,
+        "refresh-token lifetime";
+    LOGIN_ATTEMPTS_PER_IP_PER_MINUTE = "login_attempts_per_ip_per_minute", Fixed, Plain,
+        "login attempts per client IP per minute";
+    LOGIN_FAILURES_PER_ACCOUNT = "login_failures_per_account", Fixed, Plain,
+        "failed logins of one account from one client address per 15 minutes before that address must wait (the account's owner elsewhere is never locked out)";
+    REGISTRATIONS_PER_IP_PER_HOUR = "registrations_per_ip_per_hour", Fixed, Plain,
+        "accounts one client address may register per hour";
+    DOCUMENTS_MEMORY_BUDGET_BYTES = "documents_memory_budget_bytes", Fixed, Plain,
+        "estimated memory of loaded documents above which idle ones are unloaded, least recently used first";
+    DOCUMENTS_MAX_MESSAGE_BYTES = "documents_max_message_bytes", Fixed, Plain,
+        "largest WebSocket message on `/ws/files` (larger: the connection is closed with 1009)";
+    DOCUMENTS_MAX_DOCUMENT_BYTES = "documents_max_document_bytes", Fixed, Plain,
+        "largest stored size of one document; updates beyond it are refused";
+    DOCUMENTS_SNAPSHOT_EVERY_UPDATES = "documents_snapshot_every_updates", Fixed, Plain,
+        "log entries before a document's log is compacted into a snapshot";
+    DOCUMENTS_IDLE_UNLOAD_SECS = "documents_idle_unload_secs", Fixed, Plain,
+        "how long a document without connections stays in memory";
+    DOCUMENTS_CONNECTION_QUEUE = "documents_connection_queue", Fixed, Plain,
+        "messages queued for one WebSocket before it is closed as too slow (1013)";
+    DOCUMENTS_CONNECTION_QUEUE_BYTES = "documents_connection_queue_bytes", Fixed, Plain,
+        "bytes queued for one WebSocket before it is closed as too slow (1013); the gateway holds at most as much again per socket";
+    DOCUMENTS_ACTIVITY_WINDOW_MS = "documents_activity_window_ms", Fixed, Plain,
+        "a file's edits are announced on `collaboration-events` (editors, number of updates) at most this often; history's checkpoints and analytics' edit counts follow them";
+    HISTORY_CHECKPOINT_IDLE_SECS = "history_checkpoint_idle_secs", Fixed, Plain,
+        "a file edited and then left alone this long gets an automatic version (a checkpoint), if its content changed";
+    HISTORY_CHECKPOINT_INTERVAL_SECS = "history_checkpoint_interval_secs", Fixed, Plain,
+        "a file edited without pause gets a checkpoint at least this often";
+    DOCUMENTS_LEASE_TTL_MS = "documents_lease_ttl_ms", Fixed, Plain,
+        "PostgreSQL with several documents replicas: how long a replica's claim on its files outlives its last renewal (renewed every quarter of it). A replica that dies is taken over after this; one that was paused or cut off past it closes its files and rejoins as a new node";
+    AUTH_ENDPOINT = "auth_endpoint", Described("`http://<grpc_addr>`"), Plain,
+        "gRPC endpoint of the auth service; several replicas as a comma-separated list (`http://a:50051,http://b:50051`): calls go round robin, and a replica that cannot be reached is skipped for a second";
+    ROOMS_ENDPOINT = "rooms_endpoint", Described("`http://<grpc_addr>`"), Plain,
+        "likewise, rooms";
+    DOCUMENTS_ENDPOINT = "documents_endpoint", Described("`http://<grpc_addr>`"), Plain,
+        "likewise, documents";
+    PRESENCE_ENDPOINT = "presence_endpoint", Described("`http://<grpc_addr>`"), Plain,
+        "likewise, presence";
+    HISTORY_ENDPOINT = "history_endpoint", Described("`http://<grpc_addr>`"), Plain,
+        "likewise, history";
+    EXECUTION_ENDPOINT = "execution_endpoint", Described("`http://<grpc_addr>`"), Plain,
+        "likewise, execution";
+    ASSISTANT_ENDPOINT = "assistant_endpoint", Described("`http://<grpc_addr>`"), Plain,
+        "likewise, assistant";
+    NOTIFICATIONS_ENDPOINT = "notifications_endpoint", Described("`http://<grpc_addr>`"), Plain,
+        "likewise, notifications";
+    ANALYTICS_ENDPOINT = "analytics_endpoint", Described("`http://<grpc_addr>`"), Plain,
+        "likewise, analytics";
+    ADVERTISE_ADDR = "advertise_addr", Described("`grpc_addr`, with the host's name for a wildcard address"), Plain,
+        "`host:port` at which the other replicas reach this process's gRPC server (documents replicas forward a file's clients to its owner there); on Kubernetes, the pod's IP and port";
+    CALL_TIMEOUT_MS = "call_timeout_ms", Fixed, Plain,
+        "the deadline of a call between services that names none of its own, sent as `grpc-timeout`: the time until the answer (its headers, for a stream). A call past it fails with 504 `deadline_exceeded`";
+    SHUTDOWN_GRACE_SECS = "shutdown_grace_secs", Fixed, Plain,
+        "on SIGTERM: how long the process may take to hand its work over (documents flushed and handed to other replicas, WebSockets closed with 1012, open requests finished) before it stops anyway";
+}
 
 /// Environment variables of ours that are not configuration keys.
 const OTHER_ENV_VARS: &[&str] = &["CODESYNC_CONFIG", "CODESYNC_LOG"];
@@ -186,44 +242,9 @@ pub enum ConfigError {
     InvalidValue { origin: String, value: String, expected: String },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SandboxBackend {
-    Local,
-    Docker,
-    Kubernetes,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AiProvider {
-    OpenAi,
-    Anthropic,
-    Gemini,
-}
-
-#[derive(Clone)]
-pub struct AiConfig {
-    pub provider: Option<AiProvider>,
-    pub base_url: Option<String>,
-    pub api_key: Option<String>,
-    pub model: Option<String>,
-}
-
-impl std::fmt::Debug for AiConfig {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter
-            .debug_struct("AiConfig")
-            .field("provider", &self.provider)
-            .field("base_url", &self.base_url)
-            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
-            .field("model", &self.model)
-            .finish()
-    }
-}
-
 /// The whole configuration of one process.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub data_dir: PathBuf,
     pub http_addr: SocketAddr,
     pub grpc_addr: SocketAddr,
     /// `/metrics` on an address of its own (and not on `http_addr`).
@@ -232,9 +253,7 @@ pub struct Config {
     pub redis_url: Option<String>,
     pub redis_key_prefix: String,
     pub kafka_brokers: Option<String>,
-    pub sandbox: SandboxBackend,
-    pub ai: AiConfig,
-    /// The assistant service's settings, with the provider of `ai` resolved.
+    /// The assistant service's settings, its provider (if any) resolved.
     pub assistant: AssistantConfig,
     pub jwt_signing_key_file: PathBuf,
     pub jwt_public_key_file: PathBuf,
@@ -257,25 +276,131 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// `CODESYNC_*` variables that are not keys, probably misspelt; logged at start.
     pub unknown_env_vars: Vec<String>,
+    /// Each key's effective value as `codesync config` shows it (secrets hidden).
+    effective: BTreeMap<&'static str, toml::Value>,
 }
 
-/// The raw values and where each came from.
+/// How a parsed value reads in `codesync config`.
+trait Showable {
+    fn show(&self) -> toml::Value;
+}
+
+impl Showable for String {
+    fn show(&self) -> toml::Value {
+        toml::Value::String(self.clone())
+    }
+}
+
+impl Showable for &'static str {
+    fn show(&self) -> toml::Value {
+        toml::Value::String((*self).to_string())
+    }
+}
+
+impl Showable for PathBuf {
+    fn show(&self) -> toml::Value {
+        toml::Value::String(self.display().to_string())
+    }
+}
+
+impl Showable for SocketAddr {
+    fn show(&self) -> toml::Value {
+        toml::Value::String(self.to_string())
+    }
+}
+
+impl Showable for bool {
+    fn show(&self) -> toml::Value {
+        toml::Value::Boolean(*self)
+    }
+}
+
+impl Showable for Vec<String> {
+    fn show(&self) -> toml::Value {
+        toml::Value::String(self.join(","))
+    }
+}
+
+macro_rules! showable_numbers {
+    ($($number:ty),*) => {$(
+        impl Showable for $number {
+            fn show(&self) -> toml::Value {
+                i64::try_from(*self).map_or_else(|_| toml::Value::String(self.to_string()), toml::Value::Integer)
+            }
+        }
+    )*};
+}
+showable_numbers!(u32, u64, usize);
+
+impl<T: Showable> Showable for Option<T> {
+    fn show(&self) -> toml::Value {
+        self.as_ref().map_or_else(|| toml::Value::String(String::new()), Showable::show)
+    }
+}
+
+/// What a value must be, and how to read it.
+struct Parser<T> {
+    expected: &'static str,
+    parse: fn(&str) -> Option<T>,
+}
+
+fn socket_address(example: &'static str) -> Parser<SocketAddr> {
+    Parser { expected: example, parse: |text| text.parse().ok() }
+}
+
+fn positive<T: FromStr + PartialOrd + Default>() -> Parser<T> {
+    Parser {
+        expected: "a positive whole number",
+        parse: |text| text.parse().ok().filter(|value| *value > T::default()),
+    }
+}
+
+const BOOLEAN: Parser<bool> = Parser {
+    expected: "a boolean (true or false)",
+    parse: |text| match text.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
+    },
+};
+
+const TEXT: Parser<String> = Parser { expected: "text", parse: |text| Some(text.to_string()) };
+
+const HTTP_URL: Parser<String> = Parser { expected: "an http:// or https:// URL", parse: parse_http_url };
+
+const HTTP_URLS: Parser<Vec<String>> = Parser {
+    expected: "http://host:port URLs, comma-separated",
+    parse: |text| {
+        let urls: Option<Vec<String>> =
+            text.split(',').map(str::trim).filter(|url| !url.is_empty()).map(parse_http_url).collect();
+        urls.filter(|urls| !urls.is_empty())
+    },
+};
+
+const LIST: Parser<Vec<String>> = Parser {
+    expected: "a comma-separated list",
+    parse: |text| Some(text.split(',').map(str::trim).filter(|item| !item.is_empty()).map(String::from).collect()),
+};
+
+/// The raw values, where each came from, and each key's effective value once read.
 struct Sources {
     file_path: Option<PathBuf>,
     file: BTreeMap<String, toml::Value>,
     env: BTreeMap<String, String>,
+    effective: RefCell<BTreeMap<&'static str, toml::Value>>,
 }
 
 impl Sources {
     /// The value of `key` as text and where it came from: the environment wins over the file.
-    fn raw(&self, key: &str) -> Option<(String, String)> {
-        let env_name = env_name(key);
+    fn raw(&self, key: &Key) -> Option<(String, String)> {
+        let env_name = key.env_name();
         if let Some(value) = self.env.get(&env_name) {
             return Some((value.clone(), env_name));
         }
-        let value = self.file.get(key)?;
+        let value = self.file.get(key.name)?;
         let origin = format!(
-            "'{key}' in {}",
+            "'{}' in {}",
+            key.name,
             self.file_path.as_deref().unwrap_or(Path::new("the configuration file")).display()
         );
         let text = match value {
@@ -289,40 +414,89 @@ impl Sources {
         Some((text, origin))
     }
 
-    fn parse<T>(&self, key: &str, expected: &str, parse: impl Fn(&str) -> Option<T>) -> Result<Option<T>, ConfigError> {
-        let Some((text, origin)) = self.raw(key) else {
-            return Ok(None);
+    /// `key`'s value, or `None` where it is unset (or empty); remembered as it shows.
+    fn optional<T: Showable>(&self, key: &'static Key, parser: Parser<T>) -> Result<Option<T>, ConfigError> {
+        let value = match self.raw(key) {
+            Some((text, _)) if text.trim().is_empty() => None,
+            Some((text, origin)) => Some((parser.parse)(text.trim()).ok_or_else(|| ConfigError::InvalidValue {
+                origin,
+                value: text.chars().take(200).collect(),
+                expected: parser.expected.to_string(),
+            })?),
+            None => None,
         };
-        parse(text.trim()).map(Some).ok_or_else(|| ConfigError::InvalidValue {
-            origin,
-            value: text.chars().take(200).collect(),
-            expected: expected.to_string(),
-        })
+        self.remember(key, value.show());
+        Ok(value)
     }
 
-    fn string(&self, key: &str) -> Option<String> {
-        self.raw(key).map(|(text, _)| text.trim().to_string()).filter(|text| !text.is_empty())
+    /// `key`'s value, or `default` where it is unset; remembered as it shows.
+    fn value<T: Showable>(&self, key: &'static Key, parser: Parser<T>, default: T) -> Result<T, ConfigError> {
+        let value = self.optional(key, parser)?.unwrap_or(default);
+        self.remember(key, value.show());
+        Ok(value)
     }
 
-    fn parsed<T: FromStr>(&self, key: &str, expected: &str) -> Result<Option<T>, ConfigError> {
-        self.parse(key, expected, |text| text.parse().ok())
+    /// One of `choices` by name, or `default`.
+    fn choice<T: Copy>(
+        &self,
+        key: &'static Key,
+        choices: &[(&'static str, T)],
+        default: Option<&'static str>,
+    ) -> Result<Option<T>, ConfigError> {
+        let name = match self.raw(key) {
+            Some((text, origin)) if !text.trim().is_empty() => {
+                let found = choices.iter().find(|(name, _)| *name == text.trim());
+                let Some((name, _)) = found else {
+                    let names: Vec<&str> = choices.iter().map(|(name, _)| *name).collect();
+                    let expected = match names.split_last() {
+                        Some((last, [])) => (*last).to_string(),
+                        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+                        None => String::new(),
+                    };
+                    return Err(ConfigError::InvalidValue {
+                        origin,
+                        value: text.chars().take(200).collect(),
+                        expected,
+                    });
+                };
+                Some(*name)
+            }
+            _ => default,
+        };
+        self.remember(key, name.unwrap_or_default().show());
+        Ok(name.and_then(|name| choices.iter().find(|(known, _)| *known == name).map(|(_, value)| *value)))
     }
 
-    fn boolean(&self, key: &str) -> Result<Option<bool>, ConfigError> {
-        self.parse(key, "a boolean (true or false)", |text| match text.to_ascii_lowercase().as_str() {
-            "true" | "1" | "yes" | "on" => Some(true),
-            "false" | "0" | "no" | "off" => Some(false),
-            _ => None,
-        })
-    }
-
-    fn positive<T: FromStr + PartialOrd + Default>(&self, key: &str) -> Result<Option<T>, ConfigError> {
-        self.parse(key, "a positive whole number", |text| text.parse().ok().filter(|value| *value > T::default()))
+    fn remember(&self, key: &'static Key, shown: toml::Value) {
+        let shown = match (key.shown, shown) {
+            (Shown::Secret, toml::Value::String(text)) if !text.is_empty() => toml::Value::String("<redacted>".into()),
+            (Shown::UrlWithCredentials, toml::Value::String(url)) => {
+                toml::Value::String(codesync_common::redact_url_credentials(&url))
+            }
+            (_, shown) => shown,
+        };
+        self.effective.borrow_mut().insert(key.name, shown);
     }
 }
 
 fn env_name(key: &str) -> String {
     format!("{ENV_PREFIX}{}", key.to_ascii_uppercase())
+}
+
+fn seconds(value: u64) -> Duration {
+    Duration::from_secs(value)
+}
+
+fn millis(value: u64) -> Duration {
+    Duration::from_millis(value)
+}
+
+fn whole_secs(duration: Duration) -> u64 {
+    duration.as_secs()
+}
+
+fn whole_millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 impl Config {
@@ -333,293 +507,337 @@ impl Config {
     }
 
     fn from_sources(file_path: Option<&Path>, env: BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        use keys::*;
         let file = match file_path {
             Some(path) => read_toml(path)?,
             None => BTreeMap::new(),
         };
-        let known: BTreeSet<String> = KEYS.iter().map(|(key, _)| key.to_string()).collect();
+        let known: BTreeSet<String> = ALL.iter().map(|key| key.name.to_string()).collect();
         let unknown_env_vars = env
             .keys()
             .filter(|name| !OTHER_ENV_VARS.contains(&name.as_str()))
             .filter(|name| !known.contains(&name[ENV_PREFIX.len()..].to_ascii_lowercase()))
             .cloned()
             .collect();
-        let sources = Sources { file_path: file_path.map(Path::to_path_buf), file, env };
+        let sources = Sources { file_path: file_path.map(Path::to_path_buf), file, env, effective: RefCell::default() };
 
-        let data_dir = sources.string("data_dir").map_or_else(|| PathBuf::from("./data"), PathBuf::from);
-        let http_addr = sources
-            .parsed("http_addr", "a socket address such as 127.0.0.1:8080")?
-            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
-        let grpc_addr = sources
-            .parsed("grpc_addr", "a socket address such as 127.0.0.1:50051")?
-            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 50051)));
-        let metrics_addr = sources.parsed("metrics_addr", "a socket address such as 127.0.0.1:9090")?;
-        let database_url = match sources.parse("database_url", "a sqlite://... or postgres://... URL", |text| {
-            let supported = ["sqlite:", "postgres:", "postgresql:"].iter().any(|scheme| text.starts_with(scheme));
-            supported.then(|| text.to_string())
-        })? {
-            Some(url) => url,
-            None => format!("sqlite://{}", data_dir.join("codesync.db").display()),
-        };
-        let sandbox = sources
-            .parse("sandbox", "local, docker or kubernetes", |text| match text {
-                "local" => Some(SandboxBackend::Local),
-                "docker" => Some(SandboxBackend::Docker),
-                "kubernetes" => Some(SandboxBackend::Kubernetes),
-                _ => None,
-            })?
-            .unwrap_or(SandboxBackend::Local);
-        let ai = AiConfig {
-            provider: sources.parse("ai_provider", "openai, anthropic or gemini", |text| match text {
-                "openai" => Some(AiProvider::OpenAi),
-                "anthropic" => Some(AiProvider::Anthropic),
-                "gemini" => Some(AiProvider::Gemini),
-                _ => None,
-            })?,
-            base_url: sources.parse("ai_base_url", "an http:// or https:// URL", parse_http_url)?,
-            api_key: sources.string("ai_api_key"),
-            model: sources.string("ai_model"),
-        };
-        let jwt_signing_key_file = sources
-            .string("jwt_signing_key_file")
-            .map_or_else(|| data_dir.join("secrets").join("jwt-signing-key"), PathBuf::from);
-        let jwt_public_key_file = sources
-            .string("jwt_public_key_file")
-            .map_or_else(|| data_dir.join("secrets").join("jwt-public-key"), PathBuf::from);
-        let service_key_file = sources
-            .string("service_key_file")
-            .map_or_else(|| data_dir.join("secrets").join("service-key"), PathBuf::from);
+        let path = Parser::<PathBuf> { expected: "a path", parse: |text| Some(text.into()) };
+        let data_dir = sources.value(&DATA_DIR, Parser { ..path }, PathBuf::from("./data"))?;
+        let http_addr = sources.value(
+            &HTTP_ADDR,
+            socket_address("a socket address such as 127.0.0.1:8080"),
+            SocketAddr::from(([127, 0, 0, 1], 8080)),
+        )?;
+        let grpc_addr = sources.value(
+            &GRPC_ADDR,
+            socket_address("a socket address such as 127.0.0.1:50051"),
+            SocketAddr::from(([127, 0, 0, 1], 50051)),
+        )?;
+        let metrics_addr =
+            sources.optional(&METRICS_ADDR, socket_address("a socket address such as 127.0.0.1:9090"))?;
+        let database_url = sources.value(
+            &DATABASE_URL,
+            Parser {
+                expected: "a sqlite://... or postgres://... URL",
+                parse: |text| {
+                    let supported =
+                        ["sqlite:", "postgres:", "postgresql:"].iter().any(|scheme| text.starts_with(scheme));
+                    supported.then(|| text.to_string())
+                },
+            },
+            format!("sqlite://{}", data_dir.join("codesync.db").display()),
+        )?;
+        let redis_url = sources.optional(&REDIS_URL, TEXT)?;
+        let redis_key_prefix = sources.value(&REDIS_KEY_PREFIX, TEXT, "codesync:".to_string())?;
+        let kafka_brokers = sources.optional(&KAFKA_BROKERS, TEXT)?;
+        #[derive(Clone, Copy)]
+        enum Backend {
+            Local,
+            Docker,
+            Kubernetes,
+        }
+        let backends = [("local", Backend::Local), ("docker", Backend::Docker), ("kubernetes", Backend::Kubernetes)];
+        let sandbox = sources.choice(&SANDBOX, &backends, Some("local"))?.unwrap_or(Backend::Local);
+        let providers: Vec<(&'static str, ProviderKind)> =
+            ProviderKind::ALL.iter().map(|kind| (kind.name(), *kind)).collect();
+        let provider = sources.choice(&AI_PROVIDER, &providers, None)?;
+        let ai_base_url = sources.optional(&AI_BASE_URL, HTTP_URL)?;
+        let ai_api_key = sources.optional(&AI_API_KEY, TEXT)?;
+        let ai_model = sources.optional(&AI_MODEL, TEXT)?;
+        let secrets = data_dir.join("secrets");
+        let jwt_signing_key_file =
+            sources.value(&JWT_SIGNING_KEY_FILE, Parser { ..path }, secrets.join("jwt-signing-key"))?;
+        let jwt_public_key_file =
+            sources.value(&JWT_PUBLIC_KEY_FILE, Parser { ..path }, secrets.join("jwt-public-key"))?;
+        let service_key_file = sources.value(&SERVICE_KEY_FILE, Parser { ..path }, secrets.join("service-key"))?;
         let log_format = sources
-            .parse("log_format", "text or json", |text| match text {
-                "text" => Some(LogFormat::Text),
-                "json" => Some(LogFormat::Json),
-                _ => None,
-            })?
+            .choice(&LOG_FORMAT, &[("text", LogFormat::Text), ("json", LogFormat::Json)], Some("text"))?
             .unwrap_or(LogFormat::Text);
+        let migrate_on_start = sources.value(&MIGRATE_ON_START, BOOLEAN, true)?;
 
         let auth_defaults = AuthConfig::default();
         let auth = AuthConfig {
-            refresh_token_ttl: sources
-                .positive::<u64>("refresh_token_ttl_secs")?
-                .map_or(auth_defaults.refresh_token_ttl, Duration::from_secs),
-            login_attempts_per_ip_per_minute: sources
-                .positive("login_attempts_per_ip_per_minute")?
-                .unwrap_or(auth_defaults.login_attempts_per_ip_per_minute),
-            login_failures_per_account: sources
-                .positive("login_failures_per_account")?
-                .unwrap_or(auth_defaults.login_failures_per_account),
-            registrations_per_ip_per_hour: sources
-                .positive("registrations_per_ip_per_hour")?
-                .unwrap_or(auth_defaults.registrations_per_ip_per_hour),
+            refresh_token_ttl: seconds(sources.value(
+                &REFRESH_TOKEN_TTL_SECS,
+                positive(),
+                whole_secs(auth_defaults.refresh_token_ttl),
+            )?),
+            login_attempts_per_ip_per_minute: sources.value(
+                &LOGIN_ATTEMPTS_PER_IP_PER_MINUTE,
+                positive(),
+                auth_defaults.login_attempts_per_ip_per_minute,
+            )?,
+            login_failures_per_account: sources.value(
+                &LOGIN_FAILURES_PER_ACCOUNT,
+                positive(),
+                auth_defaults.login_failures_per_account,
+            )?,
+            registrations_per_ip_per_hour: sources.value(
+                &REGISTRATIONS_PER_IP_PER_HOUR,
+                positive(),
+                auth_defaults.registrations_per_ip_per_hour,
+            )?,
         };
-        let gateway_defaults = GatewayConfig::default();
-        let gateway = GatewayConfig {
-            rate_limit_per_minute: sources
-                .positive("rate_limit_per_minute")?
-                .unwrap_or(gateway_defaults.rate_limit_per_minute),
-            max_body_bytes: sources.positive("max_body_bytes")?.unwrap_or(gateway_defaults.max_body_bytes),
-            proxies: TrustedProxies {
-                peer: sources.boolean("trust_forwarded_for")?.unwrap_or(gateway_defaults.proxies.peer),
-                networks: sources
-                    .parse("trusted_proxies", "addresses or networks such as 10.0.0.0/8, comma-separated", |text| {
-                        text.split(',')
-                            .map(str::trim)
-                            .filter(|entry| !entry.is_empty())
-                            .map(|entry| entry.parse::<Network>().ok())
-                            .collect::<Option<Vec<_>>>()
-                    })?
-                    .unwrap_or_default(),
-            },
-            ws_max_message_bytes: gateway_defaults.ws_max_message_bytes,
-            ws_queue_bytes: gateway_defaults.ws_queue_bytes,
-            ws_idle_timeout: sources
-                .positive::<u64>("ws_idle_timeout_secs")?
-                .map_or(gateway_defaults.ws_idle_timeout, Duration::from_secs),
-            header_timeout: sources
-                .positive::<u64>("http_header_timeout_secs")?
-                .map_or(gateway_defaults.header_timeout, Duration::from_secs),
-            max_connections_per_address: sources
-                .positive("max_connections_per_address")?
-                .unwrap_or(gateway_defaults.max_connections_per_address),
-            max_streams_per_user: sources
-                .positive("max_streams_per_user")?
-                .unwrap_or(gateway_defaults.max_streams_per_user),
-            metrics_on_main_address: gateway_defaults.metrics_on_main_address,
-            web_source: sources
-                .parse("web_dir", "a directory holding a built web app (with index.html)", |text| {
-                    let directory = std::fs::canonicalize(text).ok()?;
-                    directory.join("index.html").is_file().then_some(directory)
-                })?
-                .map_or(WebSource::Embedded, WebSource::Directory),
-        };
+        let access_token_ttl = seconds(sources.value(&ACCESS_TOKEN_TTL_SECS, positive(), 15 * 60)?);
 
         let documents_defaults = DocumentsConfig::default();
         let documents = DocumentsConfig {
-            memory_budget_bytes: sources
-                .positive("documents_memory_budget_bytes")?
-                .unwrap_or(documents_defaults.memory_budget_bytes),
-            max_message_bytes: sources
-                .positive("documents_max_message_bytes")?
-                .unwrap_or(documents_defaults.max_message_bytes),
-            max_document_bytes: sources
-                .positive("documents_max_document_bytes")?
-                .unwrap_or(documents_defaults.max_document_bytes),
-            snapshot_every_updates: sources
-                .positive("documents_snapshot_every_updates")?
-                .unwrap_or(documents_defaults.snapshot_every_updates),
-            idle_unload_after: sources
-                .positive::<u64>("documents_idle_unload_secs")?
-                .map_or(documents_defaults.idle_unload_after, Duration::from_secs),
-            connection_queue: sources
-                .positive("documents_connection_queue")?
-                .unwrap_or(documents_defaults.connection_queue),
-            connection_queue_bytes: sources
-                .positive("documents_connection_queue_bytes")?
-                .unwrap_or(documents_defaults.connection_queue_bytes),
-            activity_window: sources
-                .positive::<u64>("documents_activity_window_ms")?
-                .map_or(documents_defaults.activity_window, Duration::from_millis),
-            lease_ttl: sources
-                .positive::<u64>("documents_lease_ttl_ms")?
-                .map_or(documents_defaults.lease_ttl, Duration::from_millis),
+            memory_budget_bytes: sources.value(
+                &DOCUMENTS_MEMORY_BUDGET_BYTES,
+                positive(),
+                documents_defaults.memory_budget_bytes,
+            )?,
+            max_message_bytes: sources.value(
+                &DOCUMENTS_MAX_MESSAGE_BYTES,
+                positive(),
+                documents_defaults.max_message_bytes,
+            )?,
+            max_document_bytes: sources.value(
+                &DOCUMENTS_MAX_DOCUMENT_BYTES,
+                positive(),
+                documents_defaults.max_document_bytes,
+            )?,
+            snapshot_every_updates: sources.value(
+                &DOCUMENTS_SNAPSHOT_EVERY_UPDATES,
+                positive(),
+                documents_defaults.snapshot_every_updates,
+            )?,
+            idle_unload_after: seconds(sources.value(
+                &DOCUMENTS_IDLE_UNLOAD_SECS,
+                positive(),
+                whole_secs(documents_defaults.idle_unload_after),
+            )?),
+            connection_queue: sources.value(
+                &DOCUMENTS_CONNECTION_QUEUE,
+                positive(),
+                documents_defaults.connection_queue,
+            )?,
+            connection_queue_bytes: sources.value(
+                &DOCUMENTS_CONNECTION_QUEUE_BYTES,
+                positive(),
+                documents_defaults.connection_queue_bytes,
+            )?,
+            activity_window: millis(sources.value(
+                &DOCUMENTS_ACTIVITY_WINDOW_MS,
+                positive(),
+                whole_millis(documents_defaults.activity_window),
+            )?),
+            lease_ttl: millis(sources.value(
+                &DOCUMENTS_LEASE_TTL_MS,
+                positive(),
+                whole_millis(documents_defaults.lease_ttl),
+            )?),
+        };
+
+        let gateway_defaults = GatewayConfig::default();
+        let gateway = GatewayConfig {
+            rate_limit_per_minute: sources.value(
+                &RATE_LIMIT_PER_MINUTE,
+                positive(),
+                gateway_defaults.rate_limit_per_minute,
+            )?,
+            max_body_bytes: sources.value(&MAX_BODY_BYTES, positive(), gateway_defaults.max_body_bytes)?,
+            proxies: TrustedProxies {
+                peer: sources.value(&TRUST_FORWARDED_FOR, BOOLEAN, gateway_defaults.proxies.peer)?,
+                networks: sources
+                    .optional(
+                        &TRUSTED_PROXIES,
+                        Parser {
+                            expected: "addresses or networks such as 10.0.0.0/8, comma-separated",
+                            parse: |text| {
+                                let all_networks = text
+                                    .split(',')
+                                    .map(str::trim)
+                                    .filter(|entry| !entry.is_empty())
+                                    .all(|entry| entry.parse::<Network>().is_ok());
+                                all_networks.then(|| text.to_string())
+                            },
+                        },
+                    )?
+                    .map(|text| text.split(',').filter_map(|entry| entry.trim().parse::<Network>().ok()).collect())
+                    .unwrap_or_default(),
+            },
+            // A WebSocket carries what a documents connection may carry.
+            ws_max_message_bytes: documents.max_message_bytes,
+            ws_queue_bytes: documents.connection_queue_bytes,
+            ws_idle_timeout: seconds(sources.value(
+                &WS_IDLE_TIMEOUT_SECS,
+                positive(),
+                whole_secs(gateway_defaults.ws_idle_timeout),
+            )?),
+            header_timeout: seconds(sources.value(
+                &HTTP_HEADER_TIMEOUT_SECS,
+                positive(),
+                whole_secs(gateway_defaults.header_timeout),
+            )?),
+            max_connections_per_address: sources.value(
+                &MAX_CONNECTIONS_PER_ADDRESS,
+                positive(),
+                gateway_defaults.max_connections_per_address,
+            )?,
+            max_streams_per_user: sources.value(
+                &MAX_STREAMS_PER_USER,
+                positive(),
+                gateway_defaults.max_streams_per_user,
+            )?,
+            metrics_on_main_address: metrics_addr.is_none(),
+            web_source: sources
+                .optional(
+                    &WEB_DIR,
+                    Parser {
+                        expected: "a directory holding a built web app (with index.html)",
+                        parse: |text| {
+                            let directory = std::fs::canonicalize(text).ok()?;
+                            directory.join("index.html").is_file().then_some(directory)
+                        },
+                    },
+                )?
+                .map_or(WebSource::Embedded, WebSource::Directory),
         };
 
         let history_defaults = HistoryConfig::default();
         let history = HistoryConfig {
-            checkpoint_after_idle: sources
-                .positive::<u64>("history_checkpoint_idle_secs")?
-                .map_or(history_defaults.checkpoint_after_idle, Duration::from_secs),
-            checkpoint_at_most_every: sources
-                .positive::<u64>("history_checkpoint_interval_secs")?
-                .map_or(history_defaults.checkpoint_at_most_every, Duration::from_secs),
+            checkpoint_after_idle: seconds(sources.value(
+                &HISTORY_CHECKPOINT_IDLE_SECS,
+                positive(),
+                whole_secs(history_defaults.checkpoint_after_idle),
+            )?),
+            checkpoint_at_most_every: seconds(sources.value(
+                &HISTORY_CHECKPOINT_INTERVAL_SECS,
+                positive(),
+                whole_secs(history_defaults.checkpoint_at_most_every),
+            )?),
         };
 
         let assistant_defaults = AssistantConfig::default();
         let assistant = AssistantConfig {
-            provider: ai.provider.map(|provider| {
-                let kind = match provider {
-                    AiProvider::OpenAi => ProviderKind::OpenAi,
-                    AiProvider::Anthropic => ProviderKind::Anthropic,
-                    AiProvider::Gemini => ProviderKind::Gemini,
-                };
-                ProviderConfig::new(kind, ai.base_url.clone(), ai.api_key.clone(), ai.model.clone())
-            }),
-            requests_per_user_per_minute: sources
-                .positive("ai_requests_per_minute")?
-                .unwrap_or(assistant_defaults.requests_per_user_per_minute),
-            streams_per_user: sources.positive("ai_streams_per_user")?.unwrap_or(assistant_defaults.streams_per_user),
-            request_timeout: sources
-                .positive::<u64>("ai_request_timeout_secs")?
-                .map_or(assistant_defaults.request_timeout, Duration::from_secs),
+            provider: provider.map(|kind| ProviderConfig::new(kind, ai_base_url, ai_api_key, ai_model)),
+            requests_per_user_per_minute: sources.value(
+                &AI_REQUESTS_PER_MINUTE,
+                positive(),
+                assistant_defaults.requests_per_user_per_minute,
+            )?,
+            streams_per_user: sources.value(&AI_STREAMS_PER_USER, positive(), assistant_defaults.streams_per_user)?,
+            request_timeout: seconds(sources.value(
+                &AI_REQUEST_TIMEOUT_SECS,
+                positive(),
+                whole_secs(assistant_defaults.request_timeout),
+            )?),
             ..assistant_defaults
         };
 
-        let execution_defaults = ExecutionConfig::default();
-        let mut execution = execution_defaults.clone();
-        if let Some(runs_dir) = sources.string("sandbox_runs_dir") {
-            execution.runs_dir = PathBuf::from(runs_dir);
-        }
-        if let Some(seconds) = sources.positive::<u64>("execution_time_limit_secs")? {
-            execution.limits.wall_time = Duration::from_secs(seconds);
-        }
-        if let Some(megabytes) = sources.positive::<u64>("execution_memory_limit_mb")? {
-            execution.limits.memory_bytes = megabytes * 1024 * 1024;
-        }
-        if let Some(bytes) = sources.positive::<usize>("execution_output_limit_bytes")? {
-            execution.limits.output_bytes = bytes;
-        }
-        if let Some(concurrency) = sources.positive::<usize>("execution_concurrency")? {
-            execution.admission.concurrent_runs = concurrency;
-            execution.admission.queued_runs = 4 * concurrency;
-            execution.admission.runs_per_user_at_once = (concurrency / 2).max(1);
-        }
-        if let Some(queued) = sources.positive::<usize>("execution_queue")? {
-            execution.admission.queued_runs = queued;
-        }
-        if let Some(per_minute) = sources.positive::<u32>("execution_runs_per_minute")? {
-            execution.admission.runs_per_user_per_minute = per_minute;
-        }
-        if let Some(at_once) = sources.positive::<usize>("execution_runs_per_user")? {
-            execution.admission.runs_per_user_at_once = at_once;
-        }
-        if let Some(queued) = sources.positive::<usize>("execution_queue_per_user")? {
-            execution.admission.queued_runs_per_user = queued;
-        }
-        execution.backend = match sandbox {
-            SandboxBackend::Local => BackendConfig::Local,
-            SandboxBackend::Docker => BackendConfig::Docker(DockerConfig {
-                socket: sources.string("docker_socket").unwrap_or_else(|| "unix:///var/run/docker.sock".into()),
-                image: sources.string("docker_image").unwrap_or_else(|| "codesync-runner:latest".into()),
-                runtime: sources.string("docker_runtime"),
-                read_only_binds: sources
-                    .string("docker_read_only_binds")
-                    .map(|paths| {
-                        paths.split(',').map(str::trim).filter(|path| !path.is_empty()).map(String::from).collect()
-                    })
-                    .unwrap_or_default(),
-            }),
-            SandboxBackend::Kubernetes => BackendConfig::Kubernetes(KubernetesConfig {
-                api_url: sources.parse("kubernetes_api_url", "an http(s)://host:port URL", parse_http_url)?,
-                namespace: sources.string("kubernetes_namespace").unwrap_or_else(|| "codesync-runs".into()),
-                image: sources.string("kubernetes_image").unwrap_or_else(|| "codesync-runner:latest".into()),
-            }),
+        let mut execution = ExecutionConfig::default();
+        execution.runs_dir = sources.value(&SANDBOX_RUNS_DIR, Parser { ..path }, execution.runs_dir)?;
+        execution.limits.wall_time =
+            seconds(sources.value(&EXECUTION_TIME_LIMIT_SECS, positive(), whole_secs(execution.limits.wall_time))?);
+        execution.limits.memory_bytes =
+            sources.value(&EXECUTION_MEMORY_LIMIT_MB, positive(), execution.limits.memory_bytes >> 20)? << 20;
+        execution.limits.output_bytes =
+            sources.value(&EXECUTION_OUTPUT_LIMIT_BYTES, positive(), execution.limits.output_bytes)?;
+        let admission = &mut execution.admission;
+        admission.concurrent_runs = sources.value(&EXECUTION_CONCURRENCY, positive(), admission.concurrent_runs)?;
+        // The queue and the share of one user follow the concurrency unless set themselves.
+        admission.queued_runs = sources.value(&EXECUTION_QUEUE, positive(), 4 * admission.concurrent_runs)?;
+        admission.runs_per_user_per_minute =
+            sources.value(&EXECUTION_RUNS_PER_MINUTE, positive(), admission.runs_per_user_per_minute)?;
+        admission.runs_per_user_at_once =
+            sources.value(&EXECUTION_RUNS_PER_USER, positive(), (admission.concurrent_runs / 2).max(1))?;
+        admission.queued_runs_per_user =
+            sources.value(&EXECUTION_QUEUE_PER_USER, positive(), admission.queued_runs_per_user)?;
+        // Every backend's keys are read (and checked), whichever backend runs.
+        let docker = DockerConfig {
+            socket: sources.value(&DOCKER_SOCKET, TEXT, "unix:///var/run/docker.sock".to_string())?,
+            image: sources.value(&DOCKER_IMAGE, TEXT, "codesync-runner:latest".to_string())?,
+            runtime: sources.optional(&DOCKER_RUNTIME, TEXT)?,
+            read_only_binds: sources.value(&DOCKER_READ_ONLY_BINDS, LIST, Vec::new())?,
         };
-
-        let gateway = GatewayConfig {
-            ws_max_message_bytes: documents.max_message_bytes,
-            ws_queue_bytes: documents.connection_queue_bytes,
-            ..gateway
+        let kubernetes = KubernetesConfig {
+            api_url: sources.optional(&KUBERNETES_API_URL, HTTP_URL)?,
+            namespace: sources.value(&KUBERNETES_NAMESPACE, TEXT, "codesync-runs".to_string())?,
+            image: sources.value(&KUBERNETES_IMAGE, TEXT, "codesync-runner:latest".to_string())?,
+        };
+        execution.backend = match sandbox {
+            Backend::Local => BackendConfig::Local,
+            Backend::Docker => BackendConfig::Docker(docker),
+            Backend::Kubernetes => BackendConfig::Kubernetes(kubernetes),
         };
 
         let local_endpoint = format!("http://{}", connectable(grpc_addr));
+        let endpoint_keys = [
+            &AUTH_ENDPOINT,
+            &ROOMS_ENDPOINT,
+            &DOCUMENTS_ENDPOINT,
+            &PRESENCE_ENDPOINT,
+            &HISTORY_ENDPOINT,
+            &EXECUTION_ENDPOINT,
+            &ASSISTANT_ENDPOINT,
+            &NOTIFICATIONS_ENDPOINT,
+            &ANALYTICS_ENDPOINT,
+        ];
         let mut endpoints = BTreeMap::new();
-        for service in SERVICE_NAMES {
-            let key = format!("{service}_endpoint");
-            let expected = "http://host:port URLs, comma-separated";
-            let listed = sources.parse(&key, expected, |text| {
-                let urls: Option<Vec<String>> =
-                    text.split(',').map(str::trim).filter(|url| !url.is_empty()).map(parse_http_url).collect();
-                urls.filter(|urls| !urls.is_empty())
-            })?;
-            endpoints.insert(service, listed.unwrap_or_else(|| vec![local_endpoint.clone()]));
+        for (service, key) in SERVICE_NAMES.iter().zip(endpoint_keys) {
+            debug_assert_eq!(key.name.strip_suffix("_endpoint"), Some(*service));
+            endpoints.insert(*service, sources.value(key, HTTP_URLS, vec![local_endpoint.clone()])?);
         }
-        let advertise_addr = match sources.string("advertise_addr") {
-            Some(address) => sources
-                .parse("advertise_addr", "a host:port address", |text| {
+        let advertise_addr = sources.value(
+            &ADVERTISE_ADDR,
+            Parser {
+                expected: "a host:port address",
+                parse: |text| {
                     let (host, port) = text.rsplit_once(':')?;
-                    (!host.is_empty() && port.parse::<u16>().is_ok() && !text.contains("://")).then(|| address.clone())
-                })?
-                .unwrap_or(address),
-            None => advertised(grpc_addr),
-        };
+                    (!host.is_empty() && port.parse::<u16>().is_ok() && !text.contains("://")).then(|| text.to_string())
+                },
+            },
+            advertised(grpc_addr),
+        )?;
         let call_defaults = CallPolicy::default();
         let calls = CallPolicy {
-            default_timeout: sources
-                .positive::<u64>("call_timeout_ms")?
-                .map_or(call_defaults.default_timeout, Duration::from_millis),
+            default_timeout: millis(sources.value(
+                &CALL_TIMEOUT_MS,
+                positive(),
+                whole_millis(call_defaults.default_timeout),
+            )?),
             ..call_defaults
         };
-        let shutdown_grace = Duration::from_secs(sources.positive("shutdown_grace_secs")?.unwrap_or(20));
+        let shutdown_grace = seconds(sources.value(&SHUTDOWN_GRACE_SECS, positive(), 20)?);
 
-        let gateway = GatewayConfig { metrics_on_main_address: metrics_addr.is_none(), ..gateway };
+        let effective = sources.effective.into_inner();
+        debug_assert!(ALL.iter().all(|key| effective.contains_key(key.name)), "every key is read");
         Ok(Self {
-            data_dir,
             http_addr,
             grpc_addr,
             metrics_addr,
             database_url,
-            redis_url: sources.string("redis_url"),
-            redis_key_prefix: sources.string("redis_key_prefix").unwrap_or_else(|| "codesync:".to_string()),
-            kafka_brokers: sources.string("kafka_brokers"),
-            sandbox,
-            ai,
+            redis_url,
+            redis_key_prefix,
+            kafka_brokers,
             assistant,
             jwt_signing_key_file,
             jwt_public_key_file,
             service_key_file,
             log_format,
-            migrate_on_start: sources.boolean("migrate_on_start")?.unwrap_or(true),
-            access_token_ttl: Duration::from_secs(sources.positive("access_token_ttl_secs")?.unwrap_or(15 * 60)),
+            migrate_on_start,
+            access_token_ttl,
             auth,
             gateway,
             documents,
@@ -630,116 +848,92 @@ impl Config {
             calls,
             shutdown_grace,
             unknown_env_vars,
+            effective,
         })
     }
 
-    /// The effective configuration as TOML, secrets redacted, for `codesync config`.
+    /// The effective configuration as TOML, every key in its declared order, secrets hidden,
+    /// for `codesync config`.
     pub fn describe(&self) -> String {
-        let optional = |value: &Option<String>| value.clone().unwrap_or_default();
-        let mut lines = vec![
-            format!("data_dir = {:?}", self.data_dir.display().to_string()),
-            format!("http_addr = \"{}\"", self.http_addr),
-            format!("grpc_addr = \"{}\"", self.grpc_addr),
-            format!("metrics_addr = {:?}", self.metrics_addr.map(|address| address.to_string()).unwrap_or_default()),
-            format!("database_url = {:?}", redact_url_password(&self.database_url)),
-            format!("redis_url = {:?}", redact_url_password(&optional(&self.redis_url))),
-            format!("redis_key_prefix = {:?}", self.redis_key_prefix),
-            format!("kafka_brokers = {:?}", optional(&self.kafka_brokers)),
-            format!(
-                "sandbox = \"{}\"",
-                match self.sandbox {
-                    SandboxBackend::Local => "local",
-                    SandboxBackend::Docker => "docker",
-                    SandboxBackend::Kubernetes => "kubernetes",
-                }
-            ),
-            format!(
-                "ai_provider = \"{}\"",
-                match self.ai.provider {
-                    None => "",
-                    Some(AiProvider::OpenAi) => "openai",
-                    Some(AiProvider::Anthropic) => "anthropic",
-                    Some(AiProvider::Gemini) => "gemini",
-                }
-            ),
-            format!("ai_base_url = {:?}", optional(&self.ai.base_url)),
-            format!("ai_api_key = \"{}\"", if self.ai.api_key.is_some() { "<redacted>" } else { "" }),
-            format!("ai_model = {:?}", optional(&self.ai.model)),
-            format!("ai_requests_per_minute = {}", self.assistant.requests_per_user_per_minute),
-            format!("ai_streams_per_user = {}", self.assistant.streams_per_user),
-            format!("ai_request_timeout_secs = {}", self.assistant.request_timeout.as_secs()),
-            format!("jwt_signing_key_file = {:?}", self.jwt_signing_key_file.display().to_string()),
-            format!("jwt_public_key_file = {:?}", self.jwt_public_key_file.display().to_string()),
-            format!("service_key_file = {:?}", self.service_key_file.display().to_string()),
-            format!("log_format = \"{}\"", if self.log_format == LogFormat::Json { "json" } else { "text" }),
-            format!("migrate_on_start = {}", self.migrate_on_start),
-            format!("rate_limit_per_minute = {}", self.gateway.rate_limit_per_minute),
-            format!("max_body_bytes = {}", self.gateway.max_body_bytes),
-            format!("trust_forwarded_for = {}", self.gateway.proxies.peer),
-            format!("trusted_proxies = {:?}", if self.gateway.proxies.networks.is_empty() { "" } else { "(set)" }),
-            format!("ws_idle_timeout_secs = {}", self.gateway.ws_idle_timeout.as_secs()),
-            format!("http_header_timeout_secs = {}", self.gateway.header_timeout.as_secs()),
-            format!("max_connections_per_address = {}", self.gateway.max_connections_per_address),
-            format!("max_streams_per_user = {}", self.gateway.max_streams_per_user),
-            format!(
-                "web_dir = {:?}",
-                match &self.gateway.web_source {
-                    WebSource::Embedded => String::new(),
-                    WebSource::Directory(directory) => directory.display().to_string(),
-                }
-            ),
-            format!("access_token_ttl_secs = {}", self.access_token_ttl.as_secs()),
-            format!("refresh_token_ttl_secs = {}", self.auth.refresh_token_ttl.as_secs()),
-            format!("login_attempts_per_ip_per_minute = {}", self.auth.login_attempts_per_ip_per_minute),
-            format!("login_failures_per_account = {}", self.auth.login_failures_per_account),
-            format!("registrations_per_ip_per_hour = {}", self.auth.registrations_per_ip_per_hour),
-            format!("documents_memory_budget_bytes = {}", self.documents.memory_budget_bytes),
-            format!("documents_max_message_bytes = {}", self.documents.max_message_bytes),
-            format!("documents_max_document_bytes = {}", self.documents.max_document_bytes),
-            format!("documents_snapshot_every_updates = {}", self.documents.snapshot_every_updates),
-            format!("documents_idle_unload_secs = {}", self.documents.idle_unload_after.as_secs()),
-            format!("documents_connection_queue = {}", self.documents.connection_queue),
-            format!("documents_connection_queue_bytes = {}", self.documents.connection_queue_bytes),
-            format!("documents_activity_window_ms = {}", self.documents.activity_window.as_millis()),
-            format!("history_checkpoint_idle_secs = {}", self.history.checkpoint_after_idle.as_secs()),
-            format!("history_checkpoint_interval_secs = {}", self.history.checkpoint_at_most_every.as_secs()),
-            format!("sandbox_runs_dir = {:?}", self.execution.runs_dir.display().to_string()),
-            format!("execution_time_limit_secs = {}", self.execution.limits.wall_time.as_secs()),
-            match &self.execution.backend {
-                BackendConfig::Docker(docker) => format!(
-                    "docker_socket = {:?}\ndocker_image = {:?}\ndocker_runtime = {:?}\ndocker_read_only_binds = {:?}",
-                    docker.socket,
-                    docker.image,
-                    docker.runtime.clone().unwrap_or_default(),
-                    docker.read_only_binds.join(",")
-                ),
-                BackendConfig::Kubernetes(kubernetes) => format!(
-                    "kubernetes_api_url = {:?}\nkubernetes_namespace = {:?}\nkubernetes_image = {:?}",
-                    kubernetes.api_url.clone().unwrap_or_default(),
-                    kubernetes.namespace,
-                    kubernetes.image
-                ),
-                BackendConfig::Local => {
-                    "# docker_* and kubernetes_* keys apply with sandbox = \"docker\" or \"kubernetes\"".to_string()
-                }
-            },
-            format!("execution_memory_limit_mb = {}", self.execution.limits.memory_bytes / (1024 * 1024)),
-            format!("execution_output_limit_bytes = {}", self.execution.limits.output_bytes),
-            format!("execution_concurrency = {}", self.execution.admission.concurrent_runs),
-            format!("execution_queue = {}", self.execution.admission.queued_runs),
-            format!("execution_runs_per_minute = {}", self.execution.admission.runs_per_user_per_minute),
-            format!("execution_runs_per_user = {}", self.execution.admission.runs_per_user_at_once),
-            format!("execution_queue_per_user = {}", self.execution.admission.queued_runs_per_user),
-        ];
-        for (service, endpoints) in &self.endpoints {
-            lines.push(format!("{service}_endpoint = {:?}", endpoints.join(",")));
-        }
-        lines.push(format!("advertise_addr = {:?}", self.advertise_addr));
-        lines.push(format!("call_timeout_ms = {}", self.calls.default_timeout.as_millis()));
-        lines.push(format!("shutdown_grace_secs = {}", self.shutdown_grace.as_secs()));
-        lines.push(format!("documents_lease_ttl_ms = {}", self.documents.lease_ttl.as_millis()));
-        lines.join("\n")
+        keys::ALL
+            .iter()
+            .map(|key| {
+                let value = self.effective.get(key.name).cloned().unwrap_or_else(|| toml::Value::String(String::new()));
+                format!("{} = {}", key.name, toml_literal(&value))
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
     }
+}
+
+/// A value as TOML writes it (a basic string, a number, a boolean).
+fn toml_literal(value: &toml::Value) -> String {
+    match value {
+        toml::Value::String(text) => {
+            let mut literal = String::from('"');
+            for character in text.chars() {
+                match character {
+                    '"' => literal.push_str("\\\""),
+                    '\\' => literal.push_str("\\\\"),
+                    '\n' => literal.push_str("\\n"),
+                    '\t' => literal.push_str("\\t"),
+                    control if control.is_control() => literal.push_str(&format!("\\u{:04X}", u32::from(control))),
+                    other => literal.push(other),
+                }
+            }
+            literal.push('"');
+            literal
+        }
+        toml::Value::Integer(number) => number.to_string(),
+        toml::Value::Boolean(flag) => flag.to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// A key's default as people read it: the value parsing gives with nothing set, or its
+/// description.
+fn default_text(key: &Key, defaults: &Config) -> String {
+    match key.default {
+        DefaultValue::Described(text) => text.to_string(),
+        DefaultValue::Fixed => match defaults.effective.get(key.name) {
+            Some(toml::Value::String(text)) => format!("`{text}`"),
+            Some(value) => format!("`{}`", toml_literal(value)),
+            None => String::new(),
+        },
+    }
+}
+
+fn defaults() -> Result<Config, ConfigError> {
+    Config::from_sources(None, BTreeMap::new())
+}
+
+/// The table of keys in docs/configuration.md: each key's variable, meaning and default.
+#[cfg(test)]
+fn reference_table() -> String {
+    let defaults = defaults().expect("the defaults are valid");
+    let mut table = String::from("| variable | meaning | default |\n|---|---|---|\n");
+    for key in keys::ALL {
+        table.push_str(&format!("| {} | {} | {} |\n", key.env_name(), key.meaning, default_text(key, &defaults)));
+    }
+    table
+}
+
+/// `codesync config --keys`: every key, its variable, what it does and its default.
+pub fn key_list() -> Result<String, ConfigError> {
+    let defaults = defaults()?;
+    let lines: Vec<String> = keys::ALL
+        .iter()
+        .map(|key| {
+            format!(
+                "{:<34} {:<42} {} (default: {})",
+                key.name,
+                key.env_name(),
+                key.meaning,
+                default_text(key, &defaults)
+            )
+        })
+        .collect();
+    Ok(lines.join("\n"))
 }
 
 fn read_toml(path: &Path) -> Result<BTreeMap<String, toml::Value>, ConfigError> {
@@ -747,12 +941,12 @@ fn read_toml(path: &Path) -> Result<BTreeMap<String, toml::Value>, ConfigError> 
         std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile { path: path.to_path_buf(), source })?;
     let table: toml::Table = toml::from_str(&text)
         .map_err(|error| ConfigError::ParseFile { path: path.to_path_buf(), message: error.to_string() })?;
-    let known: BTreeSet<&str> = KEYS.iter().map(|(key, _)| *key).collect();
+    let known: BTreeSet<&str> = keys::ALL.iter().map(|key| key.name).collect();
     if let Some(unknown) = table.keys().find(|key| !known.contains(key.as_str())) {
         return Err(ConfigError::UnknownKey {
             key: unknown.clone(),
             path: path.to_path_buf(),
-            known: KEYS.iter().map(|(key, _)| *key).collect::<Vec<_>>().join(", "),
+            known: keys::ALL.iter().map(|key| key.name).collect::<Vec<_>>().join(", "),
         });
     }
     Ok(table.into_iter().collect())
@@ -784,19 +978,6 @@ fn connectable(address: SocketAddr) -> SocketAddr {
         return SocketAddr::from(([127, 0, 0, 1], address.port()));
     }
     address
-}
-
-fn redact_url_password(url: &str) -> String {
-    match url
-        .split_once("://")
-        .and_then(|(scheme, rest)| rest.split_once('@').map(|(credentials, host)| (scheme, credentials, host)))
-    {
-        Some((scheme, credentials, host)) if credentials.contains(':') => {
-            let user = credentials.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:<redacted>@{host}")
-        }
-        _ => url.to_string(),
-    }
 }
 
 #[cfg(test)]
@@ -847,10 +1028,9 @@ mod tests {
         let config = Config::from_sources(None, BTreeMap::new()).unwrap();
         assert_eq!(config.http_addr.to_string(), "127.0.0.1:8080");
         assert_eq!(config.grpc_addr.to_string(), "127.0.0.1:50051");
-        assert_eq!(config.data_dir, PathBuf::from("./data"));
         assert_eq!(config.database_url, "sqlite://./data/codesync.db");
-        assert_eq!(config.sandbox, SandboxBackend::Local);
-        assert!(config.ai.provider.is_none());
+        assert!(matches!(config.execution.backend, BackendConfig::Local));
+        assert!(config.assistant.provider.is_none());
         assert_eq!(config.access_token_ttl, Duration::from_secs(900));
         assert_eq!(config.gateway.rate_limit_per_minute, 200);
         assert_eq!(config.endpoints["rooms"], ["http://127.0.0.1:50051"]);
@@ -912,12 +1092,51 @@ mod tests {
         assert_eq!(config.unknown_env_vars, vec!["CODESYNC_HTTP_ADR".to_string()]);
     }
 
+    /// docs/configuration.md's table of keys is made from the declarations
+    /// (`CODESYNC_BLESS=1 cargo test -p codesync the_configuration_reference` rewrites it).
     #[test]
-    fn the_configuration_docs_list_every_key() {
-        let docs = include_str!("../../docs/configuration.md");
-        for (key, _) in KEYS {
-            assert!(docs.contains(&format!("| {} |", env_name(key))), "docs/configuration.md lacks {}", env_name(key));
+    fn the_configuration_reference_in_the_docs_is_current() {
+        const BEGIN: &str = "<!-- keys: generated from cli/src/config.rs -->\n";
+        const END: &str = "<!-- end of keys -->";
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/configuration.md");
+        let docs = std::fs::read_to_string(path).unwrap();
+        let (before, rest) = docs.split_once(BEGIN).expect("the docs mark where the keys begin");
+        let (current, after) = rest.split_once(END).expect("the docs mark where the keys end");
+        let table = reference_table();
+        if std::env::var_os("CODESYNC_BLESS").is_some() {
+            std::fs::write(path, format!("{before}{BEGIN}{table}{END}{after}")).unwrap();
+            return;
         }
+        assert_eq!(current, table, "docs/configuration.md is stale: rerun with CODESYNC_BLESS=1");
+    }
+
+    #[test]
+    fn every_key_is_declared_once_and_shown_by_codesync_config() {
+        let names: BTreeSet<&str> = keys::ALL.iter().map(|key| key.name).collect();
+        assert_eq!(names.len(), keys::ALL.len(), "a key declared twice");
+        let endpoints: BTreeSet<String> = SERVICE_NAMES.iter().map(|service| format!("{service}_endpoint")).collect();
+        assert!(endpoints.iter().all(|key| names.contains(key.as_str())), "an endpoint key per service");
+        let description = Config::from_sources(None, BTreeMap::new()).unwrap().describe();
+        let shown: Vec<&str> = description.lines().filter_map(|line| line.split(" = ").next()).collect();
+        assert_eq!(shown, keys::ALL.iter().map(|key| key.name).collect::<Vec<_>>());
+        for key in keys::ALL {
+            assert!(
+                key.meaning.len() > 10 && !key.meaning.contains('\n'),
+                "{} needs one paragraph of meaning",
+                key.name
+            );
+        }
+        // What `codesync config` prints reads back as the same configuration.
+        let directory = tempfile::tempdir().unwrap();
+        let file = directory.path().join("codesync.toml");
+        let printed =
+            Config::from_sources(None, env(&[("CODESYNC_SANDBOX", "docker"), ("CODESYNC_RATE_LIMIT_PER_MINUTE", "7")]))
+                .unwrap()
+                .describe();
+        std::fs::write(&file, &printed).unwrap();
+        let again = Config::from_sources(Some(&file), BTreeMap::new()).unwrap();
+        assert_eq!(again.describe(), printed);
+        assert_eq!(again.gateway.rate_limit_per_minute, 7);
     }
 
     #[test]

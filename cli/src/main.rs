@@ -2,10 +2,10 @@
 //! its gateway, and migrates the database.
 #![forbid(unsafe_code)]
 
-mod bench;
 mod config;
 mod topology;
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -53,9 +53,6 @@ enum Command {
     },
     /// Apply the database migrations of every service, then exit.
     Migrate,
-    /// Benchmarks that print figures (see docs/benchmarks.md).
-    #[command(subcommand)]
-    Bench(BenchCommand),
     /// Administrators: who may see the analytics dashboard (the first account registered is one).
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -82,20 +79,6 @@ enum AdminCommand {
     },
 }
 
-#[derive(Debug, Subcommand)]
-enum BenchCommand {
-    /// Real-time collaboration through the WebSocket path: trace replay, fan-out and memory,
-    /// against CodeSync and other Yjs servers side by side.
-    Collab(bench::CollabArgs),
-    /// The local sandbox's cost per run against a bare run, and runs per second at once.
-    Sandbox(bench::sandbox::SandboxArgs),
-    /// What versions cost to store: an editing trace replayed with a checkpoint every N edits.
-    History(bench::history::HistoryArgs),
-    /// The cluster topology (two gateways, two documents and presence replicas) started here on
-    /// a given PostgreSQL, Redis and Kafka: fan-out over both gateways, and failover after kill -9.
-    Cluster(bench::cluster::ClusterArgs),
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let config = match Config::load(cli.config.as_deref()) {
@@ -106,13 +89,9 @@ fn main() -> ExitCode {
         }
     };
     if let Command::Config { keys } = cli.command {
-        if keys {
-            for (key, meaning) in config::KEYS {
-                println!("{key:<34} CODESYNC_{:<34} {meaning}", key.to_ascii_uppercase());
-            }
-        } else {
-            println!("{}", config.describe());
-        }
+        let text = if keys { config::key_list().unwrap_or_else(|error| error.to_string()) } else { config.describe() };
+        // A reader that stops early (`| head`) is no error.
+        let _ = writeln!(std::io::stdout(), "{text}");
         return ExitCode::SUCCESS;
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -136,10 +115,6 @@ fn main() -> ExitCode {
             Command::Migrate => topology::migrate(&config).await,
             Command::Admin(AdminCommand::Grant { user }) => topology::set_admin(&config, &user, true).await,
             Command::Admin(AdminCommand::Revoke { user }) => topology::set_admin(&config, &user, false).await,
-            Command::Bench(BenchCommand::Collab(args)) => bench::run(args).await,
-            Command::Bench(BenchCommand::Sandbox(args)) => bench::sandbox::run(args).await,
-            Command::Bench(BenchCommand::History(args)) => bench::history::run(args).await,
-            Command::Bench(BenchCommand::Cluster(args)) => bench::cluster::run(args).await,
             Command::Config { .. } => Ok(()),
         }
     });

@@ -96,7 +96,7 @@ pub async fn migrate(config: &Config) -> anyhow::Result<()> {
     codesync_history::store::HistoryStore::new(database.clone()).migrate().await?;
     codesync_notifications::store::NotificationsStore::new(database.clone()).migrate().await?;
     codesync_analytics::store::AnalyticsStore::new(database).migrate().await?;
-    tracing::info!(database = %redacted(&config.database_url), "the database is up to date");
+    tracing::info!(database = %codesync_common::redact_url_credentials(&config.database_url), "the database is up to date");
     Ok(())
 }
 
@@ -112,15 +112,6 @@ pub async fn set_admin(config: &Config, login: &str, is_admin: bool) -> anyhow::
     let now = if user.is_admin { "an administrator" } else { "not an administrator" };
     println!("{} ({}) is now {now}; it applies from their next sign-in or token refresh", user.username, user.email);
     Ok(())
-}
-
-fn redacted(url: &str) -> String {
-    match url.split_once('@') {
-        Some((_, host)) if url.contains("://") => {
-            format!("{}://<credentials>@{host}", url.split("://").next().unwrap_or_default())
-        }
-        _ => url.to_string(),
-    }
 }
 
 /// Runs the selected components until SIGINT or SIGTERM.

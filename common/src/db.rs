@@ -90,7 +90,7 @@ impl Database {
         } else {
             return Err(DatabaseError::UnsupportedUrl { url: url.to_string() });
         };
-        let connect_error = |source| DatabaseError::Connect { url: redact_password(url), source };
+        let connect_error = |source| DatabaseError::Connect { url: crate::redact_url_credentials(url), source };
         let url_with_options = match backend {
             Backend::Sqlite => sqlite_url_with_create_mode(url)?,
             Backend::Postgres => url.to_string(),
@@ -264,19 +264,6 @@ fn sqlite_url_with_create_mode(url: &str) -> Result<String, DatabaseError> {
     Ok(format!("{url}{separator}mode=rwc"))
 }
 
-fn redact_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let Some((credentials, host)) = rest.split_once('@') else {
-        return url.to_string();
-    };
-    match credentials.split_once(':') {
-        Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_string(),
-    }
-}
-
 fn hex_sha256(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|byte| format!("{byte:02x}")).collect()
 }
@@ -356,8 +343,7 @@ mod tests {
     }
 
     #[test]
-    fn urls_are_checked_and_redacted() {
-        assert_eq!(redact_password("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+    fn sqlite_urls_get_the_create_mode() {
         assert_eq!(sqlite_url_with_create_mode("sqlite::memory:").unwrap(), "sqlite::memory:?mode=rwc");
     }
 }

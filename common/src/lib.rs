@@ -39,9 +39,29 @@ pub fn is_valid_id(candidate: &str) -> bool {
     candidate.len() == 36 && uuid::Uuid::parse_str(candidate).is_ok()
 }
 
+/// `url` with its credentials hidden, for logs, errors and `codesync config`: a password
+/// (`postgres://app:<redacted>@db/...`), or a lone credential, which may be a token
+/// (`redis://<redacted>@cache`).
+pub fn redact_url_credentials(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let Some((credentials, host)) = rest.rsplit_once('@') else { return url.to_string() };
+    match credentials.split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:<redacted>@{host}"),
+        None => format!("{scheme}://<redacted>@{host}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_in_urls_are_hidden() {
+        assert_eq!(redact_url_credentials("postgres://u:secret@h/db"), "postgres://u:<redacted>@h/db");
+        assert_eq!(redact_url_credentials("redis://token@h:6379"), "redis://<redacted>@h:6379");
+        assert_eq!(redact_url_credentials("postgres://u:p@ss@h/db"), "postgres://u:<redacted>@h/db");
+        assert_eq!(redact_url_credentials("sqlite://./data/codesync.db"), "sqlite://./data/codesync.db");
+    }
 
     #[test]
     fn ids_are_unique_sortable_and_recognised() {

@@ -1,4 +1,4 @@
-//! `codesync bench collab` runs end to end against the real server, on a
+//! `codesync-bench collab` runs end to end against the real server, on a
 //! small trace, and reports every delivery it expected.
 
 use std::io::Write;
@@ -6,7 +6,15 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::harness::{Cluster, binary};
+use crate::harness::Cluster;
+
+/// The benchmark binary beside this build's server: `cargo test --workspace` (make test) builds
+/// both.
+fn bench_binary() -> std::path::PathBuf {
+    let path = std::path::Path::new(env!("CARGO_BIN_EXE_codesync")).with_file_name("codesync-bench");
+    assert!(path.exists(), "{} is not built: run the workspace's tests (make test)", path.display());
+    path
+}
 
 #[tokio::test]
 async fn the_collaboration_benchmark_runs_against_the_real_server() {
@@ -28,13 +36,13 @@ async fn the_collaboration_benchmark_runs_against_the_real_server() {
 
     let base_url = cluster.base_url.clone();
     let output = tokio::task::spawn_blocking(move || {
-        Command::new(binary())
-            .args(["bench", "collab", "--server", &format!("codesync={base_url}")])
+        Command::new(bench_binary())
+            .args(["collab", "--server", &format!("codesync={base_url}")])
             .args(["--trace", &trace_path.display().to_string()])
             .args(["--fanout-clients", "6", "--fanout-documents", "2", "--fanout-seconds", "2", "--fanout-rate", "20"])
             .args(["--memory-documents", "2"])
             .output()
-            .expect("run codesync bench")
+            .expect("run codesync-bench")
     })
     .await
     .unwrap();

@@ -629,8 +629,17 @@ pub fn assert_error_shape(body: &Value) {
     assert!(!message.is_empty());
 }
 
+/// The binary under test: the one `make release` ships (`CODESYNC_TEST_BINARY`, which
+/// `make test` sets to target/release/codesync), or this build's own.
 pub fn binary() -> &'static str {
-    env!("CARGO_BIN_EXE_codesync")
+    static BINARY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BINARY.get_or_init(|| match std::env::var("CODESYNC_TEST_BINARY") {
+        Ok(path) if !path.is_empty() => {
+            assert!(Path::new(&path).exists(), "CODESYNC_TEST_BINARY={path} does not exist (make release builds it)");
+            path
+        }
+        _ => env!("CARGO_BIN_EXE_codesync").to_string(),
+    })
 }
 
 fn base_env(data_dir: &Path, extra_env: &[(&str, &str)]) -> Vec<(String, String)> {

@@ -123,7 +123,7 @@ async fn raw_get(base_url: &str, path: &str) -> String {
 #[tokio::test]
 async fn a_web_dir_without_a_build_stops_the_start_with_a_clear_error() {
     let empty = tempfile::tempdir().unwrap();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_codesync"))
+    let output = std::process::Command::new(crate::harness::binary())
         .arg("config")
         .env("CODESYNC_WEB_DIR", empty.path())
         .output()

@@ -26,6 +26,8 @@ pub enum ProviderKind {
 }
 
 impl ProviderKind {
+    pub const ALL: [Self; 3] = [Self::OpenAi, Self::Anthropic, Self::Gemini];
+
     pub fn name(self) -> &'static str {
         match self {
             Self::OpenAi => "openai",

@@ -95,6 +95,7 @@ async fn activity_is_published_as_counts_per_window_not_per_keystroke() {
     assert!(quiet.is_err(), "no event for a window without activity");
 }
 
+#[cfg(feature = "failpoints")]
 fn insert_update(client: &Doc, index: u32, chunk: &str) -> Bytes {
     let text = client.get_or_insert_text("content");
     let update = {
@@ -105,6 +106,7 @@ fn insert_update(client: &Doc, index: u32, chunk: &str) -> Bytes {
     Bytes::from(protocol::encode_update(&update))
 }
 
+#[cfg(feature = "failpoints")]
 async fn read_text(mailbox: &tokio::sync::mpsc::Sender<Command>) -> String {
     let (reply, answer) = tokio::sync::oneshot::channel();
     mailbox.send(Command::Read { include_state: false, reply }).await.expect("the actor is running");
@@ -114,7 +116,8 @@ async fn read_text(mailbox: &tokio::sync::mpsc::Sender<Command>) -> String {
 /// A panic while applying an update (injected with the `failpoints` feature,
 /// after the update has changed the in-memory document) costs the sender its
 /// connection; the document is rebuilt from its log, and the other
-/// connections carry on.
+/// connections carry on. Built only with the feature (make test-rust runs it so).
+#[cfg(feature = "failpoints")]
 #[tokio::test]
 async fn a_panic_while_applying_reloads_the_document_and_spares_the_others() {
     use codesync_documents::actor::failpoints::PANIC_MARKER;

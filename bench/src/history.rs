@@ -1,4 +1,4 @@
-//! `codesync bench history`: what versions cost to store. Each editing trace is replayed and a
+//! `codesync-bench history`: what versions cost to store. Each editing trace is replayed and a
 //! version is stored every N edits, the way the history service stores them (a delta against
 //! the version before, in full every few versions), into a fresh SQLite database; then the
 //! bytes per version are compared with a full copy per version, and reading versions back is
@@ -13,7 +13,7 @@ use codesync_history::store::{self, HistoryStore, Inserted, NewVersion};
 use codesync_proto::history::v1 as pb;
 use yrs::{GetString, Transact};
 
-use super::trace::Trace;
+use crate::trace::Trace;
 
 #[derive(Debug, clap::Args)]
 pub struct HistoryArgs {

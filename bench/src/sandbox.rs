@@ -1,4 +1,4 @@
-//! `codesync bench sandbox`: what the `local` sandbox costs. A Python hello world run bare (the
+//! `codesync-bench sandbox`: what the `local` sandbox costs. A Python hello world run bare (the
 //! same interpreter and flags, in a plain directory) against the same program run the way the
 //! service runs it (work directory, cgroups, the uid drop, bwrap, removal), median of many, and
 //! the runs per second with several runs at once.

@@ -1,4 +1,4 @@
-//! `codesync bench cluster`: the cluster topology of SPEC §5, started from this binary on
+//! `codesync-bench cluster`: the cluster topology of SPEC §5, started from the codesync binary on
 //! 127.0.0.1 (two gateways, two documents and two presence replicas, one process of every other
 //! service) on the PostgreSQL, Redis and Kafka it is given; then the fan-out load with its
 //! clients spread over both gateways, and the time until edits flow again after `kill -9` of a
@@ -14,8 +14,8 @@ use serde_json::json;
 use sqlx::Row;
 use yrs::{Text, Transact};
 
-use super::client::{Client, Framing, Heard};
-use super::{FanoutLoad, new_doc};
+use crate::client::{Client, Framing, Heard};
+use crate::collab::{FanoutLoad, new_doc};
 
 #[derive(Debug, clap::Args)]
 pub struct ClusterArgs {
@@ -47,6 +47,17 @@ pub struct ClusterArgs {
     /// Skip the fan-out (measure the failover only).
     #[arg(long)]
     no_fanout: bool,
+    /// The codesync binary the processes run (by default the one beside this benchmark).
+    #[arg(long, value_name = "PATH")]
+    codesync: Option<std::path::PathBuf>,
+}
+
+/// The codesync binary beside this one (both come out of one `cargo build`).
+fn codesync_beside_this() -> anyhow::Result<std::path::PathBuf> {
+    let this = std::env::current_exe()?;
+    let codesync = this.with_file_name("codesync");
+    anyhow::ensure!(codesync.exists(), "no codesync binary beside {}: pass --codesync PATH", this.display());
+    Ok(codesync)
 }
 
 const PROCESSES: [(&str, &[&str]); 13] = [
@@ -71,6 +82,7 @@ const SERVICES: [&str; 9] =
 const PATIENCE: Duration = Duration::from_secs(60);
 
 struct Process {
+    binary: std::path::PathBuf,
     name: &'static str,
     args: Vec<String>,
     env: Vec<(String, String)>,
@@ -82,7 +94,7 @@ impl Process {
     fn start(&mut self, log_dir: &std::path::Path) -> anyhow::Result<()> {
         let log =
             std::fs::OpenOptions::new().create(true).append(true).open(log_dir.join(format!("{}.log", self.name)))?;
-        let child = Command::new(std::env::current_exe()?)
+        let child = Command::new(&self.binary)
             .args(&self.args)
             .envs(self.env.iter().cloned())
             .stdin(Stdio::null())
@@ -123,6 +135,10 @@ fn free_port() -> anyhow::Result<u16> {
 
 impl Cluster {
     async fn start(args: &ClusterArgs) -> anyhow::Result<Self> {
+        let binary = match &args.codesync {
+            Some(path) => path.clone(),
+            None => codesync_beside_this()?,
+        };
         let log_dir = tempfile::tempdir()?;
         let mut ports = Vec::new();
         for _ in PROCESSES {
@@ -149,7 +165,7 @@ impl Cluster {
                 .collect();
             env.push((format!("CODESYNC_{}_ENDPOINT", service.to_uppercase()), endpoints.join(",")));
         }
-        let migrated = Command::new(std::env::current_exe()?).arg("migrate").envs(env.iter().cloned()).status()?;
+        let migrated = Command::new(&binary).arg("migrate").envs(env.iter().cloned()).status()?;
         anyhow::ensure!(migrated.success(), "codesync migrate failed");
         let mut processes = Vec::new();
         let mut gateways = Vec::new();
@@ -163,8 +179,14 @@ impl Cluster {
             let args = std::iter::once("run".to_string())
                 .chain(components.iter().flat_map(|component| ["--service".to_string(), component.to_string()]))
                 .collect();
-            let mut process =
-                Process { name, args, env: process_env, grpc_addr: format!("127.0.0.1:{grpc}"), child: None };
+            let mut process = Process {
+                binary: binary.clone(),
+                name,
+                args,
+                env: process_env,
+                grpc_addr: format!("127.0.0.1:{grpc}"),
+                child: None,
+            };
             process.start(log_dir.path())?;
             processes.push(process);
         }
@@ -213,7 +235,7 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
             seconds: args.fanout_seconds,
         };
         let spec = format!("codesync={}", cluster.gateways.join(","));
-        report["fanout"] = super::fanout_on(&spec, cluster.pids(), load).await?;
+        report["fanout"] = crate::collab::fanout_on(&spec, cluster.pids(), load).await?;
     }
     report["failover"] = failover(&mut cluster, &args).await?;
     println!("\n{}", serde_json::to_string_pretty(&report)?);
@@ -227,7 +249,7 @@ async fn failover(cluster: &mut Cluster, args: &ClusterArgs) -> anyhow::Result<s
     let http = reqwest::Client::new();
     let api = cluster.gateways[0].clone();
     let name = format!("failover{}", std::process::id());
-    let session = super::post(
+    let session = crate::collab::post(
         &http,
         &format!("{api}/api/auth/register"),
         None,
@@ -235,13 +257,17 @@ async fn failover(cluster: &mut Cluster, args: &ClusterArgs) -> anyhow::Result<s
     )
     .await?;
     let token = session["access_token"].as_str().context("no access token")?.to_string();
-    let room =
-        super::post(&http, &format!("{api}/api/rooms"), Some(&token), json!({"name": "failover", "is_public": false}))
-            .await?;
+    let room = crate::collab::post(
+        &http,
+        &format!("{api}/api/rooms"),
+        Some(&token),
+        json!({"name": "failover", "is_public": false}),
+    )
+    .await?;
     let room_id = room["id"].as_str().context("no room id")?.to_string();
     let mut times_ms = Vec::new();
     for round in 0..args.failover_rounds {
-        let file = super::post(
+        let file = crate::collab::post(
             &http,
             &format!("{api}/api/rooms/{room_id}/files"),
             Some(&token),

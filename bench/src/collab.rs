@@ -1,16 +1,10 @@
-//! `codesync bench collab`: drives Yjs servers over the y-websocket protocol
+//! `codesync-bench collab`: drives Yjs servers over the y-websocket protocol
 //! and prints figures: a real editing trace replayed through the WebSocket
 //! path (updates/s, and the latency until a second client sees each edit), a
 //! fan-out run (many clients on many documents typing at a steady rate:
 //! propagation latency, server CPU and memory), and the server's memory per
 //! loaded document. It drives CodeSync (setting itself up over REST), the
 //! reference y-websocket server and Hocuspocus alike, side by side.
-
-mod client;
-pub mod cluster;
-pub mod history;
-pub mod sandbox;
-mod trace;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -21,8 +15,8 @@ use anyhow::Context;
 use serde_json::{Value, json};
 use yrs::{Doc, GetString, OffsetKind, Options, ReadTxn, StateVector, Text, Transact};
 
-use self::client::{Client, Framing, Heard};
-use self::trace::Trace;
+use crate::client::{Client, Framing, Heard};
+use crate::trace::Trace;
 
 #[derive(Debug, clap::Args)]
 pub struct CollabArgs {
@@ -185,7 +179,7 @@ async fn codesync_endpoint(urls: &str) -> anyhow::Result<Endpoint> {
     Ok(Endpoint::CodeSync { http, api: api.to_string(), ws, token, room_id })
 }
 
-async fn post(http: &reqwest::Client, url: &str, token: Option<&str>, body: Value) -> anyhow::Result<Value> {
+pub(crate) async fn post(http: &reqwest::Client, url: &str, token: Option<&str>, body: Value) -> anyhow::Result<Value> {
     let mut request = http.post(url).json(&body);
     if let Some(token) = token {
         request = request.bearer_auth(token);
@@ -197,7 +191,7 @@ async fn post(http: &reqwest::Client, url: &str, token: Option<&str>, body: Valu
     Ok(body)
 }
 
-fn new_doc() -> Doc {
+pub(crate) fn new_doc() -> Doc {
     Doc::with_options(Options { offset_kind: OffsetKind::Utf16, ..Options::default() })
 }
 
@@ -248,7 +242,7 @@ pub struct FanoutLoad {
 
 /// The fan-out phase against a CodeSync already running (the cluster bench): `spec` as
 /// `--server` takes it, `pids` the processes whose CPU and memory to sum.
-async fn fanout_on(spec: &str, pids: Vec<u32>, load: FanoutLoad) -> anyhow::Result<Value> {
+pub(crate) async fn fanout_on(spec: &str, pids: Vec<u32>, load: FanoutLoad) -> anyhow::Result<Value> {
     let pids = HashMap::from([("codesync".to_string(), pids)]);
     let target = Target::new(spec, &pids).await?;
     fanout(&target, load).await
