@@ -34,7 +34,7 @@ CONTAINER_ENGINE ?= $(shell (docker info >/dev/null 2>&1 && command -v docker) |
 IMAGE ?= codesync:dev
 RUNNER_IMAGE ?= codesync-runner:latest
 
-.PHONY: help run build release web test test-rust test-web test-e2e test-deploy test-deps lint fmt migrate clean fuzz image runner-image kind-up deploy tilt
+.PHONY: help run sandbox-deps build release web test test-rust test-web test-e2e test-deploy test-deps lint fmt migrate clean fuzz image runner-image kind-up deploy tilt
 
 # The web app: built with Node (npm ci from the lock file), embedded into the binary by
 # gateway/build.rs, so `codesync` needs no Node.js at run time.
@@ -57,8 +57,14 @@ help:
 	@echo "make test-deploy  lint, render and check the Helm chart, Tiltfile and kind config offline (part of make test)"
 	@echo "make kind-up / deploy / tilt  a kind cluster; the chart on it; Tilt's edit loop (docs/deployment.md)"
 
-run: release
+run: release sandbox-deps
 	$(CARGO) run --release --quiet -p codesync -- run
+
+# What code execution needs on this machine, installed where it can be (as root); otherwise the
+# server starts with code execution off and says why, in its log and in the run panel.
+sandbox-deps:
+	@scripts/ensure-package.sh bwrap bubblewrap || echo "make run: code runs stay off until bubblewrap is installed"
+	@scripts/ensure-package.sh setpriv util-linux || echo "make run: code runs stay off until util-linux (setpriv) is installed"
 
 build: web
 	$(CARGO) build -p codesync

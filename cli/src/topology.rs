@@ -479,14 +479,18 @@ async fn add_service(
             if config.migrate_on_start {
                 store.migrate().await?;
             }
-            let service_channels = (channels.rooms.clone(), channels.documents.clone(), channels.auth.clone());
+            let peers = codesync_history::HistoryPeers {
+                rooms: channels.rooms.clone(),
+                documents: channels.documents.clone(),
+                auth: channels.auth.clone(),
+            };
             routes.add_service(
                 codesync_history::HistoryGrpcService::new(
                     store,
                     tokens.clone(),
                     config.history.clone(),
                     events.clone(),
-                    service_channels,
+                    peers,
                 )
                 .into_grpc_server(),
             );
@@ -522,8 +526,10 @@ async fn add_service(
                     tokens.clone(),
                     config.assistant.clone(),
                     events.clone(),
-                    channels.rooms.clone(),
-                    channels.documents.clone(),
+                    codesync_assistant::AssistantPeers {
+                        rooms: channels.rooms.clone(),
+                        documents: channels.documents.clone(),
+                    },
                     redis.clone(),
                 )
                 .into_grpc_server(),

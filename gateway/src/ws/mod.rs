@@ -5,6 +5,7 @@
 //! open the service stream before upgrading, so a refusal is an ordinary HTTP
 //! error in the REST shape, not a socket that opens and closes.
 
+mod bridge;
 pub mod files;
 pub mod rooms;
 pub mod socket;

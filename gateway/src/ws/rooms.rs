@@ -14,10 +14,9 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use futures::StreamExt;
-
-use super::socket::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use super::{Liveness, SocketLimits, SocketParams, Step, next_step, socket_caller, split, stream_end_frame};
+use super::bridge::{Codec, FromClient, ToClient, bridge};
+use super::socket::{CloseFrame, Message, WebSocketUpgrade};
+use super::{SocketLimits, SocketParams, socket_caller};
 use crate::GatewayState;
 use crate::error::ApiError;
 use crate::extract::{ApiPath, ClientAddress};
@@ -60,82 +59,40 @@ pub async fn room_socket(
         idle_timeout: state.ws_idle_timeout,
     };
     Ok(upgrade.max_message_size(MAX_MESSAGE_BYTES).on_upgrade(move |socket| async move {
-        bridge(socket, requests, responses, limits, stopping, session_end).await;
+        bridge(socket, RoomMessages, requests, responses, limits, stopping, session_end).await;
         drop(slot);
     }))
 }
 
-async fn bridge(
-    socket: WebSocket,
-    requests: mpsc::Sender<pb::RoomClientEvent>,
-    mut responses: tonic::Streaming<pb::RoomServerEvent>,
-    limits: SocketLimits,
-    mut stopping: tokio::sync::watch::Receiver<bool>,
-    mut session_end: super::SessionEnd,
-) {
-    let (out, mut incoming) = split(socket, limits.max_queued_bytes);
-    let text = |value: Value| Message::Text(value.to_string());
-    // As in the files bridge: while the service is slow to take the client's
-    // event, the socket is read no further, but the service's events still are.
-    let mut pending: Option<pb::RoomClientEvent> = None;
-    let mut liveness = Liveness::new(limits.idle_timeout);
-    loop {
-        tokio::select! {
-            // The gateway is stopping: the client reconnects at once, to one that is up.
-            () = super::stopped(&mut stopping) => {
-                return out.close(Some(CloseFrame { code: 1012, reason: "the server is restarting".into() })).await;
-            }
-            () = session_end.wait() => return out.close(Some(super::session_end_frame())).await,
-            // Only while the socket is read: a slow service is not the client's silence.
-            silence = liveness.wait(), if pending.is_none() => {
-                if !silence.ping_or_give_up(&out) {
-                    return out.close(None).await;
-                }
-            }
-            permit = requests.reserve(), if pending.is_some() => {
-                let Ok(permit) = permit else { return };
-                if let Some(event) = pending.take() {
-                    permit.send(event);
-                }
-            }
-            response = responses.message() => match response {
-                Ok(Some(event)) => {
-                    let Some(json) = event.event.map(server_event_json) else { continue };
-                    if !out.send(text(json)) {
-                        return;
-                    }
-                }
-                Ok(None) => return out.close(Some(stream_end_frame(None))).await,
-                Err(status) => return out.close(Some(stream_end_frame(Some(&status)))).await,
-            },
-            message = incoming.next(), if pending.is_none() => match next_step(&out, liveness.heard_from(message)) {
-                Step::Data(Message::Text(message)) => {
-                    let event = match serde_json::from_str::<ClientMessage>(&message) {
-                        Ok(ClientMessage::Ping) => {
-                            if !out.send(text(json!({"type": "pong"}))) {
-                                return;
-                            }
-                            continue;
-                        }
-                        Ok(message) => client_event(message),
-                        Err(error) => {
-                            // A bad message is answered and dropped; the session stays.
-                            let reply = json!({"type": "error", "code": "malformed_message", "message": format!("not a room message: {error}")});
-                            if !out.send(text(reply)) {
-                                return;
-                            }
-                            continue;
-                        }
-                    };
-                    pending = Some(pb::RoomClientEvent { event: Some(event) });
-                }
-                Step::Data(_) => {
-                    return out.close(Some(CloseFrame { code: 1003, reason: "room messages are JSON text frames".into() })).await;
-                }
-                Step::Skip => {}
-                Step::Close(frame) => return out.close(frame).await,
-                Step::End => return,
-            },
+/// Room messages (JSON text) to and from the presence service.
+struct RoomMessages;
+
+fn text(value: Value) -> Message {
+    Message::Text(value.to_string())
+}
+
+impl Codec for RoomMessages {
+    type Request = pb::RoomClientEvent;
+    type Response = pb::RoomServerEvent;
+
+    fn client_message(&mut self, message: Message) -> FromClient<pb::RoomClientEvent> {
+        let Message::Text(message) = message else {
+            return FromClient::Close(CloseFrame { code: 1003, reason: "room messages are JSON text frames".into() });
+        };
+        match serde_json::from_str::<ClientMessage>(&message) {
+            Ok(ClientMessage::Ping) => FromClient::Reply(text(json!({"type": "pong"}))),
+            Ok(message) => FromClient::Requests(vec![pb::RoomClientEvent { event: Some(client_event(message)) }]),
+            // A bad message is answered and dropped; the session stays.
+            Err(error) => FromClient::Reply(text(json!({
+                "type": "error", "code": "malformed_message", "message": format!("not a room message: {error}"),
+            }))),
+        }
+    }
+
+    fn service_response(&mut self, event: pb::RoomServerEvent) -> ToClient {
+        match event.event.map(server_event_json) {
+            Some(json) => ToClient::Send(text(json)),
+            None => ToClient::Nothing,
         }
     }
 }

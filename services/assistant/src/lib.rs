@@ -220,14 +220,20 @@ impl futures::Stream for AnswerEvents {
 
 type AskStream = Pin<Box<dyn futures::Stream<Item = Result<pb::AskEvent, Status>> + Send>>;
 
+/// The services the assistant calls, by name: rooms for access to a file, documents for its
+/// live text.
+pub struct AssistantPeers {
+    pub rooms: GrpcChannel,
+    pub documents: GrpcChannel,
+}
+
 impl AssistantGrpcService {
     pub fn new(
         store: AssistantStore,
         tokens: TokenService,
         config: AssistantConfig,
         events: Arc<dyn EventBus>,
-        rooms_channel: GrpcChannel,
-        documents_channel: GrpcChannel,
+        peers: AssistantPeers,
         redis: Option<codesync_common::redis::Redis>,
     ) -> Self {
         let http = reqwest::Client::builder()
@@ -242,8 +248,8 @@ impl AssistantGrpcService {
             http,
             store,
             events,
-            rooms: RoomsServiceClient::new(rooms_channel),
-            documents: DocumentsServiceClient::new(documents_channel).max_decoding_message_size(64 * 1024 * 1024),
+            rooms: RoomsServiceClient::new(peers.rooms),
+            documents: DocumentsServiceClient::new(peers.documents).max_decoding_message_size(64 * 1024 * 1024),
             per_user,
             streaming: Mutex::default(),
             in_flight: Mutex::default(),

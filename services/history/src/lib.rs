@@ -129,6 +129,14 @@ impl codesync_common::metrics::Source for Figures {
     }
 }
 
+/// The services history calls, by name: rooms (access), documents (the live text, restores),
+/// auth (usernames).
+pub struct HistoryPeers {
+    pub rooms: GrpcChannel,
+    pub documents: GrpcChannel,
+    pub auth: GrpcChannel,
+}
+
 /// The gRPC implementation of `HistoryService`.
 #[derive(Clone)]
 pub struct HistoryGrpcService {
@@ -164,9 +172,9 @@ impl HistoryGrpcService {
         tokens: TokenService,
         config: HistoryConfig,
         events: Arc<dyn EventBus>,
-        channels: (GrpcChannel, GrpcChannel, GrpcChannel),
+        peers: HistoryPeers,
     ) -> Self {
-        let (rooms_channel, documents_channel, auth_channel) = channels;
+        let HistoryPeers { rooms: rooms_channel, documents: documents_channel, auth: auth_channel } = peers;
         let inner = Arc::new(Inner {
             store,
             tokens,
