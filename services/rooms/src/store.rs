@@ -272,7 +272,19 @@ impl RoomsStore {
         staged: &mut Staged<'_>,
     ) -> ServiceResult<()> {
         let mut transaction = self.database.pool().begin().await?;
-        // The files that go with the room, in its event: their documents go too.
+        sqlx::query(
+            "INSERT INTO deleted_files (file_id, room_id, deleted_by, deleted_at_ms) \
+             SELECT id, room_id, $1, $2 FROM room_files WHERE room_id = $3 ON CONFLICT (file_id) DO NOTHING",
+        )
+        .bind(deleted_by)
+        .bind(now_ms)
+        .bind(room_id)
+        .execute(&mut *transaction)
+        .await?;
+        // The files that go with the room, in its event: their documents go too. Read after the
+        // first write, which took SQLite's write lock: a read first would have to upgrade its
+        // lock later, and SQLite refuses that at once ("database is locked") while another
+        // connection writes.
         let file_ids: Vec<String> = sqlx::query("SELECT id FROM room_files WHERE room_id = $1")
             .bind(room_id)
             .fetch_all(&mut *transaction)
@@ -283,15 +295,6 @@ impl RoomsStore {
         for event in staged.events_mut() {
             event.payload["file_ids"] = serde_json::json!(file_ids);
         }
-        sqlx::query(
-            "INSERT INTO deleted_files (file_id, room_id, deleted_by, deleted_at_ms) \
-             SELECT id, room_id, $1, $2 FROM room_files WHERE room_id = $3 ON CONFLICT (file_id) DO NOTHING",
-        )
-        .bind(deleted_by)
-        .bind(now_ms)
-        .bind(room_id)
-        .execute(&mut *transaction)
-        .await?;
         // Deleted explicitly too, so that no engine setting about foreign keys matters.
         sqlx::query("DELETE FROM room_files WHERE room_id = $1").bind(room_id).execute(&mut *transaction).await?;
         sqlx::query("DELETE FROM room_members WHERE room_id = $1").bind(room_id).execute(&mut *transaction).await?;
