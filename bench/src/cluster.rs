@@ -76,8 +76,7 @@ const PROCESSES: [(&str, &[&str]); 13] = [
     ("analytics", &["analytics"]),
 ];
 
-const SERVICES: [&str; 9] =
-    ["auth", "rooms", "documents", "presence", "history", "execution", "assistant", "notifications", "analytics"];
+use codesync_common::grpc::SERVICE_NAMES as SERVICES;
 
 const PATIENCE: Duration = Duration::from_secs(60);
 

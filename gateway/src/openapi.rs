@@ -2,6 +2,7 @@
 //! route shares (path parameters, the answers of the gateway's own extractors and layers), so
 //! that the document lists every parameter and every status a client can get.
 
+use codesync_proto::rooms::v1::Role;
 use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -124,7 +125,7 @@ fn constrain(document: &mut Value) {
     set(
         "UpdateMemberBody",
         "role",
-        json!({"type": "string", "enum": ["editor", "viewer"], "description": "A room has one owner: its role cannot be given."}),
+        json!({"type": "string", "enum": [Role::Editor.name(), Role::Viewer.name()], "description": "A room has one owner: its role cannot be given."}),
     );
     set("CreateFileBody", "filename", filename.clone());
     set("CreateFileBody", "content", content.clone());
@@ -195,8 +196,9 @@ fn constrain(document: &mut Value) {
             target.extend(extra);
         }
     };
-    let roles = json!(["owner", "editor", "viewer"]);
-    refine("RoomBody", "my_role", json!({"type": ["string", "null"], "enum": [roles[0], roles[1], roles[2], null]}));
+    let roles: Vec<Value> = Role::NAMED.iter().map(|role| json!(role.name())).collect();
+    let roles_or_none: Vec<Value> = roles.iter().cloned().chain([Value::Null]).collect();
+    refine("RoomBody", "my_role", json!({"type": ["string", "null"], "enum": roles_or_none}));
     refine("MemberBody", "role", json!({"enum": roles}));
     refine(
         "ExecutionBody",

@@ -11,6 +11,36 @@ pub mod auth {
 pub mod rooms {
     pub mod v1 {
         tonic::include_proto!("codesync.rooms.v1");
+
+        impl Role {
+            /// The roles a member can have, in order of power.
+            pub const NAMED: [Self; 3] = [Self::Owner, Self::Editor, Self::Viewer];
+
+            /// How the REST API, the database and `room-events` spell a role (none for
+            /// `Unspecified`, which is no role: not a member).
+            pub fn name(self) -> Option<&'static str> {
+                match self {
+                    Self::Owner => Some("owner"),
+                    Self::Editor => Some("editor"),
+                    Self::Viewer => Some("viewer"),
+                    Self::Unspecified => None,
+                }
+            }
+
+            pub fn from_name(name: &str) -> Option<Self> {
+                Self::NAMED.into_iter().find(|role| role.name() == Some(name))
+            }
+
+            /// The role of a wire value, `Unspecified` for an unknown one.
+            pub fn of(value: i32) -> Self {
+                Self::try_from(value).unwrap_or(Self::Unspecified)
+            }
+
+            /// Owners and editors write; viewers (and non-members) only read.
+            pub fn can_write(self) -> bool {
+                matches!(self, Self::Owner | Self::Editor)
+            }
+        }
     }
 }
 pub mod documents {
@@ -118,3 +148,22 @@ pub mod analytics {
 
 /// The encoded `FileDescriptorSet` of every CodeSync proto, for gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("codesync_descriptor");
+
+#[cfg(test)]
+mod tests {
+    use super::rooms::v1::Role;
+
+    #[test]
+    fn roles_have_one_spelling_each_way() {
+        for role in Role::NAMED {
+            let name = role.name().expect("a named role");
+            assert_eq!(Role::from_name(name), Some(role));
+            assert_eq!(Role::of(role as i32), role);
+        }
+        assert_eq!(Role::Unspecified.name(), None);
+        assert_eq!(Role::from_name("admin"), None);
+        assert_eq!(Role::of(99), Role::Unspecified);
+        assert!(Role::Owner.can_write() && Role::Editor.can_write());
+        assert!(!Role::Viewer.can_write() && !Role::Unspecified.can_write());
+    }
+}

@@ -21,7 +21,7 @@ use serde_json::json;
 use crate::harness::{Cluster, PostgresDatabase, binary, free_port, redis_prefix};
 
 const BASE_IMAGE: &str = "localhost/codesync-test-base:bookworm";
-const SERVICES: usize = 9;
+const SERVICES: usize = codesync_common::grpc::SERVICE_NAMES.len();
 
 fn repository() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")

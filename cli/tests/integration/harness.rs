@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-pub const SERVICES: [&str; 9] =
-    ["auth", "rooms", "documents", "presence", "history", "execution", "assistant", "notifications", "analytics"];
+pub use codesync_common::grpc::SERVICE_NAMES as SERVICES;
 
 /// A port that was free a moment ago. The OS hands out ephemeral ports in
 /// sequence, so a port just released is not handed to the next caller at once.

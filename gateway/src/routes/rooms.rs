@@ -99,21 +99,12 @@ pub struct MemberListBody {
 }
 
 pub fn role_name(role: i32) -> Option<&'static str> {
-    match pb::Role::try_from(role) {
-        Ok(pb::Role::Owner) => Some("owner"),
-        Ok(pb::Role::Editor) => Some("editor"),
-        Ok(pb::Role::Viewer) => Some("viewer"),
-        Ok(pb::Role::Unspecified) | Err(_) => None,
-    }
+    pb::Role::of(role).name()
 }
 
 fn role_from_name(name: &str) -> Result<pb::Role, ApiError> {
-    match name {
-        "editor" => Ok(pb::Role::Editor),
-        "viewer" => Ok(pb::Role::Viewer),
-        "owner" => Ok(pb::Role::Owner),
-        _ => Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_role", "the role must be 'editor' or 'viewer'")),
-    }
+    pb::Role::from_name(name)
+        .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "invalid_role", "the role must be 'editor' or 'viewer'"))
 }
 
 fn room_body(room: pb::Room) -> RoomBody {

@@ -486,7 +486,8 @@ async fn apply_membership_changes(
     registry: std::sync::Weak<Registry>,
 ) {
     while let Some(change) = codesync_common::events::next_membership_change(&mut room_events).await {
-        let can_write = change.role.map(|role| role != "viewer");
+        // None: no longer a member; an unknown role writes nothing.
+        let can_write = change.role.map(|role| rooms_pb::Role::from_name(&role).is_some_and(rooms_pb::Role::can_write));
         let Some(registry) = registry.upgrade() else { return };
         for mailbox in registry.loaded_mailboxes() {
             let command = Command::MembershipChanged {

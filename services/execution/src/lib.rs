@@ -134,9 +134,19 @@ impl ExecutionGrpcService {
         channels: &ServiceChannels,
         redis: Option<codesync_common::redis::Redis>,
     ) -> Self {
+        let limits = config.limits;
         let sandbox = match Sandbox::connect(&config.backend, config.runs_dir).await {
             Ok(sandbox) => {
-                tracing::info!(backend = sandbox.backend_name(), "code execution is ready");
+                tracing::info!(
+                    backend = sandbox.backend_name(),
+                    confinement = %sandbox.confinement(),
+                    wall_time_s = limits.wall_time.as_secs(),
+                    memory_mb = limits.memory_bytes >> 20,
+                    processes = limits.pids,
+                    cpu_percent = limits.cpu_percent,
+                    output_bytes = limits.output_bytes,
+                    "code execution is ready"
+                );
                 Ok(Arc::new(sandbox))
             }
             Err(error) => {

@@ -50,20 +50,17 @@ pub enum Role {
 }
 
 impl Role {
+    /// The name the database and events use: the contract's (`pb::Role::name`).
     pub fn as_db(self) -> &'static str {
-        match self {
-            Self::Owner => "owner",
-            Self::Editor => "editor",
-            Self::Viewer => "viewer",
-        }
+        self.to_proto().name().unwrap_or_default()
     }
 
     pub fn from_db(value: &str) -> Option<Self> {
-        match value {
-            "owner" => Some(Self::Owner),
-            "editor" => Some(Self::Editor),
-            "viewer" => Some(Self::Viewer),
-            _ => None,
+        match pb::Role::from_name(value)? {
+            pb::Role::Owner => Some(Self::Owner),
+            pb::Role::Editor => Some(Self::Editor),
+            pb::Role::Viewer => Some(Self::Viewer),
+            pb::Role::Unspecified => None,
         }
     }
 
@@ -76,7 +73,7 @@ impl Role {
     }
 
     pub fn can_write(self) -> bool {
-        matches!(self, Self::Owner | Self::Editor)
+        self.to_proto().can_write()
     }
 }
 

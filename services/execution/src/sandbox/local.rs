@@ -125,6 +125,14 @@ impl LocalSandbox {
         Ok(Self { runs_dir, cgroups, seccomp_program })
     }
 
+    /// Which cgroup hierarchy holds the runs' memory, process and CPU limits.
+    pub fn cgroup_version(&self) -> &'static str {
+        match self.cgroups {
+            Layout::V1 { .. } => "v1",
+            Layout::V2 { .. } => "v2",
+        }
+    }
+
     /// A fresh work directory holding `files`, owned by the sandbox uid. File names are plain
     /// names (no directories), checked here.
     /// The directory is a tmpfs of `work_bytes` of its own: a program cannot fill the host's

@@ -174,6 +174,24 @@ impl Sandbox {
         }
     }
 
+    /// What confines a run on this backend, for the start-up log.
+    pub fn confinement(&self) -> String {
+        match self {
+            Self::Local(sandbox) => format!(
+                "bubblewrap namespaces (no network), uid 65534, read-only /usr, a seccomp filter, rlimits (file \
+                 size, open files, no core dumps), cgroups {} (memory, processes, CPU), a size-capped /tmp and \
+                 work directory",
+                sandbox.cgroup_version()
+            ),
+            Self::Docker { .. } => "a container per phase: no network, read-only root, every capability dropped, \
+                 memory, process and CPU limits"
+                .into(),
+            Self::Kubernetes(_) => "a Job per run: non-root, read-only root, every capability dropped, \
+                 RuntimeDefault seccomp, memory, CPU and storage limits; no traffic by the runs' NetworkPolicy"
+                .into(),
+        }
+    }
+
     pub fn backend_name(&self) -> &'static str {
         match self {
             Self::Local(_) => "local",
