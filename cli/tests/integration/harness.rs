@@ -237,7 +237,7 @@ impl Cluster {
         let mut cluster = Self::new(children, data_dir, http_port, ports[0].1);
         cluster.grpc_addrs =
             ports.iter().map(|(service, port)| (service.to_string(), format!("127.0.0.1:{port}"))).collect();
-        cluster.wait_until_ready().await.then_some(cluster)
+        (cluster.wait_until_ready().await && cluster.every_process_runs()).then_some(cluster)
     }
 
     /// Any topology: each process runs its components with `codesync run --service ...`; every
@@ -313,7 +313,20 @@ impl Cluster {
                 return None;
             }
         }
-        Some(cluster)
+        cluster.every_process_runs().then_some(cluster)
+    }
+
+    /// False (saying which) when a process of the cluster has exited: one that lost its port to
+    /// another test between `free_port` and its bind, while that other test's process answers
+    /// the health checks on the port in its place.
+    fn every_process_runs(&mut self) -> bool {
+        for (name, child) in &mut self.children {
+            if let Ok(Some(status)) = child.try_wait() {
+                eprintln!("codesync ({name}) exited at start with {status}; starting the cluster again");
+                return false;
+            }
+        }
+        true
     }
 
     /// Starts the process `name` of a topology again, as it was started first.
