@@ -11,8 +11,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // SAFETY-free: build scripts are single-threaded, and prost-build reads PROTOC.
     unsafe { std::env::set_var("PROTOC", protoc_path) };
 
-    let proto_files: Vec<PathBuf> =
+    let mut proto_files: Vec<PathBuf> =
         SERVICES.iter().map(|service| PathBuf::from(format!("codesync/{service}/v1/{service}.proto"))).collect();
+    // The events the services publish, beside their gRPC contracts.
+    proto_files.push(PathBuf::from("codesync/events/v1/events.proto"));
     for proto_file in &proto_files {
         println!("cargo:rerun-if-changed={}", proto_file.display());
     }

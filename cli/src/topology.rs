@@ -11,7 +11,7 @@ use anyhow::Context;
 use codesync_auth::AuthGrpcService;
 use codesync_auth::store::AuthStore;
 use codesync_common::db::Database;
-use codesync_common::events::{ANALYTICS_EVENTS, Event, EventBus, InProcessBus, SESSION_ENDED};
+use codesync_common::events::{ANALYTICS_EVENTS, Event, EventBus, InProcessBus, Kind};
 use codesync_common::grpc::{InProcessRoutes, ServiceChannels, grpc_service_name};
 use codesync_common::identity::{PublicKey, ServiceCredential, ServiceKey, SigningKey, TokenService};
 use codesync_common::kafka::KafkaBus;
@@ -387,10 +387,8 @@ async fn token_service(
 async fn end_sessions_when_told(mut analytics: tokio::sync::broadcast::Receiver<Event>, tokens: TokenService) {
     loop {
         match analytics.recv().await {
-            Ok(event) if event.kind == SESSION_ENDED => {
-                if let Some(session_id) = event.payload["session_id"].as_str() {
-                    tokens.end_session(session_id);
-                }
+            Ok(Event { kind: Kind::SessionEnded(ended), .. }) if !ended.session_id.is_empty() => {
+                tokens.end_session(&ended.session_id)
             }
             Ok(_) => {}
             Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {

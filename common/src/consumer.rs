@@ -12,10 +12,7 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use crate::events::{DEAD_LETTER_EVENTS, Event, EventBus};
-
-/// What `dead-letter-events` calls an event that a consumer gave up on.
-pub const DEAD_LETTER: &str = "dead_letter";
+use crate::events::{DEAD_LETTER_EVENTS, Event, EventBus, Kind, schema};
 
 /// Waits between the attempts at an event that failed for a passing reason: about 48 s in all,
 /// enough for a database to restart or a peer service to come back.
@@ -43,18 +40,21 @@ pub enum StartFrom {
 #[derive(Debug)]
 pub struct Delivery {
     pub event: Event,
+    /// The message's bytes as they came from the brokers, for a dead letter to keep whole
+    /// (decoding drops fields this version does not know).
+    received: Option<Vec<u8>>,
     handled: Option<oneshot::Sender<()>>,
 }
 
 impl Delivery {
     /// A delivery that needs no acknowledgement (the in-process bus keeps no position).
     pub fn unacknowledged(event: Event) -> Self {
-        Self { event, handled: None }
+        Self { event, received: None, handled: None }
     }
 
-    /// A delivery whose position is committed when `handled` fires.
-    pub fn acknowledged_by(event: Event, handled: oneshot::Sender<()>) -> Self {
-        Self { event, handled: Some(handled) }
+    /// A delivery of the message `received`, whose position is committed when `handled` fires.
+    pub fn acknowledged_by(event: Event, received: Vec<u8>, handled: oneshot::Sender<()>) -> Self {
+        Self { event, received: Some(received), handled: Some(handled) }
     }
 
     pub fn acknowledge(self) {
@@ -103,7 +103,8 @@ pub async fn run<Handler, Handled>(
     tracing::info!(group, ?topics, "consuming events");
     while let Some(delivery) = deliveries.recv().await {
         if let Err((error, attempts)) = handle_with_retries(&handler, &delivery.event).await {
-            dead_letter(bus.as_ref(), group, &delivery.event, &error, attempts);
+            let message = delivery.received.clone().unwrap_or_else(|| delivery.event.encode());
+            dead_letter(bus.as_ref(), group, &delivery.event, message, &error, attempts);
         }
         delivery.acknowledge();
     }
@@ -126,44 +127,57 @@ where
             HandleError::Poisoned(_) => None,
         };
         let Some(delay) = delay else { return Err((error, attempts)) };
-        tracing::warn!(event.id = %event.id, topic = %event.topic, kind = %event.kind, %error, attempts, "handling an event failed; trying again");
+        tracing::warn!(event.id = %event.id, topic = event.topic(), kind = event.kind_name(), %error, attempts, "handling an event failed; trying again");
         tokio::time::sleep(*delay).await;
     }
 }
 
-/// Sends an event a consumer gave up on to `dead-letter-events`, with who gave up and why. A
-/// dead letter that fails again is only logged: dead letters never loop.
-pub fn dead_letter(bus: &dyn EventBus, group: &str, event: &Event, error: &HandleError, attempts: u32) {
-    tracing::error!(group, event.id = %event.id, topic = %event.topic, kind = %event.kind, %error, attempts, "an event goes to the dead letters");
-    if event.topic == DEAD_LETTER_EVENTS {
+/// Sends an event a consumer gave up on to `dead-letter-events`, with who gave up and why, and
+/// the `message` it came in, byte for byte. A dead letter that fails again is only logged: dead
+/// letters never loop.
+pub fn dead_letter(
+    bus: &dyn EventBus,
+    group: &str,
+    event: &Event,
+    message: Vec<u8>,
+    error: &HandleError,
+    attempts: u32,
+) {
+    tracing::error!(group, event.id = %event.id, topic = event.topic(), kind = event.kind_name(), %error, attempts, "an event goes to the dead letters");
+    if event.topic() == DEAD_LETTER_EVENTS {
         return;
     }
-    let payload = serde_json::json!({
-        "consumer": group,
-        "error": error.to_string(),
-        "poisoned": matches!(error, HandleError::Poisoned(_)),
-        "attempts": attempts,
-        "event": event,
-    });
-    bus.publish(Event::new(DEAD_LETTER_EVENTS, DEAD_LETTER, &event.key, payload));
+    let letter = schema::DeadLetter {
+        consumer: group.to_string(),
+        error: error.to_string(),
+        poisoned: matches!(error, HandleError::Poisoned(_)),
+        attempts,
+        topic: event.topic().to_string(),
+        message,
+        event_id: event.id.clone(),
+        event_kind: event.kind_name().to_string(),
+    };
+    bus.publish(Event::new(&event.key, Kind::DeadLetter(letter)));
 }
 
-/// The dead letter for a message that is not an event at all (bytes that are not CodeSync's
-/// JSON), for the bus to publish; none for the dead-letter topic itself.
-pub fn raw_dead_letter(group: &str, topic: &str, key: &str, payload: &[u8], reason: &str) -> Option<Event> {
+/// The dead letter for a message that is not an event this version can read (bytes that are
+/// not an envelope, or a kind it does not know), kept whole, for the bus to publish; none for
+/// the dead-letter topic itself.
+pub fn raw_dead_letter(group: &str, topic: &str, key: &str, message: &[u8], reason: &str) -> Option<Event> {
     tracing::error!(group, topic, reason, "a message that is not an event goes to the dead letters");
     if topic == DEAD_LETTER_EVENTS {
         return None;
     }
-    let payload = serde_json::json!({
-        "consumer": group,
-        "error": reason,
-        "poisoned": true,
-        "attempts": 1,
-        "topic": topic,
-        "raw": String::from_utf8_lossy(&payload[..payload.len().min(64 * 1024)]),
-    });
-    Some(Event::new(DEAD_LETTER_EVENTS, DEAD_LETTER, key, payload))
+    let letter = schema::DeadLetter {
+        consumer: group.to_string(),
+        error: reason.to_string(),
+        poisoned: true,
+        attempts: 1,
+        topic: topic.to_string(),
+        message: message.to_vec(),
+        ..Default::default()
+    };
+    Some(Event::new(key, Kind::DeadLetter(letter)))
 }
 
 #[cfg(test)]
@@ -173,6 +187,19 @@ mod tests {
 
     use super::*;
     use crate::events::{EXECUTION_EVENTS, InProcessBus, ROOM_EVENTS};
+
+    /// A finished run whose language names what the test's handler does with it.
+    fn finished_run(language: &str) -> Event {
+        let finished = schema::ExecutionFinished { language: language.into(), ..Default::default() };
+        Event::new("k", Kind::ExecutionFinished(finished))
+    }
+
+    fn run_language(event: &Event) -> &str {
+        match &event.kind {
+            Kind::ExecutionFinished(finished) => &finished.language,
+            _ => "",
+        }
+    }
 
     #[tokio::test(start_paused = true)]
     async fn a_poisoned_event_is_dead_lettered_and_the_consumer_goes_on() {
@@ -190,7 +217,7 @@ mod tests {
                 move |event: Event| {
                     let (handled, flaky_attempts) = (handled.clone(), flaky_attempts.clone());
                     async move {
-                        match event.kind.as_str() {
+                        match run_language(&event) {
                             "poison" => Err(HandleError::poisoned("no user_id")),
                             "always_down" => Err(HandleError::transient("the database is down")),
                             // Fails twice, then works.
@@ -198,7 +225,7 @@ mod tests {
                                 Err(HandleError::transient("busy"))
                             }
                             _ => {
-                                handled.lock().unwrap().push(event.kind.clone());
+                                handled.lock().unwrap().push(run_language(&event).to_string());
                                 Ok(())
                             }
                         }
@@ -207,21 +234,20 @@ mod tests {
             ))
         };
         tokio::task::yield_now().await;
-        for kind in ["first", "poison", "flaky", "always_down", "last"] {
-            bus.publish(Event::new(EXECUTION_EVENTS, kind, "k", serde_json::json!({})));
+        let mut published = Vec::new();
+        for language in ["first", "poison", "flaky", "always_down", "last"] {
+            let event = finished_run(language);
+            published.push(event.clone());
+            bus.publish(event);
         }
-        let poisoned = dead_letters.recv().await.unwrap();
-        assert_eq!(poisoned.kind, DEAD_LETTER);
-        assert_eq!(poisoned.payload["consumer"], "test");
-        assert_eq!(poisoned.payload["event"]["kind"], "poison");
-        assert_eq!(
-            (poisoned.payload["attempts"].as_u64(), poisoned.payload["poisoned"].as_bool()),
-            (Some(1), Some(true))
-        );
-        let given_up = dead_letters.recv().await.unwrap();
-        assert_eq!(given_up.payload["event"]["kind"], "always_down");
-        assert_eq!(given_up.payload["attempts"].as_u64(), Some(1 + RETRY_DELAYS.len() as u64));
-        assert_eq!(given_up.payload["error"], "the database is down");
+        let Kind::DeadLetter(poisoned) = dead_letters.recv().await.unwrap().kind else { panic!("a dead letter") };
+        assert_eq!((poisoned.consumer.as_str(), poisoned.event_kind.as_str()), ("test", "execution_finished"));
+        assert_eq!(Event::decode(&poisoned.message).unwrap(), published[1], "the event, whole");
+        assert_eq!((poisoned.attempts, poisoned.poisoned), (1, true));
+        let Kind::DeadLetter(given_up) = dead_letters.recv().await.unwrap().kind else { panic!("a dead letter") };
+        assert_eq!(Event::decode(&given_up.message).unwrap(), published[3]);
+        assert_eq!((given_up.attempts, given_up.poisoned), (1 + RETRY_DELAYS.len() as u32, false));
+        assert_eq!(given_up.error, "the database is down");
         // The consumer went on after both.
         while handled.lock().unwrap().len() < 3 {
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -235,8 +261,8 @@ mod tests {
     async fn dead_letters_never_loop() {
         let bus = InProcessBus::shared();
         let mut dead_letters = bus.subscribe(DEAD_LETTER_EVENTS);
-        let letter = Event::new(DEAD_LETTER_EVENTS, DEAD_LETTER, "k", serde_json::json!({}));
-        dead_letter(bus.as_ref(), "analytics", &letter, &HandleError::poisoned("bad"), 1);
+        let letter = Event::new("k", Kind::DeadLetter(schema::DeadLetter::default()));
+        dead_letter(bus.as_ref(), "analytics", &letter, letter.encode(), &HandleError::poisoned("bad"), 1);
         assert!(dead_letters.try_recv().is_err());
     }
 }

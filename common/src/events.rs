@@ -1,92 +1,226 @@
-//! The event bus: the topics of SPEC "Events", and the interface every
-//! service publishes and consumes through. The embedded default delivers
+//! The event bus: the events of SPEC "Events" (their schema is `proto/codesync/events/v1`),
+//! and the interface every service publishes and consumes through. The embedded default delivers
 //! within this process; the Kafka backend (`crate::kafka`) sits behind the
 //! same interface for the distributed topology.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use serde::{Deserialize, Serialize};
+use prost::Message as _;
+use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
-pub const ROOM_EVENTS: &str = "room-events";
-pub const COLLABORATION_EVENTS: &str = "collaboration-events";
-pub const EXECUTION_EVENTS: &str = "execution-events";
-pub const AI_EVENTS: &str = "ai-events";
-pub const NOTIFICATION_EVENTS: &str = "notification-events";
-pub const ANALYTICS_EVENTS: &str = "analytics-events";
-pub const DEAD_LETTER_EVENTS: &str = "dead-letter-events";
+pub use codesync_proto::events::v1 as schema;
+pub use codesync_proto::events::v1::{
+    AI_EVENTS, ANALYTICS_EVENTS, COLLABORATION_EVENTS, DEAD_LETTER_EVENTS, EXECUTION_EVENTS, KIND_NAMES,
+    NOTIFICATION_EVENTS, ROOM_EVENTS, TOPICS,
+};
+use codesync_proto::rooms::v1::Role;
+pub use schema::event::Kind;
 
-/// Kinds of `room-events` about members (payload: `room_id`, `room_name`, `owner_id`, `user_id`,
-/// `role` or null, `by`, `by_username`).
-pub const MEMBER_JOINED: &str = "member_joined";
-pub const MEMBER_ROLE_CHANGED: &str = "member_role_changed";
-pub const MEMBER_REMOVED: &str = "member_removed";
-/// Kinds of `room-events` about rooms and files (payload: `room_id`, `by`, `by_username`, and
-/// `room_name`, `owner_id`, `is_public` for rooms, with `file_ids` for a deleted room (the files
-/// that went with it); `file_id`, `filename` (and `old_filename`) for files).
-pub const ROOM_CREATED: &str = "room_created";
-pub const ROOM_DELETED: &str = "room_deleted";
-pub const FILE_CREATED: &str = "file_created";
-pub const FILE_RENAMED: &str = "file_renamed";
-pub const FILE_DELETED: &str = "file_deleted";
-/// `execution-events`: a run ended (payload: `execution_id`, `user_id`, `room_id`, `file_id`,
-/// `language`, `status`, `exit_code`, `signal`, `wall_time_ms`, `peak_memory_bytes`).
-pub const EXECUTION_FINISHED: &str = "execution_finished";
-/// `ai-events`: an answer ended (payload: the `ai_interactions` record: `user_id`, `file_id`,
-/// `mode`, `provider`, `model`, `status`, `time_to_first_token_ms`, `latency_ms`, tokens).
-pub const AI_REQUEST_FINISHED: &str = "ai_request_finished";
-/// `collaboration-events` (payload: `file_id`, `room_id`, `updates`, `bytes`, `editors`, `joins`,
-/// `connections`, `window_ms`): a file's edits over a short window.
-pub const COLLABORATION_ACTIVITY: &str = "activity";
-/// `collaboration-events` from presence (payload: `room_id`, `online`): who is in a room changed.
-pub const ROOM_PRESENCE: &str = "room_presence";
-/// `analytics-events` from auth (payload: `user_id`, `username`): an account was made, a
-/// session began (registering or signing in).
-pub const USER_REGISTERED: &str = "user_registered";
-pub const SESSION_STARTED: &str = "session_started";
-/// `analytics-events` from auth (payload: `user_id`, `session_id`): a sign-in ended (signed out,
-/// or its refresh token was reused): every process refuses its access tokens and ends its streams.
-pub const SESSION_ENDED: &str = "session_ended";
-/// `notification-events`: a notice for one user (payload: `user_id`, `title`, `message`), and
-/// the notifications service's own announcement of a stored notification (for live pushes).
-pub const SYSTEM_NOTICE: &str = "system_notice";
-pub const NOTIFICATION_CREATED: &str = "notification_created";
-/// `room-events` from history: a version of a file was recorded (payload: `room_id`, `file_id`,
-/// `version_id`, `number`, `kind`, `by`, `by_username`, `lines_added`, `lines_removed`).
-pub const VERSION_CREATED: &str = "version_created";
-
-pub const TOPICS: [&str; 7] = [
-    ROOM_EVENTS,
-    COLLABORATION_EVENTS,
-    EXECUTION_EVENTS,
-    AI_EVENTS,
-    NOTIFICATION_EVENTS,
-    ANALYTICS_EVENTS,
-    DEAD_LETTER_EVENTS,
-];
-
-/// One event: `kind` says what happened, `key` what it is about (the
-/// partitioning key: a room or file id), `payload` the details.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One event: `kind` says what happened, with its details (a message of
+/// `proto/codesync/events/v1/events.proto`, which also fixes its topic), `key` what it is about
+/// (the partitioning key: a room, file or user id).
+#[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     pub id: String,
-    pub topic: String,
-    pub kind: String,
     pub key: String,
     pub occurred_at_ms: i64,
-    pub payload: serde_json::Value,
+    pub kind: Kind,
+}
+
+/// Bytes that are not an event this version knows.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("not a CodeSync event: {0}")]
+    Malformed(String),
+    /// From a newer producer, most likely: kept whole in the dead letters until this consumer
+    /// is upgraded.
+    #[error("an event of a kind this version does not know")]
+    UnknownKind,
 }
 
 impl Event {
-    pub fn new(topic: &str, kind: &str, key: &str, payload: serde_json::Value) -> Self {
-        Self {
-            id: crate::new_id(),
-            topic: topic.to_string(),
-            kind: kind.to_string(),
-            key: key.to_string(),
-            occurred_at_ms: crate::now_ms(),
-            payload,
+    pub fn new(key: &str, kind: Kind) -> Self {
+        Self { id: crate::new_id(), key: key.to_string(), occurred_at_ms: crate::now_ms(), kind }
+    }
+
+    pub fn topic(&self) -> &'static str {
+        self.kind.topic()
+    }
+
+    /// The kind's name (`member_joined`, `activity`...).
+    pub fn kind_name(&self) -> &'static str {
+        self.kind.name()
+    }
+
+    /// The event as it goes on the wire (Kafka, the outbox): the protobuf envelope.
+    pub fn encode(&self) -> Vec<u8> {
+        schema::Event {
+            id: self.id.clone(),
+            key: self.key.clone(),
+            occurred_at_ms: self.occurred_at_ms,
+            kind: Some(self.kind.clone()),
+        }
+        .encode_to_vec()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let envelope = schema::Event::decode(bytes).map_err(|error| DecodeError::Malformed(error.to_string()))?;
+        let kind = envelope.kind.ok_or(DecodeError::UnknownKind)?;
+        if envelope.id.is_empty() {
+            return Err(DecodeError::Malformed("an event without an id".into()));
+        }
+        Ok(Self { id: envelope.id, key: envelope.key, occurred_at_ms: envelope.occurred_at_ms, kind })
+    }
+
+    /// The room the event is about, if any.
+    pub fn room_id(&self) -> Option<&str> {
+        let room_id = match &self.kind {
+            Kind::MemberJoined(change) | Kind::MemberRoleChanged(change) | Kind::MemberRemoved(change) => {
+                &change.room_id
+            }
+            Kind::RoomCreated(change) | Kind::RoomDeleted(change) => &change.room_id,
+            Kind::FileCreated(change) | Kind::FileRenamed(change) | Kind::FileDeleted(change) => &change.room_id,
+            Kind::VersionCreated(version) => &version.room_id,
+            Kind::Activity(activity) => &activity.room_id,
+            Kind::RoomPresence(presence) => &presence.room_id,
+            Kind::ExecutionFinished(run) => &run.room_id,
+            Kind::AiRequestFinished(_)
+            | Kind::SystemNotice(_)
+            | Kind::NotificationCreated(_)
+            | Kind::UserRegistered(_)
+            | Kind::SessionStarted(_)
+            | Kind::SessionEnded(_)
+            | Kind::DeadLetter(_) => return None,
+        };
+        Some(room_id.as_str()).filter(|room_id| !room_id.is_empty())
+    }
+
+    /// Who did it (the member who acted, the user who ran or asked), if anyone.
+    pub fn actor(&self) -> Option<&str> {
+        let user_id = match &self.kind {
+            Kind::MemberJoined(change) | Kind::MemberRoleChanged(change) | Kind::MemberRemoved(change) => &change.by,
+            Kind::RoomCreated(change) | Kind::RoomDeleted(change) => &change.by,
+            Kind::FileCreated(change) | Kind::FileRenamed(change) | Kind::FileDeleted(change) => &change.by,
+            Kind::VersionCreated(version) => &version.by,
+            Kind::ExecutionFinished(run) => &run.user_id,
+            Kind::AiRequestFinished(answer) => &answer.user_id,
+            Kind::SystemNotice(notice) => &notice.user_id,
+            Kind::NotificationCreated(created) => match &created.notification {
+                Some(notification) => &notification.user_id,
+                None => return None,
+            },
+            Kind::UserRegistered(user) | Kind::SessionStarted(user) => &user.user_id,
+            Kind::SessionEnded(ended) => &ended.user_id,
+            Kind::Activity(_) | Kind::RoomPresence(_) | Kind::DeadLetter(_) => return None,
+        };
+        Some(user_id.as_str()).filter(|user_id| !user_id.is_empty())
+    }
+
+    /// The event's details as the REST API shows them (the room log's and analytics'
+    /// `metadata`): snake_case fields, roles and statuses by name.
+    pub fn details(&self) -> Value {
+        match &self.kind {
+            Kind::MemberJoined(change) | Kind::MemberRoleChanged(change) | Kind::MemberRemoved(change) => json!({
+                "room_id": change.room_id,
+                "room_name": change.room_name,
+                "owner_id": change.owner_id,
+                "user_id": change.user_id,
+                "role": Role::of(change.role).name(),
+                "by": change.by,
+                "by_username": change.by_username,
+            }),
+            Kind::RoomCreated(change) | Kind::RoomDeleted(change) => json!({
+                "room_id": change.room_id,
+                "room_name": change.room_name,
+                "owner_id": change.owner_id,
+                "is_public": change.is_public,
+                "by": change.by,
+                "by_username": change.by_username,
+                "file_ids": change.file_ids,
+            }),
+            Kind::FileCreated(change) | Kind::FileRenamed(change) | Kind::FileDeleted(change) => json!({
+                "room_id": change.room_id,
+                "file_id": change.file_id,
+                "filename": change.filename,
+                "old_filename": Some(&change.old_filename).filter(|name| !name.is_empty()),
+                "language": Some(&change.language).filter(|language| !language.is_empty()),
+                "by": change.by,
+                "by_username": change.by_username,
+            }),
+            Kind::VersionCreated(version) => json!({
+                "room_id": version.room_id,
+                "file_id": version.file_id,
+                "version_id": version.version_id,
+                "number": version.number,
+                "kind": codesync_proto::history::v1::VersionKind::try_from(version.kind)
+                    .unwrap_or_default()
+                    .name(),
+                "by": version.by,
+                "by_username": version.by_username,
+                "lines_added": version.lines_added,
+                "lines_removed": version.lines_removed,
+            }),
+            Kind::Activity(activity) => json!({
+                "file_id": activity.file_id,
+                "room_id": activity.room_id,
+                "updates": activity.updates,
+                "bytes": activity.bytes,
+                "editors": activity.editors,
+                "joins": activity.joins,
+                "connections": activity.connections,
+                "window_ms": activity.window_ms,
+            }),
+            Kind::RoomPresence(presence) => json!({"room_id": presence.room_id, "online": presence.online}),
+            Kind::ExecutionFinished(run) => json!({
+                "execution_id": run.execution_id,
+                "user_id": run.user_id,
+                "room_id": run.room_id,
+                "file_id": run.file_id,
+                "language": run.language,
+                "status": codesync_proto::execution::v1::ExecutionStatus::api_name_of(run.status),
+                "exit_code": run.exit_code,
+                "signal": run.signal,
+                "wall_time_ms": run.wall_time_ms,
+                "peak_memory_bytes": run.peak_memory_bytes,
+            }),
+            Kind::AiRequestFinished(answer) => json!({
+                "id": answer.interaction_id,
+                "user_id": answer.user_id,
+                "file_id": answer.file_id,
+                "mode": answer.mode,
+                "provider": answer.provider,
+                "model": answer.model,
+                "status": answer.status,
+                "time_to_first_token_ms": answer.time_to_first_token_ms,
+                "latency_ms": answer.latency_ms,
+                "input_tokens": answer.input_tokens,
+                "output_tokens": answer.output_tokens,
+                "created_at_ms": answer.created_at_ms,
+            }),
+            Kind::SystemNotice(notice) => {
+                json!({"user_id": notice.user_id, "title": notice.title, "message": notice.message})
+            }
+            Kind::NotificationCreated(created) => {
+                let notification = created.notification.clone().unwrap_or_default();
+                json!({"id": notification.id, "user_id": notification.user_id, "title": notification.title})
+            }
+            Kind::UserRegistered(user) | Kind::SessionStarted(user) => {
+                json!({"user_id": user.user_id, "username": user.username})
+            }
+            // The session id is a credential's family: not for the API.
+            Kind::SessionEnded(ended) => json!({"user_id": ended.user_id}),
+            Kind::DeadLetter(letter) => json!({
+                "consumer": letter.consumer,
+                "error": letter.error,
+                "poisoned": letter.poisoned,
+                "attempts": letter.attempts,
+                "topic": letter.topic,
+                "event_id": letter.event_id,
+                "event_kind": letter.event_kind,
+                "bytes": letter.message.len(),
+            }),
         }
     }
 }
@@ -96,8 +230,8 @@ impl Event {
 pub struct MembershipChange {
     pub room_id: String,
     pub user_id: String,
-    /// The new role's name; `None` when the member was removed (or left).
-    pub role: Option<String>,
+    /// The new role; `None` when the member was removed (or left).
+    pub role: Option<Role>,
 }
 
 /// The next role change or removal on a `room-events` subscription; other kinds, and events
@@ -114,16 +248,18 @@ pub async fn next_membership_change(room_events: &mut broadcast::Receiver<Event>
             }
             Err(broadcast::error::RecvError::Closed) => return None,
         };
-        let role = match (event.kind.as_str(), event.payload["role"].as_str()) {
-            (MEMBER_REMOVED, _) => None,
-            (MEMBER_ROLE_CHANGED, Some(role)) => Some(role.to_string()),
+        let (change, role) = match &event.kind {
+            Kind::MemberRemoved(change) => (change, None),
+            Kind::MemberRoleChanged(change) => match Role::of(change.role) {
+                Role::Unspecified => continue,
+                role => (change, Some(role)),
+            },
             _ => continue,
         };
-        let (Some(room_id), Some(user_id)) = (event.payload["room_id"].as_str(), event.payload["user_id"].as_str())
-        else {
+        if change.room_id.is_empty() || change.user_id.is_empty() {
             continue;
-        };
-        return Some(MembershipChange { room_id: room_id.to_string(), user_id: user_id.to_string(), role });
+        }
+        return Some(MembershipChange { room_id: change.room_id.clone(), user_id: change.user_id.clone(), role });
     }
 }
 
@@ -218,15 +354,15 @@ impl InProcessBus {
 
 impl EventBus for InProcessBus {
     fn publish(&self, event: Event) {
-        tracing::debug!(topic = %event.topic, kind = %event.kind, key = %event.key, "event");
+        tracing::debug!(topic = event.topic(), kind = event.kind_name(), key = %event.key, "event");
         {
             let mut groups = self.groups.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some(queues) = groups.get_mut(&event.topic) {
+            if let Some(queues) = groups.get_mut(event.topic()) {
                 queues.retain(|queue| queue.send(crate::consumer::Delivery::unacknowledged(event.clone())).is_ok());
             }
         }
         // No subscriber yet is not an error: nobody is interested.
-        let _ = self.sender(&event.topic).send(event);
+        let _ = self.sender(event.topic()).send(event);
     }
 
     fn subscribe(&self, topic: &str) -> broadcast::Receiver<Event> {
@@ -264,21 +400,38 @@ impl EventBus for InProcessBus {
 mod tests {
     use super::*;
 
+    fn member(kind: fn(schema::MemberChange) -> Kind, user_id: &str, role: Role) -> Event {
+        let change = schema::MemberChange {
+            room_id: "r".into(),
+            user_id: user_id.into(),
+            role: role.into(),
+            ..Default::default()
+        };
+        Event::new("r", kind(change))
+    }
+
     #[tokio::test]
     async fn membership_changes_are_read_and_everything_else_skipped() {
         let bus = InProcessBus::default();
         let mut room_events = bus.subscribe(ROOM_EVENTS);
-        let member = |kind: &str, payload: serde_json::Value| Event::new(ROOM_EVENTS, kind, "r", payload);
-        bus.publish(member(MEMBER_JOINED, serde_json::json!({"room_id": "r", "user_id": "u", "role": "editor"})));
-        bus.publish(member(MEMBER_ROLE_CHANGED, serde_json::json!({"room_id": "r"})));
-        bus.publish(member(MEMBER_ROLE_CHANGED, serde_json::json!({"room_id": "r", "user_id": "u", "role": "viewer"})));
-        bus.publish(member(MEMBER_REMOVED, serde_json::json!({"room_id": "r", "user_id": "u"})));
+        bus.publish(member(Kind::MemberJoined, "u", Role::Editor));
+        bus.publish(member(Kind::MemberRoleChanged, "", Role::Viewer));
+        bus.publish(member(Kind::MemberRoleChanged, "u", Role::Unspecified));
+        bus.publish(member(Kind::MemberRoleChanged, "u", Role::Viewer));
+        bus.publish(member(Kind::MemberRemoved, "u", Role::Unspecified));
         let change = next_membership_change(&mut room_events).await.unwrap();
-        assert_eq!(change, MembershipChange { room_id: "r".into(), user_id: "u".into(), role: Some("viewer".into()) });
+        assert_eq!(change, MembershipChange { room_id: "r".into(), user_id: "u".into(), role: Some(Role::Viewer) });
         let change = next_membership_change(&mut room_events).await.unwrap();
         assert_eq!(change, MembershipChange { room_id: "r".into(), user_id: "u".into(), role: None });
         drop(bus);
         assert_eq!(next_membership_change(&mut room_events).await, None, "the bus is gone");
+    }
+
+    fn activity(updates: u64) -> Event {
+        Event::new(
+            "file-1",
+            Kind::Activity(schema::Activity { file_id: "file-1".into(), updates, ..Default::default() }),
+        )
     }
 
     #[tokio::test]
@@ -287,12 +440,21 @@ mod tests {
         let mut group = bus.consume("slow", &[ROOM_EVENTS, COLLABORATION_EVENTS], crate::consumer::StartFrom::Latest);
         let published = 3 * IN_PROCESS_BUFFER;
         for index in 0..published {
-            let topic = if index % 2 == 0 { ROOM_EVENTS } else { COLLABORATION_EVENTS };
-            bus.publish(Event::new(topic, "k", "r", serde_json::json!({"index": index})));
+            let event = if index % 2 == 0 {
+                member(Kind::MemberJoined, &index.to_string(), Role::Editor)
+            } else {
+                activity(index as u64)
+            };
+            bus.publish(event);
         }
         for index in 0..published {
             let delivery = group.recv().await.unwrap();
-            assert_eq!(delivery.event.payload["index"], index, "in order, none missing");
+            let seen = match &delivery.event.kind {
+                Kind::MemberJoined(change) => change.user_id.parse::<usize>().unwrap(),
+                Kind::Activity(activity) => activity.updates as usize,
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(seen, index, "in order, none missing");
             delivery.acknowledge();
         }
     }
@@ -302,10 +464,24 @@ mod tests {
         let bus = InProcessBus::shared();
         let mut collaboration = bus.subscribe(COLLABORATION_EVENTS);
         let mut rooms = bus.subscribe(ROOM_EVENTS);
-        bus.publish(Event::new(COLLABORATION_EVENTS, "activity", "file-1", serde_json::json!({"updates": 3})));
+        bus.publish(activity(3));
         let event = collaboration.recv().await.unwrap();
-        assert_eq!(event.kind, "activity");
-        assert_eq!(event.payload["updates"], 3);
+        assert_eq!(event.kind_name(), "activity");
+        assert_eq!(event.details()["updates"], 3);
         assert!(rooms.try_recv().is_err());
+    }
+
+    #[test]
+    fn events_cross_the_wire_whole_and_strangers_are_refused() {
+        let event = member(Kind::MemberRoleChanged, "u", Role::Viewer);
+        assert_eq!(Event::decode(&event.encode()), Ok(event.clone()));
+        assert!(matches!(Event::decode(b"{\"kind\": \"member_joined\"}"), Err(DecodeError::Malformed(_))));
+        // An envelope whose kind is one a newer version added (field 1000): known, but not its kind.
+        let mut newer =
+            schema::Event { id: "e".into(), key: "k".into(), occurred_at_ms: 1, kind: None }.encode_to_vec();
+        newer.extend_from_slice(&[0xc2, 0x3e, 0x00]);
+        assert_eq!(Event::decode(&newer), Err(DecodeError::UnknownKind));
+        assert_eq!(event.details()["role"], "viewer");
+        assert_eq!(member(Kind::MemberRemoved, "u", Role::Unspecified).details()["role"], Value::Null);
     }
 }

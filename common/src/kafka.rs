@@ -246,34 +246,36 @@ fn consume(brokers: &str, topic: &str, sender: broadcast::Sender<Event>) -> Resu
                     continue;
                 }
             };
-            let event = message.payload().map(serde_json::from_slice::<Event>);
-            match event {
-                Some(Ok(event)) => {
+            match decode_on(&topic, message.payload().unwrap_or_default()) {
+                Ok(event) => {
                     let _ = sender.send(event);
                 }
-                Some(Err(error)) => tracing::warn!(%topic, %error, "skipped an event that is not CodeSync's JSON"),
-                None => tracing::warn!(%topic, "skipped an event without a payload"),
+                // The consumer groups send such messages to the dead letters; a live subscriber skips them.
+                Err(reason) => tracing::warn!(%topic, reason, "skipped a message that is not an event"),
             }
         }
     });
     Ok(())
 }
 
+/// The event a message of `topic` holds, or why it holds none this version can handle.
+fn decode_on(topic: &str, message: &[u8]) -> Result<Event, String> {
+    let event = Event::decode(message).map_err(|error| error.to_string())?;
+    if event.topic() != topic {
+        return Err(format!("a {} event belongs on {}, not on {topic}", event.kind_name(), event.topic()));
+    }
+    Ok(event)
+}
+
 /// Queues `event` on `producer`, in the caller's order (events of one key stay in order); only
 /// the delivery report is awaited on the side.
 fn publish_with(producer: &FutureProducer, event: Event) {
-    let payload = match serde_json::to_vec(&event) {
-        Ok(payload) => payload,
-        Err(error) => {
-            tracing::error!(topic = %event.topic, %error, "an event could not be encoded");
-            return;
-        }
-    };
-    let record = FutureRecord::to(&event.topic).key(&event.key).payload(&payload);
+    let payload = event.encode();
+    let record = FutureRecord::to(event.topic()).key(&event.key).payload(&payload);
     let delivery = match producer.send_result(record) {
         Ok(delivery) => delivery,
         Err((error, _)) => {
-            tracing::warn!(topic = %event.topic, kind = %event.kind, %error, "an event could not be queued for Kafka");
+            tracing::warn!(topic = event.topic(), kind = event.kind_name(), %error, "an event could not be queued for Kafka");
             return;
         }
     };
@@ -281,9 +283,11 @@ fn publish_with(producer: &FutureProducer, event: Event) {
         match delivery.await {
             Ok(Ok(_)) => {}
             Ok(Err((error, _))) => {
-                tracing::warn!(topic = %event.topic, kind = %event.kind, %error, "an event was not delivered to Kafka");
+                tracing::warn!(topic = event.topic(), kind = event.kind_name(), %error, "an event was not delivered to Kafka");
             }
-            Err(_) => tracing::warn!(topic = %event.topic, kind = %event.kind, "an event's delivery was abandoned"),
+            Err(_) => {
+                tracing::warn!(topic = event.topic(), kind = event.kind_name(), "an event's delivery was abandoned")
+            }
         }
     });
 }
@@ -357,10 +361,10 @@ async fn consume_as_group(
             }
         };
         let payload = message.payload().unwrap_or_default();
-        match serde_json::from_slice::<Event>(payload) {
+        match decode_on(message.topic(), payload) {
             Ok(event) => {
                 let (handled, acknowledged) = oneshot::channel();
-                if deliveries.send(Delivery::acknowledged_by(event, handled)).await.is_err() {
+                if deliveries.send(Delivery::acknowledged_by(event, payload.to_vec(), handled)).await.is_err() {
                     return;
                 }
                 // Dropped unacknowledged: the consumer is going away; the event comes again.
@@ -368,9 +372,8 @@ async fn consume_as_group(
                     return;
                 }
             }
-            Err(error) => {
+            Err(reason) => {
                 let key = message.key().map(String::from_utf8_lossy).unwrap_or_default();
-                let reason = format!("not a CodeSync event: {error}");
                 if let Some(letter) = raw_dead_letter(&group, message.topic(), &key, payload, &reason) {
                     publish_with(&producer, letter);
                 }
@@ -500,7 +503,7 @@ pub mod test_support {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::ROOM_EVENTS;
+    use crate::events::{Kind, ROOM_EVENTS, schema};
     use crate::kafka::test_support::TansuBroker;
 
     #[tokio::test]
@@ -513,16 +516,17 @@ mod tests {
 
         // Keyed by room, so events of one room stay in order on one partition.
         for index in 0..5 {
-            let payload = serde_json::json!({"index": index});
-            publisher.publish(Event::new(ROOM_EVENTS, "member_joined", "room-1", payload));
+            let change =
+                schema::MemberChange { room_id: "room-1".into(), user_id: index.to_string(), ..Default::default() };
+            publisher.publish(Event::new("room-1", Kind::MemberJoined(change)));
         }
         for index in 0..5 {
             let event = tokio::time::timeout(Duration::from_secs(20), room_events.recv())
                 .await
                 .expect("the event arrives")
                 .expect("no event is missed");
-            assert_eq!((event.kind.as_str(), event.key.as_str()), ("member_joined", "room-1"));
-            assert_eq!(event.payload["index"], index);
+            let Kind::MemberJoined(change) = &event.kind else { panic!("{event:?}") };
+            assert_eq!((change.user_id.as_str(), event.key.as_str()), (index.to_string().as_str(), "room-1"));
         }
         assert!(unrelated.try_recv().is_err(), "other topics stay quiet");
     }

@@ -20,11 +20,14 @@ use tokio::sync::{Notify, mpsc};
 use crate::db::{Database, Migration};
 use crate::events::Event;
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "event_outbox",
-    sql: include_str!("../../migrations/events/0001_event_outbox.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, name: "event_outbox", sql: include_str!("../../migrations/events/0001_event_outbox.sql") },
+    Migration {
+        version: 2,
+        name: "event_outbox_message",
+        sql: include_str!("../../migrations/events/0002_event_outbox_message.sql"),
+    },
+];
 
 /// Events relayed in one round.
 const BATCH: i64 = 500;
@@ -42,15 +45,14 @@ pub async fn migrate(database: &Database) -> Result<(), crate::db::DatabaseError
 /// Stores `event` in the outbox within the caller's transaction: it is relayed once the
 /// transaction commits, and never if it rolls back.
 pub async fn stage(connection: &mut sqlx::AnyConnection, event: &Event) -> Result<(), sqlx::Error> {
-    let payload = serde_json::to_string(event).map_err(|error| sqlx::Error::Encode(Box::new(error)))?;
     sqlx::query(
-        "INSERT INTO event_outbox (id, topic, event_key, payload, created_at_ms) VALUES ($1, $2, $3, $4, $5) \
-         ON CONFLICT (id) DO NOTHING",
+        "INSERT INTO event_outbox (id, topic, event_key, payload, message, created_at_ms) \
+         VALUES ($1, $2, $3, '', $4, $5) ON CONFLICT (id) DO NOTHING",
     )
     .bind(&event.id)
-    .bind(&event.topic)
+    .bind(event.topic())
     .bind(&event.key)
-    .bind(payload)
+    .bind(event.encode())
     .bind(event.occurred_at_ms)
     .execute(connection)
     .await?;
@@ -133,7 +135,11 @@ impl Outbox {
     /// Stores `event` (soon, in a batch) and relays it.
     pub fn publish(&self, event: Event) {
         if let Err(mpsc::error::SendError(event)) = self.writes.send(event) {
-            tracing::error!(topic = %event.topic, kind = %event.kind, "the outbox writer has stopped; an event is lost");
+            tracing::error!(
+                topic = event.topic(),
+                kind = event.kind_name(),
+                "the outbox writer has stopped; an event is lost"
+            );
         }
     }
 
@@ -291,7 +297,7 @@ enum RelayError {
 /// Sends up to [`BATCH`] stored events in order, all queued at once; removes those acknowledged
 /// (every one before the first that failed). How many went out.
 async fn relay_batch(database: &Database, producer: &FutureProducer) -> Result<usize, RelayError> {
-    let rows = sqlx::query("SELECT id, topic, event_key, payload FROM event_outbox ORDER BY id LIMIT $1")
+    let rows = sqlx::query("SELECT id, topic, event_key, payload, message FROM event_outbox ORDER BY id LIMIT $1")
         .bind(BATCH)
         .fetch_all(database.pool())
         .await?;
@@ -303,8 +309,12 @@ async fn relay_batch(database: &Database, producer: &FutureProducer) -> Result<u
         let id: String = row.try_get("id")?;
         let topic: String = row.try_get("topic")?;
         let key: String = row.try_get("event_key")?;
-        let payload: String = row.try_get("payload")?;
-        let record = FutureRecord::to(&topic).key(&key).payload(&payload);
+        // A row stored before events were protobuf goes out as it was stored.
+        let message = match row.try_get::<Option<Vec<u8>>, _>("message")? {
+            Some(message) => message,
+            None => row.try_get::<String, _>("payload")?.into_bytes(),
+        };
+        let record = FutureRecord::to(&topic).key(&key).payload(&message);
         match producer.send_result(record) {
             Ok(delivery) => deliveries.push((id, delivery)),
             // The producer's queue is full: what was queued goes out, the rest next round.

@@ -56,6 +56,17 @@ pub mod presence {
 pub mod history {
     pub mod v1 {
         tonic::include_proto!("codesync.history.v1");
+
+        impl VersionKind {
+            /// How the REST API, the `file_versions` table and the room log spell a kind.
+            pub fn name(self) -> &'static str {
+                match self {
+                    Self::Checkpoint => "checkpoint",
+                    Self::Restore => "restore",
+                    Self::Save | Self::Unspecified => "save",
+                }
+            }
+        }
     }
 }
 pub mod execution {
@@ -143,6 +154,107 @@ pub mod notifications {
 pub mod analytics {
     pub mod v1 {
         tonic::include_proto!("codesync.analytics.v1");
+    }
+}
+
+/// The events the services publish on the bus (SPEC "Events"), package `codesync.events.v1`.
+pub mod events {
+    pub mod v1 {
+        tonic::include_proto!("codesync.events.v1");
+
+        pub const ROOM_EVENTS: &str = "room-events";
+        pub const COLLABORATION_EVENTS: &str = "collaboration-events";
+        pub const EXECUTION_EVENTS: &str = "execution-events";
+        pub const AI_EVENTS: &str = "ai-events";
+        pub const NOTIFICATION_EVENTS: &str = "notification-events";
+        pub const ANALYTICS_EVENTS: &str = "analytics-events";
+        pub const DEAD_LETTER_EVENTS: &str = "dead-letter-events";
+
+        /// Every topic, as SPEC "Events" lists them.
+        pub const TOPICS: [&str; 7] = [
+            ROOM_EVENTS,
+            COLLABORATION_EVENTS,
+            EXECUTION_EVENTS,
+            AI_EVENTS,
+            NOTIFICATION_EVENTS,
+            ANALYTICS_EVENTS,
+            DEAD_LETTER_EVENTS,
+        ];
+
+        /// Every kind's name, as [`event::Kind::name`] spells it (the test
+        /// `every_kind_is_named_as_in_the_proto` holds both to the proto's oneof).
+        pub const KIND_NAMES: [&str; 19] = [
+            "member_joined",
+            "member_role_changed",
+            "member_removed",
+            "room_created",
+            "room_deleted",
+            "file_created",
+            "file_renamed",
+            "file_deleted",
+            "version_created",
+            "activity",
+            "room_presence",
+            "execution_finished",
+            "ai_request_finished",
+            "system_notice",
+            "notification_created",
+            "user_registered",
+            "session_started",
+            "session_ended",
+            "dead_letter",
+        ];
+
+        impl event::Kind {
+            /// The kind's name: the oneof field's name, as logs, the room log and analytics
+            /// spell it.
+            pub fn name(&self) -> &'static str {
+                use event::Kind;
+                match self {
+                    Kind::MemberJoined(_) => "member_joined",
+                    Kind::MemberRoleChanged(_) => "member_role_changed",
+                    Kind::MemberRemoved(_) => "member_removed",
+                    Kind::RoomCreated(_) => "room_created",
+                    Kind::RoomDeleted(_) => "room_deleted",
+                    Kind::FileCreated(_) => "file_created",
+                    Kind::FileRenamed(_) => "file_renamed",
+                    Kind::FileDeleted(_) => "file_deleted",
+                    Kind::VersionCreated(_) => "version_created",
+                    Kind::Activity(_) => "activity",
+                    Kind::RoomPresence(_) => "room_presence",
+                    Kind::ExecutionFinished(_) => "execution_finished",
+                    Kind::AiRequestFinished(_) => "ai_request_finished",
+                    Kind::SystemNotice(_) => "system_notice",
+                    Kind::NotificationCreated(_) => "notification_created",
+                    Kind::UserRegistered(_) => "user_registered",
+                    Kind::SessionStarted(_) => "session_started",
+                    Kind::SessionEnded(_) => "session_ended",
+                    Kind::DeadLetter(_) => "dead_letter",
+                }
+            }
+
+            /// The topic every event of this kind goes to.
+            pub fn topic(&self) -> &'static str {
+                use event::Kind;
+                match self {
+                    Kind::MemberJoined(_)
+                    | Kind::MemberRoleChanged(_)
+                    | Kind::MemberRemoved(_)
+                    | Kind::RoomCreated(_)
+                    | Kind::RoomDeleted(_)
+                    | Kind::FileCreated(_)
+                    | Kind::FileRenamed(_)
+                    | Kind::FileDeleted(_)
+                    | Kind::VersionCreated(_) => ROOM_EVENTS,
+                    Kind::Activity(_) | Kind::RoomPresence(_) => COLLABORATION_EVENTS,
+                    Kind::ExecutionFinished(_) => EXECUTION_EVENTS,
+                    Kind::AiRequestFinished(_) => AI_EVENTS,
+                    Kind::SystemNotice(_) | Kind::NotificationCreated(_) => NOTIFICATION_EVENTS,
+                    Kind::UserRegistered(_) | Kind::SessionStarted(_) | Kind::SessionEnded(_) => ANALYTICS_EVENTS,
+                    Kind::DeadLetter(_) => DEAD_LETTER_EVENTS,
+                }
+            }
+        }
     }
 }
 

@@ -163,14 +163,16 @@ async fn a_finished_run_reaches_the_open_stream_within_a_second_and_listing_filt
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
-/// Over Kafka: a message that is not an event and an event without the fields its kind needs
-/// both end in `dead-letter-events`, and the consumer goes on to the next, which reaches its
-/// user's stream.
+/// Over Kafka: a message that is not an event, an event of a kind this version does not know (from
+/// a newer producer) and an event without the fields its kind needs all end in
+/// `dead-letter-events` with their bytes unchanged, and the consumer goes on to the next, which
+/// reaches its user's stream.
 #[tokio::test]
 async fn poisoned_messages_end_in_dead_letters_and_the_consumer_goes_on() {
-    use codesync_common::events::{DEAD_LETTER_EVENTS, EXECUTION_EVENTS, Event, EventBus};
+    use codesync_common::events::{DEAD_LETTER_EVENTS, EXECUTION_EVENTS, Event, EventBus, Kind, schema};
     use codesync_common::kafka::KafkaBus;
     use codesync_common::kafka::test_support::TansuBroker;
+    use prost::Message as _;
     use rdkafka::producer::{FutureProducer, FutureRecord};
 
     let broker = TansuBroker::start().await;
@@ -188,33 +190,53 @@ async fn poisoned_messages_end_in_dead_letters_and_the_consumer_goes_on() {
         .send(FutureRecord::to(EXECUTION_EVENTS).key("poison").payload("this is not JSON"), Duration::from_secs(10))
         .await
         .expect("the raw message is accepted");
-    let finished = |payload: Value| Event::new(EXECUTION_EVENTS, "execution_finished", &user.user_id, payload);
-    observer.publish(finished(json!({"language": "python", "status": "ok"})));
-    observer.publish(finished(
-        json!({"user_id": user.user_id, "language": "perl", "status": "ok", "exit_code": 0, "wall_time_ms": 5}),
-    ));
+    // An envelope whose kind is field 1000: a kind a later version may add.
+    let mut newer =
+        schema::Event { id: "e-newer".into(), key: "k".into(), occurred_at_ms: 1, kind: None }.encode_to_vec();
+    newer.extend_from_slice(&[0xc2, 0x3e, 0x00]);
+    producer
+        .send(FutureRecord::to(EXECUTION_EVENTS).key("newer").payload(&newer), Duration::from_secs(10))
+        .await
+        .expect("the newer message is accepted");
+    let finished = |user_id: &str, language: &str| {
+        let run = schema::ExecutionFinished {
+            user_id: user_id.into(),
+            language: language.into(),
+            status: codesync_proto::execution::v1::ExecutionStatus::Ok.into(),
+            wall_time_ms: 5,
+            ..Default::default()
+        };
+        Event::new(&user.user_id, Kind::ExecutionFinished(run))
+    };
+    let without_user = finished("", "python");
+    observer.publish(without_user.clone());
+    observer.publish(finished(&user.user_id, "perl"));
 
     let (name, notification, _) =
         tokio::time::timeout(Duration::from_secs(60), stream.next()).await.expect("the consumer went on").unwrap();
     assert_eq!((name.as_str(), notification["title"].as_str()), ("notification", Some("Your perl run finished")));
 
     let mut letters = Vec::new();
-    while letters.len() < 2 {
+    while letters.len() < 3 {
         let letter = tokio::time::timeout(Duration::from_secs(30), dead_letters.recv())
             .await
             .expect("the dead letters arrive")
             .expect("no dead letter is missed");
-        // Other consumers (history, analytics) may also give up on the raw message.
-        if letter.payload["consumer"] == "notifications" {
+        // Other consumers (history, analytics) may also give up on the same messages.
+        if let Kind::DeadLetter(letter) = letter.kind
+            && letter.consumer == "notifications"
+        {
             letters.push(letter);
         }
     }
-    assert!(letters.iter().any(|letter| letter.payload["raw"] == "this is not JSON"), "{letters:?}");
-    assert!(
-        letters.iter().any(|letter| letter.payload["event"]["payload"]["language"] == "python"
-            && letter.payload["error"].as_str().unwrap_or_default().contains("user_id")),
-        "{letters:?}"
-    );
+    let came_as = |bytes: &[u8]| letters.iter().find(|letter| letter.message == bytes);
+    let raw = came_as(b"this is not JSON").unwrap_or_else(|| panic!("{letters:?}"));
+    assert!(raw.poisoned && raw.error.starts_with("not a CodeSync event"), "{raw:?}");
+    let newer = came_as(&newer).unwrap_or_else(|| panic!("the newer kind, bytes unchanged: {letters:?}"));
+    assert!(newer.error.contains("kind this version does not know"), "{newer:?}");
+    let poisoned = letters.iter().find(|letter| letter.event_id == without_user.id).expect("the run without its user");
+    assert_eq!(Event::decode(&poisoned.message).unwrap(), without_user);
+    assert!(poisoned.error.contains("user_id") && poisoned.event_kind == "execution_finished", "{poisoned:?}");
 }
 
 /// Ten processes with Kafka between them: a run in the execution process reaches its user's open

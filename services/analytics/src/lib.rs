@@ -14,17 +14,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use codesync_common::consumer::{self, HandleError};
-use codesync_common::events::{
-    AI_EVENTS, COLLABORATION_ACTIVITY, COLLABORATION_EVENTS, EXECUTION_EVENTS, Event, EventBus, MEMBER_JOINED,
-    MEMBER_REMOVED, NOTIFICATION_CREATED, NOTIFICATION_EVENTS, ROOM_CREATED, ROOM_DELETED, ROOM_EVENTS, ROOM_PRESENCE,
-    TOPICS,
-};
+use codesync_common::events::{Event, EventBus, KIND_NAMES, Kind, TOPICS};
 use codesync_common::grpc::{CallContext, ServiceChannels, grpc_service_name};
 use codesync_common::identity::TokenService;
 use codesync_common::{ServiceError, ServiceResult, new_id, now_ms};
 use codesync_proto::analytics::v1 as pb;
 use codesync_proto::analytics::v1::analytics_service_server::{AnalyticsService, AnalyticsServiceServer};
 use codesync_proto::auth::v1::auth_service_client::AuthServiceClient;
+use codesync_proto::execution::v1::ExecutionStatus;
 use tonic::{Request, Response, Status};
 
 use crate::store::{AnalyticsStore, Recorded, RoomChange};
@@ -87,59 +84,64 @@ pub async fn record(store: &AnalyticsStore, event: &Event) -> Result<(), HandleE
 /// The row an event becomes, and its room's change; `None` for the notifications service's
 /// announcements of stored notifications (bookkeeping for live pushes, not something that happened).
 pub fn what_to_record(event: &Event) -> Result<Option<(Recorded, Option<RoomChange>)>, HandleError> {
-    let payload = &event.payload;
-    let text = |field: &str| payload[field].as_str().unwrap_or_default().to_string();
-    let number = |field: &str| payload[field].as_i64().unwrap_or(0);
-    if event.topic == NOTIFICATION_EVENTS && event.kind == NOTIFICATION_CREATED {
+    if let Kind::NotificationCreated(_) = event.kind {
         return Ok(None);
     }
     let mut recorded = Recorded {
         id: event.id.clone(),
-        topic: event.topic.clone(),
-        event_type: event.kind.clone(),
-        user_id: [text("user_id"), text("by")].into_iter().find(|id| !id.is_empty()).unwrap_or_default(),
-        room_id: text("room_id"),
+        topic: event.topic().to_string(),
+        event_type: event.kind_name().to_string(),
+        user_id: event.actor().unwrap_or_default().to_string(),
+        room_id: event.room_id().unwrap_or_default().to_string(),
         first_token_ms: -1,
-        metadata_json: payload.to_string(),
+        metadata_json: event.details().to_string(),
         created_at_ms: event.occurred_at_ms,
         ..Recorded::default()
     };
     let mut room_change = None;
-    match (event.topic.as_str(), event.kind.as_str()) {
-        (EXECUTION_EVENTS, _) => {
-            recorded.subject = text("language");
-            recorded.status = text("status");
-            recorded.duration_ms = number("wall_time_ms");
-            if recorded.subject.is_empty() || recorded.status.is_empty() {
+    match &event.kind {
+        Kind::ExecutionFinished(run) => {
+            recorded.subject = run.language.clone();
+            recorded.status = ExecutionStatus::api_name_of(run.status).to_string();
+            recorded.duration_ms = run.wall_time_ms;
+            if recorded.subject.is_empty() || run.status == ExecutionStatus::Unspecified as i32 {
                 return Err(HandleError::poisoned("a run without its language or status"));
             }
         }
-        (AI_EVENTS, _) => {
-            recorded.subject = text("mode");
-            recorded.status = text("status");
-            recorded.duration_ms = number("latency_ms");
-            recorded.first_token_ms = payload["time_to_first_token_ms"].as_i64().unwrap_or(-1);
+        Kind::AiRequestFinished(answer) => {
+            recorded.subject = answer.mode.clone();
+            recorded.status = answer.status.clone();
+            recorded.duration_ms = answer.latency_ms;
+            recorded.first_token_ms = answer.time_to_first_token_ms;
             if recorded.subject.is_empty() {
                 return Err(HandleError::poisoned("an assistant answer without its mode"));
             }
         }
-        (COLLABORATION_EVENTS, COLLABORATION_ACTIVITY) => {
-            recorded.amount = number("updates");
+        Kind::Activity(activity) => {
+            recorded.amount = i64::try_from(activity.updates).unwrap_or(i64::MAX);
             // Activity is per file and has many editors: it is nobody's in particular.
             recorded.user_id = String::new();
         }
-        (COLLABORATION_EVENTS, ROOM_PRESENCE) => {
-            room_change = Some(RoomChange::Online(number("online")));
+        Kind::RoomPresence(presence) => {
+            room_change = Some(RoomChange::Online(i64::try_from(presence.online).unwrap_or(i64::MAX)));
         }
-        (ROOM_EVENTS, ROOM_CREATED) => room_change = Some(RoomChange::Created { name: text("room_name") }),
-        (ROOM_EVENTS, MEMBER_JOINED) => room_change = Some(RoomChange::MemberJoined { name: text("room_name") }),
-        (ROOM_EVENTS, MEMBER_REMOVED) => room_change = Some(RoomChange::MemberRemoved),
-        (ROOM_EVENTS, ROOM_DELETED) => room_change = Some(RoomChange::Deleted),
+        Kind::RoomCreated(created) => room_change = Some(RoomChange::Created { name: created.room_name.clone() }),
+        // A membership event is about the member, whoever acted.
+        Kind::MemberJoined(joined) => {
+            recorded.user_id = joined.user_id.clone();
+            room_change = Some(RoomChange::MemberJoined { name: joined.room_name.clone() });
+        }
+        Kind::MemberRoleChanged(changed) => recorded.user_id = changed.user_id.clone(),
+        Kind::MemberRemoved(removed) => {
+            recorded.user_id = removed.user_id.clone();
+            room_change = Some(RoomChange::MemberRemoved);
+        }
+        Kind::RoomDeleted(_) => room_change = Some(RoomChange::Deleted),
         // Everything else is kept as it came: it shows in the log and counts by type.
         _ => {}
     }
     if room_change.is_some() && recorded.room_id.is_empty() {
-        return Err(HandleError::poisoned(format!("a {} event without room_id", event.kind)));
+        return Err(HandleError::poisoned(format!("a {} event without room_id", event.kind_name())));
     }
     Ok(Some((recorded, room_change)))
 }
@@ -229,7 +231,7 @@ impl AnalyticsService for AnalyticsGrpcService {
         if !TOPICS.contains(&event.topic.as_str()) || event.event_type.trim().is_empty() {
             return Err(ServiceError::invalid("invalid_event", "an event needs a known topic and a type").into());
         }
-        let payload: serde_json::Value = if event.metadata_json.trim().is_empty() {
+        let metadata: serde_json::Value = if event.metadata_json.trim().is_empty() {
             serde_json::json!({})
         } else {
             serde_json::from_str(&event.metadata_json)
@@ -237,26 +239,27 @@ impl AnalyticsService for AnalyticsGrpcService {
                 .filter(serde_json::Value::is_object)
                 .ok_or_else(|| ServiceError::invalid("invalid_metadata", "metadata must be a JSON object"))?
         };
-        let mut payload = payload;
-        for (field, value) in [("user_id", &event.user_id), ("room_id", &event.room_id)] {
-            if !value.is_empty() {
-                payload[field] = serde_json::Value::String(value.clone());
-            }
+        // The bus's kinds have their schema (proto/codesync/events/v1) and come from the services
+        // that own them; this records what happens outside the bus.
+        if KIND_NAMES.contains(&event.event_type.as_str()) {
+            return Err(ServiceError::invalid(
+                "invalid_event",
+                format!("{} events come from their service on the event bus, not from RecordEvent", event.event_type),
+            )
+            .into());
         }
-        let id = if codesync_common::is_valid_id(&event.id) { event.id } else { new_id() };
-        let created_at_ms = if event.created_at_ms > 0 { event.created_at_ms } else { now_ms() };
-        let bus_event = Event {
-            id,
+        let recorded = Recorded {
+            id: if codesync_common::is_valid_id(&event.id) { event.id } else { new_id() },
             topic: event.topic,
-            kind: event.event_type,
-            key: String::new(),
-            occurred_at_ms: created_at_ms,
-            payload,
+            event_type: event.event_type,
+            user_id: event.user_id,
+            room_id: event.room_id,
+            first_token_ms: -1,
+            metadata_json: metadata.to_string(),
+            created_at_ms: if event.created_at_ms > 0 { event.created_at_ms } else { now_ms() },
+            ..Recorded::default()
         };
-        record(&self.store, &bus_event).await.map_err(|error| match error {
-            HandleError::Poisoned(message) => ServiceError::invalid("invalid_event", message),
-            HandleError::Transient(message) => ServiceError::Unavailable { message },
-        })?;
+        self.store.record(&recorded, None).await?;
         Ok(Response::new(pb::RecordEventResponse {}))
     }
 }
@@ -264,7 +267,7 @@ impl AnalyticsService for AnalyticsGrpcService {
 #[cfg(test)]
 mod tests {
     use codesync_common::db::Database;
-    use codesync_common::events::ANALYTICS_EVENTS;
+    use codesync_common::events::schema;
 
     use super::*;
 
@@ -274,39 +277,55 @@ mod tests {
         let url = format!("sqlite://{}", directory.path().join("analytics.db").display());
         let store = AnalyticsStore::new(Database::connect(&url).await.unwrap());
         store.migrate().await.unwrap();
-        let event = |topic: &str, kind: &str, payload: serde_json::Value| Event::new(topic, kind, "k", payload);
+        let user = |kind: fn(schema::UserChange) -> Kind| {
+            Event::new("k", kind(schema::UserChange { user_id: "ada".into(), username: "ada".into() }))
+        };
+        let run = |user_id: &str, room_id: &str, language: &str, status: ExecutionStatus, wall_time_ms: i64| {
+            let run = schema::ExecutionFinished {
+                user_id: user_id.into(),
+                room_id: room_id.into(),
+                language: language.into(),
+                status: status.into(),
+                wall_time_ms,
+                ..Default::default()
+            };
+            Event::new("k", Kind::ExecutionFinished(run))
+        };
+        let room = |name: &str| schema::RoomChange {
+            room_id: "r1".into(),
+            room_name: name.into(),
+            by: "ada".into(),
+            ..Default::default()
+        };
+        let joined = schema::MemberChange {
+            room_id: "r1".into(),
+            room_name: "Pairing".into(),
+            user_id: "bob".into(),
+            ..Default::default()
+        };
+        let answer = schema::AiRequestFinished {
+            user_id: "ada".into(),
+            mode: "explain".into(),
+            status: "ok".into(),
+            latency_ms: 1200,
+            time_to_first_token_ms: 300,
+            ..Default::default()
+        };
         let events = [
-            event(ANALYTICS_EVENTS, "user_registered", serde_json::json!({"user_id": "ada"})),
-            event(ANALYTICS_EVENTS, "session_started", serde_json::json!({"user_id": "ada"})),
-            event(ANALYTICS_EVENTS, "session_started", serde_json::json!({"user_id": "ada"})),
-            event(ROOM_EVENTS, ROOM_CREATED, serde_json::json!({"room_id": "r1", "room_name": "Pairing", "by": "ada"})),
-            event(
-                ROOM_EVENTS,
-                MEMBER_JOINED,
-                serde_json::json!({"room_id": "r1", "room_name": "Pairing", "user_id": "bob"}),
+            user(Kind::UserRegistered),
+            user(Kind::SessionStarted),
+            user(Kind::SessionStarted),
+            Event::new("r1", Kind::RoomCreated(room("Pairing"))),
+            Event::new("r1", Kind::MemberJoined(joined)),
+            Event::new("r1", Kind::RoomPresence(schema::RoomPresence { room_id: "r1".into(), online: 2 })),
+            Event::new(
+                "r1",
+                Kind::Activity(schema::Activity { room_id: "r1".into(), updates: 40, ..Default::default() }),
             ),
-            event(COLLABORATION_EVENTS, ROOM_PRESENCE, serde_json::json!({"room_id": "r1", "online": 2})),
-            event(COLLABORATION_EVENTS, COLLABORATION_ACTIVITY, serde_json::json!({"room_id": "r1", "updates": 40})),
-            event(
-                EXECUTION_EVENTS,
-                "execution_finished",
-                serde_json::json!({"user_id": "ada", "room_id": "r1", "language": "python", "status": "ok", "wall_time_ms": 40}),
-            ),
-            event(
-                EXECUTION_EVENTS,
-                "execution_finished",
-                serde_json::json!({"user_id": "ada", "language": "python", "status": "runtime_error", "wall_time_ms": 60}),
-            ),
-            event(
-                EXECUTION_EVENTS,
-                "execution_finished",
-                serde_json::json!({"user_id": "bob", "language": "cpp", "status": "ok", "wall_time_ms": 700}),
-            ),
-            event(
-                AI_EVENTS,
-                "ai_request_finished",
-                serde_json::json!({"user_id": "ada", "mode": "explain", "status": "ok", "latency_ms": 1200, "time_to_first_token_ms": 300}),
-            ),
+            run("ada", "r1", "python", ExecutionStatus::Ok, 40),
+            run("ada", "", "python", ExecutionStatus::RuntimeError, 60),
+            run("bob", "", "cpp", ExecutionStatus::Ok, 700),
+            Event::new("ada", Kind::AiRequestFinished(answer)),
         ];
         for event in &events {
             record(&store, event).await.unwrap();
@@ -342,7 +361,7 @@ mod tests {
         assert_eq!((rooms[0].name.as_str(), rooms[0].member_count, rooms[0].online_count), ("Pairing", 2, 2));
         assert_eq!(store.recent_events("execution_finished", "", 10).await.unwrap().len(), 3);
 
-        let poisoned = event(EXECUTION_EVENTS, "execution_finished", serde_json::json!({"user_id": "x"}));
+        let poisoned = run("x", "", "", ExecutionStatus::Ok, 1);
         assert!(matches!(record(&store, &poisoned).await, Err(HandleError::Poisoned(_))));
     }
 }

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use codesync_common::ServiceError;
-use codesync_common::events::{AI_EVENTS, Event, EventBus};
+use codesync_common::events::{Event, EventBus, Kind};
 use codesync_common::grpc::{CallContext, GrpcChannel};
 use codesync_common::identity::TokenService;
 use codesync_common::rate_limit::{RateLimiter, retry_after_secs};
@@ -38,9 +38,6 @@ use crate::prompts::{Context, Position};
 use crate::provider::{Piece, ProviderConfig};
 use crate::sse::SseDecoder;
 use crate::store::{AssistantStore, Interaction};
-
-/// What `ai-events` calls a finished request.
-pub use codesync_common::events::AI_REQUEST_FINISHED;
 
 #[derive(Debug, Clone)]
 pub struct AssistantConfig {
@@ -171,8 +168,7 @@ impl Recorder {
                 if let Err(error) = inner.store.insert(&interaction).await {
                     tracing::error!(interaction_id = %interaction.id, %error, "cannot store an AI interaction");
                 }
-                let payload = serde_json::to_value(&interaction).unwrap_or_default();
-                inner.events.publish(Event::new(AI_EVENTS, AI_REQUEST_FINISHED, &interaction.user_id, payload));
+                inner.events.publish(Event::new(&interaction.user_id, Kind::AiRequestFinished(interaction.to_event())));
             });
         }
         tracing::info!(

@@ -11,7 +11,7 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
 }];
 
 /// One request to the assistant, as recorded when it ends.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Interaction {
     pub id: String,
     pub user_id: String,
@@ -26,6 +26,26 @@ pub struct Interaction {
     pub input_tokens: i64,
     pub output_tokens: i64,
     pub created_at_ms: i64,
+}
+
+impl Interaction {
+    /// The record as `ai-events` carries it.
+    pub fn to_event(&self) -> codesync_common::events::schema::AiRequestFinished {
+        codesync_common::events::schema::AiRequestFinished {
+            interaction_id: self.id.clone(),
+            user_id: self.user_id.clone(),
+            file_id: self.file_id.clone(),
+            mode: self.mode.clone(),
+            provider: self.provider.clone(),
+            model: self.model.clone(),
+            status: self.status.clone(),
+            time_to_first_token_ms: self.time_to_first_token_ms,
+            latency_ms: self.latency_ms,
+            input_tokens: self.input_tokens,
+            output_tokens: self.output_tokens,
+            created_at_ms: self.created_at_ms,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

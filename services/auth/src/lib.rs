@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use codesync_common::events::{ANALYTICS_EVENTS, Event, EventBus, SESSION_ENDED, SESSION_STARTED, USER_REGISTERED};
+use codesync_common::events::{Event, EventBus, Kind, schema};
 use codesync_common::identity::{Caller, TokenService};
 use codesync_common::rate_limit::{RateLimiter, address_key, retry_after_secs};
 use codesync_common::redis::Redis;
@@ -87,13 +87,14 @@ impl AuthGrpcService {
     /// A sign-in ended: its access tokens stop working in every process, and its open streams end.
     fn end_session(&self, user_id: &str, family_id: &str) {
         self.tokens.end_session(family_id);
-        let payload = serde_json::json!({"user_id": user_id, "session_id": family_id});
-        self.events.publish(Event::new(ANALYTICS_EVENTS, SESSION_ENDED, user_id, payload));
+        let ended = schema::SessionEnded { user_id: user_id.to_string(), session_id: family_id.to_string() };
+        self.events.publish(Event::new(user_id, Kind::SessionEnded(ended)));
     }
 
-    fn announce(&self, kind: &str, user: &UserRecord) {
-        let payload = serde_json::json!({"user_id": user.id, "username": user.username});
-        self.events.publish(Event::new(ANALYTICS_EVENTS, kind, &user.id, payload));
+    /// An account was made (`Kind::UserRegistered`) or a session began (`Kind::SessionStarted`).
+    fn announce(&self, kind: fn(schema::UserChange) -> Kind, user: &UserRecord) {
+        let change = schema::UserChange { user_id: user.id.clone(), username: user.username.clone() };
+        self.events.publish(Event::new(&user.id, kind(change)));
     }
 
     pub fn into_grpc_server(self) -> AuthServiceServer<Self> {
@@ -167,8 +168,8 @@ impl AuthGrpcService {
         };
         tracing::info!(user.id = %user.id, user.is_admin = user.is_admin, "registered a user");
         let tokens = self.issue_session(&user, None).await?;
-        self.announce(USER_REGISTERED, &user);
-        self.announce(SESSION_STARTED, &user);
+        self.announce(Kind::UserRegistered, &user);
+        self.announce(Kind::SessionStarted, &user);
         Ok(pb::AuthSession { user: Some(user_message(&user)), tokens: Some(tokens) })
     }
 
@@ -194,7 +195,7 @@ impl AuthGrpcService {
         };
         self.login_failures_per_account.reset(&failures_key).await;
         let tokens = self.issue_session(&user, None).await?;
-        self.announce(SESSION_STARTED, &user);
+        self.announce(Kind::SessionStarted, &user);
         Ok(pb::AuthSession { user: Some(user_message(&user)), tokens: Some(tokens) })
     }
 

@@ -29,7 +29,7 @@ use crate::outbox::Outbox;
 use crate::protocol::{self, Message};
 use crate::store::{AppendedUpdate, DocumentsStore, Snapshot, StoredDocument};
 use crate::writer::{Durability, DurabilitySender, WriteRequest, Writer};
-use codesync_common::events::{COLLABORATION_EVENTS, Event, EventBus};
+use codesync_common::events::{Event, EventBus, Kind, schema};
 
 /// The name of the shared text in every file's document, as the spec fixes it.
 pub const TEXT_NAME: &str = "content";
@@ -430,17 +430,17 @@ impl DocumentActor {
     fn publish_activity(&mut self) {
         let Some(started) = self.activity.started else { return };
         let activity = std::mem::take(&mut self.activity);
-        let payload = serde_json::json!({
-            "file_id": self.file_id,
-            "room_id": self.room_id,
-            "updates": activity.updates,
-            "bytes": activity.bytes,
-            "editors": activity.editors,
-            "joins": activity.joins,
-            "connections": self.connections.len(),
-            "window_ms": u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        });
-        self.shared.events.publish(Event::new(COLLABORATION_EVENTS, "activity", &self.room_id, payload));
+        let activity = schema::Activity {
+            file_id: self.file_id.clone(),
+            room_id: self.room_id.clone(),
+            updates: activity.updates,
+            bytes: activity.bytes,
+            editors: activity.editors.into_iter().collect(),
+            joins: activity.joins,
+            connections: self.connections.len() as u64,
+            window_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        };
+        self.shared.events.publish(Event::new(&self.room_id, Kind::Activity(activity)));
     }
 
     async fn try_unload(

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use codesync_common::consumer::{self, HandleError, StartFrom};
-use codesync_common::events::{Event, EventBus, FILE_DELETED, ROOM_DELETED, ROOM_EVENTS};
+use codesync_common::events::{Event, EventBus, Kind, ROOM_EVENTS};
 use codesync_common::grpc::{CallContext, CallPolicy, GrpcChannel, is_transport_failure};
 use codesync_common::identity::{Caller, TokenService};
 use codesync_common::{ServiceError, ServiceResult};
@@ -353,14 +353,14 @@ impl DocumentsGrpcService {
     /// A room event that ends documents: a file deleted, or a room with its files. Each is
     /// removed as whoever deleted it, wherever it is open, whoever deleted it (REST or gRPC).
     async fn delete_documents_of_deleted(&self, event: &Event) -> Result<(), HandleError> {
-        let file_ids: Vec<String> = match event.kind.as_str() {
-            FILE_DELETED => event.payload["file_id"].as_str().map(String::from).into_iter().collect(),
-            ROOM_DELETED => serde_json::from_value(event.payload["file_ids"].clone()).unwrap_or_default(),
+        let (file_ids, by) = match &event.kind {
+            Kind::FileDeleted(deleted) => (vec![deleted.file_id.clone()], &deleted.by),
+            Kind::RoomDeleted(deleted) => (deleted.file_ids.clone(), &deleted.by),
             _ => return Ok(()),
         };
-        let Some(by) = event.payload["by"].as_str().filter(|by| !by.is_empty()) else {
-            return Err(HandleError::poisoned(format!("a {} event without who deleted it", event.kind)));
-        };
+        if by.is_empty() {
+            return Err(HandleError::poisoned(format!("a {} event without who deleted it", event.kind_name())));
+        }
         for file_id in file_ids {
             let context = CallContext::acting_for(by).with_timeout(PURGE_TIMEOUT);
             match self.delete_document_of(&context, &file_id, false).await {
@@ -487,7 +487,7 @@ async fn apply_membership_changes(
 ) {
     while let Some(change) = codesync_common::events::next_membership_change(&mut room_events).await {
         // None: no longer a member; an unknown role writes nothing.
-        let can_write = change.role.map(|role| rooms_pb::Role::from_name(&role).is_some_and(rooms_pb::Role::can_write));
+        let can_write = change.role.map(rooms_pb::Role::can_write);
         let Some(registry) = registry.upgrade() else { return };
         for mailbox in registry.loaded_mailboxes() {
             let command = Command::MembershipChanged {

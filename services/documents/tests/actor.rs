@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use codesync_common::ServiceResult;
 use codesync_common::db::Database;
-use codesync_common::events::{COLLABORATION_EVENTS, EventBus, InProcessBus};
+use codesync_common::events::{COLLABORATION_EVENTS, EventBus, InProcessBus, Kind};
 use codesync_documents::Metrics;
 use codesync_documents::actor::{ActorConfig, Command, Opening, SeedSource, Shared};
 use codesync_documents::awareness::Identity;
@@ -84,13 +84,13 @@ async fn activity_is_published_as_counts_per_window_not_per_keystroke() {
     }
 
     let event = tokio::time::timeout(Duration::from_secs(10), collaboration.recv()).await.expect("an event").unwrap();
-    assert_eq!(event.kind, "activity");
     assert_eq!(event.key, "room-1");
-    assert_eq!(event.payload["file_id"], "file-1");
-    assert_eq!(event.payload["updates"], 50, "fifty keystrokes, one event: {}", event.payload);
-    assert_eq!(event.payload["editors"], serde_json::json!(["user-1"]));
-    assert_eq!(event.payload["joins"], 1);
-    assert!(event.payload["bytes"].as_u64().unwrap() > 50);
+    let Kind::Activity(activity) = &event.kind else { panic!("an activity event: {event:?}") };
+    assert_eq!(activity.file_id, "file-1");
+    assert_eq!(activity.updates, 50, "fifty keystrokes, one event: {activity:?}");
+    assert_eq!(activity.editors, ["user-1"]);
+    assert_eq!(activity.joins, 1);
+    assert!(activity.bytes > 50);
     let quiet = tokio::time::timeout(Duration::from_millis(600), collaboration.recv()).await;
     assert!(quiet.is_err(), "no event for a window without activity");
 }

@@ -15,7 +15,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use codesync_common::ServiceError;
-use codesync_common::events::{EXECUTION_EVENTS, Event, EventBus, Staged};
+use codesync_common::events::{Event, EventBus, Kind, Staged, schema};
 use codesync_common::grpc::{CallContext, GrpcChannel, ServiceChannels};
 use codesync_common::identity::TokenService;
 use codesync_proto::documents::v1::GetDocumentRequest;
@@ -32,9 +32,6 @@ use crate::languages::{LanguageTable, probe_version};
 use crate::run::Program;
 use crate::sandbox::{BackendConfig, Limits, LiveOutput, Sandbox, SandboxError, Stream};
 use crate::store::ExecutionStore;
-
-/// What `execution-events` calls a finished run.
-pub use codesync_common::events::EXECUTION_FINISHED;
 
 /// Where runs' work directories go: outside the data directory, which may sit where the sandbox
 /// user cannot pass (under /root, or a private temp dir); the system's temp dir can be crossed.
@@ -378,19 +375,19 @@ async fn forward_output(
 /// without the output.
 fn finished_event(result: &pb::ExecutionResult) -> Event {
     let key = if result.room_id.is_empty() { &result.user_id } else { &result.room_id };
-    let payload = serde_json::json!({
-        "execution_id": result.id,
-        "user_id": result.user_id,
-        "room_id": result.room_id,
-        "file_id": result.file_id,
-        "language": result.language,
-        "status": pb::ExecutionStatus::api_name_of(result.status),
-        "exit_code": result.exit_code,
-        "signal": result.signal,
-        "wall_time_ms": result.wall_time_ms,
-        "peak_memory_bytes": result.peak_memory_bytes,
-    });
-    Event::new(EXECUTION_EVENTS, EXECUTION_FINISHED, key, payload)
+    let finished = schema::ExecutionFinished {
+        execution_id: result.id.clone(),
+        user_id: result.user_id.clone(),
+        room_id: result.room_id.clone(),
+        file_id: result.file_id.clone(),
+        language: result.language.clone(),
+        status: result.status,
+        exit_code: result.exit_code,
+        signal: result.signal,
+        wall_time_ms: result.wall_time_ms,
+        peak_memory_bytes: result.peak_memory_bytes,
+    };
+    Event::new(key, Kind::ExecutionFinished(finished))
 }
 
 #[tonic::async_trait]
@@ -462,15 +459,12 @@ mod tests {
             ..Default::default()
         };
         let event = finished_event(&result);
-        assert_eq!(
-            (event.topic.as_str(), event.kind.as_str(), event.key.as_str()),
-            (EXECUTION_EVENTS, EXECUTION_FINISHED, "room-1")
-        );
-        assert_eq!(event.payload["status"], "time_limit");
-        assert_eq!(event.payload["language"], "python");
-        assert_eq!(event.payload["wall_time_ms"], 30_000);
-        assert_eq!(event.payload["user_id"], "ada");
-        assert!(!event.payload.to_string().contains("secret output"), "output stays in the executions table");
+        assert_eq!((event.topic(), event.key.as_str()), (codesync_common::events::EXECUTION_EVENTS, "room-1"));
+        let Kind::ExecutionFinished(finished) = &event.kind else { panic!("{event:?}") };
+        assert_eq!(pb::ExecutionStatus::try_from(finished.status), Ok(pb::ExecutionStatus::TimeLimit));
+        assert_eq!((finished.language.as_str(), finished.user_id.as_str()), ("python", "ada"));
+        assert_eq!(finished.wall_time_ms, 30_000);
+        assert!(!format!("{event:?}").contains("secret output"), "output stays in the executions table");
 
         let inline = pb::ExecutionResult { user_id: "ada".into(), ..Default::default() };
         assert_eq!(finished_event(&inline).key, "ada", "an inline program's events are keyed by its user");

@@ -114,7 +114,7 @@ impl codesync_common::metrics::Source for Figures {
             .zip(&self.versions)
             .map(|(kind, count)| {
                 Reading::counter("history_versions", "Versions made, by kind", count.load(Relaxed))
-                    .with_label("kind", store::kind_name(*kind))
+                    .with_label("kind", kind.name())
             })
             .collect();
         readings.push(Reading::counter(

@@ -42,15 +42,6 @@ fn listed(limit: u32) -> i64 {
     i64::from(if limit == 0 { DEFAULT_LISTED } else { limit.min(MAX_LISTED) })
 }
 
-/// How the table and the API spell a kind of version.
-pub fn kind_name(kind: pb::VersionKind) -> &'static str {
-    match kind {
-        pb::VersionKind::Checkpoint => "checkpoint",
-        pb::VersionKind::Restore => "restore",
-        pb::VersionKind::Save | pb::VersionKind::Unspecified => "save",
-    }
-}
-
 fn editors_json<'a>(editors: impl Iterator<Item = &'a String>) -> String {
     serde_json::Value::Array(editors.map(|editor| serde_json::Value::String(editor.clone())).collect()).to_string()
 }
@@ -311,7 +302,7 @@ impl HistoryStore {
         .bind(&version.file_id)
         .bind(&version.room_id)
         .bind(version.number)
-        .bind(kind_name(kind))
+        .bind(kind.name())
         .bind(serde_json::Value::Array(authors).to_string())
         .bind(&version.message)
         .bind(version.lines_added)

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use codesync_common::events::{Event, ROOM_EVENTS, Staged, VERSION_CREATED};
+use codesync_common::events::{Event, Kind, Staged, schema};
 use codesync_common::grpc::CallContext;
 use codesync_common::{ServiceError, ServiceResult, new_id, now_ms};
 use codesync_proto::auth::v1::GetUserProfilesRequest;
@@ -183,19 +183,16 @@ impl Inner {
 
 /// `version_created` on `room-events`, for the room's log and its readers.
 pub(crate) fn version_created(version: &pb::Version) -> Event {
-    {
-        let kind = pb::VersionKind::try_from(version.kind).unwrap_or(pb::VersionKind::Save);
-        let payload = serde_json::json!({
-            "room_id": version.room_id,
-            "file_id": version.file_id,
-            "version_id": version.id,
-            "number": version.number,
-            "kind": store::kind_name(kind),
-            "by": version.author_id,
-            "by_username": version.author_username,
-            "lines_added": version.lines_added,
-            "lines_removed": version.lines_removed,
-        });
-        Event::new(ROOM_EVENTS, VERSION_CREATED, &version.room_id, payload)
-    }
+    let created = schema::VersionCreated {
+        room_id: version.room_id.clone(),
+        file_id: version.file_id.clone(),
+        version_id: version.id.clone(),
+        number: version.number,
+        kind: version.kind,
+        by: version.author_id.clone(),
+        by_username: version.author_username.clone(),
+        lines_added: version.lines_added,
+        lines_removed: version.lines_removed,
+    };
+    Event::new(&version.room_id, Kind::VersionCreated(created))
 }

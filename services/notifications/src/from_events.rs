@@ -4,11 +4,10 @@
 //! is poisoned.
 
 use codesync_common::consumer::HandleError;
-use codesync_common::events::{
-    EXECUTION_EVENTS, EXECUTION_FINISHED, Event, MEMBER_JOINED, MEMBER_REMOVED, MEMBER_ROLE_CHANGED,
-    NOTIFICATION_EVENTS, ROOM_EVENTS, SYSTEM_NOTICE,
-};
+use codesync_common::events::{Event, Kind, schema};
+use codesync_proto::execution::v1::ExecutionStatus;
 use codesync_proto::notifications::v1 as pb;
+use codesync_proto::rooms::v1::Role;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -18,24 +17,20 @@ const MAX_MESSAGE_CHARS: usize = 2000;
 
 /// The notification `event` makes, if any.
 pub fn notification_for(event: &Event) -> Result<Option<pb::Notification>, HandleError> {
-    match (event.topic.as_str(), event.kind.as_str()) {
-        (EXECUTION_EVENTS, EXECUTION_FINISHED) => execution_finished(event).map(Some),
-        (ROOM_EVENTS, MEMBER_JOINED) => member_joined(event),
-        (ROOM_EVENTS, MEMBER_ROLE_CHANGED | MEMBER_REMOVED) => membership_changed(event),
-        (NOTIFICATION_EVENTS, SYSTEM_NOTICE) => system_notice(event).map(Some),
+    match &event.kind {
+        Kind::ExecutionFinished(run) => execution_finished(event, run).map(Some),
+        Kind::MemberJoined(change) => member_joined(event, change),
+        Kind::MemberRoleChanged(change) | Kind::MemberRemoved(change) => membership_changed(event, change),
+        Kind::SystemNotice(notice) => system_notice(event, notice).map(Some),
         _ => Ok(None),
     }
 }
 
-fn text<'a>(event: &'a Event, field: &str) -> Result<&'a str, HandleError> {
-    event.payload[field]
-        .as_str()
+/// A field the event's kind cannot do without.
+fn required<'a>(event: &Event, field: &str, value: &'a str) -> Result<&'a str, HandleError> {
+    Some(value)
         .filter(|value| !value.is_empty())
-        .ok_or_else(|| HandleError::poisoned(format!("a {} event without '{field}'", event.kind)))
-}
-
-fn optional_text<'a>(event: &'a Event, field: &str) -> &'a str {
-    event.payload[field].as_str().unwrap_or_default()
+        .ok_or_else(|| HandleError::poisoned(format!("a {} event without '{field}'", event.kind_name())))
 }
 
 /// A notification id from the event and the recipient: an event delivered twice makes the same
@@ -66,37 +61,43 @@ fn notification(
     }
 }
 
-fn execution_finished(event: &Event) -> Result<pb::Notification, HandleError> {
-    let user_id = text(event, "user_id")?;
-    let language = text(event, "language")?;
-    let status = text(event, "status")?;
-    let exit_code = event.payload["exit_code"].as_i64().unwrap_or(-1);
-    let wall_time_ms = event.payload["wall_time_ms"].as_i64().unwrap_or(0);
+fn execution_finished(event: &Event, run: &schema::ExecutionFinished) -> Result<pb::Notification, HandleError> {
+    let user_id = required(event, "user_id", &run.user_id)?;
+    let language = required(event, "language", &run.language)?;
+    let status = ExecutionStatus::try_from(run.status)
+        .ok()
+        .filter(|status| *status != ExecutionStatus::Unspecified)
+        .ok_or_else(|| HandleError::poisoned("an execution_finished event without its status"))?;
+    let (exit_code, wall_time_ms) = (run.exit_code, run.wall_time_ms);
     let (title, message) = match status {
-        "ok" => (format!("Your {language} run finished"), format!("Exit code 0 in {wall_time_ms} ms.")),
-        "compile_error" => (
+        ExecutionStatus::Ok => (format!("Your {language} run finished"), format!("Exit code 0 in {wall_time_ms} ms.")),
+        ExecutionStatus::CompileError => (
             format!("Your {language} program did not compile"),
             "The compiler's message is in the run panel.".to_string(),
         ),
-        "runtime_error" => {
+        ExecutionStatus::RuntimeError => {
             (format!("Your {language} run failed"), format!("Exit code {exit_code} after {wall_time_ms} ms."))
         }
-        "time_limit" => (
+        ExecutionStatus::TimeLimit => (
             format!("Your {language} run took too long"),
             format!("Stopped at the time limit after {wall_time_ms} ms."),
         ),
-        "memory_limit" => {
+        ExecutionStatus::MemoryLimit => {
             (format!("Your {language} run used too much memory"), "Stopped at the memory limit.".to_string())
         }
-        "output_limit" => (format!("Your {language} run printed too much"), "Stopped at the output limit.".to_string()),
-        _ => (format!("Your {language} run could not finish"), "The server could not run it; try again.".to_string()),
+        ExecutionStatus::OutputLimit => {
+            (format!("Your {language} run printed too much"), "Stopped at the output limit.".to_string())
+        }
+        ExecutionStatus::InternalError | ExecutionStatus::Unspecified => {
+            (format!("Your {language} run could not finish"), "The server could not run it; try again.".to_string())
+        }
     };
     let metadata = json!({
-        "execution_id": optional_text(event, "execution_id"),
-        "room_id": optional_text(event, "room_id"),
-        "file_id": optional_text(event, "file_id"),
+        "execution_id": run.execution_id,
+        "room_id": run.room_id,
+        "file_id": run.file_id,
         "language": language,
-        "status": status,
+        "status": status.api_name(),
         "exit_code": exit_code,
         "wall_time_ms": wall_time_ms,
     });
@@ -104,15 +105,14 @@ fn execution_finished(event: &Event) -> Result<pb::Notification, HandleError> {
 }
 
 /// Someone joined with the room's invite code: its owner hears of it.
-fn member_joined(event: &Event) -> Result<Option<pb::Notification>, HandleError> {
-    let room_id = text(event, "room_id")?;
-    let user_id = text(event, "user_id")?;
-    let owner_id = optional_text(event, "owner_id");
+fn member_joined(event: &Event, change: &schema::MemberChange) -> Result<Option<pb::Notification>, HandleError> {
+    let room_id = required(event, "room_id", &change.room_id)?;
+    let user_id = required(event, "user_id", &change.user_id)?;
+    let owner_id = change.owner_id.as_str();
     if owner_id.is_empty() || owner_id == user_id {
         return Ok(None);
     }
-    let room_name = optional_text(event, "room_name");
-    let username = optional_text(event, "by_username");
+    let (room_name, username) = (&change.room_name, change.by_username.as_str());
     let who = if username.is_empty() { "Someone" } else { username };
     let title = format!("{who} joined {room_name}");
     let message = format!("{who} joined your room {room_name} with its invite code.");
@@ -122,14 +122,21 @@ fn member_joined(event: &Event) -> Result<Option<pb::Notification>, HandleError>
 
 /// The owner changed a member's role or removed them: the member hears of it (not of their own
 /// leaving).
-fn membership_changed(event: &Event) -> Result<Option<pb::Notification>, HandleError> {
-    let room_id = text(event, "room_id")?;
-    let user_id = text(event, "user_id")?;
-    if optional_text(event, "by") == user_id {
+fn membership_changed(event: &Event, change: &schema::MemberChange) -> Result<Option<pb::Notification>, HandleError> {
+    let room_id = required(event, "room_id", &change.room_id)?;
+    let user_id = required(event, "user_id", &change.user_id)?;
+    if change.by == user_id {
         return Ok(None);
     }
-    let room_name = optional_text(event, "room_name");
-    let role = event.payload["role"].as_str();
+    let room_name = &change.room_name;
+    let role = match &event.kind {
+        Kind::MemberRemoved(_) => None,
+        _ => Some(
+            Role::of(change.role)
+                .name()
+                .ok_or_else(|| HandleError::poisoned("a member_role_changed event without the new role"))?,
+        ),
+    };
     let (title, message) = match role {
         Some(role) => {
             (format!("You are now {role} in {room_name}"), format!("The owner of {room_name} made you {role}."))
@@ -143,73 +150,80 @@ fn membership_changed(event: &Event) -> Result<Option<pb::Notification>, HandleE
     Ok(Some(notification(event, user_id, pb::NotificationType::Room, title, message, metadata)))
 }
 
-fn system_notice(event: &Event) -> Result<pb::Notification, HandleError> {
-    let user_id = text(event, "user_id")?;
-    let title = text(event, "title")?.to_string();
-    let message = optional_text(event, "message").to_string();
-    Ok(notification(event, user_id, pb::NotificationType::System, title, message, json!({})))
+fn system_notice(event: &Event, notice: &schema::SystemNotice) -> Result<pb::Notification, HandleError> {
+    let user_id = required(event, "user_id", &notice.user_id)?;
+    let title = required(event, "title", &notice.title)?.to_string();
+    Ok(notification(event, user_id, pb::NotificationType::System, title, notice.message.clone(), json!({})))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn finished(user_id: &str, language: &str, status: ExecutionStatus) -> Event {
+        let run = schema::ExecutionFinished {
+            user_id: user_id.into(),
+            language: language.into(),
+            status: status.into(),
+            wall_time_ms: 41,
+            room_id: "room-1".into(),
+            ..Default::default()
+        };
+        Event::new("room-1", Kind::ExecutionFinished(run))
+    }
+
+    fn member(kind: fn(schema::MemberChange) -> Kind, role: Role, by: &str) -> Event {
+        let change = schema::MemberChange {
+            room_id: "r".into(),
+            room_name: "Pairing".into(),
+            owner_id: "olga".into(),
+            user_id: "bob".into(),
+            role: role.into(),
+            by: by.into(),
+            by_username: by.into(),
+        };
+        Event::new("r", kind(change))
+    }
+
     #[test]
     fn a_finished_run_notifies_who_ran_it() {
-        let event = Event::new(
-            EXECUTION_EVENTS,
-            EXECUTION_FINISHED,
-            "room-1",
-            json!({"user_id": "ada", "language": "python", "status": "ok", "exit_code": 0, "wall_time_ms": 41, "room_id": "room-1"}),
-        );
+        let event = finished("ada", "python", ExecutionStatus::Ok);
         let made = notification_for(&event).unwrap().unwrap();
         assert_eq!((made.user_id.as_str(), made.r#type), ("ada", pb::NotificationType::Execution as i32));
         assert_eq!((made.title.as_str(), made.message.as_str()), ("Your python run finished", "Exit code 0 in 41 ms."));
         let metadata: Value = serde_json::from_str(&made.metadata_json).unwrap();
         assert_eq!((metadata["language"].as_str(), metadata["exit_code"].as_i64()), (Some("python"), Some(0)));
+        assert_eq!(metadata["status"], "ok");
         assert_eq!(made.id, notification_for(&event).unwrap().unwrap().id, "the same event, the same id");
         assert!(codesync_common::is_valid_id(&made.id));
     }
 
     #[test]
     fn membership_events_notify_the_owner_or_the_member() {
-        let joined = Event::new(
-            ROOM_EVENTS,
-            MEMBER_JOINED,
-            "r",
-            json!({"room_id": "r", "room_name": "Pairing", "owner_id": "olga", "user_id": "bob", "by": "bob", "by_username": "bob"}),
-        );
-        let made = notification_for(&joined).unwrap().unwrap();
+        let made = notification_for(&member(Kind::MemberJoined, Role::Editor, "bob")).unwrap().unwrap();
         assert_eq!((made.user_id.as_str(), made.title.as_str()), ("olga", "bob joined Pairing"));
-        let demoted = Event::new(
-            ROOM_EVENTS,
-            MEMBER_ROLE_CHANGED,
-            "r",
-            json!({"room_id": "r", "room_name": "Pairing", "user_id": "bob", "role": "viewer", "by": "olga"}),
-        );
-        let made = notification_for(&demoted).unwrap().unwrap();
+        let made = notification_for(&member(Kind::MemberRoleChanged, Role::Viewer, "olga")).unwrap().unwrap();
         assert_eq!((made.user_id.as_str(), made.title.as_str()), ("bob", "You are now viewer in Pairing"));
-        let left = Event::new(
-            ROOM_EVENTS,
-            MEMBER_REMOVED,
-            "r",
-            json!({"room_id": "r", "user_id": "bob", "role": null, "by": "bob"}),
-        );
+        let left = member(Kind::MemberRemoved, Role::Unspecified, "bob");
         assert!(notification_for(&left).unwrap().is_none(), "leaving by oneself notifies nobody");
+        let removed = notification_for(&member(Kind::MemberRemoved, Role::Unspecified, "olga")).unwrap().unwrap();
+        assert_eq!(removed.title, "You were removed from Pairing");
+        assert_eq!(serde_json::from_str::<Value>(&removed.metadata_json).unwrap()["role"], Value::Null);
     }
 
     #[test]
     fn events_without_their_fields_are_poisoned_and_others_ignored() {
-        let poisoned = Event::new(EXECUTION_EVENTS, EXECUTION_FINISHED, "k", json!({"language": "python"}));
+        let poisoned = finished("", "python", ExecutionStatus::Ok);
         assert!(matches!(notification_for(&poisoned), Err(HandleError::Poisoned(_))));
-        let unrelated = Event::new(ROOM_EVENTS, "file_created", "k", json!({}));
+        let poisoned = finished("ada", "python", ExecutionStatus::Unspecified);
+        assert!(matches!(notification_for(&poisoned), Err(HandleError::Poisoned(_))));
+        let roleless = member(Kind::MemberRoleChanged, Role::Unspecified, "olga");
+        assert!(matches!(notification_for(&roleless), Err(HandleError::Poisoned(_))));
+        let unrelated = Event::new("k", Kind::FileCreated(schema::FileChange::default()));
         assert!(notification_for(&unrelated).unwrap().is_none());
-        let notice = Event::new(
-            NOTIFICATION_EVENTS,
-            SYSTEM_NOTICE,
-            "u",
-            json!({"user_id": "u", "title": "Maintenance at 10:00"}),
-        );
+        let notice =
+            schema::SystemNotice { user_id: "u".into(), title: "Maintenance at 10:00".into(), message: String::new() };
+        let notice = Event::new("u", Kind::SystemNotice(notice));
         assert_eq!(notification_for(&notice).unwrap().unwrap().r#type, pb::NotificationType::System as i32);
     }
 }

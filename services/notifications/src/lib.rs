@@ -15,9 +15,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use codesync_common::consumer::{self, HandleError};
-use codesync_common::events::{
-    EXECUTION_EVENTS, Event, EventBus, NOTIFICATION_CREATED, NOTIFICATION_EVENTS, ROOM_EVENTS,
-};
+use codesync_common::events::{EXECUTION_EVENTS, Event, EventBus, Kind, NOTIFICATION_EVENTS, ROOM_EVENTS, schema};
 use codesync_common::grpc::{CallContext, GrpcChannel};
 use codesync_common::identity::TokenService;
 use codesync_common::limits::{NOTICE_MESSAGE_MAX_CHARS, NOTICE_TITLE_MAX_CHARS};
@@ -94,37 +92,10 @@ async fn store_and_announce(
     notification: pb::Notification,
 ) -> Result<pb::Notification, ServiceError> {
     if store.insert(&notification).await? {
-        let payload = notification_json(&notification);
-        events.publish(Event::new(NOTIFICATION_EVENTS, NOTIFICATION_CREATED, &notification.user_id, payload));
+        let created = schema::NotificationCreated { notification: Some(notification.clone()) };
+        events.publish(Event::new(&notification.user_id, Kind::NotificationCreated(created)));
     }
     Ok(notification)
-}
-
-/// How `notification-events` carries a stored notification.
-fn notification_json(notification: &pb::Notification) -> serde_json::Value {
-    serde_json::json!({
-        "id": notification.id,
-        "user_id": notification.user_id,
-        "type": notification.r#type,
-        "title": notification.title,
-        "message": notification.message,
-        "metadata_json": notification.metadata_json,
-        "read": notification.read,
-        "created_at_ms": notification.created_at_ms,
-    })
-}
-
-fn notification_from_json(payload: &serde_json::Value) -> Option<pb::Notification> {
-    Some(pb::Notification {
-        id: payload["id"].as_str()?.to_string(),
-        user_id: payload["user_id"].as_str()?.to_string(),
-        r#type: i32::try_from(payload["type"].as_i64()?).ok()?,
-        title: payload["title"].as_str()?.to_string(),
-        message: payload["message"].as_str()?.to_string(),
-        metadata_json: payload["metadata_json"].as_str()?.to_string(),
-        read: payload["read"].as_bool()?,
-        created_at_ms: payload["created_at_ms"].as_i64()?,
-    })
 }
 
 /// Hands the notifications that any replica stored to this replica's live streams.
@@ -141,10 +112,8 @@ async fn relay_stored_notifications(
             }
             Err(broadcast::error::RecvError::Closed) => return,
         };
-        if event.kind != NOTIFICATION_CREATED {
-            continue;
-        }
-        match notification_from_json(&event.payload) {
+        let Kind::NotificationCreated(created) = event.kind else { continue };
+        match created.notification {
             // Nobody listening is fine.
             Some(notification) => drop(live.send(notification)),
             None => tracing::warn!(event.id = %event.id, "a notification_created event without a notification"),
@@ -323,15 +292,18 @@ mod tests {
         let mut live = service.subscribe(request).await.unwrap().into_inner();
 
         let finished = |user_id: &str| {
-            Event::new(
-                EXECUTION_EVENTS,
-                "execution_finished",
-                "k",
-                serde_json::json!({"user_id": user_id, "language": "python", "status": "ok", "exit_code": 0, "wall_time_ms": 7}),
-            )
+            let run = schema::ExecutionFinished {
+                user_id: user_id.to_string(),
+                language: "python".into(),
+                status: codesync_proto::execution::v1::ExecutionStatus::Ok.into(),
+                wall_time_ms: 7,
+                ..Default::default()
+            };
+            Event::new("k", Kind::ExecutionFinished(run))
         };
         bus.publish(finished("someone-else"));
-        bus.publish(Event::new(EXECUTION_EVENTS, "execution_finished", "k", serde_json::json!({"status": "ok"})));
+        let without_user = finished("");
+        bus.publish(without_user.clone());
         let event = finished(&ada.user_id);
         bus.publish(event.clone());
         bus.publish(event);
@@ -342,8 +314,9 @@ mod tests {
             (ada.user_id.as_str(), "Your python run finished")
         );
         let letter = tokio::time::timeout(Duration::from_secs(5), dead_letters.recv()).await.unwrap().unwrap();
-        assert_eq!(letter.payload["consumer"], CONSUMER_GROUP);
-        assert_eq!(letter.payload["event"]["payload"]["status"], "ok");
+        let Kind::DeadLetter(letter) = letter.kind else { panic!("a dead letter: {letter:?}") };
+        assert_eq!(letter.consumer, CONSUMER_GROUP);
+        assert_eq!(Event::decode(&letter.message).unwrap(), without_user, "the event, whole");
         // The repeat was stored once and pushed once.
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(store.unread_count(&ada.user_id).await.unwrap(), 1);

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use codesync_common::events::{COLLABORATION_EVENTS, Event, EventBus, ROOM_EVENTS, ROOM_PRESENCE};
+use codesync_common::events::{Event, EventBus, Kind, ROOM_EVENTS, schema};
 use codesync_common::grpc::CallContext;
 use codesync_common::grpc::GrpcChannel;
 use codesync_common::identity::{Caller, TokenService};
@@ -405,9 +405,8 @@ impl PresenceGrpcService {
     /// How many people are in the room now (here and on the other replicas), on
     /// `collaboration-events`.
     fn announce_presence(&self, room_id: &str, room: &RoomPresence) {
-        let online = room.snapshot().len();
-        let payload = serde_json::json!({"room_id": room_id, "online": online});
-        self.events.publish(Event::new(COLLABORATION_EVENTS, ROOM_PRESENCE, room_id, payload));
+        let presence = schema::RoomPresence { room_id: room_id.to_string(), online: room.snapshot().len() as u64 };
+        self.events.publish(Event::new(room_id, Kind::RoomPresence(presence)));
     }
 }
 

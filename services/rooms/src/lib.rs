@@ -13,10 +13,7 @@ mod validation;
 
 use std::sync::Arc;
 
-use codesync_common::events::{
-    Event, EventBus, FILE_CREATED, FILE_DELETED, FILE_RENAMED, MEMBER_JOINED, MEMBER_REMOVED, MEMBER_ROLE_CHANGED,
-    ROOM_CREATED, ROOM_DELETED, ROOM_EVENTS, Staged,
-};
+use codesync_common::events::{Event, EventBus, Kind, Staged, schema};
 use codesync_common::grpc::CallContext;
 use codesync_common::grpc::GrpcChannel;
 use codesync_common::identity::{Caller, TokenService};
@@ -102,28 +99,44 @@ impl RoomsGrpcService {
     }
 
     /// A member joined, changed role or left: `room-events`, keyed by room, with
-    /// the user and the new role (`null` once removed), the room's name and owner, and who did it.
-    fn membership_event(kind: &str, room: &RoomRecord, user_id: &str, role: Option<Role>, by: &Caller) -> Event {
-        let payload = serde_json::json!({
-            "room_id": room.id,
-            "room_name": room.name,
-            "owner_id": room.owner_id,
-            "user_id": user_id,
-            "role": role.map(Role::as_db),
-            "by": by.user_id,
-            "by_username": by.username,
-        });
-        Event::new(ROOM_EVENTS, kind, &room.id, payload)
+    /// the user and the new role (none once removed), the room's name and owner, and who did it.
+    fn membership_event(
+        kind: fn(schema::MemberChange) -> Kind,
+        room: &RoomRecord,
+        user_id: &str,
+        role: Option<Role>,
+        by: &Caller,
+    ) -> Event {
+        let change = schema::MemberChange {
+            room_id: room.id.clone(),
+            room_name: room.name.clone(),
+            owner_id: room.owner_id.clone(),
+            user_id: user_id.to_string(),
+            role: role.map_or(pb::Role::Unspecified, Role::to_proto).into(),
+            by: by.user_id.clone(),
+            by_username: by.username.clone(),
+        };
+        Event::new(&room.id, kind(change))
     }
 
-    /// Something happened to a room or one of its files: `room-events`, keyed by room, for the
-    /// room's event log, notifications and analytics.
-    fn room_event(kind: &str, room_id: &str, by: &Caller, details: serde_json::Value) -> Event {
-        let mut payload = serde_json::json!({"room_id": room_id, "by": by.user_id, "by_username": by.username});
-        if let (Some(payload), serde_json::Value::Object(details)) = (payload.as_object_mut(), details) {
-            payload.extend(details);
-        }
-        Event::new(ROOM_EVENTS, kind, room_id, payload)
+    /// Something happened to a room: `room-events`, keyed by room, for the room's event log,
+    /// notifications and analytics.
+    fn room_event(kind: fn(schema::RoomChange) -> Kind, change: schema::RoomChange, by: &Caller) -> Event {
+        let change = schema::RoomChange { by: by.user_id.clone(), by_username: by.username.clone(), ..change };
+        Event::new(&change.room_id.clone(), kind(change))
+    }
+
+    /// Something happened to a file: `room-events`, keyed by its room.
+    fn file_event(kind: fn(schema::FileChange) -> Kind, file: &FileRecord, by: &Caller) -> Event {
+        let change = schema::FileChange {
+            room_id: file.room_id.clone(),
+            file_id: file.id.clone(),
+            filename: file.filename.clone(),
+            by: by.user_id.clone(),
+            by_username: by.username.clone(),
+            ..Default::default()
+        };
+        Event::new(&file.room_id, kind(change))
     }
 
     /// The events a write announces, stored with it (see [`Staged`]).
@@ -238,8 +251,14 @@ impl RoomsGrpcService {
             member_count: 1,
             caller_role: Some(Role::Owner),
         };
-        let details = serde_json::json!({"room_name": template.name, "owner_id": caller.user_id, "is_public": template.is_public});
-        let created = Self::room_event(ROOM_CREATED, &room_id, &caller, details);
+        let created = schema::RoomChange {
+            room_id: room_id.clone(),
+            room_name: template.name.clone(),
+            owner_id: caller.user_id.clone(),
+            is_public: template.is_public,
+            ..Default::default()
+        };
+        let created = Self::room_event(Kind::RoomCreated, created, &caller);
         self.unique_invite_code_write(|invite_code| {
             let room = RoomRecord { invite_code, ..template.clone() };
             let mut staged = self.staged(created.clone());
@@ -290,8 +309,13 @@ impl RoomsGrpcService {
             return Err(invalid());
         }
         let room = self.store.find_room_by_invite_code(invite_code, &caller.user_id).await?.ok_or_else(invalid)?;
-        let mut staged =
-            self.staged(Self::membership_event(MEMBER_JOINED, &room, &caller.user_id, Some(Role::Editor), &caller));
+        let mut staged = self.staged(Self::membership_event(
+            Kind::MemberJoined,
+            &room,
+            &caller.user_id,
+            Some(Role::Editor),
+            &caller,
+        ));
         if self.store.add_member_if_absent(&room.id, &caller.user_id, Role::Editor, now_ms(), &mut staged).await? {
             tracing::info!(room.id = %room.id, user.id = %caller.user_id, "joined a room by invite code");
             staged.committed();
@@ -348,7 +372,8 @@ impl RoomsGrpcService {
         if target.role == Role::Owner {
             return Err(ServiceError::conflict("owner_role_fixed", "the owner's role cannot be changed"));
         }
-        let changed = Self::membership_event(MEMBER_ROLE_CHANGED, access.room(), &target.user_id, Some(role), &caller);
+        let changed =
+            Self::membership_event(Kind::MemberRoleChanged, access.room(), &target.user_id, Some(role), &caller);
         let mut staged = self.staged(changed);
         if !self.store.set_member_role(&access.room().id, &target.user_id, role, &mut staged).await? {
             return Err(member_not_found());
@@ -378,7 +403,7 @@ impl RoomsGrpcService {
             access.require_owner()?;
         }
         let mut staged =
-            self.staged(Self::membership_event(MEMBER_REMOVED, access.room(), &request.user_id, None, &caller));
+            self.staged(Self::membership_event(Kind::MemberRemoved, access.room(), &request.user_id, None, &caller));
         if !self.store.remove_member(&access.room().id, &request.user_id, &mut staged).await? {
             return Err(ServiceError::not_found("member_not_found", "this user is not a member of the room"));
         }
@@ -420,8 +445,11 @@ impl RoomsGrpcService {
             created_at_ms: now_ms,
             updated_at_ms: now_ms,
         };
-        let details = serde_json::json!({"file_id": file.id, "filename": file.filename, "language": file.language});
-        let mut staged = self.staged(Self::room_event(FILE_CREATED, &file.room_id, &caller, details));
+        let mut created = Self::file_event(Kind::FileCreated, &file, &caller);
+        if let Kind::FileCreated(change) = &mut created.kind {
+            change.language = file.language.clone();
+        }
+        let mut staged = self.staged(created);
         if let UniqueWrite::Taken = self.store.insert_file(&file, &mut staged).await? {
             return Err(file_exists());
         }
@@ -456,8 +484,11 @@ impl RoomsGrpcService {
         let new_text = request.content.clone();
         let changes = FileChanges { rename, content: request.content };
         let renamed = renamed_to.as_ref().map(|filename| {
-            let details = serde_json::json!({"file_id": file.id, "filename": filename, "old_filename": file.filename});
-            Self::room_event(FILE_RENAMED, &file.room_id, &caller, details)
+            let mut renamed = Self::file_event(Kind::FileRenamed, &file, &caller);
+            if let Kind::FileRenamed(change) = &mut renamed.kind {
+                change.old_filename = std::mem::replace(&mut change.filename, filename.clone());
+            }
+            renamed
         });
         let mut staged = Staged::new(self.events.as_ref(), renamed.into_iter().collect());
         if let UniqueWrite::Taken =
@@ -580,8 +611,12 @@ impl RoomsService for RoomsGrpcService {
         let caller = self.tokens.require_caller(request.metadata())?;
         let access = self.room_access(&request.get_ref().room_id, Some(&caller)).await?;
         access.require_owner()?;
-        let details = serde_json::json!({"room_name": access.room().name});
-        let mut staged = self.staged(Self::room_event(ROOM_DELETED, &access.room().id, &caller, details));
+        let deleted = schema::RoomChange {
+            room_id: access.room().id.clone(),
+            room_name: access.room().name.clone(),
+            ..Default::default()
+        };
+        let mut staged = self.staged(Self::room_event(Kind::RoomDeleted, deleted, &caller));
         self.store.delete_room(&access.room().id, &caller.user_id, now_ms(), &mut staged).await?;
         tracing::info!(room.id = %access.room().id, user.id = %caller.user_id, "deleted a room");
         staged.committed();
@@ -671,8 +706,7 @@ impl RoomsService for RoomsGrpcService {
         let caller = self.tokens.require_caller(request.metadata())?;
         let (file, access) = self.file_access(&request.get_ref().file_id, Some(&caller), false).await?;
         access.require_write()?;
-        let details = serde_json::json!({"file_id": file.id, "filename": file.filename});
-        let mut staged = self.staged(Self::room_event(FILE_DELETED, &file.room_id, &caller, details));
+        let mut staged = self.staged(Self::file_event(Kind::FileDeleted, &file, &caller));
         self.store.delete_file(&file, &caller.user_id, now_ms(), &mut staged).await?;
         tracing::info!(file.id = %file.id, room.id = %file.room_id, user.id = %caller.user_id, "deleted a file");
         staged.committed();

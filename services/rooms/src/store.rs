@@ -293,7 +293,9 @@ impl RoomsStore {
             .map(|row| row.get::<String, _>("id"))
             .collect();
         for event in staged.events_mut() {
-            event.payload["file_ids"] = serde_json::json!(file_ids);
+            if let codesync_common::events::Kind::RoomDeleted(deleted) = &mut event.kind {
+                deleted.file_ids = file_ids.clone();
+            }
         }
         // Deleted explicitly too, so that no engine setting about foreign keys matters.
         sqlx::query("DELETE FROM room_files WHERE room_id = $1").bind(room_id).execute(&mut *transaction).await?;
