@@ -3,6 +3,7 @@
 //! for a private room of others) is passed on as it came; an id that cannot be one is refused
 //! here, without a call.
 
+use crate::error::ErrorCode;
 use codesync_proto::auth::v1::GetCurrentUserRequest;
 use codesync_proto::auth::v1::auth_service_client::AuthServiceClient;
 use codesync_proto::rooms::v1::rooms_service_client::RoomsServiceClient;
@@ -18,7 +19,7 @@ pub async fn check_file(
     file_id: &str,
 ) -> ServiceResult<CheckAccessResponse> {
     if !is_valid_id(file_id) {
-        return Err(ServiceError::not_found("file_not_found", "no such file"));
+        return Err(ServiceError::not_found(ErrorCode::FileNotFound, "no such file"));
     }
     check(rooms, context, check_access_request::Resource::FileId(file_id.to_string())).await
 }
@@ -30,7 +31,7 @@ pub async fn check_room(
     room_id: &str,
 ) -> ServiceResult<CheckAccessResponse> {
     if !is_valid_id(room_id) {
-        return Err(ServiceError::not_found("room_not_found", "no such room"));
+        return Err(ServiceError::not_found(ErrorCode::RoomNotFound, "no such room"));
     }
     check(rooms, context, check_access_request::Resource::RoomId(room_id.to_string())).await
 }
@@ -54,7 +55,7 @@ pub async fn require_admin(
     caller: &crate::identity::Caller,
     refusal: &'static str,
 ) -> ServiceResult<()> {
-    let forbidden = || ServiceError::forbidden("admin_required", refusal);
+    let forbidden = || ServiceError::forbidden(ErrorCode::AdminRequired, refusal);
     if !caller.is_admin {
         return Err(forbidden());
     }

@@ -16,8 +16,137 @@ pub const ERROR_CODE_METADATA_KEY: &str = "x-codesync-error-code";
 /// gRPC metadata key carrying how many seconds a rate-limited caller should wait.
 pub const RETRY_AFTER_METADATA_KEY: &str = "retry-after";
 
-/// The error code of [`ServiceError::Restarting`].
-pub const RESTARTING_CODE: &str = "service_restarting";
+/// Declares [`ErrorCode`]: each code once, with its spelling on the wire.
+macro_rules! error_codes {
+    ($($variant:ident = $name:literal,)*) => {
+        /// Every machine-readable code of the REST contract (`{"error": {"code": ...}}`), which
+        /// gRPC carries in `x-codesync-error-code`. Services make errors and test them by this
+        /// type, never by a string.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ErrorCode {
+            $($variant,)*
+        }
+
+        impl ErrorCode {
+            pub const ALL: &'static [Self] = &[$(Self::$variant,)*];
+
+            /// The code as the REST and gRPC contracts spell it.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $name,)*
+                }
+            }
+
+            pub fn from_name(name: &str) -> Option<Self> {
+                Self::ALL.iter().copied().find(|code| code.as_str() == name)
+            }
+        }
+    };
+}
+
+error_codes! {
+    AmbiguousProgram = "ambiguous_program",
+    AccountNotFound = "account_not_found",
+    AdminRequired = "admin_required",
+    AiNotConfigured = "ai_not_configured",
+    AlreadyOpen = "already_open",
+    AuthenticationRequired = "authentication_required",
+    CodeTooLarge = "code_too_large",
+    Conflict = "conflict",
+    DeadlineExceeded = "deadline_exceeded",
+    DiffTooLarge = "diff_too_large",
+    EmailTaken = "email_taken",
+    EmptyMessage = "empty_message",
+    EmptyRequest = "empty_request",
+    EmptyUpdate = "empty_update",
+    FailedPrecondition = "failed_precondition",
+    FileExists = "file_exists",
+    FileNotFound = "file_not_found",
+    FileTooLarge = "file_too_large",
+    Forbidden = "forbidden",
+    InteractionNotFound = "interaction_not_found",
+    InternalError = "internal_error",
+    InvalidArgument = "invalid_argument",
+    InvalidBody = "invalid_body",
+    InvalidContent = "invalid_content",
+    InvalidCredentials = "invalid_credentials",
+    InvalidDescription = "invalid_description",
+    InvalidEmail = "invalid_email",
+    InvalidEvent = "invalid_event",
+    InvalidFileName = "invalid_file_name",
+    InvalidFilename = "invalid_filename",
+    InvalidHistory = "invalid_history",
+    InvalidIndex = "invalid_index",
+    InvalidLimit = "invalid_limit",
+    InvalidMessage = "invalid_message",
+    InvalidMetadata = "invalid_metadata",
+    InvalidPassword = "invalid_password",
+    InvalidPath = "invalid_path",
+    InvalidQuery = "invalid_query",
+    InvalidRefreshToken = "invalid_refresh_token",
+    InvalidRole = "invalid_role",
+    InvalidRoomName = "invalid_room_name",
+    InvalidTitle = "invalid_title",
+    InvalidToken = "invalid_token",
+    InvalidType = "invalid_type",
+    InvalidUpdate = "invalid_update",
+    InvalidUserId = "invalid_user_id",
+    InvalidUsername = "invalid_username",
+    InviteNotFound = "invite_not_found",
+    LanguageUnavailable = "language_unavailable",
+    MalformedJson = "malformed_json",
+    MemberNotFound = "member_not_found",
+    MembersOnly = "members_only",
+    MessageTooLong = "message_too_long",
+    MethodNotAllowed = "method_not_allowed",
+    MissingEvent = "missing_event",
+    MissingRefreshToken = "missing_refresh_token",
+    MissingResource = "missing_resource",
+    MissingVersions = "missing_versions",
+    NoFiles = "no_files",
+    NoProgram = "no_program",
+    NotAMember = "not_a_member",
+    NotAWebsocket = "not_a_websocket",
+    NotFound = "not_found",
+    NotImplemented = "not_implemented",
+    OpenFirst = "open_first",
+    OwnerCannotLeave = "owner_cannot_leave",
+    OwnerOnly = "owner_only",
+    OwnerRoleFixed = "owner_role_fixed",
+    PayloadTooLarge = "payload_too_large",
+    ProgramTooLarge = "program_too_large",
+    PromptTooLarge = "prompt_too_large",
+    RateLimited = "rate_limited",
+    ReadOnly = "read_only",
+    RefreshTokenExpired = "refresh_token_expired",
+    RefreshTokenReused = "refresh_token_reused",
+    RefreshTokenRevoked = "refresh_token_revoked",
+    RoomNotFound = "room_not_found",
+    ServiceRestarting = "service_restarting",
+    ServiceUnavailable = "service_unavailable",
+    SessionEnded = "session_ended",
+    StaleHead = "stale_head",
+    StdinTooLarge = "stdin_too_large",
+    Timeout = "timeout",
+    TokenExpired = "token_expired",
+    TooManyConnections = "too_many_connections",
+    TooManyFiles = "too_many_files",
+    TooManyIds = "too_many_ids",
+    Unauthenticated = "unauthenticated",
+    UnknownEntry = "unknown_entry",
+    UnknownLanguage = "unknown_language",
+    UnknownMode = "unknown_mode",
+    UnsupportedMediaType = "unsupported_media_type",
+    UsernameTaken = "username_taken",
+    VersionNotFound = "version_not_found",
+    WeakPassword = "weak_password",
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(self.as_str())
+    }
+}
 
 pub type ServiceResult<T> = Result<T, ServiceError>;
 
@@ -25,31 +154,31 @@ pub type ServiceResult<T> = Result<T, ServiceError>;
 pub enum ServiceError {
     /// A request value failed validation (HTTP 400).
     #[error("{message}")]
-    InvalidArgument { code: &'static str, message: String },
+    InvalidArgument { code: ErrorCode, message: String },
     /// No credentials, or credentials that are wrong, expired or revoked (HTTP 401).
     #[error("{message}")]
-    Unauthenticated { code: &'static str, message: String },
+    Unauthenticated { code: ErrorCode, message: String },
     /// The caller is known but may not do this (HTTP 403).
     #[error("{message}")]
-    PermissionDenied { code: &'static str, message: String },
+    PermissionDenied { code: ErrorCode, message: String },
     /// The resource does not exist, or the caller may not know that it does (HTTP 404).
     #[error("{message}")]
-    NotFound { code: &'static str, message: String },
+    NotFound { code: ErrorCode, message: String },
     /// A unique value is taken (HTTP 409).
     #[error("{message}")]
-    AlreadyExists { code: &'static str, message: String },
+    AlreadyExists { code: ErrorCode, message: String },
     /// The request was based on a state that has changed since (HTTP 409).
     #[error("{message}")]
-    Conflict { code: &'static str, message: String },
+    Conflict { code: ErrorCode, message: String },
     /// A value is larger than the service accepts (HTTP 413).
     #[error("{message}")]
-    TooLarge { code: &'static str, message: String },
+    TooLarge { code: ErrorCode, message: String },
     /// Too many requests; try again after `retry_after_secs` (HTTP 429).
     #[error("{message}")]
     RateLimited { message: String, retry_after_secs: u64 },
     /// The operation is not possible in the current configuration (HTTP 422).
     #[error("{message}")]
-    FailedPrecondition { code: &'static str, message: String },
+    FailedPrecondition { code: ErrorCode, message: String },
     /// A dependency cannot be reached (HTTP 503).
     #[error("{message}")]
     Unavailable { message: String },
@@ -63,7 +192,7 @@ pub enum ServiceError {
     /// A feature this installation has not set up, with its own code (HTTP 503), such as
     /// `ai_not_configured`.
     #[error("{message}")]
-    NotConfigured { code: &'static str, message: String },
+    NotConfigured { code: ErrorCode, message: String },
     /// A bug or an unexpected failure; the detail is logged, never sent (HTTP 500).
     #[error("internal error: {detail}")]
     Internal { detail: String },
@@ -74,31 +203,31 @@ pub enum ServiceError {
 }
 
 impl ServiceError {
-    pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn invalid(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::InvalidArgument { code, message: message.into() }
     }
 
-    pub fn unauthenticated(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn unauthenticated(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::Unauthenticated { code, message: message.into() }
     }
 
-    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn forbidden(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::PermissionDenied { code, message: message.into() }
     }
 
-    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn not_found(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::NotFound { code, message: message.into() }
     }
 
-    pub fn already_exists(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn already_exists(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::AlreadyExists { code, message: message.into() }
     }
 
-    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn conflict(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::Conflict { code, message: message.into() }
     }
 
-    pub fn too_large(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn too_large(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::TooLarge { code, message: message.into() }
     }
 
@@ -118,6 +247,11 @@ impl ServiceError {
         Self::Unavailable { message: format!("the {service} service cannot be reached; try again") }
     }
 
+    /// Whether this is the error `code` (also when another service decided it).
+    pub fn is(&self, code: ErrorCode) -> bool {
+        self.code() == code.as_str()
+    }
+
     /// The snake_case code of the REST contract.
     pub fn code(&self) -> &str {
         match self {
@@ -125,7 +259,7 @@ impl ServiceError {
                 .metadata()
                 .get(ERROR_CODE_METADATA_KEY)
                 .and_then(|value| value.to_str().ok())
-                .unwrap_or("service_unavailable"),
+                .unwrap_or(ErrorCode::ServiceUnavailable.as_str()),
             Self::InvalidArgument { code, .. }
             | Self::Unauthenticated { code, .. }
             | Self::PermissionDenied { code, .. }
@@ -134,12 +268,12 @@ impl ServiceError {
             | Self::Conflict { code, .. }
             | Self::TooLarge { code, .. }
             | Self::FailedPrecondition { code, .. }
-            | Self::NotConfigured { code, .. } => code,
-            Self::RateLimited { .. } => "rate_limited",
-            Self::Unavailable { .. } => "service_unavailable",
-            Self::DeadlineExceeded { .. } => "deadline_exceeded",
-            Self::Restarting { .. } => RESTARTING_CODE,
-            Self::Internal { .. } => "internal_error",
+            | Self::NotConfigured { code, .. } => code.as_str(),
+            Self::RateLimited { .. } => ErrorCode::RateLimited.as_str(),
+            Self::Unavailable { .. } => ErrorCode::ServiceUnavailable.as_str(),
+            Self::DeadlineExceeded { .. } => ErrorCode::DeadlineExceeded.as_str(),
+            Self::Restarting { .. } => ErrorCode::ServiceRestarting.as_str(),
+            Self::Internal { .. } => ErrorCode::InternalError.as_str(),
         }
     }
 
@@ -208,8 +342,8 @@ pub struct HttpError {
 }
 
 impl HttpError {
-    pub fn new(status: StatusCode, code: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { status, code: code.into(), message: message.into(), retry_after_secs: None }
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { status, code: code.as_str().to_string(), message: message.into(), retry_after_secs: None }
     }
 }
 
@@ -243,7 +377,7 @@ pub fn http_error_from_status(status: &tonic::Status) -> HttpError {
         .filter(|code| is_snake_case_code(code));
     let code = match metadata_code {
         Some(code) => code.to_string(),
-        None => default_code_for(status.code()).to_string(),
+        None => default_code_for(status.code()).as_str().to_string(),
     };
     // Transport failures and foreign services carry no code of ours; their
     // messages can hold internals, so only our own codes pass their sentence on.
@@ -266,20 +400,20 @@ fn is_snake_case_code(candidate: &str) -> bool {
         && candidate.bytes().all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'_')
 }
 
-fn default_code_for(code: Code) -> &'static str {
+fn default_code_for(code: Code) -> ErrorCode {
     match code {
-        Code::InvalidArgument => "invalid_argument",
-        Code::Unauthenticated => "unauthenticated",
-        Code::PermissionDenied => "forbidden",
-        Code::NotFound => "not_found",
-        Code::AlreadyExists | Code::Aborted => "conflict",
-        Code::OutOfRange => "payload_too_large",
-        Code::ResourceExhausted => "rate_limited",
-        Code::FailedPrecondition => "failed_precondition",
-        Code::Unimplemented => "not_implemented",
-        Code::Unavailable | Code::Cancelled => "service_unavailable",
-        Code::DeadlineExceeded => "timeout",
-        Code::Ok | Code::Unknown | Code::Internal | Code::DataLoss => "internal_error",
+        Code::InvalidArgument => ErrorCode::InvalidArgument,
+        Code::Unauthenticated => ErrorCode::Unauthenticated,
+        Code::PermissionDenied => ErrorCode::Forbidden,
+        Code::NotFound => ErrorCode::NotFound,
+        Code::AlreadyExists | Code::Aborted => ErrorCode::Conflict,
+        Code::OutOfRange => ErrorCode::PayloadTooLarge,
+        Code::ResourceExhausted => ErrorCode::RateLimited,
+        Code::FailedPrecondition => ErrorCode::FailedPrecondition,
+        Code::Unimplemented => ErrorCode::NotImplemented,
+        Code::Unavailable | Code::Cancelled => ErrorCode::ServiceUnavailable,
+        Code::DeadlineExceeded => ErrorCode::Timeout,
+        Code::Ok | Code::Unknown | Code::Internal | Code::DataLoss => ErrorCode::InternalError,
     }
 }
 
@@ -305,8 +439,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_error_code_is_snake_case_once_and_listed_in_the_protocol_document() {
+        let names: std::collections::BTreeSet<&str> = ErrorCode::ALL.iter().map(|code| code.as_str()).collect();
+        assert_eq!(names.len(), ErrorCode::ALL.len(), "each code spelt once");
+        for code in ErrorCode::ALL {
+            assert!(is_snake_case_code(code.as_str()), "{code}");
+            assert_eq!(ErrorCode::from_name(code.as_str()), Some(*code));
+        }
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/protocol.md");
+        let document = std::fs::read_to_string(&path).expect("docs/protocol.md");
+        let (start, end) =
+            ("<!-- error codes: generated from common/src/error.rs -->\n", "<!-- end of error codes -->");
+        let from = document.find(start).expect("the start marker") + start.len();
+        let to = document[from..].find(end).expect("the end marker") + from;
+        let listed: Vec<String> = names.iter().map(|name| format!("`{name}`")).collect();
+        let generated = format!("{}\n", listed.join(", "));
+        if document[from..to] != generated {
+            if std::env::var_os("CODESYNC_BLESS").is_some() {
+                std::fs::write(&path, format!("{}{generated}{}", &document[..from], &document[to..])).expect("write");
+            } else {
+                panic!(
+                    "docs/protocol.md lists other error codes; CODESYNC_BLESS=1 cargo test -p codesync-common rewrites it"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn peer_decisions_pass_on_and_transport_failures_become_unavailable() {
-        let decision = tonic::Status::from(ServiceError::not_found("room_not_found", "no such room"));
+        let decision = tonic::Status::from(ServiceError::not_found(ErrorCode::RoomNotFound, "no such room"));
         let passed_on = tonic::Status::from(ServiceError::from_peer("rooms", decision));
         assert_eq!(passed_on.code(), Code::NotFound);
         assert_eq!(http_error_from_status(&passed_on).code, "room_not_found");
@@ -322,13 +483,13 @@ mod tests {
     #[test]
     fn service_errors_reach_http_with_their_code_and_status() {
         let cases = [
-            (ServiceError::invalid("invalid_email", "bad email"), StatusCode::BAD_REQUEST, "invalid_email"),
-            (ServiceError::unauthenticated("invalid_token", "no"), StatusCode::UNAUTHORIZED, "invalid_token"),
-            (ServiceError::forbidden("read_only", "viewer"), StatusCode::FORBIDDEN, "read_only"),
-            (ServiceError::not_found("room_not_found", "no room"), StatusCode::NOT_FOUND, "room_not_found"),
-            (ServiceError::already_exists("email_taken", "taken"), StatusCode::CONFLICT, "email_taken"),
-            (ServiceError::conflict("stale_head", "stale"), StatusCode::CONFLICT, "stale_head"),
-            (ServiceError::too_large("file_too_large", "big"), StatusCode::PAYLOAD_TOO_LARGE, "file_too_large"),
+            (ServiceError::invalid(ErrorCode::InvalidEmail, "bad email"), StatusCode::BAD_REQUEST, "invalid_email"),
+            (ServiceError::unauthenticated(ErrorCode::InvalidToken, "no"), StatusCode::UNAUTHORIZED, "invalid_token"),
+            (ServiceError::forbidden(ErrorCode::ReadOnly, "viewer"), StatusCode::FORBIDDEN, "read_only"),
+            (ServiceError::not_found(ErrorCode::RoomNotFound, "no room"), StatusCode::NOT_FOUND, "room_not_found"),
+            (ServiceError::already_exists(ErrorCode::EmailTaken, "taken"), StatusCode::CONFLICT, "email_taken"),
+            (ServiceError::conflict(ErrorCode::StaleHead, "stale"), StatusCode::CONFLICT, "stale_head"),
+            (ServiceError::too_large(ErrorCode::FileTooLarge, "big"), StatusCode::PAYLOAD_TOO_LARGE, "file_too_large"),
         ];
         for (error, expected_status, expected_code) in cases {
             let http_error = HttpError::from(error);

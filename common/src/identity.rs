@@ -7,6 +7,7 @@
 //! Keys are generated on first start and persisted with 0600 permissions (the public key 0644);
 //! there is no default secret.
 
+use crate::error::ErrorCode;
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -383,16 +384,19 @@ impl TokenService {
         let claims = jsonwebtoken::decode::<AccessClaims>(token, &self.decoding_key, &self.validation)
             .map_err(|error| match error.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
-                    ServiceError::unauthenticated("token_expired", "the access token has expired; refresh it")
+                    ServiceError::unauthenticated(ErrorCode::TokenExpired, "the access token has expired; refresh it")
                 }
-                _ => ServiceError::unauthenticated("invalid_token", "the access token is not valid"),
+                _ => ServiceError::unauthenticated(ErrorCode::InvalidToken, "the access token is not valid"),
             })?
             .claims;
         if claims.typ != ACCESS_TOKEN_TYPE {
-            return Err(ServiceError::unauthenticated("invalid_token", "the access token is not valid"));
+            return Err(ServiceError::unauthenticated(ErrorCode::InvalidToken, "the access token is not valid"));
         }
         if !claims.sid.is_empty() && self.has_ended(&claims.sid) {
-            return Err(ServiceError::unauthenticated("session_ended", "this sign-in has ended; sign in again"));
+            return Err(ServiceError::unauthenticated(
+                ErrorCode::SessionEnded,
+                "this sign-in has ended; sign in again",
+            ));
         }
         Ok(Session {
             caller: Caller { user_id: claims.sub, username: claims.name, is_admin: claims.adm },
@@ -446,11 +450,11 @@ impl TokenService {
         let Some(value) = metadata.get(AUTHORIZATION_METADATA_KEY) else {
             return Ok(self.acting_for(metadata));
         };
-        let header = value
-            .to_str()
-            .map_err(|_| ServiceError::unauthenticated("invalid_token", "the authorization header is not valid"))?;
+        let header = value.to_str().map_err(|_| {
+            ServiceError::unauthenticated(ErrorCode::InvalidToken, "the authorization header is not valid")
+        })?;
         let token = bearer_token(header).ok_or_else(|| {
-            ServiceError::unauthenticated("invalid_token", "expected 'Authorization: Bearer <token>'")
+            ServiceError::unauthenticated(ErrorCode::InvalidToken, "expected 'Authorization: Bearer <token>'")
         })?;
         self.verify_access_token(token).map(Some)
     }
@@ -469,7 +473,7 @@ impl TokenService {
     pub fn require_caller(&self, metadata: &MetadataMap) -> Result<Caller, ServiceError> {
         self.caller_from_metadata(metadata)?.ok_or_else(|| {
             ServiceError::unauthenticated(
-                "authentication_required",
+                ErrorCode::AuthenticationRequired,
                 "sign in first: this request needs an access token",
             )
         })

@@ -20,7 +20,7 @@ pub mod redis;
 pub mod telemetry;
 pub mod validate;
 
-pub use error::{ServiceError, ServiceResult};
+pub use error::{ErrorCode, ServiceError, ServiceResult};
 
 /// Milliseconds since the Unix epoch, the one time unit of the stores and the protos.
 pub fn now_ms() -> i64 {

@@ -1,5 +1,6 @@
 //! Checks of user-supplied text shared by the services.
 
+use crate::error::ErrorCode;
 use crate::error::ServiceError;
 
 /// Rejects text with control characters (newlines included) or Unicode
@@ -12,7 +13,7 @@ pub fn has_forbidden_characters(text: &str) -> bool {
 }
 
 /// A required single-line text of at most `max_chars` characters, trimmed.
-pub fn single_line(field: &str, value: &str, max_chars: usize, code: &'static str) -> Result<String, ServiceError> {
+pub fn single_line(field: &str, value: &str, max_chars: usize, code: ErrorCode) -> Result<String, ServiceError> {
     let trimmed = value.trim();
     if trimmed.is_empty() {
         return Err(ServiceError::invalid(code, format!("{field} must not be empty")));
@@ -28,7 +29,7 @@ pub fn single_line(field: &str, value: &str, max_chars: usize, code: &'static st
 
 /// An optional multi-line text of at most `max_chars` characters; tabs and
 /// newlines are allowed, other control characters are not.
-pub fn multi_line(field: &str, value: &str, max_chars: usize, code: &'static str) -> Result<String, ServiceError> {
+pub fn multi_line(field: &str, value: &str, max_chars: usize, code: ErrorCode) -> Result<String, ServiceError> {
     if value.chars().count() > max_chars {
         return Err(ServiceError::invalid(code, format!("{field} must be at most {max_chars} characters")));
     }
@@ -173,19 +174,22 @@ mod tests {
 
     #[test]
     fn single_line_rules() {
-        assert_eq!(single_line("name", "  My room ", 10, "invalid_name").unwrap(), "My room");
-        assert_eq!(single_line("name", "Équipe 日本", 10, "invalid_name").unwrap(), "Équipe 日本");
-        assert!(single_line("name", "   ", 10, "invalid_name").is_err());
-        assert!(single_line("name", "a\nb", 10, "invalid_name").is_err());
-        assert!(single_line("name", "a\u{0}b", 10, "invalid_name").is_err());
-        assert!(single_line("name", "evil\u{202E}txt", 20, "invalid_name").is_err());
-        assert!(single_line("name", &"x".repeat(11), 10, "invalid_name").is_err());
+        assert_eq!(single_line("name", "  My room ", 10, ErrorCode::InvalidRoomName).unwrap(), "My room");
+        assert_eq!(single_line("name", "Équipe 日本", 10, ErrorCode::InvalidRoomName).unwrap(), "Équipe 日本");
+        assert!(single_line("name", "   ", 10, ErrorCode::InvalidRoomName).is_err());
+        assert!(single_line("name", "a\nb", 10, ErrorCode::InvalidRoomName).is_err());
+        assert!(single_line("name", "a\u{0}b", 10, ErrorCode::InvalidRoomName).is_err());
+        assert!(single_line("name", "evil\u{202E}txt", 20, ErrorCode::InvalidRoomName).is_err());
+        assert!(single_line("name", &"x".repeat(11), 10, ErrorCode::InvalidRoomName).is_err());
     }
 
     #[test]
     fn multi_line_rules() {
-        assert_eq!(multi_line("d", "line 1\nline 2\t!", 100, "c").unwrap(), "line 1\nline 2\t!");
-        assert!(multi_line("d", "bell\u{7}", 100, "c").is_err());
-        assert!(multi_line("d", &"x".repeat(101), 100, "c").is_err());
+        assert_eq!(
+            multi_line("d", "line 1\nline 2\t!", 100, ErrorCode::InvalidDescription).unwrap(),
+            "line 1\nline 2\t!"
+        );
+        assert!(multi_line("d", "bell\u{7}", 100, ErrorCode::InvalidDescription).is_err());
+        assert!(multi_line("d", &"x".repeat(101), 100, ErrorCode::InvalidDescription).is_err());
     }
 }

@@ -6,6 +6,7 @@ use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use codesync_common::ErrorCode;
 use codesync_common::error::{HttpError, http_error_from_status};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -30,12 +31,12 @@ pub struct ErrorDetail {
 pub struct ApiError(pub HttpError);
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         Self(HttpError::new(status, code, message))
     }
 
     pub fn not_found() -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", "there is nothing at this address")
+        Self::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "there is nothing at this address")
     }
 }
 
@@ -60,29 +61,29 @@ impl From<JsonRejection> for ApiError {
         match rejection {
             JsonRejection::JsonSyntaxError(error) => Self::new(
                 StatusCode::BAD_REQUEST,
-                "malformed_json",
+                ErrorCode::MalformedJson,
                 format!("the request body is not valid JSON: {}", innermost_message(&error)),
             ),
             JsonRejection::JsonDataError(error) => Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_body",
+                ErrorCode::InvalidBody,
                 format!("the request body does not have the expected fields: {}", innermost_message(&error)),
             ),
             JsonRejection::MissingJsonContentType(_) => Self::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+                ErrorCode::UnsupportedMediaType,
                 "send the body as JSON, with 'Content-Type: application/json'",
             ),
             JsonRejection::BytesRejection(error) if error.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 payload_too_large()
             }
-            other => Self::new(other.status(), "invalid_body", "the request body could not be read"),
+            other => Self::new(other.status(), ErrorCode::InvalidBody, "the request body could not be read"),
         }
     }
 }
 
 pub fn payload_too_large() -> ApiError {
-    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the request body is too large")
+    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge, "the request body is too large")
 }
 
 /// serde's own sentence (`missing field `email` at line 1 column 2`), without
@@ -110,11 +111,15 @@ impl IntoResponse for ApiError {
 
 /// A known path with a method it does not have.
 pub async fn method_not_allowed_fallback() -> ApiError {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this address does not accept this method")
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        ErrorCode::MethodNotAllowed,
+        "this address does not accept this method",
+    )
 }
 
 /// Turns a panic in a handler into the JSON error shape.
 pub fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
     tracing::error!("a request handler panicked");
-    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "internal error").into_response()
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::InternalError, "internal error").into_response()
 }

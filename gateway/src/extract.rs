@@ -1,5 +1,6 @@
 //! Request extractors whose rejections use the REST error shape.
 
+use codesync_common::ErrorCode;
 use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
@@ -28,7 +29,7 @@ where
         if !declares_json {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+                ErrorCode::UnsupportedMediaType,
                 "send the body as JSON, with 'Content-Type: application/json'",
             ));
         }
@@ -56,7 +57,7 @@ where
         if !declares_json {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+                ErrorCode::UnsupportedMediaType,
                 "send the body as JSON with 'Content-Type: application/json', or no body",
             ));
         }
@@ -84,7 +85,7 @@ fn json_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if !is_object && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok() {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_body",
+            ErrorCode::InvalidBody,
             "the request body does not have the expected fields: send a JSON object",
         ));
     }
@@ -104,7 +105,9 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(value)) => Ok(Self(value)),
-            Err(rejection) => Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", rejection.body_text())),
+            Err(rejection) => {
+                Err(ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidQuery, rejection.body_text()))
+            }
         }
     }
 }
@@ -139,7 +142,7 @@ impl FromRequestParts<GatewayState> for MaybeSignedIn {
         let invalid = || {
             ApiError::new(
                 StatusCode::UNAUTHORIZED,
-                "invalid_token",
+                ErrorCode::InvalidToken,
                 "the authorization header is not a valid bearer token",
             )
         };
@@ -165,7 +168,7 @@ impl FromRequestParts<GatewayState> for SignedIn {
 fn authentication_required() -> ApiError {
     ApiError::new(
         StatusCode::UNAUTHORIZED,
-        "authentication_required",
+        ErrorCode::AuthenticationRequired,
         "sign in first: this request needs an access token",
     )
 }
@@ -183,7 +186,11 @@ impl FromRequestParts<GatewayState> for SignedInAdmin {
         let MaybeSignedIn { caller, context, .. } = MaybeSignedIn::from_request_parts(parts, state).await?;
         let caller = caller.ok_or_else(authentication_required)?;
         if !caller.is_admin {
-            return Err(ApiError::new(StatusCode::FORBIDDEN, "admin_required", "only administrators may do this"));
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                ErrorCode::AdminRequired,
+                "only administrators may do this",
+            ));
         }
         Ok(Self { context })
     }
@@ -313,7 +320,9 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(value)) => Ok(Self(value)),
-            Err(_) => Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", "a path parameter is not valid")),
+            Err(_) => {
+                Err(ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidPath, "a path parameter is not valid"))
+            }
         }
     }
 }

@@ -5,6 +5,7 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use codesync_common::ErrorCode;
 use codesync_common::error::HttpError;
 use codesync_common::rate_limit::{address_key, retry_after_secs};
 
@@ -22,7 +23,8 @@ pub async fn limit_per_ip(State(state): State<GatewayState>, request: Request, n
     let key = client_ip.map_or_else(|| "unknown".to_string(), address_key);
     if let Err(wait) = state.rate_limiter.try_acquire(&key).await {
         state.metrics.rate_limited.inc();
-        let mut error = HttpError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many requests; slow down");
+        let mut error =
+            HttpError::new(StatusCode::TOO_MANY_REQUESTS, ErrorCode::RateLimited, "too many requests; slow down");
         error.retry_after_secs = Some(retry_after_secs(wait));
         return ApiError(error).into_response();
     }

@@ -2,6 +2,7 @@
 //! for as long as it is open, and one past `max_streams_per_user` is refused with 429. (Per
 //! address, every connection counts against `max_connections_per_address`: see `server`.)
 
+use codesync_common::ErrorCode;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -63,7 +64,7 @@ impl StreamSlots {
         if *count >= self.limit {
             let mut error = codesync_common::error::HttpError::new(
                 StatusCode::TOO_MANY_REQUESTS,
-                "too_many_connections",
+                ErrorCode::TooManyConnections,
                 format!("you have {} connections open, as many as one person may: close some tabs", self.limit),
             );
             error.retry_after_secs = Some(5);

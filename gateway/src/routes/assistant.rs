@@ -4,6 +4,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use codesync_common::ErrorCode;
 use codesync_proto::assistant::v1 as pb;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -90,15 +91,16 @@ async fn stream(
     caller: SignedIn,
     ApiJson(body): ApiJson<AskBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let mode = pb::Mode::from_api_name(&body.mode)
-        .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "unknown_mode", format!("mode must be {MODES}")))?;
+    let mode = pb::Mode::from_api_name(&body.mode).ok_or_else(|| {
+        ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::UnknownMode, format!("mode must be {MODES}"))
+    })?;
     if let Some(turn) = body.history.iter().find(|turn| turn.role != "user" && turn.role != "assistant") {
         let message = format!("a history turn's role is \"user\" or \"assistant\", not {:?}", turn.role);
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_history", message));
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidHistory, message));
     }
     // An id that cannot name a file names none the caller may read.
     if body.file_id.as_deref().is_some_and(|file_id| !codesync_common::is_valid_id(file_id)) {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "file_not_found", "no such file"));
+        return Err(ApiError::new(StatusCode::NOT_FOUND, ErrorCode::FileNotFound, "no such file"));
     }
     let position = |position: PositionBody| pb::Position { line: position.line, column: position.column };
     let request = pb::AskRequest {

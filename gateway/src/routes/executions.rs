@@ -2,6 +2,7 @@
 //! events), the caller's past runs, and the languages it runs.
 
 use axum::extract::State;
+use codesync_common::ErrorCode;
 use codesync_proto::execution::v1 as pb;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -100,11 +101,12 @@ impl ExecuteBody {
     /// The run asked for: a room's file, or an inline program that names its language and files
     /// (SPEC section 3), never a mix of the two.
     fn into_request(self) -> Result<pb::ExecuteRequest, ApiError> {
-        let invalid = |code: &str, message: &str| ApiError::new(axum::http::StatusCode::BAD_REQUEST, code, message);
+        let invalid =
+            |code: ErrorCode, message: &str| ApiError::new(axum::http::StatusCode::BAD_REQUEST, code, message);
         let inline = self.language.is_some() || self.files.is_some() || self.entry.is_some();
         let source = match (self.file_id, self.language, self.files) {
             (Some(_), ..) if inline => {
-                return Err(invalid("ambiguous_program", "send a file_id, or a language and files, not both"));
+                return Err(invalid(ErrorCode::AmbiguousProgram, "send a file_id, or a language and files, not both"));
             }
             (Some(file_id), ..) => pb::execute_request::Source::FileId(file_id),
             (None, Some(language), Some(files)) => pb::execute_request::Source::Program(pb::InlineProgram {
@@ -117,7 +119,7 @@ impl ExecuteBody {
             }),
             (None, ..) => {
                 return Err(invalid(
-                    "no_program",
+                    ErrorCode::NoProgram,
                     "send a file_id, or a language and files (SPEC: {language, files, entry?})",
                 ));
             }

@@ -3,6 +3,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use codesync_common::ErrorCode;
 use codesync_proto::documents::v1::GetDocumentRequest;
 use codesync_proto::rooms::v1 as pb;
 use serde::{Deserialize, Serialize};
@@ -153,7 +154,7 @@ async fn update_file(
     if body.filename.is_none() && body.content.is_none() {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
-            "empty_update",
+            ErrorCode::EmptyUpdate,
             "give a new filename, new content, or both",
         ));
     }

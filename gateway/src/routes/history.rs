@@ -3,6 +3,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use codesync_common::ErrorCode;
 use codesync_proto::history::v1 as pb;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -202,7 +203,11 @@ async fn diff_versions(
     ApiQuery(params): ApiQuery<DiffParams>,
 ) -> Result<axum::Json<DiffBody>, ApiError> {
     let (Some(from), Some(to)) = (params.from, params.to) else {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "missing_versions", "name two versions: ?from=ID&to=ID"));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::MissingVersions,
+            "name two versions: ?from=ID&to=ID",
+        ));
     };
     let request = pb::DiffVersionsRequest { from_version_id: from.clone(), to_version_id: to.clone() };
     let diff = state.clients.history().diff_versions(visitor.context.request(request)).await?.into_inner();

@@ -9,6 +9,7 @@ pub mod history;
 pub mod notifications;
 pub mod rooms;
 
+use codesync_common::ErrorCode;
 use serde::Deserialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -29,7 +30,7 @@ pub fn limit_param(text: Option<&str>, max: u32) -> Result<u32, crate::error::Ap
         Some(text) => text.parse::<u32>().ok().filter(|limit| (1..=max).contains(limit)).ok_or_else(|| {
             crate::error::ApiError::new(
                 axum::http::StatusCode::BAD_REQUEST,
-                "invalid_limit",
+                ErrorCode::InvalidLimit,
                 format!("limit must be a number from 1 to {max}"),
             )
         }),
@@ -43,7 +44,7 @@ pub fn number_param(name: &str, text: Option<&str>) -> Result<i64, crate::error:
         Some(text) => text.parse::<i64>().ok().filter(|number| *number >= 0).ok_or_else(|| {
             crate::error::ApiError::new(
                 axum::http::StatusCode::BAD_REQUEST,
-                "invalid_query",
+                ErrorCode::InvalidQuery,
                 format!("{name} must be a whole number"),
             )
         }),
@@ -57,7 +58,7 @@ pub fn time_param(name: &str, text: Option<&str>) -> Result<i64, crate::error::A
     let invalid = || {
         crate::error::ApiError::new(
             axum::http::StatusCode::BAD_REQUEST,
-            "invalid_query",
+            ErrorCode::InvalidQuery,
             format!("{name} must be a time: milliseconds since 1970, RFC 3339, or a date like 2026-12-01"),
         )
     };

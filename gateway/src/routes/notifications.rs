@@ -4,6 +4,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use codesync_common::ErrorCode;
 use codesync_proto::notifications::v1 as pb;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -123,13 +124,19 @@ async fn list_notifications(
     let kind = match params.kind.as_deref() {
         None => pb::NotificationType::Unspecified,
         Some(name) => type_from_name(name).ok_or_else(|| {
-            ApiError::new(StatusCode::BAD_REQUEST, "invalid_type", "type must be execution, invite, room or system")
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::InvalidType,
+                "type must be execution, invite, room or system",
+            )
         })?,
     };
     let unread_only = match params.unread.as_deref() {
         None | Some("false") => false,
         Some("true") => true,
-        Some(_) => return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", "unread must be true or false")),
+        Some(_) => {
+            return Err(ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidQuery, "unread must be true or false"));
+        }
     };
     let request = pb::ListNotificationsRequest {
         r#type: kind.into(),

@@ -3,6 +3,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use codesync_common::ErrorCode;
 use codesync_proto::rooms::v1 as pb;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -103,8 +104,9 @@ pub fn role_name(role: i32) -> Option<&'static str> {
 }
 
 fn role_from_name(name: &str) -> Result<pb::Role, ApiError> {
-    pb::Role::from_name(name)
-        .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "invalid_role", "the role must be 'editor' or 'viewer'"))
+    pb::Role::from_name(name).ok_or_else(|| {
+        ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidRole, "the role must be 'editor' or 'viewer'")
+    })
 }
 
 fn room_body(room: pb::Room) -> RoomBody {

@@ -12,6 +12,7 @@ pub mod socket;
 
 use axum::http::HeaderMap;
 use axum::http::StatusCode;
+use codesync_common::ErrorCode;
 use codesync_common::grpc::CallContext;
 use codesync_common::identity::{Session, bearer_token};
 use codesync_common::queue::{self, BoundedSender, SendProblem, Weighed};
@@ -45,7 +46,7 @@ pub fn socket_caller(
     let Some(token) = params.token.clone().filter(|token| !token.is_empty()).or(header_token) else {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
-            "authentication_required",
+            ErrorCode::AuthenticationRequired,
             "connect with ?token=<access token>",
         ));
     };
@@ -104,7 +105,7 @@ pub async fn stopped(stopping: &mut tokio::sync::watch::Receiver<bool>) {
 /// The close frame that tells the client why the server ended its socket.
 pub fn close_frame_for(status: &tonic::Status) -> CloseFrame {
     let code_of_ours = status.metadata().get(codesync_common::error::ERROR_CODE_METADATA_KEY);
-    if code_of_ours.is_some_and(|code| code == codesync_common::error::RESTARTING_CODE) {
+    if code_of_ours.is_some_and(|code| code == codesync_common::error::ErrorCode::ServiceRestarting.as_str()) {
         // Service restart: the client reconnects at once, and reaches a replica that is up.
         return CloseFrame { code: 1012, reason: status.message().to_string() };
     }

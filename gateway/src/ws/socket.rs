@@ -11,6 +11,7 @@
 //!
 //! No extensions are negotiated (no permessage-deflate), and no subprotocol.
 
+use codesync_common::ErrorCode;
 use std::io;
 
 use axum::extract::FromRequestParts;
@@ -87,7 +88,7 @@ impl<S: Send + Sync> FromRequestParts<S> for WebSocketUpgrade {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let refuse = |message: &str| ApiError::new(StatusCode::BAD_REQUEST, "not_a_websocket", message);
+        let refuse = |message: &str| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::NotAWebsocket, message);
         if parts.method != Method::GET {
             return Err(refuse("a WebSocket opens with GET"));
         }
@@ -96,7 +97,7 @@ impl<S: Send + Sync> FromRequestParts<S> for WebSocketUpgrade {
         {
             return Err(ApiError::new(
                 StatusCode::UPGRADE_REQUIRED,
-                "not_a_websocket",
+                ErrorCode::NotAWebsocket,
                 "this endpoint is a WebSocket: ask for Upgrade: websocket",
             ));
         }

@@ -10,6 +10,7 @@
 
 pub mod store;
 
+use codesync_common::ErrorCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -226,10 +227,14 @@ impl AnalyticsService for AnalyticsGrpcService {
         request: Request<pb::RecordEventRequest>,
     ) -> Result<Response<pb::RecordEventResponse>, Status> {
         self.require_admin(&request).await?;
-        let event =
-            request.into_inner().event.ok_or_else(|| ServiceError::invalid("missing_event", "send an event"))?;
+        let event = request
+            .into_inner()
+            .event
+            .ok_or_else(|| ServiceError::invalid(ErrorCode::MissingEvent, "send an event"))?;
         if !TOPICS.contains(&event.topic.as_str()) || event.event_type.trim().is_empty() {
-            return Err(ServiceError::invalid("invalid_event", "an event needs a known topic and a type").into());
+            return Err(
+                ServiceError::invalid(ErrorCode::InvalidEvent, "an event needs a known topic and a type").into()
+            );
         }
         let metadata: serde_json::Value = if event.metadata_json.trim().is_empty() {
             serde_json::json!({})
@@ -237,13 +242,13 @@ impl AnalyticsService for AnalyticsGrpcService {
             serde_json::from_str(&event.metadata_json)
                 .ok()
                 .filter(serde_json::Value::is_object)
-                .ok_or_else(|| ServiceError::invalid("invalid_metadata", "metadata must be a JSON object"))?
+                .ok_or_else(|| ServiceError::invalid(ErrorCode::InvalidMetadata, "metadata must be a JSON object"))?
         };
         // The bus's kinds have their schema (proto/codesync/events/v1) and come from the services
         // that own them; this records what happens outside the bus.
         if KIND_NAMES.contains(&event.event_type.as_str()) {
             return Err(ServiceError::invalid(
-                "invalid_event",
+                ErrorCode::InvalidEvent,
                 format!("{} events come from their service on the event bus, not from RecordEvent", event.event_type),
             )
             .into());

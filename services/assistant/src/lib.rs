@@ -13,6 +13,7 @@ pub mod provider;
 pub mod sse;
 pub mod store;
 
+use codesync_common::ErrorCode;
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -264,7 +265,7 @@ impl AssistantGrpcService {
 
     fn not_configured() -> ServiceError {
         ServiceError::NotConfigured {
-            code: "ai_not_configured",
+            code: ErrorCode::AiNotConfigured,
             message: "no AI provider is configured on this server: set CODESYNC_AI_PROVIDER (openai, anthropic or \
                       gemini), CODESYNC_AI_API_KEY and CODESYNC_AI_MODEL (and CODESYNC_AI_BASE_URL for an \
                       OpenAI-compatible server such as Ollama), then restart"
@@ -346,27 +347,27 @@ impl AssistantService for AssistantGrpcService {
         let mode =
             pb::Mode::try_from(request.mode).ok().filter(|mode| *mode != pb::Mode::Unspecified).ok_or_else(|| {
                 ServiceError::invalid(
-                    "unknown_mode",
+                    ErrorCode::UnknownMode,
                     "mode must be generate, chat, review, debug, explain, refactor, complete or docs",
                 )
             })?;
         let config = &self.inner.config;
         if request.prompt.chars().count() > config.max_prompt_chars {
             return Err(ServiceError::TooLarge {
-                code: "prompt_too_large",
+                code: ErrorCode::PromptTooLarge,
                 message: format!("the prompt is longer than {} characters", config.max_prompt_chars),
             }
             .into());
         }
         if request.code.len() > config.max_code_bytes {
             return Err(ServiceError::TooLarge {
-                code: "code_too_large",
+                code: ErrorCode::CodeTooLarge,
                 message: format!("the code is larger than {} bytes", config.max_code_bytes),
             }
             .into());
         }
         if request.file_id.is_empty() && request.code.is_empty() && request.prompt.trim().is_empty() {
-            return Err(ServiceError::invalid("empty_request", "send a file_id, some code or a prompt").into());
+            return Err(ServiceError::invalid(ErrorCode::EmptyRequest, "send a file_id, some code or a prompt").into());
         }
         if let Err(wait) = self.inner.per_user.try_acquire(&caller.user_id).await {
             return Err(ServiceError::RateLimited {
@@ -428,7 +429,7 @@ impl AssistantService for AssistantGrpcService {
         };
         // Someone else's answer is no more found than a finished one.
         let (_, abort) = removed.ok_or_else(|| {
-            ServiceError::not_found("interaction_not_found", "no answer of yours with this id is in flight")
+            ServiceError::not_found(ErrorCode::InteractionNotFound, "no answer of yours with this id is in flight")
         })?;
         abort.abort();
         Ok(Response::new(pb::CancelResponse {}))

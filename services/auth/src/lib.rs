@@ -7,6 +7,7 @@ mod password;
 pub mod store;
 mod validation;
 
+use codesync_common::ErrorCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -159,10 +160,13 @@ impl AuthGrpcService {
         let user = match self.store.insert_user(&new_user).await {
             Ok(user) => user,
             Err(InsertUserError::UsernameTaken) => {
-                return Err(ServiceError::already_exists("username_taken", "this username is already taken"));
+                return Err(ServiceError::already_exists(ErrorCode::UsernameTaken, "this username is already taken"));
             }
             Err(InsertUserError::EmailTaken) => {
-                return Err(ServiceError::already_exists("email_taken", "an account with this email already exists"));
+                return Err(ServiceError::already_exists(
+                    ErrorCode::EmailTaken,
+                    "an account with this email already exists",
+                ));
             }
             Err(InsertUserError::Other(error)) => return Err(error),
         };
@@ -175,7 +179,7 @@ impl AuthGrpcService {
 
     async fn login(&self, request: pb::LoginRequest, ip_key: String) -> ServiceResult<pb::AuthSession> {
         let invalid_credentials =
-            || ServiceError::unauthenticated("invalid_credentials", "the email or password is incorrect");
+            || ServiceError::unauthenticated(ErrorCode::InvalidCredentials, "the email or password is incorrect");
         // A malformed email cannot belong to an account; it still counts as an attempt.
         let account_key = validation::email(&request.email).unwrap_or_else(|_| request.email.trim().to_lowercase());
         // Failures count per account and address: guesses from one address slow that address
@@ -202,7 +206,10 @@ impl AuthGrpcService {
     async fn refresh(&self, request: pb::RefreshRequest) -> ServiceResult<pb::TokenPair> {
         let presented = request.refresh_token.trim();
         if presented.is_empty() || presented.len() > MAX_REFRESH_TOKEN_CHARS {
-            return Err(ServiceError::unauthenticated("invalid_refresh_token", "the refresh token is not valid"));
+            return Err(ServiceError::unauthenticated(
+                ErrorCode::InvalidRefreshToken,
+                "the refresh token is not valid",
+            ));
         }
         let mut new_token_secret = String::new();
         let now_ms = now_ms();
@@ -217,17 +224,20 @@ impl AuthGrpcService {
         let new_record = match rotation {
             Ok(record) => record,
             Err(RefreshRefusal::Unknown) => {
-                return Err(ServiceError::unauthenticated("invalid_refresh_token", "the refresh token is not valid"));
+                return Err(ServiceError::unauthenticated(
+                    ErrorCode::InvalidRefreshToken,
+                    "the refresh token is not valid",
+                ));
             }
             Err(RefreshRefusal::Expired) => {
                 return Err(ServiceError::unauthenticated(
-                    "refresh_token_expired",
+                    ErrorCode::RefreshTokenExpired,
                     "the refresh token has expired; sign in again",
                 ));
             }
             Err(RefreshRefusal::Revoked) => {
                 return Err(ServiceError::unauthenticated(
-                    "refresh_token_revoked",
+                    ErrorCode::RefreshTokenRevoked,
                     "the refresh token was revoked; sign in again",
                 ));
             }
@@ -235,15 +245,14 @@ impl AuthGrpcService {
                 tracing::warn!(user.id = %user_id, token.family = %family_id, "a used refresh token was presented again; revoked its family");
                 self.end_session(&user_id, &family_id);
                 return Err(ServiceError::unauthenticated(
-                    "refresh_token_reused",
+                    ErrorCode::RefreshTokenReused,
                     "the refresh token was already used; every session of this login was signed out",
                 ));
             }
         };
-        let user =
-            self.store.find_user_by_id(&new_record.user_id).await?.ok_or_else(|| {
-                ServiceError::unauthenticated("invalid_refresh_token", "the account no longer exists")
-            })?;
+        let user = self.store.find_user_by_id(&new_record.user_id).await?.ok_or_else(|| {
+            ServiceError::unauthenticated(ErrorCode::InvalidRefreshToken, "the account no longer exists")
+        })?;
         let access_token = self.tokens.issue_access_token(&caller_of(&user), &new_record.family_id)?;
         Ok(self.token_pair(access_token, new_token_secret))
     }
@@ -251,7 +260,7 @@ impl AuthGrpcService {
     async fn logout(&self, request: pb::LogoutRequest) -> ServiceResult<pb::LogoutResponse> {
         let presented = request.refresh_token.trim();
         if presented.is_empty() {
-            return Err(ServiceError::invalid("missing_refresh_token", "the refresh token is required"));
+            return Err(ServiceError::invalid(ErrorCode::MissingRefreshToken, "the refresh token is required"));
         }
         if presented.len() <= MAX_REFRESH_TOKEN_CHARS
             && let Some((family_id, user_id)) =
@@ -263,18 +272,17 @@ impl AuthGrpcService {
     }
 
     async fn current_user(&self, caller: Caller) -> ServiceResult<pb::User> {
-        let user = self
-            .store
-            .find_user_by_id(&caller.user_id)
-            .await?
-            .ok_or_else(|| ServiceError::unauthenticated("invalid_token", "the account no longer exists"))?;
+        let user =
+            self.store.find_user_by_id(&caller.user_id).await?.ok_or_else(|| {
+                ServiceError::unauthenticated(ErrorCode::InvalidToken, "the account no longer exists")
+            })?;
         Ok(user_message(&user))
     }
 
     async fn user_profiles(&self, request: pb::GetUserProfilesRequest) -> ServiceResult<pb::GetUserProfilesResponse> {
         if request.user_ids.len() > MAX_PROFILES_PER_CALL {
             return Err(ServiceError::invalid(
-                "too_many_ids",
+                ErrorCode::TooManyIds,
                 format!("at most {MAX_PROFILES_PER_CALL} users may be looked up at once"),
             ));
         }

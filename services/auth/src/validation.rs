@@ -1,5 +1,6 @@
 //! The rules for usernames, emails and passwords.
 
+use codesync_common::ErrorCode;
 use codesync_common::ServiceError;
 use codesync_common::validate::has_forbidden_characters;
 
@@ -15,7 +16,7 @@ pub fn username(value: &str) -> Result<String, ServiceError> {
     let length = value.chars().count();
     if !(USERNAME_MIN_CHARS..=USERNAME_MAX_CHARS).contains(&length) {
         return Err(ServiceError::invalid(
-            "invalid_username",
+            ErrorCode::InvalidUsername,
             format!("the username must be {USERNAME_MIN_CHARS} to {USERNAME_MAX_CHARS} characters long"),
         ));
     }
@@ -24,7 +25,7 @@ pub fn username(value: &str) -> Result<String, ServiceError> {
     let starts_well = value.chars().next().is_some_and(|character| character.is_ascii_alphanumeric());
     if !allowed || !starts_well {
         return Err(ServiceError::invalid(
-            "invalid_username",
+            ErrorCode::InvalidUsername,
             "the username may contain only letters, digits, '_', '-' and '.', and must start with a letter or digit",
         ));
     }
@@ -35,7 +36,7 @@ pub fn username(value: &str) -> Result<String, ServiceError> {
 /// either: the API document's pattern says exactly this); returned lower-cased, the form
 /// accounts are looked up by.
 pub fn email(value: &str) -> Result<String, ServiceError> {
-    let invalid = || ServiceError::invalid("invalid_email", "the email address is not valid");
+    let invalid = || ServiceError::invalid(ErrorCode::InvalidEmail, "the email address is not valid");
     if value.is_empty() || value.chars().count() > EMAIL_MAX_CHARS || has_forbidden_characters(value) {
         return Err(invalid());
     }
@@ -62,13 +63,13 @@ pub fn password(value: &str) -> Result<(), ServiceError> {
     let length = value.chars().count();
     if length < PASSWORD_MIN_CHARS {
         return Err(ServiceError::invalid(
-            "weak_password",
+            ErrorCode::WeakPassword,
             format!("the password must be at least {PASSWORD_MIN_CHARS} characters long"),
         ));
     }
     if length > PASSWORD_MAX_CHARS {
         return Err(ServiceError::invalid(
-            "invalid_password",
+            ErrorCode::InvalidPassword,
             format!("the password must be at most {PASSWORD_MAX_CHARS} characters long"),
         ));
     }

@@ -7,6 +7,7 @@
 //! it), appended to the log, and held in `pending` until their sequence number
 //! is durable.
 
+use codesync_common::ErrorCode;
 use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -953,15 +954,17 @@ impl DocumentActor {
                 let update = match decode_update(&bytes) {
                     Ok(update) => update,
                     Err(error) => {
-                        let _ = reply
-                            .send(Err(ServiceError::invalid("invalid_update", format!("malformed update: {error}"))));
+                        let _ = reply.send(Err(ServiceError::invalid(
+                            ErrorCode::InvalidUpdate,
+                            format!("malformed update: {error}"),
+                        )));
                         return;
                     }
                 };
                 if update.is_empty() {
                     None
                 } else if let Err(problem) = self.apply(update, &bytes) {
-                    let _ = reply.send(Err(ServiceError::invalid("invalid_update", problem.to_string())));
+                    let _ = reply.send(Err(ServiceError::invalid(ErrorCode::InvalidUpdate, problem.to_string())));
                     if matches!(problem, ApplyProblem::Panicked) {
                         self.recover().await;
                     }
@@ -975,7 +978,7 @@ impl DocumentActor {
                 let length = self.text.len(&transaction);
                 if index > length {
                     let message = format!("index {index} is beyond the end of the text ({length} UTF-16 units)");
-                    let _ = reply.send(Err(ServiceError::invalid("invalid_index", message)));
+                    let _ = reply.send(Err(ServiceError::invalid(ErrorCode::InvalidIndex, message)));
                     return;
                 }
                 if text.is_empty() {
@@ -1031,7 +1034,7 @@ enum ApplyProblem {
 /// Commands that reach an actor after its file was deleted (they were queued
 /// before the deletion): nothing is loaded or stored again.
 fn refuse_after_deletion(command: Command) {
-    let gone = || ServiceError::not_found("file_not_found", "the file was deleted");
+    let gone = || ServiceError::not_found(ErrorCode::FileNotFound, "the file was deleted");
     match command {
         Command::Join { outbox, .. } => outbox.close(tonic::Status::from(gone())),
         Command::Edit { reply, .. } => {

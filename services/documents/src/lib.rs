@@ -21,6 +21,7 @@ pub mod registry;
 pub mod store;
 pub mod writer;
 
+use codesync_common::ErrorCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -314,12 +315,12 @@ impl DocumentsGrpcService {
         match self.check_file(context, file_id).await {
             Ok(_) => {
                 return Err(ServiceError::FailedPrecondition {
-                    code: "file_exists",
+                    code: ErrorCode::FileExists,
                     message: "delete the file through the rooms service first".into(),
                 }
                 .into());
             }
-            Err(error) if error.code() == "file_not_found" => {}
+            Err(error) if error.is(ErrorCode::FileNotFound) => {}
             Err(error) => return Err(error.into()),
         }
         let check = context.request(rooms_pb::CheckDeletedFileRequest { file_id: file_id.to_string() });
@@ -421,10 +422,10 @@ impl DocumentsGrpcService {
         let access = self.file_access(caller, &context, file_id).await?;
         // The same answers as rooms gives a REST caller: an outsider is told to join first.
         if !access.is_member {
-            return Err(ServiceError::forbidden("not_a_member", "only members of this room may do this").into());
+            return Err(ServiceError::forbidden(ErrorCode::NotAMember, "only members of this room may do this").into());
         }
         if !access.can_write {
-            return Err(ServiceError::forbidden("read_only", "viewers cannot edit this file").into());
+            return Err(ServiceError::forbidden(ErrorCode::ReadOnly, "viewers cannot edit this file").into());
         }
         self.refuse_while_draining()?;
         let (reply, answer) = oneshot::channel();
@@ -513,12 +514,16 @@ impl DocumentsService for DocumentsGrpcService {
         let open = match inbound.message().await? {
             Some(pb::CollaborateRequest { frame: Some(pb::collaborate_request::Frame::Open(open)) }) => open,
             _ => {
-                return Err(ServiceError::invalid("open_first", "the first frame must name the file (open)").into());
+                return Err(
+                    ServiceError::invalid(ErrorCode::OpenFirst, "the first frame must name the file (open)").into()
+                );
             }
         };
         let access = self.file_access(caller, &context, &open.file_id).await?;
         if !access.is_member {
-            return Err(ServiceError::forbidden("not_a_member", "join the room to collaborate on its files").into());
+            return Err(
+                ServiceError::forbidden(ErrorCode::NotAMember, "join the room to collaborate on its files").into()
+            );
         }
         let inbound = forward::SharedInbound::new(inbound);
         // Until the file's owner answers: a dead owner's lease must run out before another

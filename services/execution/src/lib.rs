@@ -11,6 +11,7 @@ pub mod run;
 pub mod sandbox;
 pub mod store;
 
+use codesync_common::ErrorCode;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -182,7 +183,9 @@ impl ExecutionGrpcService {
                 let (program, room_id) = self.room_program(&context, file_id.clone()).await?;
                 (program, room_id, file_id)
             }
-            None => return Err(ServiceError::invalid("no_program", "name a file_id or send a language and files")),
+            None => {
+                return Err(ServiceError::invalid(ErrorCode::NoProgram, "name a file_id or send a language and files"));
+            }
         };
         let checked = Program {
             language: &program.language,

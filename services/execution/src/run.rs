@@ -1,6 +1,7 @@
 //! One run: the program's files checked, the language found, the compile phase (if any) and the
 //! run phase in the sandbox, and the result the API reports.
 
+use codesync_common::ErrorCode;
 use std::time::Duration;
 
 use codesync_common::ServiceError;
@@ -27,42 +28,54 @@ pub struct Program<'a> {
 /// Checks `program` and picks its language: by name, else by the entry file's extension.
 pub fn resolve<'t>(table: &'t LanguageTable, program: &Program<'_>) -> Result<(&'t Language, String), ServiceError> {
     if program.files.is_empty() {
-        return Err(ServiceError::invalid("no_files", "a run needs at least one file"));
+        return Err(ServiceError::invalid(ErrorCode::NoFiles, "a run needs at least one file"));
     }
     if program.files.len() > MAX_FILES {
-        return Err(ServiceError::invalid("too_many_files", format!("a run may hold at most {MAX_FILES} files")));
+        return Err(ServiceError::invalid(
+            ErrorCode::TooManyFiles,
+            format!("a run may hold at most {MAX_FILES} files"),
+        ));
     }
     for file in program.files {
         crate::sandbox::local::check_file_name(&file.name)
-            .map_err(|error| ServiceError::invalid("invalid_file_name", error.to_string()))?;
+            .map_err(|error| ServiceError::invalid(ErrorCode::InvalidFileName, error.to_string()))?;
     }
     let total: usize = program.files.iter().map(|file| file.content.len()).sum();
     if total > MAX_SOURCE_BYTES {
-        return Err(ServiceError::too_large("program_too_large", "the program's files are larger than 1 MiB together"));
+        return Err(ServiceError::too_large(
+            ErrorCode::ProgramTooLarge,
+            "the program's files are larger than 1 MiB together",
+        ));
     }
     if program.stdin.len() > MAX_STDIN_BYTES {
-        return Err(ServiceError::too_large("stdin_too_large", "stdin is larger than 1 MiB"));
+        return Err(ServiceError::too_large(ErrorCode::StdinTooLarge, "stdin is larger than 1 MiB"));
     }
     let entry = if program.entry.is_empty() { program.files[0].name.clone() } else { program.entry.to_string() };
     if !program.files.iter().any(|file| file.name == entry) {
-        return Err(ServiceError::not_found("unknown_entry", format!("the entry {entry:?} is not one of the files")));
+        return Err(ServiceError::not_found(
+            ErrorCode::UnknownEntry,
+            format!("the entry {entry:?} is not one of the files"),
+        ));
     }
     let language = if program.language.is_empty() {
         table.for_file(&entry).ok_or_else(|| {
-            ServiceError::invalid("unknown_language", format!("no language runs {entry:?}; name one with \"language\""))
+            ServiceError::invalid(
+                ErrorCode::UnknownLanguage,
+                format!("no language runs {entry:?}; name one with \"language\""),
+            )
         })?
     } else {
         table.by_name(program.language).ok_or_else(|| {
             let known: Vec<&str> = table.all().iter().map(|language| language.name.as_str()).collect();
             ServiceError::invalid(
-                "unknown_language",
+                ErrorCode::UnknownLanguage,
                 format!("unknown language {:?}; known: {}", program.language, known.join(", ")),
             )
         })?
     };
     if !language.available() {
         return Err(ServiceError::FailedPrecondition {
-            code: "language_unavailable",
+            code: ErrorCode::LanguageUnavailable,
             message: format!("{} is not installed on this server", language.display_name),
         });
     }

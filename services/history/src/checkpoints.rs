@@ -1,6 +1,7 @@
 //! Automatic versions: the files whose editing paused (or went on too long without one)
 //! get a checkpoint, taken by one replica, made as one of the file's editors.
 
+use codesync_common::ErrorCode;
 use std::time::Duration;
 
 use codesync_common::grpc::CallContext;
@@ -72,7 +73,8 @@ impl Inner {
                 }
                 Ok(None) => {}
                 // The file is gone, or none of its editors may read it any more: nothing to keep.
-                Err(error) if matches!(error.code(), "file_not_found" | "room_not_found") => {}
+                Err(error)
+                    if [ErrorCode::FileNotFound, ErrorCode::RoomNotFound].into_iter().any(|code| error.is(code)) => {}
                 Err(error) => {
                     tracing::warn!(file.id = %file_id, %error, "a checkpoint failed; trying again later");
                     self.figures.failed_checkpoints.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -87,13 +89,15 @@ impl Inner {
     /// that editor (with its service credential; it signs no user's token), so it never reads what
     /// its authors could not. The editors are tried in turn: one may have left the room since.
     pub(crate) async fn checkpoint(&self, file_id: &str, authors: Vec<String>) -> ServiceResult<Option<pb::Version>> {
-        let mut refusal = ServiceError::not_found("file_not_found", "no such file");
+        let mut refusal = ServiceError::not_found(ErrorCode::FileNotFound, "no such file");
         for editor in &authors {
             let context = CallContext::acting_for(editor);
             // The room as the rooms service knows it now (a file never moves, but it may be gone).
             let room_id = match self.check_file(&context, file_id).await {
                 Ok(access) => access.room_id,
-                Err(error) if matches!(error.code(), "file_not_found" | "room_not_found") => {
+                Err(error)
+                    if [ErrorCode::FileNotFound, ErrorCode::RoomNotFound].into_iter().any(|code| error.is(code)) =>
+                {
                     refusal = error;
                     continue;
                 }

@@ -1,5 +1,6 @@
 //! The gRPC adapter: `codesync.history.v1.HistoryService` on the domain.
 
+use codesync_common::ErrorCode;
 use std::time::Duration;
 
 use codesync_common::grpc::CallContext;
@@ -24,7 +25,7 @@ impl HistoryService for HistoryGrpcService {
         let message = request.message.trim().to_string();
         if message.chars().count() > MAX_MESSAGE_CHARS {
             let text = format!("a save's message is at most {MAX_MESSAGE_CHARS} characters");
-            return Err(ServiceError::invalid("message_too_long", text).into());
+            return Err(ServiceError::invalid(ErrorCode::MessageTooLong, text).into());
         }
         let room_id = self.inner.require_writer(&context, &request.file_id).await?;
         let unsaved = self.inner.take_unsaved(&request.file_id).await?;
@@ -70,13 +71,10 @@ impl HistoryService for HistoryGrpcService {
         let context = CallContext::from_request(&request, &self.inner.tokens);
         let request = request.into_inner();
         let from = self.readable_version(&context, &request.from_version_id).await?;
-        let to = self
-            .inner
-            .store
-            .find(&request.to_version_id)
-            .await?
-            .filter(|to| to.file_id == from.file_id)
-            .ok_or_else(|| ServiceError::not_found("version_not_found", "no such version of the same file"))?;
+        let to =
+            self.inner.store.find(&request.to_version_id).await?.filter(|to| to.file_id == from.file_id).ok_or_else(
+                || ServiceError::not_found(ErrorCode::VersionNotFound, "no such version of the same file"),
+            )?;
         let old = self.inner.store.content(&from.file_id, from.number).await?;
         let new = self.inner.store.content(&to.file_id, to.number).await?;
         let headers = (format!("version {}", from.number), format!("version {}", to.number));
@@ -94,7 +92,7 @@ impl HistoryService for HistoryGrpcService {
         .await
         .map_err(ServiceError::internal)?;
         if unified_diff.len() > MAX_DIFF_BYTES {
-            return Err(ServiceError::too_large("diff_too_large", "the diff is larger than 8 MiB").into());
+            return Err(ServiceError::too_large(ErrorCode::DiffTooLarge, "the diff is larger than 8 MiB").into());
         }
         Ok(Response::new(pb::DiffVersionsResponse {
             unified_diff,
@@ -144,7 +142,9 @@ impl HistoryService for HistoryGrpcService {
         let access = self.inner.check_room(&context, &request.room_id).await?;
         // A public room is readable by all, its log (who joined, who ran what) only by members.
         if access.role == rooms_pb::Role::Unspecified as i32 {
-            return Err(ServiceError::forbidden("members_only", "only the room's members see its event log").into());
+            return Err(
+                ServiceError::forbidden(ErrorCode::MembersOnly, "only the room's members see its event log").into()
+            );
         }
         let events = self
             .inner
@@ -158,14 +158,14 @@ impl HistoryService for HistoryGrpcService {
 impl HistoryGrpcService {
     /// A version whose file the caller may read; NOT_FOUND otherwise, whatever the reason.
     async fn readable_version(&self, context: &CallContext, version_id: &str) -> ServiceResult<pb::Version> {
-        let not_found = || ServiceError::not_found("version_not_found", "no such version");
+        let not_found = || ServiceError::not_found(ErrorCode::VersionNotFound, "no such version");
         if !codesync_common::is_valid_id(version_id) {
             return Err(not_found());
         }
         let version = self.inner.store.find(version_id).await?.ok_or_else(not_found)?;
         match self.inner.check_file(context, &version.file_id).await {
             Ok(_) => Ok(version),
-            Err(error) if error.code() == "file_not_found" => Err(not_found()),
+            Err(error) if error.is(ErrorCode::FileNotFound) => Err(not_found()),
             Err(error) => Err(error),
         }
     }

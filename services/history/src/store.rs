@@ -1,5 +1,6 @@
 //! The `file_versions` and `room_events` tables, in SQL that SQLite and PostgreSQL both accept.
 
+use codesync_common::ErrorCode;
 use codesync_common::db::{Database, DatabaseError, Migration, is_unique_violation};
 use codesync_common::events::Staged;
 use codesync_common::{ServiceError, ServiceResult};
@@ -358,7 +359,7 @@ impl HistoryStore {
         }
         match (content, expected_number) {
             (Some(content), Some(next)) if next == number + 1 => Ok(content),
-            _ => Err(ServiceError::not_found("version_not_found", "no such version")),
+            _ => Err(ServiceError::not_found(ErrorCode::VersionNotFound, "no such version")),
         }
     }
 

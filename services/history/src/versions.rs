@@ -1,6 +1,7 @@
 //! Making versions: access checks through rooms, the live text from documents, the authors,
 //! and the numbered, delta-encoded version stored with its `version_created` event.
 
+use codesync_common::ErrorCode;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -44,7 +45,7 @@ impl Inner {
     pub(crate) async fn require_writer(&self, context: &CallContext, file_id: &str) -> ServiceResult<String> {
         let access = self.check_file(context, file_id).await?;
         if !access.can_write {
-            return Err(ServiceError::forbidden("read_only", "viewers cannot save or restore versions"));
+            return Err(ServiceError::forbidden(ErrorCode::ReadOnly, "viewers cannot save or restore versions"));
         }
         Ok(access.room_id)
     }
@@ -86,7 +87,7 @@ impl Inner {
             && expected != head_number
         {
             return Err(ServiceError::conflict(
-                "stale_head",
+                ErrorCode::StaleHead,
                 format!("the newest version is {head_number}, not {expected}: reload the history and try again"),
             ));
         }

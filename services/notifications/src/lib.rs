@@ -11,6 +11,7 @@
 pub mod from_events;
 pub mod store;
 
+use codesync_common::ErrorCode;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -134,7 +135,7 @@ impl NotificationsService for NotificationsGrpcService {
         let kind = match pb::NotificationType::try_from(request.r#type) {
             Ok(pb::NotificationType::Unspecified) => None,
             Ok(kind) => Some(kind),
-            Err(_) => return Err(ServiceError::invalid("invalid_type", "unknown notification type").into()),
+            Err(_) => return Err(ServiceError::invalid(ErrorCode::InvalidType, "unknown notification type").into()),
         };
         let filter = Filter {
             kind,
@@ -162,7 +163,7 @@ impl NotificationsService for NotificationsGrpcService {
         let ids = request.into_inner().notification_ids;
         if ids.len() > MAX_MARKED_PER_REQUEST {
             let message = format!("mark at most {MAX_MARKED_PER_REQUEST} notifications at once, or all of them");
-            return Err(ServiceError::too_large("too_many_ids", message).into());
+            return Err(ServiceError::too_large(ErrorCode::TooManyIds, message).into());
         }
         let ids: Vec<String> = ids.into_iter().filter(|id| codesync_common::is_valid_id(id)).collect();
         let marked = self.store.mark_read(&caller.user_id, &ids).await?;
@@ -224,19 +225,19 @@ impl NotificationsService for NotificationsGrpcService {
         let title = request.title.trim();
         if title.is_empty() || title.chars().count() > NOTICE_TITLE_MAX_CHARS {
             let message = format!("a title of 1 to {NOTICE_TITLE_MAX_CHARS} characters");
-            return Err(ServiceError::invalid("invalid_title", message).into());
+            return Err(ServiceError::invalid(ErrorCode::InvalidTitle, message).into());
         }
         if request.message.chars().count() > NOTICE_MESSAGE_MAX_CHARS {
             let message = format!("a message of at most {NOTICE_MESSAGE_MAX_CHARS} characters");
-            return Err(ServiceError::too_large("message_too_long", message).into());
+            return Err(ServiceError::too_large(ErrorCode::MessageTooLong, message).into());
         }
         if !codesync_common::is_valid_id(&request.user_id) {
-            return Err(ServiceError::invalid("invalid_user_id", "user_id must name a user").into());
+            return Err(ServiceError::invalid(ErrorCode::InvalidUserId, "user_id must name a user").into());
         }
         let metadata_json =
             if request.metadata_json.trim().is_empty() { "{}".to_string() } else { request.metadata_json };
         if !serde_json::from_str::<serde_json::Value>(&metadata_json).is_ok_and(|value| value.is_object()) {
-            return Err(ServiceError::invalid("invalid_metadata", "metadata must be a JSON object").into());
+            return Err(ServiceError::invalid(ErrorCode::InvalidMetadata, "metadata must be a JSON object").into());
         }
         let kind = pb::NotificationType::try_from(request.r#type)
             .ok()

@@ -13,6 +13,7 @@
 mod shared;
 pub mod store;
 
+use codesync_common::ErrorCode;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -335,7 +336,7 @@ impl PresenceGrpcService {
     async fn require_member(&self, context: &CallContext, room_id: &str) -> ServiceResult<()> {
         let access = codesync_common::access::check_room(&self.rooms, context, room_id).await?;
         if access.role == rooms_pb::Role::Unspecified as i32 {
-            return Err(ServiceError::forbidden("not_a_member", "join the room to see who is here and to chat"));
+            return Err(ServiceError::forbidden(ErrorCode::NotAMember, "join the room to see who is here and to chat"));
         }
         Ok(())
     }
@@ -433,11 +434,11 @@ async fn end_sessions_of_removed_members(
 pub fn validate_chat_text(text: &str) -> ServiceResult<String> {
     let text = text.trim();
     if text.is_empty() {
-        return Err(ServiceError::invalid("empty_message", "a chat message needs some text"));
+        return Err(ServiceError::invalid(ErrorCode::EmptyMessage, "a chat message needs some text"));
     }
     if text.chars().count() > MAX_CHAT_CHARS {
         return Err(ServiceError::too_large(
-            "message_too_long",
+            ErrorCode::MessageTooLong,
             format!("chat messages are limited to {MAX_CHAT_CHARS} characters"),
         ));
     }
@@ -445,7 +446,7 @@ pub fn validate_chat_text(text: &str) -> ServiceResult<String> {
         (c.is_control() && c != '\n' && c != '\t') || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
     });
     if forbidden {
-        return Err(ServiceError::invalid("invalid_message", "chat messages may not hold control characters"));
+        return Err(ServiceError::invalid(ErrorCode::InvalidMessage, "chat messages may not hold control characters"));
     }
     Ok(text.to_string())
 }
@@ -470,7 +471,11 @@ impl PresenceService for PresenceGrpcService {
         let mut inbound = request.into_inner();
         let room_id = match inbound.message().await? {
             Some(pb::RoomClientEvent { event: Some(pb::room_client_event::Event::Open(open)) }) => open.room_id,
-            _ => return Err(ServiceError::invalid("open_first", "the first event must name the room (open)").into()),
+            _ => {
+                return Err(
+                    ServiceError::invalid(ErrorCode::OpenFirst, "the first event must name the room (open)").into()
+                );
+            }
         };
         self.require_member(&context, &room_id).await?;
         if *self.stopping.borrow() {
@@ -623,7 +628,7 @@ impl PresenceGrpcService {
         use pb::room_client_event::Event;
         match event {
             Event::Open(_) => {
-                let error = ServiceError::invalid("already_open", "this session has joined its room already");
+                let error = ServiceError::invalid(ErrorCode::AlreadyOpen, "this session has joined its room already");
                 let _ = outbox.send(Ok(error_event(&error))).await;
             }
             Event::FocusFileId(file_id) => {

@@ -1,5 +1,6 @@
 //! The authorisation rules of rooms, in one place.
 
+use codesync_common::ErrorCode;
 use codesync_common::identity::Caller;
 use codesync_common::{ServiceError, ServiceResult};
 
@@ -34,20 +35,21 @@ impl RoomAccess {
 
     pub fn require_member(&self) -> ServiceResult<Role> {
         self.require_signed_in()?;
-        self.role().ok_or_else(|| ServiceError::forbidden("not_a_member", "only members of this room may do this"))
+        self.role()
+            .ok_or_else(|| ServiceError::forbidden(ErrorCode::NotAMember, "only members of this room may do this"))
     }
 
     pub fn require_write(&self) -> ServiceResult<Role> {
         let role = self.require_member()?;
         if !role.can_write() {
-            return Err(ServiceError::forbidden("read_only", "viewers cannot change this room"));
+            return Err(ServiceError::forbidden(ErrorCode::ReadOnly, "viewers cannot change this room"));
         }
         Ok(role)
     }
 
     pub fn require_owner(&self) -> ServiceResult<()> {
         if self.require_member()? != Role::Owner {
-            return Err(ServiceError::forbidden("owner_only", "only the room's owner may do this"));
+            return Err(ServiceError::forbidden(ErrorCode::OwnerOnly, "only the room's owner may do this"));
         }
         Ok(())
     }
@@ -56,7 +58,7 @@ impl RoomAccess {
         match self.caller {
             Some(_) => Ok(()),
             None => Err(ServiceError::unauthenticated(
-                "authentication_required",
+                ErrorCode::AuthenticationRequired,
                 "sign in first: this request needs an access token",
             )),
         }
@@ -64,7 +66,7 @@ impl RoomAccess {
 }
 
 fn room_not_found() -> ServiceError {
-    ServiceError::not_found("room_not_found", "no such room")
+    ServiceError::not_found(ErrorCode::RoomNotFound, "no such room")
 }
 
 #[cfg(test)]

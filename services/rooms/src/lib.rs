@@ -11,6 +11,7 @@ pub mod language;
 pub mod store;
 mod validation;
 
+use codesync_common::ErrorCode;
 use std::sync::Arc;
 
 use codesync_common::events::{Event, EventBus, Kind, Staged, schema};
@@ -163,7 +164,7 @@ impl RoomsGrpcService {
         caller: Option<&Caller>,
         with_content: bool,
     ) -> ServiceResult<(FileRecord, RoomAccess)> {
-        let file_not_found = || ServiceError::not_found("file_not_found", "no such file");
+        let file_not_found = || ServiceError::not_found(ErrorCode::FileNotFound, "no such file");
         if !codesync_common::is_valid_id(file_id) {
             return Err(file_not_found());
         }
@@ -181,7 +182,7 @@ impl RoomsGrpcService {
     /// [`Self::file_access`]: a live file, a file that never was and a file of a private room
     /// of others are all `file_not_found`.
     async fn deleted_file_access(&self, file_id: &str, caller: &Caller) -> ServiceResult<DeletedFile> {
-        let file_not_found = || ServiceError::not_found("file_not_found", "no such file");
+        let file_not_found = || ServiceError::not_found(ErrorCode::FileNotFound, "no such file");
         if !codesync_common::is_valid_id(file_id) {
             return Err(file_not_found());
         }
@@ -226,7 +227,7 @@ impl RoomsGrpcService {
             .profiles;
         if profiles.is_empty() {
             return Err(ServiceError::unauthenticated(
-                "account_not_found",
+                ErrorCode::AccountNotFound,
                 "this account does not exist any more; sign in again",
             ));
         }
@@ -280,7 +281,7 @@ impl RoomsGrpcService {
             .store
             .find_room(room_id, &caller.user_id)
             .await?
-            .ok_or_else(|| ServiceError::not_found("room_not_found", "no such room"))?;
+            .ok_or_else(|| ServiceError::not_found(ErrorCode::RoomNotFound, "no such room"))?;
         Ok(room_message(&room))
     }
 
@@ -304,7 +305,7 @@ impl RoomsGrpcService {
     async fn join_room(&self, caller: Caller, request: pb::JoinRoomRequest) -> ServiceResult<pb::Room> {
         self.require_account(&caller).await?;
         let invite_code = request.invite_code.trim();
-        let invalid = || ServiceError::not_found("invite_not_found", "no room has this invite code");
+        let invalid = || ServiceError::not_found(ErrorCode::InviteNotFound, "no room has this invite code");
         if invite_code.is_empty() || invite_code.len() > 64 {
             return Err(invalid());
         }
@@ -359,18 +360,19 @@ impl RoomsGrpcService {
             Ok(pb::Role::Viewer) => Role::Viewer,
             Ok(pb::Role::Owner) => {
                 return Err(ServiceError::invalid(
-                    "invalid_role",
+                    ErrorCode::InvalidRole,
                     "a room has one owner; the role must be editor or viewer",
                 ));
             }
             Ok(pb::Role::Unspecified) | Err(_) => {
-                return Err(ServiceError::invalid("invalid_role", "the role must be editor or viewer"));
+                return Err(ServiceError::invalid(ErrorCode::InvalidRole, "the role must be editor or viewer"));
             }
         };
-        let member_not_found = || ServiceError::not_found("member_not_found", "this user is not a member of the room");
+        let member_not_found =
+            || ServiceError::not_found(ErrorCode::MemberNotFound, "this user is not a member of the room");
         let target = self.store.find_member(&access.room().id, &request.user_id).await?.ok_or_else(member_not_found)?;
         if target.role == Role::Owner {
-            return Err(ServiceError::conflict("owner_role_fixed", "the owner's role cannot be changed"));
+            return Err(ServiceError::conflict(ErrorCode::OwnerRoleFixed, "the owner's role cannot be changed"));
         }
         let changed =
             Self::membership_event(Kind::MemberRoleChanged, access.room(), &target.user_id, Some(role), &caller);
@@ -395,7 +397,7 @@ impl RoomsGrpcService {
             access.require_member()?;
             if access.role() == Some(Role::Owner) {
                 return Err(ServiceError::conflict(
-                    "owner_cannot_leave",
+                    ErrorCode::OwnerCannotLeave,
                     "the owner cannot leave the room; delete it instead",
                 ));
             }
@@ -405,7 +407,7 @@ impl RoomsGrpcService {
         let mut staged =
             self.staged(Self::membership_event(Kind::MemberRemoved, access.room(), &request.user_id, None, &caller));
         if !self.store.remove_member(&access.room().id, &request.user_id, &mut staged).await? {
-            return Err(ServiceError::not_found("member_not_found", "this user is not a member of the room"));
+            return Err(ServiceError::not_found(ErrorCode::MemberNotFound, "this user is not a member of the room"));
         }
         tracing::info!(room.id = %access.room().id, user.id = %request.user_id, by = %caller.user_id, "removed a member");
         staged.committed();
@@ -428,7 +430,7 @@ impl RoomsGrpcService {
         validation::file_content(&request.content)?;
         if self.store.count_files(&access.room().id).await? >= MAX_FILES_PER_ROOM {
             return Err(ServiceError::conflict(
-                "too_many_files",
+                ErrorCode::TooManyFiles,
                 format!("a room may hold at most {MAX_FILES_PER_ROOM} files"),
             ));
         }
@@ -501,7 +503,7 @@ impl RoomsGrpcService {
             .store
             .find_file(&file.id, true)
             .await?
-            .ok_or_else(|| ServiceError::not_found("file_not_found", "no such file"))?;
+            .ok_or_else(|| ServiceError::not_found(ErrorCode::FileNotFound, "no such file"))?;
         let mut message = file_message(updated);
         if let Some(text) = new_text {
             let replace = context.request(ReplaceTextRequest { file_id: file.id.clone(), text });
@@ -525,7 +527,7 @@ fn caller_id(caller: Option<&Caller>) -> &str {
 }
 
 fn file_exists() -> ServiceError {
-    ServiceError::already_exists("file_exists", "a file with this name already exists in the room")
+    ServiceError::already_exists(ErrorCode::FileExists, "a file with this name already exists in the room")
 }
 
 fn new_invite_code() -> String {
@@ -725,7 +727,7 @@ impl RoomsService for RoomsGrpcService {
             Some(pb::check_access_request::Resource::FileId(file_id)) => {
                 self.file_access(file_id, caller.as_ref(), false).await?.1
             }
-            None => return Err(ServiceError::invalid("missing_resource", "name a room_id or a file_id").into()),
+            None => return Err(ServiceError::invalid(ErrorCode::MissingResource, "name a room_id or a file_id").into()),
         };
         Ok(Response::new(pb::CheckAccessResponse {
             room_id: access.room().id.clone(),

@@ -1,5 +1,6 @@
 //! The rules for room names, descriptions, file names and file contents.
 
+use codesync_common::ErrorCode;
 use codesync_common::ServiceError;
 use codesync_common::validate::{has_forbidden_characters, multi_line, single_line};
 
@@ -8,18 +9,18 @@ use crate::MAX_FILE_BYTES;
 pub use codesync_common::limits::{FILENAME_MAX_BYTES, ROOM_DESCRIPTION_MAX_CHARS, ROOM_NAME_MAX_CHARS};
 
 pub fn room_name(value: &str) -> Result<String, ServiceError> {
-    single_line("the room name", value, ROOM_NAME_MAX_CHARS, "invalid_room_name")
+    single_line("the room name", value, ROOM_NAME_MAX_CHARS, ErrorCode::InvalidRoomName)
 }
 
 pub fn room_description(value: &str) -> Result<String, ServiceError> {
-    multi_line("the description", value, ROOM_DESCRIPTION_MAX_CHARS, "invalid_description")
+    multi_line("the description", value, ROOM_DESCRIPTION_MAX_CHARS, ErrorCode::InvalidDescription)
 }
 
 /// A file name: 1 to 255 bytes, no path separators or characters that some
 /// file system refuses, no control characters, not `.` or `..`, and no
 /// leading or trailing space. Any other Unicode is welcome.
 pub fn filename(value: &str) -> Result<String, ServiceError> {
-    let invalid = |reason: &str| ServiceError::invalid("invalid_filename", format!("the file name {reason}"));
+    let invalid = |reason: &str| ServiceError::invalid(ErrorCode::InvalidFilename, format!("the file name {reason}"));
     if value.is_empty() {
         return Err(invalid("must not be empty"));
     }
@@ -47,12 +48,12 @@ pub fn filename(value: &str) -> Result<String, ServiceError> {
 pub fn file_content(value: &str) -> Result<(), ServiceError> {
     if value.len() > MAX_FILE_BYTES {
         return Err(ServiceError::too_large(
-            "file_too_large",
+            ErrorCode::FileTooLarge,
             format!("a file may hold at most {MAX_FILE_BYTES} bytes"),
         ));
     }
     if value.contains('\u{0}') {
-        return Err(ServiceError::invalid("invalid_content", "a file's text must not contain NUL characters"));
+        return Err(ServiceError::invalid(ErrorCode::InvalidContent, "a file's text must not contain NUL characters"));
     }
     Ok(())
 }
