@@ -35,15 +35,8 @@ pub struct ClusterArgs {
     lease_ttl_ms: u64,
     #[arg(long, default_value_t = 10)]
     failover_rounds: usize,
-    /// Fan-out: clients, spread evenly over the documents and over both gateways.
-    #[arg(long, default_value_t = 500)]
-    fanout_clients: usize,
-    #[arg(long, default_value_t = 100)]
-    fanout_documents: usize,
-    #[arg(long, default_value_t = 5.0)]
-    fanout_rate: f64,
-    #[arg(long, default_value_t = 20)]
-    fanout_seconds: u64,
+    #[command(flatten)]
+    fanout: FanoutLoad,
     /// Skip the fan-out (measure the failover only).
     #[arg(long)]
     no_fanout: bool,
@@ -227,12 +220,7 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
     println!("cluster: {} processes, gateways {}", cluster.processes.len(), cluster.gateways.join(" "));
     let mut report = json!({});
     if !args.no_fanout {
-        let load = FanoutLoad {
-            clients: args.fanout_clients,
-            documents: args.fanout_documents,
-            rate: args.fanout_rate,
-            seconds: args.fanout_seconds,
-        };
+        let load = args.fanout;
         let spec = format!("codesync={}", cluster.gateways.join(","));
         report["fanout"] = crate::collab::fanout_on(&spec, cluster.pids(), load).await?;
     }

@@ -36,16 +36,8 @@ pub struct CollabArgs {
     /// Replay only the first N edits of the trace (all by default).
     #[arg(long)]
     replay_edits: Option<usize>,
-    /// Fan-out: clients, spread evenly over the documents.
-    #[arg(long, default_value_t = 500)]
-    fanout_clients: usize,
-    #[arg(long, default_value_t = 100)]
-    fanout_documents: usize,
-    /// Fan-out: edits per second per client.
-    #[arg(long, default_value_t = 5.0)]
-    fanout_rate: f64,
-    #[arg(long, default_value_t = 20)]
-    fanout_seconds: u64,
+    #[command(flatten)]
+    fanout: FanoutLoad,
     /// Memory: documents loaded with the trace's whole history.
     #[arg(long, default_value_t = 20)]
     memory_documents: usize,
@@ -231,12 +223,17 @@ impl Latencies {
 }
 
 /// The load of the fan-out phase.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, clap::Args)]
 pub struct FanoutLoad {
+    /// Fan-out: clients, spread evenly over the documents (and over the gateways).
+    #[arg(long = "fanout-clients", default_value_t = 500)]
     pub clients: usize,
+    #[arg(long = "fanout-documents", default_value_t = 100)]
     pub documents: usize,
-    /// Edits per second per client.
+    /// Fan-out: edits per second per client.
+    #[arg(long = "fanout-rate", default_value_t = 5.0)]
     pub rate: f64,
+    #[arg(long = "fanout-seconds", default_value_t = 20)]
     pub seconds: u64,
 }
 
@@ -280,13 +277,7 @@ pub async fn run(args: CollabArgs) -> anyhow::Result<()> {
             row["replay"] = replay(&target, &trace).await?;
         }
         if phases.contains(&Phase::Fanout) {
-            let load = FanoutLoad {
-                clients: args.fanout_clients,
-                documents: args.fanout_documents,
-                rate: args.fanout_rate,
-                seconds: args.fanout_seconds,
-            };
-            row["fanout"] = fanout(&target, load).await?;
+            row["fanout"] = fanout(&target, args.fanout).await?;
         }
         if phases.contains(&Phase::Memory) {
             row["memory"] = memory(&target, &trace, args.memory_documents).await?;

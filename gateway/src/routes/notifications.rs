@@ -135,7 +135,11 @@ async fn list_notifications(
         None | Some("false") => false,
         Some("true") => true,
         Some(_) => {
-            return Err(ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidQuery, "unread must be true or false"));
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::InvalidQuery,
+                "unread must be true or false",
+            ));
         }
     };
     let request = pb::ListNotificationsRequest {
