@@ -26,6 +26,43 @@ async fn the_languages_are_listed_with_what_this_host_has_installed() {
     // Python is on every machine this runs on (the service's own runtime probe agrees).
     assert_eq!(named("python")["available"], true);
     assert!(named("python")["version"].as_str().unwrap().starts_with("Python 3"));
+    if std::env::var_os("CODESYNC_TEST_REQUIRE_SANDBOX").is_some() {
+        assert_eq!(body["unavailable_reason"], serde_json::Value::Null, "code runs here: {body}");
+    }
+}
+
+/// Started by a user who is not root (nobody), on a host whose cgroups that user cannot divide
+/// (this one's are v1, and most laptops delegate none to a plain `codesync run`): the local
+/// sandbox could enforce the time, output, file-size and open-file limits but not the memory,
+/// process and CPU limits, so it refuses every run, and says so, limit by limit, at start, in
+/// the language list the run panel reads, and in the refusal of a run.
+#[tokio::test]
+async fn started_by_a_user_who_is_not_root_code_execution_names_the_limits_it_cannot_enforce_and_refuses_runs() {
+    use serde_json::json;
+    const NOBODY: u32 = 65534;
+    let cluster = Cluster::one_process_as_user(NOBODY, &[]).await;
+    let names_the_limits = |text: &str| {
+        ["uid 65534, not root", "the memory limit", "the process limit", "the CPU limit", "refused"]
+            .iter()
+            .all(|part| text.contains(part))
+    };
+    let log = cluster.log("all");
+    assert!(log.contains("code execution is off") && names_the_limits(&log), "{log}");
+
+    let user = cluster.register("laptop").await;
+    let (status, body) = cluster.get("/api/executions/languages", user.token()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let reason = body["unavailable_reason"].as_str().unwrap_or_else(|| panic!("a reason: {body}"));
+    assert!(names_the_limits(reason), "{reason}");
+
+    let program = json!({"language": "python", "files": [{"name": "main.py", "content": "print('ran')"}]});
+    let (status, refused) = cluster.post("/api/executions", user.token(), program).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{refused}");
+    assert_eq!(refused["error"]["code"], "service_unavailable");
+    assert_eq!(refused["error"]["message"].as_str(), Some(reason), "the same reason everywhere");
+    // Everything else works as for anyone: the server is usable, only runs are refused.
+    let (status, room) = cluster.post("/api/rooms", user.token(), json!({"name": "Mine", "is_public": false})).await;
+    assert_eq!(status, StatusCode::CREATED, "{room}");
 }
 
 #[tokio::test]

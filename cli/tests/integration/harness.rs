@@ -192,6 +192,28 @@ impl Cluster {
         cluster.wait_until_ready().await.then_some(cluster)
     }
 
+    /// `codesync run` started by the user `uid` (not root): a copy of the binary in a data
+    /// directory of that user's, as someone trying it on their own machine would.
+    pub async fn one_process_as_user(uid: u32, extra_env: &[(&str, &str)]) -> Self {
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let binary_copy = data_dir.path().join("codesync");
+        std::fs::copy(binary(), &binary_copy).expect("copy the binary where the user can run it");
+        std::os::unix::fs::chown(data_dir.path(), Some(uid), Some(uid)).expect("give the data directory to the user");
+        let http_port = free_port();
+        let grpc_port = free_port();
+        let mut env = base_env(data_dir.path(), extra_env);
+        env.push(("CODESYNC_HTTP_ADDR".into(), format!("127.0.0.1:{http_port}")));
+        env.push(("CODESYNC_GRPC_ADDR".into(), format!("127.0.0.1:{grpc_port}")));
+        env.push(("HOME".into(), data_dir.path().display().to_string()));
+        let mut command = Command::new(&binary_copy);
+        std::os::unix::process::CommandExt::uid(&mut command, uid);
+        std::os::unix::process::CommandExt::gid(&mut command, uid);
+        let child = spawn_command(command, &["run"], &env, data_dir.path(), "all");
+        let mut cluster = Self::new(vec![("all".into(), child)], data_dir, http_port, grpc_port);
+        assert!(cluster.wait_until_ready().await, "codesync started by uid {uid} did not become ready");
+        cluster
+    }
+
     /// Ten processes: each service with `--service NAME`, plus the gateway,
     /// with real gRPC between them.
     pub async fn ten_processes(extra_env: &[(&str, &str)]) -> Self {
@@ -666,11 +688,20 @@ fn base_env(data_dir: &Path, extra_env: &[(&str, &str)]) -> Vec<(String, String)
 }
 
 fn spawn(args: &[&str], env: &[(String, String)], data_dir: &Path, log_name: &str) -> Child {
+    spawn_command(Command::new(binary()), args, env, data_dir, log_name)
+}
+
+fn spawn_command(
+    mut command: Command,
+    args: &[&str],
+    env: &[(String, String)],
+    data_dir: &Path,
+    log_name: &str,
+) -> Child {
     let log_path: PathBuf = data_dir.join(format!("{log_name}.log"));
     // Appended to, so that a restarted process's log follows the killed one's.
     let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).expect("open log file");
     let log_err = log.try_clone().expect("clone log file");
-    let mut command = Command::new(binary());
     command.args(args).current_dir(data_dir).stdin(Stdio::null()).stdout(log).stderr(log_err);
     for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("CODESYNC_")) {
         command.env_remove(name);

@@ -10,11 +10,14 @@ export type ExecutionStatus = ExecutionResult['status']
 export type ExecutionResult = Schemas['ExecutionBody']
 export type Language = Schemas['LanguageBody']
 
+export type LanguageList = Schemas['LanguageListBody']
+
+/** The languages the server runs, and why it runs none when it cannot run code at all. */
 export function useLanguages() {
   return useQuery({
     queryKey: ['executions', 'languages'],
     staleTime: Infinity,
-    queryFn: ({ signal }) => api.get<{ languages: Language[] }>('/api/executions/languages', signal).then((body) => body.languages),
+    queryFn: ({ signal }) => api.get<LanguageList>('/api/executions/languages', signal),
   })
 }
 

@@ -881,6 +881,11 @@ export interface components {
         };
         LanguageListBody: {
             languages: components["schemas"]["LanguageBody"][];
+            /**
+             * @description Why no code can run on this server at all (its sandbox cannot be set up, or cannot enforce
+             *     every limit), as a run would be refused with (503); null when runs can happen.
+             */
+            unavailable_reason?: string | null;
         };
         LanguageStatsBody: {
             /** Format: double */

@@ -3,7 +3,7 @@ import { Link, useNavigate, useParams, useSearchParams } from 'react-router'
 import { useQueryClient } from '@tanstack/react-query'
 import { ApiError, describeError } from '../api/client'
 import { fileAccessProblem, queryKeys, useFileContent, useFiles, useRoom } from '../api/queries'
-import { languageFor, runFile, useLanguages, type Language } from '../api/executions'
+import { languageFor, runFile, useLanguages, type LanguageList } from '../api/executions'
 import type { FileEntry, Room } from '../api/types'
 import { poolFor, type SessionPool } from '../collab/sessionPool'
 import type { FileSession } from '../collab/fileSession'
@@ -538,9 +538,11 @@ function EditorTabs({
 }
 
 /** Why a file cannot run on this server, or null when it can (or the languages are not known yet). */
-function whyNotRunnable(filename: string, languages: Language[] | undefined): string | null {
-  if (languages === undefined) return null
-  const language = languageFor(filename, languages)
+function whyNotRunnable(filename: string, listed: LanguageList | undefined): string | null {
+  if (listed === undefined) return null
+  // The server runs no code at all (its sandbox cannot enforce its limits here): it says why.
+  if (listed.unavailable_reason) return listed.unavailable_reason
+  const language = languageFor(filename, listed.languages)
   if (language === null) return `Nothing runs ${filename}: its extension is not one of a known language`
   if (!language.available) return `${language.name} is not installed on this server`
   return null

@@ -279,6 +279,9 @@ pub struct LanguageBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LanguageListBody {
     pub languages: Vec<LanguageBody>,
+    /// Why no code can run on this server at all (its sandbox cannot be set up, or cannot enforce
+    /// every limit), as a run would be refused with (503); null when runs can happen.
+    pub unavailable_reason: Option<String>,
 }
 
 /// The languages code can be run in, and whether each is installed on this server.
@@ -290,10 +293,10 @@ async fn list_languages(
     State(state): State<GatewayState>,
     caller: SignedIn,
 ) -> Result<axum::Json<LanguageListBody>, ApiError> {
-    let languages =
-        state.clients.execution().list_languages(caller.context.request(pb::ListLanguagesRequest {})).await?;
-    let languages = languages
-        .into_inner()
+    let listed = state.clients.execution().list_languages(caller.context.request(pb::ListLanguagesRequest {})).await?;
+    let listed = listed.into_inner();
+    let unavailable_reason = Some(listed.unavailable_reason).filter(|reason| !reason.is_empty());
+    let languages = listed
         .languages
         .into_iter()
         .map(|language| LanguageBody {
@@ -303,5 +306,5 @@ async fn list_languages(
             available: language.available,
         })
         .collect();
-    Ok(axum::Json(LanguageListBody { languages }))
+    Ok(axum::Json(LanguageListBody { languages, unavailable_reason }))
 }

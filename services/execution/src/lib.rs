@@ -195,9 +195,8 @@ impl ExecutionGrpcService {
         };
         let (language, entry) = run::resolve(&self.languages, &checked)?;
         let language = language.name.clone();
-        let sandbox = self.sandbox.as_ref().map_err(|reason| ServiceError::Unavailable {
-            message: format!("code execution is not available on this server: {reason}"),
-        })?;
+        let sandbox =
+            self.sandbox.as_ref().map_err(|reason| ServiceError::Unavailable { message: unavailable(reason) })?;
         let slot = self.admission.admit(&caller.user_id).await?;
         Ok(AdmittedRun {
             user_id: caller.user_id,
@@ -337,6 +336,11 @@ impl ExecutionGrpcService {
     }
 }
 
+/// Why no code runs here, as runs and the language list say it.
+fn unavailable(reason: &str) -> String {
+    format!("code execution is not available on this server: {reason}")
+}
+
 /// Sends a streamed run's output as it comes, then its result once the run has ended.
 async fn forward_output(
     mut output: mpsc::UnboundedReceiver<(Stream, Vec<u8>)>,
@@ -437,7 +441,8 @@ impl ExecutionService for ExecutionGrpcService {
         // The gateway asks too, for the API document's list of languages.
         self.tokens.require_caller_or_service(request.metadata())?;
         let languages = self.listed.get_or_init(|| self.list()).await.clone();
-        Ok(Response::new(pb::ListLanguagesResponse { languages }))
+        let unavailable_reason = self.sandbox.as_ref().err().map(String::as_str).map(unavailable).unwrap_or_default();
+        Ok(Response::new(pb::ListLanguagesResponse { languages, unavailable_reason }))
     }
 }
 

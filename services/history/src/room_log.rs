@@ -2,7 +2,7 @@
 //! `history` does with each event of its topics.
 
 use codesync_common::consumer::HandleError;
-use codesync_common::events::{Event, Kind, schema};
+use codesync_common::events::{Event, Kind, ROOM_EVENTS, schema};
 use codesync_proto::history::v1 as pb;
 
 use crate::Inner;
@@ -12,15 +12,8 @@ impl Inner {
     pub(crate) async fn handle(&self, event: &Event) -> Result<(), HandleError> {
         match &event.kind {
             Kind::Activity(activity) => self.remember_edits(event, activity).await,
-            Kind::MemberJoined(_)
-            | Kind::MemberRoleChanged(_)
-            | Kind::MemberRemoved(_)
-            | Kind::RoomCreated(_)
-            | Kind::RoomDeleted(_)
-            | Kind::FileCreated(_)
-            | Kind::FileRenamed(_)
-            | Kind::FileDeleted(_)
-            | Kind::VersionCreated(_) => self.log_room_event(event).await,
+            // Everything on room-events is part of its room's story.
+            _ if event.topic() == ROOM_EVENTS => self.log_room_event(event).await,
             // A run in a room is part of the room's story; one outside a room is nobody's.
             Kind::ExecutionFinished(run) if !run.room_id.is_empty() => self.log_room_event(event).await,
             _ => Ok(()),

@@ -90,10 +90,7 @@ impl LocalSandbox {
     /// bash and setpriv installed, usable cgroups, and a runs directory others can traverse.
     pub fn new(runs_dir: PathBuf) -> Result<Self, SandboxError> {
         if !rustix::process::geteuid().is_root() {
-            return Err(SandboxError::Setup(
-                "the local sandbox must be started as root (it creates cgroups and drops to an unprivileged uid)"
-                    .into(),
-            ));
+            return Err(SandboxError::Setup(unprivileged_refusal()));
         }
         for tool in [ROOT_SHELL, "/usr/bin/bwrap", "/usr/bin/setpriv"] {
             if !Path::new(tool).is_file() {
@@ -264,6 +261,61 @@ impl LocalSandbox {
         drop(group);
         Ok(PhaseOutcome { ending, stdout, stderr, stdout_truncated, stderr_truncated, wall_time, peak_memory_bytes })
     }
+}
+
+/// Why the local sandbox refuses to run code for a user who is not root, limit by limit: what it
+/// could enforce (rlimits and the service's own timers work for anyone; namespaces where the
+/// kernel lets users make them) and what it could not. The memory, process and CPU limits, and a
+/// bound on what a run writes to its work directory, need cgroups (and a tmpfs mount), which only
+/// root can make here: a run without them could take the host's memory or disk, so none runs.
+fn unprivileged_refusal() -> String {
+    let uid = rustix::process::getuid().as_raw();
+    let namespaces = if user_namespaces_work() {
+        "bubblewrap's namespaces (no network) work for this user"
+    } else {
+        "this user cannot even make the namespaces bubblewrap needs (user namespaces are off or bwrap is missing)"
+    };
+    format!(
+        "started as uid {uid}, not root. The time, output, file-size and open-file limits could be \
+         enforced, and {namespaces}; but the memory limit, the process limit and the CPU limit cannot, \
+         nor a bound on what a run writes to its work directory: they need cgroups and a tmpfs \
+         mount, and {cgroups}. Rather than run code with those limits missing, runs are refused: \
+         start codesync as root to run code",
+        cgroups = cgroups_for_this_user(),
+    )
+}
+
+/// Whether bubblewrap can make its namespaces as this user (a trivial program in them).
+fn user_namespaces_work() -> bool {
+    std::process::Command::new("/usr/bin/bwrap")
+        .args(["--unshare-all", "--die-with-parent", "--ro-bind", "/usr", "/usr"])
+        .args(["--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64", "--symlink", "usr/bin", "/bin"])
+        .args(["--proc", "/proc", "--dev", "/dev", "/usr/bin/true"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+/// What this host's cgroups offer a user who is not root, in words.
+fn cgroups_for_this_user() -> String {
+    let root = Path::new("/sys/fs/cgroup");
+    if !root.join("cgroup.controllers").is_file() {
+        return "this host's cgroups are v1, which only root can divide".into();
+    }
+    // On v2, a user may divide only a subtree delegated to it (systemd's `Delegate=yes`).
+    let own = std::fs::read_to_string("/proc/self/cgroup")
+        .ok()
+        .and_then(|groups| groups.lines().find_map(|line| line.strip_prefix("0::").map(str::to_string)))
+        .unwrap_or_default();
+    let directory = root.join(own.trim_start_matches('/'));
+    // Opening for writing moves nothing (only a write of a pid would).
+    let procs = directory.join("cgroup.procs");
+    if std::fs::OpenOptions::new().write(true).open(&procs).is_err() {
+        return format!("no cgroup is delegated to this user ({} is not writable)", procs.display());
+    }
+    "this version of the local sandbox does not yet divide a delegated cgroup".into()
 }
 
 /// `setpriv … bwrap --args 4`: bwrap reads the rest from the descriptor the root shell opened.
