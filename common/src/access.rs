@@ -3,14 +3,13 @@
 //! for a private room of others) is passed on as it came; an id that cannot be one is refused
 //! here, without a call.
 
-use crate::error::ErrorCode;
 use codesync_proto::auth::v1::GetCurrentUserRequest;
 use codesync_proto::auth::v1::auth_service_client::AuthServiceClient;
 use codesync_proto::rooms::v1::rooms_service_client::RoomsServiceClient;
 use codesync_proto::rooms::v1::{CheckAccessRequest, CheckAccessResponse, check_access_request};
 
 use crate::grpc::{CallContext, GrpcChannel};
-use crate::{ServiceError, ServiceResult, is_valid_id};
+use crate::{ErrorCode, ServiceError, ServiceResult, is_valid_id};
 
 /// The caller's access to a file (and the file's room).
 pub async fn check_file(

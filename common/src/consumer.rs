@@ -70,7 +70,7 @@ pub enum HandleError {
     /// A dependency failed (the database, another service): worth trying again.
     #[error("{0}")]
     Transient(String),
-    /// The event itself is unusable (a payload without the fields its kind needs): trying again
+    /// The event itself is unusable (without the fields its kind needs): trying again
     /// cannot help, so it goes to the dead letters at once.
     #[error("{0}")]
     Poisoned(String),

@@ -7,7 +7,6 @@
 //! Keys are generated on first start and persisted with 0600 permissions (the public key 0644);
 //! there is no default secret.
 
-use crate::error::ErrorCode;
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -21,7 +20,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use tonic::metadata::MetadataMap;
 
-use crate::error::ServiceError;
+use crate::error::{ErrorCode, ServiceError};
 
 /// gRPC metadata key carrying `Bearer <access token>` from the gateway to the services.
 pub const AUTHORIZATION_METADATA_KEY: &str = "authorization";

@@ -1,7 +1,6 @@
 //! Checks of user-supplied text shared by the services.
 
-use crate::error::ErrorCode;
-use crate::error::ServiceError;
+use crate::error::{ErrorCode, ServiceError};
 
 /// Rejects text with control characters (newlines included) or Unicode
 /// direction overrides, which can disguise a name in a listing.

@@ -1,11 +1,11 @@
 //! Request extractors whose rejections use the REST error shape.
 
-use codesync_common::ErrorCode;
 use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
+use codesync_common::ErrorCode;
 use codesync_common::grpc::CallContext;
 use codesync_common::identity::{Caller, Session, bearer_token};
 use serde::de::DeserializeOwned;

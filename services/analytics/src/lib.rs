@@ -10,7 +10,6 @@
 
 pub mod store;
 
-use codesync_common::ErrorCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,7 +17,7 @@ use codesync_common::consumer::{self, HandleError};
 use codesync_common::events::{Event, EventBus, KIND_NAMES, Kind, TOPICS};
 use codesync_common::grpc::{CallContext, ServiceChannels, grpc_service_name};
 use codesync_common::identity::TokenService;
-use codesync_common::{ServiceError, ServiceResult, new_id, now_ms};
+use codesync_common::{ErrorCode, ServiceError, ServiceResult, new_id, now_ms};
 use codesync_proto::analytics::v1 as pb;
 use codesync_proto::analytics::v1::analytics_service_server::{AnalyticsService, AnalyticsServiceServer};
 use codesync_proto::auth::v1::auth_service_client::AuthServiceClient;

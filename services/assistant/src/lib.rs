@@ -13,12 +13,12 @@ pub mod provider;
 pub mod sse;
 pub mod store;
 
-use codesync_common::ErrorCode;
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use codesync_common::ErrorCode;
 use codesync_common::ServiceError;
 use codesync_common::events::{Event, EventBus, Kind};
 use codesync_common::grpc::{CallContext, GrpcChannel};

@@ -7,7 +7,6 @@ mod password;
 pub mod store;
 mod validation;
 
-use codesync_common::ErrorCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +16,7 @@ use codesync_common::events::{Event, EventBus, Kind, schema};
 use codesync_common::identity::{Caller, TokenService};
 use codesync_common::rate_limit::{RateLimiter, address_key, retry_after_secs};
 use codesync_common::redis::Redis;
-use codesync_common::{ServiceError, ServiceResult, new_id, now_ms};
+use codesync_common::{ErrorCode, ServiceError, ServiceResult, new_id, now_ms};
 use codesync_proto::auth::v1 as pb;
 use codesync_proto::auth::v1::auth_service_server::{AuthService, AuthServiceServer};
 use rand::RngCore;

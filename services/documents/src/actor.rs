@@ -7,7 +7,6 @@
 //! it), appended to the log, and held in `pending` until their sequence number
 //! is durable.
 
-use codesync_common::ErrorCode;
 use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -15,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use codesync_common::{ServiceError, ServiceResult};
+use codesync_common::{ErrorCode, ServiceError, ServiceResult};
 use tokio::sync::{mpsc, oneshot, watch};
 use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;

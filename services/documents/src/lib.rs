@@ -21,7 +21,6 @@ pub mod registry;
 pub mod store;
 pub mod writer;
 
-use codesync_common::ErrorCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -31,7 +30,7 @@ use codesync_common::consumer::{self, HandleError, StartFrom};
 use codesync_common::events::{Event, EventBus, Kind, ROOM_EVENTS};
 use codesync_common::grpc::{CallContext, CallPolicy, GrpcChannel, is_transport_failure};
 use codesync_common::identity::{Caller, TokenService};
-use codesync_common::{ServiceError, ServiceResult};
+use codesync_common::{ErrorCode, ServiceError, ServiceResult};
 use codesync_proto::documents::v1 as pb;
 use codesync_proto::documents::v1::documents_service_client::DocumentsServiceClient;
 use codesync_proto::documents::v1::documents_service_server::{DocumentsService, DocumentsServiceServer};

@@ -11,10 +11,10 @@ pub mod run;
 pub mod sandbox;
 pub mod store;
 
-use codesync_common::ErrorCode;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use codesync_common::ErrorCode;
 use codesync_common::ServiceError;
 use codesync_common::events::{Event, EventBus, Kind, Staged, schema};
 use codesync_common::grpc::{CallContext, GrpcChannel, ServiceChannels};

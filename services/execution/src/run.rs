@@ -1,9 +1,9 @@
 //! One run: the program's files checked, the language found, the compile phase (if any) and the
 //! run phase in the sandbox, and the result the API reports.
 
-use codesync_common::ErrorCode;
 use std::time::Duration;
 
+use codesync_common::ErrorCode;
 use codesync_common::ServiceError;
 use codesync_proto::execution::v1 as pb;
 

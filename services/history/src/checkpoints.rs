@@ -1,11 +1,10 @@
 //! Automatic versions: the files whose editing paused (or went on too long without one)
 //! get a checkpoint, taken by one replica, made as one of the file's editors.
 
-use codesync_common::ErrorCode;
 use std::time::Duration;
 
 use codesync_common::grpc::CallContext;
-use codesync_common::{ServiceError, ServiceResult};
+use codesync_common::{ErrorCode, ServiceError, ServiceResult};
 use codesync_proto::history::v1 as pb;
 
 use crate::store::PendingCheckpoint;

@@ -1,10 +1,9 @@
 //! The gRPC adapter: `codesync.history.v1.HistoryService` on the domain.
 
-use codesync_common::ErrorCode;
 use std::time::Duration;
 
 use codesync_common::grpc::CallContext;
-use codesync_common::{ServiceError, ServiceResult};
+use codesync_common::{ErrorCode, ServiceError, ServiceResult};
 use codesync_proto::history::v1 as pb;
 use codesync_proto::history::v1::history_service_server::HistoryService;
 use codesync_proto::rooms::v1 as rooms_pb;

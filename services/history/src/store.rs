@@ -1,9 +1,8 @@
 //! The `file_versions` and `room_events` tables, in SQL that SQLite and PostgreSQL both accept.
 
-use codesync_common::ErrorCode;
 use codesync_common::db::{Database, DatabaseError, Migration, is_unique_violation};
 use codesync_common::events::Staged;
-use codesync_common::{ServiceError, ServiceResult};
+use codesync_common::{ErrorCode, ServiceError, ServiceResult};
 use codesync_proto::history::v1 as pb;
 use sqlx::Row;
 use sqlx::any::AnyRow;

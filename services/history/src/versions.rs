@@ -1,13 +1,12 @@
 //! Making versions: access checks through rooms, the live text from documents, the authors,
 //! and the numbered, delta-encoded version stored with its `version_created` event.
 
-use codesync_common::ErrorCode;
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use codesync_common::events::{Event, Kind, Staged, schema};
 use codesync_common::grpc::CallContext;
-use codesync_common::{ServiceError, ServiceResult, new_id, now_ms};
+use codesync_common::{ErrorCode, ServiceError, ServiceResult, new_id, now_ms};
 use codesync_proto::auth::v1::GetUserProfilesRequest;
 use codesync_proto::documents::v1::{GetDocumentRequest, ReplaceTextRequest};
 use codesync_proto::history::v1 as pb;

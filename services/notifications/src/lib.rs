@@ -11,7 +11,6 @@
 pub mod from_events;
 pub mod store;
 
-use codesync_common::ErrorCode;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -20,7 +19,7 @@ use codesync_common::events::{EXECUTION_EVENTS, Event, EventBus, Kind, NOTIFICAT
 use codesync_common::grpc::{CallContext, GrpcChannel};
 use codesync_common::identity::TokenService;
 use codesync_common::limits::{NOTICE_MESSAGE_MAX_CHARS, NOTICE_TITLE_MAX_CHARS};
-use codesync_common::{ServiceError, new_id, now_ms};
+use codesync_common::{ErrorCode, ServiceError, new_id, now_ms};
 use codesync_proto::auth::v1::auth_service_client::AuthServiceClient;
 use codesync_proto::notifications::v1 as pb;
 use codesync_proto::notifications::v1::notifications_service_server::{

@@ -13,7 +13,6 @@
 mod shared;
 pub mod store;
 
-use codesync_common::ErrorCode;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -25,7 +24,7 @@ use codesync_common::grpc::GrpcChannel;
 use codesync_common::identity::{Caller, TokenService};
 use codesync_common::rate_limit::{RateLimiter, retry_after_secs};
 use codesync_common::redis::Redis;
-use codesync_common::{ServiceError, ServiceResult};
+use codesync_common::{ErrorCode, ServiceError, ServiceResult};
 use codesync_proto::presence::v1 as pb;
 use codesync_proto::presence::v1::presence_service_server::{PresenceService, PresenceServiceServer};
 use codesync_proto::rooms::v1 as rooms_pb;

@@ -1,8 +1,7 @@
 //! The authorisation rules of rooms, in one place.
 
-use codesync_common::ErrorCode;
 use codesync_common::identity::Caller;
-use codesync_common::{ServiceError, ServiceResult};
+use codesync_common::{ErrorCode, ServiceError, ServiceResult};
 
 use crate::Role;
 use crate::store::RoomRecord;
