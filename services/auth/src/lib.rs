@@ -3,6 +3,7 @@
 //! family), logout, and login rate limits per IP address and per account.
 #![forbid(unsafe_code)]
 
+mod grpc;
 mod password;
 pub mod store;
 mod validation;
@@ -14,14 +15,13 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use codesync_common::events::{Event, EventBus, Kind, schema};
 use codesync_common::identity::{Caller, TokenService};
-use codesync_common::rate_limit::{RateLimiter, address_key, retry_after_secs};
+use codesync_common::rate_limit::{RateLimiter, retry_after_secs};
 use codesync_common::redis::Redis;
 use codesync_common::{ErrorCode, ServiceError, ServiceResult, new_id, now_ms};
 use codesync_proto::auth::v1 as pb;
-use codesync_proto::auth::v1::auth_service_server::{AuthService, AuthServiceServer};
+use codesync_proto::auth::v1::auth_service_server::AuthServiceServer;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use tonic::{Request, Response, Status};
 
 use crate::store::{AuthStore, InsertUserError, NewRefreshToken, NewUser, RefreshRefusal, UserRecord};
 
@@ -316,49 +316,4 @@ fn user_message(user: &UserRecord) -> pb::User {
 
 fn hash_refresh_token(token: &str) -> String {
     Sha256::digest(token.as_bytes()).iter().map(|byte| format!("{byte:02x}")).collect()
-}
-
-#[tonic::async_trait]
-impl AuthService for AuthGrpcService {
-    async fn register(&self, request: Request<pb::RegisterRequest>) -> Result<Response<pb::AuthSession>, Status> {
-        let ip_key = self.tokens.client_ip(&request).map_or_else(|| "unknown".to_string(), address_key);
-        Ok(Response::new(self.register(request.into_inner(), ip_key).await?))
-    }
-
-    async fn login(&self, request: Request<pb::LoginRequest>) -> Result<Response<pb::AuthSession>, Status> {
-        let ip_key = self.tokens.client_ip(&request).map_or_else(|| "unknown".to_string(), address_key);
-        Ok(Response::new(self.login(request.into_inner(), ip_key).await?))
-    }
-
-    async fn refresh(&self, request: Request<pb::RefreshRequest>) -> Result<Response<pb::TokenPair>, Status> {
-        Ok(Response::new(self.refresh(request.into_inner()).await?))
-    }
-
-    async fn logout(&self, request: Request<pb::LogoutRequest>) -> Result<Response<pb::LogoutResponse>, Status> {
-        Ok(Response::new(self.logout(request.into_inner()).await?))
-    }
-
-    async fn get_current_user(
-        &self,
-        request: Request<pb::GetCurrentUserRequest>,
-    ) -> Result<Response<pb::User>, Status> {
-        let caller = self.tokens.require_caller(request.metadata())?;
-        Ok(Response::new(self.current_user(caller).await?))
-    }
-
-    async fn get_user_profiles(
-        &self,
-        request: Request<pb::GetUserProfilesRequest>,
-    ) -> Result<Response<pb::GetUserProfilesResponse>, Status> {
-        // Usernames are for signed-in users and the other services, not for anyone on the network.
-        self.tokens.require_caller_or_service(request.metadata())?;
-        Ok(Response::new(self.user_profiles(request.into_inner()).await?))
-    }
-
-    async fn get_token_keys(
-        &self,
-        _request: Request<pb::GetTokenKeysRequest>,
-    ) -> Result<Response<pb::TokenKeys>, Status> {
-        Ok(Response::new(pb::TokenKeys { ed25519_public_keys: vec![self.tokens.public_key().encode()] }))
-    }
 }
