@@ -34,7 +34,7 @@ CONTAINER_ENGINE ?= $(shell (docker info >/dev/null 2>&1 && command -v docker) |
 IMAGE ?= codesync:dev
 RUNNER_IMAGE ?= codesync-runner:latest
 
-.PHONY: help run sandbox-deps build release web test test-rust test-web test-e2e test-deploy test-deps lint fmt migrate clean fuzz image runner-image kind-up deploy tilt
+.PHONY: help run sandbox-deps build release web test test-rust test-bench test-web test-e2e test-deploy test-deps lint fmt migrate clean fuzz image runner-image kind-up deploy tilt
 
 # The web app: built with Node (npm ci from the lock file), embedded into the binary by
 # gateway/build.rs, so `codesync` needs no Node.js at run time.
@@ -83,7 +83,7 @@ $(WEB_MODULES): frontend/package-lock.json
 migrate:
 	$(CARGO) run --release --quiet -p codesync -- migrate
 
-test: test-deps test-rust test-web test-deploy test-e2e fuzz
+test: test-deps test-rust test-bench test-web test-deploy test-e2e fuzz
 
 # The integration tests start the binary that `make release` ships (CODESYNC_TEST_BINARY).
 test-rust: release
@@ -110,6 +110,15 @@ test-deps: $(GRPCURL) $(TANSU) $(KUBERNETES_VALIDATE) $(SCHEMATHESIS) $(DEPLOY_P
 	@scripts/ensure-package.sh podman podman
 	@scripts/ensure-package.sh runc runc
 	@scripts/ensure-package.sh mmdebstrap mmdebstrap
+
+# The standing head-to-head (scripts/bench-collab.sh: CodeSync, y-websocket and Hocuspocus) as a
+# smoke test: a few seconds of low load on each, through the fan-out and two capacity steps, asserting
+# only that every delivery arrived (the p99 limit is out of reach: nothing here is timed).
+test-bench: release
+	$(CARGO) build --release -p codesync-bench
+	scripts/bench-collab.sh "$(abspath $(TARGET_DIR))/release/codesync" --only fanout --capacity \
+		--fanout-clients 20 --fanout-documents 4 --fanout-seconds 2 \
+		--capacity-steps 10,20 --capacity-seconds 2 --capacity-p99-ms 600000 --require-every-delivery
 
 # The web app's unit tests (Vitest): token refresh, stores, protocol helpers; and its API types
 # are those generated from docs/openapi.json (which a gateway test holds to the served document).

@@ -21,6 +21,15 @@ trap cleanup EXIT
 
 npm ci --prefix bench/yjs-servers --no-audit --no-fund --loglevel=error >/dev/null
 
+# Ports nothing listens on now (the kernel's pick), so that a run never meets another's server.
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+http_port=$(free_port)
+grpc_port=$(free_port)
+y_websocket_port=$(free_port)
+hocuspocus_port=$(free_port)
+
 wait_for_port() {
   for _ in $(seq 1 200); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
@@ -31,23 +40,23 @@ wait_for_port() {
 }
 
 # CodeSync on embedded defaults, with the REST rate limit out of the benchmark's way.
-(cd "$work" && CODESYNC_HTTP_ADDR=127.0.0.1:18480 CODESYNC_GRPC_ADDR=127.0.0.1:18481 \
+(cd "$work" && CODESYNC_HTTP_ADDR=127.0.0.1:$http_port CODESYNC_GRPC_ADDR=127.0.0.1:$grpc_port \
   CODESYNC_RATE_LIMIT_PER_MINUTE=1000000 CODESYNC_MAX_CONNECTIONS_PER_ADDRESS=100000 CODESYNC_MAX_STREAMS_PER_USER=100000 CODESYNC_LOG=warn \
   exec "$binary" run >codesync.log 2>&1) &
 pids+=($!)
 codesync_pid=$!
-(HOST=127.0.0.1 PORT=18482 exec node bench/yjs-servers/node_modules/@y/websocket-server/src/server.js >"$work/y-websocket.log" 2>&1) &
+(HOST=127.0.0.1 PORT=$y_websocket_port exec node bench/yjs-servers/node_modules/@y/websocket-server/src/server.js >"$work/y-websocket.log" 2>&1) &
 pids+=($!)
 y_websocket_pid=$!
-(HOST=127.0.0.1 PORT=18483 exec node bench/yjs-servers/hocuspocus.mjs >"$work/hocuspocus.log" 2>&1) &
+(HOST=127.0.0.1 PORT=$hocuspocus_port exec node bench/yjs-servers/hocuspocus.mjs >"$work/hocuspocus.log" 2>&1) &
 pids+=($!)
 hocuspocus_pid=$!
-wait_for_port 18480
-wait_for_port 18482
-wait_for_port 18483
+wait_for_port "$http_port"
+wait_for_port "$y_websocket_port"
+wait_for_port "$hocuspocus_port"
 
 "$bench" collab \
-  --server codesync=http://127.0.0.1:18480 --pid "codesync=$codesync_pid" \
-  --server y-websocket=ws://127.0.0.1:18482 --pid "y-websocket=$y_websocket_pid" \
-  --server hocuspocus=ws://127.0.0.1:18483 --pid "hocuspocus=$hocuspocus_pid" \
+  --server codesync=http://127.0.0.1:$http_port --pid "codesync=$codesync_pid" \
+  --server y-websocket=ws://127.0.0.1:$y_websocket_port --pid "y-websocket=$y_websocket_pid" \
+  --server hocuspocus=ws://127.0.0.1:$hocuspocus_port --pid "hocuspocus=$hocuspocus_pid" \
   "$@"

@@ -40,6 +40,8 @@ pub struct ClusterArgs {
     /// Skip the fan-out (measure the failover only).
     #[arg(long)]
     no_fanout: bool,
+    #[command(flatten)]
+    capacity: crate::capacity::CapacityArgs,
     /// The codesync binary the processes run (by default the one beside this benchmark).
     #[arg(long, value_name = "PATH")]
     codesync: Option<std::path::PathBuf>,
@@ -223,6 +225,13 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
         let load = args.fanout;
         let spec = format!("codesync={}", cluster.gateways.join(","));
         report["fanout"] = crate::collab::fanout_on(&spec, cluster.pids(), load).await?;
+    }
+    if args.capacity.capacity {
+        let spec = format!("codesync={}", cluster.gateways.join(","));
+        let mut capacity = crate::collab::capacity_on(&spec, cluster.pids(), args.fanout.rate, &args.capacity).await?;
+        capacity.server = "codesync-cluster".into();
+        println!("\n{}", crate::capacity::table(std::slice::from_ref(&capacity)));
+        report["capacity"] = capacity.to_json();
     }
     report["failover"] = failover(&mut cluster, &args).await?;
     println!("\n{}", serde_json::to_string_pretty(&report)?);

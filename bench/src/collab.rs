@@ -15,6 +15,7 @@ use anyhow::Context;
 use serde_json::{Value, json};
 use yrs::{Doc, GetString, OffsetKind, Options, ReadTxn, StateVector, Text, Transact};
 
+use crate::capacity::CapacityArgs;
 use crate::client::{Client, Framing, Heard};
 use crate::trace::Trace;
 
@@ -38,10 +39,16 @@ pub struct CollabArgs {
     replay_edits: Option<usize>,
     #[command(flatten)]
     fanout: FanoutLoad,
+    #[command(flatten)]
+    capacity: CapacityArgs,
     /// Memory: documents loaded with the trace's whole history.
     #[arg(long, default_value_t = 20)]
     memory_documents: usize,
-    /// Run only these phases (replay, fanout, memory); all by default.
+    /// Fail (exit status 1) when any fan-out or capacity step lost a delivery: the smoke test of
+    /// `make test`, which asserts nothing about time.
+    #[arg(long)]
+    require_every_delivery: bool,
+    /// Run only these phases (replay, fanout, memory, capacity); all but capacity by default.
     #[arg(long, value_delimiter = ',')]
     only: Vec<Phase>,
 }
@@ -51,12 +58,13 @@ pub enum Phase {
     Replay,
     Fanout,
     Memory,
+    Capacity,
 }
 
 const PATIENCE: Duration = Duration::from_secs(120);
 
 /// One server under test.
-struct Target {
+pub(crate) struct Target {
     kind: String,
     framing: Framing,
     pids: Vec<u32>,
@@ -72,7 +80,9 @@ enum Endpoint {
         api: String,
         ws: Vec<String>,
         token: String,
-        room_id: String,
+        /// The room files are made in, and how many it holds: a new room before the rooms
+        /// service's limit of files per room (the capacity steps make thousands of files).
+        room: tokio::sync::Mutex<(String, usize)>,
     },
     Plain {
         ws: String,
@@ -80,6 +90,10 @@ enum Endpoint {
 }
 
 impl Target {
+    pub(crate) fn kind(&self) -> &str {
+        &self.kind
+    }
+
     async fn new(spec: &str, pids: &HashMap<String, Vec<u32>>) -> anyhow::Result<Self> {
         let (kind, url) = spec.split_once('=').context("a --server is KIND=URL")?;
         let url = url.trim_end_matches('/').to_string();
@@ -103,7 +117,15 @@ impl Target {
     async fn new_document(&self) -> anyhow::Result<String> {
         let index = self.next_document.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         match &self.endpoint {
-            Endpoint::CodeSync { http, api, token, room_id, .. } => {
+            Endpoint::CodeSync { http, api, token, room, .. } => {
+                let room_id = {
+                    let mut room = room.lock().await;
+                    if room.1 >= FILES_PER_ROOM {
+                        *room = (new_room(http, api, token).await?, 0);
+                    }
+                    room.1 += 1;
+                    room.0.clone()
+                };
                 let file = post(
                     http,
                     &format!("{api}/api/rooms/{room_id}/files"),
@@ -164,11 +186,18 @@ async fn codesync_endpoint(urls: &str) -> anyhow::Result<Endpoint> {
     )
     .await?;
     let token = registered["access_token"].as_str().context("no access token")?.to_string();
-    let room =
-        post(&http, &format!("{api}/api/rooms"), Some(&token), json!({"name": "bench", "is_public": false})).await?;
-    let room_id = room["id"].as_str().context("no room id")?.to_string();
+    let room_id = new_room(&http, api, &token).await?;
     let ws = gateways.iter().map(|gateway| gateway.replacen("http://", "ws://", 1)).collect();
-    Ok(Endpoint::CodeSync { http, api: api.to_string(), ws, token, room_id })
+    Ok(Endpoint::CodeSync { http, api: api.to_string(), ws, token, room: tokio::sync::Mutex::new((room_id, 0)) })
+}
+
+/// Files made in one room before the next: under the rooms service's limit (1,000).
+const FILES_PER_ROOM: usize = 900;
+
+async fn new_room(http: &reqwest::Client, api: &str, token: &str) -> anyhow::Result<String> {
+    let room =
+        post(http, &format!("{api}/api/rooms"), Some(token), json!({"name": "bench", "is_public": false})).await?;
+    room["id"].as_str().map(str::to_string).context("no room id")
 }
 
 pub(crate) async fn post(http: &reqwest::Client, url: &str, token: Option<&str>, body: Value) -> anyhow::Result<Value> {
@@ -245,9 +274,26 @@ pub(crate) async fn fanout_on(spec: &str, pids: Vec<u32>, load: FanoutLoad) -> a
     fanout(&target, load).await
 }
 
+/// The capacity steps against a CodeSync already running (the cluster bench).
+pub(crate) async fn capacity_on(
+    spec: &str,
+    pids: Vec<u32>,
+    rate: f64,
+    args: &CapacityArgs,
+) -> anyhow::Result<crate::capacity::Capacity> {
+    let pids = HashMap::from([("codesync".to_string(), pids)]);
+    let target = Target::new(spec, &pids).await?;
+    crate::capacity::find(&target, rate, args).await
+}
+
 pub async fn run(args: CollabArgs) -> anyhow::Result<()> {
-    let phases: Vec<Phase> =
-        if args.only.is_empty() { vec![Phase::Replay, Phase::Fanout, Phase::Memory] } else { args.only.clone() };
+    let mut phases: Vec<Phase> = args.only.clone();
+    if args.capacity.capacity {
+        phases.push(Phase::Capacity);
+    }
+    if phases.is_empty() {
+        phases = vec![Phase::Replay, Phase::Fanout, Phase::Memory];
+    }
     let pids: HashMap<String, Vec<u32>> = args
         .pids
         .iter()
@@ -258,33 +304,62 @@ pub async fn run(args: CollabArgs) -> anyhow::Result<()> {
             Ok((kind.to_string(), pids))
         })
         .collect::<anyhow::Result<_>>()?;
-    let mut trace = Trace::load(&args.trace)?;
-    if let Some(edits) = args.replay_edits {
-        trace.truncate(edits);
-    }
-    println!(
-        "trace {}: {} edits, final length {} characters",
-        args.trace.display(),
-        trace.edits(),
-        trace.end_content.chars().count()
-    );
+    // The trace only for the phases that replay it (the smoke test of `make test` runs without it).
+    let trace = if phases.iter().any(|phase| matches!(phase, Phase::Replay | Phase::Memory)) {
+        let mut trace = Trace::load(&args.trace)?;
+        if let Some(edits) = args.replay_edits {
+            trace.truncate(edits);
+        }
+        println!(
+            "trace {}: {} edits, final length {} characters",
+            args.trace.display(),
+            trace.edits(),
+            trace.end_content.chars().count()
+        );
+        Some(trace)
+    } else {
+        None
+    };
     let mut rows = Vec::new();
+    let mut capacities = Vec::new();
     for spec in &args.servers {
         let target = Target::new(spec, &pids).await?;
         println!("\n== {} ({spec})", target.kind);
         let mut row = json!({"server": target.kind});
         if phases.contains(&Phase::Replay) {
-            row["replay"] = replay(&target, &trace).await?;
+            row["replay"] = replay(&target, trace.as_ref().context("the trace")?).await?;
         }
         if phases.contains(&Phase::Fanout) {
             row["fanout"] = fanout(&target, args.fanout).await?;
         }
         if phases.contains(&Phase::Memory) {
-            row["memory"] = memory(&target, &trace, args.memory_documents).await?;
+            row["memory"] = memory(&target, trace.as_ref().context("the trace")?, args.memory_documents).await?;
+        }
+        if phases.contains(&Phase::Capacity) {
+            let capacity = crate::capacity::find(&target, args.fanout.rate, &args.capacity).await?;
+            row["capacity"] = capacity.to_json();
+            capacities.push(capacity);
         }
         rows.push(row);
     }
+    if !capacities.is_empty() {
+        println!("\n{}", crate::capacity::table(&capacities));
+    }
     println!("\n{}", serde_json::to_string_pretty(&rows)?);
+    if args.require_every_delivery {
+        let mut lost = Vec::new();
+        for row in &rows {
+            let fanouts = row["fanout"].as_object().map(|_| &row["fanout"]).into_iter();
+            let steps = row["capacity"]["steps"].as_array().into_iter().flatten();
+            for figures in fanouts.chain(steps) {
+                let expected = figures["deliveries_expected"].as_u64();
+                if expected.is_none() || expected != figures["deliveries_measured"].as_u64() {
+                    lost.push(format!("{}: {figures}", row["server"]));
+                }
+            }
+        }
+        anyhow::ensure!(lost.is_empty(), "deliveries were lost:\n{}", lost.join("\n"));
+    }
     Ok(())
 }
 
@@ -384,6 +459,70 @@ async fn replay(target: &Target, trace: &Trace) -> anyhow::Result<Value> {
 /// Many clients on many documents, each typing at a steady rate; every edit
 /// is timed until each other client of its document sees it.
 async fn fanout(target: &Target, load: FanoutLoad) -> anyhow::Result<Value> {
+    let figures = measure_fanout(target, load).await?.to_json();
+    println!("fanout: {figures}");
+    Ok(figures)
+}
+
+/// What one run of the fan-out load measured.
+#[derive(Debug, Clone)]
+pub(crate) struct FanoutFigures {
+    pub load: FanoutLoad,
+    pub edits_sent: usize,
+    /// Each edit once to every other client of its document.
+    pub deliveries_expected: usize,
+    pub deliveries_measured: usize,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    /// CPU seconds over the run, of the server's processes and of this load generator.
+    pub server_cpu_seconds: Option<f64>,
+    pub bench_cpu_seconds: Option<f64>,
+    pub server_rss_bytes: Option<u64>,
+}
+
+impl FanoutFigures {
+    pub fn lost(&self) -> usize {
+        self.deliveries_expected.saturating_sub(self.deliveries_measured)
+    }
+
+    /// CPU seconds per 1,000 edits sent.
+    fn per_thousand_edits(&self, cpu_seconds: Option<f64>) -> Option<f64> {
+        let edits = self.edits_sent.max(1) as f64;
+        cpu_seconds.map(|seconds| (seconds * 1000.0 / edits * 1000.0).round() / 1000.0)
+    }
+
+    pub fn server_cpu_per_thousand_edits(&self) -> Option<f64> {
+        self.per_thousand_edits(self.server_cpu_seconds)
+    }
+
+    pub fn bench_cpu_per_thousand_edits(&self) -> Option<f64> {
+        self.per_thousand_edits(self.bench_cpu_seconds)
+    }
+
+    pub fn to_json(&self) -> Value {
+        let percent =
+            |seconds: Option<f64>| seconds.map(|seconds| (seconds / self.load.seconds as f64 * 100.0).round());
+        json!({
+            "clients": self.load.clients,
+            "documents": self.load.documents,
+            "edits_per_second": self.load.clients as f64 * self.load.rate,
+            "edits_sent": self.edits_sent,
+            "deliveries_expected": self.deliveries_expected,
+            "deliveries_measured": self.deliveries_measured,
+            "latency_p50_ms": self.p50_ms,
+            "latency_p99_ms": self.p99_ms,
+            "latency_p999_ms": self.p999_ms,
+            "server_cpu_percent": percent(self.server_cpu_seconds),
+            "server_cpu_seconds_per_1000_edits": self.server_cpu_per_thousand_edits(),
+            "server_rss_mib": self.server_rss_bytes.map(|bytes| bytes / (1024 * 1024)),
+            "bench_cpu_percent": percent(self.bench_cpu_seconds),
+            "bench_cpu_seconds_per_1000_edits": self.bench_cpu_per_thousand_edits(),
+        })
+    }
+}
+
+pub(crate) async fn measure_fanout(target: &Target, load: FanoutLoad) -> anyhow::Result<FanoutFigures> {
     let documents_count = load.documents.max(1);
     let mut documents = Vec::with_capacity(documents_count);
     for _ in 0..documents_count {
@@ -391,10 +530,17 @@ async fn fanout(target: &Target, load: FanoutLoad) -> anyhow::Result<Value> {
     }
     // Per sending client: when each of its clocks was sent.
     let mut sent_times: HashMap<u64, Arc<Mutex<Vec<Instant>>>> = HashMap::new();
+    let mut client_ids = Vec::with_capacity(load.clients);
     let mut clients = Vec::with_capacity(load.clients);
+    // How many clients each document has: an edit is delivered to all but its sender.
+    let mut clients_of_document = vec![0_usize; documents_count];
+    for index in 0..load.clients {
+        clients_of_document[index % documents_count] += 1;
+    }
     for index in 0..load.clients {
         let doc = new_doc();
         sent_times.insert(doc.client_id().get(), Arc::default());
+        client_ids.push(doc.client_id().get());
         clients.push(target.connect(&documents[index % documents_count], doc).await?);
     }
     let sent_times = Arc::new(sent_times);
@@ -464,31 +610,30 @@ async fn fanout(target: &Target, load: FanoutLoad) -> anyhow::Result<Value> {
     for task in tasks {
         all.extend(task.await?);
     }
-    let sent: usize = sent_times.values().map(|times| times.lock().map(|times| times.len()).unwrap_or(0)).sum();
-    let receivers_per_edit = (load.clients / documents_count).saturating_sub(1);
+    let mut edits_sent = 0;
+    let mut deliveries_expected = 0;
+    for (index, client_id) in client_ids.iter().enumerate() {
+        let sent = sent_times[client_id].lock().map(|times| times.len()).unwrap_or(0);
+        edits_sent += sent;
+        deliveries_expected += sent * clients_of_document[index % documents_count].saturating_sub(1);
+    }
     let mut latencies = Latencies(all);
     let cpu = |before: Option<ProcessUsage>, after: Option<ProcessUsage>| match (before, after) {
-        (Some(before), Some(after)) => {
-            json!(((after.cpu_seconds - before.cpu_seconds) / load.seconds as f64 * 100.0).round())
-        }
-        _ => Value::Null,
+        (Some(before), Some(after)) => Some(after.cpu_seconds - before.cpu_seconds),
+        _ => None,
     };
-    let figures = json!({
-        "clients": load.clients,
-        "documents": documents_count,
-        "edits_per_second": load.clients as f64 * load.rate,
-        "edits_sent": sent,
-        "deliveries_expected": sent * receivers_per_edit,
-        "deliveries_measured": latencies.0.len(),
-        "latency_p50_ms": latencies.percentile_ms(0.50),
-        "latency_p99_ms": latencies.percentile_ms(0.99),
-        "latency_p999_ms": latencies.percentile_ms(0.999),
-        "server_cpu_percent": cpu(before, after),
-        "server_rss_mib": after.map(|usage| usage.rss_bytes / (1024 * 1024)),
-        "bench_cpu_percent": cpu(bench_before, bench_after),
-    });
-    println!("fanout: {figures}");
-    Ok(figures)
+    Ok(FanoutFigures {
+        load: FanoutLoad { documents: documents_count, ..load },
+        edits_sent,
+        deliveries_expected,
+        deliveries_measured: latencies.0.len(),
+        p50_ms: latencies.percentile_ms(0.50),
+        p99_ms: latencies.percentile_ms(0.99),
+        p999_ms: latencies.percentile_ms(0.999),
+        server_cpu_seconds: cpu(before, after),
+        bench_cpu_seconds: cpu(bench_before, bench_after),
+        server_rss_bytes: after.map(|usage| usage.rss_bytes),
+    })
 }
 
 /// Loads documents holding the trace's whole history and reports the

@@ -5,6 +5,7 @@
 
 #![forbid(unsafe_code)]
 
+mod capacity;
 mod client;
 mod cluster;
 mod collab;

@@ -16,6 +16,11 @@ fn it_offers_the_four_benchmarks_and_refuses_anything_else() {
     for benchmark in ["collab", "sandbox", "history", "cluster"] {
         assert!(text.contains(benchmark), "{benchmark} is missing from:\n{text}");
     }
+    // Each benchmark's own arguments hold together (clap checks them when asked for help).
+    for benchmark in ["collab", "sandbox", "history", "cluster"] {
+        let help = bench().args([benchmark, "--help"]).output().expect("run codesync-bench");
+        assert!(help.status.success(), "{benchmark} --help: {}", String::from_utf8_lossy(&help.stderr));
+    }
     let refused = bench().arg("throughput").output().expect("run codesync-bench");
     assert_eq!(refused.status.code(), Some(2), "clap's usage error");
     assert!(String::from_utf8_lossy(&refused.stderr).contains("unrecognized subcommand 'throughput'"));

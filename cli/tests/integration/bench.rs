@@ -59,3 +59,40 @@ async fn the_collaboration_benchmark_runs_against_the_real_server() {
     assert_eq!(fanout["deliveries_measured"], fanout["deliveries_expected"], "{fanout}");
     assert_eq!(row["memory"]["documents"], 2);
 }
+
+/// `--capacity` raises the load step by step and reports the highest step sustained. The limit on
+/// the p99 is set out of reach: this asserts the steps and their deliveries, never a time.
+#[tokio::test]
+async fn the_capacity_search_steps_through_each_load_and_reports_the_highest_sustained() {
+    let cluster = Cluster::one_process(&[]).await;
+    let base_url = cluster.base_url.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(bench_binary())
+            .args(["collab", "--server", &format!("codesync={base_url}"), "--capacity"])
+            .args(["--capacity-steps", "4,8", "--capacity-seconds", "1", "--capacity-p99-ms", "600000"])
+            .args(["--capacity-clients-per-document", "4", "--fanout-rate", "10", "--require-every-delivery"])
+            .output()
+            .expect("run codesync-bench")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("| **sustainable** | **80** |"), "the table names the highest step:\n{stdout}");
+    let json_start = stdout.find("\n[").expect("the figures as JSON at the end");
+    let rows: Value = serde_json::from_str(&stdout[json_start..]).expect("JSON figures");
+    let capacity = &rows[0]["capacity"];
+    assert_eq!(capacity["sustainable_edits_per_second"], 80.0, "{capacity}");
+    let steps = capacity["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 2, "{capacity}");
+    for (step, clients) in steps.iter().zip([4, 8]) {
+        assert_eq!(step["clients"], clients);
+        assert_eq!(step["documents"], clients / 4);
+        assert_eq!(step["verdict"], "sustained");
+        assert!(step["edits_sent"].as_u64().unwrap() > 0, "{step}");
+        assert_eq!(step["deliveries_measured"], step["deliveries_expected"], "{step}");
+        assert!(step["server_cpu_seconds_per_1000_edits"].is_null(), "no --pid, no server CPU: {step}");
+        assert!(step["bench_cpu_seconds_per_1000_edits"].as_f64().is_some(), "{step}");
+    }
+    assert!(rows[0].get("replay").is_none(), "--capacity alone runs the capacity phase alone");
+}
