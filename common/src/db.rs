@@ -101,7 +101,10 @@ impl Database {
                 Backend::Sqlite => 8,
                 Backend::Postgres => 16,
             })
-            .acquire_timeout(Duration::from_secs(10));
+            .acquire_timeout(Duration::from_secs(10))
+            // A SQLite connection is a file this process holds open, with nothing between to fail;
+            // checking it before each use is a round trip to its thread for nothing.
+            .test_before_acquire(backend == Backend::Postgres);
         let pool_options = match backend {
             Backend::Sqlite => pool_options.after_connect(|connection, _metadata| {
                 Box::pin(async move {

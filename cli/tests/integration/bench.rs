@@ -16,6 +16,21 @@ fn bench_binary() -> std::path::PathBuf {
     path
 }
 
+/// Runs `codesync-bench` with `args` (off the runtime's threads), and answers its output and the
+/// figures it printed as JSON at the end; a failed run fails the test with its output.
+async fn run_bench(args: Vec<String>) -> (String, Value) {
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(bench_binary()).args(&args).output().expect("run codesync-bench")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let json_start = stdout.find("\n[").expect("the figures as JSON at the end");
+    let rows: Value = serde_json::from_str(&stdout[json_start..]).expect("JSON figures");
+    (stdout, rows)
+}
+
 #[tokio::test]
 async fn the_collaboration_benchmark_runs_against_the_real_server() {
     let cluster = Cluster::one_process(&[]).await;
@@ -34,22 +49,14 @@ async fn the_collaboration_benchmark_runs_against_the_real_server() {
     encoder.write_all(trace.to_string().as_bytes()).unwrap();
     std::fs::write(&trace_path, encoder.finish().unwrap()).unwrap();
 
-    let base_url = cluster.base_url.clone();
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(bench_binary())
-            .args(["collab", "--server", &format!("codesync={base_url}")])
-            .args(["--trace", &trace_path.display().to_string()])
-            .args(["--fanout-clients", "6", "--fanout-documents", "2", "--fanout-seconds", "2", "--fanout-rate", "20"])
-            .args(["--memory-documents", "2"])
-            .output()
-            .expect("run codesync-bench")
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
-    let json_start = stdout.find("\n[").expect("the figures as JSON at the end");
-    let rows: Value = serde_json::from_str(&stdout[json_start..]).expect("JSON figures");
+    let server = format!("codesync={}", cluster.base_url);
+    let trace = trace_path.display().to_string();
+    let (_, rows) = run_bench(args(&[
+        &["collab", "--server", &server, "--trace", &trace],
+        &["--fanout-clients", "6", "--fanout-documents", "2", "--fanout-seconds", "2", "--fanout-rate", "20"],
+        &["--memory-documents", "2"],
+    ]))
+    .await;
     let row = &rows[0];
     assert_eq!(row["server"], "codesync");
     assert_eq!(row["replay"]["edits"], 4);
@@ -65,22 +72,14 @@ async fn the_collaboration_benchmark_runs_against_the_real_server() {
 #[tokio::test]
 async fn the_capacity_search_steps_through_each_load_and_reports_the_highest_sustained() {
     let cluster = Cluster::one_process(&[]).await;
-    let base_url = cluster.base_url.clone();
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(bench_binary())
-            .args(["collab", "--server", &format!("codesync={base_url}"), "--capacity"])
-            .args(["--capacity-steps", "4,8", "--capacity-seconds", "1", "--capacity-p99-ms", "600000"])
-            .args(["--capacity-clients-per-document", "4", "--fanout-rate", "10", "--require-every-delivery"])
-            .output()
-            .expect("run codesync-bench")
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let server = format!("codesync={}", cluster.base_url);
+    let (stdout, rows) = run_bench(args(&[
+        &["collab", "--server", &server, "--capacity", "--capacity-steps", "4,8", "--capacity-seconds", "1"],
+        &["--capacity-p99-ms", "600000", "--capacity-attempts", "1", "--capacity-clients-per-document", "4"],
+        &["--fanout-rate", "10", "--require-every-delivery"],
+    ]))
+    .await;
     assert!(stdout.contains("| **sustainable** | **80** |"), "the table names the highest step:\n{stdout}");
-    let json_start = stdout.find("\n[").expect("the figures as JSON at the end");
-    let rows: Value = serde_json::from_str(&stdout[json_start..]).expect("JSON figures");
     let capacity = &rows[0]["capacity"];
     assert_eq!(capacity["sustainable_edits_per_second"], 80.0, "{capacity}");
     let steps = capacity["steps"].as_array().unwrap();
@@ -95,4 +94,8 @@ async fn the_capacity_search_steps_through_each_load_and_reports_the_highest_sus
         assert!(step["bench_cpu_seconds_per_1000_edits"].as_f64().is_some(), "{step}");
     }
     assert!(rows[0].get("replay").is_none(), "--capacity alone runs the capacity phase alone");
+}
+
+fn args(groups: &[&[&str]]) -> Vec<String> {
+    groups.iter().flat_map(|group| group.iter().map(|arg| arg.to_string())).collect()
 }

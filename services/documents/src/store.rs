@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use codesync_common::ServiceResult;
 use codesync_common::db::{Database, DatabaseError, Migration};
-use sqlx::Row;
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, Row};
 
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -141,7 +142,51 @@ impl DocumentsStore {
         now_ms: i64,
         fence: Option<&str>,
     ) -> ServiceResult<BTreeSet<String>> {
-        let mut transaction = self.database.pool().begin().await?;
+        self.write_batch_on(&mut None, updates, snapshots, now_ms, fence).await
+    }
+
+    /// [`Self::write_batch`] on a connection the writer keeps between batches (taken from the
+    /// pool when `held` is empty, and dropped after a failure): a commit is then its statements
+    /// alone, without a checkout from the pool before each. With SQLite every statement is a
+    /// round trip to the connection's own thread, and at light load every edit is a commit.
+    pub async fn write_batch_on(
+        &self,
+        held: &mut Option<PoolConnection<Any>>,
+        updates: &[AppendedUpdate],
+        snapshots: &[Snapshot],
+        now_ms: i64,
+        fence: Option<&str>,
+    ) -> ServiceResult<BTreeSet<String>> {
+        let connection = match held {
+            Some(connection) => connection,
+            None => held.insert(self.database.pool().acquire().await?),
+        };
+        let result = Self::write_batch_in(connection, updates, snapshots, now_ms, fence).await;
+        if result.is_err() {
+            // Whatever failed may have been the connection: the next batch takes another.
+            *held = None;
+        }
+        result
+    }
+
+    async fn write_batch_in(
+        connection: &mut PoolConnection<Any>,
+        updates: &[AppendedUpdate],
+        snapshots: &[Snapshot],
+        now_ms: i64,
+        fence: Option<&str>,
+    ) -> ServiceResult<BTreeSet<String>> {
+        // Appends alone that fit one statement need no transaction around it: one statement is
+        // atomic and, with `synchronous=FULL` (SQLite) or `synchronous_commit` (PostgreSQL),
+        // durable when it returns. At light load that is every commit: one round trip, not three.
+        if fence.is_none() && snapshots.is_empty() && updates.len() <= ROWS_PER_INSERT {
+            if !updates.is_empty() {
+                let updates: Vec<&AppendedUpdate> = updates.iter().collect();
+                insert_updates(&mut **connection, &updates, now_ms).await?;
+            }
+            return Ok(BTreeSet::new());
+        }
+        let mut transaction = sqlx::Connection::begin(&mut **connection).await?;
         let mut fenced = BTreeSet::new();
         if let Some(node_id) = fence {
             let mut epochs: BTreeMap<&str, i64> = BTreeMap::new();
@@ -178,22 +223,7 @@ impl DocumentsStore {
         let snapshots: Vec<&Snapshot> =
             snapshots.iter().filter(|snapshot| !fenced.contains(&snapshot.file_id)).collect();
         for chunk in updates.chunks(ROWS_PER_INSERT) {
-            let mut sql = String::from("INSERT INTO document_updates (file_id, seq, update_v1, created_at_ms) VALUES ");
-            for index in 0..chunk.len() {
-                let base = index * 4;
-                if index > 0 {
-                    sql.push_str(", ");
-                }
-                sql.push_str(&format!("(${}, ${}, ${}, ${})", base + 1, base + 2, base + 3, base + 4));
-            }
-            // A retried batch may meet rows it already wrote; the same seq holds the same update.
-            sql.push_str(" ON CONFLICT (file_id, seq) DO NOTHING");
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for update in chunk {
-                query =
-                    query.bind(update.file_id.as_str()).bind(update.seq).bind(update.update_v1.as_ref()).bind(now_ms);
-            }
-            query.execute(&mut *transaction).await?;
+            insert_updates(&mut *transaction, chunk, now_ms).await?;
         }
         for snapshot in snapshots {
             sqlx::query(
@@ -216,4 +246,27 @@ impl DocumentsStore {
         transaction.commit().await?;
         Ok(fenced)
     }
+}
+
+/// One multi-row INSERT of appended updates.
+async fn insert_updates<'e, E>(executor: E, updates: &[&AppendedUpdate], now_ms: i64) -> ServiceResult<()>
+where
+    E: sqlx::Executor<'e, Database = Any>,
+{
+    let mut sql = String::from("INSERT INTO document_updates (file_id, seq, update_v1, created_at_ms) VALUES ");
+    for index in 0..updates.len() {
+        let base = index * 4;
+        if index > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!("(${}, ${}, ${}, ${})", base + 1, base + 2, base + 3, base + 4));
+    }
+    // A retried batch may meet rows it already wrote; the same seq holds the same update.
+    sql.push_str(" ON CONFLICT (file_id, seq) DO NOTHING");
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for update in updates {
+        query = query.bind(update.file_id.as_str()).bind(update.seq).bind(update.update_v1.as_ref()).bind(now_ms);
+    }
+    query.execute(executor).await?;
+    Ok(())
 }

@@ -81,6 +81,8 @@ async fn write_loop(
     ownership: Ownership,
 ) {
     let mut batch = Vec::with_capacity(MAX_REQUESTS_PER_BATCH);
+    // The writer's own connection, kept from one batch to the next.
+    let mut connection = None;
     loop {
         batch.clear();
         if receiver.recv_many(&mut batch, MAX_REQUESTS_PER_BATCH).await == 0 {
@@ -113,7 +115,9 @@ async fn write_loop(
         }
         let started = std::time::Instant::now();
         let fence = ownership.fence().await;
-        let result = store.write_batch(&updates, &snapshots, codesync_common::now_ms(), fence.as_deref()).await;
+        let result = store
+            .write_batch_on(&mut connection, &updates, &snapshots, codesync_common::now_ms(), fence.as_deref())
+            .await;
         metrics.record_commit(updates.len(), started.elapsed());
         match result {
             Ok(fenced) => {
