@@ -14,6 +14,7 @@ pub mod kafka;
 pub mod limits;
 pub mod metrics;
 pub mod outbox;
+pub mod paths;
 pub mod queue;
 pub mod rate_limit;
 pub mod redis;

@@ -14,8 +14,24 @@ pub const ROOM_NAME_MAX_CHARS: usize = 100;
 pub const ROOM_DESCRIPTION_MAX_CHARS: usize = 2000;
 /// File names: a file system's limit, in bytes of UTF-8.
 pub const FILENAME_MAX_BYTES: usize = 255;
+/// A file's path in its room (`src/app/main.py`): at most this many bytes of UTF-8, and at most
+/// this many parts (folders and the file's own name).
+pub const FILE_PATH_MAX_BYTES: usize = 1024;
+pub const FILE_PATH_MAX_DEPTH: usize = 16;
 /// A file's text, in bytes of UTF-8.
 pub const FILE_MAX_BYTES: usize = 1024 * 1024;
+
+/// Search across a room's files: the query in characters, and the matches one answer holds.
+pub const SEARCH_QUERY_MAX_CHARS: usize = 500;
+pub const SEARCH_DEFAULT_RESULTS: u32 = 200;
+pub const SEARCH_MAX_RESULTS: u32 = 1000;
+
+/// A project as a zip archive: the upload's size, its entries, what they expand to together,
+/// and how far one entry may expand (a zip bomb expands thousands of times).
+pub const ARCHIVE_MAX_BYTES: usize = 16 * 1024 * 1024;
+pub const ARCHIVE_MAX_ENTRIES: usize = 1000;
+pub const ARCHIVE_MAX_EXPANDED_BYTES: u64 = 64 * 1024 * 1024;
+pub const ARCHIVE_MAX_RATIO: u64 = 100;
 
 /// A saved version's message, trimmed.
 pub const VERSION_MESSAGE_MAX_CHARS: usize = 500;

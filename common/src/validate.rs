@@ -88,21 +88,14 @@ pub fn email_pattern() -> String {
     format!(r"^{local}@{label}(?:\.{label})+$")
 }
 
-/// The pattern of a room's file name (the rooms service's rule): no `/`, `\`, `<>:"|?*` or
-/// control characters, no white space at either end, and not `.` or `..`. Its length is in bytes
-/// (`FILENAME_MAX_BYTES`), which a pattern cannot count.
-pub fn room_filename_pattern() -> String {
-    let refused = format!(r#"{FORBIDDEN_CLASS}/\\<>:"|?*"#);
-    let edge = format!("[^{WHITESPACE_CLASS}{refused}]");
-    let edge_not_dot = format!("[^{WHITESPACE_CLASS}{refused}.]");
-    format!(r"^(?:{edge_not_dot}|{edge_not_dot}{edge}|\.{edge_not_dot}|{edge}[^{refused}]+{edge})$")
-}
-
-/// The pattern of a file name in an inline run (the sandbox's rule): no `/`, `\` or control
-/// characters, not starting with `-`, and not `.` or `..`.
+/// The pattern of a file's path in an inline run (the sandbox's rule): `/`-separated parts (at
+/// most `FILE_PATH_MAX_DEPTH`), each without `\` or control characters, not starting with `-`,
+/// and not `.` or `..`.
 pub fn run_filename_pattern() -> String {
     let refused = r"\u0000-\u001f\u007f-\u009f/\\";
-    format!(r"^(?:[^{refused}.-]|[^{refused}.-][^{refused}]|\.[^{refused}.]|[^{refused}-][^{refused}]{{2,}})$")
+    let part =
+        format!(r"(?:[^{refused}.-]|[^{refused}.-][^{refused}]|\.[^{refused}.]|[^{refused}-][^{refused}]{{2,}})");
+    format!(r"^{part}(?:/{part}){{0,{}}}$", crate::limits::FILE_PATH_MAX_DEPTH - 1)
 }
 
 /// Text with something in it once trimmed.

@@ -31,7 +31,12 @@ pub async fn limit_declared_length(State(state): State<GatewayState>, request: R
     let Some(declared_length) = declared_length else {
         return next.run(request).await;
     };
-    if declared_length <= state.max_body_bytes as u64 {
+    let limit = if crate::routes::archive::is_upload(request.method(), request.uri().path()) {
+        codesync_common::limits::ARCHIVE_MAX_BYTES
+    } else {
+        state.max_body_bytes
+    };
+    if declared_length <= limit as u64 {
         return next.run(request).await;
     }
     if declared_length <= MAX_DRAIN_BYTES {

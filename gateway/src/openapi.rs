@@ -85,9 +85,9 @@ fn constrain(document: &mut Value) {
     let room_description = json!({"type": ["string", "null"], "maxLength": l::ROOM_DESCRIPTION_MAX_CHARS,
         "pattern": format!("^[^{}]*$", v::MULTI_LINE_FORBIDDEN_CLASS),
         "description": format!("At most {} characters; no control characters but tabs and line breaks.", l::ROOM_DESCRIPTION_MAX_CHARS)});
-    let filename = json!({"type": "string", "maxLength": l::FILENAME_MAX_BYTES, "pattern": v::room_filename_pattern(),
-        "description": format!("1 to {} bytes of UTF-8; no `/`, `\\`, `<>:\"|?*` or control characters, no spaces at either end, not `.` or `..`. The language follows the extension.", l::FILENAME_MAX_BYTES),
-        "example": "main.py"});
+    let filename = json!({"type": "string", "maxLength": l::FILE_PATH_MAX_BYTES, "pattern": codesync_common::paths::path_pattern(),
+        "description": format!("A path in the room (`src/app/main.py`): at most {} `/`-separated parts and {} bytes of UTF-8 (Unicode NFC); each part 1 to {} bytes with no `\\`, `<>:\"|?*` or control characters, no spaces at either end, not `.` or `..`. Paths are case-sensitive, but two files of a room may not differ only in case, and a path cannot be both a file and a folder. The language follows the extension.", l::FILE_PATH_MAX_DEPTH, l::FILE_PATH_MAX_BYTES, l::FILENAME_MAX_BYTES),
+        "example": "src/main.py"});
     let content = json!({"type": ["string", "null"], "maxLength": l::FILE_MAX_BYTES, "pattern": "^[^\\u0000]*$",
         "description": format!("At most {} bytes of UTF-8, no NUL characters.", l::FILE_MAX_BYTES)});
     let uuid = json!({"type": "string", "format": "uuid"});
@@ -129,7 +129,9 @@ fn constrain(document: &mut Value) {
     );
     set("CreateFileBody", "filename", filename.clone());
     set("CreateFileBody", "content", content.clone());
-    set("UpdateFileBody", "filename", nullable(filename));
+    set("UpdateFileBody", "filename", nullable(filename.clone()));
+    set("MoveFolderBody", "from", filename.clone());
+    set("MoveFolderBody", "to", filename);
     set("UpdateFileBody", "content", content);
     set(
         "SaveBody",
@@ -157,8 +159,8 @@ fn constrain(document: &mut Value) {
     set(
         "SourceFileBody",
         "name",
-        json!({"type": "string", "maxLength": l::FILENAME_MAX_BYTES, "pattern": v::run_filename_pattern(),
-        "example": "main.py", "description": "A plain file name: no `/`, `\\` or control characters, not starting with `-`, not `.` or `..`."}),
+        json!({"type": "string", "maxLength": l::FILE_PATH_MAX_BYTES, "pattern": v::run_filename_pattern(),
+        "example": "main.py", "description": "A file's path in the run's directory (`src/app/main.py`): `/`-separated parts, each without `\\` or control characters, not starting with `-`, not `.` or `..`."}),
     );
     set("SourceFileBody", "content", json!({"type": "string", "maxLength": l::RUN_SOURCE_MAX_BYTES}));
     set("PositionBody", "line", position.clone());

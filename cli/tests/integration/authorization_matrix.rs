@@ -102,6 +102,10 @@ enum Rpc {
     RoomsGetFile,
     RoomsUpdateFile,
     RoomsDeleteFile,
+    RoomsMoveFolder,
+    RoomsDeleteFolder,
+    RoomsSearchFiles,
+    RoomsImportFiles,
     RoomsCheckAccess,
     RoomsCheckDeletedFile,
     DocumentsCollaborate,
@@ -144,7 +148,7 @@ enum Rpc {
 
 use Rpc::*;
 
-const RPCS: [Rpc; 60] = [
+const RPCS: [Rpc; 64] = [
     AuthRegister,
     AuthLogin,
     AuthRefresh,
@@ -167,6 +171,10 @@ const RPCS: [Rpc; 60] = [
     RoomsGetFile,
     RoomsUpdateFile,
     RoomsDeleteFile,
+    RoomsMoveFolder,
+    RoomsDeleteFolder,
+    RoomsSearchFiles,
+    RoomsImportFiles,
     RoomsCheckAccess,
     RoomsCheckDeletedFile,
     DocumentsCollaborate,
@@ -236,7 +244,7 @@ impl Rpc {
             AuthGetCurrentUser | AuthGetUserProfiles | RoomsCreateRoom | RoomsJoinRoom => signed_in,
             RoomsGetRoom | RoomsListMembers | RoomsListFiles | RoomsGetFile | HistoryListVersions
             | HistoryGetVersion | HistoryDiffVersions => anyone_reads,
-            RoomsCheckAccess | DocumentsGetDocument => anyone_reads,
+            RoomsCheckAccess | RoomsSearchFiles | DocumentsGetDocument => anyone_reads,
             // Live collaboration (and presence in it) is for members; outsiders read public files.
             DocumentsCollaborate => member,
             RoomsUpdateRoom
@@ -247,6 +255,9 @@ impl Rpc {
             RoomsCreateFile
             | RoomsUpdateFile
             | RoomsDeleteFile
+            | RoomsMoveFolder
+            | RoomsDeleteFolder
+            | RoomsImportFiles
             | DocumentsApplyUpdate
             | DocumentsReplaceText
             | DocumentsInsertText
@@ -690,6 +701,58 @@ impl Matrix {
                         .await,
                 );
                 (rest, grpc)
+            }
+            RoomsMoveFolder | RoomsDeleteFolder => {
+                // A folder for each surface, made by the owner.
+                for surface in ["r", "g"] {
+                    let path = format!("{room_path}/files");
+                    let body = json!({"filename": format!("f{serial}{surface}/a.py")});
+                    let (status, file) = self.cluster.post(&path, self.token(Role::Owner), body).await;
+                    assert_eq!(status, StatusCode::CREATED, "{file}");
+                }
+                if rpc == RoomsMoveFolder {
+                    let body = json!({"from": format!("f{serial}r"), "to": format!("t{serial}r")});
+                    let rest = self.rest(role, M::POST, &format!("{room_path}/folders/move"), Some(body)).await;
+                    let message = rooms::MoveFolderRequest {
+                        room_id: room_id.clone(),
+                        from: format!("f{serial}g"),
+                        to: format!("t{serial}g"),
+                    };
+                    (rest, Outcome::of(rooms.move_folder(self.request(role, message)).await))
+                } else {
+                    let rest = self.rest(role, M::DELETE, &format!("{room_path}/folders?path=f{serial}r"), None).await;
+                    let message = rooms::DeleteFolderRequest { room_id: room_id.clone(), path: format!("f{serial}g") };
+                    (rest, Outcome::of(rooms.delete_folder(self.request(role, message)).await))
+                }
+            }
+            RoomsSearchFiles => (
+                self.rest(role, M::GET, &format!("{room_path}/search?q=print"), None).await,
+                Outcome::of(
+                    rooms
+                        .search_files(self.request(
+                            role,
+                            rooms::SearchFilesRequest {
+                                room_id: room_id.clone(),
+                                query: "print".into(),
+                                ..Default::default()
+                            },
+                        ))
+                        .await,
+                ),
+            ),
+            RoomsImportFiles => {
+                let archive = crate::projects::zip_of(&[(&format!("i{serial}r.py"), "print(5)\n")]);
+                let response = self
+                    .cluster
+                    .post_raw(&format!("{room_path}/archive"), self.token(role), "application/zip", archive)
+                    .await;
+                let (status, body) = crate::harness::read(response).await;
+                let rest = if status.is_success() { Outcome::Allowed } else { refused(status, &body) };
+                let message = rooms::ImportFilesRequest {
+                    room_id: room_id.clone(),
+                    files: vec![rooms::SourceFile { path: format!("i{serial}g.py"), content: "print(6)\n".into() }],
+                };
+                (rest, Outcome::of(rooms.import_files(self.request(role, message)).await))
             }
             // What a caller may do with a file: answered as reading the file is.
             RoomsCheckAccess => (

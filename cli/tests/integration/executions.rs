@@ -164,6 +164,43 @@ async fn a_rooms_file_runs_with_its_live_content_and_its_neighbours() {
     );
     assert_eq!(result["language"], "python");
 
+    // Files in folders are at their paths: a package imports as it would on disk.
+    for (path, content) in [
+        ("src/app/__init__.py", ""),
+        ("src/app/util.py", "def hello():\n    return 'from a package'\n"),
+        (
+            "src/run.py",
+            "from app import util\nprint(util.hello())\nprint(open('src/app/util.py').readline().strip())\n",
+        ),
+    ] {
+        let (status, file) = cluster.post(&files, owner.token(), json!({"filename": path, "content": content})).await;
+        assert_eq!(status, StatusCode::CREATED, "{file}");
+        if path == "src/run.py" {
+            let (status, result) = cluster.post("/api/executions", owner.token(), json!({"file_id": file["id"]})).await;
+            assert_eq!(status, StatusCode::OK, "{result}");
+            assert_eq!(
+                (result["status"].as_str(), result["stdout"].as_str()),
+                (Some("ok"), Some("from a package\ndef hello():\n")),
+                "{result}"
+            );
+        }
+    }
+    let inline = json!({"language": "python", "entry": "pkg/main.py", "files": [
+        {"name": "pkg/main.py", "content": "import helper\nprint(helper.X)\n"},
+        {"name": "pkg/helper.py", "content": "X = 'inline folders'\n"},
+    ]});
+    let (status, result) = cluster.post("/api/executions", owner.token(), inline).await;
+    assert_eq!((status, result["stdout"].as_str()), (StatusCode::OK, Some("inline folders\n")), "{result}");
+    for hostile in ["pkg/../../x.py", "/abs.py", "pkg//x.py", "-pkg/x.py", "pkg/-x.py"] {
+        let body = json!({"language": "python", "files": [{"name": hostile, "content": ""}]});
+        let (status, result) = cluster.post("/api/executions", owner.token(), body).await;
+        assert_eq!(
+            (status, result["error"]["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_file_name")),
+            "{hostile}"
+        );
+    }
+
     let (status, _) = cluster.post("/api/executions", outsider.token(), json!({"file_id": main_id})).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "a private room's file does not exist for others");
 }

@@ -19,6 +19,7 @@ mod hostile_input;
 mod interop;
 mod notifications;
 mod presence;
+mod projects;
 mod rooms;
 mod scenario;
 mod security;

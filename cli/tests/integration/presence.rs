@@ -10,9 +10,9 @@ use tokio_tungstenite::tungstenite::{self, Message};
 
 use crate::harness::{Cluster, Session};
 
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+pub(crate) type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn join(cluster: &Cluster, room_id: &str, session: &Session) -> Result<Socket, u16> {
+pub(crate) async fn join(cluster: &Cluster, room_id: &str, session: &Session) -> Result<Socket, u16> {
     let url = cluster.ws_url(&format!("/ws/rooms/{room_id}?token={}", session.access_token));
     match tokio_tungstenite::connect_async(url).await {
         Ok((socket, _)) => Ok(socket),
@@ -26,7 +26,7 @@ async fn send(socket: &mut Socket, message: Value) {
 }
 
 /// The next JSON message of type `kind`, skipping others.
-async fn next_of(socket: &mut Socket, kind: &str) -> Value {
+pub(crate) async fn next_of(socket: &mut Socket, kind: &str) -> Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         let message = tokio::time::timeout_at(deadline, socket.next())

@@ -563,6 +563,27 @@ export interface paths {
         patch: operations["update_room"];
         trace?: never;
     };
+    "/api/rooms/{room_id}/archive": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The room's files as a zip archive, each with its live text (whoever may read the room). */
+        get: operations["download"];
+        put?: never;
+        /**
+         * Uploads a zip archive into the room (owner and editors): its files are created, or replace
+         *     the files at the same paths. Either every file is written or none is.
+         */
+        post: operations["upload"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/rooms/{room_id}/files": {
         parameters: {
             query?: never;
@@ -575,6 +596,40 @@ export interface paths {
         put?: never;
         /** Creates a file (owner and editors). */
         post: operations["create_file"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/rooms/{room_id}/folders": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Deletes a folder and every file in it (owner and editors). */
+        delete: operations["delete_folder"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/rooms/{room_id}/folders/move": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Moves or renames a folder with every file in it, at once (owner and editors). */
+        post: operations["move_folder"];
         delete?: never;
         options?: never;
         head?: never;
@@ -633,6 +688,23 @@ export interface paths {
         patch: operations["update_member"];
         trace?: never;
     };
+    "/api/rooms/{room_id}/search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Searches the live text of the room's files (whoever may read them). */
+        get: operations["search"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/healthz": {
         parameters: {
             query?: never;
@@ -688,6 +760,27 @@ export interface components {
             latency_histogram: components["schemas"]["BucketBody"][];
             modes: components["schemas"]["ModeStatsBody"][];
         };
+        ArchiveEntryBody: {
+            /**
+             * @description Why it was refused: `invalid_filename`, `symlink`, `binary_file`, `file_too_large`,
+             *     `suspicious_compression`, `file_exists`, `path_conflict`, `invalid_archive`.
+             */
+            error_code?: string;
+            file_id?: string;
+            message?: string;
+            /**
+             * @description `created`, `replaced`, `skipped` (folders, macOS metadata), `accepted` (checked, not
+             *     written because another entry was refused) or `refused`.
+             */
+            outcome: string;
+            /** @description The entry's name in the archive, or its path in the room once normalised. */
+            path: string;
+        };
+        ArchiveReportBody: {
+            files: components["schemas"]["ArchiveEntryBody"][];
+            /** @description Whether the files were written (all of them) or not (none). */
+            written: boolean;
+        };
         /**
          * @description A question for the assistant: the mode, and a file of a room (`file_id`, whose live content
          *     is read with the caller's access) or inline `code`.
@@ -742,8 +835,8 @@ export interface components {
             /** @description At most 1048576 bytes of UTF-8, no NUL characters. */
             content?: string | null;
             /**
-             * @description 1 to 255 bytes of UTF-8; no `/`, `\`, `<>:"|?*` or control characters, no spaces at either end, not `.` or `..`. The language follows the extension.
-             * @example main.py
+             * @description A path in the room (`src/app/main.py`): at most 16 `/`-separated parts and 1024 bytes of UTF-8 (Unicode NFC); each part 1 to 255 bytes with no `\`, `<>:"|?*` or control characters, no spaces at either end, not `.` or `..`. Paths are case-sensitive, but two files of a room may not differ only in case, and a path cannot be both a file and a folder. The language follows the extension.
+             * @example src/main.py
              */
             filename: string;
         };
@@ -754,6 +847,9 @@ export interface components {
             is_public: boolean;
             /** @description 1 to 100 characters once trimmed, no control characters. */
             name: string;
+        };
+        DeletedFolderBody: {
+            deleted_file_ids: string[];
         };
         DiffBody: {
             from: string;
@@ -941,6 +1037,22 @@ export interface components {
              */
             success_rate: number;
         };
+        MoveFolderBody: {
+            /**
+             * @description A path in the room (`src/app/main.py`): at most 16 `/`-separated parts and 1024 bytes of UTF-8 (Unicode NFC); each part 1 to 255 bytes with no `\`, `<>:"|?*` or control characters, no spaces at either end, not `.` or `..`. Paths are case-sensitive, but two files of a room may not differ only in case, and a path cannot be both a file and a folder. The language follows the extension.
+             * @example src/main.py
+             */
+            from: string;
+            /**
+             * @description A path in the room (`src/app/main.py`): at most 16 `/`-separated parts and 1024 bytes of UTF-8 (Unicode NFC); each part 1 to 255 bytes with no `\`, `<>:"|?*` or control characters, no spaces at either end, not `.` or `..`. Paths are case-sensitive, but two files of a room may not differ only in case, and a path cannot be both a file and a folder. The language follows the extension.
+             * @example src/main.py
+             */
+            to: string;
+        };
+        MovedFolderBody: {
+            /** @description The moved files at their new paths. */
+            files: components["schemas"]["FileBody"][];
+        };
         NoticeBody: {
             message?: string;
             /** @description 1 to 200 characters once trimmed. */
@@ -1110,6 +1222,34 @@ export interface components {
             /** @description What this version is: at most 500 characters once trimmed. */
             message?: string | null;
         };
+        SearchBody: {
+            /** Format: int32 */
+            files_searched: number;
+            matches: components["schemas"]["SearchMatchBody"][];
+            /** @description There were more matches than `max_results`, or the search ran out of time (5 s). */
+            truncated: boolean;
+        };
+        SearchMatchBody: {
+            /**
+             * Format: int32
+             * @description 1-based, in UTF-16 code units (as editors in a browser count).
+             */
+            column: number;
+            file_id: string;
+            filename: string;
+            /**
+             * Format: int32
+             * @description The match's length in UTF-16 code units.
+             */
+            length: number;
+            /**
+             * Format: int32
+             * @description 1-based.
+             */
+            line: number;
+            /** @description The line (at most 400 characters of it, around the match). */
+            text: string;
+        };
         SelectionBody: {
             end: components["schemas"]["PositionBody"];
             start: components["schemas"]["PositionBody"];
@@ -1136,7 +1276,7 @@ export interface components {
         SourceFileBody: {
             content: string;
             /**
-             * @description A plain file name: no `/`, `\` or control characters, not starting with `-`, not `.` or `..`.
+             * @description A file's path in the run's directory (`src/app/main.py`): `/`-separated parts, each without `\` or control characters, not starting with `-`, not `.` or `..`.
              * @example main.py
              */
             name: string;
@@ -1157,8 +1297,8 @@ export interface components {
             /** @description At most 1048576 bytes of UTF-8, no NUL characters. */
             content?: string | null;
             /**
-             * @description 1 to 255 bytes of UTF-8; no `/`, `\`, `<>:"|?*` or control characters, no spaces at either end, not `.` or `..`. The language follows the extension.
-             * @example main.py
+             * @description A path in the room (`src/app/main.py`): at most 16 `/`-separated parts and 1024 bytes of UTF-8 (Unicode NFC); each part 1 to 255 bytes with no `\`, `<>:"|?*` or control characters, no spaces at either end, not `.` or `..`. Paths are case-sensitive, but two files of a room may not differ only in case, and a path cannot be both a file and a folder. The language follows the extension.
+             * @example src/main.py
              */
             filename?: string | null;
         } | {
@@ -4578,6 +4718,205 @@ export interface operations {
             };
         };
     };
+    download: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the room's id */
+                room_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description a zip archive of the room's files at their paths */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/zip": number[];
+                };
+            };
+            /** @description an access token was sent and is invalid or expired (`invalid_token`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such room, or a private room of others */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the files come to more than 64 MiB (`archive_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description too many requests from this address or user; `Retry-After` says when to try again (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a service is unavailable or restarting; try again (`service_unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a service did not answer in time (`timeout`) */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    upload: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the room's id */
+                room_id: string;
+            };
+            cookie?: never;
+        };
+        /** @description a zip archive of at most 16 MiB, at most 1000 entries of UTF-8 text files of at most 1 MiB each, 64 MiB in all */
+        requestBody: {
+            content: {
+                "application/zip": number[];
+            };
+        };
+        responses: {
+            /** @description every file written */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ArchiveReportBody"];
+                };
+            };
+            /** @description not a zip archive (`invalid_archive`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not signed in, or the access token is invalid or expired (`authentication_required`, `invalid_token`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a viewer or a non-member */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such room */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description over 16 MiB, over 1000 entries, or expanding past 64 MiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not `application/zip` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description some entries refused, nothing written (`archive_refused`; `files` says why for each) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ArchiveReportBody"];
+                };
+            };
+            /** @description too many requests from this address or user; `Retry-After` says when to try again (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a service is unavailable or restarting; try again (`service_unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a service did not answer in time (`timeout`) */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     list_files: {
         parameters: {
             query?: never;
@@ -4719,6 +5058,215 @@ export interface operations {
                 };
             };
             /** @description content over 1 MiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is not sent as `application/json` (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body lacks a required field, has an unknown one, or a value of the wrong type (`invalid_body`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description too many requests from this address or user; `Retry-After` says when to try again (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a service is unavailable or restarting; try again (`service_unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a service did not answer in time (`timeout`) */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_folder: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The folder's path. */
+                path: string;
+                /** @description the room's id */
+                room_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the deleted files */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeletedFolderBody"];
+                };
+            };
+            /** @description not signed in, or the access token is invalid or expired (`authentication_required`, `invalid_token`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a viewer or a non-member */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such room, or no file in that folder */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description too many requests from this address or user; `Retry-After` says when to try again (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a service is unavailable or restarting; try again (`service_unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a service did not answer in time (`timeout`) */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    move_folder: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the room's id */
+                room_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MoveFolderBody"];
+            };
+        };
+        responses: {
+            /** @description the moved files */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MovedFolderBody"];
+                };
+            };
+            /** @description an invalid path, or a folder moved into itself */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not signed in, or the access token is invalid or expired (`authentication_required`, `invalid_token`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a viewer or a non-member */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such room, or no file in that folder */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a moved file would clash with another (`file_exists`, `path_conflict`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is too large (`payload_too_large`) */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -5096,6 +5644,94 @@ export interface operations {
             };
             /** @description the body lacks a required field, has an unknown one, or a value of the wrong type (`invalid_body`) */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description too many requests from this address or user; `Retry-After` says when to try again (`rate_limited`) */
+            429: {
+                headers: {
+                    /** @description seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a service is unavailable or restarting; try again (`service_unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a service did not answer in time (`timeout`) */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    search: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description What to find: 1 to 500 characters. */
+                q: string;
+                /** @description `q` is a regular expression (linear-time syntax: no look-around or back-references). */
+                regex: boolean;
+                case_sensitive: boolean;
+                /** @description Only where `q` is a whole word. */
+                whole_word: boolean;
+                /** @description At most this many matches: 1 to 1000 (default 200). */
+                max_results: string | null;
+                /** @description the room's id */
+                room_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description matches, by file path then position */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SearchBody"];
+                };
+            };
+            /** @description an empty, too long or invalid query (`invalid_query`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description an access token was sent and is invalid or expired (`invalid_token`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such room, or a private room of others */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -23,8 +23,9 @@ pub fn router() -> OpenApiRouter<GatewayState> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateFileBody {
-    /// 1 to 255 bytes; no `/`, `\`, control characters, `.` or `..`.
-    #[schema(example = "main.py")]
+    /// A path in the room (`src/app/main.py`): `/`-separated parts, each 1 to 255 bytes with no
+    /// `\`, control characters, `.` or `..`; at most 16 parts and 1024 bytes.
+    #[schema(example = "src/main.py")]
     pub filename: String,
     #[serde(default, deserialize_with = "none_if_null")]
     pub content: Option<String>,
@@ -64,7 +65,7 @@ pub struct FileListBody {
     pub files: Vec<FileBody>,
 }
 
-fn file_body(file: pb::File) -> FileBody {
+pub(crate) fn file_body(file: pb::File) -> FileBody {
     FileBody {
         id: file.id,
         room_id: file.room_id,

@@ -1,13 +1,16 @@
 //! The REST endpoints of SPEC section 3, each a thin translation to one gRPC call.
 
 pub mod analytics;
+pub mod archive;
 pub mod assistant;
 pub mod auth;
 pub mod executions;
 pub mod files;
+pub mod folders;
 pub mod history;
 pub mod notifications;
 pub mod rooms;
+pub mod search;
 
 use codesync_common::ErrorCode;
 use serde::Deserialize;

@@ -3,7 +3,7 @@
 //!
 //! From the client: `{"type":"focus","file_id":"…"|null}`, `{"type":"typing","typing":true}`,
 //! `{"type":"chat","text":"…"}`, `{"type":"ping"}`. From the server: `history`, `presence`,
-//! `chat`, `typing`, `error` and `pong`; docs/protocol.md has the fields.
+//! `chat`, `typing`, `file_changed`, `error` and `pong`; docs/protocol.md has the fields.
 
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
@@ -145,5 +145,13 @@ fn server_event_json(event: pb::room_server_event::Event) -> Value {
             "typing": typing.typing,
         }),
         Event::Error(error) => json!({"type": "error", "code": error.code, "message": error.message}),
+        Event::FileChanged(changed) => json!({
+            "type": "file_changed",
+            "change": changed.change,
+            "file_id": none_if_empty(changed.file_id),
+            "filename": none_if_empty(changed.filename),
+            "old_filename": none_if_empty(changed.old_filename),
+            "by": none_if_empty(changed.by_user_id),
+        }),
     }
 }

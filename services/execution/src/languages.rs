@@ -109,7 +109,9 @@ impl Language {
 
 /// Every `{placeholder}` replaced; `{sources}` alone in an argument becomes one argument per file.
 fn expand(command: &[String], context: &CommandContext<'_>) -> Vec<String> {
-    let stem = context.entry.rsplit_once('.').map_or(context.entry, |(stem, _)| stem);
+    // The entry's own name, without its folders: Java's class `Main` of `src/Main.java`.
+    let name = context.entry.rsplit('/').next().unwrap_or(context.entry);
+    let stem = name.rsplit_once('.').map_or(name, |(stem, _)| stem);
     let mut expanded = Vec::with_capacity(command.len() + context.sources.len());
     for argument in command {
         if argument == "{sources}" {
@@ -122,7 +124,8 @@ fn expand(command: &[String], context: &CommandContext<'_>) -> Vec<String> {
 }
 
 fn extension_of(filename: &str) -> Option<String> {
-    let (_, extension) = filename.rsplit_once('.')?;
+    let name = filename.rsplit('/').next().unwrap_or(filename);
+    let (_, extension) = name.rsplit_once('.')?;
     (!extension.is_empty()).then(|| extension.to_ascii_lowercase())
 }
 

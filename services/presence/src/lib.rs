@@ -107,6 +107,7 @@ impl PresenceGrpcService {
     ) -> Self {
         let rooms_state: Arc<Mutex<HashMap<String, RoomPresence>>> = Arc::default();
         tokio::spawn(end_sessions_of_removed_members(events.subscribe(ROOM_EVENTS), Arc::downgrade(&rooms_state)));
+        tokio::spawn(announce_file_changes(events.subscribe(ROOM_EVENTS), Arc::downgrade(&rooms_state)));
         let shared = match redis.clone().map(SharedPresence::start).transpose() {
             Ok(started) => started,
             Err(error) => {
@@ -212,6 +213,51 @@ impl PresenceGrpcService {
     fn announce_presence(&self, room_id: &str, room: &RoomPresence) {
         let presence = schema::RoomPresence { room_id: room_id.to_string(), online: room.snapshot().len() as u64 };
         self.events.publish(Event::new(room_id, Kind::RoomPresence(presence)));
+    }
+}
+
+/// Tells each room's sessions here that its files changed, whichever replica of the rooms service
+/// changed them: every presence replica hears every `room-events` event.
+async fn announce_file_changes(
+    mut room_events: broadcast::Receiver<codesync_common::events::Event>,
+    rooms_state: std::sync::Weak<Mutex<HashMap<String, RoomPresence>>>,
+) {
+    use codesync_proto::presence::v1 as pb;
+    use pb::room_server_event::Event as Server;
+    loop {
+        let event = match room_events.recv().await {
+            Ok(event) => event,
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                tracing::warn!(missed, "file changes were missed; every room lists its files again");
+                let Some(rooms_state) = rooms_state.upgrade() else { return };
+                let rooms = rooms_state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                for room in rooms.values() {
+                    room.publish(Server::FileChanged(pb::FileChanged {
+                        change: "resync".into(),
+                        ..Default::default()
+                    }));
+                }
+                continue;
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        let (change, what) = match &event.kind {
+            Kind::FileCreated(change) => (change, "created"),
+            Kind::FileRenamed(change) => (change, "renamed"),
+            Kind::FileDeleted(change) => (change, "deleted"),
+            _ => continue,
+        };
+        let Some(rooms_state) = rooms_state.upgrade() else { return };
+        let rooms = rooms_state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(room) = rooms.get(&change.room_id) {
+            room.publish(Server::FileChanged(pb::FileChanged {
+                change: what.into(),
+                file_id: change.file_id.clone(),
+                filename: change.filename.clone(),
+                old_filename: change.old_filename.clone(),
+                by_user_id: change.by.clone(),
+            }));
+        }
     }
 }
 

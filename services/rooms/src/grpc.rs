@@ -147,6 +147,40 @@ impl RoomsService for RoomsGrpcService {
         Ok(Response::new(pb::DeleteFileResponse {}))
     }
 
+    async fn move_folder(
+        &self,
+        request: Request<pb::MoveFolderRequest>,
+    ) -> Result<Response<pb::MoveFolderResponse>, Status> {
+        let caller = self.tokens.require_caller(request.metadata())?;
+        Ok(Response::new(self.move_folder(caller, request.into_inner()).await?))
+    }
+
+    async fn delete_folder(
+        &self,
+        request: Request<pb::DeleteFolderRequest>,
+    ) -> Result<Response<pb::DeleteFolderResponse>, Status> {
+        let caller = self.tokens.require_caller(request.metadata())?;
+        Ok(Response::new(self.delete_folder(caller, request.into_inner()).await?))
+    }
+
+    async fn search_files(
+        &self,
+        request: Request<pb::SearchFilesRequest>,
+    ) -> Result<Response<pb::SearchFilesResponse>, Status> {
+        let caller = self.tokens.caller_from_metadata(request.metadata())?;
+        let context = CallContext::from_request(&request, &self.tokens);
+        Ok(Response::new(self.search_files(caller, &context, request.into_inner()).await?))
+    }
+
+    async fn import_files(
+        &self,
+        request: Request<pb::ImportFilesRequest>,
+    ) -> Result<Response<pb::ImportFilesResponse>, Status> {
+        let caller = self.tokens.require_caller(request.metadata())?;
+        let context = CallContext::from_request(&request, &self.tokens);
+        Ok(Response::new(self.import_files(caller, &context, request.into_inner()).await?))
+    }
+
     async fn check_access(
         &self,
         request: Request<pb::CheckAccessRequest>,

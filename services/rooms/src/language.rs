@@ -2,8 +2,8 @@
 //! the execution service runs it as.
 
 /// The language name for `filename`, `plaintext` when unknown.
-pub fn language_for_filename(filename: &str) -> &'static str {
-    let lowercase = filename.to_lowercase();
+pub fn language_for_filename(path: &str) -> &'static str {
+    let lowercase = codesync_common::paths::base_name(path).to_lowercase();
     match lowercase.as_str() {
         "makefile" | "gnumakefile" => return "makefile",
         "dockerfile" | "containerfile" => return "dockerfile",
@@ -67,6 +67,9 @@ mod tests {
             (".gitignore", "plaintext"),
             ("archive.tar.gz", "plaintext"),
             ("données.py", "python"),
+            ("src/app/main.py", "python"),
+            ("build.d/Makefile", "makefile"),
+            ("v1.2/README", "plaintext"),
         ];
         for (filename, language) in cases {
             assert_eq!(language_for_filename(filename), language, "{filename}");

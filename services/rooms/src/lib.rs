@@ -8,9 +8,12 @@
 
 mod access;
 mod announcements;
+mod folders;
 mod grpc;
+mod import;
 pub mod language;
 mod messages;
+pub mod search;
 pub mod store;
 mod validation;
 
@@ -450,7 +453,7 @@ impl RoomsGrpcService {
         });
         let mut staged = Staged::new(self.events.as_ref(), renamed.into_iter().collect());
         if let UniqueWrite::Taken =
-            self.store.update_file(&file.id, &changes, &caller.user_id, now_ms(), &mut staged).await?
+            self.store.update_file(&file.room_id, &file.id, &changes, &caller.user_id, now_ms(), &mut staged).await?
         {
             return Err(file_exists());
         }

@@ -1,8 +1,9 @@
 //! The rooms service's store: rooms, members and files.
 
-use codesync_common::ServiceResult;
 use codesync_common::db::{Database, Migration, is_unique_violation};
 use codesync_common::events::Staged;
+use codesync_common::paths;
+use codesync_common::{ErrorCode, ServiceError, ServiceResult};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -407,30 +408,94 @@ impl RoomsStore {
     }
 
     pub async fn insert_file(&self, file: &FileRecord, staged: &mut Staged<'_>) -> ServiceResult<UniqueWrite<()>> {
-        let content = file.content.as_deref().unwrap_or_default();
+        self.insert_files(std::slice::from_ref(file), staged).await
+    }
+
+    /// Creates files in one transaction, each path checked against the room's others (by case,
+    /// and as a file against folders) while the room's paths cannot change.
+    pub async fn insert_files(&self, files: &[FileRecord], staged: &mut Staged<'_>) -> ServiceResult<UniqueWrite<()>> {
+        let Some(room_id) = files.first().map(|file| file.room_id.as_str()) else { return Ok(UniqueWrite::Done(())) };
         let mut transaction = self.database.pool().begin().await?;
-        let result = sqlx::query(
-            "INSERT INTO room_files (id, room_id, filename, language, content, size_bytes, created_by, updated_by, created_at_ms, updated_at_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(&file.id)
-        .bind(&file.room_id)
-        .bind(&file.filename)
-        .bind(&file.language)
-        .bind(content)
-        .bind(file.size_bytes)
-        .bind(&file.created_by)
-        .bind(&file.updated_by)
-        .bind(file.created_at_ms)
-        .bind(file.updated_at_ms)
-        .execute(&mut *transaction)
-        .await;
-        let written = UniqueWrite::from_update(result)?;
-        if let UniqueWrite::Done(()) = written {
-            staged.store_in(&mut transaction).await?;
-            transaction.commit().await?;
+        let mut taken = lock_paths(&mut transaction, room_id).await?;
+        for file in files {
+            if let Some(clash) = paths::clash(&file.filename, taken.iter().map(|(_, path)| path.as_str())) {
+                return Err(clash.into_service_error());
+            }
+            taken.push((file.id.clone(), file.filename.clone()));
+            let content = file.content.as_deref().unwrap_or_default();
+            let result = sqlx::query(
+                "INSERT INTO room_files (id, room_id, filename, language, content, size_bytes, created_by, updated_by, created_at_ms, updated_at_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(&file.id)
+            .bind(&file.room_id)
+            .bind(&file.filename)
+            .bind(&file.language)
+            .bind(content)
+            .bind(file.size_bytes)
+            .bind(&file.created_by)
+            .bind(&file.updated_by)
+            .bind(file.created_at_ms)
+            .bind(file.updated_at_ms)
+            .execute(&mut *transaction)
+            .await;
+            if let UniqueWrite::Taken = UniqueWrite::from_update(result)? {
+                return Ok(UniqueWrite::Taken);
+            }
         }
-        Ok(written)
+        staged.store_in(&mut transaction).await?;
+        transaction.commit().await?;
+        Ok(UniqueWrite::Done(()))
+    }
+
+    /// Moves files to new paths in one transaction (a folder's move): every new path is checked
+    /// against the room's paths as they will be, and a file that moved or went meanwhile fails
+    /// the whole move.
+    pub async fn rename_files(
+        &self,
+        room_id: &str,
+        renames: &[Rename],
+        updated_by: &str,
+        now_ms: i64,
+        staged: &mut Staged<'_>,
+    ) -> ServiceResult<UniqueWrite<()>> {
+        let mut transaction = self.database.pool().begin().await?;
+        let current = lock_paths(&mut transaction, room_id).await?;
+        let moving = |id: &str| renames.iter().any(|rename| rename.file_id == id);
+        let mut taken: Vec<String> = current.into_iter().filter(|(id, _)| !moving(id)).map(|(_, path)| path).collect();
+        for rename in renames {
+            if let Some(clash) = paths::clash(&rename.to, taken.iter().map(String::as_str)) {
+                return Err(clash.into_service_error());
+            }
+            taken.push(rename.to.clone());
+        }
+        for rename in renames {
+            let result = sqlx::query(
+                "UPDATE room_files SET filename = $1, language = $2, updated_by = $3, updated_at_ms = $4 \
+                 WHERE id = $5 AND room_id = $6 AND filename = $7",
+            )
+            .bind(&rename.to)
+            .bind(&rename.language)
+            .bind(updated_by)
+            .bind(now_ms)
+            .bind(&rename.file_id)
+            .bind(room_id)
+            .bind(&rename.from)
+            .execute(&mut *transaction)
+            .await;
+            match result {
+                // The file moved or went since the caller listed the folder.
+                Ok(done) if done.rows_affected() != 1 => {
+                    return Err(ServiceError::conflict(ErrorCode::Conflict, "the folder changed meanwhile; try again"));
+                }
+                Ok(_) => {}
+                Err(error) if is_unique_violation(&error) => return Ok(UniqueWrite::Taken),
+                Err(error) => return Err(error.into()),
+            }
+        }
+        staged.store_in(&mut transaction).await?;
+        transaction.commit().await?;
+        Ok(UniqueWrite::Done(()))
     }
 
     pub async fn list_files(&self, room_id: &str) -> ServiceResult<Vec<FileRecord>> {
@@ -449,6 +514,7 @@ impl RoomsStore {
     /// Renames the file and/or replaces its content; `None` keeps the current value.
     pub async fn update_file(
         &self,
+        room_id: &str,
         file_id: &str,
         changes: &FileChanges,
         updated_by: &str,
@@ -456,6 +522,13 @@ impl RoomsStore {
         staged: &mut Staged<'_>,
     ) -> ServiceResult<UniqueWrite<()>> {
         let mut transaction = self.database.pool().begin().await?;
+        if let Some((path, _)) = &changes.rename {
+            let others = lock_paths(&mut transaction, room_id).await?;
+            let others = others.iter().filter(|(id, _)| id != file_id).map(|(_, path)| path.as_str());
+            if let Some(clash) = paths::clash(path, others) {
+                return Err(clash.into_service_error());
+            }
+        }
         let (filename, language) = match &changes.rename {
             Some((filename, language)) => (Some(filename.as_str()), Some(language.as_str())),
             None => (None, None),
@@ -520,4 +593,27 @@ impl RoomsStore {
             deleted_by: row.try_get("deleted_by")?,
         }))
     }
+}
+
+/// A file's move to a new path (its language follows the new name).
+#[derive(Debug, Clone)]
+pub struct Rename {
+    pub file_id: String,
+    pub from: String,
+    pub to: String,
+    pub language: String,
+}
+
+/// Takes the room's row lock, so that the room's file paths change one transaction at a time
+/// (the uniqueness rules span rows: case, files against folders), and answers the paths.
+async fn lock_paths(connection: &mut sqlx::AnyConnection, room_id: &str) -> ServiceResult<Vec<(String, String)>> {
+    sqlx::query("UPDATE rooms SET updated_at_ms = updated_at_ms WHERE id = $1")
+        .bind(room_id)
+        .execute(&mut *connection)
+        .await?;
+    let rows = sqlx::query("SELECT id, filename FROM room_files WHERE room_id = $1")
+        .bind(room_id)
+        .fetch_all(&mut *connection)
+        .await?;
+    Ok(rows.iter().map(|row| Ok((row.try_get("id")?, row.try_get("filename")?))).collect::<Result<_, sqlx::Error>>()?)
 }

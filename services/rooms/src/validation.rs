@@ -2,11 +2,11 @@
 
 use codesync_common::ErrorCode;
 use codesync_common::ServiceError;
-use codesync_common::validate::{has_forbidden_characters, multi_line, single_line};
+use codesync_common::validate::{multi_line, single_line};
 
 use crate::MAX_FILE_BYTES;
 
-pub use codesync_common::limits::{FILENAME_MAX_BYTES, ROOM_DESCRIPTION_MAX_CHARS, ROOM_NAME_MAX_CHARS};
+pub use codesync_common::limits::{ROOM_DESCRIPTION_MAX_CHARS, ROOM_NAME_MAX_CHARS};
 
 pub fn room_name(value: &str) -> Result<String, ServiceError> {
     single_line("the room name", value, ROOM_NAME_MAX_CHARS, ErrorCode::InvalidRoomName)
@@ -16,33 +16,10 @@ pub fn room_description(value: &str) -> Result<String, ServiceError> {
     multi_line("the description", value, ROOM_DESCRIPTION_MAX_CHARS, ErrorCode::InvalidDescription)
 }
 
-/// A file name: 1 to 255 bytes, no path separators or characters that some
-/// file system refuses, no control characters, not `.` or `..`, and no
-/// leading or trailing space. Any other Unicode is welcome.
+/// A file's path in its room (`src/app/main.py`), in its normal form: the rules of
+/// [`codesync_common::paths`].
 pub fn filename(value: &str) -> Result<String, ServiceError> {
-    let invalid = |reason: &str| ServiceError::invalid(ErrorCode::InvalidFilename, format!("the file name {reason}"));
-    if value.is_empty() {
-        return Err(invalid("must not be empty"));
-    }
-    if value.len() > FILENAME_MAX_BYTES {
-        return Err(invalid(&format!("must be at most {FILENAME_MAX_BYTES} bytes long")));
-    }
-    if value.contains(['/', '\\']) {
-        return Err(invalid("must not contain '/' or '\\'"));
-    }
-    if value.contains(['<', '>', ':', '"', '|', '?', '*']) {
-        return Err(invalid("must not contain any of < > : \" | ? *"));
-    }
-    if has_forbidden_characters(value) {
-        return Err(invalid("must not contain control characters"));
-    }
-    if value == "." || value == ".." {
-        return Err(invalid("must not be '.' or '..'"));
-    }
-    if value.trim() != value {
-        return Err(invalid("must not start or end with a space"));
-    }
-    Ok(value.to_string())
+    Ok(codesync_common::paths::normalise(value)?)
 }
 
 pub fn file_content(value: &str) -> Result<(), ServiceError> {
@@ -64,15 +41,24 @@ mod tests {
 
     #[test]
     fn filenames() {
-        for good in ["main.py", "Makefile", ".env", "données été.txt", "日本語.md", "a b.c", "x".repeat(255).as_str()]
-        {
+        for good in [
+            "main.py",
+            "Makefile",
+            ".env",
+            "données été.txt",
+            "日本語.md",
+            "a b.c",
+            "x".repeat(255).as_str(),
+            "src/app/main.py",
+        ] {
             assert!(filename(good).is_ok(), "{good:?}");
         }
         for bad in [
             "",
             ".",
             "..",
-            "a/b.py",
+            "/a/b.py",
+            "a//b.py",
             "..\\x",
             "../etc/passwd",
             "a\nb",

@@ -198,7 +198,7 @@ impl KubernetesSandbox {
             "/bin/sh".to_string(),
             "-c".to_string(),
             format!(
-                r#"mkfifo -m 600 {STDERR_FIFO} || exit 125; while [ "$1" != -- ]; do cp -L "/sources/$1" "/work/$1" || exit 125; shift; done; shift; [ $# -eq 0 ] || exec "$@""#
+                r#"mkfifo -m 600 {STDERR_FIFO} || exit 125; while [ "$1" != -- ]; do mkdir -p "/work/$(dirname "$1")" && cp -L "/sources/$1" "/work/$1" || exit 125; shift; done; shift; [ $# -eq 0 ] || exec "$@""#
             ),
             "sh".to_string(),
         ];

@@ -479,6 +479,18 @@ pub fn prepare_directory(
     let mode = if as_root { 0o700 } else { 0o777 };
     std::fs::set_permissions(&directory.path, std::os::unix::fs::PermissionsExt::from_mode(mode))?;
     for (file_name, content) in files {
+        // Folders first (`src/app/` of `src/app/main.py`), each as the run's directory is.
+        let mut folder = directory.path.clone();
+        for part in file_name.split('/').rev().skip(1).collect::<Vec<_>>().into_iter().rev() {
+            folder.push(part);
+            if std::fs::symlink_metadata(&folder).is_err() {
+                std::fs::create_dir(&folder)?;
+                std::fs::set_permissions(&folder, std::os::unix::fs::PermissionsExt::from_mode(mode))?;
+                if as_root {
+                    std::os::unix::fs::chown(&folder, Some(SANDBOX_UID), Some(SANDBOX_UID))?;
+                }
+            }
+        }
         let file = directory.path.join(file_name);
         std::fs::OpenOptions::new().write(true).create_new(true).open(&file)?.write_all_sync(content)?;
         if as_root {
@@ -493,15 +505,22 @@ pub fn prepare_directory(
     Ok(directory)
 }
 
-/// A plain file name: no directories, nothing that climbs, no control characters, no leading dash.
+/// A relative path of plain names (`src/app/main.py`): nothing that climbs, no empty parts, no
+/// control characters, no part starting with a dash (an argument that looks like an option).
 pub fn check_file_name(name: &str) -> Result<(), SandboxError> {
-    let plain = !name.is_empty()
-        && name.len() <= 255
-        && name != "."
-        && name != ".."
-        && !name.starts_with('-')
-        && !name.chars().any(|character| character == '/' || character == '\\' || character.is_control());
-    if plain { Ok(()) } else { Err(SandboxError::Invalid(format!("{name:?} is not a plain file name"))) }
+    use codesync_common::limits::{FILE_PATH_MAX_BYTES, FILE_PATH_MAX_DEPTH};
+    let plain_part = |part: &str| {
+        !part.is_empty()
+            && part.len() <= 255
+            && part != "."
+            && part != ".."
+            && !part.starts_with('-')
+            && !part.chars().any(|character| character == '\\' || character.is_control())
+    };
+    let plain = name.len() <= FILE_PATH_MAX_BYTES
+        && name.split('/').count() <= FILE_PATH_MAX_DEPTH
+        && name.split('/').all(plain_part);
+    if plain { Ok(()) } else { Err(SandboxError::Invalid(format!("{name:?} is not a plain relative path"))) }
 }
 
 /// Reads a stream up to `cap` bytes, passing each chunk on to `live`; past the cap, keeps the
