@@ -219,6 +219,30 @@ export class ApiClient {
     }
   }
 
+  /**
+   * A request whose body or answer is not JSON (an archive up or down): the response as it came, whatever its status,
+   * after one refresh and retry for an expired token.
+   */
+  async fetchRaw(method: string, path: string, body?: { data: BodyInit; contentType: string }, signal?: AbortSignal): Promise<Response> {
+    const attempt = async (accessToken: string | null) => {
+      const headers: Record<string, string> = {}
+      if (body !== undefined) headers['Content-Type'] = body.contentType
+      if (accessToken !== null) headers.Authorization = `Bearer ${accessToken}`
+      try {
+        return await this.fetchImpl(this.baseUrl + path, { method, headers, body: body?.data, signal })
+      } catch (error) {
+        if (signal?.aborted) throw error
+        throw new ApiError(0, 'network_error', 'the server cannot be reached; check your connection')
+      }
+    }
+    const accessToken = await this.freshAccessToken()
+    const response = await attempt(accessToken)
+    if (response.status !== 401 || accessToken === null) return response
+    const error = errorFromResponse(response, parseJson(await response.clone().text()))
+    if (error.code !== 'token_expired' && error.code !== 'invalid_token') return response
+    return attempt((await this.refresh(accessToken)).accessToken)
+  }
+
   private async send<T>(method: string, path: string, body: unknown, accessToken: string | null, signal?: AbortSignal): Promise<T> {
     const headers: Record<string, string> = { Accept: 'application/json' }
     if (body !== undefined) headers['Content-Type'] = 'application/json'

@@ -1,7 +1,7 @@
 // Server state through TanStack Query: one key per resource, and the mutations that change them.
 
 import { QueryClient, useMutation, useQuery, useQueryClient } from '@tanstack/react-query'
-import { ApiError } from './client'
+import { ApiError, errorFromResponse } from './client'
 import type { FileEntry, Member, Role, Room } from './types'
 import { api } from '../state/session'
 
@@ -43,8 +43,8 @@ export function useRoom(roomId: string) {
   })
 }
 
-/** How often an open room's file list is refreshed; no event announces another member's new file. */
-const FILE_LIST_REFRESH_MS = 15_000
+/** How often an open room's file list is refreshed besides the room socket's `file_changed` (a backstop). */
+const FILE_LIST_REFRESH_MS = 30_000
 
 export function useFiles(roomId: string) {
   return useQuery({
@@ -174,4 +174,93 @@ export async function roomAccessProblem(roomId: string): Promise<string | null> 
     }
     return null
   }
+}
+
+export function useMoveFolder(roomId: string) {
+  const queryClient = useQueryClient()
+  return useMutation({
+    mutationFn: (input: { from: string; to: string }) => api.post<{ files: FileEntry[] }>(path`/api/rooms/${roomId}/folders/move`, input),
+    onSuccess: () => queryClient.invalidateQueries({ queryKey: queryKeys.files(roomId) }),
+  })
+}
+
+export function useDeleteFolder(roomId: string) {
+  const queryClient = useQueryClient()
+  return useMutation({
+    mutationFn: (folder: string) => api.delete(`${path`/api/rooms/${roomId}/folders`}?path=${encodeURIComponent(folder)}`),
+    onSuccess: () => queryClient.invalidateQueries({ queryKey: queryKeys.files(roomId) }),
+  })
+}
+
+export interface ArchiveEntry {
+  path: string
+  outcome: 'created' | 'replaced' | 'skipped' | 'accepted' | 'refused'
+  file_id?: string
+  error_code?: string
+  message?: string
+}
+
+/** What an upload did: every entry's outcome, and whether anything was written (all or nothing). */
+export interface ArchiveReport {
+  written: boolean
+  files: ArchiveEntry[]
+  error?: { code: string; message: string }
+}
+
+/** Uploads a zip archive into the room; a refusal with a per-file report (422) is an answer, not an error. */
+export function useUploadArchive(roomId: string) {
+  const queryClient = useQueryClient()
+  return useMutation({
+    mutationFn: async (archive: Blob): Promise<ArchiveReport> => {
+      const response = await api.fetchRaw('POST', path`/api/rooms/${roomId}/archive`, { data: archive, contentType: 'application/zip' })
+      const body = (await response.json().catch(() => undefined)) as ArchiveReport | undefined
+      if (response.ok || (response.status === 422 && body?.files)) return body as ArchiveReport
+      throw errorFromResponse(response, body)
+    },
+    onSuccess: () => queryClient.invalidateQueries({ queryKey: queryKeys.files(roomId) }),
+  })
+}
+
+/** Downloads the room's files as a zip (the live text) and hands it to the browser as a file. */
+export async function downloadArchive(roomId: string, roomName: string): Promise<void> {
+  const response = await api.fetchRaw('GET', path`/api/rooms/${roomId}/archive`)
+  if (!response.ok) throw errorFromResponse(response, await response.json().catch(() => undefined))
+  const blob = await response.blob()
+  const disposition = response.headers.get('Content-Disposition') ?? ''
+  const name = /filename="([^"]+)"/.exec(disposition)?.[1] ?? `${roomName || 'project'}.zip`
+  const link = document.createElement('a')
+  link.href = URL.createObjectURL(blob)
+  link.download = name
+  document.body.appendChild(link)
+  link.click()
+  link.remove()
+  setTimeout(() => URL.revokeObjectURL(link.href), 10_000)
+}
+
+export interface SearchMatch {
+  file_id: string
+  filename: string
+  line: number
+  column: number
+  length: number
+  text: string
+}
+
+export interface SearchOptions {
+  query: string
+  regex: boolean
+  caseSensitive: boolean
+  wholeWord: boolean
+}
+
+/** Searches the live text of the room's files. */
+export function searchRoom(roomId: string, options: SearchOptions, signal?: AbortSignal) {
+  const query = new URLSearchParams({ q: options.query })
+  if (options.regex) query.set('regex', 'true')
+  if (options.caseSensitive) query.set('case_sensitive', 'true')
+  if (options.wholeWord) query.set('whole_word', 'true')
+  return api.get<{ matches: SearchMatch[]; truncated: boolean; files_searched: number }>(
+    `${path`/api/rooms/${roomId}/search`}?${query.toString()}`,
+    signal,
+  )
 }

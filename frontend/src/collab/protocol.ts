@@ -9,6 +9,7 @@ export type RoomServerMessage =
   | { type: 'chat'; message: ChatMessage }
   | { type: 'typing'; user_id: string; username: string; file_id: string | null; typing: boolean }
   | { type: 'error'; code: string; message: string }
+  | { type: 'file_changed'; change: string; file_id: string | null; filename: string | null; old_filename: string | null }
   | { type: 'pong' }
 
 export type RoomClientMessage =
@@ -73,6 +74,11 @@ export function parseRoomServerMessage(text: string): RoomServerMessage | null {
     case 'chat': {
       const message = chatMessage(value.message)
       return message === null ? null : { type: 'chat', message }
+    }
+    case 'file_changed': {
+      const { change, file_id, filename, old_filename } = value
+      if (!isString(change) || !isNullableString(file_id) || !isNullableString(filename) || !isNullableString(old_filename)) return null
+      return { type: 'file_changed', change, file_id, filename, old_filename }
     }
     case 'typing': {
       const { user_id, username, file_id, typing } = value

@@ -1,8 +1,9 @@
 import { useEffect, useMemo, useRef } from 'react'
+import { useQueryClient } from '@tanstack/react-query'
 import { RoomConnection, TypingReporter } from './roomConnection'
 import { webSocketBase } from './fileSession'
 import { api, useSession } from '../state/session'
-import { roomAccessProblem } from '../api/queries'
+import { queryKeys, roomAccessProblem } from '../api/queries'
 import { reduceRoomMessage, resetRoomLive, useRoomLive } from '../state/roomLive'
 
 export interface RoomControls {
@@ -16,6 +17,7 @@ export function useRoomConnection(roomId: string, enabled: boolean): RoomControl
   const connectionRef = useRef<RoomConnection | null>(null)
   const typingRef = useRef<TypingReporter | null>(null)
   const signedIn = useSession((state) => state.status === 'signed_in')
+  const queryClient = useQueryClient()
 
   useEffect(() => {
     resetRoomLive(roomId)
@@ -24,7 +26,11 @@ export function useRoomConnection(roomId: string, enabled: boolean): RoomControl
       url: (token) => `${webSocketBase(window.location)}/ws/rooms/${encodeURIComponent(roomId)}?token=${encodeURIComponent(token)}`,
       accessToken: () => api.freshAccessToken(),
       checkAccess: () => roomAccessProblem(roomId),
-      onMessage: (message) => useRoomLive.setState((state) => reduceRoomMessage(state, message)),
+      onMessage: (message) => {
+        // Someone created, moved or deleted a file: the tree shows it at once.
+        if (message.type === 'file_changed') void queryClient.invalidateQueries({ queryKey: queryKeys.files(roomId) })
+        useRoomLive.setState((state) => reduceRoomMessage(state, message))
+      },
       onStatus: (status, reason) => useRoomLive.setState({ status, closedReason: reason ?? null }),
     })
     const typing = new TypingReporter((isTyping) => connection.send({ type: 'typing', typing: isTyping }))
@@ -39,7 +45,7 @@ export function useRoomConnection(roomId: string, enabled: boolean): RoomControl
       // The next room (or the next user) must not show this room's chat, presence or closure.
       resetRoomLive(null)
     }
-  }, [roomId, enabled, signedIn])
+  }, [roomId, enabled, signedIn, queryClient])
 
   return useMemo(
     () => ({

@@ -110,3 +110,35 @@ export const ChartIcon = () => (
     <path d="M4 20V10M10 20V4M16 20v-7M22 20H2" />
   </svg>
 )
+export const FolderIcon = () => (
+  <svg {...base}>
+    <path d="M3 6.5A1.5 1.5 0 0 1 4.5 5H9l2 2h8.5A1.5 1.5 0 0 1 21 8.5v9a1.5 1.5 0 0 1-1.5 1.5h-15A1.5 1.5 0 0 1 3 17.5z" />
+  </svg>
+)
+export const FolderPlusIcon = () => (
+  <svg {...base}>
+    <path d="M3 6.5A1.5 1.5 0 0 1 4.5 5H9l2 2h8.5A1.5 1.5 0 0 1 21 8.5v9a1.5 1.5 0 0 1-1.5 1.5h-15A1.5 1.5 0 0 1 3 17.5z" />
+    <path d="M12 10.5v5M9.5 13h5" />
+  </svg>
+)
+export const ChevronIcon = ({ open }: { open: boolean }) => (
+  <svg {...base} width={12} height={12} style={{ transform: open ? 'rotate(90deg)' : undefined, transition: 'transform 120ms' }}>
+    <path d="M9 6l6 6-6 6" />
+  </svg>
+)
+export const DownloadIcon = () => (
+  <svg {...base}>
+    <path d="M12 4v11M7 10l5 5 5-5M5 20h14" />
+  </svg>
+)
+export const UploadIcon = () => (
+  <svg {...base}>
+    <path d="M12 20V9M7 14l5-5 5 5M5 4h14" />
+  </svg>
+)
+export const SearchIcon = () => (
+  <svg {...base}>
+    <circle cx="11" cy="11" r="6.5" />
+    <path d="M16 16l4.5 4.5" />
+  </svg>
+)

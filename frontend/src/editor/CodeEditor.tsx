@@ -5,7 +5,9 @@ import { MonacoBinding } from 'y-monaco'
 import { monaco, monacoLanguage, uriExtension } from './monaco'
 import type { FileSession } from '../collab/fileSession'
 import { remoteCursorCss, type RemoteCursor } from '../collab/protocol'
+import * as Y from 'yjs'
 import { useUi } from '../state/ui'
+import { useFollow } from '../state/follow'
 
 interface CodeEditorProps {
   /** The live session, or null for a read-only snapshot (a public room the user is not in). */
@@ -73,6 +75,28 @@ export function editInShownEditor(fileId: string, text: string, where: 'cursor' 
   editor.pushUndoStop()
   editor.focus()
   return true
+}
+
+/** A place to show once the file is open: a search result. */
+let pendingReveal: { fileId: string; line: number; column: number; length: number } | null = null
+
+/** Selects `length` characters at `line`:`column` (1-based, UTF-16 columns) of `fileId` once it is shown. */
+export function revealInEditor(fileId: string, line: number, column: number, length: number): void {
+  pendingReveal = { fileId, line, column, length }
+  applyReveal()
+}
+
+function applyReveal(): void {
+  if (pendingReveal === null || shown?.fileId !== pendingReveal.fileId) return
+  const { editor } = shown
+  const model = editor.getModel()
+  if (!model || model.getLineCount() < pendingReveal.line) return
+  const { line, column, length } = pendingReveal
+  pendingReveal = null
+  const range = new monaco.Range(line, column, line, column + length)
+  editor.setSelection(range)
+  editor.revealRangeInCenter(range)
+  editor.focus()
 }
 
 /**
@@ -186,7 +210,38 @@ export function CodeEditor({ session, snapshot, fileId, roomId, language, readOn
   // The caret goes to the editor once the file's real content is there, if the user asked for it.
   useEffect(() => {
     if (synced && takeFocusRequest()) editorRef.current?.focus()
+    if (synced) applyReveal()
   }, [synced, session])
+
+  // Following someone: their cursor stays in view as they move, until this person types or clicks.
+  const following = useFollow((state) => state.following)
+  useEffect(() => {
+    const editor = editorRef.current
+    if (!editor || !session || following === null) return
+    const awareness = session.provider.awareness
+    const showTheirCursor = () => {
+      const model = editor.getModel()
+      if (!model) return
+      awareness.getStates().forEach((state) => {
+        const { user, selection } = state as { user?: { id?: unknown }; selection?: { head?: unknown } | null }
+        if (user?.id !== following.userId || !selection?.head) return
+        const head = Y.createAbsolutePositionFromRelativePosition(Y.createRelativePositionFromJSON(selection.head), session.doc)
+        if (head === null || head.type !== session.text) return
+        const position = model.getPositionAt(head.index)
+        editor.revealPositionInCenterIfOutsideViewport(position)
+      })
+    }
+    showTheirCursor()
+    awareness.on('change', showTheirCursor)
+    const stop = () => useFollow.getState().stop()
+    const typed = editor.onKeyDown(stop)
+    const clicked = editor.onMouseDown(stop)
+    return () => {
+      awareness.off('change', showTheirCursor)
+      typed.dispose()
+      clicked.dispose()
+    }
+  }, [session, following])
 
   return <div ref={containerRef} className="h-full w-full" data-testid="editor" data-file-id={fileId} />
 }

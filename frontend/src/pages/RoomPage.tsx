@@ -17,19 +17,31 @@ import { InviteDialog, MembersDialog } from '../components/MembersDialog'
 import { PresenceBar } from '../components/PresenceBar'
 import { RoleBadge } from '../components/RoleBadge'
 import { Button, EmptyState, ErrorState, IconButton, Spinner } from '../components/ui'
-import { ChatIcon, ClockIcon, CloseIcon, LinkIcon, PlayIcon, SparkIcon, UsersIcon } from '../components/icons'
+import { ChatIcon, ClockIcon, CloseIcon, LinkIcon, PlayIcon, SearchIcon, SparkIcon, UsersIcon } from '../components/icons'
+import { QuickOpen } from '../components/QuickOpen'
+import { SearchPanel } from '../components/SearchPanel'
+import { useFollow } from '../state/follow'
 import { AssistantPanel } from '../components/AssistantPanel'
 import { HistoryPanel } from '../components/HistoryPanel'
 import { VersionView } from '../components/VersionView'
 import { historyKeys, saveVersion, useVersions, type Version } from '../api/history'
 import { RunPanel } from '../components/RunPanel'
-import { CodeEditor, requestEditorFocus } from '../editor/CodeEditor'
+import { CodeEditor, requestEditorFocus, revealInEditor } from '../editor/CodeEditor'
 import { useRoomLive } from '../state/roomLive'
 import { useSession } from '../state/session'
 import { useUi } from '../state/ui'
 import { useRuns } from '../state/runs'
 
 const NO_TABS: string[] = []
+
+/** The quick-open button's icon: a file with a magnifier. */
+const FileSearchLabel = () => (
+  <svg width={16} height={16} viewBox="0 0 24 24" fill="none" stroke="currentColor" strokeWidth={1.8} aria-hidden="true">
+    <path d="M13 3H6.5A1.5 1.5 0 0 0 5 4.5v15A1.5 1.5 0 0 0 6.5 21H11M13 3l5 5v3M13 3v5h5" />
+    <circle cx="16.5" cy="16.5" r="3" />
+    <path d="M18.7 18.7L21 21" />
+  </svg>
+)
 
 export function RoomPage() {
   const { roomId = '' } = useParams()
@@ -90,7 +102,10 @@ function RoomWorkspace({ room }: { room: Room }) {
   const closeFileInUi = useUi((state) => state.closeFile)
   const keepOnly = useUi((state) => state.keepOnly)
   // The right-hand panel: the room's chat, the assistant, the history, or none.
-  const [sidePanel, setSidePanel] = useState<'chat' | 'assistant' | 'history' | null>('chat')
+  const [sidePanel, setSidePanel] = useState<'chat' | 'assistant' | 'history' | 'search' | null>('chat')
+  const [quickOpen, setQuickOpen] = useState(false)
+  const following = useFollow((state) => state.following)
+  const searchOpen = sidePanel === 'search'
   const chatOpen = sidePanel === 'chat'
   const assistantOpen = sidePanel === 'assistant'
   const historyOpen = sidePanel === 'history'
@@ -230,6 +245,35 @@ function RoomWorkspace({ room }: { room: Room }) {
     return () => window.removeEventListener('keydown', onKeyDown, true)
   }, [saveActiveFile])
 
+  // Ctrl+P (Cmd+P) opens any file by name; Ctrl+Shift+F (Cmd+Shift+F) searches every file, also from the editor.
+  useEffect(() => {
+    const onKeyDown = (event: globalThis.KeyboardEvent) => {
+      if (!(event.ctrlKey || event.metaKey) || event.altKey) return
+      const key = event.key.toLowerCase()
+      if (key === 'p' && !event.shiftKey) setQuickOpen(true)
+      else if (key === 'f' && event.shiftKey) setSidePanel('search')
+      else return
+      event.preventDefault()
+      event.stopPropagation()
+    }
+    window.addEventListener('keydown', onKeyDown, true)
+    return () => window.removeEventListener('keydown', onKeyDown, true)
+  }, [])
+
+  // Following someone: their file opens here whenever they switch; it stops when they leave the room.
+  const followedFileId = following ? (presence.find((user) => user.user_id === following.userId)?.file_id ?? undefined) : undefined
+  useEffect(() => {
+    if (following === null) return
+    if (followedFileId === undefined) {
+      if (!presence.some((user) => user.user_id === following.userId)) useFollow.getState().stop()
+      return
+    }
+    if (followedFileId !== null && followedFileId !== activeFileId && fileIds?.has(followedFileId)) {
+      openFile(followedFileId, { focusEditor: false })
+    }
+  }, [following, followedFileId, activeFileId, fileIds, presence, openFile])
+  useEffect(() => () => useFollow.getState().stop(), [room.id])
+
   // Ctrl+Enter (Cmd+Enter) runs the shown file, also from inside the editor (which would
   // otherwise insert a line).
   useEffect(() => {
@@ -267,7 +311,19 @@ function RoomWorkspace({ room }: { room: Room }) {
         <PageTitle testId="room-name">{room.name}</PageTitle>
         {room.my_role && <RoleBadge role={room.my_role} />}
         <div className="ml-auto flex items-center gap-1">
-          {isMember && <PresenceBar users={presence} files={files.data ?? []} myUserId={myUserId} />}
+          {isMember && (
+            <PresenceBar
+              users={presence}
+              files={files.data ?? []}
+              myUserId={myUserId}
+              following={following?.userId ?? null}
+              onFollow={(user) =>
+                following?.userId === user.user_id
+                  ? useFollow.getState().stop()
+                  : useFollow.getState().follow({ userId: user.user_id, username: user.username })
+              }
+            />
+          )}
           {isMember && <span className="mx-2 h-5 w-px bg-line" aria-hidden="true" />}
           {room.invite_code && (
             <Button variant="ghost" onClick={() => setInviteOpen(true)} className="px-2">
@@ -279,6 +335,17 @@ function RoomWorkspace({ room }: { room: Room }) {
               <UsersIcon />
             </IconButton>
           )}
+          <IconButton label="Open a file (Ctrl+P)" onClick={() => setQuickOpen(true)} aria-keyshortcuts="Control+P Meta+P">
+            <FileSearchLabel />
+          </IconButton>
+          <IconButton
+            label={searchOpen ? 'Hide the search' : 'Search the files (Ctrl+Shift+F)'}
+            aria-pressed={searchOpen}
+            aria-keyshortcuts="Control+Shift+F Meta+Shift+F"
+            onClick={() => setSidePanel(searchOpen ? null : 'search')}
+          >
+            <SearchIcon />
+          </IconButton>
           {isMember && (
             <IconButton
               label={chatOpen ? 'Hide chat' : 'Show chat'}
@@ -322,6 +389,7 @@ function RoomWorkspace({ room }: { room: Room }) {
           {files.data !== undefined && (
             <FileTree
               roomId={room.id}
+              roomName={room.name}
               files={files.data}
               activeFileId={activeFileId}
               canEdit={canEdit}
@@ -362,6 +430,18 @@ function RoomWorkspace({ room }: { room: Room }) {
               )
             }
           />
+          {following && (
+            <div
+              role="status"
+              data-testid="following-banner"
+              className="flex items-center gap-2 border-b border-line bg-accent-soft px-4 py-1.5 text-xs text-fg"
+            >
+              Following {following.username}: their file and cursor stay in view until you type or click.
+              <Button variant="ghost" className="ml-auto px-2 py-0.5 text-xs" onClick={() => useFollow.getState().stop()}>
+                Stop following
+              </Button>
+            </div>
+          )}
           {!canEdit && (
             <div role="status" data-testid="read-only-banner" className="border-b border-line bg-warn/10 px-4 py-1.5 text-xs text-warn">
               {isMember
@@ -420,6 +500,17 @@ function RoomWorkspace({ room }: { room: Room }) {
           )}
         </main>
 
+        {searchOpen && (
+          <aside className="flex w-80 shrink-0 flex-col border-l border-line bg-panel" aria-label="Search">
+            <SearchPanel
+              roomId={room.id}
+              onOpen={(match) => {
+                openFile(match.file_id)
+                revealInEditor(match.file_id, match.line, match.column, match.length)
+              }}
+            />
+          </aside>
+        )}
         {isMember && chatOpen && (
           <aside className="flex w-72 shrink-0 flex-col border-l border-line bg-panel">
             <ChatPanel myUserId={myUserId} onSend={controls.sendChat} />
@@ -442,6 +533,7 @@ function RoomWorkspace({ room }: { room: Room }) {
           </aside>
         )}
       </div>
+      {quickOpen && <QuickOpen files={files.data ?? []} onOpen={(fileId) => openFile(fileId)} onClose={() => setQuickOpen(false)} />}
       <MembersDialog room={room} myUserId={myUserId} open={membersOpen} onClose={() => setMembersOpen(false)} />
       <InviteDialog room={room} open={inviteOpen} onClose={() => setInviteOpen(false)} />
     </div>

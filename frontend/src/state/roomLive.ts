@@ -54,6 +54,7 @@ export function reduceRoomMessage(state: RoomLiveState, message: RoomServerMessa
     case 'error':
       return { chatError: message.message, chatErrorCount: state.chatErrorCount + 1 }
     case 'pong':
+    case 'file_changed':
       return {}
   }
 }
