@@ -171,7 +171,11 @@ pub fn path_pattern() -> String {
     let refused = format!(r#"{FORBIDDEN_CLASS}/\\<>:"|?*"#);
     let edge = format!("[^{WHITESPACE_CLASS}{refused}]");
     let edge_not_dot = format!("[^{WHITESPACE_CLASS}{refused}.]");
-    let segment = format!(r"(?:{edge_not_dot}|{edge_not_dot}{edge}|\.{edge_not_dot}|{edge}[^{refused}]+{edge})");
+    // A part's limit is in bytes; the pattern counts characters, as close as a pattern can say it.
+    let segment = format!(
+        r"(?:{edge_not_dot}|{edge_not_dot}{edge}|\.{edge_not_dot}|{edge}[^{refused}]{{1,{}}}{edge})",
+        FILENAME_MAX_BYTES - 2
+    );
     format!(r"^{segment}(?:/{segment}){{0,{}}}$", FILE_PATH_MAX_DEPTH - 1)
 }
 

@@ -93,8 +93,10 @@ pub fn email_pattern() -> String {
 /// and not `.` or `..`.
 pub fn run_filename_pattern() -> String {
     let refused = r"\u0000-\u001f\u007f-\u009f/\\";
-    let part =
-        format!(r"(?:[^{refused}.-]|[^{refused}.-][^{refused}]|\.[^{refused}.]|[^{refused}-][^{refused}]{{2,}})");
+    let part = format!(
+        r"(?:[^{refused}.-]|[^{refused}.-][^{refused}]|\.[^{refused}.]|[^{refused}-][^{refused}]{{2,{}}})",
+        crate::limits::FILENAME_MAX_BYTES - 1
+    );
     format!(r"^{part}(?:/{part}){{0,{}}}$", crate::limits::FILE_PATH_MAX_DEPTH - 1)
 }
 

@@ -48,10 +48,14 @@ test('two people bring a project in as a zip, move a folder while editing in it,
     await expect(fileRow(person, 'src/app/main.py')).toBeVisible()
     await expect(fileRow(person, 'README.md')).toBeVisible()
   }
-  // A hostile archive is refused, with the reason per file, and writes nothing.
-  await alice.page
-    .getByTestId('archive-picker')
-    .setInputFiles({ name: 'evil.zip', mimeType: 'application/zip', buffer: zipOf({ 'ok.py': '', '../escape.py': 'x' }) })
+  // A hostile archive dropped onto the tree is refused, with the reason per file, and writes nothing.
+  const evil = [...zipOf({ 'ok.py': '', '../escape.py': 'x' })]
+  const dataTransfer = await alice.page.evaluateHandle((bytes) => {
+    const transfer = new DataTransfer()
+    transfer.items.add(new File([new Uint8Array(bytes)], 'evil.zip', { type: 'application/zip' }))
+    return transfer
+  }, evil)
+  await tree(alice).dispatchEvent('drop', { dataTransfer })
   await expect(alice.page.getByTestId('archive-report')).toContainText('../escape.py')
   await alice.page.getByRole('button', { name: 'OK' }).click()
   await expect(fileRow(alice, 'ok.py')).toHaveCount(0)

@@ -53,6 +53,7 @@ fn path_parameter_description(name: &str) -> &'static str {
 /// Completes `document` (the routes' own declarations) in place.
 pub fn complete(document: &mut Value) {
     constrain(document);
+    constrain_folder_paths(document);
     describe_event_streams(document);
     link_created_resources(document);
     let Some(paths) = document.get_mut("paths").and_then(Value::as_object_mut) else {
@@ -256,6 +257,20 @@ fn constrain(document: &mut Value) {
 
 /// The events of a `text/event-stream` answer, as OpenAPI 3.1 tools read its `schema`: one
 /// event, `{event, data}`, whose `data` is JSON of the schema given for its name.
+/// A folder named in a query (`DELETE /api/rooms/{room_id}/folders?path=`) follows the rule of
+/// file paths.
+fn constrain_folder_paths(document: &mut Value) {
+    let Some(parameters) =
+        document.pointer_mut("/paths/~1api~1rooms~1{room_id}~1folders/delete/parameters").and_then(Value::as_array_mut)
+    else {
+        return;
+    };
+    for parameter in parameters.iter_mut().filter(|parameter| parameter["name"] == "path") {
+        parameter["schema"] = json!({"type": "string", "minLength": 1,
+            "maxLength": codesync_common::limits::FILE_PATH_MAX_BYTES, "pattern": codesync_common::paths::path_pattern()});
+    }
+}
+
 fn event_stream(events: &[(&str, Value)]) -> Value {
     let one_of: Vec<Value> = events
         .iter()

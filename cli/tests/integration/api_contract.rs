@@ -110,12 +110,18 @@ expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "41
          [[operations]]\ninclude-name = \"DELETE /api/rooms/{{room_id}}\"\nparameters = {{ room_id = \"{other_room}\" }}\n\n\
          [[operations]]\ninclude-name = \"DELETE /api/rooms/{{room_id}}/members/{{user_id}}\"\n\
          parameters = {{ room_id = \"{other_room}\", user_id = \"{member_id}\" }}\n\n\
-         [[operations]]\ninclude-name = \"DELETE /api/files/{{file_id}}\"\nparameters = {{ file_id = \"{doomed_file}\" }}\n",
+         [[operations]]\ninclude-name = \"DELETE /api/files/{{file_id}}\"\nparameters = {{ file_id = \"{doomed_file}\" }}\n\n\
+         [[operations]]\ninclude-name = \"POST /api/rooms/{{room_id}}/archive\"\nenabled = false\n",
         versions[0], versions[0], versions[1],
     );
+    // An archive upload is a zip, which Schemathesis cannot make (no serializer for
+    // application/zip): its contract is projects.rs's, entry by entry.
     // The stateful phase follows the document's links from what it creates: seeded ids would
     // override the ones it follows.
-    let stateful = format!("{headers}\n{refusals}\n[phases.stateful]\nmax-steps = 20\n");
+    let stateful = format!(
+        "{headers}\n{refusals}\n[phases.stateful]\nmax-steps = 20\n\n\
+         [[operations]]\ninclude-name = \"POST /api/rooms/{{room_id}}/archive\"\nenabled = false\n"
+    );
     let directory = tempfile::tempdir().expect("temp dir");
     let fuzzing_config = directory.path().join("fuzzing.toml");
     let stateful_config = directory.path().join("stateful.toml");

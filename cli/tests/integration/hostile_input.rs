@@ -103,7 +103,8 @@ async fn hostile_names_are_refused_and_unicode_is_welcome() {
 
     for filename in [
         "../../etc/passwd",
-        "a/b.py",
+        "/abs/b.py",
+        "a//b.py",
         "..\\win.ini",
         "..",
         ".",

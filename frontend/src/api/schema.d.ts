@@ -5117,11 +5117,12 @@ export interface operations {
     };
     delete_folder: {
         parameters: {
-            query?: never;
-            header?: never;
-            path: {
+            query: {
                 /** @description The folder's path. */
                 path: string;
+            };
+            header?: never;
+            path: {
                 /** @description the room's id */
                 room_id: string;
             };
@@ -5136,6 +5137,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["DeletedFolderBody"];
+                };
+            };
+            /** @description a query parameter is not valid (`invalid_query`, `invalid_limit`, ...) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             /** @description not signed in, or the access token is invalid or expired (`authentication_required`, `invalid_token`) */
@@ -5684,18 +5694,19 @@ export interface operations {
     };
     search: {
         parameters: {
-            query?: never;
-            header?: never;
-            path: {
+            query: {
                 /** @description What to find: 1 to 500 characters. */
                 q: string;
                 /** @description `q` is a regular expression (linear-time syntax: no look-around or back-references). */
-                regex: boolean;
-                case_sensitive: boolean;
+                regex?: boolean;
+                case_sensitive?: boolean;
                 /** @description Only where `q` is a whole word. */
-                whole_word: boolean;
+                whole_word?: boolean;
                 /** @description At most this many matches: 1 to 1000 (default 200). */
-                max_results: string | null;
+                max_results?: number;
+            };
+            header?: never;
+            path: {
                 /** @description the room's id */
                 room_id: string;
             };

@@ -12,6 +12,7 @@ import {
 } from '../api/queries'
 import type { FileEntry, PresenceUser } from '../api/types'
 import { buildTree, isInside, type TreeNode } from '../files/tree'
+import { readDropped, storedZip } from '../files/zip'
 import { Alert, Avatar, Button, Dialog, IconButton, TextField } from './ui'
 import { ChevronIcon, DownloadIcon, FileIcon, FolderIcon, FolderPlusIcon, PencilIcon, PlusIcon, TrashIcon, UploadIcon } from './icons'
 
@@ -54,6 +55,7 @@ export function FileTree({ roomId, roomName, files, activeFileId, canEdit, prese
   const [report, setReport] = useState<ArchiveReport | null>(null)
   const [transferError, setTransferError] = useState<string | null>(null)
   const [dropping, setDropping] = useState(false)
+  const [leftOut, setLeftOut] = useState<string[]>([])
   const upload = useUploadArchive(roomId)
   const pickerRef = useRef<HTMLInputElement>(null)
   const listRef = useRef<HTMLUListElement>(null)
@@ -90,13 +92,26 @@ export function FileTree({ roomId, roomName, files, activeFileId, canEdit, prese
       onError: (error) => setTransferError(describeError(error)),
     })
   }
+  // A dropped .zip goes up as it is; dropped folders and files go up as a zip made here.
   const onDrop = (event: DragEvent) => {
     if (!canEdit) return
     event.preventDefault()
     setDropping(false)
-    const archive = [...event.dataTransfer.files].find((file) => file.name.toLowerCase().endsWith('.zip'))
-    if (archive) sendArchive(archive)
-    else setTransferError('Drop a .zip archive of the project here.')
+    setLeftOut([])
+    const files = [...event.dataTransfer.files]
+    const archive = files.find((file) => file.name.toLowerCase().endsWith('.zip'))
+    if (archive && files.length === 1) return sendArchive(archive)
+    // Entries must be taken while the event lasts.
+    const entries = [...event.dataTransfer.items]
+      .map((item) => item.webkitGetAsEntry())
+      .filter((entry): entry is FileSystemEntry => entry !== null)
+    void readDropped(entries)
+      .then((dropped) => {
+        setLeftOut(dropped.leftOut)
+        if (dropped.files.length === 0) setTransferError('Nothing to upload: drop a .zip, or folders of text files.')
+        else sendArchive(storedZip(dropped.files))
+      })
+      .catch((error: unknown) => setTransferError(`The dropped files cannot be read: ${describeError(error)}`))
   }
 
   const renderNode = (node: TreeNode<FileEntry>, depth: number): ReactNode => {
@@ -259,7 +274,7 @@ export function FileTree({ roomId, roomName, files, activeFileId, canEdit, prese
               <Button variant="ghost" className="mt-2 w-full justify-start" onClick={() => setCreatingIn('')}>
                 <PlusIcon /> Create the first file
               </Button>
-              <p className="mt-2 text-xs">Or drop a .zip of a project here.</p>
+              <p className="mt-2 text-xs">Or drop a project here: a .zip, or its folder.</p>
             </>
           )}
         </div>
@@ -302,7 +317,7 @@ export function FileTree({ roomId, roomName, files, activeFileId, canEdit, prese
           }}
         />
       )}
-      {report && <ArchiveReportDialog report={report} onClose={() => setReport(null)} />}
+      {report && <ArchiveReportDialog report={report} leftOut={leftOut} onClose={() => setReport(null)} />}
     </nav>
   )
 }
@@ -556,7 +571,7 @@ function DeleteFolderDialog({ roomId, folder, count, onClose }: { roomId: string
   )
 }
 
-function ArchiveReportDialog({ report, onClose }: { report: ArchiveReport; onClose: () => void }) {
+function ArchiveReportDialog({ report, leftOut, onClose }: { report: ArchiveReport; leftOut: string[]; onClose: () => void }) {
   const refused = report.files.filter((file) => file.outcome === 'refused')
   const written = report.files.filter((file) => file.outcome === 'created' || file.outcome === 'replaced')
   return (
@@ -570,6 +585,13 @@ function ArchiveReportDialog({ report, onClose }: { report: ArchiveReport; onClo
           </p>
         ) : (
           <Alert>{report.error?.message ?? 'Some files were refused; nothing was written.'}</Alert>
+        )}
+        {leftOut.length > 0 && (
+          <p className="text-xs text-muted" title={leftOut.join('\n')}>
+            Left out of the dropped folders: {leftOut.length} binary or generated {leftOut.length === 1 ? 'file' : 'files and folders'} (
+            {leftOut.slice(0, 3).join(', ')}
+            {leftOut.length > 3 ? ', …' : ''}).
+          </p>
         )}
         {refused.length > 0 && (
           <ul className="max-h-64 overflow-y-auto text-xs">

@@ -141,7 +141,9 @@ function RoomWorkspace({ room }: { room: Room }) {
   }, [room.id, isMember, canEdit, user, edited])
 
   const openFile = useCallback(
-    (fileId: string, options: { focusEditor: boolean } = { focusEditor: true }) => {
+    (fileId: string, options: { focusEditor: boolean; following?: boolean } = { focusEditor: true }) => {
+      // Opening a file oneself ends following someone; their switches open files here too.
+      if (!options.following) useFollow.getState().stop()
       if (options.focusEditor) requestEditorFocus()
       openFileInUi(room.id, fileId)
       setSearchParams({ file: fileId })
@@ -269,7 +271,7 @@ function RoomWorkspace({ room }: { room: Room }) {
       return
     }
     if (followedFileId !== null && followedFileId !== activeFileId && fileIds?.has(followedFileId)) {
-      openFile(followedFileId, { focusEditor: false })
+      openFile(followedFileId, { focusEditor: false, following: true })
     }
   }, [following, followedFileId, activeFileId, fileIds, presence, openFile])
   useEffect(() => () => useFollow.getState().stop(), [room.id])

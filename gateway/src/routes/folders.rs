@@ -34,6 +34,7 @@ pub struct MovedFolderBody {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct FolderQuery {
     /// The folder's path.

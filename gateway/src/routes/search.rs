@@ -16,9 +16,11 @@ pub fn router() -> OpenApiRouter<GatewayState> {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SearchQuery {
     /// What to find: 1 to 500 characters.
+    #[param(min_length = 1, max_length = 500)]
     pub q: String,
     /// `q` is a regular expression (linear-time syntax: no look-around or back-references).
     #[serde(default)]
@@ -29,6 +31,7 @@ pub struct SearchQuery {
     #[serde(default)]
     pub whole_word: bool,
     /// At most this many matches: 1 to 1000 (default 200).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     pub max_results: Option<String>,
 }
 

@@ -220,7 +220,9 @@ fn a_runs_directory_the_sandbox_user_cannot_reach_is_refused_at_start() {
 async fn file_names_that_could_leave_the_work_directory_are_refused() {
     let Some((sandbox, _runs)) = sandbox() else { return };
     // Folders are fine (`src/app/main.py`, see the executions integration test); climbing is not.
-    for name in ["../escape.py", "a/../../b.py", "/abs.py", "a//b.py", "a/", "a\\b.py", "..", "", "-rf", "a/-rf", "x\u{0}y"] {
+    for name in
+        ["../escape.py", "a/../../b.py", "/abs.py", "a//b.py", "a/", "a\\b.py", "..", "", "-rf", "a/-rf", "x\u{0}y"]
+    {
         let files = vec![(name.to_string(), b"print(1)".to_vec())];
         assert!(matches!(sandbox.prepare(&files, WORK_BYTES), Err(SandboxError::Invalid(_))), "{name:?}");
     }
