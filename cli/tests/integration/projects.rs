@@ -293,6 +293,10 @@ async fn download(cluster: &Cluster, session: &Session, room_id: &str) -> (Statu
     (status, response.bytes().await.expect("body").to_vec())
 }
 
+/// A hostile archive: what it is, its bytes, the status and error code it gets, and the code each
+/// refused entry gets (when the answer lists entries).
+type Hostile<'a> = (&'a str, Vec<u8>, StatusCode, &'a str, Option<&'a str>);
+
 async fn archives(cluster: &Cluster) {
     let owner = cluster.register("zowner").await;
     let viewer = cluster.register("zviewer").await;
@@ -368,7 +372,7 @@ async fn archives(cluster: &Cluster) {
     let zeros = "0".repeat(50 * 1024 * 1024);
     let names: Vec<String> = (0..10_000).map(|index| format!("f{index}.txt")).collect();
     let flood: Vec<(&str, &str)> = names.iter().map(|name| (name.as_str(), "x")).collect();
-    let hostile: Vec<(&str, Vec<u8>, StatusCode, &str, Option<&str>)> = vec![
+    let hostile: Vec<Hostile> = vec![
         (
             "zip-slip",
             zip_of(&[("fine.py", "ok"), ("../../evil.py", "x")]),
