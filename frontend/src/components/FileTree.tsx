@@ -1,5 +1,5 @@
 import { useMemo, useRef, useState, type DragEvent, type FormEvent, type KeyboardEvent, type ReactNode } from 'react'
-import { describeError } from '../api/client'
+import { ApiError, describeError } from '../api/client'
 import {
   downloadArchive,
   useCreateFile,
@@ -435,35 +435,77 @@ function NewFolderDialog({
   )
 }
 
-function RenameFileDialog({ roomId, file, onClose }: { roomId: string; file: FileEntry; onClose: () => void }) {
-  const [filename, setFilename] = useState(file.filename)
-  const rename = useRenameFile(roomId)
-  const submit = (event: FormEvent) => {
-    event.preventDefault()
-    if (filename.trim() === file.filename) return onClose()
-    rename.mutate({ fileId: file.id, filename: filename.trim() }, { onSuccess: onClose })
-  }
+/** One path to type: a file's new name, a folder's new place. */
+function PathDialog({
+  title,
+  id,
+  label,
+  initial,
+  hint,
+  submitLabel,
+  busy,
+  error,
+  onSubmit,
+  onClose,
+}: {
+  title: string
+  id: string
+  label: string
+  initial: string
+  hint: string
+  submitLabel: string
+  busy: boolean
+  error: string | null
+  onSubmit: (value: string) => void
+  onClose: () => void
+}) {
+  const [value, setValue] = useState(initial)
   return (
-    <Dialog open title={`Rename ${file.filename}`} labelledBy="rename-title" onClose={onClose}>
-      <form onSubmit={submit} className="flex flex-col gap-4">
+    <Dialog open title={title} onClose={onClose}>
+      <form
+        onSubmit={(event) => {
+          event.preventDefault()
+          if (value.trim() === initial) onClose()
+          else onSubmit(value.trim())
+        }}
+        className="flex flex-col gap-4"
+      >
         <TextField
-          id="rename-filename"
-          label="New name"
+          id={id}
+          label={label}
           autoFocus
           required
-          value={filename}
-          onChange={(event) => setFilename(event.target.value)}
-          hint="Change the folders to move it: lib/main.py."
-          error={rename.isError ? describeError(rename.error) : null}
+          value={value}
+          onChange={(event) => setValue(event.target.value)}
+          hint={hint}
+          error={error}
         />
         <div className="flex justify-end gap-2">
           <Button onClick={onClose}>Cancel</Button>
-          <Button type="submit" variant="primary" busy={rename.isPending} disabled={filename.trim() === ''}>
-            Rename
+          <Button type="submit" variant="primary" busy={busy} disabled={value.trim() === ''}>
+            {submitLabel}
           </Button>
         </div>
       </form>
     </Dialog>
+  )
+}
+
+function RenameFileDialog({ roomId, file, onClose }: { roomId: string; file: FileEntry; onClose: () => void }) {
+  const rename = useRenameFile(roomId)
+  return (
+    <PathDialog
+      title={`Rename ${file.filename}`}
+      id="rename-filename"
+      label="New name"
+      initial={file.filename}
+      hint="Change the folders to move it: lib/main.py."
+      submitLabel="Rename"
+      busy={rename.isPending}
+      error={rename.isError ? describeError(rename.error) : null}
+      onSubmit={(filename) => rename.mutate({ fileId: file.id, filename }, { onSuccess: onClose })}
+      onClose={onClose}
+    />
   )
 }
 
@@ -478,50 +520,37 @@ function MoveFolderDialog({
   onClose: () => void
   onMoved: (to: string) => void
 }) {
-  const [to, setTo] = useState(folder)
   const move = useMoveFolder(roomId)
-  const submit = (event: FormEvent) => {
-    event.preventDefault()
-    const target = to.trim().replace(/\/+$/, '')
-    if (target === folder) return onClose()
+  const moved = (to: string) => {
+    onMoved(to)
+    onClose()
+  }
+  const submit = (value: string) => {
+    const to = value.replace(/\/+$/, '')
     move.mutate(
-      { from: folder, to: target },
+      { from: folder, to },
       {
-        onSuccess: () => {
-          onMoved(target)
-          onClose()
-        },
+        onSuccess: () => moved(to),
         // A folder made here with no file yet exists only in this tab: it moves here alone.
         onError: (error) => {
-          if (error instanceof Error && 'code' in error && error.code === 'file_not_found') {
-            onMoved(target)
-            onClose()
-          }
+          if (error instanceof ApiError && error.code === 'file_not_found') moved(to)
         },
       },
     )
   }
   return (
-    <Dialog open title={`Move folder ${folder}`} onClose={onClose}>
-      <form onSubmit={submit} className="flex flex-col gap-4">
-        <TextField
-          id="move-folder"
-          label="New path"
-          autoFocus
-          required
-          value={to}
-          onChange={(event) => setTo(event.target.value)}
-          hint="Everything in it moves; people editing its files keep editing."
-          error={move.isError ? describeError(move.error) : null}
-        />
-        <div className="flex justify-end gap-2">
-          <Button onClick={onClose}>Cancel</Button>
-          <Button type="submit" variant="primary" busy={move.isPending} disabled={to.trim() === ''}>
-            Move
-          </Button>
-        </div>
-      </form>
-    </Dialog>
+    <PathDialog
+      title={`Move folder ${folder}`}
+      id="move-folder"
+      label="New path"
+      initial={folder}
+      hint="Everything in it moves; people editing its files keep editing."
+      submitLabel="Move"
+      busy={move.isPending}
+      error={move.isError ? describeError(move.error) : null}
+      onSubmit={submit}
+      onClose={onClose}
+    />
   )
 }
 
