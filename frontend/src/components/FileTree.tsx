@@ -139,6 +139,9 @@ export function FileTree({ roomId, roomName, files, activeFileId, canEdit, prese
               <IconButton label={`Add a file to ${node.path}`} onClick={() => setCreatingIn(node.path)} className="h-6 w-6">
                 <PlusIcon />
               </IconButton>
+              <IconButton label={`Add a folder to ${node.path}`} onClick={() => setMakingFolderIn(node.path)} className="h-6 w-6">
+                <FolderPlusIcon />
+              </IconButton>
               <IconButton label={`Move folder ${node.path}`} onClick={() => setMovingFolder(node.path)} className="h-6 w-6">
                 <PencilIcon />
               </IconButton>
@@ -421,7 +424,7 @@ function NewFolderDialog({
           required
           value={name}
           onChange={(event) => setName(event.target.value)}
-          hint="A folder holds files: create its first file next."
+          hint={`${parent ? `In ${parent}/. ` : ''}A folder holds files: create its first file next.`}
           error={problem}
         />
         <div className="flex justify-end gap-2">
