@@ -64,7 +64,8 @@ test('two people bring a project in as a zip, move a folder while editing in it,
   await fileRow(bob, 'src/app/main.py').click()
   await waitUntilSaved(bob.page)
   await typeInEditor(bob.page, '# before the move\n')
-  await folderRow(alice, 'src').hover()
+  // On the row's name: its actions, once shown, cover the row's right half.
+  await folderRow(alice, 'src').hover({ position: { x: 30, y: 8 } })
   await alice.page.getByRole('button', { name: 'Move folder src' }).click()
   await alice.page.getByLabel('New path').fill('lib')
   await alice.page.getByRole('button', { name: 'Move', exact: true }).click()
