@@ -112,6 +112,12 @@ test('two people bring a project in as a zip, move a folder while editing in it,
   await alice.page.locator('[data-testid="editor"] .view-lines').click()
   await expect(alice.page.getByTestId('following-banner')).toHaveCount(0)
 
+  // Rows drag into folders and back to the top; the other side sees each move.
+  await fileRow(alice, 'README.md').dragTo(folderRow(alice, 'lib'))
+  for (const person of [alice, bob]) await expect(fileRow(person, 'lib/README.md')).toBeVisible()
+  await fileRow(alice, 'lib/README.md').dragTo(tree(alice).getByRole('heading', { name: 'Files' }))
+  for (const person of [alice, bob]) await expect(fileRow(person, 'README.md')).toBeVisible()
+
   // The project downloads with every file at its path and the live text.
   await waitUntilSaved(bob.page)
   const downloading = alice.page.waitForEvent('download')

@@ -27,6 +27,9 @@ interface FileTreeProps {
   onOpen: (fileId: string) => void
 }
 
+/** A row dragged within the tree (what the desktop drops carries `Files` instead). */
+type Dragged = { kind: 'file'; fileId: string; path: string } | { kind: 'folder'; path: string }
+
 const dotColour: Record<string, string> = {
   python: '#3b82f6',
   javascript: '#eab308',
@@ -57,6 +60,11 @@ export function FileTree({ roomId, roomName, files, activeFileId, canEdit, prese
   const [dropping, setDropping] = useState(false)
   const [leftOut, setLeftOut] = useState<string[]>([])
   const upload = useUploadArchive(roomId)
+  const rename = useRenameFile(roomId)
+  const moveFolder = useMoveFolder(roomId)
+  // The row being dragged, and the folder it would land in ('' for the top).
+  const dragged = useRef<Dragged | null>(null)
+  const [dropTarget, setDropTarget] = useState<string | null>(null)
   const pickerRef = useRef<HTMLInputElement>(null)
   const listRef = useRef<HTMLUListElement>(null)
 
@@ -114,16 +122,80 @@ export function FileTree({ roomId, roomName, files, activeFileId, canEdit, prese
       .catch((error: unknown) => setTransferError(`The dropped files cannot be read: ${describeError(error)}`))
   }
 
+  // A row dropped on a folder (or on a file, for that file's folder) moves there, keeping its name.
+  const moveInto = (folder: string) => {
+    const item = dragged.current
+    dragged.current = null
+    setDropTarget(null)
+    if (!item) return
+    const to = within(folder, item.path.slice(item.path.lastIndexOf('/') + 1))
+    if (to === item.path) return
+    if (item.kind === 'folder' && (folder === item.path || isInside(folder, item.path))) {
+      setTransferError(`${item.path} cannot go inside itself.`)
+      return
+    }
+    setTransferError(null)
+    const failed = (error: unknown) => setTransferError(describeError(error))
+    if (item.kind === 'file') return rename.mutate({ fileId: item.fileId, filename: to }, { onError: failed })
+    const movedHere = () => setNewFolders((current) => current.map((path) => (path === item.path ? to : path)))
+    moveFolder.mutate(
+      { from: item.path, to },
+      {
+        onSuccess: movedHere,
+        // A folder made here with no file yet exists only in this tab: it moves here alone.
+        onError: (error) => (error instanceof ApiError && error.code === 'file_not_found' ? movedHere() : failed(error)),
+      },
+    )
+  }
+  const dragFrom = (item: Dragged) =>
+    canEdit
+      ? {
+          draggable: true,
+          onDragStart: (event: DragEvent) => {
+            dragged.current = item
+            event.dataTransfer.effectAllowed = 'move'
+            event.dataTransfer.setData('text/plain', item.path)
+          },
+          onDragEnd: () => {
+            dragged.current = null
+            setDropTarget(null)
+          },
+        }
+      : {}
+  const dropInto = (target: string) =>
+    canEdit
+      ? {
+          onDragOver: (event: DragEvent) => {
+            if (!dragged.current) return
+            event.preventDefault()
+            event.stopPropagation()
+            setDropTarget(target)
+          },
+          onDrop: (event: DragEvent) => {
+            if (!dragged.current) return
+            event.preventDefault()
+            event.stopPropagation()
+            moveInto(target)
+          },
+        }
+      : {}
+  const parentOf = (path: string) => path.slice(0, Math.max(path.lastIndexOf('/'), 0))
+
   const renderNode = (node: TreeNode<FileEntry>, depth: number): ReactNode => {
     const indent = { paddingLeft: `${8 + depth * 12}px` }
     if (node.kind === 'folder') {
       const open = !collapsed.has(node.path)
       return (
-        <li key={`folder:${node.path}`} className="group relative">
+        <li
+          key={`folder:${node.path}`}
+          className={`group relative rounded-md ${dropTarget === node.path ? 'bg-accent-soft' : ''}`}
+          {...dropInto(node.path)}
+        >
           <button
             type="button"
             data-file-row
             data-folder={node.path}
+            {...dragFrom({ kind: 'folder', path: node.path })}
             aria-expanded={open}
             onClick={() => toggle(node.path)}
             onKeyDown={(event) => onKeyDown(event, node)}
@@ -161,11 +233,12 @@ export function FileTree({ roomId, roomName, files, activeFileId, canEdit, prese
     const here = presence.filter((user) => user.file_id === file.id && user.user_id !== myUserId)
     const active = file.id === activeFileId
     return (
-      <li key={file.id} className="group relative">
+      <li key={file.id} className="group relative" {...dropInto(parentOf(file.filename))}>
         <button
           type="button"
           data-file-row
           data-path={file.filename}
+          {...dragFrom({ kind: 'file', fileId: file.id, path: file.filename })}
           aria-current={active ? 'page' : undefined}
           title={file.filename}
           onClick={() => onOpen(file.id)}
@@ -207,14 +280,25 @@ export function FileTree({ roomId, roomName, files, activeFileId, canEdit, prese
   return (
     <nav
       aria-label="Files"
-      className={`flex min-h-0 flex-1 flex-col ${dropping ? 'outline-2 -outline-offset-2 outline-accent outline-dashed' : ''}`}
+      className={`flex min-h-0 flex-1 flex-col ${
+        dropping || dropTarget === '' ? 'outline-2 -outline-offset-2 outline-accent outline-dashed' : ''
+      }`}
       onDragOver={(event) => {
+        if (dragged.current) {
+          event.preventDefault()
+          setDropTarget('')
+          return
+        }
         if (!canEdit || !event.dataTransfer.types.includes('Files')) return
         event.preventDefault()
         setDropping(true)
       }}
       onDragLeave={() => setDropping(false)}
-      onDrop={onDrop}
+      onDrop={(event) => {
+        if (!dragged.current) return onDrop(event)
+        event.preventDefault()
+        moveInto('')
+      }}
     >
       <div className="flex h-9 items-center justify-between px-3">
         <h2 className="text-[11px] font-semibold tracking-wider text-faint uppercase">Files</h2>
@@ -560,43 +644,69 @@ function MoveFolderDialog({
 function DeleteFileDialog({ roomId, file, onClose }: { roomId: string; file: FileEntry; onClose: () => void }) {
   const remove = useDeleteFile(roomId)
   return (
-    <Dialog open title={`Delete ${file.filename}?`} labelledBy="delete-title" onClose={onClose}>
-      <p className="text-sm text-muted">
-        The file and its content are deleted for everyone in the room. Anyone editing it is disconnected.
-      </p>
-      {remove.isError && <Alert>{describeError(remove.error)}</Alert>}
-      <div className="flex justify-end gap-2">
-        <Button onClick={onClose} autoFocus>
-          Cancel
-        </Button>
-        <Button variant="danger" busy={remove.isPending} onClick={() => remove.mutate(file.id, { onSuccess: onClose })}>
+    <ConfirmDeleteDialog
+      title={`Delete ${file.filename}?`}
+      text="The file and its content are deleted for everyone in the room. Anyone editing it is disconnected."
+      action={
+        <>
           <FileIcon /> Delete file
-        </Button>
-      </div>
-    </Dialog>
+        </>
+      }
+      mutation={remove}
+      onConfirm={() => remove.mutate(file.id, { onSuccess: onClose })}
+      onClose={onClose}
+    />
   )
 }
 
 function DeleteFolderDialog({ roomId, folder, count, onClose }: { roomId: string; folder: string; count: number; onClose: () => void }) {
   const remove = useDeleteFolder(roomId)
   return (
-    <Dialog open title={`Delete folder ${folder}?`} onClose={onClose}>
-      <p className="text-sm text-muted">
-        {count === 0
+    <ConfirmDeleteDialog
+      title={`Delete folder ${folder}?`}
+      text={
+        count === 0
           ? 'The folder is empty.'
-          : `Its ${count === 1 ? 'file is' : `${count} files are`} deleted for everyone in the room. Anyone editing them is disconnected.`}
-      </p>
-      {remove.isError && <Alert>{describeError(remove.error)}</Alert>}
+          : `Its ${count === 1 ? 'file is' : `${count} files are`} deleted for everyone in the room. Anyone editing them is disconnected.`
+      }
+      action={
+        <>
+          <TrashIcon /> Delete the folder
+        </>
+      }
+      mutation={remove}
+      onConfirm={() => (count === 0 ? onClose() : remove.mutate(folder, { onSuccess: onClose }))}
+      onClose={onClose}
+    />
+  )
+}
+
+/** Asks before deleting what is shared with the whole room; the mutation's failure stays on screen. */
+function ConfirmDeleteDialog({
+  title,
+  text,
+  action,
+  mutation,
+  onConfirm,
+  onClose,
+}: {
+  title: string
+  text: string
+  action: ReactNode
+  mutation: { isPending: boolean; isError: boolean; error: unknown }
+  onConfirm: () => void
+  onClose: () => void
+}) {
+  return (
+    <Dialog open title={title} onClose={onClose}>
+      <p className="text-sm text-muted">{text}</p>
+      {mutation.isError && <Alert>{describeError(mutation.error)}</Alert>}
       <div className="flex justify-end gap-2">
         <Button onClick={onClose} autoFocus>
           Cancel
         </Button>
-        <Button
-          variant="danger"
-          busy={remove.isPending}
-          onClick={() => (count === 0 ? onClose() : remove.mutate(folder, { onSuccess: onClose }))}
-        >
-          <TrashIcon /> Delete the folder
+        <Button variant="danger" busy={mutation.isPending} onClick={onConfirm}>
+          {action}
         </Button>
       </div>
     </Dialog>

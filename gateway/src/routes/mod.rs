@@ -28,13 +28,18 @@ pub fn timestamp(milliseconds: i64) -> String {
 
 /// A `limit` query parameter: absent for the service's default (0), else 1 to `max`.
 pub fn limit_param(text: Option<&str>, max: u32) -> Result<u32, crate::error::ApiError> {
+    named_limit_param("limit", text, max)
+}
+
+/// A count-limiting query parameter called `name`: absent for the service's default (0), else 1 to `max`.
+pub fn named_limit_param(name: &str, text: Option<&str>, max: u32) -> Result<u32, crate::error::ApiError> {
     match text {
         None => Ok(0),
         Some(text) => text.parse::<u32>().ok().filter(|limit| (1..=max).contains(limit)).ok_or_else(|| {
             crate::error::ApiError::new(
                 axum::http::StatusCode::BAD_REQUEST,
                 ErrorCode::InvalidLimit,
-                format!("limit must be a number from 1 to {max}"),
+                format!("{name} must be a number from 1 to {max}"),
             )
         }),
     }

@@ -69,7 +69,11 @@ async fn search(
     ApiPath(room_id): ApiPath<String>,
     ApiQuery(query): ApiQuery<SearchQuery>,
 ) -> Result<axum::Json<SearchBody>, ApiError> {
-    let max_results = super::limit_param(query.max_results.as_deref(), codesync_common::limits::SEARCH_MAX_RESULTS)?;
+    let max_results = super::named_limit_param(
+        "max_results",
+        query.max_results.as_deref(),
+        codesync_common::limits::SEARCH_MAX_RESULTS,
+    )?;
     let message = pb::SearchFilesRequest {
         room_id,
         query: query.q,
