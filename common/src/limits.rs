@@ -32,6 +32,9 @@ pub const ARCHIVE_MAX_BYTES: usize = 16 * 1024 * 1024;
 pub const ARCHIVE_MAX_ENTRIES: usize = 1000;
 pub const ARCHIVE_MAX_EXPANDED_BYTES: u64 = 64 * 1024 * 1024;
 pub const ARCHIVE_MAX_RATIO: u64 = 100;
+/// A rooms service message: an imported project's files (up to what an archive may expand to,
+/// with their paths) travel in one, and so do a room's listings (tonic's default is 4 MiB).
+pub const ROOMS_MESSAGE_MAX_BYTES: usize = ARCHIVE_MAX_EXPANDED_BYTES as usize + 8 * 1024 * 1024;
 
 /// A saved version's message, trimmed.
 pub const VERSION_MESSAGE_MAX_CHARS: usize = 500;

@@ -5,6 +5,9 @@
 //! decomposes accents, and one typed elsewhere are the same file). Each segment is a file name as
 //! file systems accept it everywhere. Paths are case-sensitive, but two paths of one room may not
 //! differ only in case ([`PathKey`]): the project must unpack on a case-insensitive disk too.
+//! For the same reason no part may end with a dot (Windows drops it), and, so that two names
+//! that look the same are the same, no path may hold an invisible character. Windows' device
+//! names (`CON`, `nul.txt`) are allowed: they are ordinary names everywhere else.
 //! Folders are implicit: a folder exists while a file lies under it, and a path cannot be both a
 //! file and a folder.
 
@@ -42,7 +45,24 @@ pub enum PathError {
     Control,
     #[error("no part of the path may start or end with a space")]
     Space,
+    #[error("no part of the path may end with a '.'")]
+    TrailingDot,
+    #[error("the path must not contain invisible characters (zero-width spaces and joiners, direction marks, fillers)")]
+    Invisible,
 }
+
+/// Characters that show nothing, or as a blank: a name holding one looks like another name. The
+/// Basic Multilingual Plane's only, so that the API document's pattern ([`INVISIBLE_CLASS`]) says
+/// exactly the same (a pattern without Unicode mode cannot name the tags, U+E0000 on).
+fn is_invisible(character: char) -> bool {
+    matches!(character,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{206F}'
+        | '\u{2800}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}' | '\u{FFF0}'..='\u{FFF8}')
+}
+
+/// [`is_invisible`] as the body of a character class.
+const INVISIBLE_CLASS: &str = r"\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u2028-\u202e\u2060-\u206f\u2800\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8";
 
 impl PathError {
     pub fn into_service_error(self) -> ServiceError {
@@ -77,6 +97,9 @@ pub fn normalise(value: &str) -> Result<String, PathError> {
     if path.contains(RESERVED) {
         return Err(PathError::Reserved);
     }
+    if path.chars().any(is_invisible) {
+        return Err(PathError::Invisible);
+    }
     let mut depth = 0;
     for segment in path.split('/') {
         depth += 1;
@@ -91,6 +114,9 @@ pub fn normalise(value: &str) -> Result<String, PathError> {
         }
         if segment.trim() != segment {
             return Err(PathError::Space);
+        }
+        if segment.ends_with('.') {
+            return Err(PathError::TrailingDot);
         }
     }
     if depth > FILE_PATH_MAX_DEPTH {
@@ -119,8 +145,10 @@ pub fn is_inside(path: &str, folder: &str) -> bool {
 pub struct PathKey(String);
 
 impl PathKey {
+    /// Upper case, then lower: close to Unicode case folding, which `to_lowercase` alone is not
+    /// (`ſ` and `s`, `ς` and `σ`, `µ` and `μ` are one letter to a case-insensitive disk).
     pub fn of(path: &str) -> Self {
-        Self(path.to_lowercase())
+        Self(path.to_uppercase().to_lowercase())
     }
 }
 
@@ -168,12 +196,13 @@ pub fn clash<'a>(path: &str, existing: impl IntoIterator<Item = &'a str>) -> Opt
 /// [`normalise`] accepts it. Lengths are in bytes, which a pattern cannot count.
 pub fn path_pattern() -> String {
     use crate::validate::{FORBIDDEN_CLASS, WHITESPACE_CLASS};
-    let refused = format!(r#"{FORBIDDEN_CLASS}/\\<>:"|?*"#);
+    let refused = format!(r#"{FORBIDDEN_CLASS}{INVISIBLE_CLASS}/\\<>:"|?*"#);
     let edge = format!("[^{WHITESPACE_CLASS}{refused}]");
     let edge_not_dot = format!("[^{WHITESPACE_CLASS}{refused}.]");
     // A part's limit is in bytes; the pattern counts characters, as close as a pattern can say it.
+    // No part ends with a dot, so "." and ".." are out too.
     let segment = format!(
-        r"(?:{edge_not_dot}|{edge_not_dot}{edge}|\.{edge_not_dot}|{edge}[^{refused}]{{1,{}}}{edge})",
+        r"(?:{edge_not_dot}|{edge}{edge_not_dot}|{edge}[^{refused}]{{1,{}}}{edge_not_dot})",
         FILENAME_MAX_BYTES - 2
     );
     format!(r"^{segment}(?:/{segment}){{0,{}}}$", FILE_PATH_MAX_DEPTH - 1)
@@ -206,7 +235,7 @@ mod tests {
     fn each_refusal_has_its_reason() {
         let deep = vec!["d"; FILE_PATH_MAX_DEPTH + 1].join("/");
         let long = format!("{}/x", vec!["x".repeat(200); 6].join("/"));
-        let cases: [(&str, PathError); 17] = [
+        let cases: [(&str, PathError); 22] = [
             ("", PathError::Empty),
             ("/etc/passwd", PathError::Absolute),
             ("../etc/passwd", PathError::DotSegment),
@@ -220,6 +249,11 @@ mod tests {
             ("a\nb", PathError::Control),
             ("evil\u{202E}yp.exe", PathError::Control),
             ("src/ lead.py", PathError::Space),
+            ("ma\u{200C}in.py", PathError::Invisible),
+            ("soft\u{AD}hyphen.py", PathError::Invisible),
+            ("\u{3164}/x.py", PathError::Invisible),
+            ("tdot.", PathError::TrailingDot),
+            ("src./x.py", PathError::TrailingDot),
             ("trail /x.py", PathError::Space),
             (deep.as_str(), PathError::TooDeep),
             (long.as_str(), PathError::TooLong),
@@ -236,6 +270,11 @@ mod tests {
         let room = ["src/app/main.py", "README.md", "docs"];
         assert_eq!(clash("src/app/util.py", room), None);
         assert_eq!(clash("readme.MD", room), Some(Clash::SameName("README.md".into())));
+        // Letters one to a case-insensitive disk, though `to_lowercase` keeps them apart.
+        for (one, other) in [("µ.txt", "μ.txt"), ("ς.txt", "σ.txt"), ("ſun.txt", "sun.txt"), ("ΑΣ/x", "ασ/x")]
+        {
+            assert!(clash(one, [other]).is_some(), "{one} and {other}");
+        }
         assert_eq!(clash("src/app", room), Some(Clash::FileAndFolder("src/app/main.py".into())));
         assert_eq!(clash("SRC", room), Some(Clash::FileAndFolder("src/app/main.py".into())));
         assert_eq!(clash("docs/index.md", room), Some(Clash::FileAndFolder("docs".into())));
@@ -257,11 +296,13 @@ mod tests {
 
     #[test]
     fn the_pattern_agrees_with_the_rule() {
-        let pattern = regex::Regex::new(&path_pattern()).unwrap();
+        let pattern = regex::RegexBuilder::new(&path_pattern()).size_limit(1 << 28).build().unwrap();
         for good in ["main.py", "src/app/main.py", ".env", "a b/c", "données/été.txt"] {
             assert!(pattern.is_match(good), "{good:?}");
         }
-        for bad in ["", "/x", "a//b", "a/", "../x", "a/./b", "a\\b", " a/b", "a/b ", "a:b"] {
+        for bad in
+            ["", "/x", "a//b", "a/", "../x", "a/./b", "a\\b", " a/b", "a/b ", "a:b", "a./b", "x.", "ma\u{200C}in"]
+        {
             assert!(!pattern.is_match(bad), "{bad:?}");
         }
     }

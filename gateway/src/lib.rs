@@ -116,7 +116,10 @@ impl ServiceClients {
     }
 
     pub fn rooms(&self) -> RoomsServiceClient<GrpcChannel> {
+        use codesync_common::limits::ROOMS_MESSAGE_MAX_BYTES;
         RoomsServiceClient::new(self.channels.rooms.clone())
+            .max_decoding_message_size(ROOMS_MESSAGE_MAX_BYTES)
+            .max_encoding_message_size(ROOMS_MESSAGE_MAX_BYTES)
     }
 
     pub fn presence(&self) -> PresenceServiceClient<GrpcChannel> {

@@ -118,10 +118,19 @@ fn base_image(podman: &Podman, directory: &Path) {
     podman.must(&["import", rootfs.to_str().expect("utf-8 path"), BASE_IMAGE]);
 }
 
-/// `count` consecutive free ports on 127.0.0.1, from a random start.
+/// `count` consecutive free ports on 127.0.0.1, from a random start below the kernel's ephemeral
+/// range: the pods bind them seconds after this check, and in that time an outgoing connection or
+/// another test's port-0 listener could take any port inside the range (as one did in CI).
 fn free_port_range(count: u16) -> u16 {
-    for _ in 0..100 {
-        let start = free_port().clamp(20_000, 60_000);
+    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768);
+    let (low, high) = (10_000_u32, ephemeral_start.saturating_sub(u32::from(count)).max(10_001));
+    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |now| now.subsec_nanos());
+    for attempt in 0..200_u32 {
+        let start = low + (seed.wrapping_add(attempt.wrapping_mul(7_919)) % (high - low));
+        let start = u16::try_from(start).expect("a port");
         if (start..start + count).all(|port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()) {
             return start;
         }
@@ -170,8 +179,8 @@ async fn the_helm_chart_runs_under_podman_and_two_yjs_clients_converge_through_i
     // The data stores: the host's PostgreSQL and Redis, a Tansu broker.
     let database = PostgresDatabase::create();
     let broker = TansuBroker::start().await;
-    let http_port = free_port();
-    let grpc_base = free_port_range(SERVICES as u16 + 1);
+    let ports = free_port_range(SERVICES as u16 + 2);
+    let (http_port, grpc_base) = (ports, ports + 1);
     let release = format!("cs{}", free_port());
     let values = json!({
         "image": {"repository": "localhost/codesync", "tag": tag, "pullPolicy": "Never"},

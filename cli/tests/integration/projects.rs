@@ -108,7 +108,10 @@ async fn folders(cluster: &Cluster) {
         ("src\\x.py", StatusCode::BAD_REQUEST, "invalid_filename"),
         ("src/x\u{7}.py", StatusCode::BAD_REQUEST, "invalid_filename"),
         (deep.as_str(), StatusCode::BAD_REQUEST, "invalid_filename"),
+        ("src/ma\u{200C}in.py", StatusCode::BAD_REQUEST, "invalid_filename"),
+        ("src/app.", StatusCode::BAD_REQUEST, "invalid_filename"),
         ("SRC/app/MAIN.py", StatusCode::CONFLICT, "file_exists"),
+        ("ſrc/app/main.py", StatusCode::CONFLICT, "file_exists"),
         ("src/app", StatusCode::CONFLICT, "path_conflict"),
         ("README.md/notes.txt", StatusCode::CONFLICT, "path_conflict"),
     ];
@@ -177,6 +180,14 @@ async fn folders(cluster: &Cluster) {
         let (got, body) = cluster.post(&move_path, owner.token(), json!({"from": from, "to": to})).await;
         assert_eq!((got, body["error"]["code"].as_str()), (status, Some(code)), "{from} -> {to}: {body}");
     }
+    // A folder moves into its own parent, over paths its files hold until they move.
+    create(cluster, &owner, &room_id, "up/b/x.py", "1").await;
+    create(cluster, &owner, &room_id, "up/b/b/x.py", "2").await;
+    let (status, body) = cluster.post(&move_path, owner.token(), json!({"from": "up/b", "to": "up"})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) =
+        cluster.request(Method::DELETE, &format!("/api/rooms/{room_id}/folders?path=up"), owner.token(), None).await;
+    assert_eq!((status, body["deleted_file_ids"].as_array().map(Vec::len)), (StatusCode::OK, Some(2)), "{body}");
     // A file moves into a folder by its own rename.
     let readme = paths_of(cluster, &owner, &room_id).await;
     assert!(readme.contains(&"README.md".to_string()));
@@ -259,6 +270,8 @@ async fn search(cluster: &Cluster) {
         ("q=(&regex=true", StatusCode::BAD_REQUEST, "invalid_query"),
         ("q=x&max_results=0", StatusCode::BAD_REQUEST, "invalid_limit"),
         ("q=x&max_results=5000", StatusCode::BAD_REQUEST, "invalid_limit"),
+        // Matches empty text at every position: quadratic in a long line, and finds nothing.
+        ("q=(%3F:a*c)%3F&regex=true", StatusCode::BAD_REQUEST, "invalid_query"),
     ] {
         let (got, body) = cluster.get(&search(query), owner.token()).await;
         assert_eq!((got, body["error"]["code"].as_str()), (status, Some(code)), "{query}: {body}");
@@ -357,11 +370,50 @@ async fn archives(cluster: &Cluster) {
     let (_, again) = download(cluster, &owner, &room_b).await;
     assert_eq!(unzip(&again), expected);
 
-    // Who may: a viewer may not upload, an outsider may not download a private room.
+    // Who may: a viewer may not upload, an outsider may not download a private room; who may
+    // is settled before the archive is even read.
     let (status, body) = upload(cluster, &viewer, &room_a, zip_of(&[("x.py", "")])).await;
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("read_only")), "{body}");
+    let (status, body) = upload(cluster, &viewer, &room_a, b"not a zip".to_vec()).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("read_only")), "{body}");
+    let (status, body) = upload(cluster, &stranger, &room_a, b"not a zip".to_vec()).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("room_not_found")), "{body}");
     let (status, _) = download(cluster, &stranger, &room_a).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // A project larger than a gRPC message's usual 4 MiB goes in and out whole.
+    let text = |seed: u64| -> String {
+        let mut state = seed;
+        (0..900_000)
+            .map(|_| {
+                state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                char::from(b"abcdefghijklmnopqrstuvwxyz \n"[(state >> 59) as usize % 28])
+            })
+            .collect()
+    };
+    let big: Vec<(String, String)> = (0..6).map(|index| (format!("data/part{index}.txt"), text(index))).collect();
+    let entries: Vec<(&str, &str)> = big.iter().map(|(path, text)| (path.as_str(), text.as_str())).collect();
+    let room_big = room(cluster, &owner, "Big project", false).await;
+    let (status, report) = upload(cluster, &owner, &room_big, zip_of(&entries)).await;
+    assert_eq!((status, report["written"].as_bool()), (StatusCode::OK, Some(true)), "{report}");
+    let (status, zipped) = download(cluster, &owner, &room_big).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(unzip(&zipped), big.into_iter().collect::<BTreeMap<_, _>>());
+
+    // Two imports at once cannot take a room past its 1000 files together.
+    let room_full = room(cluster, &owner, "Cap", false).await;
+    let batch = |prefix: &str| -> Vec<u8> {
+        let names: Vec<String> = (0..600).map(|index| format!("{prefix}/f{index}.txt")).collect();
+        zip_of(&names.iter().map(|name| (name.as_str(), "x")).collect::<Vec<_>>())
+    };
+    let (first, second) = tokio::join!(
+        upload(cluster, &owner, &room_full, batch("one")),
+        upload(cluster, &owner, &room_full, batch("two"))
+    );
+    let mut statuses = [first.0, second.0];
+    statuses.sort();
+    assert_eq!(statuses, [StatusCode::OK, StatusCode::CONFLICT], "{} / {}", first.1, second.1);
+    assert_eq!(paths_of(cluster, &owner, &room_full).await.len(), 600);
 
     // Hostile archives: each refused, and nothing written.
     let room_c = room(cluster, &owner, "Hostile", false).await;

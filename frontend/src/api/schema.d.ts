@@ -4859,7 +4859,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description over 16 MiB, over 1000 entries, or expanding past 64 MiB */
+            /** @description the room would hold more than 1000 files (`too_many_files`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description over 16 MiB, over 1000 entries, expanding past 64 MiB or more than 100 times its size (`suspicious_compression`) */
             413: {
                 headers: {
                     [name: string]: unknown;

@@ -80,6 +80,8 @@ pub enum ArchiveError {
     NotAZip(String),
     TooManyEntries(usize),
     ExpandsTooFar,
+    /// Expands more than [`ARCHIVE_MAX_RATIO`] times its own size, in entries each small enough.
+    CompressesTooWell,
 }
 
 impl From<ArchiveError> for ApiError {
@@ -99,6 +101,13 @@ impl From<ArchiveError> for ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 ErrorCode::ArchiveTooLarge,
                 format!("the archive's files come to more than {} MiB", ARCHIVE_MAX_EXPANDED_BYTES / (1024 * 1024)),
+            ),
+            ArchiveError::CompressesTooWell => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorCode::SuspiciousCompression,
+                format!(
+                    "the archive expands more than {ARCHIVE_MAX_RATIO} times its size; refused as a possible zip bomb"
+                ),
             ),
         }
     }
@@ -129,6 +138,11 @@ pub fn read_archive(bytes: &[u8]) -> Result<Vec<Entry>, ArchiveError> {
             }
         };
         let name = file.name().to_string();
+        // Flagged UTF-8 but not: a name that would be stored other than it was sent.
+        if name.contains('\u{FFFD}') && std::str::from_utf8(file.name_raw()).is_err() {
+            entries.push(refused(&name, ErrorCode::InvalidFilename, "the entry's name is not valid UTF-8"));
+            continue;
+        }
         if file.is_symlink() {
             entries.push(refused(
                 &name,
@@ -155,12 +169,9 @@ pub fn read_archive(bytes: &[u8]) -> Result<Vec<Entry>, ArchiveError> {
             entries.push(refused(&name, ErrorCode::FileTooLarge, message));
             continue;
         }
-        if declared > RATIO_FLOOR_BYTES && declared / file.compressed_size().max(1) > ARCHIVE_MAX_RATIO {
-            let message =
-                format!("the file expands more than {ARCHIVE_MAX_RATIO} times; refused as a possible zip bomb");
-            entries.push(refused(&name, ErrorCode::SuspiciousCompression, message));
-            continue;
-        }
+        // What the entry says it compresses to, at most the archive itself: the ratio below is of
+        // the bytes actually read, which a lying header cannot shrink.
+        let compressed = file.compressed_size().clamp(1, bytes.len() as u64);
         let mut content = Vec::new();
         let read = (&mut file).take(FILE_MAX_BYTES as u64 + 1).read_to_end(&mut content);
         if let Err(error) = read {
@@ -175,9 +186,20 @@ pub fn read_archive(bytes: &[u8]) -> Result<Vec<Entry>, ArchiveError> {
             ));
             continue;
         }
-        expanded += content.len() as u64;
+        let size = content.len() as u64;
+        if size > RATIO_FLOOR_BYTES && size / compressed > ARCHIVE_MAX_RATIO {
+            let message =
+                format!("the file expands more than {ARCHIVE_MAX_RATIO} times; refused as a possible zip bomb");
+            entries.push(refused(&name, ErrorCode::SuspiciousCompression, message));
+            continue;
+        }
+        expanded += size;
+        // The whole archive too: many entries each under the floor still expand at most so far.
         if expanded > ARCHIVE_MAX_EXPANDED_BYTES {
             return Err(ArchiveError::ExpandsTooFar);
+        }
+        if expanded > (bytes.len() as u64 * ARCHIVE_MAX_RATIO).max(FILE_MAX_BYTES as u64) {
+            return Err(ArchiveError::CompressesTooWell);
         }
         match String::from_utf8(content) {
             Ok(text) if !text.contains('\0') => entries.push(Entry::File { path, content: text }),
@@ -302,7 +324,8 @@ fn report_refused(files: Vec<ArchiveEntryBody>) -> Response {
     (status = 400, description = "not a zip archive (`invalid_archive`)", body = ErrorBody),
     (status = 403, description = "a viewer or a non-member", body = ErrorBody),
     (status = 404, description = "no such room", body = ErrorBody),
-    (status = 413, description = "over 16 MiB, over 1000 entries, or expanding past 64 MiB", body = ErrorBody),
+    (status = 409, description = "the room would hold more than 1000 files (`too_many_files`)", body = ErrorBody),
+    (status = 413, description = "over 16 MiB, over 1000 entries, expanding past 64 MiB or more than 100 times its size (`suspicious_compression`)", body = ErrorBody),
     (status = 415, description = "not `application/zip`", body = ErrorBody),
     (status = 422, description = "some entries refused, nothing written (`archive_refused`; `files` says why for each)", body = ArchiveReportBody),
 ))]
@@ -321,6 +344,20 @@ async fn upload(
             ErrorCode::UnsupportedMediaType,
             "send the archive as application/zip",
         ));
+    }
+    // Who may import is settled before the archive is read, let alone expanded: ImportFiles
+    // checks the caller before it looks at the files, so asked with none it answers the
+    // caller's refusal (the same as with files), or `no_files` for one who may.
+    let probe = state
+        .clients
+        .rooms()
+        .import_files(user.context.request(pb::ImportFilesRequest { room_id: room_id.clone(), files: Vec::new() }))
+        .await;
+    if let Err(status) = probe {
+        let error = codesync_common::ServiceError::from_peer("rooms", status);
+        if !error.is(ErrorCode::NoFiles) {
+            return Err(error.into());
+        }
     }
     let bytes = body
         .into_data_stream()
@@ -469,6 +506,18 @@ mod tests {
             refusal(&read_archive(&zip_of(&[("dense.txt", &dense)])).unwrap()),
             [("dense.txt", ErrorCode::SuspiciousCompression)]
         );
+        // Headers that claim 100 bytes do not change what is read.
+        let mut lying = zip_of(&[("dense.txt", &dense)]);
+        for (signature, at) in [(b"PK\x03\x04", 22), (b"PK\x01\x02", 24)] {
+            let header = lying.windows(4).position(|window| window == signature).unwrap();
+            lying[header + at..header + at + 4].copy_from_slice(&100_u32.to_le_bytes());
+        }
+        assert_eq!(refusal(&read_archive(&lying).unwrap()), [("dense.txt", ErrorCode::SuspiciousCompression)]);
+        // Entries each under the floor still may not expand the archive more than the ratio.
+        let small = vec![b'a'; 60 * 1024];
+        let names: Vec<String> = (0..40).map(|index| format!("s{index}.txt")).collect();
+        let many: Vec<(&str, &[u8])> = names.iter().map(|name| (name.as_str(), small.as_slice())).collect();
+        assert_eq!(read_archive(&zip_of(&many)), Err(ArchiveError::CompressesTooWell));
         let names: Vec<String> = (0..ARCHIVE_MAX_ENTRIES + 1).map(|index| format!("f{index}.txt")).collect();
         let flood: Vec<(&str, &[u8])> = names.iter().map(|name| (name.as_str(), b"x".as_slice())).collect();
         assert_eq!(read_archive(&zip_of(&flood)), Err(ArchiveError::TooManyEntries(ARCHIVE_MAX_ENTRIES + 1)));

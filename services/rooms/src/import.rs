@@ -19,7 +19,7 @@ pub const REFUSED: &str = "refused";
 /// What becomes of one file of an import.
 enum Plan {
     Create(FileRecord),
-    Replace { file_id: String, content: String },
+    Replace { file_id: String, path: String, content: String },
 }
 
 fn refused(path: &str, error: &ServiceError) -> pb::ImportedFile {
@@ -32,7 +32,45 @@ fn refused(path: &str, error: &ServiceError) -> pb::ImportedFile {
     }
 }
 
+fn new_file(room_id: &str, path: &str, content: String, caller: &Caller, now_ms: i64) -> FileRecord {
+    FileRecord {
+        id: new_id(),
+        room_id: room_id.to_string(),
+        language: language::language_for_filename(path).to_string(),
+        filename: path.to_string(),
+        size_bytes: i64::try_from(content.len()).unwrap_or(i64::MAX),
+        content: Some(content),
+        created_by: caller.user_id.clone(),
+        updated_by: caller.user_id.clone(),
+        created_at_ms: now_ms,
+        updated_at_ms: now_ms,
+    }
+}
+
 impl RoomsGrpcService {
+    /// Creates an import's new files in one transaction, with their `file_created` events.
+    async fn create_imported(&self, creates: &[FileRecord], caller: &Caller) -> ServiceResult<()> {
+        if creates.is_empty() {
+            return Ok(());
+        }
+        let events = creates
+            .iter()
+            .map(|file| {
+                let mut created = Self::file_event(Kind::FileCreated, file, caller);
+                if let Kind::FileCreated(change) = &mut created.kind {
+                    change.language = file.language.clone();
+                }
+                created
+            })
+            .collect();
+        let mut staged = Staged::new(self.events.as_ref(), events);
+        if let UniqueWrite::Taken = self.store.insert_files(creates, &mut staged).await? {
+            return Err(file_exists());
+        }
+        staged.committed();
+        Ok(())
+    }
+
     pub(crate) async fn import_files(
         &self,
         caller: Caller,
@@ -88,7 +126,7 @@ impl RoomsGrpcService {
                         file_id: current.id.clone(),
                         ..Default::default()
                     });
-                    plans.push(Plan::Replace { file_id: current.id.clone(), content: file.content });
+                    plans.push(Plan::Replace { file_id: current.id.clone(), path, content: file.content });
                 }
                 Some(current) => {
                     report.push(refused(&path, &paths::Clash::SameName(current.filename.clone()).into_service_error()));
@@ -101,18 +139,7 @@ impl RoomsGrpcService {
                         continue;
                     }
                     new_paths.push(path.clone());
-                    let record = FileRecord {
-                        id: new_id(),
-                        room_id: room_id.clone(),
-                        language: language::language_for_filename(&path).to_string(),
-                        filename: path.clone(),
-                        size_bytes: i64::try_from(file.content.len()).unwrap_or(i64::MAX),
-                        content: Some(file.content),
-                        created_by: caller.user_id.clone(),
-                        updated_by: caller.user_id.clone(),
-                        created_at_ms: now_ms,
-                        updated_at_ms: now_ms,
-                    };
+                    let record = new_file(&room_id, &path, file.content, &caller, now_ms);
                     report.push(pb::ImportedFile {
                         path,
                         outcome: CREATED.into(),
@@ -127,14 +154,7 @@ impl RoomsGrpcService {
             return Ok(pb::ImportFilesResponse { files: report, written: false });
         }
         if existing.len() + new_paths.len() > MAX_FILES_PER_ROOM as usize {
-            return Err(ServiceError::conflict(
-                ErrorCode::TooManyFiles,
-                format!(
-                    "the room holds {} files and would hold {}: at most {MAX_FILES_PER_ROOM}",
-                    existing.len(),
-                    existing.len() + new_paths.len()
-                ),
-            ));
+            return Err(crate::too_many_files(existing.len(), new_paths.len()));
         }
         let (creates, replaces): (Vec<Plan>, Vec<Plan>) =
             plans.into_iter().partition(|plan| matches!(plan, Plan::Create(_)));
@@ -142,28 +162,23 @@ impl RoomsGrpcService {
             .into_iter()
             .filter_map(|plan| if let Plan::Create(file) = plan { Some(file) } else { None })
             .collect();
-        if !creates.is_empty() {
-            let events = creates
-                .iter()
-                .map(|file| {
-                    let mut created = Self::file_event(Kind::FileCreated, file, &caller);
-                    if let Kind::FileCreated(change) = &mut created.kind {
-                        change.language = file.language.clone();
-                    }
-                    created
-                })
-                .collect();
-            let mut staged = Staged::new(self.events.as_ref(), events);
-            if let UniqueWrite::Taken = self.store.insert_files(&creates, &mut staged).await? {
-                return Err(file_exists());
-            }
-            staged.committed();
-        }
+        self.create_imported(&creates, &caller).await?;
         // Replacing the live text is idempotent: a failure part-way is retried whole.
         for plan in replaces {
-            if let Plan::Replace { file_id, content } = plan {
-                let update = pb::UpdateFileRequest { file_id, filename: None, content: Some(content) };
-                self.update_file(caller.clone(), context, update).await?;
+            let Plan::Replace { file_id, path, content } = plan else { continue };
+            let update = pb::UpdateFileRequest { file_id, filename: None, content: Some(content.clone()) };
+            match self.update_file(caller.clone(), context, update).await {
+                Ok(_) => {}
+                // Deleted since the import was checked: the project's file comes back at its
+                // path, so that the answer stays "every file written", never a part of them.
+                Err(error) if error.is(ErrorCode::FileNotFound) => {
+                    let file = new_file(&room_id, &path, content, &caller, codesync_common::now_ms());
+                    self.create_imported(std::slice::from_ref(&file), &caller).await?;
+                    if let Some(entry) = report.iter_mut().find(|entry| entry.path == path) {
+                        (entry.outcome, entry.file_id) = (CREATED.into(), file.id);
+                    }
+                }
+                Err(error) => return Err(error),
             }
         }
         tracing::info!(room.id = %room_id, created = creates.len(), files = report.len(), "imported files");

@@ -40,6 +40,16 @@ use crate::store::{DeletedFile, FileChanges, FileRecord, MemberRecord, RoomRecor
 pub const MAX_FILE_BYTES: usize = codesync_common::limits::FILE_MAX_BYTES;
 /// The most files one room may hold.
 pub const MAX_FILES_PER_ROOM: i64 = 1000;
+
+/// The room's cap refuses `adding` more files to the `holding` it has.
+pub(crate) fn too_many_files(holding: usize, adding: usize) -> ServiceError {
+    let message = if adding == 1 {
+        format!("a room may hold at most {MAX_FILES_PER_ROOM} files")
+    } else {
+        format!("the room holds {holding} files and would hold {}: at most {MAX_FILES_PER_ROOM}", holding + adding)
+    };
+    ServiceError::conflict(ErrorCode::TooManyFiles, message)
+}
 const INVITE_CODE_LENGTH: usize = 12;
 /// Letters and digits that cannot be mistaken for one another when read aloud or retyped.
 const INVITE_CODE_ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz23456789";
@@ -105,7 +115,10 @@ impl RoomsGrpcService {
     }
 
     pub fn into_grpc_server(self) -> RoomsServiceServer<Self> {
+        use codesync_common::limits::ROOMS_MESSAGE_MAX_BYTES;
         RoomsServiceServer::new(self)
+            .max_decoding_message_size(ROOMS_MESSAGE_MAX_BYTES)
+            .max_encoding_message_size(ROOMS_MESSAGE_MAX_BYTES)
     }
 
     async fn room_access(&self, room_id: &str, caller: Option<&Caller>) -> ServiceResult<RoomAccess> {
@@ -387,11 +400,10 @@ impl RoomsGrpcService {
         access.require_write()?;
         let filename = validation::filename(&request.filename)?;
         validation::file_content(&request.content)?;
-        if self.store.count_files(&access.room().id).await? >= MAX_FILES_PER_ROOM {
-            return Err(ServiceError::conflict(
-                ErrorCode::TooManyFiles,
-                format!("a room may hold at most {MAX_FILES_PER_ROOM} files"),
-            ));
+        // A quick refusal; the cap holds under concurrency because the insert checks it again.
+        let count = self.store.count_files(&access.room().id).await?;
+        if count >= MAX_FILES_PER_ROOM {
+            return Err(too_many_files(usize::try_from(count).unwrap_or(usize::MAX), 1));
         }
         let now_ms = now_ms();
         let file = FileRecord {

@@ -47,20 +47,39 @@ impl Matcher {
             .dfa_size_limit(PATTERN_SIZE_LIMIT)
             .build()
             .map_err(|error| invalid(format!("the query is not a valid regular expression: {error}")))?;
+        // A pattern that matches nothing at every position finds nothing worth showing, and its
+        // empty matches cost a scan of the rest of the line each: quadratic in a long line.
+        if regex.is_match("") {
+            return Err(invalid("the query matches empty text; it must match at least one character".into()));
+        }
         Ok(Self { regex })
     }
 
-    /// The matches in `text`, at most `limit` of them; empty matches are not matches.
-    pub fn find(&self, file: &pb::File, text: &str, limit: usize) -> Vec<pb::SearchMatch> {
+    /// The matches in `text`, at most `limit` of them, found before `deadline` (else the second
+    /// value is true); empty matches are not matches. CPU-bound: call it off the async workers.
+    pub fn find(
+        &self,
+        file: &pb::File,
+        text: &str,
+        limit: usize,
+        deadline: std::time::Instant,
+    ) -> (Vec<pb::SearchMatch>, bool) {
         let mut found = Vec::new();
         for (index, line) in text.split('\n').enumerate() {
             let line = line.strip_suffix('\r').unwrap_or(line);
+            if std::time::Instant::now() >= deadline {
+                return (found, true);
+            }
             for hit in self.regex.find_iter(line) {
+                // Each search of a long line may scan the rest of it: the budget is checked per hit.
+                if std::time::Instant::now() >= deadline {
+                    return (found, true);
+                }
                 if hit.is_empty() {
                     continue;
                 }
                 if found.len() == limit {
-                    return found;
+                    return (found, false);
                 }
                 found.push(pb::SearchMatch {
                     file_id: file.id.clone(),
@@ -72,7 +91,7 @@ impl Matcher {
                 });
             }
         }
-        found
+        (found, false)
     }
 }
 
@@ -97,13 +116,14 @@ impl RoomsGrpcService {
         request: pb::SearchFilesRequest,
     ) -> ServiceResult<pb::SearchFilesResponse> {
         let access = self.room_access(&request.room_id, caller.as_ref()).await?;
-        let matcher = Matcher::new(&request)?;
+        let matcher = std::sync::Arc::new(Matcher::new(&request)?);
         let limit = match request.max_results {
             0 => DEFAULT_RESULTS,
             wanted => wanted.min(MAX_RESULTS),
         } as usize;
         let files = self.store.list_files(&access.room().id).await?;
         let deadline = tokio::time::Instant::now() + SEARCH_TIME;
+        let match_deadline = deadline.into_std();
         let documents = self.documents.clone();
         let mut texts = futures::stream::iter(files)
             .map(|file| {
@@ -136,7 +156,19 @@ impl RoomsGrpcService {
             answer.files_searched += 1;
             let room_left = limit - answer.matches.len();
             // One more than fits tells whether the answer is cut.
-            let mut found = matcher.find(&file, &text, room_left + 1);
+            let matcher = matcher.clone();
+            let (mut found, out_of_time) =
+                tokio::task::spawn_blocking(move || matcher.find(&file, &text, room_left + 1, match_deadline))
+                    .await
+                    .map_err(|_| ServiceError::Unavailable {
+                        message: "the search was interrupted; try again".into(),
+                    })?;
+            if out_of_time {
+                found.truncate(room_left);
+                answer.matches.extend(found);
+                answer.truncated = true;
+                break;
+            }
             if found.len() > room_left {
                 found.truncate(room_left);
                 answer.matches.extend(found);
@@ -161,37 +193,51 @@ mod tests {
         pb::File { id: "f".into(), filename: "src/main.py".into(), ..Default::default() }
     }
 
+    fn hits(matcher: Matcher, text: &str, limit: usize) -> Vec<pb::SearchMatch> {
+        let (found, out_of_time) = matcher.find(&file(), text, limit, far());
+        assert!(!out_of_time);
+        found
+    }
+
+    fn far() -> std::time::Instant {
+        std::time::Instant::now() + Duration::from_secs(60)
+    }
+
     #[test]
     fn plain_text_is_literal_and_case_insensitive_unless_asked() {
         let text = "def main():\n    print('a.b')\r\n    MAIN = 1\n";
-        let found = Matcher::new(&request("main")).unwrap().find(&file(), text, 10);
+        let found = hits(Matcher::new(&request("main")).unwrap(), text, 10);
         assert_eq!(found.iter().map(|m| (m.line, m.column, m.length)).collect::<Vec<_>>(), [(1, 5, 4), (3, 5, 4)]);
         assert_eq!(found[1].text, "    MAIN = 1");
         let exact = pb::SearchFilesRequest { case_sensitive: true, ..request("main") };
-        assert_eq!(Matcher::new(&exact).unwrap().find(&file(), text, 10).len(), 1);
+        assert_eq!(hits(Matcher::new(&exact).unwrap(), text, 10).len(), 1);
         // A dot is a dot in plain text.
-        assert_eq!(Matcher::new(&request("a.b")).unwrap().find(&file(), "axb a.b", 10)[0].column, 5);
+        assert_eq!(hits(Matcher::new(&request("a.b")).unwrap(), "axb a.b", 10)[0].column, 5);
     }
 
     #[test]
     fn regular_expressions_whole_words_and_limits() {
         let regex = pb::SearchFilesRequest { regex: true, ..request(r"print\(\w+\)") };
-        assert_eq!(Matcher::new(&regex).unwrap().find(&file(), "print(x) print(yy)", 10).len(), 2);
+        assert_eq!(hits(Matcher::new(&regex).unwrap(), "print(x) print(yy)", 10).len(), 2);
         let word = pb::SearchFilesRequest { whole_word: true, ..request("id") };
-        let found = Matcher::new(&word).unwrap().find(&file(), "id idx user_id (id)", 10);
+        let found = hits(Matcher::new(&word).unwrap(), "id idx user_id (id)", 10);
         assert_eq!(found.iter().map(|m| m.column).collect::<Vec<_>>(), [1, 17]);
-        assert_eq!(Matcher::new(&request("x")).unwrap().find(&file(), &"x".repeat(50), 7).len(), 7);
-        // Empty matches are skipped.
-        let empty = pb::SearchFilesRequest { regex: true, ..request("z*") };
-        assert!(Matcher::new(&empty).unwrap().find(&file(), "abc", 10).is_empty());
+        assert_eq!(hits(Matcher::new(&request("x")).unwrap(), &"x".repeat(50), 7).len(), 7);
+        // Empty matches are skipped; a pattern that matches empty text is refused.
+        let optional = pb::SearchFilesRequest { regex: true, ..request("\\bz*") };
+        assert!(hits(Matcher::new(&optional).unwrap(), "abc", 10).is_empty());
+        for empty in ["z*", "(?:a*c)?", "^", "x|"] {
+            let empty = pb::SearchFilesRequest { regex: true, ..request(empty) };
+            assert_eq!(Matcher::new(&empty).unwrap_err().code(), "invalid_query");
+        }
     }
 
     #[test]
     fn columns_count_utf16_units_and_long_lines_are_cut() {
-        let found = Matcher::new(&request("x")).unwrap().find(&file(), "é😀x", 10);
+        let found = hits(Matcher::new(&request("x")).unwrap(), "é😀x", 10);
         assert_eq!(found[0].column, 4);
         let line = format!("{}needle{}", "a".repeat(1000), "b".repeat(1000));
-        let found = Matcher::new(&request("needle")).unwrap().find(&file(), &line, 10);
+        let found = hits(Matcher::new(&request("needle")).unwrap(), &line, 10);
         assert_eq!(found[0].text.chars().count(), LINE_TEXT_MAX_CHARS);
         assert!(found[0].text.contains("needle"));
     }
@@ -205,5 +251,15 @@ mod tests {
         assert_eq!(Matcher::new(&unbalanced).unwrap_err().code(), "invalid_query");
         let huge = pb::SearchFilesRequest { regex: true, ..request(r"\w{1000}\w{1000}\w{1000}") };
         assert_eq!(Matcher::new(&huge).unwrap_err().code(), "invalid_query");
+    }
+
+    #[test]
+    fn a_search_stops_at_its_deadline_even_inside_one_long_line() {
+        // Each search of this line scans to its end for a `c` that never comes.
+        let matcher = Matcher::new(&pb::SearchFilesRequest { regex: true, ..request("a|a*c") }).unwrap();
+        let line = "a".repeat(1 << 20);
+        let (found, out_of_time) = matcher.find(&file(), &line, usize::MAX, std::time::Instant::now());
+        assert!(out_of_time);
+        assert!(found.is_empty());
     }
 }

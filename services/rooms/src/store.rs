@@ -412,11 +412,15 @@ impl RoomsStore {
     }
 
     /// Creates files in one transaction, each path checked against the room's others (by case,
-    /// and as a file against folders) while the room's paths cannot change.
+    /// and as a file against folders) and the room's file count against its cap, while the room's
+    /// paths cannot change: concurrent creations and imports cannot pass the cap together.
     pub async fn insert_files(&self, files: &[FileRecord], staged: &mut Staged<'_>) -> ServiceResult<UniqueWrite<()>> {
         let Some(room_id) = files.first().map(|file| file.room_id.as_str()) else { return Ok(UniqueWrite::Done(())) };
         let mut transaction = self.database.pool().begin().await?;
         let mut taken = lock_paths(&mut transaction, room_id).await?;
+        if taken.len() + files.len() > crate::MAX_FILES_PER_ROOM as usize {
+            return Err(crate::too_many_files(taken.len(), files.len()));
+        }
         for file in files {
             if let Some(clash) = paths::clash(&file.filename, taken.iter().map(|(_, path)| path.as_str())) {
                 return Err(clash.into_service_error());
@@ -469,6 +473,23 @@ impl RoomsStore {
             }
             taken.push(rename.to.clone());
         }
+        // In two steps: a folder moved into its own parent (`a/b` to `a`) takes paths its files
+        // still hold, and the exact-path unique index is checked row by row. First each file goes
+        // to a path no file can have (a control character, refused in names), then to its own.
+        for rename in renames {
+            let result =
+                sqlx::query("UPDATE room_files SET filename = $1 WHERE id = $2 AND room_id = $3 AND filename = $4")
+                    .bind(format!("\u{1}moving/{}", rename.file_id))
+                    .bind(&rename.file_id)
+                    .bind(room_id)
+                    .bind(&rename.from)
+                    .execute(&mut *transaction)
+                    .await?;
+            if result.rows_affected() != 1 {
+                // The file moved or went since the caller listed the folder.
+                return Err(ServiceError::conflict(ErrorCode::Conflict, "the folder changed meanwhile; try again"));
+            }
+        }
         for rename in renames {
             let result = sqlx::query(
                 "UPDATE room_files SET filename = $1, language = $2, updated_by = $3, updated_at_ms = $4 \
@@ -480,11 +501,10 @@ impl RoomsStore {
             .bind(now_ms)
             .bind(&rename.file_id)
             .bind(room_id)
-            .bind(&rename.from)
+            .bind(format!("\u{1}moving/{}", rename.file_id))
             .execute(&mut *transaction)
             .await;
             match result {
-                // The file moved or went since the caller listed the folder.
                 Ok(done) if done.rows_affected() != 1 => {
                     return Err(ServiceError::conflict(ErrorCode::Conflict, "the folder changed meanwhile; try again"));
                 }
