@@ -125,6 +125,9 @@ pub fn read_archive(bytes: &[u8]) -> Result<Vec<Entry>, ArchiveError> {
     if archive.len() > ARCHIVE_MAX_ENTRIES {
         return Err(ArchiveError::TooManyEntries(archive.len()));
     }
+    if listed_entries(bytes).is_some_and(|listed| listed != archive.len() as u64) {
+        return Err(ArchiveError::NotAZip("it lists an entry's name more than once".into()));
+    }
     let mut entries = Vec::with_capacity(archive.len());
     let mut expanded = 0_u64;
     for index in 0..archive.len() {
@@ -211,6 +214,29 @@ pub fn read_archive(bytes: &[u8]) -> Result<Vec<Entry>, ArchiveError> {
         }
     }
     Ok(entries)
+}
+
+/// How many entries the archive's end record says its central directory lists, where it can be
+/// read. The zip reader keys entries by name: a name listed twice comes out once, the last copy
+/// winning, and the report would not show the other.
+fn listed_entries(bytes: &[u8]) -> Option<u64> {
+    const END: &[u8] = b"PK\x05\x06";
+    let search_from = bytes.len().saturating_sub(22 + usize::from(u16::MAX));
+    let at = search_from + bytes[search_from..].windows(4).rposition(|window| window == END)?;
+    let total = u16::from_le_bytes(bytes.get(at + 10..at + 12)?.try_into().ok()?);
+    if total != u16::MAX {
+        return Some(u64::from(total));
+    }
+    // Zip64: the locator just before the end record says where the zip64 end record is.
+    let locator = at.checked_sub(20)?;
+    if bytes.get(locator..locator + 4)? != b"PK\x06\x07" {
+        return None;
+    }
+    let record = usize::try_from(u64::from_le_bytes(bytes.get(locator + 8..locator + 16)?.try_into().ok()?)).ok()?;
+    if bytes.get(record..record.checked_add(4)?)? != b"PK\x06\x06" {
+        return None;
+    }
+    Some(u64::from_le_bytes(bytes.get(record.checked_add(32)?..record.checked_add(40)?)?.try_into().ok()?))
 }
 
 /// A zip archive of `files` (path, text), deflated.
@@ -522,6 +548,17 @@ mod tests {
         let flood: Vec<(&str, &[u8])> = names.iter().map(|name| (name.as_str(), b"x".as_slice())).collect();
         assert_eq!(read_archive(&zip_of(&flood)), Err(ArchiveError::TooManyEntries(ARCHIVE_MAX_ENTRIES + 1)));
         assert!(matches!(read_archive(b"not a zip"), Err(ArchiveError::NotAZip(_))));
+        // A name listed twice (forged: the writer refuses it) is not merged into one.
+        let mut twice = zip_of(&[("d.txt", b"one"), ("e.txt", b"two")]);
+        let mut at = 0;
+        while let Some(found) = twice[at..].windows(5).position(|window| window == b"e.txt") {
+            twice[at + found..at + found + 5].copy_from_slice(b"d.txt");
+            at += found + 5;
+        }
+        assert!(
+            matches!(read_archive(&twice), Err(ArchiveError::NotAZip(reason)) if reason.contains("more than once"))
+        );
+        assert_eq!(listed_entries(&zip_of(&[("a", b"1"), ("b", b"2"), ("c", b"3")])), Some(3));
     }
 
     #[test]
