@@ -159,6 +159,8 @@ pub enum Clash {
     SameName(String),
     /// The new path would make an existing file a folder, or lie inside an existing file.
     FileAndFolder(String),
+    /// A folder of the new path is a folder of the room's in other case (`Dir/x` and `dir/y`).
+    FolderCase(String),
 }
 
 impl Clash {
@@ -171,6 +173,10 @@ impl Clash {
             Self::FileAndFolder(existing) => ServiceError::conflict(
                 ErrorCode::PathConflict,
                 format!("{existing:?} would be both a file and a folder"),
+            ),
+            Self::FolderCase(existing) => ServiceError::already_exists(
+                ErrorCode::FileExists,
+                format!("a folder named {existing:?} already exists in the room (names may not differ only in case)"),
             ),
         }
     }
@@ -187,6 +193,15 @@ pub fn clash<'a>(path: &str, existing: impl IntoIterator<Item = &'a str>) -> Opt
         }
         if folder_keys.contains(&other_key) || is_inside(&other_key.0, &key.0) {
             return Some(Clash::FileAndFolder(other.to_string()));
+        }
+        // Folders are prefixes: the one at each depth is compared with its peer.
+        for (mine, theirs) in folders(path).zip(folders(other)) {
+            if mine != theirs {
+                if PathKey::of(mine) == PathKey::of(theirs) {
+                    return Some(Clash::FolderCase(theirs.to_string()));
+                }
+                break;
+            }
         }
     }
     None
@@ -279,9 +294,13 @@ mod tests {
         assert_eq!(clash("SRC", room), Some(Clash::FileAndFolder("src/app/main.py".into())));
         assert_eq!(clash("docs/index.md", room), Some(Clash::FileAndFolder("docs".into())));
         assert_eq!(clash("docs2/index.md", room), None);
+        assert_eq!(clash("Src/app/other.py", room), Some(Clash::FolderCase("src".into())));
+        assert_eq!(clash("src/APP/other.py", room), Some(Clash::FolderCase("src/app".into())));
+        assert_eq!(clash("src/lib/other.py", room), None);
         assert_eq!(clash("src/app/main.py/x", room), Some(Clash::FileAndFolder("src/app/main.py".into())));
         assert_eq!(Clash::FileAndFolder("docs".into()).into_service_error().code(), "path_conflict");
         assert_eq!(Clash::SameName("a".into()).into_service_error().code(), "file_exists");
+        assert_eq!(Clash::FolderCase("a".into()).into_service_error().code(), "file_exists");
     }
 
     #[test]

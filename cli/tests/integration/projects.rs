@@ -112,6 +112,7 @@ async fn folders(cluster: &Cluster) {
         ("src/app.", StatusCode::BAD_REQUEST, "invalid_filename"),
         ("SRC/app/MAIN.py", StatusCode::CONFLICT, "file_exists"),
         ("ſrc/app/main.py", StatusCode::CONFLICT, "file_exists"),
+        ("SRC/other.py", StatusCode::CONFLICT, "file_exists"),
         ("src/app", StatusCode::CONFLICT, "path_conflict"),
         ("README.md/notes.txt", StatusCode::CONFLICT, "path_conflict"),
     ];
@@ -272,6 +273,7 @@ async fn search(cluster: &Cluster) {
         ("q=x&max_results=5000", StatusCode::BAD_REQUEST, "invalid_limit"),
         // Matches empty text at every position: quadratic in a long line, and finds nothing.
         ("q=(%3F:a*c)%3F&regex=true", StatusCode::BAD_REQUEST, "invalid_query"),
+        ("q=(%3F:a*c)%3F%5Cb&regex=true", StatusCode::BAD_REQUEST, "invalid_query"),
     ] {
         let (got, body) = cluster.get(&search(query), owner.token()).await;
         assert_eq!((got, body["error"]["code"].as_str()), (status, Some(code)), "{query}: {body}");

@@ -47,9 +47,16 @@ impl Matcher {
             .dfa_size_limit(PATTERN_SIZE_LIMIT)
             .build()
             .map_err(|error| invalid(format!("the query is not a valid regular expression: {error}")))?;
-        // A pattern that matches nothing at every position finds nothing worth showing, and its
-        // empty matches cost a scan of the rest of the line each: quadratic in a long line.
-        if regex.is_match("") {
+        // A pattern that can match empty text finds nothing worth showing there, and its empty
+        // matches cost a scan of the rest of the line each: quadratic in a long line. Judged on
+        // the pattern's shortest match, not on matching "": `(?:a*c)?\b` never matches "" yet
+        // yields empty matches only.
+        let shortest = regex_syntax::ParserBuilder::new()
+            .case_insensitive(!request.case_sensitive)
+            .build()
+            .parse(&pattern)
+            .map(|hir| hir.properties().minimum_len());
+        if !matches!(shortest, Ok(Some(length)) if length > 0) {
             return Err(invalid("the query matches empty text; it must match at least one character".into()));
         }
         Ok(Self { regex })
@@ -223,13 +230,14 @@ mod tests {
         let found = hits(Matcher::new(&word).unwrap(), "id idx user_id (id)", 10);
         assert_eq!(found.iter().map(|m| m.column).collect::<Vec<_>>(), [1, 17]);
         assert_eq!(hits(Matcher::new(&request("x")).unwrap(), &"x".repeat(50), 7).len(), 7);
-        // Empty matches are skipped; a pattern that matches empty text is refused.
-        let optional = pb::SearchFilesRequest { regex: true, ..request("\\bz*") };
-        assert!(hits(Matcher::new(&optional).unwrap(), "abc", 10).is_empty());
-        for empty in ["z*", "(?:a*c)?", "^", "x|"] {
+        // A pattern that can match empty text is refused, even one that never matches "" itself.
+        for empty in ["z*", "(?:a*c)?", "^", "x|", r"(?:a*c)?\b", r"\bz*"] {
             let empty = pb::SearchFilesRequest { regex: true, ..request(empty) };
             assert_eq!(Matcher::new(&empty).unwrap_err().code(), "invalid_query");
         }
+        let whole_word_of_optional = pb::SearchFilesRequest { regex: true, whole_word: true, ..request("(?:a*c)?") };
+        assert_eq!(Matcher::new(&whole_word_of_optional).unwrap_err().code(), "invalid_query");
+        assert!(Matcher::new(&pb::SearchFilesRequest { regex: true, ..request(r"\bz+") }).is_ok());
     }
 
     #[test]
