@@ -516,6 +516,16 @@ async fn archives(cluster: &Cluster) {
     assert!(!answer.written);
     assert_eq!(answer.files[1].error_code, "invalid_filename");
     assert_eq!(paths_of(cluster, &owner, &room_c).await, ["keep.py"]);
+    // No more text in all than an archive may expand to (64 MiB), however it is sent.
+    let megabyte = "x".repeat(1_000_000);
+    let files =
+        (0..68).map(|index| pb::SourceFile { path: format!("big{index}.txt"), content: megabyte.clone() }).collect();
+    let status = rooms
+        .import_files(signed(&owner, pb::ImportFilesRequest { room_id: room_c.clone(), files }))
+        .await
+        .expect_err("refused");
+    assert_eq!(status.code(), tonic::Code::OutOfRange, "{status:?}");
+    assert_eq!(paths_of(cluster, &owner, &room_c).await, ["keep.py"]);
 }
 
 #[tokio::test]

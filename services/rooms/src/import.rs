@@ -89,6 +89,14 @@ impl RoomsGrpcService {
                 format!("a room may hold at most {MAX_FILES_PER_ROOM} files"),
             ));
         }
+        // The same bound as an uploaded archive's, for a direct caller who sends files as they are.
+        use codesync_common::limits::ARCHIVE_MAX_EXPANDED_BYTES;
+        if request.files.iter().map(|file| file.content.len() as u64).sum::<u64>() > ARCHIVE_MAX_EXPANDED_BYTES {
+            return Err(ServiceError::too_large(
+                ErrorCode::ArchiveTooLarge,
+                format!("the files come to more than {} MiB", ARCHIVE_MAX_EXPANDED_BYTES / (1024 * 1024)),
+            ));
+        }
         let existing = self.store.list_files(&room_id).await?;
         let by_key: HashMap<PathKey, &FileRecord> =
             existing.iter().map(|file| (PathKey::of(&file.filename), file)).collect();
