@@ -16,6 +16,8 @@ use std::time::Duration;
 use codesync_assistant::AssistantConfig;
 use codesync_assistant::provider::{ProviderConfig, ProviderKind};
 use codesync_auth::AuthConfig;
+use codesync_common::budget::InflightLimits;
+use codesync_common::grpc::admission::AdmissionLimits;
 use codesync_common::grpc::{CallPolicy, SERVICE_NAMES};
 use codesync_common::telemetry::LogFormat;
 use codesync_documents::DocumentsConfig;
@@ -162,7 +164,21 @@ declare_keys! {
     MAX_CONNECTIONS_PER_ADDRESS = "max_connections_per_address", Fixed, Plain,
         "connections one client address may hold open at the gateway at once (further ones are closed at once); the trusted proxies (`CODESYNC_TRUSTED_PROXIES`) are exempt. The gateway also stops accepting 256 short of the process's open-file limit, so the health probes keep being answered";
     MAX_STREAMS_PER_USER = "max_streams_per_user", Fixed, Plain,
-        "WebSockets (`/ws/files`, `/ws/rooms`) and notification streams one user may hold open at once; one more is refused with 429 `too_many_connections`. WebSocket upgrades also count against `CODESYNC_RATE_LIMIT_PER_MINUTE`";
+        "WebSockets (`/ws/files`, `/ws/rooms`) and notification streams one user may hold open at once at one gateway, and likewise streaming gRPC calls (`Collaborate`, `JoinRoom`, `Subscribe`, `Ask`, `ExecuteStream`) a direct caller may hold open at one service process; one more is refused with 429 `too_many_connections`. WebSocket upgrades also count against `CODESYNC_RATE_LIMIT_PER_MINUTE`";
+    INFLIGHT_BYTES = "inflight_bytes", Fixed, Plain,
+        "bytes of requests one process holds in flight at once, all callers together: REST bodies being read, gRPC messages arriving (and unary ones until answered), uploaded archives being expanded. Past it a request is refused with 429 `busy` and `Retry-After`, before any work starts; an editor's WebSocket or gRPC stream waits instead (its reading pauses)";
+    INFLIGHT_BYTES_PER_CALLER = "inflight_bytes_per_caller", Fixed, Plain,
+        "the share of `CODESYNC_INFLIGHT_BYTES` one signed-in user (or one CodeSync process) may hold, so that one caller cannot spend it for everyone; a single request larger than this is refused with 413";
+    ANONYMOUS_INFLIGHT_BYTES_PER_ADDRESS = "anonymous_inflight_bytes_per_address", Fixed, Plain,
+        "the share of `CODESYNC_INFLIGHT_BYTES` one address may hold with requests that carry no valid access token";
+    ANONYMOUS_INFLIGHT_BYTES = "anonymous_inflight_bytes", Fixed, Plain,
+        "bytes of requests without a valid access token the process holds at once, every address together";
+    ANONYMOUS_REQUEST_BYTES = "anonymous_request_bytes", Fixed, Plain,
+        "the largest REST request body or gRPC message a caller without a valid access token (or service credential) may send: signing up or in needs no more. REST: refused from its declared length with 413 before it is read; gRPC: from the message's length prefix (413 `message_too_large`). Signed-in callers get what each route or RPC needs: REST `CODESYNC_MAX_BODY_BYTES` (an archive 16 MiB); gRPC 4 MiB, a project import 72 MiB, a document's update `CODESYNC_DOCUMENTS_MAX_MESSAGE_BYTES`";
+    GRPC_CALLS_PER_CONNECTION = "grpc_calls_per_connection", Fixed, Plain,
+        "gRPC calls one connection may have open at once unless it comes from a CodeSync process; one more is refused with 429 `too_many_streams`";
+    GRPC_CALLS_PER_ADDRESS = "grpc_calls_per_address", Fixed, Plain,
+        "gRPC calls one address may have open at once, all its connections together, unless they come from CodeSync processes (429 `too_many_streams`)";
     WEB_DIR = "web_dir", Described("none (embedded)"), Plain,
         "serve the web app from this directory (a built `frontend/dist`, with `index.html`) instead of the copy embedded in the binary; checked at start";
     TRUST_FORWARDED_FOR = "trust_forwarded_for", Fixed, Plain,
@@ -266,6 +282,10 @@ pub struct Config {
     pub documents: DocumentsConfig,
     pub history: HistoryConfig,
     pub execution: ExecutionConfig,
+    /// Bytes of requests in flight: the process's budget and each caller's share.
+    pub inflight: InflightLimits,
+    /// What a gRPC port admits from callers that are not CodeSync processes.
+    pub admission: AdmissionLimits,
     /// The gRPC endpoints (`http://host:port`, one per replica) of each of the nine services.
     pub endpoints: BTreeMap<&'static str, Vec<String>>,
     /// The address other replicas reach this process's gRPC server at.
@@ -715,6 +735,38 @@ impl Config {
                 .map_or(WebSource::Embedded, WebSource::Directory),
         };
 
+        let inflight_defaults = InflightLimits::default();
+        let inflight = InflightLimits {
+            total: sources.value(&INFLIGHT_BYTES, positive(), inflight_defaults.total)?,
+            per_caller: sources.value(&INFLIGHT_BYTES_PER_CALLER, positive(), inflight_defaults.per_caller)?,
+            anonymous_per_address: sources.value(
+                &ANONYMOUS_INFLIGHT_BYTES_PER_ADDRESS,
+                positive(),
+                inflight_defaults.anonymous_per_address,
+            )?,
+            anonymous_total: sources.value(&ANONYMOUS_INFLIGHT_BYTES, positive(), inflight_defaults.anonymous_total)?,
+        };
+        let admission_defaults = AdmissionLimits::default();
+        let grpc_admission = AdmissionLimits {
+            anonymous_message_bytes: sources.value(
+                &ANONYMOUS_REQUEST_BYTES,
+                positive(),
+                admission_defaults.anonymous_message_bytes,
+            )?,
+            streams_per_connection: sources.value(
+                &GRPC_CALLS_PER_CONNECTION,
+                positive(),
+                admission_defaults.streams_per_connection,
+            )?,
+            streams_per_address: sources.value(
+                &GRPC_CALLS_PER_ADDRESS,
+                positive(),
+                admission_defaults.streams_per_address,
+            )?,
+            // Equal to the WebSockets and event streams a user may hold at one gateway.
+            streams_per_user: gateway.max_streams_per_user,
+        };
+
         let history_defaults = HistoryConfig::default();
         let history = HistoryConfig {
             checkpoint_after_idle: seconds(sources.value(
@@ -843,6 +895,8 @@ impl Config {
             documents,
             history,
             execution,
+            inflight,
+            admission: grpc_admission,
             endpoints,
             advertise_addr,
             calls,

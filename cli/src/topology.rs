@@ -177,11 +177,21 @@ pub async fn run(config: Config, components: BTreeSet<Component>) -> anyhow::Res
     let grpc_services: Vec<Component> =
         components.iter().copied().filter(|component| *component != Component::Gateway).collect();
     let mut hosted = Hosted::default();
+    // One budget for the bytes of requests in flight in this process, REST and gRPC alike.
+    let inflight = codesync_common::budget::InflightBudget::new(config.inflight);
+    // One bucket per client address for REST and gRPC alike (shared by every process with Redis).
+    let client_addresses = Arc::new(codesync_common::rate_limit::RateLimiter::shared(
+        codesync_common::rate_limit::CLIENT_ADDRESS_LIMIT,
+        config.gateway.rate_limit_per_minute,
+        std::time::Duration::from_secs(60),
+        redis.clone(),
+    ));
+    let mut message_limits = codesync_common::grpc::admission::MessageLimits::default();
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     if !grpc_services.is_empty() {
         let mut routes = tonic::service::RoutesBuilder::default();
         for component in &grpc_services {
-            add_service(&mut routes, *component, &dependencies, &mut hosted).await?;
+            add_service(&mut routes, *component, &dependencies, &mut hosted, &mut message_limits).await?;
             let service_name = grpc_service_name(component.name());
             health_reporter.set_service_status(&service_name, ServingStatus::Serving).await;
         }
@@ -211,14 +221,12 @@ pub async fn run(config: Config, components: BTreeSet<Component>) -> anyhow::Res
             .with_context(|| format!("cannot listen for gRPC on {} (set CODESYNC_GRPC_ADDR)", config.grpc_addr))?;
         let grpc_addr = listener.local_addr()?;
         let shutdown = wait_for(shutdown_receiver.clone());
-        let client_limit = codesync_common::grpc::ClientLimitLayer::new(
+        let admission = codesync_common::grpc::admission::AdmissionLayer::new(
             tokens.clone(),
-            Arc::new(codesync_common::rate_limit::RateLimiter::shared(
-                codesync_common::rate_limit::CLIENT_ADDRESS_LIMIT,
-                config.gateway.rate_limit_per_minute,
-                std::time::Duration::from_secs(60),
-                redis.clone(),
-            )),
+            client_addresses.clone(),
+            inflight.clone(),
+            message_limits,
+            config.admission,
         );
         tasks.spawn(async move {
             tonic::transport::Server::builder()
@@ -226,7 +234,7 @@ pub async fn run(config: Config, components: BTreeSet<Component>) -> anyhow::Res
                 .max_concurrent_streams(Some(100_000))
                 .tcp_nodelay(true)
                 .trace_fn(codesync_common::telemetry::grpc_request_span)
-                .layer(client_limit)
+                .layer(admission)
                 .add_routes(routes)
                 .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown)
                 .await
@@ -244,7 +252,11 @@ pub async fn run(config: Config, components: BTreeSet<Component>) -> anyhow::Res
             tokens.clone(),
             &config.gateway,
             shutdown_receiver.clone(),
-            redis,
+            codesync_gateway::ProcessLimits {
+                client_addresses,
+                inflight,
+                anonymous_request_bytes: config.admission.anonymous_message_bytes,
+            },
             gateway_metrics.clone(),
         );
         served_gateway_metrics = Some(gateway_metrics.clone());
@@ -411,6 +423,7 @@ async fn add_service(
     component: Component,
     dependencies: &Dependencies<'_>,
     hosted: &mut Hosted,
+    message_limits: &mut codesync_common::grpc::admission::MessageLimits,
 ) -> anyhow::Result<()> {
     let Dependencies { config, database, tokens, channels, events, redis, service_key } = dependencies;
     let credential = Arc::new(ServiceCredential::new(component.name(), service_key));
@@ -432,6 +445,8 @@ async fn add_service(
             if config.migrate_on_start {
                 store.migrate().await?;
             }
+            *message_limits = std::mem::take(message_limits)
+                .rpc(RoomsGrpcService::IMPORT_FILES_RPC, codesync_common::limits::ROOMS_MESSAGE_MAX_BYTES);
             routes.add_service(
                 RoomsGrpcService::new(
                     store,
@@ -459,6 +474,8 @@ async fn add_service(
                 config.documents.clone(),
                 Replicas { ownership, calls: config.calls, credential: credential.clone() },
             );
+            *message_limits =
+                std::mem::take(message_limits).service(&grpc_service_name("documents"), service.grpc_message_limit());
             hosted.documents = Some(service.clone());
             routes.add_service(service.into_grpc_server());
         }

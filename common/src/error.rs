@@ -54,6 +54,7 @@ error_codes! {
     ArchiveTooLarge = "archive_too_large",
     AuthenticationRequired = "authentication_required",
     BinaryFile = "binary_file",
+    Busy = "busy",
     CodeTooLarge = "code_too_large",
     Conflict = "conflict",
     DeadlineExceeded = "deadline_exceeded",
@@ -101,6 +102,7 @@ error_codes! {
     MalformedJson = "malformed_json",
     MemberNotFound = "member_not_found",
     MembersOnly = "members_only",
+    MessageTooLarge = "message_too_large",
     MessageTooLong = "message_too_long",
     MethodNotAllowed = "method_not_allowed",
     MissingEvent = "missing_event",
@@ -136,9 +138,11 @@ error_codes! {
     Symlink = "symlink",
     Timeout = "timeout",
     TokenExpired = "token_expired",
+    TooManyConcurrentRequests = "too_many_concurrent_requests",
     TooManyConnections = "too_many_connections",
     TooManyFiles = "too_many_files",
     TooManyIds = "too_many_ids",
+    TooManyStreams = "too_many_streams",
     Unauthenticated = "unauthenticated",
     UnknownEntry = "unknown_entry",
     UnknownLanguage = "unknown_language",
@@ -183,6 +187,10 @@ pub enum ServiceError {
     /// Too many requests; try again after `retry_after_secs` (HTTP 429).
     #[error("{message}")]
     RateLimited { message: String, retry_after_secs: u64 },
+    /// A limit on what the caller (or everyone) holds at once was reached: requests in flight,
+    /// streams, expensive work; try again after `retry_after_secs` (HTTP 429).
+    #[error("{message}")]
+    Exhausted { code: ErrorCode, message: String, retry_after_secs: u64 },
     /// The operation is not possible in the current configuration (HTTP 422).
     #[error("{message}")]
     FailedPrecondition { code: ErrorCode, message: String },
@@ -275,6 +283,7 @@ impl ServiceError {
             | Self::Conflict { code, .. }
             | Self::TooLarge { code, .. }
             | Self::FailedPrecondition { code, .. }
+            | Self::Exhausted { code, .. }
             | Self::NotConfigured { code, .. } => code.as_str(),
             Self::RateLimited { .. } => ErrorCode::RateLimited.as_str(),
             Self::Unavailable { .. } => ErrorCode::ServiceUnavailable.as_str(),
@@ -293,7 +302,7 @@ impl ServiceError {
             Self::AlreadyExists { .. } => Code::AlreadyExists,
             Self::Conflict { .. } => Code::Aborted,
             Self::TooLarge { .. } => Code::OutOfRange,
-            Self::RateLimited { .. } => Code::ResourceExhausted,
+            Self::RateLimited { .. } | Self::Exhausted { .. } => Code::ResourceExhausted,
             Self::FailedPrecondition { .. } => Code::FailedPrecondition,
             Self::Unavailable { .. } | Self::NotConfigured { .. } | Self::Restarting { .. } => Code::Unavailable,
             Self::DeadlineExceeded { .. } => Code::DeadlineExceeded,
@@ -332,7 +341,9 @@ impl From<ServiceError> for tonic::Status {
         if let Ok(code) = MetadataValue::try_from(error.code()) {
             status.metadata_mut().insert(ERROR_CODE_METADATA_KEY, code);
         }
-        if let ServiceError::RateLimited { retry_after_secs, .. } = error {
+        if let ServiceError::RateLimited { retry_after_secs, .. } | ServiceError::Exhausted { retry_after_secs, .. } =
+            error
+        {
             status.metadata_mut().insert(RETRY_AFTER_METADATA_KEY, MetadataValue::from(retry_after_secs));
         }
         status

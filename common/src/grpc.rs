@@ -1,6 +1,6 @@
 //! What travels with every gRPC call between CodeSync processes: the end
 //! user's access token and address, and the trace context; the deadline every call carries, and
-//! the limit on the callers of a gRPC port that are not CodeSync processes.
+//! what a gRPC port admits from callers that are not CodeSync processes ([`admission`]).
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -8,6 +8,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use tonic::metadata::MetadataValue;
+
+pub mod admission;
 
 use crate::identity::{
     ACTING_FOR_METADATA_KEY, AUTHORIZATION_METADATA_KEY, CLIENT_IP_METADATA_KEY, SERVICE_METADATA_KEY,
@@ -338,88 +340,6 @@ pub fn with_credential(inner: GrpcChannel, credential: Arc<ServiceCredential>) -
         }
         tower::ServiceExt::oneshot(inner.clone(), request)
     }))
-}
-
-/// The gRPC port's per-address limit on callers that present no service credential: a pod that
-/// calls the services directly counts against the same bucket as its REST requests (the
-/// gateway's `rest-ip` limit), so that it gets no more from gRPC than a browser gets from REST.
-/// CodeSync's own processes (which the gateway already limited) and health probes pass.
-#[derive(Clone)]
-pub struct ClientLimitLayer {
-    tokens: TokenService,
-    limiter: Arc<crate::rate_limit::RateLimiter>,
-}
-
-impl ClientLimitLayer {
-    pub fn new(tokens: TokenService, limiter: Arc<crate::rate_limit::RateLimiter>) -> Self {
-        Self { tokens, limiter }
-    }
-}
-
-impl<S> tower::Layer<S> for ClientLimitLayer {
-    type Service = ClientLimit<S>;
-
-    fn layer(&self, inner: S) -> ClientLimit<S> {
-        ClientLimit { inner, tokens: self.tokens.clone(), limiter: self.limiter.clone() }
-    }
-}
-
-/// See [`ClientLimitLayer`].
-#[derive(Clone)]
-pub struct ClientLimit<S> {
-    inner: S,
-    tokens: TokenService,
-    limiter: Arc<crate::rate_limit::RateLimiter>,
-}
-
-type BoxedCall<R, E> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<R, E>> + Send>>;
-
-impl<S> tower::Service<http::Request<tonic::body::Body>> for ClientLimit<S>
-where
-    S: tower::Service<http::Request<tonic::body::Body>, Response = http::Response<tonic::body::Body>>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = BoxedCall<S::Response, S::Error>;
-
-    fn poll_ready(&mut self, context: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(context)
-    }
-
-    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
-        // The clone is not ready; the ready one serves this call.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let exempt = request.uri().path().starts_with("/grpc.health.v1.Health/")
-            || request
-                .headers()
-                .get(SERVICE_METADATA_KEY)
-                .and_then(|value| value.to_str().ok())
-                .is_some_and(|token| self.tokens.service_named_by(token).is_some());
-        if exempt {
-            return Box::pin(inner.call(request));
-        }
-        let key = request
-            .extensions()
-            .get::<tonic::transport::server::TcpConnectInfo>()
-            .and_then(|info| info.remote_addr())
-            .map_or_else(|| "unknown".to_string(), |address| crate::rate_limit::address_key(address.ip()));
-        let limiter = self.limiter.clone();
-        Box::pin(async move {
-            if let Err(wait) = limiter.try_acquire(&key).await {
-                let error = crate::ServiceError::RateLimited {
-                    message: "too many requests; slow down".to_string(),
-                    retry_after_secs: crate::rate_limit::retry_after_secs(wait),
-                };
-                return Ok(tonic::Status::from(error).into_http());
-            }
-            inner.call(request).await
-        })
-    }
 }
 
 /// gRPC's deadline header: how long the caller waits for the answer.

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod budget;
 pub mod consumer;
 pub mod db;
 pub mod error;

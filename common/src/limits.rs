@@ -54,3 +54,11 @@ pub const CHAT_MESSAGE_MAX_CHARS: usize = 2000;
 /// The assistant's inputs: a prompt in characters, inline code in bytes.
 pub const PROMPT_MAX_CHARS: usize = 16_000;
 pub const ASSISTANT_CODE_MAX_BYTES: usize = 1024 * 1024;
+
+/// The largest gRPC message a signed-in caller or a CodeSync process may send to an RPC (tonic's
+/// default), unless its service declares more (a project import, a document's update) when it
+/// is wired up (`grpc::admission::MessageLimits`).
+pub const GRPC_MESSAGE_MAX_BYTES: usize = 4 * 1024 * 1024;
+/// The largest gRPC message an anonymous caller may send to any RPC: signing up or in, and
+/// reading public rooms, need no more. Checked from the message's prefix, before it is read.
+pub const ANONYMOUS_GRPC_MESSAGE_MAX_BYTES: usize = 64 * 1024;

@@ -1,4 +1,5 @@
-//! The request-body size limit, answered so that clients can read the answer.
+//! The request-body size limit, answered so that clients can read the answer, and the
+//! request's place in the process's budget of bytes in flight.
 //!
 //! A server that answers 413 and closes while the client is still uploading
 //! makes the kernel reset the connection, and the client loses the answer.
@@ -16,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 
 use crate::GatewayState;
-use crate::error::payload_too_large;
+use crate::error::{ApiError, payload_too_large};
 
 /// Past this many bytes, or this long, a hostile upload is no longer drained.
 const MAX_DRAIN_BYTES: u64 = 64 * 1024 * 1024;
@@ -50,4 +51,63 @@ pub async fn limit_declared_length(State(state): State<GatewayState>, request: R
 async fn drain(body: Body) {
     let mut stream = body.into_data_stream();
     while let Some(Ok(_chunk)) = stream.next().await {}
+}
+
+/// A request body's bytes, reserved in the process's in-flight budget before it is read, in the
+/// share of its caller (a signed-in user, or an anonymous address, whose bodies may be at most
+/// `anonymous_request_bytes`), and held until the request is answered. Past the budget: 429
+/// `busy` with `Retry-After`, before anything is read.
+pub async fn reserve_inflight(State(state): State<GatewayState>, request: Request, next: Next) -> Response {
+    use axum::http::Method;
+    use codesync_common::budget::Holder;
+    let carries_body = !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if !carries_body || !request.uri().path().starts_with("/api/") {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let user = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(codesync_common::identity::bearer_token)
+        .and_then(|token| state.tokens.verify_access_token(token).ok());
+    let route_limit = if crate::routes::archive::is_upload(&parts.method, parts.uri.path()) {
+        codesync_common::limits::ARCHIVE_MAX_BYTES
+    } else {
+        state.max_body_bytes
+    };
+    let (holder, limit) = match user {
+        Some(caller) => (Holder::User(caller.user_id), route_limit),
+        None => {
+            let address =
+                crate::extract::client_ip(&parts, &state.proxies).unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+            (Holder::Anonymous(address), route_limit.min(state.anonymous_request_bytes))
+        }
+    };
+    let declared = parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if holder.is_anonymous() && declared.is_some_and(|declared| declared > limit as u64) {
+        // Without a valid token nothing large is read, not even to be thrown away.
+        let mut response = ApiError::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            codesync_common::ErrorCode::PayloadTooLarge,
+            format!("a request body of more than {limit} bytes needs an access token"),
+        )
+        .into_response();
+        response.headers_mut().insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+        return response;
+    }
+    let bytes = declared.map_or(limit, |declared| usize::try_from(declared).unwrap_or(usize::MAX).min(limit));
+    let reservation = match state.inflight.try_reserve(&holder, bytes) {
+        Ok(reservation) => reservation,
+        Err(refusal) => return ApiError::from(codesync_common::ServiceError::from(refusal)).into_response(),
+    };
+    // A body without a declared length is cut off at what was reserved (413 from the extractor).
+    let body = axum::body::Body::new(http_body_util::Limited::new(body, limit));
+    let response = next.run(Request::from_parts(parts, body)).await;
+    drop(reservation);
+    response
 }

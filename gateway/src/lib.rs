@@ -160,6 +160,10 @@ pub struct GatewayState {
     clients: ServiceClients,
     tokens: TokenService,
     rate_limiter: Arc<RateLimiter>,
+    /// The process's budget of bytes in flight (request bodies, archives being expanded).
+    inflight: Arc<codesync_common::budget::InflightBudget>,
+    /// The largest body a request without a valid access token may carry.
+    anonymous_request_bytes: usize,
     metrics: Arc<metrics::Metrics>,
     openapi: Arc<openapi::Served>,
     proxies: TrustedProxies,
@@ -224,27 +228,34 @@ fn metrics_response(metrics: Option<&metrics::Metrics>) -> Response {
     response
 }
 
+/// What the gateway shares with the gRPC port of its process: one bucket per client address
+/// (`CODESYNC_RATE_LIMIT_PER_MINUTE`, through Redis when there is one, so every gateway and
+/// service shares it), and the budget of bytes in flight.
+#[derive(Clone)]
+pub struct ProcessLimits {
+    pub client_addresses: Arc<RateLimiter>,
+    pub inflight: Arc<codesync_common::budget::InflightBudget>,
+    /// The largest request body (or gRPC message) a caller without a valid access token sends.
+    pub anonymous_request_bytes: usize,
+}
+
 /// The gateway's whole HTTP application. When `stopping` turns true, its WebSockets close with
-/// 1012 (service restart) and its event streams end, so that clients reconnect elsewhere. With
-/// `redis`, the per-address limit is shared by every gateway.
+/// 1012 (service restart) and its event streams end, so that clients reconnect elsewhere.
 pub fn router(
     channels: ServiceChannels,
     tokens: TokenService,
     config: &GatewayConfig,
     stopping: tokio::sync::watch::Receiver<bool>,
-    redis: Option<codesync_common::redis::Redis>,
+    limits: ProcessLimits,
     metrics: Arc<GatewayMetrics>,
 ) -> Router {
     let (api_routes, _) = api_router().split_for_parts();
     let state = GatewayState {
         clients: ServiceClients { channels },
         tokens,
-        rate_limiter: Arc::new(RateLimiter::shared(
-            codesync_common::rate_limit::CLIENT_ADDRESS_LIMIT,
-            config.rate_limit_per_minute,
-            Duration::from_secs(60),
-            redis,
-        )),
+        rate_limiter: limits.client_addresses,
+        inflight: limits.inflight,
+        anonymous_request_bytes: limits.anonymous_request_bytes,
         metrics,
         openapi: Arc::new(openapi::Served::new(openapi())),
         proxies: config.proxies.clone(),
@@ -267,6 +278,7 @@ pub fn router(
         .method_not_allowed_fallback(error::method_not_allowed_fallback)
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(middleware::from_fn_with_state(state.clone(), body_limit::limit_declared_length))
+        .layer(middleware::from_fn_with_state(state.clone(), body_limit::reserve_inflight))
         .layer(middleware::from_fn_with_state(state.clone(), rate_limit::limit_per_ip))
         .layer(CatchPanicLayer::custom(error::panic_response))
         .layer(middleware::from_fn(rate_limit::api_headers))

@@ -480,7 +480,10 @@ fn complete_operation(path: &str, operation: &mut Map<String, Value>) {
     }
     if json_body {
         shared.push(("400", "the body is not valid JSON (`malformed_json`) or a field's value is refused"));
-        shared.push(("413", "the body is too large (`payload_too_large`)"));
+        shared.push((
+            "413",
+            "the body is too large (`payload_too_large`); without a valid access token, past `CODESYNC_ANONYMOUS_REQUEST_BYTES` (64 KiB), refused before it is read",
+        ));
         shared.push(("415", "the body is not sent as `application/json` (`unsupported_media_type`)"));
         shared.push((
             "422",
@@ -499,7 +502,7 @@ fn complete_operation(path: &str, operation: &mut Map<String, Value>) {
     }
     shared.push((
         "429",
-        "too many requests from this address or user; `Retry-After` says when to try again (`rate_limited`)",
+        "too many requests from this address or user (`rate_limited`), or the server holds as many requests of this caller, or in all, as it takes (`busy`, `too_many_concurrent_requests`); `Retry-After` says when to try again",
     ));
     shared.push(("503", "a service is unavailable or restarting; try again (`service_unavailable`)"));
     shared.push(("504", "a service did not answer in time (`timeout`)"));

@@ -2,6 +2,7 @@
 //! `codesync.<service>.v1`, plus the file descriptor set that reflection serves.
 
 pub mod pieces;
+pub mod rpcs;
 
 pub mod auth {
     pub mod v1 {

@@ -20,6 +20,7 @@ mod interop;
 mod notifications;
 mod presence;
 mod projects;
+mod resources;
 mod rooms;
 mod scenario;
 mod security;

@@ -1407,7 +1407,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description too many requests from this address or user; `Retry-After` says when to try again (`rate_limited`) */
+            /** @description too many requests from this address or user (`rate_limited`), or the server holds as many requests of this caller, or in all, as it takes (`busy`, `too_many_concurrent_requests`); `Retry-After` says when to try again */
             429: {
                 headers: {
                     /** @description seconds to wait */
@@ -1465,7 +1465,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description too many requests from this address or user; `Retry-After` says when to try again (`rate_limited`) */
+            /** @description too many requests from this address or user (`rate_limited`), or the server holds as many requests of this caller, or in all, as it takes (`busy`, `too_many_concurrent_requests`); `Retry-After` says when to try again */
             429: {
                 headers: {
                     /** @description seconds to wait */
@@ -1667,7 +1667,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description too many requests from this address or user; `Retry-After` says when to try again (`rate_limited`) */
+            /** @description too many requests from this address or user (`rate_limited`), or the server holds as many requests of this caller, or in all, as it takes (`busy`, `too_many_concurrent_requests`); `Retry-After` says when to try again */
             429: {
                 headers: {
                     /** @description seconds to wait */
@@ -1745,7 +1745,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description too many requests from this address or user; `Retry-After` says when to try again (`rate_limited`) */
+            /** @description too many requests from this address or user (`rate_limited`), or the server holds as many requests of this caller, or in all, as it takes (`busy`, `too_many_concurrent_requests`); `Retry-After` says when to try again */
             429: {
                 headers: {
                     /** @description seconds to wait */
@@ -1828,7 +1828,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description too many requests from this address or user; `Retry-After` says when to try again (`rate_limited`) */
+            /** @description too many requests from this address or user (`rate_limited`), or the server holds as many requests of this caller, or in all, as it takes (`busy`, `too_many_concurrent_requests`); `Retry-After` says when to try again */
             429: {
                 headers: {
                     /** @description seconds to wait */
@@ -1906,7 +1906,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description too many requests from this address or user; `Retry-After` says when to try again (`rate_limited`) */
+            /** @description too many requests from this address or user (`rate_limited`), or the server holds as many requests of this caller, or in all, as it takes (`busy`, `too_many_concurrent_requests`); `Retry-After` says when to try again */
             429: {
                 headers: {
                     /** @description seconds to wait */
@@ -1973,7 +1973,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description too many requests from this address or user; `Retry-After` says when to try again (`rate_limited`) */
+            /** @description too many requests from this address or user (`rate_limited`), or the server holds as many requests of this caller, or in all, as it takes (`busy`, `too_many_concurrent_requests`); `Retry-After` says when to try again */
             429: {
                 headers: {
                     /** @description seconds to wait */
@@ -2040,7 +2040,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description too many requests from this address or user; `Retry-After` says when to try again (`rate_limited`) */
+            /** @description too many requests from this address or user (`rate_limited`), or the server holds as many requests of this caller, or in all, as it takes (`busy`, `too_many_concurrent_requests`); `Retry-After` says when to try again */
             429: {
                 headers: {
                     /** @description seconds to wait */
@@ -2111,7 +2111,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description the body is too large (`payload_too_large`) */
+            /** @description the body is too large (`payload_too_large`); without a valid access token, past `CODESYNC_ANONYMOUS_REQUEST_BYTES` (64 KiB), refused before it is read */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -2198,7 +2198,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description the body is too large (`payload_too_large`) */
+            /** @description the body is too large (`payload_too_large`); without a valid access token, past `CODESYNC_ANONYMOUS_REQUEST_BYTES` (64 KiB), refused before it is read */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -2225,7 +2225,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description too many requests from this address or user; `Retry-After` says when to try again (`rate_limited`) */
+            /** @description too many requests from this address or user (`rate_limited`), or the server holds as many requests of this caller, or in all, as it takes (`busy`, `too_many_concurrent_requests`); `Retry-After` says when to try again */
             429: {
                 headers: {
                     /** @description seconds to wait */
@@ -2283,7 +2283,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description too many requests from this address or user; `Retry-After` says when to try again (`rate_limited`) */
+            /** @description too many requests from this address or user (`rate_limited`), or the server holds as many requests of this caller, or in all, as it takes (`busy`, `too_many_concurrent_requests`); `Retry-After` says when to try again */
             429: {
                 headers: {
                     /** @description seconds to wait */
@@ -2354,7 +2354,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description the body is too large (`payload_too_large`) */
+            /** @description the body is too large (`payload_too_large`); without a valid access token, past `CODESYNC_ANONYMOUS_REQUEST_BYTES` (64 KiB), refused before it is read */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -2381,7 +2381,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description too many requests from this address or user; `Retry-After` says when to try again (`rate_limited`) */
+            /** @description too many requests from this address or user (`rate_limited`), or the server holds as many requests of this caller, or in all, as it takes (`busy`, `too_many_concurrent_requests`); `Retry-After` says when to try again */
             429: {
                 headers: {
                     /** @description seconds to wait */
@@ -2452,7 +2452,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description the body is too large (`payload_too_large`) */
+            /** @description the body is too large (`payload_too_large`); without a valid access token, past `CODESYNC_ANONYMOUS_REQUEST_BYTES` (64 KiB), refused before it is read */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -2479,7 +2479,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description too many requests from this address or user; `Retry-After` says when to try again (`rate_limited`) */
+            /** @description too many requests from this address or user (`rate_limited`), or the server holds as many requests of this caller, or in all, as it takes (`busy`, `too_many_concurrent_requests`); `Retry-After` says when to try again */
             429: {
                 headers: {
                     /** @description seconds to wait */
@@ -2550,7 +2550,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description too many requests from this address or user; `Retry-After` says when to try again (`rate_limited`) */
+            /** @description too many requests from this address or user (`rate_limited`), or the server holds as many requests of this caller, or in all, as it takes (`busy`, `too_many_concurrent_requests`); `Retry-After` says when to try again */
             429: {
                 headers: {
                     /** @description seconds to wait */
@@ -2657,7 +2657,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description too many requests from this address or user; `Retry-After` says when to try again (`rate_limited`) */
+            /** @description too many requests from this address or user (`rate_limited`), or the server holds as many requests of this caller, or in all, as it takes (`busy`, `too_many_concurrent_requests`); `Retry-After` says when to try again */
             429: {
                 headers: {
                     /** @description seconds to wait */
@@ -2715,7 +2715,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description too many requests from this address or user; `Retry-After` says when to try again (`rate_limited`) */
+            /** @description too many requests from this address or user (`rate_limited`), or the server holds as many requests of this caller, or in all, as it takes (`busy`, `too_many_concurrent_requests`); `Retry-After` says when to try again */
             429: {
                 headers: {
                     /** @description seconds to wait */
@@ -2908,7 +2908,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description too many requests from this address or user; `Retry-After` says when to try again (`rate_limited`) */
+            /** @description too many requests from this address or user (`rate_limited`), or the server holds as many requests of this caller, or in all, as it takes (`busy`, `too_many_concurrent_requests`); `Retry-After` says when to try again */
             429: {
                 headers: {
                     /** @description seconds to wait */
@@ -2985,7 +2985,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description too many requests from this address or user; `Retry-After` says when to try again (`rate_limited`) */
+            /** @description too many requests from this address or user (`rate_limited`), or the server holds as many requests of this caller, or in all, as it takes (`busy`, `too_many_concurrent_requests`); `Retry-After` says when to try again */
             429: {
                 headers: {
                     /** @description seconds to wait */
@@ -3086,7 +3086,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description the body is too large (`payload_too_large`) */
+            /** @description the body is too large (`payload_too_large`); without a valid access token, past `CODESYNC_ANONYMOUS_REQUEST_BYTES` (64 KiB), refused before it is read */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -3113,7 +3113,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description too many requests from this address or user; `Retry-After` says when to try again (`rate_limited`) */
+            /** @description too many requests from this address or user (`rate_limited`), or the server holds as many requests of this caller, or in all, as it takes (`busy`, `too_many_concurrent_requests`); `Retry-After` says when to try again */
             429: {
                 headers: {
                     /** @description seconds to wait */
@@ -3192,7 +3192,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description too many requests from this address or user; `Retry-After` says when to try again (`rate_limited`) */
+            /** @description too many requests from this address or user (`rate_limited`), or the server holds as many requests of this caller, or in all, as it takes (`busy`, `too_many_concurrent_requests`); `Retry-After` says when to try again */
             429: {
                 headers: {
                     /** @description seconds to wait */
@@ -3276,7 +3276,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description too many requests from this address or user; `Retry-After` says when to try again (`rate_limited`) */
+            /** @description too many requests from this address or user (`rate_limited`), or the server holds as many requests of this caller, or in all, as it takes (`busy`, `too_many_concurrent_requests`); `Retry-After` says when to try again */
             429: {
                 headers: {
                     /** @description seconds to wait */
@@ -3368,7 +3368,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description the body is too large (`payload_too_large`) */
+            /** @description the body is too large (`payload_too_large`); without a valid access token, past `CODESYNC_ANONYMOUS_REQUEST_BYTES` (64 KiB), refused before it is read */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -3395,7 +3395,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description too many requests from this address or user; `Retry-After` says when to try again (`rate_limited`) */
+            /** @description too many requests from this address or user (`rate_limited`), or the server holds as many requests of this caller, or in all, as it takes (`busy`, `too_many_concurrent_requests`); `Retry-After` says when to try again */
             429: {
                 headers: {
                     /** @description seconds to wait */
@@ -3496,7 +3496,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description the body is too large (`payload_too_large`) */
+            /** @description the body is too large (`payload_too_large`); without a valid access token, past `CODESYNC_ANONYMOUS_REQUEST_BYTES` (64 KiB), refused before it is read */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -3523,7 +3523,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description too many requests from this address or user; `Retry-After` says when to try again (`rate_limited`) */
+            /** @description too many requests from this address or user (`rate_limited`), or the server holds as many requests of this caller, or in all, as it takes (`busy`, `too_many_concurrent_requests`); `Retry-After` says when to try again */
             429: {
                 headers: {
                     /** @description seconds to wait */
@@ -3618,7 +3618,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description too many requests from this address or user; `Retry-After` says when to try again (`rate_limited`) */
+            /** @description too many requests from this address or user (`rate_limited`), or the server holds as many requests of this caller, or in all, as it takes (`busy`, `too_many_concurrent_requests`); `Retry-After` says when to try again */
             429: {
                 headers: {
                     /** @description seconds to wait */
@@ -3688,7 +3688,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description too many requests from this address or user; `Retry-After` says when to try again (`rate_limited`) */
+            /** @description too many requests from this address or user (`rate_limited`), or the server holds as many requests of this caller, or in all, as it takes (`busy`, `too_many_concurrent_requests`); `Retry-After` says when to try again */
             429: {
                 headers: {
                     /** @description seconds to wait */
@@ -3763,7 +3763,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description too many requests from this address or user; `Retry-After` says when to try again (`rate_limited`) */
+            /** @description too many requests from this address or user (`rate_limited`), or the server holds as many requests of this caller, or in all, as it takes (`busy`, `too_many_concurrent_requests`); `Retry-After` says when to try again */
             429: {
                 headers: {
                     /** @description seconds to wait */
@@ -3843,7 +3843,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description the body is too large (`payload_too_large`) */
+            /** @description the body is too large (`payload_too_large`); without a valid access token, past `CODESYNC_ANONYMOUS_REQUEST_BYTES` (64 KiB), refused before it is read */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -3870,7 +3870,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description too many requests from this address or user; `Retry-After` says when to try again (`rate_limited`) */
+            /** @description too many requests from this address or user (`rate_limited`), or the server holds as many requests of this caller, or in all, as it takes (`busy`, `too_many_concurrent_requests`); `Retry-After` says when to try again */
             429: {
                 headers: {
                     /** @description seconds to wait */
@@ -3968,7 +3968,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description too many requests from this address or user; `Retry-After` says when to try again (`rate_limited`) */
+            /** @description too many requests from this address or user (`rate_limited`), or the server holds as many requests of this caller, or in all, as it takes (`busy`, `too_many_concurrent_requests`); `Retry-After` says when to try again */
             429: {
                 headers: {
                     /** @description seconds to wait */
@@ -4026,7 +4026,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description too many requests from this address or user; `Retry-After` says when to try again (`rate_limited`) */
+            /** @description too many requests from this address or user (`rate_limited`), or the server holds as many requests of this caller, or in all, as it takes (`busy`, `too_many_concurrent_requests`); `Retry-After` says when to try again */
             429: {
                 headers: {
                     /** @description seconds to wait */
@@ -4100,7 +4100,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description too many requests from this address or user; `Retry-After` says when to try again (`rate_limited`) */
+            /** @description too many requests from this address or user (`rate_limited`), or the server holds as many requests of this caller, or in all, as it takes (`busy`, `too_many_concurrent_requests`); `Retry-After` says when to try again */
             429: {
                 headers: {
                     /** @description seconds to wait */
@@ -4158,7 +4158,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description too many requests from this address or user; `Retry-After` says when to try again (`rate_limited`) */
+            /** @description too many requests from this address or user (`rate_limited`), or the server holds as many requests of this caller, or in all, as it takes (`busy`, `too_many_concurrent_requests`); `Retry-After` says when to try again */
             429: {
                 headers: {
                     /** @description seconds to wait */
@@ -4216,7 +4216,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description too many requests from this address or user; `Retry-After` says when to try again (`rate_limited`) */
+            /** @description too many requests from this address or user (`rate_limited`), or the server holds as many requests of this caller, or in all, as it takes (`busy`, `too_many_concurrent_requests`); `Retry-After` says when to try again */
             429: {
                 headers: {
                     /** @description seconds to wait */
@@ -4287,7 +4287,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description the body is too large (`payload_too_large`) */
+            /** @description the body is too large (`payload_too_large`); without a valid access token, past `CODESYNC_ANONYMOUS_REQUEST_BYTES` (64 KiB), refused before it is read */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -4314,7 +4314,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description too many requests from this address or user; `Retry-After` says when to try again (`rate_limited`) */
+            /** @description too many requests from this address or user (`rate_limited`), or the server holds as many requests of this caller, or in all, as it takes (`busy`, `too_many_concurrent_requests`); `Retry-After` says when to try again */
             429: {
                 headers: {
                     /** @description seconds to wait */
@@ -4394,7 +4394,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description the body is too large (`payload_too_large`) */
+            /** @description the body is too large (`payload_too_large`); without a valid access token, past `CODESYNC_ANONYMOUS_REQUEST_BYTES` (64 KiB), refused before it is read */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -4421,7 +4421,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description too many requests from this address or user; `Retry-After` says when to try again (`rate_limited`) */
+            /** @description too many requests from this address or user (`rate_limited`), or the server holds as many requests of this caller, or in all, as it takes (`busy`, `too_many_concurrent_requests`); `Retry-After` says when to try again */
             429: {
                 headers: {
                     /** @description seconds to wait */
@@ -4491,7 +4491,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description too many requests from this address or user; `Retry-After` says when to try again (`rate_limited`) */
+            /** @description too many requests from this address or user (`rate_limited`), or the server holds as many requests of this caller, or in all, as it takes (`busy`, `too_many_concurrent_requests`); `Retry-After` says when to try again */
             429: {
                 headers: {
                     /** @description seconds to wait */
@@ -4568,7 +4568,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description too many requests from this address or user; `Retry-After` says when to try again (`rate_limited`) */
+            /** @description too many requests from this address or user (`rate_limited`), or the server holds as many requests of this caller, or in all, as it takes (`busy`, `too_many_concurrent_requests`); `Retry-After` says when to try again */
             429: {
                 headers: {
                     /** @description seconds to wait */
@@ -4660,7 +4660,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description the body is too large (`payload_too_large`) */
+            /** @description the body is too large (`payload_too_large`); without a valid access token, past `CODESYNC_ANONYMOUS_REQUEST_BYTES` (64 KiB), refused before it is read */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -4687,7 +4687,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description too many requests from this address or user; `Retry-After` says when to try again (`rate_limited`) */
+            /** @description too many requests from this address or user (`rate_limited`), or the server holds as many requests of this caller, or in all, as it takes (`busy`, `too_many_concurrent_requests`); `Retry-After` says when to try again */
             429: {
                 headers: {
                     /** @description seconds to wait */
@@ -4766,7 +4766,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description too many requests from this address or user; `Retry-After` says when to try again (`rate_limited`) */
+            /** @description too many requests from this address or user (`rate_limited`), or the server holds as many requests of this caller, or in all, as it takes (`busy`, `too_many_concurrent_requests`); `Retry-After` says when to try again */
             429: {
                 headers: {
                     /** @description seconds to wait */
@@ -4895,7 +4895,7 @@ export interface operations {
                     "application/json": components["schemas"]["ArchiveReportBody"];
                 };
             };
-            /** @description too many requests from this address or user; `Retry-After` says when to try again (`rate_limited`) */
+            /** @description too many requests from this address or user (`rate_limited`), or the server holds as many requests of this caller, or in all, as it takes (`busy`, `too_many_concurrent_requests`); `Retry-After` says when to try again */
             429: {
                 headers: {
                     /** @description seconds to wait */
@@ -4965,7 +4965,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description too many requests from this address or user; `Retry-After` says when to try again (`rate_limited`) */
+            /** @description too many requests from this address or user (`rate_limited`), or the server holds as many requests of this caller, or in all, as it takes (`busy`, `too_many_concurrent_requests`); `Retry-After` says when to try again */
             429: {
                 headers: {
                     /** @description seconds to wait */
@@ -5093,7 +5093,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description too many requests from this address or user; `Retry-After` says when to try again (`rate_limited`) */
+            /** @description too many requests from this address or user (`rate_limited`), or the server holds as many requests of this caller, or in all, as it takes (`busy`, `too_many_concurrent_requests`); `Retry-After` says when to try again */
             429: {
                 headers: {
                     /** @description seconds to wait */
@@ -5184,7 +5184,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description too many requests from this address or user; `Retry-After` says when to try again (`rate_limited`) */
+            /** @description too many requests from this address or user (`rate_limited`), or the server holds as many requests of this caller, or in all, as it takes (`busy`, `too_many_concurrent_requests`); `Retry-After` says when to try again */
             429: {
                 headers: {
                     /** @description seconds to wait */
@@ -5285,7 +5285,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description the body is too large (`payload_too_large`) */
+            /** @description the body is too large (`payload_too_large`); without a valid access token, past `CODESYNC_ANONYMOUS_REQUEST_BYTES` (64 KiB), refused before it is read */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -5312,7 +5312,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description too many requests from this address or user; `Retry-After` says when to try again (`rate_limited`) */
+            /** @description too many requests from this address or user (`rate_limited`), or the server holds as many requests of this caller, or in all, as it takes (`busy`, `too_many_concurrent_requests`); `Retry-After` says when to try again */
             429: {
                 headers: {
                     /** @description seconds to wait */
@@ -5391,7 +5391,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description too many requests from this address or user; `Retry-After` says when to try again (`rate_limited`) */
+            /** @description too many requests from this address or user (`rate_limited`), or the server holds as many requests of this caller, or in all, as it takes (`busy`, `too_many_concurrent_requests`); `Retry-After` says when to try again */
             429: {
                 headers: {
                     /** @description seconds to wait */
@@ -5461,7 +5461,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description too many requests from this address or user; `Retry-After` says when to try again (`rate_limited`) */
+            /** @description too many requests from this address or user (`rate_limited`), or the server holds as many requests of this caller, or in all, as it takes (`busy`, `too_many_concurrent_requests`); `Retry-After` says when to try again */
             429: {
                 headers: {
                     /** @description seconds to wait */
@@ -5549,7 +5549,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description too many requests from this address or user; `Retry-After` says when to try again (`rate_limited`) */
+            /** @description too many requests from this address or user (`rate_limited`), or the server holds as many requests of this caller, or in all, as it takes (`busy`, `too_many_concurrent_requests`); `Retry-After` says when to try again */
             429: {
                 headers: {
                     /** @description seconds to wait */
@@ -5643,7 +5643,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description the body is too large (`payload_too_large`) */
+            /** @description the body is too large (`payload_too_large`); without a valid access token, past `CODESYNC_ANONYMOUS_REQUEST_BYTES` (64 KiB), refused before it is read */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -5670,7 +5670,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description too many requests from this address or user; `Retry-After` says when to try again (`rate_limited`) */
+            /** @description too many requests from this address or user (`rate_limited`), or the server holds as many requests of this caller, or in all, as it takes (`busy`, `too_many_concurrent_requests`); `Retry-After` says when to try again */
             429: {
                 headers: {
                     /** @description seconds to wait */
@@ -5759,7 +5759,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description too many requests from this address or user; `Retry-After` says when to try again (`rate_limited`) */
+            /** @description too many requests from this address or user (`rate_limited`), or the server holds as many requests of this caller, or in all, as it takes (`busy`, `too_many_concurrent_requests`); `Retry-After` says when to try again */
             429: {
                 headers: {
                     /** @description seconds to wait */

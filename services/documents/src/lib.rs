@@ -195,9 +195,15 @@ impl DocumentsGrpcService {
         self.metrics.clone()
     }
 
+    /// The largest message any of this service's RPCs takes: a WebSocket message with room for
+    /// its envelope, and at least what every other service takes.
+    pub fn grpc_message_limit(&self) -> usize {
+        (self.config.max_message_bytes + 64 * 1024).max(codesync_common::limits::GRPC_MESSAGE_MAX_BYTES)
+    }
+
     pub fn into_grpc_server(self) -> DocumentsServiceServer<Self> {
-        let limit = self.config.max_message_bytes + 64 * 1024;
-        DocumentsServiceServer::new(self).max_decoding_message_size(limit.max(4 * 1024 * 1024))
+        let limit = self.grpc_message_limit();
+        DocumentsServiceServer::new(self).max_decoding_message_size(limit)
     }
 
     fn refuse_while_draining(&self) -> ServiceResult<()> {

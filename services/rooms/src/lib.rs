@@ -114,6 +114,9 @@ impl RoomsGrpcService {
         Self { store, tokens, auth_client: AuthServiceClient::new(peers.auth), documents, events }
     }
 
+    /// The one RPC that takes more than a few MiB: a project, whole (`ROOMS_MESSAGE_MAX_BYTES`).
+    pub const IMPORT_FILES_RPC: &'static str = "/codesync.rooms.v1.RoomsService/ImportFiles";
+
     pub fn into_grpc_server(self) -> RoomsServiceServer<Self> {
         use codesync_common::limits::ROOMS_MESSAGE_MAX_BYTES;
         RoomsServiceServer::new(self)
@@ -506,4 +509,13 @@ fn new_invite_code() -> String {
     (0..INVITE_CODE_LENGTH)
         .map(|_| char::from(INVITE_CODE_ALPHABET[random.random_range(0..INVITE_CODE_ALPHABET.len())]))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_import_rpc_is_named_as_the_contract_names_it() {
+        let rpcs = codesync_proto::rpcs::all();
+        assert!(rpcs.iter().any(|rpc| rpc.path == super::RoomsGrpcService::IMPORT_FILES_RPC));
+    }
 }
