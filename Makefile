@@ -58,7 +58,7 @@ help:
 	@echo "make kind-up / deploy / tilt  a kind cluster; the chart on it; Tilt's edit loop (docs/deployment.md)"
 
 run: release sandbox-deps
-	$(CARGO) run --release --quiet -p codesync -- run
+	"$(TARGET_DIR)/release/codesync" run
 
 # What code execution needs on this machine, installed where it can be (as root); otherwise the
 # server starts with code execution off and says why, in its log and in the run panel.
@@ -69,8 +69,10 @@ sandbox-deps:
 build: web
 	$(CARGO) build -p codesync
 
+# The server and its benchmark in one cargo run: built apart, their features differ and some 70
+# crates are compiled twice.
 release: web
-	$(CARGO) build --release -p codesync
+	$(CARGO) build --release -p codesync -p codesync-bench
 
 web: $(WEB_DIST)
 
@@ -83,7 +85,16 @@ $(WEB_MODULES): frontend/package-lock.json
 migrate:
 	$(CARGO) run --release --quiet -p codesync -- migrate
 
-test: test-deps test-rust test-bench test-web test-deploy test-e2e fuzz
+# What installs (the network, dpkg, pip) runs beside the release build (the CPU); cargo builds
+# never run two at once. Then every suite in turn.
+test:
+	@mkdir -p .cache
+	$(MAKE) --no-print-directory web
+	@( $(MAKE) --no-print-directory test-deps > .cache/test-deps.log 2>&1; echo $$? > .cache/test-deps.status ) & \
+		$(MAKE) --no-print-directory release; built=$$?; wait; \
+		echo "--- make test-deps (beside the build) ---"; cat .cache/test-deps.log; \
+		test $$built -eq 0 && test "$$(cat .cache/test-deps.status)" = 0
+	$(MAKE) --no-print-directory test-rust test-bench test-web test-deploy test-e2e fuzz
 
 # The integration tests start the binary that `make release` ships (CODESYNC_TEST_BINARY).
 test-rust: release
@@ -95,27 +106,17 @@ test-rust: release
 		CODESYNC_TEST_SCHEMATHESIS="$(abspath $(SCHEMATHESIS))" \
 		CODESYNC_TEST_DEPLOY_PYTHON="$(abspath $(DEPLOY_PYTHON))" CODESYNC_TEST_REQUIRE_PODMAN=1 \
 		$(CARGO) test --workspace --no-fail-fast
-	# The documents crate's fault injection, built apart: the workspace's build stays the shipped one.
-	$(CARGO) test -p codesync-documents --features failpoints --test actor
 
-test-deps: $(GRPCURL) $(TANSU) $(KUBERNETES_VALIDATE) $(SCHEMATHESIS) $(DEPLOY_PYTHON) $(CHECKOV) tests/interop/node_modules/.package-lock.json web
+test-deps: $(GRPCURL) $(TANSU) $(KUBERNETES_VALIDATE) $(SCHEMATHESIS) $(DEPLOY_PYTHON) $(CHECKOV) tests/interop/node_modules/.package-lock.json
 	@scripts/ensure-postgres.sh
-	@scripts/ensure-package.sh chromium chromium
-	@scripts/ensure-package.sh bwrap bubblewrap
-	@scripts/ensure-package.sh redis-server redis-server
+	@scripts/ensure-packages.sh chromium=chromium bwrap=bubblewrap setpriv=util-linux redis-server=redis-server \
+		node=nodejs javac=default-jdk-headless g++=g++ podman=podman runc=runc mmdebstrap=mmdebstrap prlimit=util-linux
 	@scripts/ensure-redis.sh
-	@scripts/ensure-package.sh node nodejs
-	@scripts/ensure-package.sh javac default-jdk-headless
-	@scripts/ensure-package.sh g++ g++
-	@scripts/ensure-package.sh podman podman
-	@scripts/ensure-package.sh runc runc
-	@scripts/ensure-package.sh mmdebstrap mmdebstrap
 
 # The standing head-to-head (scripts/bench-collab.sh: CodeSync, y-websocket and Hocuspocus) as a
 # smoke test: a few seconds of low load on each, through the fan-out and two capacity steps, asserting
 # only that every delivery arrived (the p99 limit is out of reach: nothing here is timed).
 test-bench: release
-	$(CARGO) build --release -p codesync-bench
 	scripts/bench-collab.sh "$(abspath $(TARGET_DIR))/release/codesync" --only fanout --capacity \
 		--fanout-clients 20 --fanout-documents 4 --fanout-seconds 2 \
 		--capacity-steps 10,20 --capacity-seconds 2 --capacity-p99-ms 600000 --capacity-attempts 1 \
@@ -128,11 +129,10 @@ test-web: $(WEB_MODULES)
 	npm test --prefix frontend --silent
 
 # Browser end-to-end tests: Playwright drives Debian's Chromium against a real `codesync run`
-# (the debug binary) serving this build of the web app.
-test-e2e: web
+# (the binary `make release` ships, as the integration tests do) serving this build of the web app.
+test-e2e: release
 	@scripts/ensure-package.sh chromium chromium
-	$(CARGO) build -p codesync
-	CODESYNC_E2E_BINARY="$(abspath $(TARGET_DIR))/debug/codesync" npm run --prefix frontend --silent e2e
+	CODESYNC_E2E_BINARY="$(abspath $(TARGET_DIR))/release/codesync" npm run --prefix frontend --silent e2e
 
 # The Helm chart: lint, render (default, high-availability and minimal values), Kubernetes
 # schemas, every pod's security properties, RBAC, network policies, checkov.

@@ -16,7 +16,7 @@ use std::time::Duration;
 use codesync_assistant::AssistantConfig;
 use codesync_assistant::provider::{ProviderConfig, ProviderKind};
 use codesync_auth::AuthConfig;
-use codesync_common::budget::InflightLimits;
+use codesync_common::budget::{ExpensiveLimits, InflightLimits};
 use codesync_common::grpc::admission::AdmissionLimits;
 use codesync_common::grpc::{CallPolicy, SERVICE_NAMES};
 use codesync_common::telemetry::LogFormat;
@@ -95,6 +95,8 @@ declare_keys! {
         "the prefix of every Redis key and channel, so that installations or tests can share one Redis";
     KAFKA_BROKERS = "kafka_brokers", Described("none (in-process bus)"), Plain,
         "Kafka bootstrap servers for the event bus (`host:port,...`); the topics are created if missing; start-up fails if the brokers do not answer";
+    EVENT_QUEUE = "event_queue", Fixed, Plain,
+        "events one queue of this process holds: published events waiting to be stored in the outbox (with Kafka), and each consumer group's (without). When one is full, because its consumer or the database is behind, activity and analytics events are dropped (counted in `codesync_events_dropped_total`) and durable ones make their producer wait up to 10 s, then refuse its action with 503";
     SANDBOX = "sandbox", Fixed, Plain,
         "`local`, `docker` or `kubernetes` (see \"Code execution backends\" below); a backend that cannot be set up leaves the rest running and runs answer 503 with the reason";
     SANDBOX_RUNS_DIR = "sandbox_runs_dir", Described("`$TMPDIR/codesync-runs`"), Plain,
@@ -162,7 +164,9 @@ declare_keys! {
     HTTP_HEADER_TIMEOUT_SECS = "http_header_timeout_secs", Fixed, Plain,
         "a request's headers must arrive within this, and a keep-alive connection idle this long is closed: a client that sends its headers slowly (slowloris) holds nothing for long";
     MAX_CONNECTIONS_PER_ADDRESS = "max_connections_per_address", Fixed, Plain,
-        "connections one client address may hold open at the gateway at once (further ones are closed at once); the trusted proxies (`CODESYNC_TRUSTED_PROXIES`) are exempt. The gateway also stops accepting 256 short of the process's open-file limit, so the health probes keep being answered";
+        "connections one client address may hold open at once, the gateway's and the gRPC port's together (further ones are closed at once); the trusted proxies (`CODESYNC_TRUSTED_PROXIES`) are exempt at the gateway. See also `CODESYNC_MAX_CONNECTIONS`";
+    MAX_CONNECTIONS = "max_connections", Described("the process's open-file limit less 256"), Plain,
+        "connections one process holds open, every listener together (the gateway's HTTP port and the gRPC port). At the ceiling a new connection is still accepted and the one doing least is closed to make room: first one whose request's headers are unfinished, then one idle between requests, then one whose request carries no valid access token, oldest first; a signed-in user's request, a WebSocket, an event stream and a CodeSync process's connection are never closed for this. So the health probes and new users are always answered";
     MAX_STREAMS_PER_USER = "max_streams_per_user", Fixed, Plain,
         "WebSockets (`/ws/files`, `/ws/rooms`) and notification streams one user may hold open at once at one gateway, and likewise streaming gRPC calls (`Collaborate`, `JoinRoom`, `Subscribe`, `Ask`, `ExecuteStream`) a direct caller may hold open at one service process; one more is refused with 429 `too_many_connections`. WebSocket upgrades also count against `CODESYNC_RATE_LIMIT_PER_MINUTE`";
     INFLIGHT_BYTES = "inflight_bytes", Fixed, Plain,
@@ -175,6 +179,14 @@ declare_keys! {
         "bytes of requests without a valid access token the process holds at once, every address together";
     ANONYMOUS_REQUEST_BYTES = "anonymous_request_bytes", Fixed, Plain,
         "the largest REST request body or gRPC message a caller without a valid access token (or service credential) may send: signing up or in needs no more. REST: refused from its declared length with 413 before it is read; gRPC: from the message's length prefix (413 `message_too_large`). Signed-in callers get what each route or RPC needs: REST `CODESYNC_MAX_BODY_BYTES` (an archive 16 MiB); gRPC 4 MiB, a project import 72 MiB, a document's update `CODESYNC_DOCUMENTS_MAX_MESSAGE_BYTES`";
+    EXPENSIVE_REQUESTS_PER_CALLER = "expensive_requests_per_caller", Fixed, Plain,
+        "searches across a room, project imports and archive downloads or uploads one user (or, signed out, one address) may have going at once in one process; one more is refused with 429 `too_many_concurrent_requests` at once";
+    EXPENSIVE_REQUESTS = "expensive_requests", Described("half the number of CPUs, at least 1"), Plain,
+        "searches and imports (rooms), and archives (gateway), one process runs at once, each kind on slots of its own; a request under its caller's share waits up to 5 s for a turn, then gets 429 `too_many_concurrent_requests`. The other half of the CPUs keeps answering everyone else";
+    OUTBOUND_BYTES = "outbound_bytes", Fixed, Plain,
+        "bytes one process holds queued toward slow readers, every WebSocket and documents connection together; a reader whose queue cannot grow within it is cut off as too slow (WebSocket close 1013), the others go on";
+    OUTBOUND_BYTES_PER_USER = "outbound_bytes_per_user", Fixed, Plain,
+        "the share of `CODESYNC_OUTBOUND_BYTES` the sockets of one user may hold together (besides each socket's own `CODESYNC_DOCUMENTS_CONNECTION_QUEUE_BYTES`)";
     GRPC_CALLS_PER_CONNECTION = "grpc_calls_per_connection", Fixed, Plain,
         "gRPC calls one connection may have open at once unless it comes from a CodeSync process; one more is refused with 429 `too_many_streams`";
     GRPC_CALLS_PER_ADDRESS = "grpc_calls_per_address", Fixed, Plain,
@@ -269,6 +281,8 @@ pub struct Config {
     pub redis_url: Option<String>,
     pub redis_key_prefix: String,
     pub kafka_brokers: Option<String>,
+    /// Events one queue holds (the outbox's writer, each in-process consumer group).
+    pub event_queue: usize,
     /// The assistant service's settings, its provider (if any) resolved.
     pub assistant: AssistantConfig,
     pub jwt_signing_key_file: PathBuf,
@@ -286,6 +300,12 @@ pub struct Config {
     pub inflight: InflightLimits,
     /// What a gRPC port admits from callers that are not CodeSync processes.
     pub admission: AdmissionLimits,
+    /// Bytes queued toward slow readers: the process's budget and each user's share.
+    pub outbound: InflightLimits,
+    /// Connections the process holds open, every listener together.
+    pub max_connections: usize,
+    /// Expensive requests at once (searches, imports, archives), per caller and in all.
+    pub expensive: ExpensiveLimits,
     /// The gRPC endpoints (`http://host:port`, one per replica) of each of the nine services.
     pub endpoints: BTreeMap<&'static str, Vec<String>>,
     /// The address other replicas reach this process's gRPC server at.
@@ -570,6 +590,7 @@ impl Config {
         let redis_url = sources.optional(&REDIS_URL, TEXT)?;
         let redis_key_prefix = sources.value(&REDIS_KEY_PREFIX, TEXT, "codesync:".to_string())?;
         let kafka_brokers = sources.optional(&KAFKA_BROKERS, TEXT)?;
+        let event_queue = sources.value(&EVENT_QUEUE, positive(), codesync_common::events::EVENT_QUEUE)?;
         #[derive(Clone, Copy)]
         enum Backend {
             Local,
@@ -746,6 +767,23 @@ impl Config {
             )?,
             anonymous_total: sources.value(&ANONYMOUS_INFLIGHT_BYTES, positive(), inflight_defaults.anonymous_total)?,
         };
+        let max_connections = sources.value(
+            &MAX_CONNECTIONS,
+            positive(),
+            codesync_common::connections::ConnectionBudget::ceiling_below_open_files(256),
+        )?;
+        let expensive_defaults = ExpensiveLimits::default();
+        let expensive = ExpensiveLimits {
+            per_caller: sources.value(&EXPENSIVE_REQUESTS_PER_CALLER, positive(), expensive_defaults.per_caller)?,
+            total: sources.value(&EXPENSIVE_REQUESTS, positive(), expensive_defaults.total)?,
+        };
+        let outbound = InflightLimits {
+            total: sources.value(&OUTBOUND_BYTES, positive(), 256 * 1024 * 1024)?,
+            per_caller: sources.value(&OUTBOUND_BYTES_PER_USER, positive(), 64 * 1024 * 1024)?,
+            // Sockets are signed in.
+            anonymous_per_address: 0,
+            anonymous_total: 0,
+        };
         let admission_defaults = AdmissionLimits::default();
         let grpc_admission = AdmissionLimits {
             anonymous_message_bytes: sources.value(
@@ -883,6 +921,7 @@ impl Config {
             redis_url,
             redis_key_prefix,
             kafka_brokers,
+            event_queue,
             assistant,
             jwt_signing_key_file,
             jwt_public_key_file,
@@ -897,6 +936,9 @@ impl Config {
             execution,
             inflight,
             admission: grpc_admission,
+            outbound,
+            max_connections,
+            expensive,
             endpoints,
             advertise_addr,
             calls,

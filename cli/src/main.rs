@@ -14,6 +14,13 @@ use clap::{Parser, Subcommand};
 use crate::config::Config;
 use crate::topology::Component;
 
+/// jemalloc, purging freed memory in background threads (`.cargo/config.toml` sets its options
+/// at build time): after a flood the process's resident memory comes back down, where glibc's
+/// per-thread arenas kept 1.5 to 2.5 GiB of it (docs/benchmarks.md, "Memory after floods").
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "codesync",

@@ -143,10 +143,10 @@ pub async fn run(config: Config, components: BTreeSet<Component>) -> anyhow::Res
     };
 
     let events: Arc<dyn EventBus> = match &config.kafka_brokers {
-        Some(brokers) => {
-            KafkaBus::connect(brokers, database.clone()).await.context("cannot start the Kafka event bus")?
-        }
-        None => InProcessBus::shared(),
+        Some(brokers) => KafkaBus::connect_with_queue(brokers, database.clone(), config.event_queue)
+            .await
+            .context("cannot start the Kafka event bus")?,
+        None => Arc::new(InProcessBus::with_capacity(config.event_queue)),
     };
     tokio::spawn(end_sessions_when_told(events.subscribe(ANALYTICS_EVENTS), tokens.clone()));
     let all_services_here = Component::ALL.iter().all(|component| components.contains(component));
@@ -178,7 +178,15 @@ pub async fn run(config: Config, components: BTreeSet<Component>) -> anyhow::Res
         components.iter().copied().filter(|component| *component != Component::Gateway).collect();
     let mut hosted = Hosted::default();
     // One budget for the bytes of requests in flight in this process, REST and gRPC alike.
-    let inflight = codesync_common::budget::InflightBudget::new(config.inflight);
+    let inflight = codesync_common::budget::InflightBudget::new("inflight", config.inflight);
+    // One budget for what waits for slow readers: the gateway's sockets and documents' connections.
+    let outbound = codesync_common::budget::InflightBudget::new("outbound", config.outbound);
+    // One budget for the connections of every listener of this process (descriptors are the
+    // process's): at its ceiling, connections doing least are shed to make room.
+    let connections = codesync_common::connections::ConnectionBudget::new(
+        config.max_connections,
+        config.gateway.max_connections_per_address,
+    );
     // One bucket per client address for REST and gRPC alike (shared by every process with Redis).
     let client_addresses = Arc::new(codesync_common::rate_limit::RateLimiter::shared(
         codesync_common::rate_limit::CLIENT_ADDRESS_LIMIT,
@@ -191,7 +199,7 @@ pub async fn run(config: Config, components: BTreeSet<Component>) -> anyhow::Res
     if !grpc_services.is_empty() {
         let mut routes = tonic::service::RoutesBuilder::default();
         for component in &grpc_services {
-            add_service(&mut routes, *component, &dependencies, &mut hosted, &mut message_limits).await?;
+            add_service(&mut routes, *component, &dependencies, &mut hosted, &mut message_limits, &outbound).await?;
             let service_name = grpc_service_name(component.name());
             health_reporter.set_service_status(&service_name, ServingStatus::Serving).await;
         }
@@ -227,7 +235,9 @@ pub async fn run(config: Config, components: BTreeSet<Component>) -> anyhow::Res
             inflight.clone(),
             message_limits,
             config.admission,
-        );
+        )
+        .with_connections(connections.clone());
+        let grpc_connections = connections.clone();
         tasks.spawn(async move {
             tonic::transport::Server::builder()
                 // Every open WebSocket is one stream from the gateway: allow many.
@@ -236,7 +246,10 @@ pub async fn run(config: Config, components: BTreeSet<Component>) -> anyhow::Res
                 .trace_fn(codesync_common::telemetry::grpc_request_span)
                 .layer(admission)
                 .add_routes(routes)
-                .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown)
+                .serve_with_incoming_shutdown(
+                    codesync_common::connections::incoming(listener, grpc_connections),
+                    shutdown,
+                )
                 .await
                 .context("the gRPC server failed")
         });
@@ -256,6 +269,8 @@ pub async fn run(config: Config, components: BTreeSet<Component>) -> anyhow::Res
                 client_addresses,
                 inflight,
                 anonymous_request_bytes: config.admission.anonymous_message_bytes,
+                outbound,
+                expensive: config.expensive,
             },
             gateway_metrics.clone(),
         );
@@ -266,8 +281,11 @@ pub async fn run(config: Config, components: BTreeSet<Component>) -> anyhow::Res
         let http_addr = listener.local_addr()?;
         let shutdown = wait_for(shutdown_receiver.clone());
         let limits = config.gateway.server_limits();
+        let connections = connections.clone();
         tasks.spawn(async move {
-            codesync_gateway::serve(listener, app, shutdown, limits).await.context("the HTTP gateway failed")
+            codesync_gateway::serve(listener, app, shutdown, limits, connections)
+                .await
+                .context("the HTTP gateway failed")
         });
         match &config.gateway.web_source {
             codesync_gateway::WebSource::Directory(directory) => {
@@ -292,7 +310,11 @@ pub async fn run(config: Config, components: BTreeSet<Component>) -> anyhow::Res
         let shutdown = wait_for(shutdown_receiver.clone());
         tasks.spawn(async move {
             let limits = codesync_gateway::ServerLimits::default();
-            codesync_gateway::serve(listener, metrics_app, shutdown, limits).await.context("the metrics server failed")
+            // Prometheus scrapes it from a private network: a few connections of its own.
+            let connections = codesync_common::connections::ConnectionBudget::new(64, 64);
+            codesync_gateway::serve(listener, metrics_app, shutdown, limits, connections)
+                .await
+                .context("the metrics server failed")
         });
         tracing::info!(address = %metrics_addr, "metrics are served on their own address");
     }
@@ -424,6 +446,7 @@ async fn add_service(
     dependencies: &Dependencies<'_>,
     hosted: &mut Hosted,
     message_limits: &mut codesync_common::grpc::admission::MessageLimits,
+    outbound: &Arc<codesync_common::budget::InflightBudget>,
 ) -> anyhow::Result<()> {
     let Dependencies { config, database, tokens, channels, events, redis, service_key } = dependencies;
     let credential = Arc::new(ServiceCredential::new(component.name(), service_key));
@@ -454,6 +477,7 @@ async fn add_service(
                     RoomsPeers { auth: channels.auth.clone(), documents: channels.documents.clone() },
                     events.clone(),
                 )
+                .with_expensive_limits(config.expensive)
                 .into_grpc_server(),
             );
         }
@@ -473,7 +497,8 @@ async fn add_service(
                 events.clone(),
                 config.documents.clone(),
                 Replicas { ownership, calls: config.calls, credential: credential.clone() },
-            );
+            )
+            .with_outbound_budget(outbound.clone());
             *message_limits =
                 std::mem::take(message_limits).service(&grpc_service_name("documents"), service.grpc_message_limit());
             hosted.documents = Some(service.clone());

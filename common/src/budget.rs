@@ -87,6 +87,9 @@ struct InflightState {
 /// unary ones being served, archives being expanded), shared out per caller.
 #[derive(Debug)]
 pub struct InflightBudget {
+    /// `inflight` (requests arriving) or `outbound` (messages queued toward slow readers): the
+    /// label of its metrics.
+    name: &'static str,
     limits: InflightLimits,
     state: Mutex<InflightState>,
     peak: AtomicU64,
@@ -94,10 +97,15 @@ pub struct InflightBudget {
 }
 
 impl InflightBudget {
-    /// A budget reported at `/metrics` for as long as it lives.
-    pub fn new(limits: InflightLimits) -> Arc<Self> {
-        let budget =
-            Arc::new(Self { limits, state: Mutex::default(), peak: AtomicU64::new(0), refused: AtomicU64::new(0) });
+    /// A budget reported at `/metrics` (labelled `budget="<name>"`) for as long as it lives.
+    pub fn new(name: &'static str, limits: InflightLimits) -> Arc<Self> {
+        let budget = Arc::new(Self {
+            name,
+            limits,
+            state: Mutex::default(),
+            peak: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+        });
         crate::metrics::register(budget.clone());
         budget
     }
@@ -180,26 +188,31 @@ impl crate::metrics::Source for InflightBudget {
             let state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             (state.total, state.anonymous, state.held.len())
         };
-        vec![
-            Reading::gauge("inflight_bytes", "Bytes of requests in flight in this process", total as f64),
-            Reading::gauge("inflight_anonymous_bytes", "Bytes of anonymous requests in flight", anonymous as f64),
-            Reading::gauge("inflight_holders", "Callers with requests in flight", holders as f64),
+        let readings = vec![
             Reading::gauge(
-                "inflight_bytes_limit",
-                "The in-flight byte budget (CODESYNC_INFLIGHT_BYTES)",
+                "budget_bytes",
+                "Bytes held in a byte budget (inflight: requests; outbound: queued toward clients)",
+                total as f64,
+            ),
+            Reading::gauge("budget_anonymous_bytes", "Bytes held by callers without an access token", anonymous as f64),
+            Reading::gauge("budget_holders", "Callers holding bytes of a budget", holders as f64),
+            Reading::gauge(
+                "budget_limit_bytes",
+                "A byte budget's limit (CODESYNC_INFLIGHT_BYTES, CODESYNC_OUTBOUND_BYTES)",
                 self.limits.total as f64,
             ),
             Reading::gauge(
-                "inflight_bytes_peak",
-                "The most bytes in flight at once since the start",
+                "budget_peak_bytes",
+                "The most bytes a budget held at once since the start",
                 self.peak.load(Ordering::Relaxed) as f64,
             ),
             Reading::counter(
-                "inflight_refused",
-                "Requests refused for want of in-flight budget",
+                "budget_refused",
+                "Reservations refused by a byte budget",
                 self.refused.load(Ordering::Relaxed),
             ),
-        ]
+        ];
+        readings.into_iter().map(|reading| reading.with_label("budget", self.name)).collect()
     }
 }
 
@@ -244,6 +257,8 @@ pub struct Slots<K: Eq + std::hash::Hash + Clone + Send + std::fmt::Debug + 'sta
     total: usize,
     open: Mutex<(usize, HashMap<K, usize>)>,
     refused: AtomicU64,
+    /// Told whenever a slot is given back, for those waiting for one ([`Slots::take_waiting`]).
+    freed: tokio::sync::Notify,
 }
 
 impl<K: Eq + std::hash::Hash + Clone + Send + Sync + std::fmt::Debug + 'static> Slots<K> {
@@ -255,6 +270,7 @@ impl<K: Eq + std::hash::Hash + Clone + Send + Sync + std::fmt::Debug + 'static> 
             total: total.max(1),
             open: Mutex::default(),
             refused: AtomicU64::new(0),
+            freed: tokio::sync::Notify::new(),
         });
         crate::metrics::register(slots.clone());
         slots
@@ -266,23 +282,57 @@ impl<K: Eq + std::hash::Hash + Clone + Send + Sync + std::fmt::Debug + 'static> 
 
     /// One more for `key`, given back when the slot drops, or a refusal saying which limit.
     pub fn take(self: &Arc<Self>, key: &K) -> Result<Slot<K>, Refusal> {
+        self.try_take(key).map_err(|full| self.refusal(full))
+    }
+
+    /// Like [`Self::take`], but when only the process's limit is reached (not `key`'s own), waits
+    /// up to `wait` for a slot to be given back: a short queue in front of expensive work, so
+    /// that callers under their share are served in turn rather than refused.
+    pub async fn take_waiting(self: &Arc<Self>, key: &K, wait: std::time::Duration) -> Result<Slot<K>, Refusal> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let freed = self.freed.notified();
+            tokio::pin!(freed);
+            // Registered before trying, so that a slot given back in between is not missed.
+            freed.as_mut().enable();
+            match self.try_take(key) {
+                Ok(slot) => return Ok(slot),
+                Err(Full::Key) => return Err(self.refusal(Full::Key)),
+                Err(Full::Total) => {
+                    if tokio::time::timeout_at(deadline, freed).await.is_err() {
+                        return Err(self.refusal(Full::Total));
+                    }
+                }
+            }
+        }
+    }
+
+    fn try_take(self: &Arc<Self>, key: &K) -> Result<Slot<K>, Full> {
         let mut open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let held = open.1.get(key).copied().unwrap_or(0);
-        let message = if held >= self.per_key {
-            Some(format!("you have {held} {} going, as many as one caller may: wait for one to end", self.kind.what))
-        } else if open.0 >= self.total {
-            Some(format!("the server has as many {} going as it takes: try again in a moment", self.kind.what))
-        } else {
-            None
-        };
-        if let Some(message) = message {
-            drop(open);
-            self.refused.fetch_add(1, Ordering::Relaxed);
-            return Err(Refusal { code: self.kind.code, message, retry_after_secs: Some(self.kind.retry_after_secs) });
+        if held >= self.per_key {
+            return Err(Full::Key);
+        }
+        if open.0 >= self.total {
+            return Err(Full::Total);
         }
         open.0 += 1;
         *open.1.entry(key.clone()).or_insert(0) += 1;
         Ok(Slot { slots: self.clone(), key: key.clone() })
+    }
+
+    fn refusal(&self, full: Full) -> Refusal {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+        let message = match full {
+            Full::Key => format!(
+                "you have {} {} going, as many as one caller may: wait for one to end",
+                self.per_key, self.kind.what
+            ),
+            Full::Total => {
+                format!("the server has as many {} going as it takes: try again in a moment", self.kind.what)
+            }
+        };
+        Refusal { code: self.kind.code, message, retry_after_secs: Some(self.kind.retry_after_secs) }
     }
 
     /// Slots held now, in all.
@@ -314,6 +364,13 @@ impl<K: Eq + std::hash::Hash + Clone + Send + Sync + std::fmt::Debug + 'static> 
     }
 }
 
+/// Which limit a slot could not be taken under.
+#[derive(Debug, Clone, Copy)]
+enum Full {
+    Key,
+    Total,
+}
+
 /// One held slot of [`Slots`], given back when dropped.
 #[derive(Debug)]
 pub struct Slot<K: Eq + std::hash::Hash + Clone + Send + Sync + std::fmt::Debug + 'static = String> {
@@ -331,6 +388,49 @@ impl<K: Eq + std::hash::Hash + Clone + Send + Sync + std::fmt::Debug + 'static> 
                 open.1.remove(&self.key);
             }
         }
+        drop(open);
+        self.slots.freed.notify_waiters();
+    }
+}
+
+/// How many expensive requests (a search across a room, a project's import, an archive built or
+/// expanded) one caller and the whole process may have going at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExpensiveLimits {
+    pub per_caller: usize,
+    pub total: usize,
+}
+
+impl Default for ExpensiveLimits {
+    fn default() -> Self {
+        // Half the CPUs: the other half keeps answering everyone's ordinary requests.
+        Self { per_caller: 2, total: (available_cpus() / 2).max(1) }
+    }
+}
+
+/// How long an expensive request under its caller's share waits for the process's turn before
+/// it is refused.
+pub const EXPENSIVE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The slots of a pool of expensive requests (`name`: the metric's label), keyed by caller
+/// ([`caller_key`]). Past the caller's share: 429 `too_many_concurrent_requests` at once; past
+/// the process's: waits [`EXPENSIVE_WAIT`] for a turn, then the same refusal.
+pub fn expensive_slots(name: &'static str, limits: ExpensiveLimits) -> Arc<Slots<String>> {
+    let kind = SlotKind {
+        name,
+        what: "searches, imports or archives",
+        code: ErrorCode::TooManyConcurrentRequests,
+        retry_after_secs: 2,
+    };
+    Slots::new(kind, limits.per_caller, limits.total)
+}
+
+/// Whom an expensive request counts for: its user, or without one its address.
+pub fn caller_key(user_id: Option<&str>, address: Option<IpAddr>) -> String {
+    match (user_id, address) {
+        (Some(user_id), _) => format!("user:{user_id}"),
+        (None, Some(address)) => format!("address:{}", crate::rate_limit::address_key(address)),
+        (None, None) => "address:unknown".to_string(),
     }
 }
 
@@ -339,20 +439,69 @@ pub fn available_cpus() -> usize {
     std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
 
-/// Runs CPU-heavy work (a snapshot encode, a log replay, a large diff) on the blocking pool
-/// instead of an async worker, so that one big document does not stall every socket on that
-/// worker. A panic in `work` comes back as an internal error.
+/// Runs CPU-heavy work (a snapshot encode, a log replay, a large diff, a search's matching, an
+/// archive) on the process's pool of its own for such work, instead of an async worker, so that
+/// one big document or one slow search does not stall every socket on that worker. The pool has
+/// one thread per CPU, each at a lower scheduling priority (nice 10) than the async workers: when
+/// both want the CPUs, ordinary requests go first. At most [`CPU_POOL_QUEUE`] jobs wait; past
+/// that a caller waits for room. A panic in `work` comes back as an internal error.
 pub async fn off_the_workers<T: Send + 'static>(
     what: &'static str,
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, ServiceError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|error| ServiceError::internal(format_args!("{what} failed: {error}")))
+    let (done, result) = tokio::sync::oneshot::channel();
+    let job: Job = Box::new(move || {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
+        let _ = done.send(outcome);
+    });
+    if CPU_POOL.jobs.send(job).await.is_err() {
+        return Err(ServiceError::internal("the CPU pool has stopped"));
+    }
+    match result.await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(_)) => Err(ServiceError::internal(format_args!("{what} panicked"))),
+        Err(_) => Err(ServiceError::internal(format_args!("{what} was dropped"))),
+    }
 }
+
+/// Jobs waiting for the CPU pool at most.
+pub const CPU_POOL_QUEUE: usize = 1024;
+
+type Job = Box<dyn FnOnce() + Send>;
+
+struct CpuPool {
+    jobs: tokio::sync::mpsc::Sender<Job>,
+}
+
+static CPU_POOL: std::sync::LazyLock<CpuPool> = std::sync::LazyLock::new(|| {
+    let (jobs, queued) = tokio::sync::mpsc::channel::<Job>(CPU_POOL_QUEUE);
+    let queued = Arc::new(Mutex::new(queued));
+    for number in 0..available_cpus() {
+        let queued = queued.clone();
+        let spawned = std::thread::Builder::new().name(format!("codesync-cpu-{number}")).spawn(move || {
+            // Below the async workers: nice 10 (of this thread only, on Linux).
+            if let Err(error) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 10) {
+                tracing::debug!(%error, "cannot lower a CPU pool thread's priority");
+            }
+            loop {
+                let job = queued.lock().unwrap_or_else(std::sync::PoisonError::into_inner).blocking_recv();
+                match job {
+                    Some(job) => job(),
+                    None => return,
+                }
+            }
+        });
+        if let Err(error) = spawned {
+            tracing::error!(%error, "cannot start a CPU pool thread");
+        }
+    }
+    CpuPool { jobs }
+});
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn user(name: &str) -> Holder {
@@ -365,7 +514,7 @@ mod tests {
 
     #[test]
     fn one_caller_cannot_take_the_whole_budget_and_bytes_come_back() {
-        let budget = InflightBudget::new(limits());
+        let budget = InflightBudget::new("test", limits());
         let first = budget.try_reserve(&user("ada"), 50).unwrap();
         let refusal = budget.try_reserve(&user("ada"), 20).unwrap_err();
         assert_eq!(refusal.code, ErrorCode::Busy);
@@ -382,7 +531,7 @@ mod tests {
 
     #[test]
     fn anonymous_callers_share_a_small_part_per_address_and_in_all() {
-        let budget = InflightBudget::new(limits());
+        let budget = InflightBudget::new("test", limits());
         let one = Holder::Anonymous("192.0.2.1".parse().unwrap());
         let two = Holder::Anonymous("192.0.2.2".parse().unwrap());
         let _a = budget.try_reserve(&one, 10).unwrap();
@@ -408,5 +557,28 @@ mod tests {
         drop(first);
         let _fourth = slots.take(&"cy".to_string()).unwrap();
         assert_eq!(slots.in_use(), 3);
+    }
+
+    #[tokio::test]
+    async fn past_the_process_s_limit_a_caller_under_its_share_waits_its_turn() {
+        let kind = SlotKind {
+            name: "wait",
+            what: "searches",
+            code: ErrorCode::TooManyConcurrentRequests,
+            retry_after_secs: 1,
+        };
+        let slots: Arc<Slots> = Slots::new(kind, 1, 1);
+        let held = slots.take(&"ada".to_string()).unwrap();
+        let own_share = slots.take_waiting(&"ada".to_string(), Duration::from_secs(5)).await;
+        assert!(own_share.is_err(), "past one's own share: refused at once");
+        let waiting = {
+            let slots = slots.clone();
+            tokio::spawn(async move { slots.take_waiting(&"bob".to_string(), Duration::from_secs(5)).await })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        drop(held);
+        let _bob = waiting.await.unwrap().expect("served once a slot is given back");
+        let timed_out = slots.take_waiting(&"cy".to_string(), Duration::from_millis(20)).await.unwrap_err();
+        assert!(timed_out.message.contains("the server has as many searches"), "{}", timed_out.message);
     }
 }

@@ -104,7 +104,7 @@ pub async fn run<Handler, Handled>(
     while let Some(delivery) = deliveries.recv().await {
         if let Err((error, attempts)) = handle_with_retries(&handler, &delivery.event).await {
             let message = delivery.received.clone().unwrap_or_else(|| delivery.event.encode());
-            dead_letter(bus.as_ref(), group, &delivery.event, message, &error, attempts);
+            dead_letter(bus.as_ref(), group, &delivery.event, message, &error, attempts).await;
         }
         delivery.acknowledge();
     }
@@ -135,7 +135,7 @@ where
 /// Sends an event a consumer gave up on to `dead-letter-events`, with who gave up and why, and
 /// the `message` it came in, byte for byte. A dead letter that fails again is only logged: dead
 /// letters never loop.
-pub fn dead_letter(
+pub async fn dead_letter(
     bus: &dyn EventBus,
     group: &str,
     event: &Event,
@@ -157,7 +157,9 @@ pub fn dead_letter(
         event_id: event.id.clone(),
         event_kind: event.kind_name().to_string(),
     };
-    bus.publish(Event::new(&event.key, Kind::DeadLetter(letter)));
+    if let Err(error) = bus.publish_durable(Event::new(&event.key, Kind::DeadLetter(letter))).await {
+        tracing::error!(group, event.id = %event.id, %error, "a dead letter could not be queued");
+    }
 }
 
 /// The dead letter for a message that is not an event this version can read (bytes that are
@@ -262,7 +264,7 @@ mod tests {
         let bus = InProcessBus::shared();
         let mut dead_letters = bus.subscribe(DEAD_LETTER_EVENTS);
         let letter = Event::new("k", Kind::DeadLetter(schema::DeadLetter::default()));
-        dead_letter(bus.as_ref(), "analytics", &letter, letter.encode(), &HandleError::poisoned("bad"), 1);
+        dead_letter(bus.as_ref(), "analytics", &letter, letter.encode(), &HandleError::poisoned("bad"), 1).await;
         assert!(dead_letters.try_recv().is_err());
     }
 }

@@ -266,7 +266,15 @@ pub async fn next_membership_change(room_events: &mut broadcast::Receiver<Event>
 /// Publishing never waits for consumers; a consumer that falls too far
 /// behind an in-process topic learns how many events it missed.
 pub trait EventBus: Send + Sync + std::fmt::Debug {
+    /// Publishes an activity or analytics event ([`Kind::may_be_dropped`]) without waiting: a
+    /// queue that is full (its consumer or the database stalled) drops it, counted in
+    /// `events_dropped`. Durable events go through [`EventBus::publish_durable`].
     fn publish(&self, event: Event);
+    /// Publishes an event that must not be lost (a sign-out, a dead letter, a change made):
+    /// a full queue makes the producer wait for room, up to [`DURABLE_WAIT`]; past that the
+    /// answer is `service_unavailable`, and the producer refuses the action it was taking (or,
+    /// for a change already committed in one process without Kafka, logs the loss).
+    fn publish_durable(&self, event: Event) -> futures::future::BoxFuture<'_, Result<(), crate::ServiceError>>;
     /// The database outbox events go through, if any: a service that changes its tables
     /// stages its events there in the same transaction ([`crate::outbox::stage`]), then
     /// [`Staged::committed`] wakes the relay.
@@ -316,16 +324,75 @@ impl<'a> Staged<'a> {
         Ok(())
     }
 
-    /// The write committed: the events go out.
-    pub fn committed(self) {
+    /// The write committed: the events go out (stored with it, they need only the relay's
+    /// attention; otherwise they are published, waiting for room in a full queue).
+    pub async fn committed(self) {
         match self.bus.outbox() {
             Some(outbox) if self.stored => outbox.wake(),
             _ => {
                 for event in self.events {
-                    self.bus.publish(event);
+                    let (topic, kind) = (event.topic(), event.kind_name());
+                    if let Err(error) = self.bus.publish_durable(event).await {
+                        tracing::error!(topic, kind, %error, "an event of a change already made could not be queued");
+                    }
                 }
             }
         }
+    }
+}
+
+/// How long a durable event waits for room in a full queue before its producer is told.
+pub const DURABLE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Events waiting in one queue (the outbox's writer, each consumer group of the in-process bus)
+/// by default: `CODESYNC_EVENT_QUEUE`.
+pub const EVENT_QUEUE: usize = 10_000;
+
+/// The refusal of a durable event whose queue stayed full.
+pub fn queue_full(topic: &str) -> crate::ServiceError {
+    crate::ServiceError::Unavailable {
+        message: format!("events of {topic} cannot be queued now (a consumer or the database is behind); try again"),
+    }
+}
+
+/// Events dropped (activity and analytics only) or lost (durable ones published without
+/// waiting: a bug) by topic, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct Dropped {
+    by_topic: Mutex<std::collections::BTreeMap<(&'static str, &'static str), u64>>,
+}
+
+impl Dropped {
+    /// Counts `event`, dropped from a full queue.
+    pub fn count(&self, event: &Event) {
+        let how = if event.kind.may_be_dropped() { "dropped" } else { "lost" };
+        if how == "lost" {
+            tracing::error!(
+                topic = event.topic(),
+                kind = event.kind_name(),
+                "a durable event was published without waiting into a full queue and is lost"
+            );
+        }
+        let mut by_topic = self.by_topic.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *by_topic.entry((event.kind.topic(), how)).or_insert(0) += 1;
+    }
+}
+
+impl crate::metrics::Source for Dropped {
+    fn readings(&self) -> Vec<crate::metrics::Reading> {
+        let by_topic = self.by_topic.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        by_topic
+            .iter()
+            .map(|((topic, how), count)| {
+                crate::metrics::Reading::counter(
+                    "events_dropped",
+                    "Events dropped from a full queue (activity and analytics: `dropped`; anything else would be `lost`)",
+                    *count,
+                )
+                .with_label("topic", *topic)
+                .with_label("how", *how)
+            })
+            .collect()
     }
 }
 
@@ -333,12 +400,21 @@ impl<'a> Staged<'a> {
 const IN_PROCESS_BUFFER: usize = 4096;
 
 /// The embedded default: delivery to subscribers of this process.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct InProcessBus {
     topics: Mutex<HashMap<String, broadcast::Sender<Event>>>,
-    /// Each consumer group's queue, by topic: unbounded, so that a slow group falls behind
-    /// but misses nothing (live subscribers may lag; groups may not).
-    groups: Mutex<HashMap<String, Vec<tokio::sync::mpsc::UnboundedSender<crate::consumer::Delivery>>>>,
+    /// Each consumer group's queue, by topic, of at most `capacity` events: a group that falls
+    /// that far behind makes durable events wait (back-pressure on their producers) and loses
+    /// activity and analytics events, counted.
+    groups: Mutex<HashMap<String, Vec<tokio::sync::mpsc::Sender<crate::consumer::Delivery>>>>,
+    capacity: usize,
+    dropped: Arc<Dropped>,
+}
+
+impl Default for InProcessBus {
+    fn default() -> Self {
+        Self::with_capacity(EVENT_QUEUE)
+    }
 }
 
 impl InProcessBus {
@@ -346,58 +422,82 @@ impl InProcessBus {
         Arc::new(Self::default())
     }
 
+    /// A bus whose consumer groups each queue at most `capacity` events.
+    pub fn with_capacity(capacity: usize) -> Self {
+        let dropped = Arc::new(Dropped::default());
+        crate::metrics::register(dropped.clone());
+        Self { topics: Mutex::default(), groups: Mutex::default(), capacity: capacity.max(1), dropped }
+    }
+
     pub(crate) fn sender(&self, topic: &str) -> broadcast::Sender<Event> {
         let mut topics = self.topics.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         topics.entry(topic.to_string()).or_insert_with(|| broadcast::channel(IN_PROCESS_BUFFER).0).clone()
+    }
+
+    fn queues(&self, topic: &str) -> Vec<tokio::sync::mpsc::Sender<crate::consumer::Delivery>> {
+        let mut groups = self.groups.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        groups.get_mut(topic).map_or_else(Vec::new, |queues| {
+            queues.retain(|queue| !queue.is_closed());
+            queues.clone()
+        })
     }
 }
 
 impl EventBus for InProcessBus {
     fn publish(&self, event: Event) {
         tracing::debug!(topic = event.topic(), kind = event.kind_name(), key = %event.key, "event");
-        {
-            let mut groups = self.groups.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some(queues) = groups.get_mut(event.topic()) {
-                queues.retain(|queue| queue.send(crate::consumer::Delivery::unacknowledged(event.clone())).is_ok());
+        for queue in self.queues(event.topic()) {
+            if let Err(tokio::sync::mpsc::error::TrySendError::Full(_)) =
+                queue.try_send(crate::consumer::Delivery::unacknowledged(event.clone()))
+            {
+                self.dropped.count(&event);
             }
         }
         // No subscriber yet is not an error: nobody is interested.
         let _ = self.sender(event.topic()).send(event);
     }
 
+    fn publish_durable(&self, event: Event) -> futures::future::BoxFuture<'_, Result<(), crate::ServiceError>> {
+        Box::pin(async move {
+            tracing::debug!(topic = event.topic(), kind = event.kind_name(), key = %event.key, "event");
+            for queue in self.queues(event.topic()) {
+                let delivery = crate::consumer::Delivery::unacknowledged(event.clone());
+                match queue.send_timeout(delivery, DURABLE_WAIT).await {
+                    Ok(()) | Err(tokio::sync::mpsc::error::SendTimeoutError::Closed(_)) => {}
+                    Err(tokio::sync::mpsc::error::SendTimeoutError::Timeout(_)) => {
+                        return Err(queue_full(event.topic()));
+                    }
+                }
+            }
+            let _ = self.sender(event.topic()).send(event);
+            Ok(())
+        })
+    }
+
     fn subscribe(&self, topic: &str) -> broadcast::Receiver<Event> {
         self.sender(topic).subscribe()
     }
 
-    /// In process there is nothing from before: every group starts from now, and misses
-    /// nothing from then on however slowly it handles events.
+    /// In process there is nothing from before: every group starts from now.
     fn consume(
         &self,
         _group: &str,
         topics: &[&str],
         _start: crate::consumer::StartFrom,
     ) -> tokio::sync::mpsc::Receiver<crate::consumer::Delivery> {
-        let (queue, mut queued) = tokio::sync::mpsc::unbounded_channel();
-        {
-            let mut groups = self.groups.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            for topic in topics {
-                groups.entry(topic.to_string()).or_default().push(queue.clone());
-            }
+        let (queue, queued) = tokio::sync::mpsc::channel(self.capacity);
+        let mut groups = self.groups.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for topic in topics {
+            groups.entry(topic.to_string()).or_default().push(queue.clone());
         }
-        let (sender, receiver) = tokio::sync::mpsc::channel(1);
-        tokio::spawn(async move {
-            while let Some(delivery) = queued.recv().await {
-                if sender.send(delivery).await.is_err() {
-                    return;
-                }
-            }
-        });
-        receiver
+        queued
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn member(kind: fn(schema::MemberChange) -> Kind, user_id: &str, role: Role) -> Event {
@@ -435,17 +535,17 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_slow_consumer_group_misses_nothing() {
+    async fn a_slow_consumer_group_misses_nothing_within_its_queue() {
         let bus = InProcessBus::default();
         let mut group = bus.consume("slow", &[ROOM_EVENTS, COLLABORATION_EVENTS], crate::consumer::StartFrom::Latest);
-        let published = 3 * IN_PROCESS_BUFFER;
+        // More than a live subscriber's buffer, less than a group's queue.
+        let published = 2 * IN_PROCESS_BUFFER;
         for index in 0..published {
-            let event = if index % 2 == 0 {
-                member(Kind::MemberJoined, &index.to_string(), Role::Editor)
+            if index % 2 == 0 {
+                bus.publish_durable(member(Kind::MemberJoined, &index.to_string(), Role::Editor)).await.unwrap();
             } else {
-                activity(index as u64)
-            };
-            bus.publish(event);
+                bus.publish(activity(index as u64));
+            }
         }
         for index in 0..published {
             let delivery = group.recv().await.unwrap();
@@ -457,6 +557,38 @@ mod tests {
             assert_eq!(seen, index, "in order, none missing");
             delivery.acknowledge();
         }
+    }
+
+    /// The bounded-memory rule of the in-process consumer groups: a group that stops reading
+    /// holds at most its queue; past it, activity is dropped (counted) and a durable event's
+    /// producer waits, then is told.
+    #[tokio::test(start_paused = true)]
+    async fn a_full_group_queue_drops_activity_counted_and_makes_durable_events_wait() {
+        let bus = Arc::new(InProcessBus::with_capacity(4));
+        let mut group =
+            bus.consume("stalled", &[ROOM_EVENTS, COLLABORATION_EVENTS], crate::consumer::StartFrom::Latest);
+        for updates in 0..6 {
+            bus.publish(activity(updates));
+        }
+        let counted = || crate::metrics::Source::readings(bus.dropped.as_ref());
+        assert_eq!(counted()[0].value, 2.0, "two activity events past the queue of four: dropped");
+        assert_eq!(
+            counted()[0].labels,
+            vec![("topic", COLLABORATION_EVENTS.to_string()), ("how", "dropped".to_string())]
+        );
+        let waiting = {
+            let bus = bus.clone();
+            tokio::spawn(async move { bus.publish_durable(member(Kind::MemberJoined, "u", Role::Editor)).await })
+        };
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(!waiting.is_finished(), "a durable event waits for room");
+        group.recv().await.unwrap().acknowledge();
+        waiting.await.unwrap().expect("queued once there was room");
+        let refused = bus.publish_durable(member(Kind::MemberRemoved, "u", Role::Unspecified)).await.unwrap_err();
+        assert_eq!(refused.code(), "service_unavailable", "told after DURABLE_WAIT: {refused}");
+        let kinds: Vec<&str> =
+            std::iter::from_fn(|| group.try_recv().ok()).map(|delivery| delivery.event.kind_name()).collect();
+        assert_eq!(kinds, ["activity", "activity", "activity", "member_joined"], "nothing durable was dropped");
     }
 
     #[tokio::test]

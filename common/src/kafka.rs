@@ -147,6 +147,16 @@ impl KafkaBus {
     /// With a `database`, events go through its outbox (`crate::outbox`): none is lost while
     /// the brokers are away; without one (a process that stores nothing), they are sent directly.
     pub async fn connect(brokers: &str, database: Option<Database>) -> Result<Arc<Self>, KafkaBusError> {
+        Self::connect_with_queue(brokers, database, crate::events::EVENT_QUEUE).await
+    }
+
+    /// Like [`Self::connect`], with at most `event_queue` published events waiting to be
+    /// stored in the outbox (`CODESYNC_EVENT_QUEUE`).
+    pub async fn connect_with_queue(
+        brokers: &str,
+        database: Option<Database>,
+        event_queue: usize,
+    ) -> Result<Arc<Self>, KafkaBusError> {
         let client_error = |source| KafkaBusError::Client { brokers: brokers.to_string(), source };
         let producer: FutureProducer = ClientConfig::new()
             .set("bootstrap.servers", brokers)
@@ -175,7 +185,7 @@ impl KafkaBus {
             }
         }
         tracing::info!(brokers, outbox = database.is_some(), "the event bus is Kafka");
-        let outbox = database.map(|database| Outbox::start(database, producer.clone()));
+        let outbox = database.map(|database| Outbox::start(database, producer.clone(), event_queue));
         Ok(Arc::new(Self {
             brokers: brokers.to_string(),
             producer,
@@ -420,6 +430,19 @@ impl EventBus for KafkaBus {
             Some(outbox) => outbox.publish(event),
             None => publish_with(&self.producer, event),
         }
+    }
+
+    fn publish_durable(&self, event: Event) -> futures::future::BoxFuture<'_, Result<(), crate::ServiceError>> {
+        Box::pin(async move {
+            match &self.outbox {
+                Some(outbox) => outbox.publish_durable(event).await,
+                // A gateway without a database: librdkafka's own queue holds it.
+                None => {
+                    publish_with(&self.producer, event);
+                    Ok(())
+                }
+            }
+        })
     }
 
     fn outbox(&self) -> Option<&Outbox> {

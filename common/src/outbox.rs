@@ -62,7 +62,11 @@ pub async fn stage(connection: &mut sqlx::AnyConnection, event: &Event) -> Resul
 /// This process's way into the outbox: a writer that stores published events in batches, and
 /// the relay that sends stored events to Kafka when this process holds the relay's lease.
 pub struct Outbox {
-    writes: mpsc::UnboundedSender<Event>,
+    /// Events waiting to be stored, at most `CODESYNC_EVENT_QUEUE`: while the database is down,
+    /// activity and analytics events past it are dropped (counted), durable ones make their
+    /// producers wait and then refuse their action (`EventBus::publish_durable`).
+    writes: mpsc::Sender<Event>,
+    dropped: Arc<crate::events::Dropped>,
     wake: Arc<Notify>,
     /// Reported at `/metrics` for as long as this outbox lives.
     _figures: Arc<Figures>,
@@ -121,25 +125,44 @@ impl std::fmt::Debug for Outbox {
 }
 
 impl Outbox {
-    /// Starts the writer and the relay on `database`, sending with `producer`.
-    pub fn start(database: Database, producer: FutureProducer) -> Self {
-        let (writes, pending) = mpsc::unbounded_channel();
+    /// Starts the writer and the relay on `database`, sending with `producer`; at most
+    /// `queue` events wait to be stored.
+    pub fn start(database: Database, producer: FutureProducer, queue: usize) -> Self {
+        let (writes, pending) = mpsc::channel(queue.max(1));
         let wake = Arc::new(Notify::new());
         let figures = Arc::new(Figures::default());
         crate::metrics::register(figures.clone());
+        let dropped = Arc::new(crate::events::Dropped::default());
+        crate::metrics::register(dropped.clone());
         tokio::spawn(write_events(database.clone(), pending, wake.clone()));
         tokio::spawn(relay(database, producer, wake.clone(), Arc::downgrade(&figures)));
-        Self { writes, wake, _figures: figures }
+        Self { writes, dropped, wake, _figures: figures }
     }
 
-    /// Stores `event` (soon, in a batch) and relays it.
+    /// Stores `event` (soon, in a batch) and relays it; dropped, counted, when the writer's queue
+    /// is full (for activity and analytics events: see [`crate::events::EventBus::publish`]).
     pub fn publish(&self, event: Event) {
-        if let Err(mpsc::error::SendError(event)) = self.writes.send(event) {
-            tracing::error!(
+        match self.writes.try_send(event) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(event)) => self.dropped.count(&event),
+            Err(mpsc::error::TrySendError::Closed(event)) => tracing::error!(
                 topic = event.topic(),
                 kind = event.kind_name(),
                 "the outbox writer has stopped; an event is lost"
-            );
+            ),
+        }
+    }
+
+    /// Stores `event`, waiting for room in the writer's queue (the database is behind) up to
+    /// [`crate::events::DURABLE_WAIT`]; then refuses.
+    pub async fn publish_durable(&self, event: Event) -> Result<(), crate::ServiceError> {
+        let topic = event.topic();
+        match self.writes.send_timeout(event, crate::events::DURABLE_WAIT).await {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::SendTimeoutError::Timeout(_)) => Err(crate::events::queue_full(topic)),
+            Err(mpsc::error::SendTimeoutError::Closed(_)) => {
+                Err(crate::ServiceError::internal("the outbox writer has stopped"))
+            }
         }
     }
 
@@ -151,7 +174,7 @@ impl Outbox {
 
 /// Stores published events, everything that queued up meanwhile in one transaction; retries
 /// while the database is down (the events wait in memory meanwhile).
-async fn write_events(database: Database, mut pending: mpsc::UnboundedReceiver<Event>, wake: Arc<Notify>) {
+async fn write_events(database: Database, mut pending: mpsc::Receiver<Event>, wake: Arc<Notify>) {
     let mut batch = Vec::new();
     let mut backoff = Duration::from_millis(100);
     loop {
@@ -350,5 +373,74 @@ async fn relay_batch(database: &Database, producer: &FutureProducer) -> Result<u
     match failure {
         Some(error) => Err(RelayError::Broker(error)),
         None => Ok(delivered.len()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{Kind, schema};
+
+    fn activity(updates: u64) -> Event {
+        Event::new(
+            "file-1",
+            Kind::Activity(schema::Activity { file_id: "file-1".into(), updates, ..Default::default() }),
+        )
+    }
+
+    fn ended(session: &str) -> Event {
+        Event::new("u", Kind::SessionEnded(schema::SessionEnded { user_id: "u".into(), session_id: session.into() }))
+    }
+
+    /// The bounded-memory rule of the outbox's writer: while the database takes no writes, at
+    /// most its queue (and one batch) waits; activity past it is dropped and counted, and a
+    /// durable event's producer waits, then is refused; nothing durable is lost, and what waited
+    /// is stored once the database is back.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_database_that_takes_no_writes_fills_the_queue_to_its_bound_and_no_further() {
+        let directory = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", directory.path().join("outbox.db").display());
+        let database = Database::connect(&url).await.unwrap();
+        migrate(&database).await.unwrap();
+        // No broker: the relay fails and retries; only the writer matters here.
+        let producer: FutureProducer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", "127.0.0.1:9")
+            .set("message.timeout.ms", "1000")
+            .create()
+            .unwrap();
+        let outbox = Outbox::start(database.clone(), producer, 100);
+        // Another writer holds SQLite's write lock: the outbox's writes wait, then fail, and
+        // are tried again, for as long as it is held.
+        let mut blocker = database.pool().acquire().await.unwrap();
+        sqlx::query("BEGIN EXCLUSIVE").execute(&mut *blocker).await.unwrap();
+        outbox.publish_durable(ended("first")).await.unwrap();
+        // The writer takes what waits as one batch (up to 1000) and is stuck with it; give it
+        // that batch, then fill the queue behind it.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        for updates in 0..150 {
+            outbox.publish(activity(updates));
+        }
+        let dropped: u64 =
+            crate::metrics::Source::readings(outbox.dropped.as_ref()).iter().map(|reading| reading.value as u64).sum();
+        assert_eq!(dropped, 50, "a queue of 100: the 50 past it are dropped and counted");
+        let refused = outbox.publish_durable(ended("second")).await.unwrap_err();
+        assert_eq!(refused.code(), "service_unavailable", "a durable event waits, then is refused: {refused}");
+        sqlx::query("ROLLBACK").execute(&mut *blocker).await.unwrap();
+        drop(blocker);
+        let stored = async {
+            loop {
+                let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM event_outbox")
+                    .fetch_one(database.pool())
+                    .await
+                    .unwrap_or(0);
+                if count >= 101 {
+                    return count;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        };
+        let count =
+            tokio::time::timeout(Duration::from_secs(60), stored).await.expect("stored once the database is back");
+        assert_eq!(count, 101, "the first durable event and the 100 that fitted; the refused one was never taken");
     }
 }

@@ -78,11 +78,7 @@ pub struct GatewayConfig {
 impl GatewayConfig {
     /// The limits of the HTTP server's connections.
     pub fn server_limits(&self) -> ServerLimits {
-        ServerLimits {
-            header_timeout: self.header_timeout,
-            max_connections_per_address: self.max_connections_per_address,
-            proxies: self.proxies.clone(),
-        }
+        ServerLimits { header_timeout: self.header_timeout, proxies: self.proxies.clone() }
     }
 }
 
@@ -164,6 +160,10 @@ pub struct GatewayState {
     inflight: Arc<codesync_common::budget::InflightBudget>,
     /// The largest body a request without a valid access token may carry.
     anonymous_request_bytes: usize,
+    /// The process's budget of bytes queued toward slow WebSocket readers.
+    outbound: Arc<codesync_common::budget::InflightBudget>,
+    /// Archives built or expanded at once, per user and in all.
+    archives: Arc<codesync_common::budget::Slots<String>>,
     metrics: Arc<metrics::Metrics>,
     openapi: Arc<openapi::Served>,
     proxies: TrustedProxies,
@@ -237,6 +237,10 @@ pub struct ProcessLimits {
     pub inflight: Arc<codesync_common::budget::InflightBudget>,
     /// The largest request body (or gRPC message) a caller without a valid access token sends.
     pub anonymous_request_bytes: usize,
+    /// Bytes queued toward slow readers (WebSockets here, documents connections beside them).
+    pub outbound: Arc<codesync_common::budget::InflightBudget>,
+    /// Expensive requests (archives) at once, per caller and in all.
+    pub expensive: codesync_common::budget::ExpensiveLimits,
 }
 
 /// The gateway's whole HTTP application. When `stopping` turns true, its WebSockets close with
@@ -256,6 +260,8 @@ pub fn router(
         rate_limiter: limits.client_addresses,
         inflight: limits.inflight,
         anonymous_request_bytes: limits.anonymous_request_bytes,
+        outbound: limits.outbound,
+        archives: codesync_common::budget::expensive_slots("archives", limits.expensive),
         metrics,
         openapi: Arc::new(openapi::Served::new(openapi())),
         proxies: config.proxies.clone(),
@@ -280,6 +286,7 @@ pub fn router(
         .layer(middleware::from_fn_with_state(state.clone(), body_limit::limit_declared_length))
         .layer(middleware::from_fn_with_state(state.clone(), body_limit::reserve_inflight))
         .layer(middleware::from_fn_with_state(state.clone(), rate_limit::limit_per_ip))
+        .layer(middleware::from_fn_with_state(state.clone(), server::mark_request))
         .layer(CatchPanicLayer::custom(error::panic_response))
         .layer(middleware::from_fn(rate_limit::api_headers))
         .layer(middleware::from_fn_with_state(state.clone(), metrics::track))

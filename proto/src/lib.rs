@@ -234,6 +234,22 @@ pub mod events {
                 }
             }
 
+            /// Activity and analytics events: a full queue may drop them, counted, because a
+            /// later event says as much (a file's next edits announce its activity again) or
+            /// the loss only makes a count run low. Every other kind is durable: never dropped.
+            pub fn may_be_dropped(&self) -> bool {
+                use event::Kind;
+                matches!(
+                    self,
+                    Kind::Activity(_)
+                        | Kind::RoomPresence(_)
+                        | Kind::AiRequestFinished(_)
+                        | Kind::NotificationCreated(_)
+                        | Kind::UserRegistered(_)
+                        | Kind::SessionStarted(_)
+                )
+            }
+
             /// The topic every event of this kind goes to.
             pub fn topic(&self) -> &'static str {
                 use event::Kind;

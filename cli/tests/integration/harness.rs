@@ -192,6 +192,24 @@ impl Cluster {
         cluster.wait_until_ready().await.then_some(cluster)
     }
 
+    /// One process whose open-file limit is `open_files` (set with util-linux's `prlimit`), for
+    /// the tests of what happens at the descriptor ceiling.
+    pub async fn one_process_with_open_files(open_files: u32, extra_env: &[(&str, &str)]) -> Self {
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let http_port = free_port();
+        let grpc_port = free_port();
+        let mut env = base_env(data_dir.path(), extra_env);
+        env.push(("CODESYNC_HTTP_ADDR".into(), format!("127.0.0.1:{http_port}")));
+        env.push(("CODESYNC_GRPC_ADDR".into(), format!("127.0.0.1:{grpc_port}")));
+        let mut command = Command::new("prlimit");
+        command.arg(format!("--nofile={open_files}:{open_files}")).arg("--").arg(binary());
+        let child = spawn_command(command, &["run"], &env, data_dir.path(), "all");
+        let mut cluster = Self::new(vec![("all".into(), child)], data_dir, http_port, grpc_port);
+        cluster.one_process_env = Some(env);
+        assert!(cluster.wait_until_ready().await, "codesync with {open_files} open files did not become ready");
+        cluster
+    }
+
     /// `codesync run` started by the user `uid` (not root): a copy of the binary in a data
     /// directory of that user's, as someone trying it on their own machine would.
     pub async fn one_process_as_user(uid: u32, extra_env: &[(&str, &str)]) -> Self {

@@ -420,3 +420,405 @@ async fn anonymous_rest_bodies_are_small_and_refused_before_they_are_read() {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{file}");
 }
+
+/// Samples a process's resident memory every 50 ms until `until` completes; returns the peak.
+async fn peak_while<T>(pid: u32, until: impl std::future::Future<Output = T>) -> (T, u64) {
+    let peak = Arc::new(std::sync::atomic::AtomicU64::new(resident_bytes(pid)));
+    let sampler = {
+        let peak = peak.clone();
+        tokio::spawn(async move {
+            loop {
+                peak.fetch_max(resident_bytes(pid), Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+    let result = until.await;
+    sampler.abort();
+    (result, peak.load(Ordering::Relaxed).max(resident_bytes(pid)))
+}
+
+/// Waits until the process's resident memory is back within max(20 %, 64 MiB) of `before`
+/// (up to `limit`), and returns the figure it settled at.
+async fn settles_back(pid: u32, before: u64, limit: Duration) -> u64 {
+    let allowed = before + (before / 5).max(64 * 1024 * 1024);
+    let started = Instant::now();
+    loop {
+        let now = resident_bytes(pid);
+        if now <= allowed || started.elapsed() > limit {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn within_bound(before: u64, after: u64) -> bool {
+    after <= before + (before / 5).max(64 * 1024 * 1024)
+}
+
+/// A zip of 62 files of 1,000,000 bytes of source-like text each (62 MB of text, about 15 MB of
+/// zip): what the campaign uploaded 20 to 30 times at once.
+fn large_project() -> Vec<u8> {
+    use std::io::Write;
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut archive = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    for file in 0..62 {
+        archive.start_file(format!("src/module_{file}.py"), options).expect("entry");
+        let mut text = String::with_capacity(1_000_000);
+        while text.len() < 999_900 {
+            let (a, b, c) = (next() % 1_000_000, next() % 1_000, next() % 100);
+            text.push_str(&format!("value_{a} = compute({b}, {c})\n"));
+        }
+        while text.len() < 1_000_000 {
+            text.push('\n');
+        }
+        archive.write_all(text.as_bytes()).expect("write");
+    }
+    archive.finish().expect("zip").into_inner()
+}
+
+/// Finding (medium): 20–30 concurrent uploads of a project of 62 MB of text by one user took the
+/// process from 38 MiB to 1.8 GiB, `/healthz` answered in 8.5 s, and 1.5 GiB stayed held. Imports
+/// are now limited per user and in all (`too_many_concurrent_requests`), their bodies and
+/// expanded text draw on the in-flight budget, and the allocator gives memory back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_concurrent_project_imports_leave_memory_where_it_was() {
+    let cluster = Cluster::one_process(&[]).await;
+    let pid = cluster.pid("all").expect("pid");
+    let user = cluster.register("importer").await;
+    let (status, room) = cluster.post("/api/rooms", user.token(), json!({"name": "Imports", "is_public": false})).await;
+    assert_eq!(status, StatusCode::CREATED, "{room}");
+    let url = format!("{}/api/rooms/{}/archive", cluster.base_url, room["id"].as_str().expect("room id"));
+    let project = Bytes::from(large_project());
+    let client = reqwest::Client::new();
+    // One import first: the room holds the files, and the figure before the flood is that of a
+    // server that has done this once.
+    let response = client
+        .post(&url)
+        .bearer_auth(user.token().expect("token"))
+        .header("content-type", "application/zip")
+        .body(project.clone())
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(response.status(), StatusCode::OK, "{:?}", response.text().await);
+    let before = settles_back(pid, resident_bytes(pid), Duration::from_secs(5)).await;
+    let flood = async {
+        let uploads = (0..20).map(|_| {
+            let client = client.clone();
+            let url = url.clone();
+            let project = project.clone();
+            let token = user.token().expect("token").to_string();
+            async move {
+                let response = client
+                    .post(&url)
+                    .bearer_auth(token)
+                    .header("content-type", "application/zip")
+                    .body(project)
+                    .send()
+                    .await
+                    .expect("an answer");
+                let status = response.status();
+                let body: serde_json::Value = response.json().await.unwrap_or_default();
+                (status, body["error"]["code"].as_str().unwrap_or_default().to_string())
+            }
+        });
+        futures::future::join_all(uploads).await
+    };
+    let (answers, peak) = peak_while(pid, flood).await;
+    let imported = answers.iter().filter(|(status, _)| *status == StatusCode::OK).count();
+    let refused: Vec<&str> = answers
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::TOO_MANY_REQUESTS)
+        .map(|(_, code)| code.as_str())
+        .collect();
+    let after = settles_back(pid, before, Duration::from_secs(30)).await;
+    println!(
+        "20 concurrent imports of 62 MB of text: {imported} imported, {} refused ({refused:?}); resident {:.1} MiB before, {:.1} MiB at the peak, {:.1} MiB after",
+        refused.len(),
+        mib(before),
+        mib(peak),
+        mib(after)
+    );
+    assert_eq!(imported + refused.len(), 20, "every upload was imported or refused with 429: {answers:?}");
+    assert!(imported >= 1, "imports go on, one at a time");
+    assert!(refused.iter().all(|code| ["too_many_concurrent_requests", "busy"].contains(code)), "{refused:?}");
+    assert!(
+        within_bound(before, after),
+        "memory stayed held after the flood: {:.1} → {:.1} MiB",
+        mib(before),
+        mib(after)
+    );
+    // The server answers at once afterwards.
+    let started = Instant::now();
+    let (status, _) = cluster.get("/healthz", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+/// Finding (medium): WebSocket clients that never read, beside 16 KiB awareness floods from three
+/// users, took the process to about 3 GiB, and 2.46 GiB stayed held after every socket closed.
+/// What waits for slow readers now draws on one budget (`CODESYNC_OUTBOUND_BYTES`, a share per
+/// user): a reader past it is cut off (1013); and the memory comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn slow_readers_and_awareness_floods_leave_memory_where_it_was() {
+    use codesync_documents::protocol;
+    use futures::SinkExt;
+    use tokio_tungstenite::tungstenite;
+
+    let cluster = Cluster::one_process(&[]).await;
+    let pid = cluster.pid("all").expect("pid");
+    let owner = cluster.register("flooder0").await;
+    let (status, room) = cluster.post("/api/rooms", owner.token(), json!({"name": "Flood", "is_public": false})).await;
+    assert_eq!(status, StatusCode::CREATED, "{room}");
+    let room_id = room["id"].as_str().expect("room id").to_string();
+    let (status, file) =
+        cluster.post(&format!("/api/rooms/{room_id}/files"), owner.token(), json!({"filename": "a.py"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{file}");
+    let file_id = file["id"].as_str().expect("file id").to_string();
+    let mut users = vec![owner];
+    for number in 1..3 {
+        let user = cluster.register(&format!("flooder{number}")).await;
+        let (status, body) =
+            cluster.post("/api/rooms/join", user.token(), json!({"invite_code": room["invite_code"]})).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        users.push(user);
+    }
+    let url = |user: &Session| cluster.ws_url(&format!("/ws/files/{file_id}?token={}", user.token().expect("token")));
+    let before = resident_bytes(pid);
+    let flood = async {
+        // Each user: 40 sockets that never read a byte, and one that floods awareness.
+        let mut readers = Vec::new();
+        for user in &users {
+            for _ in 0..40 {
+                let (socket, _) = tokio_tungstenite::connect_async(url(user)).await.expect("connect");
+                readers.push(socket);
+            }
+        }
+        let floods = users.iter().enumerate().map(|(number, user)| {
+            let url = url(user);
+            async move {
+                let (mut socket, _) = tokio_tungstenite::connect_async(url).await.expect("connect");
+                let client_id = 1000 + number as u64;
+                let filler = "x".repeat(16 * 1024 - 64);
+                let started = Instant::now();
+                let mut clock = 0;
+                while started.elapsed() < Duration::from_secs(6) {
+                    clock += 1;
+                    let state = format!("{{\"cursor\":{clock},\"pad\":\"{filler}\"}}");
+                    let entry = protocol::AwarenessEntry { client_id, clock, state_json: state };
+                    let payload = protocol::encode_awareness_entries(std::iter::once(&entry));
+                    let frame = tungstenite::Message::Binary(protocol::encode_awareness(&payload).into());
+                    if socket.send(frame).await.is_err() {
+                        break;
+                    }
+                }
+                clock
+            }
+        });
+        let sent: Vec<u64> = futures::future::join_all(floods).await;
+        (readers, sent)
+    };
+    let ((readers, sent), peak) = peak_while(pid, flood).await;
+    drop(readers);
+    let after = settles_back(pid, before, Duration::from_secs(30)).await;
+    println!(
+        "three users, 120 sockets that never read, {} awareness messages of 16 KiB: resident {:.1} MiB before, {:.1} MiB at the peak, {:.1} MiB after every socket closed",
+        sent.iter().sum::<u64>(),
+        mib(before),
+        mib(peak),
+        mib(after)
+    );
+    assert!(
+        peak < before + 512 * 1024 * 1024,
+        "what waits for slow readers is bounded: {:.1} MiB at the peak",
+        mib(peak)
+    );
+    assert!(within_bound(before, after), "memory stayed held: {:.1} → {:.1} MiB", mib(before), mib(after));
+}
+
+/// Finding (medium): 30 concurrent catastrophic searches by one user held another user's `GET`
+/// of a room for 3.4 s; nothing limited searches. A caller now has at most
+/// `CODESYNC_EXPENSIVE_REQUESTS_PER_CALLER` searches (and imports, archive downloads) going, the
+/// process `CODESYNC_EXPENSIVE_REQUESTS`, on a pool of their own; past its own share a caller
+/// gets 429 at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_search_flood_gets_429_and_leaves_other_users_reads_alone() {
+    let cluster = Cluster::one_process(&[]).await;
+    let flooder = cluster.register("searcher").await;
+    let reader = cluster.register("reader").await;
+    let (status, room) = cluster.post("/api/rooms", flooder.token(), json!({"name": "Big", "is_public": false})).await;
+    assert_eq!(status, StatusCode::CREATED, "{room}");
+    let room_id = room["id"].as_str().expect("room id").to_string();
+    // Eight files of 1 MB of words with letters beyond ASCII: a pattern of Unicode word
+    // boundaries cannot use the regex crate's fast automaton on them, so each search takes a
+    // second or more of a CPU (measured here: about 6 MB/s).
+    let words = ["café", "naïve", "größe", "añejo", "x1", "y22", "zeta9", "straße"];
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    for number in 0..8 {
+        let mut content = String::with_capacity(1_000_000);
+        while content.len() < 990_000 {
+            for word in 0..12 {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                if word > 0 {
+                    content.push(' ');
+                }
+                content.push_str(words[(state % words.len() as u64) as usize]);
+            }
+            content.push('\n');
+        }
+        let (status, body) = cluster
+            .post(
+                &format!("/api/rooms/{room_id}/files"),
+                flooder.token(),
+                json!({"filename": format!("data{number}.txt"), "content": content}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let (status, other_room) =
+        cluster.post("/api/rooms", reader.token(), json!({"name": "Mine", "is_public": false})).await;
+    assert_eq!(status, StatusCode::CREATED, "{other_room}");
+    let read_path = format!("/api/rooms/{}", other_room["id"].as_str().expect("room id"));
+    let read_times = |samples: usize| {
+        let cluster = &cluster;
+        let reader = &reader;
+        let read_path = read_path.clone();
+        async move {
+            let mut times = Vec::with_capacity(samples);
+            for _ in 0..samples {
+                let started = Instant::now();
+                let (status, _) = cluster.get(&read_path, reader.token()).await;
+                assert_eq!(status, StatusCode::OK);
+                times.push(started.elapsed());
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            times.sort();
+            times[(times.len() * 99 / 100).min(times.len() - 1)]
+        }
+    };
+    let search = format!(
+        "{}/api/rooms/{room_id}/search?regex=true&q={}",
+        cluster.base_url, "%28%3F%3A%5Cb%5Cw%2B%5Cb%5Cs%29%7B12%7D%5Cb%5Cw%2B%5Cb%5Cd"
+    );
+    let client = reqwest::Client::new();
+    // One search first: the room's documents are loaded and the server is warm; then the reads'
+    // figure without a flood.
+    let warm = client.get(&search).bearer_auth(flooder.token().expect("token")).send().await.expect("an answer");
+    assert_eq!(warm.status(), StatusCode::OK);
+    let unloaded_p99 = read_times(200).await;
+    let searches = (0..30).map(|_| {
+        let client = client.clone();
+        let search = search.clone();
+        let token = flooder.token().expect("token").to_string();
+        async move {
+            let response = client.get(&search).bearer_auth(token).send().await.expect("an answer");
+            response.status()
+        }
+    });
+    let (statuses, loaded_p99) = tokio::join!(futures::future::join_all(searches), read_times(200));
+    let refused = statuses.iter().filter(|status| **status == StatusCode::TOO_MANY_REQUESTS).count();
+    let answered = statuses.iter().filter(|status| **status == StatusCode::OK).count();
+    println!(
+        "30 concurrent slow searches: {answered} answered, {refused} refused with 429; another user's GET room p99 {:.1} ms unloaded, {:.1} ms during the flood",
+        unloaded_p99.as_secs_f64() * 1000.0,
+        loaded_p99.as_secs_f64() * 1000.0
+    );
+    assert_eq!(answered + refused, 30, "{statuses:?}");
+    assert!(refused >= 25, "the flooder is held to its share: {statuses:?}");
+    assert!(loaded_p99 <= unloaded_p99 * 3, "the other user's reads slowed from {unloaded_p99:?} to {loaded_p99:?}");
+}
+
+/// Finding (medium): 19,900 half-sent requests from 80 addresses, each under the per-address
+/// cap, held the process at its descriptor ceiling: `/healthz` and the API refused connections
+/// 2–3 s of every 10. At the ceiling a new connection is now admitted and the one doing least
+/// (a request's headers unfinished, then idle, then anonymous) is closed to make room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn at_the_descriptor_ceiling_health_probes_are_never_refused() {
+    use tokio::io::AsyncWriteExt;
+
+    // A low open-file limit, so that 80 addresses reach the ceiling quickly.
+    let cluster = Cluster::one_process_with_open_files(1024, &[]).await;
+    let address = cluster.base_url.trim_start_matches("http://").to_string();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let opened = Arc::new(AtomicUsize::new(0));
+    // 80 attackers, one per address of 127.0.0.0/8, each keeping up to 40 connections whose
+    // request never finishes, opening new ones as theirs are closed.
+    let attackers: Vec<_> = (2..82u8)
+        .map(|last| {
+            let stop = stop.clone();
+            let opened = opened.clone();
+            let address = address.clone();
+            tokio::spawn(async move {
+                let mut held = std::collections::VecDeque::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+                    if socket.bind(std::net::SocketAddr::from(([127, 0, 0, last], 0))).is_err() {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                    let Ok(Ok(mut stream)) =
+                        tokio::time::timeout(Duration::from_secs(1), socket.connect(address.parse().expect("address")))
+                            .await
+                    else {
+                        continue;
+                    };
+                    if stream.write_all(b"GET /api/rooms HTTP/1.1\r\nhost: x\r\nx-slow: ").await.is_ok() {
+                        opened.fetch_add(1, Ordering::Relaxed);
+                        held.push_back(stream);
+                    }
+                    if held.len() >= 40 {
+                        held.pop_front();
+                    }
+                    tokio::task::yield_now().await;
+                }
+            })
+        })
+        .collect();
+    // Until the ceiling is reached: the process's connections metric at its limit.
+    let metrics_client = reqwest::Client::new();
+    let started = Instant::now();
+    while opened.load(Ordering::Relaxed) < 1500 && started.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut refused = 0;
+    let mut slowest = Duration::ZERO;
+    for _ in 0..50 {
+        let probe =
+            reqwest::Client::builder().local_address(std::net::IpAddr::from([127, 0, 0, 200])).build().expect("client");
+        let asked = Instant::now();
+        match tokio::time::timeout(Duration::from_secs(5), probe.get(format!("{}/healthz", cluster.base_url)).send())
+            .await
+        {
+            Ok(Ok(response)) if response.status() == StatusCode::OK => {}
+            _ => refused += 1,
+        }
+        slowest = slowest.max(asked.elapsed());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let metrics = match metrics_client.get(format!("{}/metrics", cluster.base_url)).send().await {
+        Ok(response) => response.text().await.unwrap_or_default(),
+        Err(error) => format!("/metrics refused: {error}"),
+    };
+    stop.store(true, Ordering::Relaxed);
+    for attacker in attackers {
+        let _ = attacker.await;
+    }
+    let shed =
+        metrics.lines().find(|line| line.starts_with("codesync_connections_shed_total")).unwrap_or("").to_string();
+    println!(
+        "{} half-sent requests from 80 addresses; 50 health probes: {refused} refused, slowest {:.0} ms; {shed}",
+        opened.load(Ordering::Relaxed),
+        slowest.as_secs_f64() * 1000.0
+    );
+    assert_eq!(refused, 0, "health probes were refused at the descriptor ceiling");
+}

@@ -118,6 +118,9 @@ impl MessageLimits {
 }
 
 struct Shared {
+    /// The process's connections: a call marks its connection as doing something (a CodeSync
+    /// process's for good), so that it is not shed first at the ceiling.
+    connections: Option<Arc<crate::connections::ConnectionBudget>>,
     tokens: TokenService,
     limiter: Arc<RateLimiter>,
     budget: Arc<InflightBudget>,
@@ -152,6 +155,7 @@ impl AdmissionLayer {
         };
         Self {
             shared: Arc::new(Shared {
+                connections: None,
                 tokens,
                 limiter,
                 budget,
@@ -162,6 +166,16 @@ impl AdmissionLayer {
                 per_user: Slots::new(user_kind, limits.streams_per_user, usize::MAX),
             }),
         }
+    }
+}
+
+impl AdmissionLayer {
+    /// Calls mark their connections in `budget` (the process's; see [`crate::connections`]).
+    pub fn with_connections(mut self, budget: Arc<crate::connections::ConnectionBudget>) -> Self {
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            shared.connections = Some(budget);
+        }
+        self
     }
 }
 
@@ -256,7 +270,17 @@ async fn admit(shared: &Shared, request: &http::request::Parts) -> Result<Admitt
         .and_then(bearer_token)
         .and_then(|token| shared.tokens.verify_access_token(token).ok())
         .map(|caller| caller.user_id);
+    let peer = request
+        .extensions
+        .get::<tonic::transport::server::TcpConnectInfo>()
+        .and_then(tonic::transport::server::TcpConnectInfo::remote_addr)
+        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let place = shared.connections.as_ref().and_then(|connections| connections.find(peer));
     if let Some(service) = service {
+        // A CodeSync process's connection carries everything between two processes: never shed.
+        if let Some(place) = &place {
+            place.hold();
+        }
         // The gateway and the services limited their callers already; the end user (when the
         // call carries one) still draws on this process's budget in their own share.
         let holder = user.map_or(Holder::Service(service), Holder::User);
@@ -267,11 +291,6 @@ async fn admit(shared: &Shared, request: &http::request::Parts) -> Result<Admitt
             slots: Vec::new(),
         });
     }
-    let peer = request
-        .extensions
-        .get::<tonic::transport::server::TcpConnectInfo>()
-        .and_then(tonic::transport::server::TcpConnectInfo::remote_addr)
-        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
     let key = crate::rate_limit::address_key(peer.ip());
     if let Err(wait) = shared.limiter.try_acquire(&key).await {
         return Err(ServiceError::RateLimited {
@@ -280,6 +299,11 @@ async fn admit(shared: &Shared, request: &http::request::Parts) -> Result<Admitt
         });
     }
     let mut slots: Vec<Box<dyn std::any::Any + Send + Sync>> = Vec::new();
+    if let Some(place) = &place {
+        let standing =
+            if user.is_some() { crate::connections::Standing::Busy } else { crate::connections::Standing::Anonymous };
+        slots.push(Box::new(place.request(standing)));
+    }
     slots.push(Box::new(shared.per_connection.take(&peer)?));
     slots.push(Box::new(shared.per_address.take(&peer.ip())?));
     let (holder, max_message_bytes) = match user {
@@ -491,7 +515,7 @@ mod tests {
         let layer = AdmissionLayer::new(
             tokens,
             Arc::new(RateLimiter::new(1000, Duration::from_secs(60))),
-            InflightBudget::new(limits),
+            InflightBudget::new("test", limits),
             MessageLimits::default(),
             AdmissionLimits::default(),
         );

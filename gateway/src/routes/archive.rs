@@ -279,6 +279,13 @@ async fn download(
         .get_room(visitor.context.request(pb::GetRoomRequest { room_id: room_id.clone() }))
         .await?
         .into_inner();
+    let caller = visitor.caller.as_ref().map(|caller| caller.user_id.as_str());
+    let key = codesync_common::budget::caller_key(caller, visitor.context.client_ip);
+    let _turn = state
+        .archives
+        .take_waiting(&key, codesync_common::budget::EXPENSIVE_WAIT)
+        .await
+        .map_err(|refusal| ApiError::from(codesync_common::ServiceError::from(refusal)))?;
     let listed = state.clients.rooms().list_files(visitor.context.request(pb::ListFilesRequest { room_id })).await?;
     let documents = state.clients.documents();
     let context = &visitor.context;
@@ -306,9 +313,8 @@ async fn download(
         }
         files.push((path, text));
     }
-    let archive = tokio::task::spawn_blocking(move || write_archive(&files))
-        .await
-        .map_err(codesync_common::ServiceError::internal)?
+    let archive = codesync_common::budget::off_the_workers("an archive", move || write_archive(&files))
+        .await?
         .map_err(codesync_common::ServiceError::internal)?;
     let mut headers = HeaderMap::new();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/zip"));
@@ -385,6 +391,13 @@ async fn upload(
             return Err(error.into());
         }
     }
+    // One archive at a time per user (or so many), read and expanded on a pool of its own.
+    let key = codesync_common::budget::caller_key(Some(&user.session.caller.user_id), user.context.client_ip);
+    let _turn = state
+        .archives
+        .take_waiting(&key, codesync_common::budget::EXPENSIVE_WAIT)
+        .await
+        .map_err(|refusal| ApiError::from(codesync_common::ServiceError::from(refusal)))?;
     let bytes = body
         .into_data_stream()
         .map_err(|_| ())
@@ -403,9 +416,17 @@ async fn upload(
                 format!("an archive may be at most {} MiB", ARCHIVE_MAX_BYTES / (1024 * 1024)),
             )
         })?;
-    let entries = tokio::task::spawn_blocking(move || read_archive(&bytes))
-        .await
-        .map_err(codesync_common::ServiceError::internal)??;
+    // What the archive may expand to is held until it is imported: reserved in the in-flight
+    // budget, in the user's share, before it is expanded (the most the expansion rules allow:
+    // 100 times the archive, at least 1 MiB, at most 64 MiB).
+    let expanded = codesync_common::budget::Holder::User(user.session.caller.user_id.clone());
+    let expands_to =
+        (bytes.len() as u64).saturating_mul(ARCHIVE_MAX_RATIO).clamp(1024 * 1024, ARCHIVE_MAX_EXPANDED_BYTES);
+    let _expanded = state
+        .inflight
+        .try_reserve(&expanded, usize::try_from(expands_to).unwrap_or(usize::MAX))
+        .map_err(|refusal| ApiError::from(codesync_common::ServiceError::from(refusal)))?;
+    let entries = codesync_common::budget::off_the_workers("an archive", move || read_archive(&bytes)).await??;
     if entries.iter().any(|entry| matches!(entry, Entry::Refused { .. })) {
         return Ok(report_refused(entries.iter().map(entry_body).collect()));
     }

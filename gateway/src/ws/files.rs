@@ -26,6 +26,7 @@ pub async fn file_socket(
     Query(params): Query<SocketParams>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
+    place: super::Place,
 ) -> Result<Response, ApiError> {
     let (session, context) = socket_caller(&state, &params, &headers, client_ip)?;
     let session_end = super::SessionEnd::of(&session, &state.tokens);
@@ -40,16 +41,18 @@ pub async fn file_socket(
     let responses =
         state.clients.documents().collaborate(context.request(ReceiverStream::new(request_stream))).await?.into_inner();
     let stopping = state.stopping.clone();
+    let budgets = super::SocketBudgets::of(&state, &session.caller.user_id);
     let limits = SocketLimits {
         max_message_bytes: state.ws_max_message_bytes,
         max_queued_bytes: state.ws_queue_bytes,
         idle_timeout: state.ws_idle_timeout,
     };
     Ok(upgrade.max_message_size(limits.max_message_bytes).on_upgrade(move |socket| async move {
+        place.hold();
         // A message larger than the socket's queue could never be sent anyway.
         let codec = FileFrames { reassembly: pieces::Reassembly::new(limits.max_queued_bytes) };
-        bridge(socket, codec, requests, responses, limits, stopping, session_end).await;
-        drop(slot);
+        bridge(socket, codec, requests, responses, limits, super::Ends { stopping, session_end }, budgets).await;
+        drop((slot, place));
     }))
 }
 

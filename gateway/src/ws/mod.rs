@@ -126,6 +126,27 @@ pub fn stream_end_frame(error: Option<&tonic::Status>) -> CloseFrame {
     error.map_or(CloseFrame { code: 1000, reason: "".into() }, close_frame_for)
 }
 
+/// The connection a socket came on: held (never shed at the process's connection ceiling) for
+/// as long as the socket is open, and counted in the budget until then.
+pub struct Place(pub Option<std::sync::Arc<codesync_common::connections::Connection>>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Place {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(crate::server::place_of(parts)))
+    }
+}
+
+impl Place {
+    /// The socket is open: its connection is not to be shed.
+    pub fn hold(&self) {
+        if let Some(place) = &self.0 {
+            place.hold();
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct SocketLimits {
     pub max_message_bytes: usize,
@@ -246,13 +267,19 @@ const SOCKET_QUEUE_MESSAGES: usize = 4096;
 /// A message on its way to a socket, weighed by its payload.
 struct Outgoing(Message);
 
-impl Weighed for Outgoing {
-    fn weight(&self) -> usize {
-        match &self.0 {
+impl Outgoing {
+    fn weight_of(message: &Message) -> usize {
+        match message {
             Message::Binary(bytes) | Message::Ping(bytes) | Message::Pong(bytes) => bytes.len(),
             Message::Text(text) => text.len(),
             Message::Close(_) => 0,
         }
+    }
+}
+
+impl Weighed for Outgoing {
+    fn weight(&self) -> usize {
+        Self::weight_of(&self.0)
     }
 }
 
@@ -266,9 +293,44 @@ pub struct SocketOut {
     writer: tokio::task::JoinHandle<()>,
 }
 
-pub fn split(socket: WebSocket, max_queued_bytes: usize) -> (SocketOut, Incoming) {
+/// What a socket's outgoing queue draws on: the process's outbound budget, in the share of the
+/// socket's user.
+pub type OutboundShare =
+    Option<(std::sync::Arc<codesync_common::budget::InflightBudget>, codesync_common::budget::Holder)>;
+
+/// What ends a socket besides its client and its service: the gateway's stop, the session's end.
+pub struct Ends {
+    pub stopping: tokio::sync::watch::Receiver<bool>,
+    pub session_end: SessionEnd,
+}
+
+/// What a socket draws on: the process's in-flight budget for the client's messages on their
+/// way to the service (past the user's share the socket is read no further until they fit), and
+/// the outbound budget for what waits for the client.
+pub struct SocketBudgets {
+    pub inbound: OutboundShare,
+    pub outbound: OutboundShare,
+}
+
+impl SocketBudgets {
+    /// `user_id`'s shares of the gateway's budgets.
+    pub fn of(state: &crate::GatewayState, user_id: &str) -> Self {
+        let holder = codesync_common::budget::Holder::User(user_id.to_string());
+        Self {
+            inbound: Some((state.inflight.clone(), holder.clone())),
+            outbound: Some((state.outbound.clone(), holder)),
+        }
+    }
+}
+
+/// A message's payload in bytes.
+pub fn message_bytes(message: &Message) -> usize {
+    Outgoing::weight_of(message)
+}
+
+pub fn split(socket: WebSocket, max_queued_bytes: usize, share: OutboundShare) -> (SocketOut, Incoming) {
     let (stream, mut sink) = socket.split();
-    let (queue, mut queued) = queue::bounded::<Outgoing>(SOCKET_QUEUE_MESSAGES, max_queued_bytes);
+    let (queue, mut queued) = queue::bounded_in::<Outgoing>(SOCKET_QUEUE_MESSAGES, max_queued_bytes, share);
     let writer = tokio::spawn(async move {
         while let Some(Outgoing(message)) = queued.recv().await {
             let is_close = matches!(message, Message::Close(_));

@@ -43,6 +43,7 @@ pub async fn room_socket(
     Query(params): Query<SocketParams>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
+    place: super::Place,
 ) -> Result<Response, ApiError> {
     let (session, context) = socket_caller(&state, &params, &headers, client_ip)?;
     let session_end = super::SessionEnd::of(&session, &state.tokens);
@@ -53,14 +54,16 @@ pub async fn room_socket(
     let responses = state.clients.presence().join_room(context.request(ReceiverStream::new(request_stream))).await?;
     let responses = responses.into_inner();
     let stopping = state.stopping.clone();
+    let budgets = super::SocketBudgets::of(&state, &session.caller.user_id);
     let limits = SocketLimits {
         max_message_bytes: MAX_MESSAGE_BYTES,
         max_queued_bytes: MAX_QUEUED_BYTES,
         idle_timeout: state.ws_idle_timeout,
     };
     Ok(upgrade.max_message_size(MAX_MESSAGE_BYTES).on_upgrade(move |socket| async move {
-        bridge(socket, RoomMessages, requests, responses, limits, stopping, session_end).await;
-        drop(slot);
+        place.hold();
+        bridge(socket, RoomMessages, requests, responses, limits, super::Ends { stopping, session_end }, budgets).await;
+        drop((slot, place));
     }))
 }
 

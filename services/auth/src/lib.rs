@@ -84,11 +84,12 @@ impl AuthGrpcService {
         Self { store, tokens, config, login_attempts_per_ip, login_failures_per_account, registrations_per_ip, events }
     }
 
-    /// A sign-in ended: its access tokens stop working in every process, and its open streams end.
-    fn end_session(&self, user_id: &str, family_id: &str) {
+    /// A sign-in ended: its access tokens stop working in every process, and its open streams
+    /// end. The event must reach the others: while its queue stays full, the sign-out is refused.
+    async fn end_session(&self, user_id: &str, family_id: &str) -> ServiceResult<()> {
         self.tokens.end_session(family_id);
         let ended = schema::SessionEnded { user_id: user_id.to_string(), session_id: family_id.to_string() };
-        self.events.publish(Event::new(user_id, Kind::SessionEnded(ended)));
+        self.events.publish_durable(Event::new(user_id, Kind::SessionEnded(ended))).await
     }
 
     /// An account was made (`Kind::UserRegistered`) or a session began (`Kind::SessionStarted`).
@@ -242,7 +243,7 @@ impl AuthGrpcService {
             }
             Err(RefreshRefusal::Reused { family_id, user_id }) => {
                 tracing::warn!(user.id = %user_id, token.family = %family_id, "a used refresh token was presented again; revoked its family");
-                self.end_session(&user_id, &family_id);
+                self.end_session(&user_id, &family_id).await?;
                 return Err(ServiceError::unauthenticated(
                     ErrorCode::RefreshTokenReused,
                     "the refresh token was already used; every session of this login was signed out",
@@ -265,7 +266,7 @@ impl AuthGrpcService {
             && let Some((family_id, user_id)) =
                 self.store.revoke_family_of(&hash_refresh_token(presented), now_ms()).await?
         {
-            self.end_session(&user_id, &family_id);
+            self.end_session(&user_id, &family_id).await?;
         }
         Ok(pb::LogoutResponse {})
     }

@@ -307,6 +307,18 @@ fn doc_from_stored(file_id: &str, stored: &StoredDocument) -> (Doc, TextRef) {
     (doc, text)
 }
 
+/// [`doc_from_stored`] on the blocking pool: replaying a log of a thousand updates, or a
+/// 16 MiB snapshot, would otherwise stall every socket on the async worker that did it.
+async fn rebuild(file_id: &str, stored: StoredDocument) -> ServiceResult<(Doc, TextRef)> {
+    let file_id = file_id.to_string();
+    codesync_common::budget::off_the_workers("replaying a document's log", move || doc_from_stored(&file_id, &stored))
+        .await
+}
+
+/// Documents at or past this many stored bytes have their full-state encodes, syncs and reads
+/// done on the blocking pool; keystroke-sized work stays where it is (the hop costs more).
+const LARGE_DOCUMENT_BYTES: usize = 256 * 1024;
+
 impl DocumentActor {
     /// Loads the document (seeding it from the file's content the first time)
     /// and returns the actor, ready to run.
@@ -337,8 +349,10 @@ impl DocumentActor {
             store.insert_seed(&file_id, &seed_update, codesync_common::now_ms()).await?;
             stored = store.load(&file_id).await?;
         }
-        let (doc, text) = doc_from_stored(&file_id, &stored);
         let next_seq = stored.next_seq();
+        let updates_since_snapshot = stored.updates.len();
+        let stored_bytes = stored.stored_bytes();
+        let (doc, text) = rebuild(&file_id, stored).await?;
         let (durability_sender, durability) =
             watch::channel(Durability { durable_seq: next_seq - 1, ..Durability::default() });
         let actor = Self {
@@ -355,8 +369,8 @@ impl DocumentActor {
             deferred_syncs: Vec::new(),
             durability_sender: Arc::new(durability_sender),
             durability,
-            updates_since_snapshot: stored.updates.len(),
-            stored_bytes: stored.stored_bytes(),
+            updates_since_snapshot,
+            stored_bytes,
             gauges,
             last_activity: Instant::now(),
             activity: Activity::default(),
@@ -505,17 +519,27 @@ impl DocumentActor {
             Command::ClientMessage { connection, frame } => self.on_client_message(connection, frame).await,
             Command::Leave { connection, reason } => self.remove_connection(connection, reason),
             Command::Read { include_state, reply } => {
-                let transaction = self.doc.transact();
-                let state = if include_state {
-                    transaction.encode_state_as_update_v1(&StateVector::default())
-                } else {
-                    Vec::new()
+                let (doc, text) = (self.doc.clone(), self.text.clone());
+                let view = move || {
+                    let transaction = doc.transact();
+                    let state = if include_state {
+                        transaction.encode_state_as_update_v1(&StateVector::default())
+                    } else {
+                        Vec::new()
+                    };
+                    DocumentView {
+                        text: text.get_string(&transaction),
+                        state_vector: transaction.state_vector().encode_v1(),
+                        state,
+                    }
                 };
-                let _ = reply.send(Ok(DocumentView {
-                    text: self.text.get_string(&transaction),
-                    state_vector: transaction.state_vector().encode_v1(),
-                    state,
-                }));
+                // A whole large document (search, archives, runs read every file): off the workers.
+                let view = if include_state || self.stored_bytes >= LARGE_DOCUMENT_BYTES {
+                    codesync_common::budget::off_the_workers("reading a document", view).await
+                } else {
+                    Ok(view())
+                };
+                let _ = reply.send(view);
             }
             Command::Edit { edit, reply } => self.on_server_edit(edit, reply).await,
             Command::Unload => {}
@@ -648,7 +672,7 @@ impl DocumentActor {
                 Ok(state_vector) => {
                     let after_seq = self.next_seq - 1;
                     if after_seq <= self.durable_seq {
-                        self.answer_sync(connection, &state_vector);
+                        self.answer_sync(connection, &state_vector).await;
                     } else {
                         // Answer once what was applied before the question is durable.
                         self.deferred_syncs.push(DeferredSync { connection, state_vector, after_seq });
@@ -683,9 +707,21 @@ impl DocumentActor {
         self.remove_connection(connection, Some(tonic::Status::invalid_argument(reason)));
     }
 
-    fn answer_sync(&mut self, connection: ConnectionId, state_vector: &StateVector) {
-        let diff = self.doc.transact().encode_diff_v1(state_vector);
-        self.send(connection, Bytes::from(protocol::encode_sync_step_2(&diff)));
+    async fn answer_sync(&mut self, connection: ConnectionId, state_vector: &StateVector) {
+        // A new client's diff is the whole document: a large one is encoded off the workers.
+        let diff = if self.stored_bytes >= LARGE_DOCUMENT_BYTES {
+            let (doc, state_vector) = (self.doc.clone(), state_vector.clone());
+            codesync_common::budget::off_the_workers("a sync's diff", move || {
+                doc.transact().encode_diff_v1(&state_vector)
+            })
+            .await
+        } else {
+            Ok(self.doc.transact().encode_diff_v1(state_vector))
+        };
+        match diff {
+            Ok(diff) => self.send(connection, Bytes::from(protocol::encode_sync_step_2(&diff))),
+            Err(error) => self.remove_connection(connection, Some(tonic::Status::from(error))),
+        }
     }
 
     async fn on_client_update(&mut self, connection: ConnectionId, can_write: bool, update_bytes: Bytes) {
@@ -748,13 +784,19 @@ impl DocumentActor {
         let _ = self.shared.writer.barrier().await;
         let durability = *self.durability.borrow_and_update();
         self.on_durability(durability).await;
-        match self.shared.store.load(&self.file_id).await {
+        let reloaded = match self.shared.store.load(&self.file_id).await {
             Ok(stored) => {
-                let (doc, text) = doc_from_stored(&self.file_id, &stored);
+                let (stored_bytes, updates) = (stored.stored_bytes(), stored.updates.len());
+                rebuild(&self.file_id, stored).await.map(|rebuilt| (rebuilt, stored_bytes, updates))
+            }
+            Err(error) => Err(error),
+        };
+        match reloaded {
+            Ok(((doc, text), stored_bytes, updates)) => {
                 self.doc = doc;
                 self.text = text;
-                self.stored_bytes = stored.stored_bytes();
-                self.updates_since_snapshot = stored.updates.len();
+                self.stored_bytes = stored_bytes;
+                self.updates_since_snapshot = updates;
             }
             Err(error) => {
                 tracing::error!(file_id = %self.file_id, %error, "cannot reload the document; closing its connections");
@@ -820,7 +862,19 @@ impl DocumentActor {
     }
 
     async fn submit_snapshot(&mut self) {
-        let state_v1 = self.doc.transact().encode_state_as_update_v1(&StateVector::default());
+        // The whole state: off the async workers (the actor handles nothing else meanwhile).
+        let doc = self.doc.clone();
+        let encoded = codesync_common::budget::off_the_workers("a snapshot's encode", move || {
+            doc.transact().encode_state_as_update_v1(&StateVector::default())
+        })
+        .await;
+        let state_v1 = match encoded {
+            Ok(state_v1) => state_v1,
+            Err(error) => {
+                tracing::error!(file_id = %self.file_id, %error, "cannot encode a snapshot; the log grows until the next");
+                return;
+            }
+        };
         let covers_seq = self.next_seq - 1;
         self.stored_bytes = state_v1.len();
         self.updates_since_snapshot = 0;
@@ -865,12 +919,15 @@ impl DocumentActor {
             }
             self.close_all(tonic::Status::unavailable("the document could not be saved; reconnect"));
             if let Ok(stored) = self.shared.store.load(&self.file_id).await {
-                let (doc, text) = doc_from_stored(&self.file_id, &stored);
-                self.doc = doc;
-                self.text = text;
-                self.next_seq = self.next_seq.max(stored.next_seq());
-                self.stored_bytes = stored.stored_bytes();
-                self.updates_since_snapshot = stored.updates.len();
+                let (next_seq, stored_bytes, updates) =
+                    (stored.next_seq(), stored.stored_bytes(), stored.updates.len());
+                if let Ok((doc, text)) = rebuild(&self.file_id, stored).await {
+                    self.doc = doc;
+                    self.text = text;
+                    self.next_seq = self.next_seq.max(next_seq);
+                    self.stored_bytes = stored_bytes;
+                    self.updates_since_snapshot = updates;
+                }
             }
             self.durable_seq = self.next_seq - 1;
             return;
@@ -903,7 +960,7 @@ impl DocumentActor {
                 .partition(|deferred| deferred.after_seq <= durable_seq);
             self.deferred_syncs = waiting;
             for deferred in ready {
-                self.answer_sync(deferred.connection, &deferred.state_vector);
+                self.answer_sync(deferred.connection, &deferred.state_vector).await;
             }
         }
     }
@@ -947,6 +1004,21 @@ impl DocumentActor {
     }
 
     async fn on_server_edit(&mut self, edit: ServerEdit, reply: oneshot::Sender<ServiceResult<String>>) {
+        // The same size limit as a collaborator's updates meet (a direct gRPC caller gets no more).
+        let adds = match &edit {
+            ServerEdit::Update(bytes) => bytes.len(),
+            ServerEdit::Insert { text, .. } | ServerEdit::Replace { text } => text.len(),
+        };
+        if self.stored_bytes + adds > self.shared.config.max_document_bytes {
+            let _ = reply.send(Err(ServiceError::too_large(
+                ErrorCode::FileTooLarge,
+                format!(
+                    "the document would pass its size limit ({} bytes stored of at most {})",
+                    self.stored_bytes, self.shared.config.max_document_bytes
+                ),
+            )));
+            return;
+        }
         // The update the edit made; `None` when it changed nothing.
         let update_v1: Option<Vec<u8>> = match edit {
             ServerEdit::Update(bytes) => {
@@ -988,28 +1060,35 @@ impl DocumentActor {
                 }
             }
             ServerEdit::Replace { text } => {
-                // The diff of two large texts takes a while: off the async threads. The actor
-                // applies nothing else meanwhile, so the text it diffed is still the text.
-                let current = self.text.get_string(&self.doc.transact());
-                let diffed = tokio::task::spawn_blocking(move || crate::diff::minimal_edits(&current, &text)).await;
-                let Ok(edits) = diffed else {
-                    let _ = reply.send(Err(ServiceError::internal("the diff of a replacement failed")));
-                    return;
-                };
-                let mut transaction = self.doc.transact_mut();
-                if edits.is_empty() {
-                    None
-                } else {
+                // The diff of two large texts, and applying it, take a while: off the async
+                // workers. The actor applies nothing else meanwhile, so the text it diffed is
+                // still the text.
+                let (doc, shared_text) = (self.doc.clone(), self.text.clone());
+                let replaced = codesync_common::budget::off_the_workers("a replacement's edits", move || {
+                    let current = shared_text.get_string(&doc.transact());
+                    let edits = crate::diff::minimal_edits(&current, &text);
+                    if edits.is_empty() {
+                        return None;
+                    }
+                    let mut transaction = doc.transact_mut();
                     // From the last to the first: each edit's start is counted in the text before any.
                     for edit in edits.iter().rev() {
                         if edit.removed > 0 {
-                            self.text.remove_range(&mut transaction, edit.start, edit.removed);
+                            shared_text.remove_range(&mut transaction, edit.start, edit.removed);
                         }
                         if !edit.inserted.is_empty() {
-                            self.text.insert(&mut transaction, edit.start, &edit.inserted);
+                            shared_text.insert(&mut transaction, edit.start, &edit.inserted);
                         }
                     }
                     Some(transaction.encode_update_v1())
+                })
+                .await;
+                match replaced {
+                    Ok(update) => update,
+                    Err(error) => {
+                        let _ = reply.send(Err(error));
+                        return;
+                    }
                 }
             }
         };

@@ -214,7 +214,12 @@ impl DocumentsGrpcService {
         inbound: forward::SharedInbound,
     ) -> Result<tonic::codegen::BoxStream<pb::CollaborateResponse>, Status> {
         let connection = self.next_connection.fetch_add(1, Ordering::Relaxed);
-        let (outbox, mut inbox) = outbox::channel(self.config.connection_queue, self.config.connection_queue_bytes);
+        let share = self
+            .outbound
+            .clone()
+            .map(|budget| (budget, codesync_common::budget::Holder::User(access.identity.user_id.clone())));
+        let (outbox, mut inbox) =
+            outbox::channel_in(self.config.connection_queue, self.config.connection_queue_bytes, share);
         let join = Command::Join {
             connection,
             identity: access.identity.clone(),

@@ -11,8 +11,9 @@
 #![forbid(unsafe_code)]
 
 mod access;
+// The wire format and the awareness rules live apart (the fuzz target builds only them).
+pub use codesync_documents_protocol::{awareness, protocol};
 pub mod actor;
-pub mod awareness;
 mod deletion;
 pub mod diff;
 mod forward;
@@ -20,7 +21,6 @@ mod grpc;
 mod metrics;
 pub mod outbox;
 pub mod ownership;
-pub mod protocol;
 pub mod registry;
 pub mod store;
 pub mod writer;
@@ -103,6 +103,9 @@ pub struct DocumentsGrpcService {
     peers: Peers,
     /// Set on a graceful stop: no file is opened here any more.
     draining: Arc<AtomicBool>,
+    /// What waits for slow connections is drawn from this budget (the process's, shared with
+    /// the gateway's sockets), in each connection's user's share.
+    outbound: Option<Arc<codesync_common::budget::InflightBudget>>,
 }
 
 /// How a replica stands among the others: which files it may load, and how it reaches the
@@ -159,6 +162,7 @@ impl DocumentsGrpcService {
             ownership,
             peers: Peers::new(calls, max_message_bytes, credential),
             draining: Arc::new(AtomicBool::new(false)),
+            outbound: None,
         };
         // Deleting a file or a room (REST or gRPC, on any replica) ends its documents here.
         let deleting = service.clone();
@@ -167,6 +171,13 @@ impl DocumentsGrpcService {
             async move { service.delete_documents_of_deleted(&event).await }
         }));
         service
+    }
+
+    /// Messages queued toward slow connections draw on `budget` (the process's outbound budget),
+    /// in each connection's user's share.
+    pub fn with_outbound_budget(mut self, budget: Arc<codesync_common::budget::InflightBudget>) -> Self {
+        self.outbound = Some(budget);
+        self
     }
 
     /// A graceful stop: nothing is opened here any more; every open document makes what it

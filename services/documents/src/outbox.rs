@@ -21,7 +21,17 @@ pub struct Inbox {
 }
 
 pub fn channel(max_messages: usize, max_bytes: usize) -> (Outbox, Inbox) {
-    let (messages, message_receiver) = queue::bounded(max_messages, max_bytes);
+    channel_in(max_messages, max_bytes, None)
+}
+
+/// Like [`channel`], the queue drawing on a shared budget in a user's share (see
+/// [`queue::bounded_in`]).
+pub fn channel_in(
+    max_messages: usize,
+    max_bytes: usize,
+    share: Option<(std::sync::Arc<codesync_common::budget::InflightBudget>, codesync_common::budget::Holder)>,
+) -> (Outbox, Inbox) {
+    let (messages, message_receiver) = queue::bounded_in(max_messages, max_bytes, share);
     let (closer, closer_receiver) = oneshot::channel();
     (Outbox { messages, closer }, Inbox { messages: message_receiver, closer: closer_receiver })
 }

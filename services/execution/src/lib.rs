@@ -228,11 +228,11 @@ impl ExecutionGrpcService {
         );
         let mut staged = Staged::new(self.events.as_ref(), vec![finished_event(&result)]);
         match self.store.insert(&result, &mut staged).await {
-            Ok(()) => staged.committed(),
+            Ok(()) => staged.committed().await,
             Err(error) => {
                 tracing::error!(execution_id = %result.id, %error, "cannot store a run's result");
                 // The run happened all the same: it is announced without its record.
-                Staged::new(self.events.as_ref(), vec![finished_event(&result)]).committed();
+                Staged::new(self.events.as_ref(), vec![finished_event(&result)]).committed().await;
             }
         }
         result

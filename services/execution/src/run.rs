@@ -128,16 +128,17 @@ pub async fn run(
         return Ok(result(language, status_of(ran.ending), ran));
     }
 
-    let directory = sandbox.prepare(&files, limits.tmp_bytes)?;
+    // Removed off the async workers however the run ends: done, failed, or cancelled (its
+    // future dropped).
+    let directory = RemovedInBackground(Some(sandbox.prepare_off_workers(files, limits.tmp_bytes).await?));
+    let work = directory.0.as_ref().ok_or_else(|| SandboxError::Setup("the work directory is gone".into()))?;
     if let Some((command, compile_limits)) = &compile {
-        let compiled = sandbox.run(&directory, "compile", command, b"", compile_limits, live).await?;
+        let compiled = sandbox.run(work, "compile", command, b"", compile_limits, live).await?;
         if compiled.ending != (Ending::Exited { code: Some(0), signal: None }) {
-            directory.remove_in_background();
             return Ok(compile_error(language, compiled, compile_limits));
         }
     }
-    let ran = sandbox.run(&directory, "run", &run_command, program.stdin.as_bytes(), &run_limits, live).await?;
-    directory.remove_in_background();
+    let ran = sandbox.run(work, "run", &run_command, program.stdin.as_bytes(), &run_limits, live).await?;
     Ok(result(language, status_of(ran.ending), ran))
 }
 
@@ -199,6 +200,21 @@ fn exit_code_and_signal(ending: Ending) -> (i32, i32) {
         Ending::Exited { code: Some(code), .. } => (code, 0),
         Ending::Exited { code: None, signal } => (-1, signal.unwrap_or(KILLED)),
         Ending::TimeLimit | Ending::MemoryLimit | Ending::OutputLimit => (-1, KILLED),
+    }
+}
+
+/// A run's work directory, removed on the blocking pool when dropped (on an async worker its
+/// unmount and removal would hold the worker).
+struct RemovedInBackground(Option<crate::sandbox::local::RunDirectory>);
+
+impl Drop for RemovedInBackground {
+    fn drop(&mut self) {
+        if let Some(directory) = self.0.take() {
+            match tokio::runtime::Handle::try_current() {
+                Ok(_) => directory.remove_in_background(),
+                Err(_) => drop(directory),
+            }
+        }
     }
 }
 

@@ -167,7 +167,7 @@ impl Inner {
             let mut staged = Staged::new(self.events.as_ref(), vec![version_created(&version)]);
             match self.store.insert(new_version, &mut staged).await? {
                 Inserted::Done => {
-                    staged.committed();
+                    staged.committed().await;
                     self.figures.made(&version);
                     return Ok(Some(version));
                 }

@@ -1,23 +1,22 @@
 //! Presence across replicas (with Redis): what this replica tells the others of its
 //! sessions and events, and what it hears from them. The Redis side is in [`crate::shared`].
 
-use codesync_proto::presence::v1 as pb;
-use tokio::sync::mpsc;
-
 use crate::PresenceGrpcService;
-use crate::shared::{self, Incoming, SessionView};
+use crate::shared::{self, Arrivals, SessionView};
+use codesync_proto::presence::v1 as pb;
 
 impl PresenceGrpcService {
-    /// What the other replicas say: a room to read again, or an event for its sessions here.
-    pub(crate) async fn receive_from_other_replicas(self, mut incoming: mpsc::UnboundedReceiver<Incoming>) {
-        while let Some(arrived) = incoming.recv().await {
-            match arrived {
-                Incoming::PresenceChanged { room_id } => self.read_others(&room_id).await,
-                Incoming::Event { room_id, event } => {
-                    if let Some(room) = self.rooms_state().get(&room_id) {
-                        let _ = room.events.send(event);
-                    }
+    /// What the other replicas say: rooms to read again, events for the sessions here.
+    pub(crate) async fn receive_from_other_replicas(self, arrivals: std::sync::Arc<Arrivals>) {
+        loop {
+            let (rooms, events) = arrivals.next().await;
+            for (room_id, event) in events {
+                if let Some(room) = self.rooms_state().get(&room_id) {
+                    let _ = room.events.send(event);
                 }
+            }
+            for room_id in rooms {
+                self.read_others(&room_id).await;
             }
         }
     }

@@ -19,7 +19,6 @@ use codesync_proto::presence::v1 as pb;
 use fred::prelude::{EventInterface, HashesInterface, KeysInterface, PubsubInterface};
 use prost::Message as _;
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
 
 /// How often a replica rewrites its sessions' fields.
 pub const REFRESH_EVERY: Duration = Duration::from_secs(5);
@@ -40,12 +39,91 @@ pub struct SessionView {
     pub written_ms: i64,
 }
 
-/// What arrives from the other replicas.
-pub enum Incoming {
+/// Rooms waiting to be read again at most: past it a notice is dropped (counted), and the
+/// refresh every [`REFRESH_EVERY`] reads the room anyway.
+pub const MAX_ROOMS_TO_READ: usize = 10_000;
+/// Chat and typing events from the other replicas waiting to be shown at most: past it they are
+/// dropped (counted). Typing is gone in seconds anyway, and chat is in the database: a session
+/// that rejoins reads it.
+pub const MAX_EVENTS_WAITING: usize = 1024;
+
+/// What the other replicas said, waiting for this one: bounded whatever they say. A room to
+/// read again is kept once however often it changed.
+#[derive(Default)]
+pub struct Arrivals {
+    rooms: std::sync::Mutex<std::collections::HashSet<String>>,
+    events: std::sync::Mutex<std::collections::VecDeque<(String, pb::RoomServerEvent)>>,
+    arrived: tokio::sync::Notify,
+    dropped: std::sync::atomic::AtomicU64,
+}
+
+impl Arrivals {
     /// Someone's session in the room changed: read the room again.
-    PresenceChanged { room_id: String },
-    /// A chat message or a typing event for the room's sessions.
-    Event { room_id: String, event: pb::RoomServerEvent },
+    pub fn room_changed(&self, room_id: String) {
+        let mut rooms = self.rooms.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if rooms.len() >= MAX_ROOMS_TO_READ && !rooms.contains(&room_id) {
+            self.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return;
+        }
+        rooms.insert(room_id);
+        drop(rooms);
+        self.arrived.notify_one();
+    }
+
+    /// A chat message or a typing event for the room's sessions here.
+    pub fn event(&self, room_id: String, event: pb::RoomServerEvent) {
+        let mut events = self.events.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if events.len() >= MAX_EVENTS_WAITING {
+            self.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return;
+        }
+        events.push_back((room_id, event));
+        drop(events);
+        self.arrived.notify_one();
+    }
+
+    /// What arrived since the last call (waiting for something if nothing did): rooms to read
+    /// again, events to show.
+    pub async fn next(&self) -> (Vec<String>, Vec<(String, pb::RoomServerEvent)>) {
+        loop {
+            let arrived = self.arrived.notified();
+            tokio::pin!(arrived);
+            arrived.as_mut().enable();
+            let rooms: Vec<String> =
+                self.rooms.lock().unwrap_or_else(std::sync::PoisonError::into_inner).drain().collect();
+            let events: Vec<_> =
+                self.events.lock().unwrap_or_else(std::sync::PoisonError::into_inner).drain(..).collect();
+            if !rooms.is_empty() || !events.is_empty() {
+                return (rooms, events);
+            }
+            arrived.await;
+        }
+    }
+}
+
+impl codesync_common::metrics::Source for Arrivals {
+    fn readings(&self) -> Vec<codesync_common::metrics::Reading> {
+        use codesync_common::metrics::Reading;
+        let rooms = self.rooms.lock().unwrap_or_else(std::sync::PoisonError::into_inner).len();
+        let events = self.events.lock().unwrap_or_else(std::sync::PoisonError::into_inner).len();
+        vec![
+            Reading::gauge(
+                "presence_replica_rooms_waiting",
+                "Rooms other replicas changed, waiting to be read again",
+                rooms as f64,
+            ),
+            Reading::gauge(
+                "presence_replica_events_waiting",
+                "Chat and typing events from other replicas waiting to be shown",
+                events as f64,
+            ),
+            Reading::counter(
+                "presence_replica_dropped",
+                "Notices from other replicas dropped because too many were waiting",
+                self.dropped.load(std::sync::atomic::Ordering::Relaxed),
+            ),
+        ]
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -65,11 +143,13 @@ pub struct SharedPresence {
 }
 
 impl SharedPresence {
-    /// Starts listening; what the other replicas say arrives on the returned queue.
-    pub fn start(redis: Redis) -> Result<(Arc<Self>, mpsc::UnboundedReceiver<Incoming>), RedisError> {
+    /// Starts listening; what the other replicas say arrives in the returned [`Arrivals`].
+    pub fn start(redis: Redis) -> Result<(Arc<Self>, Arc<Arrivals>), RedisError> {
         let subscriber = redis.subscriber()?;
         let shared = Arc::new(Self { redis, subscriber, replica: codesync_common::new_id() });
-        let (incoming, received) = mpsc::unbounded_channel();
+        let arrivals = Arc::new(Arrivals::default());
+        codesync_common::metrics::register(arrivals.clone());
+        let incoming = Arc::downgrade(&arrivals);
         let mut messages = shared.subscriber.message_rx();
         let listener = Arc::downgrade(&shared);
         tokio::spawn(async move {
@@ -89,24 +169,22 @@ impl SharedPresence {
                 if notice.origin == shared.replica {
                     continue;
                 }
-                let arrived = match notice.kind.as_str() {
-                    "presence" => Incoming::PresenceChanged { room_id },
+                let Some(incoming) = incoming.upgrade() else { return };
+                match notice.kind.as_str() {
+                    "presence" => incoming.room_changed(room_id),
                     "event" => {
                         let decoded = base64::engine::general_purpose::STANDARD
                             .decode(&notice.event)
                             .ok()
                             .and_then(|bytes| pb::RoomServerEvent::decode(bytes.as_slice()).ok());
                         let Some(event) = decoded else { continue };
-                        Incoming::Event { room_id, event }
+                        incoming.event(room_id, event);
                     }
-                    _ => continue,
-                };
-                if incoming.send(arrived).is_err() {
-                    return;
+                    _ => {}
                 }
             }
         });
-        Ok((shared, received))
+        Ok((shared, arrivals))
     }
 
     fn channel(&self, room_id: &str) -> String {
@@ -221,5 +299,41 @@ impl SharedPresence {
             let _: Result<i64, _> = self.redis.client().hdel(&hash, stale).await;
         }
         others
+    }
+}
+
+#[cfg(test)]
+mod arrivals_tests {
+    use super::*;
+
+    fn chat(text: &str) -> pb::RoomServerEvent {
+        pb::RoomServerEvent {
+            event: Some(pb::room_server_event::Event::Chat(pb::ChatMessage {
+                text: text.into(),
+                ..Default::default()
+            })),
+        }
+    }
+
+    /// The bounded-memory rule of presence's queue from the other replicas: whatever they say,
+    /// it holds at most MAX_ROOMS_TO_READ rooms and MAX_EVENTS_WAITING events, each room once.
+    #[tokio::test]
+    async fn a_flood_from_other_replicas_is_held_to_its_bounds_and_counted() {
+        let arrivals = Arrivals::default();
+        for _ in 0..3 {
+            for room in 0..(MAX_ROOMS_TO_READ + 5) {
+                arrivals.room_changed(format!("room-{room}"));
+            }
+        }
+        for number in 0..(MAX_EVENTS_WAITING + 7) {
+            arrivals.event("room-1".into(), chat(&number.to_string()));
+        }
+        let dropped = arrivals.dropped.load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(dropped, 3 * 5 + 7, "what does not fit is counted");
+        let (rooms, events) = arrivals.next().await;
+        assert_eq!(rooms.len(), MAX_ROOMS_TO_READ, "a room changed three times is read once");
+        assert_eq!(events.len(), MAX_EVENTS_WAITING);
+        let waiting = tokio::time::timeout(std::time::Duration::from_millis(50), arrivals.next()).await;
+        assert!(waiting.is_err(), "nothing left: the reader waits");
     }
 }

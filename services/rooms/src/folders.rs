@@ -75,7 +75,7 @@ impl RoomsGrpcService {
         {
             return Err(file_exists());
         }
-        staged.committed();
+        staged.committed().await;
         tracing::info!(room.id = %room_id, files = renames.len(), "moved a folder");
         let moved = files
             .into_iter()
@@ -103,7 +103,7 @@ impl RoomsGrpcService {
         for file in files {
             let mut staged = self.staged(Self::file_event(Kind::FileDeleted, &file, &caller));
             self.store.delete_file(&file, &caller.user_id, now_ms(), &mut staged).await?;
-            staged.committed();
+            staged.committed().await;
             deleted_file_ids.push(file.id);
         }
         tracing::info!(room.id = %request.room_id, files = deleted_file_ids.len(), "deleted a folder");

@@ -53,7 +53,7 @@ impl RoomsService for RoomsGrpcService {
         let mut staged = self.staged(Self::room_event(Kind::RoomDeleted, deleted, &caller));
         self.store.delete_room(&access.room().id, &caller.user_id, now_ms(), &mut staged).await?;
         tracing::info!(room.id = %access.room().id, user.id = %caller.user_id, "deleted a room");
-        staged.committed();
+        staged.committed().await;
         Ok(Response::new(pb::DeleteRoomResponse {}))
     }
 
@@ -143,7 +143,7 @@ impl RoomsService for RoomsGrpcService {
         let mut staged = self.staged(Self::file_event(Kind::FileDeleted, &file, &caller));
         self.store.delete_file(&file, &caller.user_id, now_ms(), &mut staged).await?;
         tracing::info!(file.id = %file.id, room.id = %file.room_id, user.id = %caller.user_id, "deleted a file");
-        staged.committed();
+        staged.committed().await;
         Ok(Response::new(pb::DeleteFileResponse {}))
     }
 

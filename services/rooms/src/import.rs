@@ -67,7 +67,7 @@ impl RoomsGrpcService {
         if let UniqueWrite::Taken = self.store.insert_files(creates, &mut staged).await? {
             return Err(file_exists());
         }
-        staged.committed();
+        staged.committed().await;
         Ok(())
     }
 
@@ -97,6 +97,7 @@ impl RoomsGrpcService {
                 format!("the files come to more than {} MiB", ARCHIVE_MAX_EXPANDED_BYTES / (1024 * 1024)),
             ));
         }
+        let _turn = self.expensive_turn(Some(&caller), context).await?;
         let existing = self.store.list_files(&room_id).await?;
         let by_key: HashMap<PathKey, &FileRecord> =
             existing.iter().map(|file| (PathKey::of(&file.filename), file)).collect();

@@ -97,6 +97,8 @@ pub struct RoomsGrpcService {
     auth_client: AuthServiceClient<GrpcChannel>,
     documents: DocumentsServiceClient<GrpcChannel>,
     events: Arc<dyn EventBus>,
+    /// Searches and imports going at once, per caller and in all.
+    expensive: Arc<codesync_common::budget::Slots<String>>,
 }
 
 /// The services rooms calls: auth for members' usernames, documents for a file's live text.
@@ -111,7 +113,25 @@ impl RoomsGrpcService {
         let documents = DocumentsServiceClient::new(peers.documents)
             .max_decoding_message_size(64 * 1024 * 1024)
             .max_encoding_message_size(64 * 1024 * 1024);
-        Self { store, tokens, auth_client: AuthServiceClient::new(peers.auth), documents, events }
+        let expensive =
+            codesync_common::budget::expensive_slots("rooms", codesync_common::budget::ExpensiveLimits::default());
+        Self { store, tokens, auth_client: AuthServiceClient::new(peers.auth), documents, events, expensive }
+    }
+
+    /// At most `limits` searches and imports at once, per caller and in all.
+    pub fn with_expensive_limits(mut self, limits: codesync_common::budget::ExpensiveLimits) -> Self {
+        self.expensive = codesync_common::budget::expensive_slots("rooms", limits);
+        self
+    }
+
+    /// A turn for one expensive request of `caller` (or of the address in `context`).
+    async fn expensive_turn(
+        &self,
+        caller: Option<&Caller>,
+        context: &CallContext,
+    ) -> ServiceResult<codesync_common::budget::Slot<String>> {
+        let key = codesync_common::budget::caller_key(caller.map(|caller| caller.user_id.as_str()), context.client_ip);
+        Ok(self.expensive.take_waiting(&key, codesync_common::budget::EXPENSIVE_WAIT).await?)
     }
 
     /// The one RPC that takes more than a few MiB: a project, whole (`ROOMS_MESSAGE_MAX_BYTES`).
@@ -241,7 +261,7 @@ impl RoomsGrpcService {
             async move {
                 let written = self.store.insert_room(&room, &mut staged).await?;
                 if let UniqueWrite::Done(()) = written {
-                    staged.committed();
+                    staged.committed().await;
                 }
                 Ok(written)
             }
@@ -294,7 +314,7 @@ impl RoomsGrpcService {
         ));
         if self.store.add_member_if_absent(&room.id, &caller.user_id, Role::Editor, now_ms(), &mut staged).await? {
             tracing::info!(room.id = %room.id, user.id = %caller.user_id, "joined a room by invite code");
-            staged.committed();
+            staged.committed().await;
         }
         self.load_room(&room.id, &caller).await
     }
@@ -355,7 +375,7 @@ impl RoomsGrpcService {
         if !self.store.set_member_role(&access.room().id, &target.user_id, role, &mut staged).await? {
             return Err(member_not_found());
         }
-        staged.committed();
+        staged.committed().await;
         let updated = MemberRecord { role, ..target };
         let mut members = self.members(context, vec![updated]).await?;
         members.pop().ok_or_else(|| ServiceError::internal("a member vanished from its own listing"))
@@ -385,7 +405,7 @@ impl RoomsGrpcService {
             return Err(ServiceError::not_found(ErrorCode::MemberNotFound, "this user is not a member of the room"));
         }
         tracing::info!(room.id = %access.room().id, user.id = %request.user_id, by = %caller.user_id, "removed a member");
-        staged.committed();
+        staged.committed().await;
         if !leaving_self {
             // The code they joined with must not let them straight back in.
             let room_id = access.room().id.clone();
@@ -430,7 +450,7 @@ impl RoomsGrpcService {
             return Err(file_exists());
         }
         tracing::info!(file.id = %file.id, room.id = %file.room_id, "created a file");
-        staged.committed();
+        staged.committed().await;
         Ok(file_message(file))
     }
 
@@ -472,7 +492,7 @@ impl RoomsGrpcService {
         {
             return Err(file_exists());
         }
-        staged.committed();
+        staged.committed().await;
         let updated = self
             .store
             .find_file(&file.id, true)

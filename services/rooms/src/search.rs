@@ -122,8 +122,15 @@ impl RoomsGrpcService {
         context: &CallContext,
         request: pb::SearchFilesRequest,
     ) -> ServiceResult<pb::SearchFilesResponse> {
+        // A turn first, before even the room is read: a flood of refused searches costs next to
+        // nothing. Then the pattern, compiled (a large Unicode automaton can take a while) on the
+        // CPU pool like the matching.
+        let _turn = self.expensive_turn(caller.as_ref(), context).await?;
         let access = self.room_access(&request.room_id, caller.as_ref()).await?;
-        let matcher = std::sync::Arc::new(Matcher::new(&request)?);
+        let compiling = request.clone();
+        let matcher =
+            codesync_common::budget::off_the_workers("compiling a search", move || Matcher::new(&compiling)).await??;
+        let matcher = std::sync::Arc::new(matcher);
         let limit = match request.max_results {
             0 => DEFAULT_RESULTS,
             wanted => wanted.min(MAX_RESULTS),
@@ -164,12 +171,10 @@ impl RoomsGrpcService {
             let room_left = limit - answer.matches.len();
             // One more than fits tells whether the answer is cut.
             let matcher = matcher.clone();
-            let (mut found, out_of_time) =
-                tokio::task::spawn_blocking(move || matcher.find(&file, &text, room_left + 1, match_deadline))
-                    .await
-                    .map_err(|_| ServiceError::Unavailable {
-                        message: "the search was interrupted; try again".into(),
-                    })?;
+            let (mut found, out_of_time) = codesync_common::budget::off_the_workers("a search", move || {
+                matcher.find(&file, &text, room_left + 1, match_deadline)
+            })
+            .await?;
             if out_of_time {
                 found.truncate(room_left);
                 answer.matches.extend(found);

@@ -10,8 +10,8 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Once;
 use std::time::Instant;
 
-use codesync_documents::awareness::{DocumentAwareness, Identity};
-use codesync_documents::protocol::{self, Message};
+use codesync_documents_protocol::awareness::{DocumentAwareness, Identity};
+use codesync_documents_protocol::protocol::{self, Message};
 use libfuzzer_sys::fuzz_target;
 use yrs::updates::decoder::Decode;
 use yrs::{Doc, GetString, ReadTxn, StateVector, Transact, Update};

@@ -138,6 +138,11 @@ impl LocalSandbox {
         prepare_directory(&self.runs_dir, files, Some(work_bytes))
     }
 
+    /// Where the runs' work directories are made.
+    pub fn runs_dir(&self) -> &Path {
+        &self.runs_dir
+    }
+
     /// Runs `command` in the sandbox, in `directory`, with `stdin`, under `limits`; its output
     /// also goes to `live` as it comes.
     pub async fn run(
@@ -149,15 +154,22 @@ impl LocalSandbox {
         limits: &Limits,
         live: Option<&LiveOutput>,
     ) -> Result<PhaseOutcome, SandboxError> {
-        let group = RunGroup::create(
-            &self.cgroups,
-            &format!("{}-{phase}", directory.name),
-            CgroupLimits { memory_bytes: limits.memory_bytes, pids: limits.pids, cpu_percent: limits.cpu_percent },
-        )?;
-        // bwrap's arguments (host paths, the command) go through a descriptor, not its command
-        // line: the sandbox's pid 1 is a copy of bwrap, and a program reads its /proc/1/cmdline.
-        let arguments =
-            SandboxArguments::write(&self.runs_dir, &directory.name, phase, &bwrap_options(&directory.path, limits))?;
+        // The cgroup's directories and limits, and bwrap's arguments (host paths, the command),
+        // which go through a descriptor, not its command line (the sandbox's pid 1 is a copy of
+        // bwrap, and a program reads its /proc/1/cmdline): file-system calls, made on the
+        // blocking pool (cgroupfs takes a kernel-wide lock).
+        let (cgroups, runs_dir, run_name, phase_name) =
+            (self.cgroups.clone(), self.runs_dir.clone(), directory.name.clone(), phase.to_string());
+        let cgroup_limits =
+            CgroupLimits { memory_bytes: limits.memory_bytes, pids: limits.pids, cpu_percent: limits.cpu_percent };
+        let options = bwrap_options(&directory.path, limits);
+        let (group, arguments) = tokio::task::spawn_blocking(move || -> Result<_, SandboxError> {
+            let group = RunGroup::create(&cgroups, &format!("{run_name}-{phase_name}"), cgroup_limits)?;
+            let arguments = SandboxArguments::write(&runs_dir, &run_name, &phase_name, &options)?;
+            Ok((group, arguments))
+        })
+        .await
+        .map_err(|error| SandboxError::Setup(format!("preparing a run's cgroup failed: {error}")))??;
         let mut process = tokio::process::Command::new(ROOT_SHELL);
         process
             .arg("-c")

@@ -200,6 +200,25 @@ impl Sandbox {
         }
     }
 
+    /// [`Self::prepare`] on the blocking pool: making the directory, mounting its tmpfs and
+    /// writing the files are file-system calls that would hold an async worker meanwhile.
+    pub async fn prepare_off_workers(
+        &self,
+        files: Vec<(String, Vec<u8>)>,
+        work_bytes: u64,
+    ) -> Result<local::RunDirectory, SandboxError> {
+        let (runs_dir, tmpfs_bytes) = match self {
+            Self::Local(sandbox) => (sandbox.runs_dir().to_path_buf(), Some(work_bytes)),
+            Self::Docker { runs_dir, .. } => (runs_dir.clone(), None),
+            Self::Kubernetes(_) => {
+                return Err(SandboxError::Setup("Kubernetes runs have no work directory here".into()));
+            }
+        };
+        tokio::task::spawn_blocking(move || local::prepare_directory(&runs_dir, &files, tmpfs_bytes))
+            .await
+            .map_err(|error| SandboxError::Setup(format!("preparing a work directory failed: {error}")))?
+    }
+
     /// A fresh work directory holding `files`; on the local backend it is a tmpfs of `work_bytes`.
     pub fn prepare(&self, files: &[(String, Vec<u8>)], work_bytes: u64) -> Result<local::RunDirectory, SandboxError> {
         match self {
