@@ -48,6 +48,16 @@ pub async fn limit_declared_length(State(state): State<GatewayState>, request: R
     response
 }
 
+/// `refusal`, answered to a client that may still be sending its body: the body is read and
+/// thrown away first (up to a bound in bytes and time; nothing of it is kept), else the client,
+/// still writing, would lose the answer to a reset.
+pub async fn refuse_unread(body: Body, refusal: Response) -> Response {
+    let _ = tokio::time::timeout(MAX_DRAIN_TIME, drain(body)).await;
+    let mut response = refusal;
+    response.headers_mut().insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+    response
+}
+
 async fn drain(body: Body) {
     let mut stream = body.into_data_stream();
     while let Some(Ok(_chunk)) = stream.next().await {}
@@ -103,7 +113,10 @@ pub async fn reserve_inflight(State(state): State<GatewayState>, request: Reques
     let bytes = declared.map_or(limit, |declared| usize::try_from(declared).unwrap_or(usize::MAX).min(limit));
     let reservation = match state.inflight.try_reserve(&holder, bytes) {
         Ok(reservation) => reservation,
-        Err(refusal) => return ApiError::from(codesync_common::ServiceError::from(refusal)).into_response(),
+        Err(refusal) => {
+            let refused = ApiError::from(codesync_common::ServiceError::from(refusal)).into_response();
+            return refuse_unread(body, refused).await;
+        }
     };
     // A body without a declared length is cut off at what was reserved (413 from the extractor).
     let body = axum::body::Body::new(http_body_util::Limited::new(body, limit));

@@ -12,11 +12,11 @@ use tokio::sync::Mutex;
 
 use crate::harness::{Cluster, Session, relaxed_limits, signed};
 
-/// Resident memory of a process, in bytes.
+/// Resident memory of a process, in bytes (0 once it is gone).
 pub fn resident_bytes(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the process's status");
-    let line = status.lines().find(|line| line.starts_with("VmRSS:")).expect("VmRSS");
-    let kib: u64 = line.split_whitespace().nth(1).and_then(|value| value.parse().ok()).expect("a number");
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { return 0 };
+    let line = status.lines().find(|line| line.starts_with("VmRSS:")).unwrap_or_default();
+    let kib: u64 = line.split_whitespace().nth(1).and_then(|value| value.parse().ok()).unwrap_or_default();
     kib * 1024
 }
 

@@ -393,11 +393,13 @@ async fn upload(
     }
     // One archive at a time per user (or so many), read and expanded on a pool of its own.
     let key = codesync_common::budget::caller_key(Some(&user.session.caller.user_id), user.context.client_ip);
-    let _turn = state
-        .archives
-        .take_waiting(&key, codesync_common::budget::EXPENSIVE_WAIT)
-        .await
-        .map_err(|refusal| ApiError::from(codesync_common::ServiceError::from(refusal)))?;
+    let _turn = match state.archives.take_waiting(&key, codesync_common::budget::EXPENSIVE_WAIT).await {
+        Ok(turn) => turn,
+        Err(refusal) => {
+            let refused = ApiError::from(codesync_common::ServiceError::from(refusal)).into_response();
+            return Ok(crate::body_limit::refuse_unread(body, refused).await);
+        }
+    };
     let bytes = body
         .into_data_stream()
         .map_err(|_| ())

@@ -265,7 +265,14 @@ async fn apply_membership_changes(
                 user_id: change.user_id.clone(),
                 can_write,
             };
-            let _ = mailbox.send(command).await;
+            // One document whose mailbox is full must not hold up the others (nor this loop,
+            // whose broadcast would lag and lose membership changes): it gets its change in a
+            // task of its own, waiting for room as long as a call may take.
+            if let Err(tokio::sync::mpsc::error::TrySendError::Full(command)) = mailbox.try_send(command) {
+                tokio::spawn(async move {
+                    let _ = mailbox.send_timeout(command, Duration::from_secs(30)).await;
+                });
+            }
         }
     }
 }

@@ -40,7 +40,7 @@ impl futures::Stream for RunEvents {
 
 /// Sends a streamed run's output as it comes, then its result once the run has ended.
 async fn forward_output(
-    mut output: mpsc::UnboundedReceiver<(Stream, Vec<u8>)>,
+    mut output: crate::sandbox::LiveChunks,
     mut result: tokio::sync::oneshot::Receiver<pb::ExecutionResult>,
     events: mpsc::Sender<Result<pb::ExecutionEvent, Status>>,
 ) {
@@ -88,7 +88,7 @@ impl ExecutionService for ExecutionGrpcService {
     ) -> Result<Response<Pin<Box<dyn futures::Stream<Item = Result<pb::ExecutionEvent, Status>> + Send>>>, Status> {
         let admitted = self.admit(request).await?;
         let (sender, receiver) = mpsc::channel(64);
-        let (live, output) = mpsc::unbounded_channel();
+        let (live, output) = crate::sandbox::LiveOutput::channel();
         let (finished, result) = tokio::sync::oneshot::channel();
         let service = self.clone();
         // The run goes on in its own task, so that a slow client never holds up its time limit;

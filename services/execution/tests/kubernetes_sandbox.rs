@@ -553,7 +553,7 @@ async fn a_compiled_language_compiles_in_the_prepare_container_and_its_errors_ar
 #[tokio::test]
 async fn output_arrives_while_the_program_runs_and_the_time_limit_stops_it() {
     let Some((sandbox, cluster)) = stand_in_cluster().await else { return };
-    let (live, mut chunks) = tokio::sync::mpsc::unbounded_channel();
+    let (live, mut chunks) = codesync_execution::sandbox::LiveOutput::channel();
     let limits = Limits { wall_time: Duration::from_secs(4), ..Limits::default() };
     let run = run_job(&sandbox, None, ("echo first; echo on stderr >&2; exec sleep 600", limits), Some(&live));
     tokio::pin!(run);

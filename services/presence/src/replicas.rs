@@ -59,15 +59,23 @@ impl PresenceGrpcService {
     /// Tells the other replicas what this one's sessions of the room are now.
     pub(crate) fn share_sessions(&self, room_id: &str, views: Vec<(u64, SessionView)>, gone: Vec<u64>) {
         let Some(shared) = self.shared.clone() else { return };
+        let Some(turn) = shared.write_turn() else { return };
         let room_id = room_id.to_string();
-        tokio::spawn(async move { shared.write(&room_id, &views, &gone).await });
+        tokio::spawn(async move {
+            shared.write(&room_id, &views, &gone).await;
+            drop(turn);
+        });
     }
 
     /// Passes an event of the room to its sessions on the other replicas.
     pub(crate) fn share_event(&self, room_id: &str, event: pb::room_server_event::Event) {
         let Some(shared) = self.shared.clone() else { return };
+        let Some(turn) = shared.write_turn() else { return };
         let room_id = room_id.to_string();
         let event = pb::RoomServerEvent { event: Some(event) };
-        tokio::spawn(async move { shared.broadcast(&room_id, &event).await });
+        tokio::spawn(async move {
+            shared.broadcast(&room_id, &event).await;
+            drop(turn);
+        });
     }
 }

@@ -39,6 +39,12 @@ pub struct SessionView {
     pub written_ms: i64,
 }
 
+/// Writes to Redis (sessions, chat and typing events) one replica has under way at most.
+pub const MAX_WRITES_IN_FLIGHT: usize = 256;
+
+/// Writes to Redis this replica skipped because too many were under way.
+pub static SKIPPED_WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Rooms waiting to be read again at most: past it a notice is dropped (counted), and the
 /// refresh every [`REFRESH_EVERY`] reads the room anyway.
 pub const MAX_ROOMS_TO_READ: usize = 10_000;
@@ -119,8 +125,9 @@ impl codesync_common::metrics::Source for Arrivals {
             ),
             Reading::counter(
                 "presence_replica_dropped",
-                "Notices from other replicas dropped because too many were waiting",
-                self.dropped.load(std::sync::atomic::Ordering::Relaxed),
+                "Notices from other replicas dropped because too many were waiting, and writes to Redis skipped because too many were under way",
+                self.dropped.load(std::sync::atomic::Ordering::Relaxed)
+                    + SKIPPED_WRITES.load(std::sync::atomic::Ordering::Relaxed),
             ),
         ]
     }
@@ -136,6 +143,10 @@ struct Notice {
 }
 
 pub struct SharedPresence {
+    /// Writes to Redis under way at once: past [`MAX_WRITES_IN_FLIGHT`] (Redis is slow), a change
+    /// is not written (counted in `presence_replica_dropped`); the refresh every
+    /// [`REFRESH_EVERY`] writes every session anyway, and typing is gone in seconds.
+    writes: Arc<tokio::sync::Semaphore>,
     redis: Redis,
     subscriber: fred::clients::SubscriberClient,
     /// This replica's name in the hash's fields and the channels' notices.
@@ -146,7 +157,12 @@ impl SharedPresence {
     /// Starts listening; what the other replicas say arrives in the returned [`Arrivals`].
     pub fn start(redis: Redis) -> Result<(Arc<Self>, Arc<Arrivals>), RedisError> {
         let subscriber = redis.subscriber()?;
-        let shared = Arc::new(Self { redis, subscriber, replica: codesync_common::new_id() });
+        let shared = Arc::new(Self {
+            writes: Arc::new(tokio::sync::Semaphore::new(MAX_WRITES_IN_FLIGHT)),
+            redis,
+            subscriber,
+            replica: codesync_common::new_id(),
+        });
         let arrivals = Arc::new(Arrivals::default());
         codesync_common::metrics::register(arrivals.clone());
         let incoming = Arc::downgrade(&arrivals);
@@ -185,6 +201,15 @@ impl SharedPresence {
             }
         });
         Ok((shared, arrivals))
+    }
+
+    /// A turn to write to Redis, or `None` (counted) when too many writes are under way.
+    pub fn write_turn(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let turn = self.writes.clone().try_acquire_owned().ok();
+        if turn.is_none() {
+            SKIPPED_WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        turn
     }
 
     fn channel(&self, room_id: &str) -> String {

@@ -29,9 +29,78 @@ pub enum Stream {
     Stderr,
 }
 
-/// Where a phase's output goes as it is produced, besides the result. Unbounded, because the
-/// output cap already bounds what one run can put in it.
-pub type LiveOutput = tokio::sync::mpsc::UnboundedSender<(Stream, Vec<u8>)>;
+/// Where a phase's output goes as it is produced, besides the result. It never makes the run
+/// wait (a slow client must not hold up its time limit) and holds at most what the output cap
+/// lets one run produce: chunks of one stream written back to back are merged into one (up to
+/// [`LIVE_CHUNK_BYTES`]), so a program writing a byte at a time costs bytes, not a chunk each.
+#[derive(Clone, Default)]
+pub struct LiveOutput {
+    shared: std::sync::Arc<LiveShared>,
+}
+
+impl std::fmt::Debug for LiveOutput {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("LiveOutput")
+    }
+}
+
+/// The reading end of a [`LiveOutput`].
+pub struct LiveChunks {
+    shared: std::sync::Arc<LiveShared>,
+}
+
+#[derive(Default)]
+struct LiveShared {
+    chunks: std::sync::Mutex<std::collections::VecDeque<(Stream, Vec<u8>)>>,
+    arrived: tokio::sync::Notify,
+}
+
+/// The largest merged chunk of live output.
+pub const LIVE_CHUNK_BYTES: usize = 64 * 1024;
+
+impl LiveOutput {
+    /// A live output and its reading end.
+    pub fn channel() -> (Self, LiveChunks) {
+        let shared = std::sync::Arc::new(LiveShared::default());
+        (Self { shared: shared.clone() }, LiveChunks { shared })
+    }
+
+    /// Passes `bytes` of `stream` on, merged with the chunk before when it is of the same stream.
+    pub fn send(&self, (stream, bytes): (Stream, Vec<u8>)) -> Result<(), ()> {
+        let mut chunks = self.shared.chunks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match chunks.back_mut() {
+            Some((last, kept)) if *last == stream && kept.len() + bytes.len() <= LIVE_CHUNK_BYTES => {
+                kept.extend_from_slice(&bytes);
+            }
+            _ => chunks.push_back((stream, bytes)),
+        }
+        drop(chunks);
+        self.shared.arrived.notify_one();
+        Ok(())
+    }
+}
+
+impl LiveChunks {
+    /// The next chunk, waiting for one. (The output ends with its run: the caller stops reading
+    /// when the run's result arrives, and takes what is left with [`Self::try_recv`].)
+    pub async fn recv(&mut self) -> Option<(Stream, Vec<u8>)> {
+        let shared = self.shared.clone();
+        loop {
+            let arrived = shared.arrived.notified();
+            tokio::pin!(arrived);
+            arrived.as_mut().enable();
+            if let Ok(chunk) = self.try_recv() {
+                return Some(chunk);
+            }
+            arrived.await;
+        }
+    }
+
+    /// The next chunk, if one is there.
+    pub fn try_recv(&mut self) -> Result<(Stream, Vec<u8>), ()> {
+        self.shared.chunks.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop_front().ok_or(())
+    }
+}
 
 /// The hard limits of one phase (compile or run) of a run.
 #[derive(Debug, Clone, Copy)]
@@ -243,5 +312,28 @@ impl Sandbox {
             Self::Docker { sandbox, .. } => sandbox.run(directory, phase, command, stdin, limits, live).await,
             Self::Kubernetes(_) => Err(SandboxError::Setup("Kubernetes runs are whole Jobs, not phases".into())),
         }
+    }
+}
+
+#[cfg(test)]
+mod live_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn live_output_written_a_byte_at_a_time_is_held_as_a_few_chunks() {
+        let (live, mut chunks) = LiveOutput::channel();
+        for _ in 0..200_000 {
+            live.send((Stream::Stdout, vec![b'x'])).unwrap();
+        }
+        live.send((Stream::Stderr, b"oops".to_vec())).unwrap();
+        let held = chunks.shared.chunks.lock().unwrap().len();
+        assert_eq!(held, 200_000usize.div_ceil(LIVE_CHUNK_BYTES) + 1, "merged, not a chunk per byte");
+        let (stream, first) = chunks.recv().await.unwrap();
+        assert_eq!((stream, first.len()), (Stream::Stdout, LIVE_CHUNK_BYTES));
+        let mut rest = Vec::new();
+        while let Ok(chunk) = chunks.try_recv() {
+            rest.push(chunk);
+        }
+        assert_eq!(rest.last().unwrap(), &(Stream::Stderr, b"oops".to_vec()), "in order");
     }
 }
