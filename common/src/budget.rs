@@ -434,6 +434,33 @@ pub fn caller_key(user_id: Option<&str>, address: Option<IpAddr>) -> String {
     }
 }
 
+/// A request's or an answer's body that keeps `guard` (its marks, slots and reservations) until
+/// the body is done with: a streamed answer holds what its call holds for as long as it streams.
+pub struct Holding<B, G> {
+    pub inner: B,
+    pub guard: G,
+}
+
+impl<B: http_body::Body + Unpin, G: Unpin> http_body::Body for Holding<B, G> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        context: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<B::Data>, B::Error>>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_frame(context)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// The number of CPUs this process may use (at least 1).
 pub fn available_cpus() -> usize {
     std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)

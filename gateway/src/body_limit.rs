@@ -40,8 +40,15 @@ pub async fn limit_declared_length(State(state): State<GatewayState>, request: R
     if declared_length <= limit as u64 {
         return next.run(request).await;
     }
+    refuse_too_large(request.into_body(), declared_length).await
+}
+
+/// 413 for a body declared longer than its route takes. A body small enough is read and thrown
+/// away first: a client still writing it would otherwise meet a reset (a broken pipe) instead of
+/// the answer.
+async fn refuse_too_large(body: Body, declared_length: u64) -> Response {
     if declared_length <= MAX_DRAIN_BYTES {
-        let _ = tokio::time::timeout(MAX_DRAIN_TIME, drain(request.into_body())).await;
+        let _ = tokio::time::timeout(MAX_DRAIN_TIME, drain(body)).await;
     }
     let mut response = payload_too_large().into_response();
     response.headers_mut().insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
@@ -109,6 +116,11 @@ pub async fn reserve_inflight(State(state): State<GatewayState>, request: Reques
         .into_response();
         response.headers_mut().insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
         return response;
+    }
+    if let Some(declared) = declared.filter(|declared| *declared > limit as u64) {
+        // Refused here, before the body is cut off at the limit below: cut off, the rest of it
+        // could not be drained.
+        return refuse_too_large(body, declared).await;
     }
     let bytes = declared.map_or(limit, |declared| usize::try_from(declared).unwrap_or(usize::MAX).min(limit));
     let reservation = match state.inflight.try_reserve(&holder, bytes) {

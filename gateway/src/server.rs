@@ -130,31 +130,5 @@ pub async fn mark_request(
         .is_some_and(|token| state.tokens.verify_access_token(token).is_ok());
     let guard = place.request(if signed_in { Standing::Busy } else { Standing::Anonymous });
     let response = next.run(axum::extract::Request::from_parts(parts, body)).await;
-    response.map(|body| axum::body::Body::new(Marked { inner: body, _guard: guard }))
-}
-
-/// An answer's body, keeping its request's mark on the connection until it has been sent.
-struct Marked {
-    inner: axum::body::Body,
-    _guard: codesync_common::connections::RequestGuard,
-}
-
-impl http_body::Body for Marked {
-    type Data = bytes::Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        context: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, axum::Error>>> {
-        std::pin::Pin::new(&mut self.inner).poll_frame(context)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
-    }
+    response.map(|body| axum::body::Body::new(codesync_common::budget::Holding { inner: body, guard }))
 }

@@ -180,34 +180,30 @@ impl Cluster {
     }
 
     async fn try_one_process(extra_env: &[(&str, &str)]) -> Option<Self> {
-        let data_dir = tempfile::tempdir().expect("temp dir");
-        let http_port = free_port();
-        let grpc_port = free_port();
-        let mut env = base_env(data_dir.path(), extra_env);
-        env.push(("CODESYNC_HTTP_ADDR".into(), format!("127.0.0.1:{http_port}")));
-        env.push(("CODESYNC_GRPC_ADDR".into(), format!("127.0.0.1:{grpc_port}")));
-        let child = spawn(&["run"], &env, data_dir.path(), "all");
-        let mut cluster = Self::new(vec![("all".into(), child)], data_dir, http_port, grpc_port);
-        cluster.one_process_env = Some(env);
-        cluster.wait_until_ready().await.then_some(cluster)
+        Self::start_one_process(Command::new(binary()), extra_env).await
     }
 
     /// One process whose open-file limit is `open_files` (set with util-linux's `prlimit`), for
     /// the tests of what happens at the descriptor ceiling.
     pub async fn one_process_with_open_files(open_files: u32, extra_env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new("prlimit");
+        command.arg(format!("--nofile={open_files}:{open_files}")).arg("--").arg(binary());
+        let started = Self::start_one_process(command, extra_env).await;
+        started.unwrap_or_else(|| panic!("codesync with {open_files} open files did not become ready"))
+    }
+
+    /// `command run` (the binary, or something that runs it) on ephemeral ports, once ready.
+    async fn start_one_process(command: Command, extra_env: &[(&str, &str)]) -> Option<Self> {
         let data_dir = tempfile::tempdir().expect("temp dir");
         let http_port = free_port();
         let grpc_port = free_port();
         let mut env = base_env(data_dir.path(), extra_env);
         env.push(("CODESYNC_HTTP_ADDR".into(), format!("127.0.0.1:{http_port}")));
         env.push(("CODESYNC_GRPC_ADDR".into(), format!("127.0.0.1:{grpc_port}")));
-        let mut command = Command::new("prlimit");
-        command.arg(format!("--nofile={open_files}:{open_files}")).arg("--").arg(binary());
         let child = spawn_command(command, &["run"], &env, data_dir.path(), "all");
         let mut cluster = Self::new(vec![("all".into(), child)], data_dir, http_port, grpc_port);
         cluster.one_process_env = Some(env);
-        assert!(cluster.wait_until_ready().await, "codesync with {open_files} open files did not become ready");
-        cluster
+        cluster.wait_until_ready().await.then_some(cluster)
     }
 
     /// `codesync run` started by the user `uid` (not root): a copy of the binary in a data

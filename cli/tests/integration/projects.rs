@@ -226,7 +226,8 @@ async fn search(cluster: &Cluster) {
     let mut typist = editor_on(cluster, &owner, b["id"].as_str().unwrap()).await;
     typist.insert(typist.len(), "typed_live_needle\n");
     let mut found = Value::Null;
-    for _ in 0..200 {
+    let give_up = tokio::time::Instant::now() + PATIENCE;
+    while tokio::time::Instant::now() < give_up {
         let (status, body) = cluster.get(&search("q=typed_live"), owner.token()).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         if body["matches"].as_array().is_some_and(|matches| !matches.is_empty()) {

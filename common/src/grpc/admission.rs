@@ -250,7 +250,7 @@ where
             let response = inner.call(request).await?;
             // The slots and a unary call's message stay held until the answer has gone out
             // (for a stream: until it ends).
-            Ok(response.map(|body| tonic::body::Body::new(HoldingBody { inner: body, _held: held })))
+            Ok(response.map(|body| tonic::body::Body::new(crate::budget::Holding { inner: body, guard: held })))
         })
     }
 }
@@ -467,32 +467,6 @@ impl http_body::Body for WatchedBody {
 
     fn is_end_stream(&self) -> bool {
         self.pending.is_none() && self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-/// The answer's body, holding what its call holds until it ends.
-struct HoldingBody {
-    inner: tonic::body::Body,
-    _held: Arc<Held>,
-}
-
-impl http_body::Body for HoldingBody {
-    type Data = Bytes;
-    type Error = tonic::Status;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        context: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, tonic::Status>>> {
-        Pin::new(&mut self.inner).poll_frame(context)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> http_body::SizeHint {

@@ -371,11 +371,12 @@ async fn upload(
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).unwrap_or_default();
     let media_type = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
     if !matches!(media_type.as_str(), "application/zip" | "application/x-zip-compressed" | "application/octet-stream") {
-        return Err(ApiError::new(
+        let refused = ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::UnsupportedMediaType,
             "send the archive as application/zip",
-        ));
+        );
+        return Ok(crate::body_limit::refuse_unread(body, refused.into_response()).await);
     }
     // Who may import is settled before the archive is read, let alone expanded: ImportFiles
     // checks the caller before it looks at the files, so asked with none it answers the
@@ -388,7 +389,7 @@ async fn upload(
     if let Err(status) = probe {
         let error = codesync_common::ServiceError::from_peer("rooms", status);
         if !error.is(ErrorCode::NoFiles) {
-            return Err(error.into());
+            return Ok(crate::body_limit::refuse_unread(body, ApiError::from(error).into_response()).await);
         }
     }
     // One archive at a time per user (or so many), read and expanded on a pool of its own.

@@ -67,7 +67,7 @@ async fn forward_output(
         }
     };
     // The run's readers finished before its result was made: what they sent is all here.
-    while let Ok(chunk) = output.try_recv() {
+    while let Some(chunk) = output.try_recv() {
         if events.send(output_event(chunk)).await.is_err() {
             return;
         }

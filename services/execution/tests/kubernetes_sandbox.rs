@@ -575,7 +575,7 @@ async fn output_arrives_while_the_program_runs_and_the_time_limit_stops_it() {
     assert!(ran.wall_time >= Duration::from_secs(4) && ran.wall_time < Duration::from_secs(60), "{:?}", ran.wall_time);
     assert_eq!((ran.stdout.as_slice(), ran.stderr.as_slice()), (b"first\n".as_slice(), b"on stderr\n".as_slice()));
     let mut stderr_live = Vec::new();
-    while let Ok((stream, chunk)) = chunks.try_recv() {
+    while let Some((stream, chunk)) = chunks.try_recv() {
         if stream == Stream::Stderr {
             stderr_live.extend(chunk);
         }

@@ -557,7 +557,7 @@ async fn read_capped<R: AsyncRead + Unpin>(
             && keep > 0
         {
             // The listener may be gone (the client went away): the run goes on regardless.
-            let _ = live.send((*stream, chunk[..keep].to_vec()));
+            live.send((*stream, chunk[..keep].to_vec()));
         }
         kept.extend_from_slice(&chunk[..keep]);
         if over {

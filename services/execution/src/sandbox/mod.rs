@@ -66,7 +66,7 @@ impl LiveOutput {
     }
 
     /// Passes `bytes` of `stream` on, merged with the chunk before when it is of the same stream.
-    pub fn send(&self, (stream, bytes): (Stream, Vec<u8>)) -> Result<(), ()> {
+    pub fn send(&self, (stream, bytes): (Stream, Vec<u8>)) {
         let mut chunks = self.shared.chunks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         match chunks.back_mut() {
             Some((last, kept)) if *last == stream && kept.len() + bytes.len() <= LIVE_CHUNK_BYTES => {
@@ -76,7 +76,6 @@ impl LiveOutput {
         }
         drop(chunks);
         self.shared.arrived.notify_one();
-        Ok(())
     }
 }
 
@@ -89,7 +88,7 @@ impl LiveChunks {
             let arrived = shared.arrived.notified();
             tokio::pin!(arrived);
             arrived.as_mut().enable();
-            if let Ok(chunk) = self.try_recv() {
+            if let Some(chunk) = self.try_recv() {
                 return Some(chunk);
             }
             arrived.await;
@@ -97,8 +96,8 @@ impl LiveChunks {
     }
 
     /// The next chunk, if one is there.
-    pub fn try_recv(&mut self) -> Result<(Stream, Vec<u8>), ()> {
-        self.shared.chunks.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop_front().ok_or(())
+    pub fn try_recv(&mut self) -> Option<(Stream, Vec<u8>)> {
+        self.shared.chunks.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop_front()
     }
 }
 
@@ -195,7 +194,7 @@ impl CappedOutput {
         if keep > 0 {
             kept.extend_from_slice(&bytes[..keep]);
             if let Some(live) = &self.live {
-                let _ = live.send((stream, bytes[..keep].to_vec()));
+                live.send((stream, bytes[..keep].to_vec()));
             }
         }
         if bytes.len() > room {
@@ -323,15 +322,15 @@ mod live_tests {
     async fn live_output_written_a_byte_at_a_time_is_held_as_a_few_chunks() {
         let (live, mut chunks) = LiveOutput::channel();
         for _ in 0..200_000 {
-            live.send((Stream::Stdout, vec![b'x'])).unwrap();
+            live.send((Stream::Stdout, vec![b'x']));
         }
-        live.send((Stream::Stderr, b"oops".to_vec())).unwrap();
+        live.send((Stream::Stderr, b"oops".to_vec()));
         let held = chunks.shared.chunks.lock().unwrap().len();
         assert_eq!(held, 200_000usize.div_ceil(LIVE_CHUNK_BYTES) + 1, "merged, not a chunk per byte");
         let (stream, first) = chunks.recv().await.unwrap();
         assert_eq!((stream, first.len()), (Stream::Stdout, LIVE_CHUNK_BYTES));
         let mut rest = Vec::new();
-        while let Ok(chunk) = chunks.try_recv() {
+        while let Some(chunk) = chunks.try_recv() {
             rest.push(chunk);
         }
         assert_eq!(rest.last().unwrap(), &(Stream::Stderr, b"oops".to_vec()), "in order");
