@@ -268,6 +268,21 @@ pub enum ConfigError {
     UnknownKey { key: String, path: PathBuf, known: String },
     #[error("invalid value for {origin}: '{value}' is not {expected}")]
     InvalidValue { origin: String, value: String, expected: String },
+    /// Every problem found, when there is more than one: all are told at once, so that one
+    /// start-up shows everything to fix.
+    #[error("{} problems in the configuration:{}", .0.len(), .0.iter().map(|problem| format!("\n  - {problem}")).collect::<String>())]
+    Several(Vec<ConfigError>),
+}
+
+impl ConfigError {
+    /// `problems` as one error, or `None` without any.
+    fn of_all(mut problems: Vec<ConfigError>) -> Option<Self> {
+        match problems.len() {
+            0 => None,
+            1 => problems.pop(),
+            _ => Some(Self::Several(problems)),
+        }
+    }
 }
 
 /// The whole configuration of one process.
@@ -428,6 +443,9 @@ struct Sources {
     file: BTreeMap<String, toml::Value>,
     env: BTreeMap<String, String>,
     effective: RefCell<BTreeMap<&'static str, toml::Value>>,
+    /// What was wrong, in the order the keys were read: a key with a bad value takes its
+    /// default meanwhile, so that parsing goes on and finds the rest.
+    problems: RefCell<Vec<ConfigError>>,
 }
 
 impl Sources {
@@ -454,26 +472,38 @@ impl Sources {
         Some((text, origin))
     }
 
-    /// `key`'s value, or `None` where it is unset (or empty); remembered as it shows.
-    fn optional<T: Showable>(&self, key: &'static Key, parser: Parser<T>) -> Result<Option<T>, ConfigError> {
+    /// `key`'s value, or `None` where it is unset (or empty, or bad: a problem then);
+    /// remembered as it shows.
+    fn optional<T: Showable>(&self, key: &'static Key, parser: Parser<T>) -> Option<T> {
         let value = match self.raw(key) {
             Some((text, _)) if text.trim().is_empty() => None,
-            Some((text, origin)) => Some((parser.parse)(text.trim()).ok_or_else(|| ConfigError::InvalidValue {
-                origin,
-                value: text.chars().take(200).collect(),
-                expected: parser.expected.to_string(),
-            })?),
+            Some((text, origin)) => {
+                let parsed = (parser.parse)(text.trim());
+                if parsed.is_none() {
+                    self.problem(ConfigError::InvalidValue {
+                        origin,
+                        value: text.chars().take(200).collect(),
+                        expected: parser.expected.to_string(),
+                    });
+                }
+                parsed
+            }
             None => None,
         };
         self.remember(key, value.show());
-        Ok(value)
+        value
     }
 
-    /// `key`'s value, or `default` where it is unset; remembered as it shows.
-    fn value<T: Showable>(&self, key: &'static Key, parser: Parser<T>, default: T) -> Result<T, ConfigError> {
-        let value = self.optional(key, parser)?.unwrap_or(default);
+    /// `key`'s value, or `default` where it is unset (or bad: a problem then); remembered as it
+    /// shows.
+    fn value<T: Showable>(&self, key: &'static Key, parser: Parser<T>, default: T) -> T {
+        let value = self.optional(key, parser).unwrap_or(default);
         self.remember(key, value.show());
-        Ok(value)
+        value
+    }
+
+    fn problem(&self, problem: ConfigError) {
+        self.problems.borrow_mut().push(problem);
     }
 
     /// One of `choices` by name, or `default`.
@@ -482,7 +512,7 @@ impl Sources {
         key: &'static Key,
         choices: &[(&'static str, T)],
         default: Option<&'static str>,
-    ) -> Result<Option<T>, ConfigError> {
+    ) -> Option<T> {
         let name = match self.raw(key) {
             Some((text, origin)) if !text.trim().is_empty() => {
                 let found = choices.iter().find(|(name, _)| *name == text.trim());
@@ -493,18 +523,19 @@ impl Sources {
                         Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
                         None => String::new(),
                     };
-                    return Err(ConfigError::InvalidValue {
+                    self.problem(ConfigError::InvalidValue {
                         origin,
                         value: text.chars().take(200).collect(),
                         expected,
                     });
+                    return None;
                 };
                 Some(*name)
             }
             _ => default,
         };
         self.remember(key, name.unwrap_or_default().show());
-        Ok(name.and_then(|name| choices.iter().find(|(known, _)| *known == name).map(|(_, value)| *value)))
+        name.and_then(|name| choices.iter().find(|(known, _)| *known == name).map(|(_, value)| *value))
     }
 
     fn remember(&self, key: &'static Key, shown: toml::Value) {
@@ -548,9 +579,9 @@ impl Config {
 
     fn from_sources(file_path: Option<&Path>, env: BTreeMap<String, String>) -> Result<Self, ConfigError> {
         use keys::*;
-        let file = match file_path {
+        let (file, unknown_keys) = match file_path {
             Some(path) => read_toml(path)?,
-            None => BTreeMap::new(),
+            None => (BTreeMap::new(), Vec::new()),
         };
         let known: BTreeSet<String> = ALL.iter().map(|key| key.name.to_string()).collect();
         let unknown_env_vars = env
@@ -559,22 +590,28 @@ impl Config {
             .filter(|name| !known.contains(&name[ENV_PREFIX.len()..].to_ascii_lowercase()))
             .cloned()
             .collect();
-        let sources = Sources { file_path: file_path.map(Path::to_path_buf), file, env, effective: RefCell::default() };
+        let sources = Sources {
+            file_path: file_path.map(Path::to_path_buf),
+            file,
+            env,
+            effective: RefCell::default(),
+            problems: RefCell::new(unknown_keys),
+        };
 
         let path = Parser::<PathBuf> { expected: "a path", parse: |text| Some(text.into()) };
-        let data_dir = sources.value(&DATA_DIR, Parser { ..path }, PathBuf::from("./data"))?;
+        let data_dir = sources.value(&DATA_DIR, Parser { ..path }, PathBuf::from("./data"));
         let http_addr = sources.value(
             &HTTP_ADDR,
             socket_address("a socket address such as 127.0.0.1:8080"),
             SocketAddr::from(([127, 0, 0, 1], 8080)),
-        )?;
+        );
         let grpc_addr = sources.value(
             &GRPC_ADDR,
             socket_address("a socket address such as 127.0.0.1:50051"),
             SocketAddr::from(([127, 0, 0, 1], 50051)),
-        )?;
+        );
         let metrics_addr =
-            sources.optional(&METRICS_ADDR, socket_address("a socket address such as 127.0.0.1:9090"))?;
+            sources.optional(&METRICS_ADDR, socket_address("a socket address such as 127.0.0.1:9090"));
         let database_url = sources.value(
             &DATABASE_URL,
             Parser {
@@ -586,11 +623,11 @@ impl Config {
                 },
             },
             format!("sqlite://{}", data_dir.join("codesync.db").display()),
-        )?;
-        let redis_url = sources.optional(&REDIS_URL, TEXT)?;
-        let redis_key_prefix = sources.value(&REDIS_KEY_PREFIX, TEXT, "codesync:".to_string())?;
-        let kafka_brokers = sources.optional(&KAFKA_BROKERS, TEXT)?;
-        let event_queue = sources.value(&EVENT_QUEUE, positive(), codesync_common::events::EVENT_QUEUE)?;
+        );
+        let redis_url = sources.optional(&REDIS_URL, TEXT);
+        let redis_key_prefix = sources.value(&REDIS_KEY_PREFIX, TEXT, "codesync:".to_string());
+        let kafka_brokers = sources.optional(&KAFKA_BROKERS, TEXT);
+        let event_queue = sources.value(&EVENT_QUEUE, positive(), codesync_common::events::EVENT_QUEUE);
         #[derive(Clone, Copy)]
         enum Backend {
             Local,
@@ -598,23 +635,23 @@ impl Config {
             Kubernetes,
         }
         let backends = [("local", Backend::Local), ("docker", Backend::Docker), ("kubernetes", Backend::Kubernetes)];
-        let sandbox = sources.choice(&SANDBOX, &backends, Some("local"))?.unwrap_or(Backend::Local);
+        let sandbox = sources.choice(&SANDBOX, &backends, Some("local")).unwrap_or(Backend::Local);
         let providers: Vec<(&'static str, ProviderKind)> =
             ProviderKind::ALL.iter().map(|kind| (kind.name(), *kind)).collect();
-        let provider = sources.choice(&AI_PROVIDER, &providers, None)?;
-        let ai_base_url = sources.optional(&AI_BASE_URL, HTTP_URL)?;
-        let ai_api_key = sources.optional(&AI_API_KEY, TEXT)?;
-        let ai_model = sources.optional(&AI_MODEL, TEXT)?;
+        let provider = sources.choice(&AI_PROVIDER, &providers, None);
+        let ai_base_url = sources.optional(&AI_BASE_URL, HTTP_URL);
+        let ai_api_key = sources.optional(&AI_API_KEY, TEXT);
+        let ai_model = sources.optional(&AI_MODEL, TEXT);
         let secrets = data_dir.join("secrets");
         let jwt_signing_key_file =
-            sources.value(&JWT_SIGNING_KEY_FILE, Parser { ..path }, secrets.join("jwt-signing-key"))?;
+            sources.value(&JWT_SIGNING_KEY_FILE, Parser { ..path }, secrets.join("jwt-signing-key"));
         let jwt_public_key_file =
-            sources.value(&JWT_PUBLIC_KEY_FILE, Parser { ..path }, secrets.join("jwt-public-key"))?;
-        let service_key_file = sources.value(&SERVICE_KEY_FILE, Parser { ..path }, secrets.join("service-key"))?;
+            sources.value(&JWT_PUBLIC_KEY_FILE, Parser { ..path }, secrets.join("jwt-public-key"));
+        let service_key_file = sources.value(&SERVICE_KEY_FILE, Parser { ..path }, secrets.join("service-key"));
         let log_format = sources
-            .choice(&LOG_FORMAT, &[("text", LogFormat::Text), ("json", LogFormat::Json)], Some("text"))?
+            .choice(&LOG_FORMAT, &[("text", LogFormat::Text), ("json", LogFormat::Json)], Some("text"))
             .unwrap_or(LogFormat::Text);
-        let migrate_on_start = sources.value(&MIGRATE_ON_START, BOOLEAN, true)?;
+        let migrate_on_start = sources.value(&MIGRATE_ON_START, BOOLEAN, true);
 
         let auth_defaults = AuthConfig::default();
         let auth = AuthConfig {
@@ -622,24 +659,24 @@ impl Config {
                 &REFRESH_TOKEN_TTL_SECS,
                 positive(),
                 whole_secs(auth_defaults.refresh_token_ttl),
-            )?),
+            )),
             login_attempts_per_ip_per_minute: sources.value(
                 &LOGIN_ATTEMPTS_PER_IP_PER_MINUTE,
                 positive(),
                 auth_defaults.login_attempts_per_ip_per_minute,
-            )?,
+            ),
             login_failures_per_account: sources.value(
                 &LOGIN_FAILURES_PER_ACCOUNT,
                 positive(),
                 auth_defaults.login_failures_per_account,
-            )?,
+            ),
             registrations_per_ip_per_hour: sources.value(
                 &REGISTRATIONS_PER_IP_PER_HOUR,
                 positive(),
                 auth_defaults.registrations_per_ip_per_hour,
-            )?,
+            ),
         };
-        let access_token_ttl = seconds(sources.value(&ACCESS_TOKEN_TTL_SECS, positive(), 15 * 60)?);
+        let access_token_ttl = seconds(sources.value(&ACCESS_TOKEN_TTL_SECS, positive(), 15 * 60));
 
         let documents_defaults = DocumentsConfig::default();
         let documents = DocumentsConfig {
@@ -647,47 +684,47 @@ impl Config {
                 &DOCUMENTS_MEMORY_BUDGET_BYTES,
                 positive(),
                 documents_defaults.memory_budget_bytes,
-            )?,
+            ),
             max_message_bytes: sources.value(
                 &DOCUMENTS_MAX_MESSAGE_BYTES,
                 positive(),
                 documents_defaults.max_message_bytes,
-            )?,
+            ),
             max_document_bytes: sources.value(
                 &DOCUMENTS_MAX_DOCUMENT_BYTES,
                 positive(),
                 documents_defaults.max_document_bytes,
-            )?,
+            ),
             snapshot_every_updates: sources.value(
                 &DOCUMENTS_SNAPSHOT_EVERY_UPDATES,
                 positive(),
                 documents_defaults.snapshot_every_updates,
-            )?,
+            ),
             idle_unload_after: seconds(sources.value(
                 &DOCUMENTS_IDLE_UNLOAD_SECS,
                 positive(),
                 whole_secs(documents_defaults.idle_unload_after),
-            )?),
+            )),
             connection_queue: sources.value(
                 &DOCUMENTS_CONNECTION_QUEUE,
                 positive(),
                 documents_defaults.connection_queue,
-            )?,
+            ),
             connection_queue_bytes: sources.value(
                 &DOCUMENTS_CONNECTION_QUEUE_BYTES,
                 positive(),
                 documents_defaults.connection_queue_bytes,
-            )?,
+            ),
             activity_window: millis(sources.value(
                 &DOCUMENTS_ACTIVITY_WINDOW_MS,
                 positive(),
                 whole_millis(documents_defaults.activity_window),
-            )?),
+            )),
             lease_ttl: millis(sources.value(
                 &DOCUMENTS_LEASE_TTL_MS,
                 positive(),
                 whole_millis(documents_defaults.lease_ttl),
-            )?),
+            )),
         };
 
         let gateway_defaults = GatewayConfig::default();
@@ -696,10 +733,10 @@ impl Config {
                 &RATE_LIMIT_PER_MINUTE,
                 positive(),
                 gateway_defaults.rate_limit_per_minute,
-            )?,
-            max_body_bytes: sources.value(&MAX_BODY_BYTES, positive(), gateway_defaults.max_body_bytes)?,
+            ),
+            max_body_bytes: sources.value(&MAX_BODY_BYTES, positive(), gateway_defaults.max_body_bytes),
             proxies: TrustedProxies {
-                peer: sources.value(&TRUST_FORWARDED_FOR, BOOLEAN, gateway_defaults.proxies.peer)?,
+                peer: sources.value(&TRUST_FORWARDED_FOR, BOOLEAN, gateway_defaults.proxies.peer),
                 networks: sources
                     .optional(
                         &TRUSTED_PROXIES,
@@ -714,7 +751,7 @@ impl Config {
                                 all_networks.then(|| text.to_string())
                             },
                         },
-                    )?
+                    )
                     .map(|text| text.split(',').filter_map(|entry| entry.trim().parse::<Network>().ok()).collect())
                     .unwrap_or_default(),
             },
@@ -725,22 +762,22 @@ impl Config {
                 &WS_IDLE_TIMEOUT_SECS,
                 positive(),
                 whole_secs(gateway_defaults.ws_idle_timeout),
-            )?),
+            )),
             header_timeout: seconds(sources.value(
                 &HTTP_HEADER_TIMEOUT_SECS,
                 positive(),
                 whole_secs(gateway_defaults.header_timeout),
-            )?),
+            )),
             max_connections_per_address: sources.value(
                 &MAX_CONNECTIONS_PER_ADDRESS,
                 positive(),
                 gateway_defaults.max_connections_per_address,
-            )?,
+            ),
             max_streams_per_user: sources.value(
                 &MAX_STREAMS_PER_USER,
                 positive(),
                 gateway_defaults.max_streams_per_user,
-            )?,
+            ),
             metrics_on_main_address: metrics_addr.is_none(),
             web_source: sources
                 .optional(
@@ -752,34 +789,34 @@ impl Config {
                             directory.join("index.html").is_file().then_some(directory)
                         },
                     },
-                )?
+                )
                 .map_or(WebSource::Embedded, WebSource::Directory),
         };
 
         let inflight_defaults = InflightLimits::default();
         let inflight = InflightLimits {
-            total: sources.value(&INFLIGHT_BYTES, positive(), inflight_defaults.total)?,
-            per_caller: sources.value(&INFLIGHT_BYTES_PER_CALLER, positive(), inflight_defaults.per_caller)?,
+            total: sources.value(&INFLIGHT_BYTES, positive(), inflight_defaults.total),
+            per_caller: sources.value(&INFLIGHT_BYTES_PER_CALLER, positive(), inflight_defaults.per_caller),
             anonymous_per_address: sources.value(
                 &ANONYMOUS_INFLIGHT_BYTES_PER_ADDRESS,
                 positive(),
                 inflight_defaults.anonymous_per_address,
-            )?,
-            anonymous_total: sources.value(&ANONYMOUS_INFLIGHT_BYTES, positive(), inflight_defaults.anonymous_total)?,
+            ),
+            anonymous_total: sources.value(&ANONYMOUS_INFLIGHT_BYTES, positive(), inflight_defaults.anonymous_total),
         };
         let max_connections = sources.value(
             &MAX_CONNECTIONS,
             positive(),
             codesync_common::connections::ConnectionBudget::ceiling_below_open_files(256),
-        )?;
+        );
         let expensive_defaults = ExpensiveLimits::default();
         let expensive = ExpensiveLimits {
-            per_caller: sources.value(&EXPENSIVE_REQUESTS_PER_CALLER, positive(), expensive_defaults.per_caller)?,
-            total: sources.value(&EXPENSIVE_REQUESTS, positive(), expensive_defaults.total)?,
+            per_caller: sources.value(&EXPENSIVE_REQUESTS_PER_CALLER, positive(), expensive_defaults.per_caller),
+            total: sources.value(&EXPENSIVE_REQUESTS, positive(), expensive_defaults.total),
         };
         let outbound = InflightLimits {
-            total: sources.value(&OUTBOUND_BYTES, positive(), 256 * 1024 * 1024)?,
-            per_caller: sources.value(&OUTBOUND_BYTES_PER_USER, positive(), 64 * 1024 * 1024)?,
+            total: sources.value(&OUTBOUND_BYTES, positive(), 256 * 1024 * 1024),
+            per_caller: sources.value(&OUTBOUND_BYTES_PER_USER, positive(), 64 * 1024 * 1024),
             // Sockets are signed in.
             anonymous_per_address: 0,
             anonymous_total: 0,
@@ -790,17 +827,17 @@ impl Config {
                 &ANONYMOUS_REQUEST_BYTES,
                 positive(),
                 admission_defaults.anonymous_message_bytes,
-            )?,
+            ),
             streams_per_connection: sources.value(
                 &GRPC_CALLS_PER_CONNECTION,
                 positive(),
                 admission_defaults.streams_per_connection,
-            )?,
+            ),
             streams_per_address: sources.value(
                 &GRPC_CALLS_PER_ADDRESS,
                 positive(),
                 admission_defaults.streams_per_address,
-            )?,
+            ),
             // Equal to the WebSockets and event streams a user may hold at one gateway.
             streams_per_user: gateway.max_streams_per_user,
         };
@@ -811,12 +848,12 @@ impl Config {
                 &HISTORY_CHECKPOINT_IDLE_SECS,
                 positive(),
                 whole_secs(history_defaults.checkpoint_after_idle),
-            )?),
+            )),
             checkpoint_at_most_every: seconds(sources.value(
                 &HISTORY_CHECKPOINT_INTERVAL_SECS,
                 positive(),
                 whole_secs(history_defaults.checkpoint_at_most_every),
-            )?),
+            )),
         };
 
         let assistant_defaults = AssistantConfig::default();
@@ -826,45 +863,45 @@ impl Config {
                 &AI_REQUESTS_PER_MINUTE,
                 positive(),
                 assistant_defaults.requests_per_user_per_minute,
-            )?,
-            streams_per_user: sources.value(&AI_STREAMS_PER_USER, positive(), assistant_defaults.streams_per_user)?,
+            ),
+            streams_per_user: sources.value(&AI_STREAMS_PER_USER, positive(), assistant_defaults.streams_per_user),
             request_timeout: seconds(sources.value(
                 &AI_REQUEST_TIMEOUT_SECS,
                 positive(),
                 whole_secs(assistant_defaults.request_timeout),
-            )?),
+            )),
             ..assistant_defaults
         };
 
         let mut execution = ExecutionConfig::default();
-        execution.runs_dir = sources.value(&SANDBOX_RUNS_DIR, Parser { ..path }, execution.runs_dir)?;
+        execution.runs_dir = sources.value(&SANDBOX_RUNS_DIR, Parser { ..path }, execution.runs_dir);
         execution.limits.wall_time =
-            seconds(sources.value(&EXECUTION_TIME_LIMIT_SECS, positive(), whole_secs(execution.limits.wall_time))?);
+            seconds(sources.value(&EXECUTION_TIME_LIMIT_SECS, positive(), whole_secs(execution.limits.wall_time)));
         execution.limits.memory_bytes =
-            sources.value(&EXECUTION_MEMORY_LIMIT_MB, positive(), execution.limits.memory_bytes >> 20)? << 20;
+            sources.value(&EXECUTION_MEMORY_LIMIT_MB, positive(), execution.limits.memory_bytes >> 20) << 20;
         execution.limits.output_bytes =
-            sources.value(&EXECUTION_OUTPUT_LIMIT_BYTES, positive(), execution.limits.output_bytes)?;
+            sources.value(&EXECUTION_OUTPUT_LIMIT_BYTES, positive(), execution.limits.output_bytes);
         let admission = &mut execution.admission;
-        admission.concurrent_runs = sources.value(&EXECUTION_CONCURRENCY, positive(), admission.concurrent_runs)?;
+        admission.concurrent_runs = sources.value(&EXECUTION_CONCURRENCY, positive(), admission.concurrent_runs);
         // The queue and the share of one user follow the concurrency unless set themselves.
-        admission.queued_runs = sources.value(&EXECUTION_QUEUE, positive(), 4 * admission.concurrent_runs)?;
+        admission.queued_runs = sources.value(&EXECUTION_QUEUE, positive(), 4 * admission.concurrent_runs);
         admission.runs_per_user_per_minute =
-            sources.value(&EXECUTION_RUNS_PER_MINUTE, positive(), admission.runs_per_user_per_minute)?;
+            sources.value(&EXECUTION_RUNS_PER_MINUTE, positive(), admission.runs_per_user_per_minute);
         admission.runs_per_user_at_once =
-            sources.value(&EXECUTION_RUNS_PER_USER, positive(), (admission.concurrent_runs / 2).max(1))?;
+            sources.value(&EXECUTION_RUNS_PER_USER, positive(), (admission.concurrent_runs / 2).max(1));
         admission.queued_runs_per_user =
-            sources.value(&EXECUTION_QUEUE_PER_USER, positive(), admission.queued_runs_per_user)?;
+            sources.value(&EXECUTION_QUEUE_PER_USER, positive(), admission.queued_runs_per_user);
         // Every backend's keys are read (and checked), whichever backend runs.
         let docker = DockerConfig {
-            socket: sources.value(&DOCKER_SOCKET, TEXT, "unix:///var/run/docker.sock".to_string())?,
-            image: sources.value(&DOCKER_IMAGE, TEXT, "codesync-runner:latest".to_string())?,
-            runtime: sources.optional(&DOCKER_RUNTIME, TEXT)?,
-            read_only_binds: sources.value(&DOCKER_READ_ONLY_BINDS, LIST, Vec::new())?,
+            socket: sources.value(&DOCKER_SOCKET, TEXT, "unix:///var/run/docker.sock".to_string()),
+            image: sources.value(&DOCKER_IMAGE, TEXT, "codesync-runner:latest".to_string()),
+            runtime: sources.optional(&DOCKER_RUNTIME, TEXT),
+            read_only_binds: sources.value(&DOCKER_READ_ONLY_BINDS, LIST, Vec::new()),
         };
         let kubernetes = KubernetesConfig {
-            api_url: sources.optional(&KUBERNETES_API_URL, HTTP_URL)?,
-            namespace: sources.value(&KUBERNETES_NAMESPACE, TEXT, "codesync-runs".to_string())?,
-            image: sources.value(&KUBERNETES_IMAGE, TEXT, "codesync-runner:latest".to_string())?,
+            api_url: sources.optional(&KUBERNETES_API_URL, HTTP_URL),
+            namespace: sources.value(&KUBERNETES_NAMESPACE, TEXT, "codesync-runs".to_string()),
+            image: sources.value(&KUBERNETES_IMAGE, TEXT, "codesync-runner:latest".to_string()),
         };
         execution.backend = match sandbox {
             Backend::Local => BackendConfig::Local,
@@ -887,7 +924,7 @@ impl Config {
         let mut endpoints = BTreeMap::new();
         for (service, key) in SERVICE_NAMES.iter().zip(endpoint_keys) {
             debug_assert_eq!(key.name.strip_suffix("_endpoint"), Some(*service));
-            endpoints.insert(*service, sources.value(key, HTTP_URLS, vec![local_endpoint.clone()])?);
+            endpoints.insert(*service, sources.value(key, HTTP_URLS, vec![local_endpoint.clone()]));
         }
         let advertise_addr = sources.value(
             &ADVERTISE_ADDR,
@@ -899,20 +936,22 @@ impl Config {
                 },
             },
             advertised(grpc_addr),
-        )?;
+        );
         let call_defaults = CallPolicy::default();
         let calls = CallPolicy {
             default_timeout: millis(sources.value(
                 &CALL_TIMEOUT_MS,
                 positive(),
                 whole_millis(call_defaults.default_timeout),
-            )?),
+            )),
             ..call_defaults
         };
-        let shutdown_grace = seconds(sources.value(&SHUTDOWN_GRACE_SECS, positive(), 20)?);
+        let shutdown_grace = seconds(sources.value(&SHUTDOWN_GRACE_SECS, positive(), 20));
 
+        if let Some(problems) = ConfigError::of_all(sources.problems.into_inner()) {
+            return Err(problems);
+        }
         let effective = sources.effective.into_inner();
-        debug_assert!(ALL.iter().all(|key| effective.contains_key(key.name)), "every key is read");
         Ok(Self {
             http_addr,
             grpc_addr,
@@ -1032,20 +1071,23 @@ pub fn key_list() -> Result<String, ConfigError> {
     Ok(lines.join("\n"))
 }
 
-fn read_toml(path: &Path) -> Result<BTreeMap<String, toml::Value>, ConfigError> {
+/// The file's keys, and a problem for each key it names that is not one.
+fn read_toml(path: &Path) -> Result<(BTreeMap<String, toml::Value>, Vec<ConfigError>), ConfigError> {
     let text =
         std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile { path: path.to_path_buf(), source })?;
     let table: toml::Table = toml::from_str(&text)
         .map_err(|error| ConfigError::ParseFile { path: path.to_path_buf(), message: error.to_string() })?;
     let known: BTreeSet<&str> = keys::ALL.iter().map(|key| key.name).collect();
-    if let Some(unknown) = table.keys().find(|key| !known.contains(key.as_str())) {
-        return Err(ConfigError::UnknownKey {
-            key: unknown.clone(),
+    let unknown = table
+        .keys()
+        .filter(|key| !known.contains(key.as_str()))
+        .map(|key| ConfigError::UnknownKey {
+            key: key.clone(),
             path: path.to_path_buf(),
             known: keys::ALL.iter().map(|key| key.name).collect::<Vec<_>>().join(", "),
-        });
-    }
-    Ok(table.into_iter().collect())
+        })
+        .collect();
+    Ok((table.into_iter().filter(|(key, _)| known.contains(key.as_str())).collect(), unknown))
 }
 
 fn parse_http_url(text: &str) -> Option<String> {
@@ -1186,6 +1228,31 @@ mod tests {
         assert!(error.contains("unknown key 'http_adr'"), "{error}");
         let config = Config::from_sources(None, env(&[("CODESYNC_HTTP_ADR", "x"), ("CODESYNC_LOG", "debug")])).unwrap();
         assert_eq!(config.unknown_env_vars, vec!["CODESYNC_HTTP_ADR".to_string()]);
+    }
+
+    #[test]
+    fn every_bad_key_is_reported_at_once() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("codesync.toml");
+        std::fs::write(&path, "http_adr = \"127.0.0.1:1\"\nevent_queue = \"many\"\nsandbox = \"vm\"\n").unwrap();
+        let error = Config::from_sources(Some(&path), env(&[("CODESYNC_GRPC_ADDR", "nowhere")])).unwrap_err();
+        let ConfigError::Several(problems) = &error else { panic!("all problems at once: {error}") };
+        assert_eq!(problems.len(), 4, "{error}");
+        let told = error.to_string();
+        for expected in ["4 problems", "unknown key 'http_adr'", "'event_queue' in", "'sandbox' in", "CODESYNC_GRPC_ADDR"] {
+            assert!(told.contains(expected), "{expected}: {told}");
+        }
+        // One problem is told as it always was.
+        let one = Config::from_sources(None, env(&[("CODESYNC_GRPC_ADDR", "nowhere")])).unwrap_err();
+        assert!(matches!(one, ConfigError::InvalidValue { .. }), "{one}");
+    }
+
+    #[test]
+    fn every_declared_key_is_read() {
+        let config = Config::from_sources(None, BTreeMap::new()).unwrap();
+        let unread: Vec<&str> =
+            keys::ALL.iter().map(|key| key.name).filter(|name| !config.effective.contains_key(name)).collect();
+        assert!(unread.is_empty(), "declared but never read: {unread:?}");
     }
 
     /// docs/configuration.md's table of keys is made from the declarations

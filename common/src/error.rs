@@ -44,11 +44,48 @@ macro_rules! error_codes {
     };
 }
 
+impl ErrorCode {
+    /// The code a gRPC status carries: ours from its metadata; a code this build does not know
+    /// (a newer peer's) or none at all (the transport, a foreign service) becomes the general
+    /// code of the status's gRPC code, so every caller here deals in codes it knows.
+    pub fn of_status(status: &tonic::Status) -> Self {
+        let named = status.metadata().get(ERROR_CODE_METADATA_KEY).and_then(|value| value.to_str().ok());
+        match named.map(|name| (name, Self::from_name(name))) {
+            Some((_, Some(code))) => code,
+            Some((name, None)) => {
+                tracing::debug!(code = name, "an error code this build does not know; its general code stands in");
+                default_code_for(status.code())
+            }
+            None => default_code_for(status.code()),
+        }
+    }
+
+    /// The code a message of the wire carries in a field of its own (a chat refusal, an AI
+    /// error), known or mapped to `otherwise`.
+    pub fn from_wire(name: &str, otherwise: Self) -> Self {
+        Self::from_name(name).unwrap_or(otherwise)
+    }
+}
+
+impl serde::Serialize for ErrorCode {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
 error_codes! {
     AmbiguousProgram = "ambiguous_program",
     AccountNotFound = "account_not_found",
     AdminRequired = "admin_required",
+    AiBadResponse = "ai_bad_response",
     AiNotConfigured = "ai_not_configured",
+    AiOverloaded = "ai_overloaded",
+    AiRateLimited = "ai_rate_limited",
+    AiRequestRejected = "ai_request_rejected",
+    AiTimeout = "ai_timeout",
+    AiUnauthorized = "ai_unauthorized",
+    AiUnreachable = "ai_unreachable",
+    AiUpstreamError = "ai_upstream_error",
     AlreadyOpen = "already_open",
     ArchiveRefused = "archive_refused",
     ArchiveTooLarge = "archive_too_large",
@@ -59,6 +96,7 @@ error_codes! {
     Conflict = "conflict",
     DeadlineExceeded = "deadline_exceeded",
     DiffTooLarge = "diff_too_large",
+    DocumentElsewhere = "document_elsewhere",
     EmailTaken = "email_taken",
     EmptyMessage = "empty_message",
     EmptyRequest = "empty_request",
@@ -78,7 +116,6 @@ error_codes! {
     InvalidDescription = "invalid_description",
     InvalidEmail = "invalid_email",
     InvalidEvent = "invalid_event",
-    InvalidFileName = "invalid_file_name",
     InvalidFilename = "invalid_filename",
     InvalidHistory = "invalid_history",
     InvalidIndex = "invalid_index",
@@ -100,6 +137,7 @@ error_codes! {
     InviteNotFound = "invite_not_found",
     LanguageUnavailable = "language_unavailable",
     MalformedJson = "malformed_json",
+    MalformedMessage = "malformed_message",
     MemberNotFound = "member_not_found",
     MembersOnly = "members_only",
     MessageTooLarge = "message_too_large",
@@ -264,17 +302,13 @@ impl ServiceError {
 
     /// Whether this is the error `code` (also when another service decided it).
     pub fn is(&self, code: ErrorCode) -> bool {
-        self.code() == code.as_str()
+        self.code() == code
     }
 
-    /// The snake_case code of the REST contract.
-    pub fn code(&self) -> &str {
+    /// The code of the REST contract.
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::Peer(status) => status
-                .metadata()
-                .get(ERROR_CODE_METADATA_KEY)
-                .and_then(|value| value.to_str().ok())
-                .unwrap_or(ErrorCode::ServiceUnavailable.as_str()),
+            Self::Peer(status) => ErrorCode::of_status(status),
             Self::InvalidArgument { code, .. }
             | Self::Unauthenticated { code, .. }
             | Self::PermissionDenied { code, .. }
@@ -284,12 +318,12 @@ impl ServiceError {
             | Self::TooLarge { code, .. }
             | Self::FailedPrecondition { code, .. }
             | Self::Exhausted { code, .. }
-            | Self::NotConfigured { code, .. } => code.as_str(),
-            Self::RateLimited { .. } => ErrorCode::RateLimited.as_str(),
-            Self::Unavailable { .. } => ErrorCode::ServiceUnavailable.as_str(),
-            Self::DeadlineExceeded { .. } => ErrorCode::DeadlineExceeded.as_str(),
-            Self::Restarting { .. } => ErrorCode::ServiceRestarting.as_str(),
-            Self::Internal { .. } => ErrorCode::InternalError.as_str(),
+            | Self::NotConfigured { code, .. } => *code,
+            Self::RateLimited { .. } => ErrorCode::RateLimited,
+            Self::Unavailable { .. } => ErrorCode::ServiceUnavailable,
+            Self::DeadlineExceeded { .. } => ErrorCode::DeadlineExceeded,
+            Self::Restarting { .. } => ErrorCode::ServiceRestarting,
+            Self::Internal { .. } => ErrorCode::InternalError,
         }
     }
 
@@ -337,10 +371,7 @@ impl From<ServiceError> for tonic::Status {
             other => other.to_string(),
         };
         let mut status = tonic::Status::new(error.grpc_code(), message);
-        // Every other variant's code is a static snake_case literal.
-        if let Ok(code) = MetadataValue::try_from(error.code()) {
-            status.metadata_mut().insert(ERROR_CODE_METADATA_KEY, code);
-        }
+        status.metadata_mut().insert(ERROR_CODE_METADATA_KEY, MetadataValue::from_static(error.code().as_str()));
         if let ServiceError::RateLimited { retry_after_secs, .. } | ServiceError::Exhausted { retry_after_secs, .. } =
             error
         {
@@ -354,14 +385,14 @@ impl From<ServiceError> for tonic::Status {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpError {
     pub status: StatusCode,
-    pub code: String,
+    pub code: ErrorCode,
     pub message: String,
     pub retry_after_secs: Option<u64>,
 }
 
 impl HttpError {
     pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { status, code: code.as_str().to_string(), message: message.into(), retry_after_secs: None }
+        Self { status, code, message: message.into(), retry_after_secs: None }
     }
 }
 
@@ -388,18 +419,15 @@ pub fn http_error_from_status(status: &tonic::Status) -> HttpError {
         Code::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
         Code::Ok | Code::Unknown | Code::Internal | Code::DataLoss => StatusCode::INTERNAL_SERVER_ERROR,
     };
-    let metadata_code = status
+    let is_ours = status
         .metadata()
         .get(ERROR_CODE_METADATA_KEY)
         .and_then(|value| value.to_str().ok())
-        .filter(|code| is_snake_case_code(code));
-    let code = match metadata_code {
-        Some(code) => code.to_string(),
-        None => default_code_for(status.code()).as_str().to_string(),
-    };
+        .is_some_and(is_snake_case_code);
+    let code = ErrorCode::of_status(status);
     // Transport failures and foreign services carry no code of ours; their
     // messages can hold internals, so only our own codes pass their sentence on.
-    let message = if metadata_code.is_some() && http_status != StatusCode::INTERNAL_SERVER_ERROR {
+    let message = if is_ours && http_status != StatusCode::INTERNAL_SERVER_ERROR {
         status.message().to_string()
     } else {
         default_message_for(status.code()).to_string()
@@ -488,26 +516,26 @@ mod tests {
         let decision = tonic::Status::from(ServiceError::not_found(ErrorCode::RoomNotFound, "no such room"));
         let passed_on = tonic::Status::from(ServiceError::from_peer("rooms", decision));
         assert_eq!(passed_on.code(), Code::NotFound);
-        assert_eq!(http_error_from_status(&passed_on).code, "room_not_found");
+        assert_eq!(http_error_from_status(&passed_on).code, ErrorCode::RoomNotFound);
         assert_eq!(passed_on.message(), "no such room");
 
         let transport = ServiceError::from_peer("rooms", tonic::Status::unavailable("tcp connect error"));
-        assert_eq!(transport.code(), "service_unavailable");
+        assert_eq!(transport.code(), ErrorCode::ServiceUnavailable);
         assert!(!transport.to_string().contains("tcp"), "internals stay inside");
         let crash = ServiceError::from_peer("rooms", tonic::Status::from(ServiceError::internal("boom")));
-        assert_eq!(crash.code(), "service_unavailable");
+        assert_eq!(crash.code(), ErrorCode::ServiceUnavailable);
     }
 
     #[test]
     fn service_errors_reach_http_with_their_code_and_status() {
         let cases = [
-            (ServiceError::invalid(ErrorCode::InvalidEmail, "bad email"), StatusCode::BAD_REQUEST, "invalid_email"),
-            (ServiceError::unauthenticated(ErrorCode::InvalidToken, "no"), StatusCode::UNAUTHORIZED, "invalid_token"),
-            (ServiceError::forbidden(ErrorCode::ReadOnly, "viewer"), StatusCode::FORBIDDEN, "read_only"),
-            (ServiceError::not_found(ErrorCode::RoomNotFound, "no room"), StatusCode::NOT_FOUND, "room_not_found"),
-            (ServiceError::already_exists(ErrorCode::EmailTaken, "taken"), StatusCode::CONFLICT, "email_taken"),
-            (ServiceError::conflict(ErrorCode::StaleHead, "stale"), StatusCode::CONFLICT, "stale_head"),
-            (ServiceError::too_large(ErrorCode::FileTooLarge, "big"), StatusCode::PAYLOAD_TOO_LARGE, "file_too_large"),
+            (ServiceError::invalid(ErrorCode::InvalidEmail, "bad email"), StatusCode::BAD_REQUEST, ErrorCode::InvalidEmail),
+            (ServiceError::unauthenticated(ErrorCode::InvalidToken, "no"), StatusCode::UNAUTHORIZED, ErrorCode::InvalidToken),
+            (ServiceError::forbidden(ErrorCode::ReadOnly, "viewer"), StatusCode::FORBIDDEN, ErrorCode::ReadOnly),
+            (ServiceError::not_found(ErrorCode::RoomNotFound, "no room"), StatusCode::NOT_FOUND, ErrorCode::RoomNotFound),
+            (ServiceError::already_exists(ErrorCode::EmailTaken, "taken"), StatusCode::CONFLICT, ErrorCode::EmailTaken),
+            (ServiceError::conflict(ErrorCode::StaleHead, "stale"), StatusCode::CONFLICT, ErrorCode::StaleHead),
+            (ServiceError::too_large(ErrorCode::FileTooLarge, "big"), StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::FileTooLarge),
         ];
         for (error, expected_status, expected_code) in cases {
             let http_error = HttpError::from(error);
@@ -536,7 +564,19 @@ mod tests {
         let status = tonic::Status::unavailable("tcp connect error: 10.0.0.7:50051 refused");
         let http_error = http_error_from_status(&status);
         assert_eq!(http_error.status, StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(http_error.code, "service_unavailable");
+        assert_eq!(http_error.code, ErrorCode::ServiceUnavailable);
         assert!(!http_error.message.contains("10.0.0.7"));
+    }
+
+    #[test]
+    fn a_code_this_build_does_not_know_becomes_the_general_code_of_its_status() {
+        let mut status = tonic::Status::not_found("no such thing");
+        status.metadata_mut().insert(ERROR_CODE_METADATA_KEY, MetadataValue::from_static("thing_from_the_future"));
+        assert_eq!(ErrorCode::of_status(&status), ErrorCode::NotFound);
+        let passed_on = ServiceError::from_peer("rooms", status);
+        assert_eq!(passed_on.code(), ErrorCode::NotFound);
+        assert_eq!(HttpError::from(passed_on).status, StatusCode::NOT_FOUND);
+        assert_eq!(ErrorCode::from_wire("ai_overloaded", ErrorCode::InternalError), ErrorCode::AiOverloaded);
+        assert_eq!(ErrorCode::from_wire("no_such_code", ErrorCode::InternalError), ErrorCode::InternalError);
     }
 }

@@ -585,7 +585,7 @@ mod tests {
         group.recv().await.unwrap().acknowledge();
         waiting.await.unwrap().expect("queued once there was room");
         let refused = bus.publish_durable(member(Kind::MemberRemoved, "u", Role::Unspecified)).await.unwrap_err();
-        assert_eq!(refused.code(), "service_unavailable", "told after DURABLE_WAIT: {refused}");
+        assert_eq!(refused.code(), crate::ErrorCode::ServiceUnavailable, "told after DURABLE_WAIT: {refused}");
         let kinds: Vec<&str> =
             std::iter::from_fn(|| group.try_recv().ok()).map(|delivery| delivery.event.kind_name()).collect();
         assert_eq!(kinds, ["activity", "activity", "activity", "member_joined"], "nothing durable was dropped");

@@ -570,7 +570,7 @@ mod tests {
         let token = tokens.issue_access_token(&alice(), "s-1").unwrap();
         assert_eq!(tokens.verify_access_token(&token).unwrap(), alice());
         let other = service(8, 900);
-        assert_eq!(other.verify_access_token(&token).unwrap_err().code(), "invalid_token");
+        assert_eq!(other.verify_access_token(&token).unwrap_err().code(), ErrorCode::InvalidToken);
     }
 
     #[test]
@@ -583,7 +583,7 @@ mod tests {
         assert_eq!(verifier.verify_access_token(&token).unwrap(), alice());
         assert_eq!(
             verifier.issue_access_token(&alice(), "s-1").unwrap_err().code(),
-            "internal_error",
+            ErrorCode::InternalError,
             "a verifier cannot mint"
         );
         // A token signed HS256 with the service key (which every process holds) is no session.
@@ -615,7 +615,7 @@ mod tests {
         let tokens = service(7, 0);
         let token = tokens.issue_access_token(&alice(), "s-1").unwrap();
         std::thread::sleep(Duration::from_millis(1100));
-        assert_eq!(tokens.verify_access_token(&token).unwrap_err().code(), "token_expired");
+        assert_eq!(tokens.verify_access_token(&token).unwrap_err().code(), ErrorCode::TokenExpired);
     }
 
     #[test]
@@ -628,7 +628,7 @@ mod tests {
         assert!(session.expires_at_ms > crate::now_ms());
         let mut ended = tokens.ended_sessions();
         tokens.clone().end_session("s-1");
-        assert_eq!(tokens.verify_access_token(&first).unwrap_err().code(), "session_ended");
+        assert_eq!(tokens.verify_access_token(&first).unwrap_err().code(), ErrorCode::SessionEnded);
         assert!(tokens.verify_access_token(&second).is_ok(), "another sign-in goes on");
         assert_eq!(ended.try_recv().unwrap(), "s-1");
     }

@@ -276,7 +276,7 @@ mod tests {
         ];
         for (bad, reason) in cases {
             assert_eq!(normalise(bad), Err(reason.clone()), "{bad:?}");
-            assert_eq!(reason.into_service_error().code(), "invalid_filename");
+            assert_eq!(reason.into_service_error().code(), ErrorCode::InvalidFilename);
         }
     }
 
@@ -298,9 +298,9 @@ mod tests {
         assert_eq!(clash("src/APP/other.py", room), Some(Clash::FolderCase("src/app".into())));
         assert_eq!(clash("src/lib/other.py", room), None);
         assert_eq!(clash("src/app/main.py/x", room), Some(Clash::FileAndFolder("src/app/main.py".into())));
-        assert_eq!(Clash::FileAndFolder("docs".into()).into_service_error().code(), "path_conflict");
-        assert_eq!(Clash::SameName("a".into()).into_service_error().code(), "file_exists");
-        assert_eq!(Clash::FolderCase("a".into()).into_service_error().code(), "file_exists");
+        assert_eq!(Clash::FileAndFolder("docs".into()).into_service_error().code(), ErrorCode::PathConflict);
+        assert_eq!(Clash::SameName("a".into()).into_service_error().code(), ErrorCode::FileExists);
+        assert_eq!(Clash::FolderCase("a".into()).into_service_error().code(), ErrorCode::FileExists);
     }
 
     #[test]

@@ -19,8 +19,8 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// Machine-readable, snake_case, stable.
-    #[schema(example = "invalid_email")]
-    pub code: String,
+    #[schema(value_type = String, example = "invalid_email")]
+    pub code: ErrorCode,
     /// A sentence for people.
     #[schema(example = "the email address is not valid")]
     pub message: String,

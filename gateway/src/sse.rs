@@ -74,7 +74,7 @@ where
                 () = &mut stopped => return,
                 // The client reconnects with a fresh token (or not at all, signed out).
                 () = &mut session_ended => {
-                    let body = serde_json::json!({"error": {"code": "session_ended", "message": "the session ended; reconnect with a fresh token"}});
+                    let body = serde_json::json!({"error": {"code": codesync_common::ErrorCode::SessionEnded, "message": "the session ended; reconnect with a fresh token"}});
                     let _ = sender.send(Ok(Event::default().event("error").data(body.to_string()))).await;
                     return;
                 }

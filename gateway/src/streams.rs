@@ -84,7 +84,7 @@ mod tests {
         let slots = StreamSlots::new(2);
         let first = slots.take("ada").unwrap();
         let _second = slots.take("ada").unwrap();
-        assert_eq!(slots.take("ada").err().unwrap().0.code, "too_many_connections");
+        assert_eq!(slots.take("ada").err().unwrap().0.code, ErrorCode::TooManyConnections);
         assert!(slots.take("bob").is_ok(), "another user has slots of their own");
         drop(first);
         assert!(slots.take("ada").is_ok());

@@ -51,7 +51,7 @@ enum Outcome {
 impl Outcome {
     fn of_status(status: &tonic::Status) -> Self {
         let error = http_error_from_status(status);
-        Self::Refused(error.status.as_u16(), error.code)
+        Self::Refused(error.status.as_u16(), error.code.as_str().to_string())
     }
 
     fn of<T>(result: Result<tonic::Response<T>, tonic::Status>) -> Self {

@@ -47,6 +47,22 @@ fn bad_configuration_is_a_clear_error() {
     assert_eq!(output.status.code(), Some(2));
     assert!(text(&output).contains("unknown key 'grpc_adr'"), "{}", text(&output));
 
+    // Three bad keys at once: all three told, and nothing started (no data directory made).
+    std::fs::write(directory.path().join("three.toml"), "grpc_adr = \"127.0.0.1:1\"\nevent_queue = \"many\"\n")
+        .unwrap();
+    let data_dir = directory.path().join("never-made");
+    let output = codesync(
+        &["--config", "three.toml", "run"],
+        &[("CODESYNC_HTTP_ADDR", "localhost:http"), ("CODESYNC_DATA_DIR", data_dir.to_str().unwrap())],
+        directory.path(),
+    );
+    assert_eq!(output.status.code(), Some(2));
+    let message = text(&output);
+    for told in ["3 problems", "unknown key 'grpc_adr'", "'event_queue' in three.toml", "CODESYNC_HTTP_ADDR"] {
+        assert!(message.contains(told), "{told}: {message}");
+    }
+    assert!(!data_dir.exists(), "nothing starts");
+
     std::fs::write(directory.path().join("broken.toml"), "http_addr = [").unwrap();
     let output = codesync(&["--config", "broken.toml", "run"], &[], directory.path());
     assert_eq!(output.status.code(), Some(2));

@@ -100,7 +100,7 @@ async fn code_runs_in_the_sandbox_through_the_api() {
     let (status, body) = run(json!({"language": "cobol", "files": [{"name": "a.cob", "content": ""}]})).await;
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("unknown_language")));
     let (status, body) = run(json!({"language": "python", "files": [{"name": "../evil.py", "content": ""}]})).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_file_name")));
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_filename")));
     let (status, body) = run(json!({"language": "python", "files": []})).await;
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("no_files")));
     let (status, _) = cluster.post("/api/executions", None, json!({"language": "python", "files": []})).await;
@@ -196,7 +196,7 @@ async fn a_rooms_file_runs_with_its_live_content_and_its_neighbours() {
         let (status, result) = cluster.post("/api/executions", owner.token(), body).await;
         assert_eq!(
             (status, result["error"]["code"].as_str()),
-            (StatusCode::BAD_REQUEST, Some("invalid_file_name")),
+            (StatusCode::BAD_REQUEST, Some("invalid_filename")),
             "{hostile}"
         );
     }

@@ -338,7 +338,7 @@ fn report_refused(files: Vec<ArchiveEntryBody>) -> Response {
     let refused = files.iter().filter(|file| file.outcome == "refused").count();
     let body = serde_json::json!({
         "error": {
-            "code": ErrorCode::ArchiveRefused.as_str(),
+            "code": ErrorCode::ArchiveRefused,
             "message": format!("{refused} of the archive's entries were refused; nothing was written"),
         },
         "written": false,

@@ -145,7 +145,13 @@ async fn stream(
             last: true,
         },
         Some(pb::ask_event::Event::Error(error)) => Relayed {
-            event: Some(("error", serde_json::json!({"error": {"code": error.code, "message": error.message}}))),
+            event: Some((
+                "error",
+                serde_json::json!({"error": {
+                    "code": ErrorCode::from_wire(&error.code, ErrorCode::InternalError),
+                    "message": error.message,
+                }}),
+            )),
             last: true,
         },
         None => Relayed { event: None, last: false },

@@ -104,8 +104,7 @@ pub async fn stopped(stopping: &mut tokio::sync::watch::Receiver<bool>) {
 
 /// The close frame that tells the client why the server ended its socket.
 pub fn close_frame_for(status: &tonic::Status) -> CloseFrame {
-    let code_of_ours = status.metadata().get(codesync_common::error::ERROR_CODE_METADATA_KEY);
-    if code_of_ours.is_some_and(|code| code == codesync_common::error::ErrorCode::ServiceRestarting.as_str()) {
+    if codesync_common::ErrorCode::of_status(status) == codesync_common::ErrorCode::ServiceRestarting {
         // Service restart: the client reconnects at once, and reaches a replica that is up.
         return CloseFrame { code: 1012, reason: status.message().to_string() };
     }

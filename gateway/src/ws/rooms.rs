@@ -8,6 +8,7 @@
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
+use codesync_common::ErrorCode;
 use codesync_proto::presence::v1 as pb;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -87,7 +88,7 @@ impl Codec for RoomMessages {
             Ok(message) => FromClient::Requests(vec![pb::RoomClientEvent { event: Some(client_event(message)) }]),
             // A bad message is answered and dropped; the session stays.
             Err(error) => FromClient::Reply(text(json!({
-                "type": "error", "code": "malformed_message", "message": format!("not a room message: {error}"),
+                "type": "error", "code": ErrorCode::MalformedMessage, "message": format!("not a room message: {error}"),
             }))),
         }
     }
@@ -147,7 +148,11 @@ fn server_event_json(event: pb::room_server_event::Event) -> Value {
             "file_id": none_if_empty(typing.file_id),
             "typing": typing.typing,
         }),
-        Event::Error(error) => json!({"type": "error", "code": error.code, "message": error.message}),
+        Event::Error(error) => json!({
+            "type": "error",
+            "code": ErrorCode::from_wire(&error.code, ErrorCode::InternalError),
+            "message": error.message,
+        }),
         Event::FileChanged(changed) => json!({
             "type": "file_changed",
             "change": changed.change,

@@ -144,10 +144,10 @@ pub(crate) async fn answer(
         Err(Some(error)) => {
             // Mid-stream error events are the vendor's words too: the key never passes on.
             let message = provider::vendor_text(&error.to_string(), provider.api_key.as_deref());
-            tracing::warn!(interaction_id = %interaction_id, code = error.code(), error = %message, "an AI request failed");
+            tracing::warn!(interaction_id = %interaction_id, code = %error.code(), error = %message, "an AI request failed");
             inner.failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            recorder.finish(error.code());
-            send(pb::ask_event::Event::Error(pb::AskError { code: error.code().into(), message })).await;
+            recorder.finish(error.code().as_str());
+            send(pb::ask_event::Event::Error(pb::AskError { code: error.code().as_str().into(), message })).await;
         }
         // The caller went away: the recorder's drop records the cancellation.
         Err(None) => {}

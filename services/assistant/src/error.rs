@@ -1,5 +1,6 @@
 //! What can go wrong with a provider, each with a distinct code the API and the web app show.
 
+use codesync_common::ErrorCode;
 use serde_json::Value;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -26,16 +27,16 @@ pub enum AiError {
 
 impl AiError {
     /// The stable code of the API's error shape.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::Unauthorized(_) => "ai_unauthorized",
-            Self::RateLimited { .. } => "ai_rate_limited",
-            Self::Overloaded => "ai_overloaded",
-            Self::Upstream { .. } => "ai_upstream_error",
-            Self::Rejected { .. } => "ai_request_rejected",
-            Self::Timeout => "ai_timeout",
-            Self::BadResponse(_) => "ai_bad_response",
-            Self::Unreachable(_) => "ai_unreachable",
+            Self::Unauthorized(_) => ErrorCode::AiUnauthorized,
+            Self::RateLimited { .. } => ErrorCode::AiRateLimited,
+            Self::Overloaded => ErrorCode::AiOverloaded,
+            Self::Upstream { .. } => ErrorCode::AiUpstreamError,
+            Self::Rejected { .. } => ErrorCode::AiRequestRejected,
+            Self::Timeout => ErrorCode::AiTimeout,
+            Self::BadResponse(_) => ErrorCode::AiBadResponse,
+            Self::Unreachable(_) => ErrorCode::AiUnreachable,
         }
     }
 
@@ -77,13 +78,13 @@ mod tests {
 
     #[test]
     fn statuses_map_to_distinct_codes() {
-        assert_eq!(AiError::from_status(401, None, "bad key").code(), "ai_unauthorized");
+        assert_eq!(AiError::from_status(401, None, "bad key").code(), ErrorCode::AiUnauthorized);
         assert_eq!(AiError::from_status(429, Some(7), "slow down"), AiError::RateLimited { retry_after_secs: Some(7) });
-        assert_eq!(AiError::from_status(529, None, "Overloaded").code(), "ai_overloaded");
-        assert_eq!(AiError::from_status(503, None, "The model is overloaded").code(), "ai_overloaded");
-        assert_eq!(AiError::from_status(502, None, "bad gateway").code(), "ai_upstream_error");
-        assert_eq!(AiError::from_status(404, None, "no such model").code(), "ai_request_rejected");
-        assert_eq!(AiError::Timeout.code(), "ai_timeout");
+        assert_eq!(AiError::from_status(529, None, "Overloaded").code(), ErrorCode::AiOverloaded);
+        assert_eq!(AiError::from_status(503, None, "The model is overloaded").code(), ErrorCode::AiOverloaded);
+        assert_eq!(AiError::from_status(502, None, "bad gateway").code(), ErrorCode::AiUpstreamError);
+        assert_eq!(AiError::from_status(404, None, "no such model").code(), ErrorCode::AiRequestRejected);
+        assert_eq!(AiError::Timeout.code(), ErrorCode::AiTimeout);
         let overloaded = serde_json::json!({"type": "overloaded_error", "message": "Overloaded"});
         assert_eq!(AiError::from_stream_error(&overloaded), AiError::Overloaded);
     }

@@ -86,7 +86,7 @@ mod tests {
             assert!(username(good).is_ok(), "{good}");
         }
         for bad in ["ab", "_bob", "bob smith", "bob/../x", "bøb", "a\u{0}b", &"a".repeat(33), ""] {
-            assert_eq!(username(bad).unwrap_err().code(), "invalid_username", "{bad:?}");
+            assert_eq!(username(bad).unwrap_err().code(), ErrorCode::InvalidUsername, "{bad:?}");
         }
     }
 
@@ -108,7 +108,7 @@ mod tests {
             "alice@exa\nmple.com",
             "<a@b.c>",
         ] {
-            assert_eq!(email(bad).unwrap_err().code(), "invalid_email", "{bad:?}");
+            assert_eq!(email(bad).unwrap_err().code(), ErrorCode::InvalidEmail, "{bad:?}");
         }
         assert!(email(&format!("{}@example.com", "a".repeat(300))).is_err());
     }
@@ -117,7 +117,7 @@ mod tests {
     fn passwords() {
         assert!(password("12345678").is_ok());
         assert!(password("пароль-секрет").is_ok());
-        assert_eq!(password("1234567").unwrap_err().code(), "weak_password");
-        assert_eq!(password(&"x".repeat(1025)).unwrap_err().code(), "invalid_password");
+        assert_eq!(password("1234567").unwrap_err().code(), ErrorCode::WeakPassword);
+        assert_eq!(password(&"x".repeat(1025)).unwrap_err().code(), ErrorCode::InvalidPassword);
     }
 }

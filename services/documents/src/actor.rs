@@ -143,13 +143,10 @@ pub struct Shared {
 /// gRPC metadata naming the replica that owns a file (`host:port`), on a refusal that says the
 /// file's live document is there.
 pub const OWNER_METADATA_KEY: &str = "x-codesync-document-owner";
-/// The error code of that refusal.
-pub const MOVED_CODE: &str = "document_elsewhere";
-
 /// "Ask `address`": the file's live document is on that replica.
 pub fn moved_status(address: &str) -> tonic::Status {
     let mut status = tonic::Status::unavailable("the file is open on another replica");
-    status.metadata_mut().insert(ERROR_CODE_METADATA_KEY, tonic::metadata::MetadataValue::from_static(MOVED_CODE));
+    status.metadata_mut().insert(ERROR_CODE_METADATA_KEY, tonic::metadata::MetadataValue::from_static(ErrorCode::DocumentElsewhere.as_str()));
     if let Ok(value) = tonic::metadata::MetadataValue::try_from(address) {
         status.metadata_mut().insert(OWNER_METADATA_KEY, value);
     }
@@ -159,7 +156,7 @@ pub fn moved_status(address: &str) -> tonic::Status {
 /// The replica a refusal sends the caller to, if it is one of those.
 pub fn moved_to(status: &tonic::Status) -> Option<String> {
     let metadata = status.metadata();
-    let is_moved = metadata.get(ERROR_CODE_METADATA_KEY).is_some_and(|code| code == MOVED_CODE);
+    let is_moved = ErrorCode::of_status(status) == ErrorCode::DocumentElsewhere;
     is_moved.then(|| metadata.get(OWNER_METADATA_KEY)?.to_str().ok().map(str::to_string)).flatten()
 }
 

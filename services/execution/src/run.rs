@@ -38,7 +38,7 @@ pub fn resolve<'t>(table: &'t LanguageTable, program: &Program<'_>) -> Result<(&
     }
     for file in program.files {
         crate::sandbox::local::check_file_name(&file.name)
-            .map_err(|error| ServiceError::invalid(ErrorCode::InvalidFileName, error.to_string()))?;
+            .map_err(|error| ServiceError::invalid(ErrorCode::InvalidFilename, error.to_string()))?;
     }
     let total: usize = program.files.iter().map(|file| file.content.len()).sum();
     if total > MAX_SOURCE_BYTES {

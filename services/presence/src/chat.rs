@@ -72,10 +72,10 @@ mod tests {
     pub(crate) fn chat_text_is_validated() {
         assert_eq!(validate_chat_text("  hi there \n").unwrap(), "hi there");
         assert_eq!(validate_chat_text("line\nline\tcol").unwrap(), "line\nline\tcol");
-        assert_eq!(validate_chat_text("   ").unwrap_err().code(), "empty_message");
-        assert_eq!(validate_chat_text(&"x".repeat(2001)).unwrap_err().code(), "message_too_long");
+        assert_eq!(validate_chat_text("   ").unwrap_err().code(), ErrorCode::EmptyMessage);
+        assert_eq!(validate_chat_text(&"x".repeat(2001)).unwrap_err().code(), ErrorCode::MessageTooLong);
         assert!(validate_chat_text(&"é".repeat(2000)).is_ok(), "the limit counts characters, not bytes");
-        assert_eq!(validate_chat_text("bell\u{7}").unwrap_err().code(), "invalid_message");
-        assert_eq!(validate_chat_text("evil\u{202e}txt").unwrap_err().code(), "invalid_message");
+        assert_eq!(validate_chat_text("bell\u{7}").unwrap_err().code(), ErrorCode::InvalidMessage);
+        assert_eq!(validate_chat_text("evil\u{202e}txt").unwrap_err().code(), ErrorCode::InvalidMessage);
     }
 }

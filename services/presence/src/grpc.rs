@@ -24,7 +24,7 @@ const SESSION_OUTBOX: usize = 256;
 fn error_event(error: &ServiceError) -> pb::RoomServerEvent {
     pb::RoomServerEvent {
         event: Some(pb::room_server_event::Event::Error(pb::RoomError {
-            code: error.code().to_string(),
+            code: error.code().as_str().to_string(),
             message: error.to_string(),
         })),
     }

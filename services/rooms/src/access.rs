@@ -93,22 +93,22 @@ mod tests {
 
     #[test]
     fn private_rooms_do_not_exist_for_outsiders() {
-        assert_eq!(RoomAccess::evaluate(Some(room(false, None)), someone()).unwrap_err().code(), "room_not_found");
-        assert_eq!(RoomAccess::evaluate(Some(room(false, None)), None).unwrap_err().code(), "room_not_found");
-        assert_eq!(RoomAccess::evaluate(None, someone()).unwrap_err().code(), "room_not_found");
+        assert_eq!(RoomAccess::evaluate(Some(room(false, None)), someone()).unwrap_err().code(), ErrorCode::RoomNotFound);
+        assert_eq!(RoomAccess::evaluate(Some(room(false, None)), None).unwrap_err().code(), ErrorCode::RoomNotFound);
+        assert_eq!(RoomAccess::evaluate(None, someone()).unwrap_err().code(), ErrorCode::RoomNotFound);
     }
 
     #[test]
     fn roles_gate_changes() {
         let viewer = RoomAccess::evaluate(Some(room(false, Some(Role::Viewer))), someone()).unwrap();
-        assert_eq!(viewer.require_write().unwrap_err().code(), "read_only");
+        assert_eq!(viewer.require_write().unwrap_err().code(), ErrorCode::ReadOnly);
         let outsider = RoomAccess::evaluate(Some(room(true, None)), someone()).unwrap();
-        assert_eq!(outsider.require_write().unwrap_err().code(), "not_a_member");
+        assert_eq!(outsider.require_write().unwrap_err().code(), ErrorCode::NotAMember);
         let anonymous = RoomAccess::evaluate(Some(room(true, None)), None).unwrap();
-        assert_eq!(anonymous.require_write().unwrap_err().code(), "authentication_required");
+        assert_eq!(anonymous.require_write().unwrap_err().code(), ErrorCode::AuthenticationRequired);
         let editor = RoomAccess::evaluate(Some(room(true, Some(Role::Editor))), someone()).unwrap();
         assert!(editor.require_write().is_ok());
-        assert_eq!(editor.require_owner().unwrap_err().code(), "owner_only");
+        assert_eq!(editor.require_owner().unwrap_err().code(), ErrorCode::OwnerOnly);
         let owner = RoomAccess::evaluate(Some(room(false, Some(Role::Owner))), someone()).unwrap();
         assert!(owner.require_owner().is_ok());
     }

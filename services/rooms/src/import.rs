@@ -26,7 +26,7 @@ fn refused(path: &str, error: &ServiceError) -> pb::ImportedFile {
     pb::ImportedFile {
         path: path.to_string(),
         outcome: REFUSED.into(),
-        error_code: error.code().to_string(),
+        error_code: error.code().as_str().to_string(),
         message: error.to_string(),
         ..Default::default()
     }

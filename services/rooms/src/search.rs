@@ -238,10 +238,10 @@ mod tests {
         // A pattern that can match empty text is refused, even one that never matches "" itself.
         for empty in ["z*", "(?:a*c)?", "^", "x|", r"(?:a*c)?\b", r"\bz*"] {
             let empty = pb::SearchFilesRequest { regex: true, ..request(empty) };
-            assert_eq!(Matcher::new(&empty).unwrap_err().code(), "invalid_query");
+            assert_eq!(Matcher::new(&empty).unwrap_err().code(), ErrorCode::InvalidQuery);
         }
         let whole_word_of_optional = pb::SearchFilesRequest { regex: true, whole_word: true, ..request("(?:a*c)?") };
-        assert_eq!(Matcher::new(&whole_word_of_optional).unwrap_err().code(), "invalid_query");
+        assert_eq!(Matcher::new(&whole_word_of_optional).unwrap_err().code(), ErrorCode::InvalidQuery);
         assert!(Matcher::new(&pb::SearchFilesRequest { regex: true, ..request(r"\bz+") }).is_ok());
     }
 
@@ -258,12 +258,12 @@ mod tests {
     #[test]
     fn bad_queries_are_refused_with_a_reason() {
         for bad in [request(""), request(&"x".repeat(QUERY_MAX_CHARS + 1))] {
-            assert_eq!(Matcher::new(&bad).unwrap_err().code(), "invalid_query");
+            assert_eq!(Matcher::new(&bad).unwrap_err().code(), ErrorCode::InvalidQuery);
         }
         let unbalanced = pb::SearchFilesRequest { regex: true, ..request("(a") };
-        assert_eq!(Matcher::new(&unbalanced).unwrap_err().code(), "invalid_query");
+        assert_eq!(Matcher::new(&unbalanced).unwrap_err().code(), ErrorCode::InvalidQuery);
         let huge = pb::SearchFilesRequest { regex: true, ..request(r"\w{1000}\w{1000}\w{1000}") };
-        assert_eq!(Matcher::new(&huge).unwrap_err().code(), "invalid_query");
+        assert_eq!(Matcher::new(&huge).unwrap_err().code(), ErrorCode::InvalidQuery);
     }
 
     #[test]

@@ -71,7 +71,7 @@ mod tests {
             "x".repeat(256).as_str(),
             "é".repeat(200).as_str(),
         ] {
-            assert_eq!(filename(bad).unwrap_err().code(), "invalid_filename", "{bad:?}");
+            assert_eq!(filename(bad).unwrap_err().code(), ErrorCode::InvalidFilename, "{bad:?}");
         }
     }
 
@@ -80,7 +80,7 @@ mod tests {
         assert!(room_name("Team ✨").is_ok());
         assert!(room_name(&"x".repeat(10_000)).is_err());
         assert!(room_description("").is_ok());
-        assert_eq!(file_content(&"x".repeat(MAX_FILE_BYTES + 1)).unwrap_err().code(), "file_too_large");
+        assert_eq!(file_content(&"x".repeat(MAX_FILE_BYTES + 1)).unwrap_err().code(), ErrorCode::FileTooLarge);
         assert!(file_content("print('hi')\n").is_ok());
     }
 }
