@@ -53,7 +53,7 @@ async fn measure(name: &str, trace: &Trace, every: usize) -> anyhow::Result<()> 
     let url = format!("sqlite://{}", directory.path().join("history.db").display());
     let history = HistoryStore::new(Database::connect(&url).await?);
     // The bench stores versions only: nothing is announced.
-    let bus = codesync_common::events::InProcessBus::default();
+    let bus = codesync_common::bus::InProcessBus::default();
     history.migrate().await?;
     let file_id = codesync_common::new_id();
     // Trace positions count UTF-16 units (the trace loader refuses astral characters).
@@ -89,7 +89,7 @@ async fn measure(name: &str, trace: &Trace, every: usize) -> anyhow::Result<()> 
             created_at_ms: codesync_common::now_ms(),
             ..pb::Version::default()
         };
-        let mut announces_nothing = codesync_common::events::Staged::new(&bus, Vec::new());
+        let mut announces_nothing = codesync_common::bus::Staged::new(&bus, Vec::new());
         let new_version = NewVersion { version: &version, encoding: encoded.encoding, body: encoded.body };
         let inserted = history.insert(new_version, &mut announces_nothing).await?;
         anyhow::ensure!(inserted == Inserted::Done, "version {number} was not stored");

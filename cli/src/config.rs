@@ -610,8 +610,7 @@ impl Config {
             socket_address("a socket address such as 127.0.0.1:50051"),
             SocketAddr::from(([127, 0, 0, 1], 50051)),
         );
-        let metrics_addr =
-            sources.optional(&METRICS_ADDR, socket_address("a socket address such as 127.0.0.1:9090"));
+        let metrics_addr = sources.optional(&METRICS_ADDR, socket_address("a socket address such as 127.0.0.1:9090"));
         let database_url = sources.value(
             &DATABASE_URL,
             Parser {
@@ -1239,7 +1238,9 @@ mod tests {
         let ConfigError::Several(problems) = &error else { panic!("all problems at once: {error}") };
         assert_eq!(problems.len(), 4, "{error}");
         let told = error.to_string();
-        for expected in ["4 problems", "unknown key 'http_adr'", "'event_queue' in", "'sandbox' in", "CODESYNC_GRPC_ADDR"] {
+        for expected in
+            ["4 problems", "unknown key 'http_adr'", "'event_queue' in", "'sandbox' in", "CODESYNC_GRPC_ADDR"]
+        {
             assert!(told.contains(expected), "{expected}: {told}");
         }
         // One problem is told as it always was.

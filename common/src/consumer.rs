@@ -10,9 +10,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::oneshot;
-
-use crate::events::{DEAD_LETTER_EVENTS, Event, EventBus, Kind, schema};
+use crate::bus::EventBus;
+use crate::events::{DEAD_LETTER_EVENTS, Event, Kind, schema};
+pub use crate::events::{Delivery, StartFrom};
 
 /// Waits between the attempts at an event that failed for a passing reason: about 48 s in all,
 /// enough for a database to restart or a peer service to come back.
@@ -24,45 +24,6 @@ pub const RETRY_DELAYS: [Duration; 6] = [
     Duration::from_secs(10),
     Duration::from_secs(30),
 ];
-
-/// Where a new consumer group starts reading (an existing one goes on from its position).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StartFrom {
-    /// Everything the brokers still keep: a service that aggregates (analytics, the room log)
-    /// takes in what happened before it was deployed.
-    Earliest,
-    /// What is published from now on: a service that acts on events (notifications) does not
-    /// act again on old ones when it is first deployed.
-    Latest,
-}
-
-/// One event for a group, to acknowledge once handled (or dead-lettered).
-#[derive(Debug)]
-pub struct Delivery {
-    pub event: Event,
-    /// The message's bytes as they came from the brokers, for a dead letter to keep whole
-    /// (decoding drops fields this version does not know).
-    received: Option<Vec<u8>>,
-    handled: Option<oneshot::Sender<()>>,
-}
-
-impl Delivery {
-    /// A delivery that needs no acknowledgement (the in-process bus keeps no position).
-    pub fn unacknowledged(event: Event) -> Self {
-        Self { event, received: None, handled: None }
-    }
-
-    /// A delivery of the message `received`, whose position is committed when `handled` fires.
-    pub fn acknowledged_by(event: Event, received: Vec<u8>, handled: oneshot::Sender<()>) -> Self {
-        Self { event, received: Some(received), handled: Some(handled) }
-    }
-
-    pub fn acknowledge(self) {
-        if let Some(handled) = self.handled {
-            let _ = handled.send(());
-        }
-    }
-}
 
 /// Why a handler could not handle an event.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -188,7 +149,8 @@ mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
 
     use super::*;
-    use crate::events::{EXECUTION_EVENTS, InProcessBus, ROOM_EVENTS};
+    use crate::bus::InProcessBus;
+    use crate::events::{EXECUTION_EVENTS, ROOM_EVENTS};
 
     /// A finished run whose language names what the test's handler does with it.
     fn finished_run(language: &str) -> Event {

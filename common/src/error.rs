@@ -529,13 +529,29 @@ mod tests {
     #[test]
     fn service_errors_reach_http_with_their_code_and_status() {
         let cases = [
-            (ServiceError::invalid(ErrorCode::InvalidEmail, "bad email"), StatusCode::BAD_REQUEST, ErrorCode::InvalidEmail),
-            (ServiceError::unauthenticated(ErrorCode::InvalidToken, "no"), StatusCode::UNAUTHORIZED, ErrorCode::InvalidToken),
+            (
+                ServiceError::invalid(ErrorCode::InvalidEmail, "bad email"),
+                StatusCode::BAD_REQUEST,
+                ErrorCode::InvalidEmail,
+            ),
+            (
+                ServiceError::unauthenticated(ErrorCode::InvalidToken, "no"),
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::InvalidToken,
+            ),
             (ServiceError::forbidden(ErrorCode::ReadOnly, "viewer"), StatusCode::FORBIDDEN, ErrorCode::ReadOnly),
-            (ServiceError::not_found(ErrorCode::RoomNotFound, "no room"), StatusCode::NOT_FOUND, ErrorCode::RoomNotFound),
+            (
+                ServiceError::not_found(ErrorCode::RoomNotFound, "no room"),
+                StatusCode::NOT_FOUND,
+                ErrorCode::RoomNotFound,
+            ),
             (ServiceError::already_exists(ErrorCode::EmailTaken, "taken"), StatusCode::CONFLICT, ErrorCode::EmailTaken),
             (ServiceError::conflict(ErrorCode::StaleHead, "stale"), StatusCode::CONFLICT, ErrorCode::StaleHead),
-            (ServiceError::too_large(ErrorCode::FileTooLarge, "big"), StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::FileTooLarge),
+            (
+                ServiceError::too_large(ErrorCode::FileTooLarge, "big"),
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorCode::FileTooLarge,
+            ),
         ];
         for (error, expected_status, expected_code) in cases {
             let http_error = HttpError::from(error);

@@ -26,9 +26,10 @@ use rdkafka::util::Timeout;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use crate::bus::{EventBus, InProcessBus};
 use crate::consumer::{Delivery, StartFrom, raw_dead_letter};
 use crate::db::Database;
-use crate::events::{Event, EventBus, InProcessBus, TOPICS};
+use crate::events::{Event, TOPICS};
 use crate::outbox::Outbox;
 
 /// Partitions of each topic the bus creates; events are keyed by room or file.

@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod budget;
+pub mod bus;
 pub mod connections;
 pub mod consumer;
 pub mod db;

@@ -140,7 +140,7 @@ impl Outbox {
     }
 
     /// Stores `event` (soon, in a batch) and relays it; dropped, counted, when the writer's queue
-    /// is full (for activity and analytics events: see [`crate::events::EventBus::publish`]).
+    /// is full (for activity and analytics events: see the bus's `EventBus::publish`).
     pub fn publish(&self, event: Event) {
         match self.writes.try_send(event) {
             Ok(()) => {}
@@ -424,7 +424,11 @@ mod tests {
             crate::metrics::Source::readings(outbox.dropped.as_ref()).iter().map(|reading| reading.value as u64).sum();
         assert_eq!(dropped, 50, "a queue of 100: the 50 past it are dropped and counted");
         let refused = outbox.publish_durable(ended("second")).await.unwrap_err();
-        assert_eq!(refused.code(), crate::ErrorCode::ServiceUnavailable, "a durable event waits, then is refused: {refused}");
+        assert_eq!(
+            refused.code(),
+            crate::ErrorCode::ServiceUnavailable,
+            "a durable event waits, then is refused: {refused}"
+        );
         sqlx::query("ROLLBACK").execute(&mut *blocker).await.unwrap();
         drop(blocker);
         let stored = async {

@@ -32,15 +32,19 @@ pub async fn limit_declared_length(State(state): State<GatewayState>, request: R
     let Some(declared_length) = declared_length else {
         return next.run(request).await;
     };
-    let limit = if crate::routes::archive::is_upload(request.method(), request.uri().path()) {
-        codesync_common::limits::ARCHIVE_MAX_BYTES
-    } else {
-        state.max_body_bytes
-    };
+    let limit = route_limit(&state, request.method(), request.uri().path());
     if declared_length <= limit as u64 {
         return next.run(request).await;
     }
     refuse_too_large(request.into_body(), declared_length).await
+}
+
+/// The largest body a route takes: an archive's upload (`POST /api/rooms/{id}/archive`) may be
+/// larger than other bodies.
+fn route_limit(state: &GatewayState, method: &axum::http::Method, path: &str) -> usize {
+    let is_archive_upload =
+        method == axum::http::Method::POST && path.starts_with("/api/rooms/") && path.ends_with("/archive");
+    if is_archive_upload { codesync_common::limits::ARCHIVE_MAX_BYTES } else { state.max_body_bytes }
 }
 
 /// 413 for a body declared longer than its route takes. A body small enough is read and thrown
@@ -88,11 +92,7 @@ pub async fn reserve_inflight(State(state): State<GatewayState>, request: Reques
         .and_then(|value| value.to_str().ok())
         .and_then(codesync_common::identity::bearer_token)
         .and_then(|token| state.tokens.verify_access_token(token).ok());
-    let route_limit = if crate::routes::archive::is_upload(&parts.method, parts.uri.path()) {
-        codesync_common::limits::ARCHIVE_MAX_BYTES
-    } else {
-        state.max_body_bytes
-    };
+    let route_limit = route_limit(&state, &parts.method, parts.uri.path());
     let (holder, limit) = match user {
         Some(caller) => (Holder::User(caller.user_id), route_limit),
         None => {

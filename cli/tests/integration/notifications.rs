@@ -169,7 +169,8 @@ async fn a_finished_run_reaches_the_open_stream_within_a_second_and_listing_filt
 /// reaches its user's stream.
 #[tokio::test]
 async fn poisoned_messages_end_in_dead_letters_and_the_consumer_goes_on() {
-    use codesync_common::events::{DEAD_LETTER_EVENTS, EXECUTION_EVENTS, Event, EventBus, Kind, schema};
+    use codesync_common::bus::EventBus;
+    use codesync_common::events::{DEAD_LETTER_EVENTS, EXECUTION_EVENTS, Event, Kind, schema};
     use codesync_common::kafka::KafkaBus;
     use codesync_common::kafka::test_support::TansuBroker;
     use prost::Message as _;

@@ -32,11 +32,6 @@ pub fn router() -> OpenApiRouter<GatewayState> {
     OpenApiRouter::new().routes(routes!(download, upload))
 }
 
-/// Whether a request is an archive's upload, which may be larger than other bodies.
-pub fn is_upload(method: &http::Method, path: &str) -> bool {
-    method == http::Method::POST && path.starts_with("/api/rooms/") && path.ends_with("/archive")
-}
-
 /// Documents fetched at once for a download.
 const FETCH_CONCURRENCY: usize = 4;
 /// An entry smaller than this is not judged by its compression ratio.

@@ -14,8 +14,9 @@ pub mod store;
 use std::sync::Arc;
 
 use codesync_common::ServiceResult;
+use codesync_common::bus::EventBus;
 use codesync_common::consumer::{self, HandleError};
-use codesync_common::events::{Event, EventBus, Kind, TOPICS};
+use codesync_common::events::{Event, Kind, TOPICS};
 use codesync_common::grpc::{CallContext, ServiceChannels};
 use codesync_common::identity::TokenService;
 use codesync_proto::analytics::v1::analytics_service_server::AnalyticsServiceServer;

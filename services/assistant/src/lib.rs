@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use codesync_common::events::EventBus;
+use codesync_common::bus::EventBus;
 use codesync_common::grpc::{CallContext, GrpcChannel};
 use codesync_common::identity::TokenService;
 use codesync_common::rate_limit::RateLimiter;

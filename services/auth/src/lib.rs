@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use codesync_common::events::{Event, EventBus, Kind, schema};
+use codesync_common::bus::EventBus;
+use codesync_common::events::{Event, Kind, schema};
 use codesync_common::identity::{Caller, TokenService};
 use codesync_common::rate_limit::{RateLimiter, retry_after_secs};
 use codesync_common::redis::Redis;

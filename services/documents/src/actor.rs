@@ -29,7 +29,8 @@ use crate::outbox::Outbox;
 use crate::protocol::{self, Message};
 use crate::store::{AppendedUpdate, DocumentsStore, Snapshot, StoredDocument};
 use crate::writer::{Durability, DurabilitySender, WriteRequest, Writer};
-use codesync_common::events::{Event, EventBus, Kind, schema};
+use codesync_common::bus::EventBus;
+use codesync_common::events::{Event, Kind, schema};
 
 /// The name of the shared text in every file's document, as the spec fixes it.
 pub const TEXT_NAME: &str = "content";
@@ -146,7 +147,10 @@ pub const OWNER_METADATA_KEY: &str = "x-codesync-document-owner";
 /// "Ask `address`": the file's live document is on that replica.
 pub fn moved_status(address: &str) -> tonic::Status {
     let mut status = tonic::Status::unavailable("the file is open on another replica");
-    status.metadata_mut().insert(ERROR_CODE_METADATA_KEY, tonic::metadata::MetadataValue::from_static(ErrorCode::DocumentElsewhere.as_str()));
+    status.metadata_mut().insert(
+        ERROR_CODE_METADATA_KEY,
+        tonic::metadata::MetadataValue::from_static(ErrorCode::DocumentElsewhere.as_str()),
+    );
     if let Ok(value) = tonic::metadata::MetadataValue::try_from(address) {
         status.metadata_mut().insert(OWNER_METADATA_KEY, value);
     }

@@ -29,8 +29,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use codesync_common::bus::EventBus;
 use codesync_common::consumer::{self, StartFrom};
-use codesync_common::events::{EventBus, ROOM_EVENTS};
+use codesync_common::events::ROOM_EVENTS;
 use codesync_common::grpc::{CallPolicy, GrpcChannel};
 use codesync_common::identity::TokenService;
 use codesync_common::{ServiceError, ServiceResult};

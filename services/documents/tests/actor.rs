@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use codesync_common::ServiceResult;
+use codesync_common::bus::{EventBus, InProcessBus};
 use codesync_common::db::Database;
-use codesync_common::events::{COLLABORATION_EVENTS, EventBus, InProcessBus, Kind};
+use codesync_common::events::{COLLABORATION_EVENTS, Kind};
 use codesync_documents::Metrics;
 use codesync_documents::actor::{ActorConfig, Command, Opening, SeedSource, Shared};
 use codesync_documents::awareness::Identity;

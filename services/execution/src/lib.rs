@@ -16,7 +16,8 @@ use std::sync::Arc;
 
 use codesync_common::ErrorCode;
 use codesync_common::ServiceError;
-use codesync_common::events::{Event, EventBus, Kind, Staged, schema};
+use codesync_common::bus::{EventBus, Staged};
+use codesync_common::events::{Event, Kind, schema};
 use codesync_common::grpc::{CallContext, GrpcChannel, ServiceChannels};
 use codesync_common::identity::TokenService;
 use codesync_proto::documents::v1::GetDocumentRequest;

@@ -1,8 +1,8 @@
 //! The `executions` table: every run's result, in SQL that SQLite and PostgreSQL both accept.
 
 use codesync_common::ServiceResult;
+use codesync_common::bus::Staged;
 use codesync_common::db::{Database, DatabaseError, Migration};
-use codesync_common::events::Staged;
 use codesync_proto::execution::v1 as pb;
 use sqlx::Row;
 
@@ -124,7 +124,7 @@ fn storable(output: &str) -> String {
 mod tests {
     use super::*;
 
-    static BUS: std::sync::LazyLock<codesync_common::events::InProcessBus> = std::sync::LazyLock::new(Default::default);
+    static BUS: std::sync::LazyLock<codesync_common::bus::InProcessBus> = std::sync::LazyLock::new(Default::default);
 
     /// A write that announces nothing.
     fn nothing() -> Staged<'static> {

@@ -30,8 +30,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use codesync_common::bus::EventBus;
 use codesync_common::consumer::{self};
-use codesync_common::events::{COLLABORATION_EVENTS, EXECUTION_EVENTS, EventBus, ROOM_EVENTS};
+use codesync_common::events::{COLLABORATION_EVENTS, EXECUTION_EVENTS, ROOM_EVENTS};
 use codesync_common::grpc::GrpcChannel;
 use codesync_common::identity::TokenService;
 use codesync_proto::auth::v1::auth_service_client::AuthServiceClient;

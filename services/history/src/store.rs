@@ -1,7 +1,7 @@
 //! The `file_versions` and `room_events` tables, in SQL that SQLite and PostgreSQL both accept.
 
+use codesync_common::bus::Staged;
 use codesync_common::db::{Database, DatabaseError, Migration, is_unique_violation};
-use codesync_common::events::Staged;
 use codesync_common::{ErrorCode, ServiceError, ServiceResult};
 use codesync_proto::history::v1 as pb;
 use sqlx::Row;
@@ -469,7 +469,7 @@ fn version_from_row(row: &AnyRow) -> Result<pb::Version, sqlx::Error> {
 mod tests {
     use super::*;
 
-    static BUS: std::sync::LazyLock<codesync_common::events::InProcessBus> = std::sync::LazyLock::new(Default::default);
+    static BUS: std::sync::LazyLock<codesync_common::bus::InProcessBus> = std::sync::LazyLock::new(Default::default);
 
     /// A write that announces nothing.
     fn nothing() -> Staged<'static> {

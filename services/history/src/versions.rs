@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use codesync_common::events::{Event, Kind, Staged, schema};
+use codesync_common::bus::Staged;
+use codesync_common::events::{Event, Kind, schema};
 use codesync_common::grpc::CallContext;
 use codesync_common::{ErrorCode, ServiceError, ServiceResult, new_id, now_ms};
 use codesync_proto::auth::v1::GetUserProfilesRequest;

@@ -15,8 +15,9 @@ pub mod store;
 use std::sync::Arc;
 
 use codesync_common::ServiceError;
+use codesync_common::bus::EventBus;
 use codesync_common::consumer::{self, HandleError};
-use codesync_common::events::{EXECUTION_EVENTS, Event, EventBus, Kind, NOTIFICATION_EVENTS, ROOM_EVENTS, schema};
+use codesync_common::events::{EXECUTION_EVENTS, Event, Kind, NOTIFICATION_EVENTS, ROOM_EVENTS, schema};
 use codesync_common::grpc::GrpcChannel;
 use codesync_common::identity::TokenService;
 use codesync_proto::auth::v1::auth_service_client::AuthServiceClient;
@@ -121,8 +122,9 @@ async fn relay_stored_notifications(
 mod tests {
     use std::time::Duration;
 
+    use codesync_common::bus::InProcessBus;
     use codesync_common::db::Database;
-    use codesync_common::events::{DEAD_LETTER_EVENTS, InProcessBus};
+    use codesync_common::events::DEAD_LETTER_EVENTS;
     use codesync_common::identity::{Caller, SigningKey};
     use codesync_common::new_id;
     use codesync_proto::notifications::v1::notifications_service_server::NotificationsService;

@@ -22,7 +22,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use codesync_common::events::{Event, EventBus, Kind, ROOM_EVENTS, schema};
+use codesync_common::bus::EventBus;
+use codesync_common::events::{Event, Kind, ROOM_EVENTS, schema};
 use codesync_common::grpc::{CallContext, GrpcChannel};
 use codesync_common::identity::{Caller, TokenService};
 use codesync_common::rate_limit::RateLimiter;

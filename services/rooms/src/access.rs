@@ -93,7 +93,10 @@ mod tests {
 
     #[test]
     fn private_rooms_do_not_exist_for_outsiders() {
-        assert_eq!(RoomAccess::evaluate(Some(room(false, None)), someone()).unwrap_err().code(), ErrorCode::RoomNotFound);
+        assert_eq!(
+            RoomAccess::evaluate(Some(room(false, None)), someone()).unwrap_err().code(),
+            ErrorCode::RoomNotFound
+        );
         assert_eq!(RoomAccess::evaluate(Some(room(false, None)), None).unwrap_err().code(), ErrorCode::RoomNotFound);
         assert_eq!(RoomAccess::evaluate(None, someone()).unwrap_err().code(), ErrorCode::RoomNotFound);
     }

@@ -1,7 +1,8 @@
 //! What rooms announces on `room-events`: the events of its writes, as the schema of
 //! `proto/codesync/events/v1` has them, staged with the write that makes them.
 
-use codesync_common::events::{Event, Kind, Staged, schema};
+use codesync_common::bus::Staged;
+use codesync_common::events::{Event, Kind, schema};
 use codesync_common::identity::Caller;
 use codesync_proto::rooms::v1 as pb;
 

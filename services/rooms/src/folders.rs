@@ -1,6 +1,7 @@
 //! Folders: implicit in the files' paths, moved or deleted with everything in them.
 
-use codesync_common::events::{Kind, Staged};
+use codesync_common::bus::Staged;
+use codesync_common::events::Kind;
 use codesync_common::identity::Caller;
 use codesync_common::paths;
 use codesync_common::{ErrorCode, ServiceError, ServiceResult, now_ms};

@@ -2,7 +2,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use codesync_common::events::{Kind, Staged};
+use codesync_common::bus::Staged;
+use codesync_common::events::Kind;
 use codesync_common::grpc::CallContext;
 use codesync_common::identity::Caller;
 use codesync_common::paths::{self, PathKey};

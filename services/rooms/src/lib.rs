@@ -19,7 +19,8 @@ mod validation;
 
 use std::sync::Arc;
 
-use codesync_common::events::{EventBus, Kind, Staged, schema};
+use codesync_common::bus::{EventBus, Staged};
+use codesync_common::events::{Kind, schema};
 use codesync_common::grpc::CallContext;
 use codesync_common::grpc::GrpcChannel;
 use codesync_common::identity::{Caller, TokenService};

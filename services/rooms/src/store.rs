@@ -1,7 +1,7 @@
 //! The rooms service's store: rooms, members and files.
 
+use codesync_common::bus::Staged;
 use codesync_common::db::{Database, Migration, is_unique_violation};
-use codesync_common::events::Staged;
 use codesync_common::paths;
 use codesync_common::{ErrorCode, ServiceError, ServiceResult};
 use sqlx::Row;
