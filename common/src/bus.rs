@@ -183,17 +183,8 @@ mod tests {
     use codesync_proto::rooms::v1::Role;
 
     use super::*;
+    use crate::events::tests::member;
     use crate::events::{COLLABORATION_EVENTS, Kind, MembershipChange, ROOM_EVENTS, next_membership_change, schema};
-
-    fn member(kind: fn(schema::MemberChange) -> Kind, user_id: &str, role: Role) -> Event {
-        let change = schema::MemberChange {
-            room_id: "r".into(),
-            user_id: user_id.into(),
-            role: role.into(),
-            ..Default::default()
-        };
-        Event::new("r", kind(change))
-    }
 
     #[tokio::test]
     async fn membership_changes_are_read_and_everything_else_skipped() {

@@ -357,10 +357,11 @@ impl Delivery {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn member(kind: fn(schema::MemberChange) -> Kind, user_id: &str, role: Role) -> Event {
+    /// A membership change of room `r`, for the tests of this crate.
+    pub(crate) fn member(kind: fn(schema::MemberChange) -> Kind, user_id: &str, role: Role) -> Event {
         let change = schema::MemberChange {
             room_id: "r".into(),
             user_id: user_id.into(),
