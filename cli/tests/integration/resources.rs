@@ -735,7 +735,11 @@ async fn a_search_flood_gets_429_and_leaves_other_users_reads_alone() {
     );
     assert_eq!(answered + refused, 30, "{statuses:?}");
     assert!(refused >= 25, "the flooder is held to its share: {statuses:?}");
-    assert!(loaded_p99 <= unloaded_p99 * 3, "the other user's reads slowed from {unloaded_p99:?} to {loaded_p99:?}");
+    // Before the limits the reads took seconds (p99 1.3 s, 3.4 s in the campaign); the bound
+    // leaves room for the jitter of a machine running other tests beside this one (p99 3× a
+    // few milliseconds is noise, not a held worker).
+    let bound = (unloaded_p99 * 3).max(unloaded_p99 + Duration::from_millis(250));
+    assert!(loaded_p99 <= bound, "the other user's reads slowed from {unloaded_p99:?} to {loaded_p99:?}");
 }
 
 /// Finding (medium): 19,900 half-sent requests from 80 addresses, each under the per-address
