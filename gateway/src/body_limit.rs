@@ -85,13 +85,8 @@ pub async fn reserve_inflight(State(state): State<GatewayState>, request: Reques
     if !carries_body || !request.uri().path().starts_with("/api/") {
         return next.run(request).await;
     }
-    let (parts, body) = request.into_parts();
-    let user = parts
-        .headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(codesync_common::identity::bearer_token)
-        .and_then(|token| state.tokens.verify_access_token(token).ok());
+    let (mut parts, body) = request.into_parts();
+    let user = crate::extract::bearer_caller(&mut parts, &state);
     let route_limit = route_limit(&state, &parts.method, parts.uri.path());
     let (holder, limit) = match user {
         Some(caller) => (Holder::User(caller.user_id), route_limit),

@@ -297,6 +297,25 @@ impl TrustedProxies {
     }
 }
 
+/// The caller a request's bearer token names, if it is valid, verified once per request: the
+/// layers that decide before the handler (the connection's standing, the in-flight share) ask in
+/// turn and share the answer.
+pub fn bearer_caller(parts: &mut Parts, state: &GatewayState) -> Option<Caller> {
+    #[derive(Clone)]
+    struct Verified(Option<Caller>);
+    if let Some(Verified(caller)) = parts.extensions.get::<Verified>() {
+        return caller.clone();
+    }
+    let caller = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(bearer_token)
+        .and_then(|token| state.tokens.verify_access_token(token).ok());
+    parts.extensions.insert(Verified(caller.clone()));
+    caller
+}
+
 /// The end user's address: the TCP peer, or, behind trusted proxies, the address the proxies
 /// say they received the request from (see [`TrustedProxies::client`]).
 pub fn client_ip(parts: &Parts, proxies: &TrustedProxies) -> Option<IpAddr> {

@@ -118,16 +118,11 @@ pub async fn mark_request(
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use codesync_common::connections::Standing;
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
     let Some(place) = place_of(&parts) else {
         return next.run(axum::extract::Request::from_parts(parts, body)).await;
     };
-    let signed_in = parts
-        .headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(codesync_common::identity::bearer_token)
-        .is_some_and(|token| state.tokens.verify_access_token(token).is_ok());
+    let signed_in = crate::extract::bearer_caller(&mut parts, &state).is_some();
     let guard = place.request(if signed_in { Standing::Busy } else { Standing::Anonymous });
     let response = next.run(axum::extract::Request::from_parts(parts, body)).await;
     response.map(|body| axum::body::Body::new(codesync_common::budget::Holding { inner: body, guard }))
